@@ -1,0 +1,41 @@
+//! The domain model of buildstate: state codes, catalogs, builds, attempts, failures,
+//! retry policies and the transition rules.
+//!
+//! This crate is pure: no I/O, no clock, no randomness. Every function takes the time
+//! (and, for backoff jitter, the random draw) as an argument, so the rules can be run
+//! inside any store's transaction and tested exhaustively.
+
+mod artifact;
+mod build;
+mod catalog;
+mod command;
+mod document;
+mod failure;
+mod history;
+mod ids;
+mod inventory;
+mod retry;
+mod rules;
+mod state;
+mod status;
+mod text;
+
+pub use artifact::{Artifact, ArtifactKind, Sha256Hex};
+pub use build::{Build, NewBuild};
+pub use catalog::{CatalogError, Milestone, StateCatalog};
+pub use command::Command;
+pub use document::{BuildDocument, BuildParts, DocumentError, FORMAT};
+pub use failure::{FailureClass, FailureInfo, FailureRecord, FailureType, FailureTypeError};
+pub use history::{Attempt, AttemptStatus, EventKind, HistoryEvent, attempts};
+pub use ids::{BuildId, BuildNumber, IdError};
+pub use inventory::{CatalogItem, CatalogKind, ImageType, Name, NameError, OsVersion, Platform};
+pub use retry::{Backoff, RetryPolicy, TransientMatch};
+pub use rules::{Outcome, Rejection, apply};
+pub use state::{StateCode, StateCodeError};
+pub use status::{BuildStatus, ParseWordError};
+pub use text::{MetaKey, MetaValue, TextError, clean_text, details_object};
+
+/// Longest stored error message; longer ones keep their head and tail (see `clean_text`).
+pub const MAX_MESSAGE_BYTES: usize = 64 * 1024;
+/// Longest reason, note, display name or description.
+pub const MAX_NOTE_BYTES: usize = 4 * 1024;

@@ -1,0 +1,210 @@
+//! Free text from people and tools: error messages, reasons, notes, metadata.
+//!
+//! Policy (documented in the README): text is stored verbatim — quotes, SQL keywords and
+//! non-ASCII are data, never syntax, because every store binds parameters. Control
+//! characters other than newline and tab (NUL, ESC, BEL, …) are replaced with a visible
+//! `\u{..}` escape so that stored text cannot corrupt terminals, C-string consumers or
+//! log viewers. Text over a field's limit keeps its head and its tail — the end of a
+//! failing tool's output is where the error is — with a marker saying how much was cut.
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum TextError {
+    #[error("metadata key `{0}` is not valid: use 1-128 characters from a-z A-Z 0-9 . _ - : /")]
+    BadKey(String),
+    #[error("metadata value for `{key}` is {len} bytes; the limit is {max} bytes")]
+    ValueTooLong { key: String, len: usize, max: usize },
+    #[error("details must be a JSON object, for example '{{\"task\": \"install agent\"}}': {0}")]
+    BadDetails(String),
+    #[error("details are {len} bytes of JSON; the limit is {max} bytes")]
+    DetailsTooLarge { len: usize, max: usize },
+}
+
+/// Largest accepted `details` JSON document, serialized.
+pub const MAX_DETAILS_BYTES: usize = 256 * 1024;
+/// Largest metadata value.
+pub const MAX_META_VALUE_BYTES: usize = 4 * 1024;
+
+/// Cleans free text for storage: escapes control characters and bounds the length to
+/// `max_bytes` (at a character boundary), keeping head and tail around a marker.
+pub fn clean_text(raw: &str, max_bytes: usize) -> String {
+    let mut out = String::with_capacity(raw.len().min(max_bytes.saturating_add(64)));
+    for ch in raw.chars() {
+        if ch.is_control() && ch != '\n' && ch != '\t' {
+            out.push_str(&format!("\\u{{{:x}}}", ch as u32));
+        } else {
+            out.push(ch);
+        }
+    }
+    if out.len() <= max_bytes {
+        return out;
+    }
+    let cut = out.len() - max_bytes;
+    let marker = format!("\n… [{cut} bytes cut by buildstate; full output is in the log] …\n");
+    // Keep an eighth for the head (what was being run) and the rest for the tail.
+    let budget = max_bytes.saturating_sub(marker.len());
+    let head_len = floor_boundary(&out, budget / 8);
+    let tail_start = ceil_boundary(&out, out.len() - (budget - head_len));
+    let mut bounded = String::with_capacity(max_bytes);
+    bounded.push_str(&out[..head_len]);
+    bounded.push_str(&marker);
+    bounded.push_str(&out[tail_start..]);
+    bounded
+}
+
+/// A short, single-line rendering of untrusted text for error messages.
+pub(crate) fn shorten(raw: &str, max_chars: usize) -> String {
+    let cleaned: String = raw
+        .chars()
+        .map(|c| if c.is_control() { '?' } else { c })
+        .take(max_chars + 1)
+        .collect();
+    if cleaned.chars().count() > max_chars {
+        let mut s: String = cleaned.chars().take(max_chars).collect();
+        s.push('…');
+        s
+    } else {
+        cleaned
+    }
+}
+
+fn floor_boundary(s: &str, mut i: usize) -> usize {
+    i = i.min(s.len());
+    while !s.is_char_boundary(i) {
+        i -= 1;
+    }
+    i
+}
+
+fn ceil_boundary(s: &str, mut i: usize) -> usize {
+    while i < s.len() && !s.is_char_boundary(i) {
+        i += 1;
+    }
+    i
+}
+
+/// A metadata key: short, printable, safe to use in URLs and file names.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct MetaKey(String);
+
+impl MetaKey {
+    pub fn new(raw: &str) -> Result<Self, TextError> {
+        let ok = !raw.is_empty()
+            && raw.len() <= 128
+            && raw
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-' | ':' | '/'));
+        if ok {
+            Ok(MetaKey(raw.to_owned()))
+        } else {
+            Err(TextError::BadKey(shorten(raw, 40)))
+        }
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl TryFrom<String> for MetaKey {
+    type Error = TextError;
+    fn try_from(s: String) -> Result<Self, Self::Error> {
+        MetaKey::new(&s)
+    }
+}
+
+impl From<MetaKey> for String {
+    fn from(k: MetaKey) -> String {
+        k.0
+    }
+}
+
+impl fmt::Display for MetaKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// A metadata value: cleaned text, refused (not truncated) when too long, because a
+/// cut-off image id or URL would be silently wrong.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct MetaValue(String);
+
+impl MetaValue {
+    pub fn new(key: &MetaKey, raw: &str) -> Result<Self, TextError> {
+        if raw.len() > MAX_META_VALUE_BYTES {
+            return Err(TextError::ValueTooLong {
+                key: key.0.clone(),
+                len: raw.len(),
+                max: MAX_META_VALUE_BYTES,
+            });
+        }
+        Ok(MetaValue(clean_text(raw, usize::MAX)))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for MetaValue {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// Parses failure details: a JSON object of bounded size.
+pub fn details_object(raw: &str) -> Result<BTreeMap<String, serde_json::Value>, TextError> {
+    if raw.len() > MAX_DETAILS_BYTES {
+        return Err(TextError::DetailsTooLarge { len: raw.len(), max: MAX_DETAILS_BYTES });
+    }
+    serde_json::from_str(raw).map_err(|e| TextError::BadDetails(e.to_string()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keeps_quotes_and_sql_verbatim_and_escapes_controls() {
+        let raw = "it's \"quoted\"; DROP TABLE builds; --\0\x1b[31mred\x07\n\tok";
+        assert_eq!(
+            clean_text(raw, 1024),
+            "it's \"quoted\"; DROP TABLE builds; --\\u{0}\\u{1b}[31mred\\u{7}\n\tok"
+        );
+    }
+
+    #[test]
+    fn bounds_huge_text_keeping_head_and_tail() {
+        let raw = format!("HEAD{}TAIL", "é".repeat(600 * 1024));
+        let out = clean_text(&raw, 64 * 1024);
+        assert!(out.len() <= 64 * 1024, "{} bytes", out.len());
+        assert!(out.starts_with("HEAD"));
+        assert!(out.ends_with("TAIL"));
+        assert!(out.contains("bytes cut by buildstate"));
+    }
+
+    #[test]
+    fn meta_keys_and_values() {
+        assert!(MetaKey::new("ami/us-east-1").is_ok());
+        assert!(MetaKey::new("").is_err());
+        assert!(MetaKey::new("a b").is_err());
+        assert!(MetaKey::new("x'; DROP").is_err());
+        let k = MetaKey::new("k").expect("valid key");
+        assert!(MetaValue::new(&k, &"x".repeat(5000)).is_err());
+        assert_eq!(MetaValue::new(&k, "a\0b").map(|v| v.0), Ok("a\\u{0}b".to_owned()));
+    }
+
+    #[test]
+    fn details_must_be_an_object() {
+        assert!(details_object(r#"{"task":"x"}"#).is_ok());
+        assert!(details_object("[1]").is_err());
+        assert!(details_object("{").is_err());
+    }
+}

@@ -1,1 +1,18 @@
+//! The store contract of buildstate.
+//!
+//! Every read and every transition goes through [`Store`]. The transition rules live in
+//! `buildstate-core`; a backend's only job is to run them inside its own transaction on
+//! the build as stored and to write the outcome atomically, so that concurrent writers
+//! (processes, threads, machines) can never interleave. [`conformance`] is the one suite
+//! every backend must pass.
 
+pub mod conformance;
+mod error;
+mod filter;
+mod plan;
+mod store;
+
+pub use error::{StoreError, StoreResult};
+pub use filter::{BuildFilter, FailureFilter, ImportMode};
+pub use plan::{build_number_stem, check_new_build, plan_transition, resolve_candidates};
+pub use store::Store;

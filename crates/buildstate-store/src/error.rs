@@ -1,0 +1,51 @@
+use buildstate_core::{BuildNumber, CatalogKind, DocumentError, Rejection};
+
+pub type StoreResult<T> = Result<T, StoreError>;
+
+/// What can go wrong in a store. Callers branch on the variant (the CLI maps each to an
+/// exit code); the message is a lowercase fragment that says what to do next.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("no build matches `{0}`; list builds with `buildstate build list`")]
+    BuildNotFound(String),
+    #[error("`{reference}` matches {count} builds ({candidates}); give more of the id or build number")]
+    AmbiguousRef { reference: String, count: usize, candidates: String },
+    #[error("{kind} `{name}` is not in the catalog (known: {known}); add it with `buildstate {kind} add {name} …`")]
+    CatalogItemNotFound { kind: CatalogKind, name: String, known: String },
+    #[error("{kind} `{name}` is used by {builds} build(s); it cannot be removed while builds refer to it")]
+    CatalogItemInUse { kind: CatalogKind, name: String, builds: u64 },
+    #[error("{what} `{key}` already exists")]
+    AlreadyExists { what: &'static str, key: String },
+    #[error("build {build} has no failure number {number}; see `buildstate failure list --build {build}`")]
+    FailureNotFound { build: BuildNumber, number: u32 },
+    /// The transition rules refused the command; nothing was written.
+    #[error(transparent)]
+    Rejected(#[from] Rejection),
+    /// Optimistic concurrency: the build moved on since the caller read it.
+    #[error("build {build} was changed by another writer (expected version {expected}, found {found}); read it again and retry")]
+    Conflict { build: BuildNumber, expected: u64, found: u64 },
+    /// Bad caller input that the types could not rule out (catalog, artifact fields).
+    #[error("{0}")]
+    InvalidInput(String),
+    #[error(transparent)]
+    Document(#[from] DocumentError),
+    /// The store cannot be opened or used as it is (newer schema, changed migration, …).
+    #[error("the store at {location} cannot be used: {reason}")]
+    Unavailable { location: String, reason: String },
+    /// Lock contention that outlasted the store's patience.
+    #[error("the store stayed busy for {waited_ms} ms; try again")]
+    Busy { waited_ms: u64 },
+    /// A fault of the backend itself (I/O, driver, corrupt row).
+    #[error("storage error: {context}: {source}")]
+    Backend {
+        context: &'static str,
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
+}
+
+impl StoreError {
+    pub fn backend(context: &'static str, source: impl std::error::Error + Send + Sync + 'static) -> Self {
+        StoreError::Backend { context, source: Box::new(source) }
+    }
+}

@@ -1,0 +1,90 @@
+//! What every backend does the same way, written once.
+
+use buildstate_core::{Build, BuildId, BuildNumber, Command, NewBuild, Outcome, apply};
+use jiff::Timestamp;
+
+use crate::{StoreError, StoreResult};
+
+/// Runs the transition rules for `apply`: the version precondition, the rules, and the
+/// invariants of the result. Backends call this inside their transaction, on the row
+/// they just read, and write the outcome only if that row is still at `build.version`.
+pub fn plan_transition(
+    build: &Build,
+    command: &Command,
+    expected_version: Option<u64>,
+    now: Timestamp,
+) -> StoreResult<Outcome> {
+    if let Some(expected) = expected_version
+        && expected != build.version
+    {
+        return Err(StoreError::Conflict { build: build.number.clone(), expected, found: build.version });
+    }
+    let outcome = apply(build, command, now)?;
+    // A rule that produced an unreachable build is a bug; refuse to store it.
+    outcome.build.check_invariants().map_err(|m| StoreError::Backend {
+        context: "transition rules produced an invalid build",
+        source: m.into(),
+    })?;
+    Ok(outcome)
+}
+
+/// `<os>-<image>-<platform>-<yyyymmdd>-`: the prefix a per-day sequence number completes.
+pub fn build_number_stem(new: &NewBuild, now: Timestamp) -> String {
+    let date = now.strftime("%Y%m%d").to_string();
+    BuildNumber::stem(new.os.as_str(), new.image_type.as_str(), new.platform.as_str(), &date)
+}
+
+/// Checks the free-form fields of a new build that the types do not bound.
+pub fn check_new_build(new: &NewBuild) -> StoreResult<()> {
+    if new.created_by.len() > 256 {
+        return Err(StoreError::InvalidInput("created-by is longer than 256 bytes".into()));
+    }
+    if let Some(url) = &new.ci_url
+        && (url.len() > 2048 || url.chars().any(char::is_control))
+    {
+        return Err(StoreError::InvalidInput(
+            "the CI URL must be at most 2048 bytes without control characters".into(),
+        ));
+    }
+    Ok(())
+}
+
+/// Picks the build a reference means among `candidates` — the builds whose id or
+/// number starts with it. An exact id or number wins; otherwise the prefix must be unique.
+pub fn resolve_candidates(reference: &str, candidates: &[(BuildId, BuildNumber)]) -> StoreResult<BuildId> {
+    let reference = reference.trim();
+    if reference.is_empty() {
+        return Err(StoreError::BuildNotFound(String::new()));
+    }
+    let lower = reference.to_ascii_lowercase();
+    if let Some((id, _)) = candidates
+        .iter()
+        .find(|(id, number)| id.to_string() == lower || number.as_str() == reference)
+    {
+        return Ok(*id);
+    }
+    match candidates {
+        [] => Err(StoreError::BuildNotFound(shorten(reference))),
+        [(id, _)] => Ok(*id),
+        many => {
+            let shown: Vec<&str> = many.iter().take(5).map(|(_, n)| n.as_str()).collect();
+            let more = if many.len() > 5 { ", …" } else { "" };
+            Err(StoreError::AmbiguousRef {
+                reference: shorten(reference),
+                count: many.len(),
+                candidates: format!("{}{more}", shown.join(", ")),
+            })
+        }
+    }
+}
+
+fn shorten(s: &str) -> String {
+    let clean: String = s.chars().map(|c| if c.is_control() { '?' } else { c }).collect();
+    if clean.chars().count() > 80 {
+        let mut t: String = clean.chars().take(80).collect();
+        t.push('…');
+        t
+    } else {
+        clean
+    }
+}

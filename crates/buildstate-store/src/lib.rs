@@ -14,5 +14,5 @@ mod store;
 
 pub use error::{StoreError, StoreResult};
 pub use filter::{BuildFilter, FailureFilter, ImportMode};
-pub use plan::{build_number_stem, check_new_build, plan_transition, resolve_candidates};
+pub use plan::{build_number_stem, check_new_build, now, plan_transition, resolve_candidates};
 pub use store::Store;

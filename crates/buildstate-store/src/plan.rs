@@ -88,3 +88,11 @@ fn shorten(s: &str) -> String {
         clean
     }
 }
+
+/// The current time as stores record it: truncated to whole microseconds, the finest
+/// precision every backend (PostgreSQL's `timestamptz` included) keeps, so that a
+/// document exported from any store imports back equal.
+pub fn now() -> Timestamp {
+    let t = Timestamp::now();
+    Timestamp::from_microsecond(t.as_microsecond()).unwrap_or(t)
+}

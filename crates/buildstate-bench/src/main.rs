@@ -1,1 +1,93 @@
-fn main() {}
+//! `buildstate-bench`: the figures of issue 2, each against a baseline measured in the
+//! same run (these machines are noisy, so only ratios mean anything):
+//!
+//! (a) transitions per second through the `Store` API against raw SQLite executing the
+//!     same statements with the same durability settings (target ≥ 0.8);
+//! (b) one `buildstate state complete` process, end to end, against one `sqlite3`
+//!     command-line call doing the equivalent update and insert (target ≤ 1.5×);
+//! (c) the CLI's peak resident memory.
+//!
+//! Usage: `cargo build --release --workspace && target/release/buildstate-bench [--quick]`
+
+mod api_vs_raw;
+mod cli_vs_sqlite3;
+mod fixture;
+mod stats;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+struct Options {
+    quick: bool,
+    cli: PathBuf,
+}
+
+fn options() -> Result<Options, String> {
+    let mut quick = false;
+    let mut cli = None;
+    let mut args = std::env::args().skip(1);
+    while let Some(arg) = args.next() {
+        match arg.as_str() {
+            "--quick" => quick = true,
+            "--cli" => cli = args.next().map(PathBuf::from),
+            "-h" | "--help" => {
+                println!("usage: buildstate-bench [--quick] [--cli PATH-TO-buildstate]");
+                std::process::exit(0);
+            }
+            other => return Err(format!("unknown argument `{other}`; see --help")),
+        }
+    }
+    let cli = match cli {
+        Some(p) => p,
+        None => std::env::current_exe()
+            .map_err(|e| format!("cannot locate this executable: {e}"))?
+            .with_file_name("buildstate"),
+    };
+    if !cli.is_file() {
+        return Err(format!(
+            "{} does not exist; build it first (cargo build --release --workspace) or pass --cli PATH",
+            cli.display()
+        ));
+    }
+    Ok(Options { quick, cli })
+}
+
+fn main() -> ExitCode {
+    match run() {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run() -> Result<(), String> {
+    let opts = options()?;
+    let dir = tempfile::tempdir().map_err(|e| format!("cannot create a scratch directory: {e}"))?;
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| format!("cannot start the async runtime: {e}"))?;
+    let mode = if opts.quick { "quick (smoke run: too few samples for the figures to mean much)" } else { "full" };
+    println!("buildstate benchmark — {mode}");
+    println!("scratch: {}", dir.path().display());
+
+    let a = api_vs_raw::run(&rt, dir.path(), opts.quick)?;
+    println!();
+    println!("(a) transitions/s, Store API vs raw SQLite, same statements, WAL + synchronous=FULL");
+    println!("    Store API : {:>9.0} transitions/s ({} transitions)", a.api_per_sec, a.transitions);
+    println!("    raw SQLite: {:>9.0} transitions/s ({} transitions)", a.raw_per_sec, a.transitions);
+    println!("    ratio     : {:>9.2}   (target ≥ 0.80)", a.api_per_sec / a.raw_per_sec);
+
+    let b = cli_vs_sqlite3::run(&rt, dir.path(), &opts.cli, opts.quick)?;
+    println!();
+    println!("(b) one `buildstate state complete` process vs one `sqlite3` call (update + insert), median of {}", b.samples);
+    println!("    buildstate: {:>7.2} ms", stats::ms(b.cli));
+    println!("    sqlite3   : {:>7.2} ms", stats::ms(b.sqlite3));
+    println!("    ratio     : {:>7.2}   (target ≤ 1.50)", b.cli.as_secs_f64() / b.sqlite3.as_secs_f64());
+    println!();
+    println!("(c) peak memory of the `buildstate` CLI (max RSS over {} runs)", b.memory_runs);
+    println!("    buildstate: {:>7.1} MiB", b.cli_max_rss_kib as f64 / 1024.0);
+    Ok(())
+}

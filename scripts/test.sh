@@ -1,0 +1,25 @@
+#!/usr/bin/env bash
+# Runs every check CI runs, from a fresh clone: formatting, lints, every test (unit,
+# property, conformance, CLI integration with the real binary, concurrency with real
+# processes), and a quick smoke run of the benchmark so it cannot rot.
+# Idempotent; installs what it needs.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+# shellcheck source=scripts/setup.sh
+source scripts/setup.sh
+
+step() { printf '\n==> %s\n' "$*" >&2; }
+
+step "format"
+cargo fmt --all -- --check
+
+step "lint"
+cargo clippy --workspace --all-targets --locked -- -D warnings
+
+step "tests"
+cargo test --workspace --locked
+
+step "benchmark smoke run (figures are not asserted: machines are noisy)"
+cargo build --workspace --locked --bins
+target/debug/buildstate-bench --quick

@@ -61,6 +61,7 @@ pub struct NewBuild {
 impl Build {
     /// A new build at milestone 0, pending, with its `created` event.
     pub fn create(id: BuildId, number: BuildNumber, new: NewBuild, at: Timestamp) -> (Build, HistoryEvent) {
+        let created_by = crate::clean_text(&new.created_by, 256);
         let build = Build {
             id,
             number,
@@ -77,14 +78,14 @@ impl Build {
             started_at: None,
             ended_at: None,
             updated_at: at,
-            created_by: new.created_by.clone(),
+            created_by: created_by.clone(),
             ci_url: new.ci_url,
             metadata: new.metadata,
             version: 1,
             history_len: 1,
             failure_count: 0,
         };
-        let event = HistoryEvent::new(1, at, EventKind::Created, StateCode::INITIAL, &new.created_by);
+        let event = HistoryEvent::new(1, at, EventKind::Created, StateCode::INITIAL, &created_by);
         (build, event)
     }
 

@@ -118,10 +118,7 @@ impl StateCatalog {
     }
 
     pub fn get(&self, code: StateCode) -> Option<&Milestone> {
-        self.milestones
-            .binary_search_by_key(&code, |m| m.code)
-            .ok()
-            .map(|i| &self.milestones[i])
+        self.milestones.binary_search_by_key(&code, |m| m.code).ok().map(|i| &self.milestones[i])
     }
 
     pub fn name_of(&self, code: StateCode) -> &str {
@@ -215,9 +212,19 @@ mod tests {
             Err(CatalogError::MissingEnds)
         );
         assert!(matches!(
-            StateCatalog::new(vec![milestone(0, "a"), milestone(50, "b"), milestone(50, "c"), milestone(100, "d")]),
+            StateCatalog::new(vec![
+                milestone(0, "a"),
+                milestone(50, "b"),
+                milestone(50, "c"),
+                milestone(100, "d")
+            ]),
             Err(CatalogError::NotAscending { .. })
         ));
-        assert!(serde_json::from_str::<StateCatalog>(r#"[{"code":0,"name":"a"},{"code":7,"name":""},{"code":100,"name":"z"}]"#).is_err());
+        assert!(
+            serde_json::from_str::<StateCatalog>(
+                r#"[{"code":0,"name":"a"},{"code":7,"name":""},{"code":100,"name":"z"}]"#
+            )
+            .is_err()
+        );
     }
 }

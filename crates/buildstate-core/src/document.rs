@@ -9,8 +9,8 @@ use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
 
 use crate::{
-    Artifact, Build, BuildId, BuildNumber, BuildStatus, FailureRecord, HistoryEvent, MetaKey, MetaValue,
-    Name, StateCatalog, StateCode,
+    Artifact, Build, BuildId, BuildNumber, BuildStatus, FailureRecord, HistoryEvent, MAX_MESSAGE_BYTES,
+    MAX_NOTE_BYTES, MetaKey, MetaValue, Name, StateCatalog, StateCode, clean_text,
 };
 
 /// The `format` field of every document this version writes.
@@ -59,6 +59,34 @@ pub enum DocumentError {
     Format(String),
     #[error("inconsistent build document: {0}")]
     Inconsistent(String),
+}
+
+impl BuildDocument {
+    /// Text from a file gets the same policy as text from a person (`clean_text`). The
+    /// policy is idempotent, so documents this program wrote come back unchanged.
+    fn clean_text_fields(&mut self) {
+        let note = |s: &mut String| *s = clean_text(s, MAX_NOTE_BYTES);
+        let message = |s: &mut String| *s = clean_text(s, MAX_MESSAGE_BYTES);
+        self.created_by = clean_text(&self.created_by, 256);
+        if let Some(url) = &mut self.ci_url {
+            note(url);
+        }
+        for e in &mut self.history {
+            e.actor = clean_text(&e.actor, 256);
+            e.message.as_mut().map(message);
+            e.log.as_mut().map(note);
+        }
+        for f in &mut self.errors {
+            message(&mut f.info.message);
+            f.info.component.as_mut().map(note);
+            f.resolution.as_mut().map(note);
+        }
+        for a in &mut self.artifacts {
+            note(&mut a.name);
+            note(&mut a.uri);
+            a.region.as_mut().map(note);
+        }
+    }
 }
 
 /// The parts of a build that a document carries.
@@ -110,12 +138,14 @@ impl BuildDocument {
 
     /// Parses and validates a document.
     pub fn parse(text: &str) -> Result<BuildParts, DocumentError> {
-        let doc: BuildDocument = serde_json::from_str(text).map_err(|e| DocumentError::Malformed(e.to_string()))?;
+        let doc: BuildDocument =
+            serde_json::from_str(text).map_err(|e| DocumentError::Malformed(e.to_string()))?;
         doc.into_parts()
     }
 
     /// Validates the document and splits it into what a store keeps.
-    pub fn into_parts(self) -> Result<BuildParts, DocumentError> {
+    pub fn into_parts(mut self) -> Result<BuildParts, DocumentError> {
+        self.clean_text_fields();
         let bad = |m: String| Err(DocumentError::Inconsistent(m));
         if self.format != FORMAT {
             return Err(DocumentError::Format(crate::text::shorten(&self.format, 40)));
@@ -127,11 +157,18 @@ impl BuildDocument {
             return bad(format!("current_state {} is not in the document's catalog", self.current_state));
         }
         if self.state_name != self.catalog.name_of(self.current_state) {
-            return bad(format!("state_name `{}` is not the catalog's name for {}", self.state_name, self.current_state));
+            return bad(format!(
+                "state_name `{}` is not the catalog's name for {}",
+                self.state_name, self.current_state
+            ));
         }
         for (i, e) in self.history.iter().enumerate() {
             if e.seq != i as u64 + 1 {
-                return bad(format!("history entry {} has seq {} (history must run 1, 2, 3, …)", i + 1, e.seq));
+                return bad(format!(
+                    "history entry {} has seq {} (history must run 1, 2, 3, …)",
+                    i + 1,
+                    e.seq
+                ));
             }
             if !self.catalog.contains(e.state) {
                 return bad(format!("history entry {} names state {} outside the catalog", e.seq, e.state));

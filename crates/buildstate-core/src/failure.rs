@@ -74,11 +74,7 @@ impl FromStr for FailureType {
         let ok = (1..=32).contains(&s.len())
             && s.starts_with(|c: char| c.is_ascii_lowercase())
             && s.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-');
-        if ok {
-            Ok(FailureType(s.to_owned()))
-        } else {
-            Err(FailureTypeError(crate::text::shorten(s, 40)))
-        }
+        if ok { Ok(FailureType(s.to_owned())) } else { Err(FailureTypeError(crate::text::shorten(s, 40))) }
     }
 }
 

@@ -154,7 +154,21 @@ pub fn attempts(history: &[HistoryEvent]) -> Vec<Attempt> {
                     }),
                 }
             }
-            EventKind::Created | EventKind::Retried | EventKind::Rewound | EventKind::Cancelled => {}
+            // Cancelling or rewinding a build ends its open attempt: it will never finish.
+            EventKind::Cancelled | EventKind::Rewound => {
+                let at_state = if e.kind == EventKind::Rewound { e.from_state } else { Some(e.state) };
+                if let Some(a) = out
+                    .iter_mut()
+                    .rev()
+                    .find(|a| Some(a.state) == at_state && a.status == AttemptStatus::Started)
+                {
+                    a.status = AttemptStatus::Failed;
+                    a.ended_at = Some(e.at);
+                    a.duration_ms = u64::try_from(e.at.as_millisecond() - a.started_at.as_millisecond()).ok();
+                    a.error = Some(format!("{} while running", e.kind));
+                }
+            }
+            EventKind::Created | EventKind::Retried => {}
         }
     }
     out

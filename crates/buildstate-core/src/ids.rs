@@ -9,7 +9,7 @@ pub enum IdError {
     #[error("`{0}` is not a build id (expected a UUID)")]
     BadId(String),
     #[error(
-        "`{0}` is not a valid build number: use 1-200 characters from a-z 0-9 . _ - starting with a letter or digit"
+        "`{0}` is not a valid build number: use 1-256 characters from a-z 0-9 . _ - starting with a letter or digit"
     )]
     BadNumber(String),
 }
@@ -48,9 +48,7 @@ impl fmt::Display for BuildId {
 impl FromStr for BuildId {
     type Err = IdError;
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        Uuid::parse_str(s)
-            .map(BuildId)
-            .map_err(|_| IdError::BadId(crate::text::shorten(s, 40)))
+        Uuid::parse_str(s).map(BuildId).map_err(|_| IdError::BadId(crate::text::shorten(s, 40)))
     }
 }
 
@@ -62,7 +60,7 @@ pub struct BuildNumber(String);
 
 impl BuildNumber {
     pub fn new(raw: &str) -> Result<Self, IdError> {
-        let ok = (1..=200).contains(&raw.len())
+        let ok = (1..=256).contains(&raw.len())
             && raw.starts_with(|c: char| c.is_ascii_lowercase() || c.is_ascii_digit())
             && raw
                 .chars()

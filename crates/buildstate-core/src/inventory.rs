@@ -8,9 +8,7 @@ use serde::{Deserialize, Serialize};
 use crate::status::word_enum;
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error(
-    "`{0}` is not a valid name: use 1-64 characters from a-z 0-9 . _ - starting with a letter or digit"
-)]
+#[error("`{0}` is not a valid name: use 1-64 characters from a-z 0-9 . _ - starting with a letter or digit")]
 pub struct NameError(pub String);
 
 /// The name of a platform, OS version or image type. Names become part of build
@@ -26,11 +24,7 @@ impl Name {
             && raw
                 .chars()
                 .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || matches!(c, '.' | '_' | '-'));
-        if ok {
-            Ok(Name(raw.to_owned()))
-        } else {
-            Err(NameError(crate::text::shorten(raw, 40)))
-        }
+        if ok { Ok(Name(raw.to_owned())) } else { Err(NameError(crate::text::shorten(raw, 40))) }
     }
 
     pub fn as_str(&self) -> &str {

@@ -96,10 +96,9 @@ impl RetryPolicy {
     /// person after one failure; the rest retry a few times after a fixed pause.
     pub fn default_for(state: StateCode) -> Self {
         let (max_attempts, backoff) = match state.get() {
-            5 => (
-                2,
-                Backoff::Exponential { initial_ms: 60_000, factor: 2, max_ms: 15 * 60_000, jitter: true },
-            ),
+            5 => {
+                (2, Backoff::Exponential { initial_ms: 60_000, factor: 2, max_ms: 15 * 60_000, jitter: true })
+            }
             10..=65 => (3, Backoff::Fixed { delay_ms: 10_000 }),
             70..=90 => (1, Backoff::None),
             _ => (3, Backoff::Fixed { delay_ms: 30_000 }),
@@ -130,7 +129,7 @@ mod tests {
         let j = Backoff::Exponential { initial_ms: 100, factor: 2, max_ms: 1_000, jitter: true };
         assert_eq!(j.delay(3, 0.0).as_millis(), 200);
         assert_eq!(j.delay(3, 1.0).as_millis(), 400);
-        assert_eq!(j.delay(200, 0.99).as_millis() <= 1_000, true);
+        assert!(j.delay(200, 0.99).as_millis() <= 1_000);
         assert_eq!(Backoff::Fixed { delay_ms: 7 }.delay(9, 0.3).as_millis(), 7);
         assert_eq!(Backoff::None.delay(1, 0.3).as_millis(), 0);
     }
@@ -145,7 +144,8 @@ mod tests {
 
     #[test]
     fn transient_matching() {
-        let m = TransientMatch { exit_codes: vec![75], output_patterns: vec!["Could not resolve host".into()] };
+        let m =
+            TransientMatch { exit_codes: vec![75], output_patterns: vec!["Could not resolve host".into()] };
         assert_eq!(m.classify(Some(75), ""), FailureClass::Transient);
         assert_eq!(m.classify(Some(2), "curl: Could not resolve host: mirror"), FailureClass::Transient);
         assert_eq!(m.classify(Some(2), "syntax error"), FailureClass::Persistent);

@@ -88,7 +88,7 @@ pub fn apply(build: &Build, cmd: &Command, at: Timestamp) -> Result<Outcome, Rej
             let n = t.b.attempt;
             let e = t.event(EventKind::Started, build.state, actor);
             e.attempt = n;
-            e.log = log.clone();
+            e.log = log.as_deref().map(clean_log);
             e.forced = abandoning;
         }
         Command::Complete { state, actor, exit_code, log } => {
@@ -100,7 +100,7 @@ pub fn apply(build: &Build, cmd: &Command, at: Timestamp) -> Result<Outcome, Rej
             e.started_at = Some(started);
             e.duration_ms = Some(millis_between(started, at));
             e.exit_code = *exit_code;
-            e.log = log.clone();
+            e.log = log.as_deref().map(clean_log);
             t.b.attempt_started_at = None;
             t.b.started_at.get_or_insert(started);
             t.advance();
@@ -109,7 +109,7 @@ pub fn apply(build: &Build, cmd: &Command, at: Timestamp) -> Result<Outcome, Rej
             t.expect_current(*state)?;
             t.begin_implicit_attempt();
             t.b.started_at.get_or_insert(at);
-            t.close_failed(actor, failure, log.clone(), false);
+            t.close_failed(actor, failure, log.as_deref().map(clean_log), false);
             t.b.needs_intervention =
                 failure.class == FailureClass::Persistent || t.b.attempt >= (*max_attempts).max(1);
         }
@@ -190,6 +190,11 @@ pub fn apply(build: &Build, cmd: &Command, at: Timestamp) -> Result<Outcome, Rej
     Ok(t.finish())
 }
 
+/// A log pointer is a path or URL: bounded and free of control characters like any text.
+fn clean_log(log: &str) -> String {
+    clean_text(log, MAX_NOTE_BYTES)
+}
+
 fn non_empty(s: &str) -> Option<String> {
     let s = s.trim();
     (!s.is_empty()).then(|| clean_text(s, MAX_NOTE_BYTES))
@@ -245,10 +250,20 @@ impl<'a> Tx<'a> {
         let b = self.old;
         let name = b.state_name().to_owned();
         if state < b.state {
-            return Err(Rejection::Behind { build: b.number.clone(), requested: state, current: b.state, name });
+            return Err(Rejection::Behind {
+                build: b.number.clone(),
+                requested: state,
+                current: b.state,
+                name,
+            });
         }
         if state > b.state {
-            return Err(Rejection::Ahead { build: b.number.clone(), requested: state, current: b.state, name });
+            return Err(Rejection::Ahead {
+                build: b.number.clone(),
+                requested: state,
+                current: b.state,
+                name,
+            });
         }
         if b.status == BuildStatus::Failed {
             return Err(Rejection::MustRetry { build: b.number.clone(), state: b.state, name });

@@ -25,11 +25,7 @@ impl StateCode {
     pub const DELIVERED: StateCode = StateCode(100);
 
     pub fn new(code: i64) -> Result<Self, StateCodeError> {
-        u8::try_from(code)
-            .ok()
-            .filter(|c| *c <= 100)
-            .map(StateCode)
-            .ok_or(StateCodeError::OutOfRange(code))
+        u8::try_from(code).ok().filter(|c| *c <= 100).map(StateCode).ok_or(StateCodeError::OutOfRange(code))
     }
 
     pub const fn get(self) -> u8 {

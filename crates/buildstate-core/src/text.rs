@@ -58,11 +58,8 @@ pub fn clean_text(raw: &str, max_bytes: usize) -> String {
 
 /// A short, single-line rendering of untrusted text for error messages.
 pub(crate) fn shorten(raw: &str, max_chars: usize) -> String {
-    let cleaned: String = raw
-        .chars()
-        .map(|c| if c.is_control() { '?' } else { c })
-        .take(max_chars + 1)
-        .collect();
+    let cleaned: String =
+        raw.chars().map(|c| if c.is_control() { '?' } else { c }).take(max_chars + 1).collect();
     if cleaned.chars().count() > max_chars {
         let mut s: String = cleaned.chars().take(max_chars).collect();
         s.push('…');
@@ -96,14 +93,8 @@ impl MetaKey {
     pub fn new(raw: &str) -> Result<Self, TextError> {
         let ok = !raw.is_empty()
             && raw.len() <= 128
-            && raw
-                .chars()
-                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-' | ':' | '/'));
-        if ok {
-            Ok(MetaKey(raw.to_owned()))
-        } else {
-            Err(TextError::BadKey(shorten(raw, 40)))
-        }
+            && raw.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-' | ':' | '/'));
+        if ok { Ok(MetaKey(raw.to_owned())) } else { Err(TextError::BadKey(shorten(raw, 40))) }
     }
 
     pub fn as_str(&self) -> &str {
@@ -133,8 +124,22 @@ impl fmt::Display for MetaKey {
 /// A metadata value: cleaned text, refused (not truncated) when too long, because a
 /// cut-off image id or URL would be silently wrong.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(transparent)]
+#[serde(try_from = "String", into = "String")]
 pub struct MetaValue(String);
+
+/// Values read from documents pass the same checks as values typed by people.
+impl TryFrom<String> for MetaValue {
+    type Error = TextError;
+    fn try_from(s: String) -> Result<Self, Self::Error> {
+        MetaValue::new(&MetaKey("value".to_owned()), &s)
+    }
+}
+
+impl From<MetaValue> for String {
+    fn from(v: MetaValue) -> String {
+        v.0
+    }
+}
 
 impl MetaValue {
     pub fn new(key: &MetaKey, raw: &str) -> Result<Self, TextError> {

@@ -10,7 +10,9 @@ pub enum StoreError {
     BuildNotFound(String),
     #[error("`{reference}` matches {count} builds ({candidates}); give more of the id or build number")]
     AmbiguousRef { reference: String, count: usize, candidates: String },
-    #[error("{kind} `{name}` is not in the catalog (known: {known}); add it with `buildstate {kind} add {name} …`")]
+    #[error(
+        "{kind} `{name}` is not in the catalog (known: {known}); add it with `buildstate {kind} add {name} …`"
+    )]
     CatalogItemNotFound { kind: CatalogKind, name: String, known: String },
     #[error("{kind} `{name}` is used by {builds} build(s); it cannot be removed while builds refer to it")]
     CatalogItemInUse { kind: CatalogKind, name: String, builds: u64 },
@@ -22,7 +24,9 @@ pub enum StoreError {
     #[error(transparent)]
     Rejected(#[from] Rejection),
     /// Optimistic concurrency: the build moved on since the caller read it.
-    #[error("build {build} was changed by another writer (expected version {expected}, found {found}); read it again and retry")]
+    #[error(
+        "build {build} was changed by another writer (expected version {expected}, found {found}); read it again and retry"
+    )]
     Conflict { build: BuildNumber, expected: u64, found: u64 },
     /// Bad caller input that the types could not rule out (catalog, artifact fields).
     #[error("{0}")]

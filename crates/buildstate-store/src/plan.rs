@@ -57,9 +57,8 @@ pub fn resolve_candidates(reference: &str, candidates: &[(BuildId, BuildNumber)]
         return Err(StoreError::BuildNotFound(String::new()));
     }
     let lower = reference.to_ascii_lowercase();
-    if let Some((id, _)) = candidates
-        .iter()
-        .find(|(id, number)| id.to_string() == lower || number.as_str() == reference)
+    if let Some((id, _)) =
+        candidates.iter().find(|(id, number)| id.to_string() == lower || number.as_str() == reference)
     {
         return Ok(*id);
     }

@@ -41,7 +41,12 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     /// Runs `command` through the transition rules on the build as stored and writes the
     /// outcome (new build row, appended history, failure records) in one transaction.
     /// With `expected_version`, refuses with `Conflict` unless the build is at that version.
-    async fn apply(&self, id: BuildId, command: &Command, expected_version: Option<u64>) -> StoreResult<Outcome>;
+    async fn apply(
+        &self,
+        id: BuildId,
+        command: &Command,
+        expected_version: Option<u64>,
+    ) -> StoreResult<Outcome>;
 
     /// The build's history, oldest first.
     async fn history(&self, id: BuildId) -> StoreResult<Vec<HistoryEvent>>;
@@ -50,7 +55,12 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     async fn failures(&self, filter: &FailureFilter) -> StoreResult<Vec<FailureRecord>>;
     /// Marks one failure (`number`) or all unresolved failures of a build resolved, with
     /// notes; returns the records it changed.
-    async fn resolve_failures(&self, id: BuildId, number: Option<u32>, notes: &str) -> StoreResult<Vec<FailureRecord>>;
+    async fn resolve_failures(
+        &self,
+        id: BuildId,
+        number: Option<u32>,
+        notes: &str,
+    ) -> StoreResult<Vec<FailureRecord>>;
     /// Records an artifact; an artifact of the same name is replaced (re-runs are idempotent).
     async fn add_artifact(&self, id: BuildId, artifact: &Artifact) -> StoreResult<()>;
     async fn artifacts(&self, id: BuildId) -> StoreResult<Vec<Artifact>>;

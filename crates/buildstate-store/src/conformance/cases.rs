@@ -1,0 +1,23 @@
+//! The cases, grouped by the part of the contract they check. Each takes a harness
+//! and panics (with a message naming the rule) when the backend breaks the contract.
+
+// First: `support` defines the assertion macros the cases use.
+#[macro_use]
+mod support;
+mod builds;
+mod catalog;
+mod concurrency;
+mod documents;
+mod lifecycle;
+mod records;
+mod rejections;
+mod text;
+
+pub use builds::*;
+pub use catalog::*;
+pub use concurrency::*;
+pub use documents::*;
+pub use lifecycle::*;
+pub use records::*;
+pub use rejections::*;
+pub use text::*;

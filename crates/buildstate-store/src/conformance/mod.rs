@@ -1,0 +1,90 @@
+//! The conformance suite: one contract, every backend.
+//!
+//! A backend's test file provides a [`Harness`] and expands [`conformance_tests!`]:
+//!
+//! ```ignore
+//! buildstate_store::conformance_tests!(my_backend::tests::harness());
+//! ```
+//!
+//! Each case becomes its own `#[tokio::test]` (multi-threaded), so a failure names the
+//! broken rule. Cases get fresh, empty stores from the harness; `open` may be called
+//! more than once to get independent handles (connections) on the same store, which is
+//! how the concurrency cases race real writers.
+//!
+//! The cases test the contract — the doc comments of [`Store`], SPEC §2 and the text
+//! policy of `buildstate_core::clean_text` — and nothing a backend is free to choose
+//! (row layout, ordering of ties, the exact wording of errors). Every refused call is
+//! checked twice: for its typed error, and for leaving the exported build unchanged.
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+
+use crate::Store;
+
+/// Gives the suite handles on one fresh, empty store.
+#[async_trait]
+pub trait Harness: Send + Sync + 'static {
+    /// Another handle on the same store (a new connection where the backend has them).
+    async fn open(&self) -> Arc<dyn Store>;
+}
+
+/// Expands to one `#[tokio::test]` per conformance case. `$harness` is an expression
+/// (usually an `async` call) evaluating to a [`Harness`].
+#[macro_export]
+macro_rules! conformance_tests {
+    ($harness:expr) => {
+        $crate::conformance_tests!(@cases $harness;
+            catalog_add_list_show_remove,
+            catalog_duplicates_unknowns_and_namespaces,
+            catalog_item_in_use_cannot_be_removed,
+            create_build_starts_pending_at_zero,
+            create_build_numbers_by_triple_and_day,
+            create_build_chosen_number,
+            create_build_with_unknown_catalog_items_creates_nothing,
+            create_build_with_longest_names,
+            concurrent_creates_get_distinct_numbers,
+            find_build_by_id_number_and_prefix,
+            list_builds_filters_newest_first,
+            lifecycle_start_complete_to_delivered,
+            fail_keeps_state_and_retry_reopens,
+            retries_exhausted_need_a_person_and_force_is_recorded,
+            persistent_failure_needs_a_person_at_once,
+            rewind_invalidates_milestones_above,
+            cancel_is_terminal_until_rewound,
+            skip_advances_and_is_recorded,
+            set_meta_sets_and_removes,
+            custom_catalog_with_inserted_codes,
+            rejects_codes_outside_the_catalog_and_out_of_order,
+            rejects_by_attempt_and_retry_rules,
+            rejects_everything_but_rewind_on_terminal_builds,
+            rejects_rewind_forward_and_missing_reasons,
+            version_mismatch_is_a_conflict,
+            unknown_build_is_not_found,
+            history_is_append_only_and_gapless,
+            failures_are_recorded_filtered_and_resolved,
+            artifacts_add_list_replace,
+            export_import_round_trip,
+            import_registers_missing_catalog_items,
+            import_refuses_broken_documents,
+            hostile_text_round_trips_by_policy,
+            no_raw_control_characters_are_stored,
+            concurrent_distinct_builds_run_to_delivery,
+            concurrent_writers_on_one_build_lose_nothing,
+            concurrent_artifacts_and_metadata_on_one_build,
+        );
+    };
+    (@cases $harness:expr; $($case:ident),+ $(,)?) => {
+        $(
+            #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+            async fn $case() {
+                let harness = $harness;
+                $crate::conformance::cases::$case(&harness).await;
+            }
+        )+
+    };
+}
+
+/// The cases. Each takes a harness and panics (with a message naming the rule) when
+/// the backend breaks the contract.
+pub mod cases;

@@ -19,6 +19,8 @@ if [ -z "${BUILDSTATE_DB:-}" ]; then
     export BUILDSTATE_DB="$scratch/buildstate.db"
 fi
 export BUILDSTATE_ACTOR="tour"
+work="$(dirname "$BUILDSTATE_DB")"
+mkdir -p "$work"
 
 say "Create the store with the sample catalog and a few builds in assorted states"
 show init --sample
@@ -56,8 +58,8 @@ done
 show history "$B"
 
 say "Record an artifact with its size and SHA-256, and look at failures"
-echo "disk image stand-in" > "$scratch/disk.qcow2" 2>/dev/null || echo "disk image stand-in" > "$(dirname "$BUILDSTATE_DB")/disk.qcow2"
-show artifact add "$B" --name openstack-qcow2 --kind disk --uri "file://$(dirname "$BUILDSTATE_DB")/disk.qcow2" --file "$(dirname "$BUILDSTATE_DB")/disk.qcow2"
+qemu-img create -q -f qcow2 "$work/disk.qcow2" 64M 2>/dev/null || echo "disk image stand-in" > "$work/disk.qcow2"
+show artifact add "$B" --name openstack-qcow2 --kind disk --uri "file://$work/disk.qcow2" --file "$work/disk.qcow2"
 show artifact list "$B"
 show failure list --build "$B"
 
@@ -66,8 +68,8 @@ F=$(bs build list --status failed --needs-intervention --json | sed -n 's/.*"num
 show resume "$F" || echo "(exit code $?)"
 
 say "Every build exports to one JSON document and imports back losslessly"
-bs export "$B" --output "$(dirname "$BUILDSTATE_DB")/$B.json"
-echo "wrote $(dirname "$BUILDSTATE_DB")/$B.json ($(wc -c < "$(dirname "$BUILDSTATE_DB")/$B.json") bytes)"
+bs export "$B" --output "$work/$B.json"
+echo "wrote $work/$B.json ($(wc -c < "$work/$B.json") bytes)"
 
 say "Explore further"
 cat <<EOT

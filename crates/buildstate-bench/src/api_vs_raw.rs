@@ -57,7 +57,8 @@ async fn through_api(store: &SqliteStore, build: &Build) -> Result<(Duration, us
 }
 
 /// The same writes, statement for statement, without the store: read the row, swap it,
-/// append the event, in one `BEGIN IMMEDIATE` transaction per transition.
+/// append the event, in one `BEGIN IMMEDIATE` transaction per transition, with cached
+/// prepared statements as the store uses them.
 fn through_raw(conn: &Connection, build: &Build) -> Result<Duration, String> {
     let codes: Vec<i64> = build.catalog.codes().map(|c| i64::from(c.get())).collect();
     let id = build.id.to_string();
@@ -65,67 +66,65 @@ fn through_raw(conn: &Connection, build: &Build) -> Result<Duration, String> {
     for (i, &state) in codes.iter().enumerate() {
         let next = codes.get(i + 1).copied();
         for completing in [false, true] {
-            conn.execute_batch("BEGIN IMMEDIATE").map_err(|e| e.to_string())?;
-            let (version, history_len, started_at): (i64, i64, Option<i64>) = conn
-                .prepare_cached(sql::SELECT_BUILD_BY_ID)
-                .and_then(|mut s| s.query_row, [&id], |row| {
-                    Ok((row.get("version")?, row.get("history_len")?, row.get("started_at")?))
-                }))
-                .map_err(|e| e.to_string())?;
-            let now = now_us();
-            let (new_state, status, attempt, attempt_started, ended, kind) = match (completing, next) {
-                (false, _) => (state, "running", 1, Some(now), None, "started"),
-                (true, Some(n)) => (n, "running", 0, None, None, "completed"),
-                (true, None) => (state, "completed", 1, None, Some(now), "completed"),
-            };
-            let changed = conn
-                .prepare_cached(sql::UPDATE_BUILD_CAS)
-                .and_then(|mut s| {
-                    s.execute(params![
-                        id,
-                        version,
-                        new_state,
-                        status,
-                        0,
-                        attempt,
-                        attempt_started,
-                        started_at.unwrap_or(now),
-                        ended,
-                        now,
-                        "{}",
-                        version + 1,
-                        history_len + 1,
-                        0
-                    ])
-                })
-                .map_err(|e| e.to_string())?;
-            if changed != 1 {
-                return Err("raw baseline: compare-and-swap changed no row".into());
-            }
-            conn.prepare_cached(sql::INSERT_EVENT)
-                .and_then(|mut s| {
-                    s.execute(params![
-                    id,
-                    history_len + 1,
-                    now,
-                    kind,
-                    state,
-                    1,
-                    "bench",
-                    completing.then_some(now),
-                    completing.then_some(0),
-                    completing.then_some(0),
-                    None::<String>,
-                    None::<String>,
-                    None::<i64>,
-                    0
-                    ])
-                })
-                .map_err(|e| e.to_string())?;
-            conn.execute_batch("COMMIT").map_err(|e| e.to_string())?;
+            raw_transition(conn, &id, state, next, completing).map_err(|e| e.to_string())?;
         }
     }
     Ok(started.elapsed())
+}
+
+fn raw_transition(
+    conn: &Connection,
+    id: &str,
+    state: i64,
+    next: Option<i64>,
+    completing: bool,
+) -> rusqlite::Result<()> {
+    conn.execute_batch("BEGIN IMMEDIATE")?;
+    let (version, history_len, started_at): (i64, i64, Option<i64>) = conn
+        .prepare_cached(sql::SELECT_BUILD_BY_ID)?
+        .query_row([id], |row| Ok((row.get("version")?, row.get("history_len")?, row.get("started_at")?)))?;
+    let now = now_us();
+    let (new_state, status, attempt, attempt_started, ended, kind) = match (completing, next) {
+        (false, _) => (state, "running", 1, Some(now), None, "started"),
+        (true, Some(n)) => (n, "running", 0, None, None, "completed"),
+        (true, None) => (state, "completed", 1, None, Some(now), "completed"),
+    };
+    let changed = conn.prepare_cached(sql::UPDATE_BUILD_CAS)?.execute(params![
+        id,
+        version,
+        new_state,
+        status,
+        0,
+        attempt,
+        attempt_started,
+        started_at.unwrap_or(now),
+        ended,
+        now,
+        "{}",
+        version + 1,
+        history_len + 1,
+        0
+    ])?;
+    if changed != 1 {
+        return Err(rusqlite::Error::StatementChangedRows(changed));
+    }
+    conn.prepare_cached(sql::INSERT_EVENT)?.execute(params![
+        id,
+        history_len + 1,
+        now,
+        kind,
+        state,
+        1,
+        "bench",
+        completing.then_some(now),
+        completing.then_some(0),
+        completing.then_some(0),
+        None::<String>,
+        None::<String>,
+        None::<i64>,
+        0
+    ])?;
+    conn.execute_batch("COMMIT")
 }
 
 fn now_us() -> i64 {

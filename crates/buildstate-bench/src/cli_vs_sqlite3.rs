@@ -33,9 +33,8 @@ pub fn run(rt: &tokio::runtime::Runtime, dir: &Path, cli: &Path, quick: bool) ->
     for b in for_memory {
         run_cli(cli, &db, b)?;
     }
-    let cli_max_rss_kib = getrusage(UsageWho::RUSAGE_CHILDREN)
-        .map_err(|e| format!("getrusage failed: {e}"))?
-        .max_rss();
+    let cli_max_rss_kib =
+        getrusage(UsageWho::RUSAGE_CHILDREN).map_err(|e| format!("getrusage failed: {e}"))?.max_rss();
 
     // Alternate the two so that drift on a noisy machine hits both alike.
     let mut cli_times = Vec::with_capacity(samples);

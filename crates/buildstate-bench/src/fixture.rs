@@ -2,9 +2,7 @@
 
 use std::path::Path;
 
-use buildstate_core::{
-    Build, CatalogItem, ImageType, Name, NewBuild, OsVersion, Platform, StateCatalog,
-};
+use buildstate_core::{Build, CatalogItem, ImageType, Name, NewBuild, OsVersion, Platform, StateCatalog};
 use buildstate_sqlite::SqliteStore;
 use buildstate_store::{Store, StoreError};
 

@@ -69,7 +69,8 @@ fn run() -> Result<(), String> {
         .enable_all()
         .build()
         .map_err(|e| format!("cannot start the async runtime: {e}"))?;
-    let mode = if opts.quick { "quick (smoke run: too few samples for the figures to mean much)" } else { "full" };
+    let mode =
+        if opts.quick { "quick (smoke run: too few samples for the figures to mean much)" } else { "full" };
     println!("buildstate benchmark — {mode}");
     println!("scratch: {}", dir.path().display());
 
@@ -82,7 +83,10 @@ fn run() -> Result<(), String> {
 
     let b = cli_vs_sqlite3::run(&rt, dir.path(), &opts.cli, opts.quick)?;
     println!();
-    println!("(b) one `buildstate state complete` process vs one `sqlite3` call (update + insert), median of {}", b.samples);
+    println!(
+        "(b) one `buildstate state complete` process vs one `sqlite3` call (update + insert), median of {}",
+        b.samples
+    );
     println!("    buildstate: {:>7.2} ms", stats::ms(b.cli));
     println!("    sqlite3   : {:>7.2} ms", stats::ms(b.sqlite3));
     println!("    ratio     : {:>7.2}   (target ≤ 1.50)", b.cli.as_secs_f64() / b.sqlite3.as_secs_f64());

@@ -1,1 +1,33 @@
-fn main() {}
+//! `buildstate`: parse, run, map the outcome to an exit code (see `exit.rs`).
+
+mod ci_env;
+mod cli;
+mod commands;
+mod config;
+mod exit;
+mod input;
+mod output;
+mod sample;
+
+use std::process::ExitCode;
+
+fn main() -> ExitCode {
+    output::init_tracing();
+    let cli = match cli::parse() {
+        Ok(cli) => cli,
+        Err(exit) => return exit.into(),
+    };
+    let outcome = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| exit::CliError::internal(format!("cannot start the async runtime: {e}")))
+        .and_then(|rt| rt.block_on(cli::run(cli)));
+    match outcome {
+        Ok(exit) => exit.into(),
+        Err(e) => {
+            tracing::debug!(error = ?e, "command failed");
+            e.report();
+            e.exit.into()
+        }
+    }
+}

@@ -29,7 +29,7 @@ pub enum Rejection {
     )]
     Terminal { build: BuildNumber, status: BuildStatus, state: StateCode },
     #[error(
-        "state {requested} of build {build} is already behind it (it is at {current} {name}); going back needs `buildstate rewind {build} --to {requested} --reason …`"
+        "state {requested} of build {build} is already behind it (it is at {current}, {name}); going back needs `buildstate rewind {build} --to {requested} --reason …`"
     )]
     Behind { build: BuildNumber, requested: StateCode, current: StateCode, name: String },
     #[error("build {build} is at {current} ({name}), not {requested}; finish {current} first")]

@@ -1,6 +1,6 @@
 /// A word that is not one of the known values of a closed set (status, class, kind).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("`{word}` is not a {what} (expected one of: {expected})")]
+#[error("`{word}` is not a known {what} (expected one of: {expected})")]
 pub struct ParseWordError {
     pub what: &'static str,
     pub word: String,
@@ -89,7 +89,7 @@ mod tests {
         let err = "bogus".parse::<BuildStatus>().unwrap_err();
         assert_eq!(
             err.to_string(),
-            "`bogus` is not a build status (expected one of: pending, running, completed, failed, cancelled)"
+            "`bogus` is not a known build status (expected one of: pending, running, completed, failed, cancelled)"
         );
     }
 }

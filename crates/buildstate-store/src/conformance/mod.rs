@@ -2,7 +2,7 @@
 //!
 //! A backend's test file provides a [`Harness`] and expands [`conformance_tests!`]:
 //!
-//! ```ignore
+//! ```text
 //! buildstate_store::conformance_tests!(my_backend::tests::harness());
 //! ```
 //!

@@ -1,0 +1,130 @@
+//! The top level of the command line: global options, parsing, and the context every
+//! command runs with.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use buildstate_core::Build;
+use buildstate_sqlite::SqliteStore;
+use buildstate_store::Store;
+use clap::error::{ContextKind, ContextValue, ErrorKind};
+use clap::{Parser, error::Error as ClapError};
+
+use crate::commands::Command;
+use crate::config;
+use crate::exit::{CliError, Exit};
+
+/// Resumable, visible VM image builds: where every build is, and why it failed.
+#[derive(Debug, Parser)]
+#[command(name = "buildstate", version, propagate_version = true, max_term_width = 100)]
+pub struct Cli {
+    #[command(flatten)]
+    pub global: Global,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct Global {
+    /// The store [default: <data dir>/buildstate/buildstate.db]
+    #[arg(long, global = true, env = "BUILDSTATE_DB", value_name = "PATH")]
+    pub db: Option<PathBuf>,
+    /// Print JSON: reads print the data, writes print the resulting object
+    #[arg(long, global = true)]
+    pub json: bool,
+    /// Who is acting, as recorded in history [default: $USER]
+    #[arg(long, global = true, env = "BUILDSTATE_ACTOR", value_name = "NAME")]
+    pub actor: Option<String>,
+}
+
+/// What every command gets: the open store and the global options.
+#[derive(Debug)]
+pub struct Ctx {
+    pub store: Arc<dyn Store>,
+    pub db_path: PathBuf,
+    pub schema_version: u32,
+    pub json: bool,
+    pub actor: String,
+}
+
+impl Ctx {
+    /// The build a reference (id, number, or a unique prefix of either) means.
+    pub async fn find(&self, reference: &str) -> Result<Build, CliError> {
+        Ok(self.store.find_build(reference).await?)
+    }
+}
+
+/// Parses the command line; on failure prints the message (help and version go to
+/// stdout, as clap does) and returns the exit code.
+pub fn parse() -> Result<Cli, Exit> {
+    Cli::try_parse().map_err(|e| report_clap_error(&e))
+}
+
+/// Opens the store and runs the command.
+pub async fn run(cli: Cli) -> Result<Exit, CliError> {
+    let db_path = config::db_path(cli.global.db.as_deref())?;
+    tracing::debug!(path = %db_path.display(), "opening store");
+    let store = SqliteStore::open(&db_path)?;
+    let ctx = Ctx {
+        schema_version: store.schema_version(),
+        store: Arc::new(store),
+        db_path,
+        json: cli.global.json,
+        actor: config::actor(cli.global.actor.as_deref()),
+    };
+    cli.command.run(&ctx).await
+}
+
+/// `run \`buildstate state complete --help\`` from clap's usage line. The line itself
+/// lists the global options that came from the environment, which is noise here.
+fn help_hint(usage: &str) -> String {
+    let path: Vec<&str> = usage.split_whitespace().take_while(|w| !w.starts_with(['-', '<', '['])).collect();
+    format!("run `{} --help` for usage", path.join(" "))
+}
+
+/// Clap's errors in our shape: `error: …` on one line and a `hint:` (its tip or the
+/// usage line), exit 2. A bad value names the argument and gives our parser's message,
+/// already cleaned of control characters, instead of echoing the raw input.
+fn report_clap_error(e: &ClapError) -> Exit {
+    if !e.use_stderr() {
+        // --help and --version.
+        let _ = e.print();
+        return Exit::Ok;
+    }
+    if e.kind() == ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand {
+        let _ = e.print();
+        return Exit::Usage;
+    }
+    let rendered = e.render().to_string();
+    let source = std::error::Error::source(e);
+    let arg = match e.get(ContextKind::InvalidArg) {
+        Some(ContextValue::String(a)) => Some(a.as_str()),
+        _ => None,
+    };
+    let message = match (e.kind(), source, arg) {
+        (ErrorKind::ValueValidation, Some(src), Some(arg)) => {
+            format!("invalid value for {arg}: {src}")
+        }
+        // The first paragraph: "error: …" plus indented continuation lines such as
+        // the list of missing arguments.
+        _ => {
+            let para: Vec<&str> =
+                rendered.lines().take_while(|l| !l.trim().is_empty()).map(str::trim).collect();
+            let joined = para.join(" ");
+            joined.strip_prefix("error: ").unwrap_or(&joined).to_owned()
+        }
+    };
+    let hint = rendered
+        .lines()
+        .map(str::trim)
+        .find_map(|l| l.strip_prefix("tip: "))
+        .map(str::to_owned)
+        .or_else(|| rendered.lines().find_map(|l| l.strip_prefix("Usage: ")).map(help_hint));
+    let err = CliError::usage(message);
+    match hint {
+        Some(h) => err.with_hint(h),
+        None => err,
+    }
+    .report();
+    Exit::Usage
+}

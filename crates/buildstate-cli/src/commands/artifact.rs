@@ -1,0 +1,147 @@
+//! `artifact add|list`: what a build produced, where it is, and its digest.
+
+use std::io::Read;
+use std::path::{Path, PathBuf};
+
+use buildstate_core::{Artifact, ArtifactKind, Sha256Hex};
+use comfy_table::Table;
+use sha2::{Digest, Sha256};
+
+use crate::cli::Ctx;
+use crate::exit::CliError;
+use crate::input;
+use crate::output;
+
+#[derive(Debug, clap::Subcommand)]
+pub enum Args {
+    /// Record an artifact (one of the same name is replaced)
+    Add(AddArgs),
+    /// List a build's artifacts
+    List { reference: String },
+}
+
+#[derive(Debug, clap::Args)]
+pub struct AddArgs {
+    /// Build id, build number, or a unique prefix of either
+    reference: String,
+    #[arg(long, value_parser = input::label)]
+    name: String,
+    /// image, disk, manifest, report or other
+    #[arg(long)]
+    kind: ArtifactKind,
+    /// Where it is: an AMI id, an image id, s3://…, file://…
+    #[arg(long, value_parser = input::uri)]
+    uri: String,
+    #[arg(long, value_parser = input::label)]
+    region: Option<String>,
+    /// Size in bytes (computed from --file when given)
+    #[arg(long, value_name = "BYTES")]
+    size: Option<u64>,
+    /// SHA-256 in hex (computed from --file when given; must then match)
+    #[arg(long, value_parser = input::sha256, value_name = "HEX")]
+    sha256: Option<Sha256Hex>,
+    /// A local copy to measure and hash
+    #[arg(long, value_name = "PATH")]
+    file: Option<PathBuf>,
+}
+
+pub async fn run(args: Args, ctx: &Ctx) -> Result<(), CliError> {
+    match args {
+        Args::Add(a) => add(a, ctx).await,
+        Args::List { reference } => {
+            let b = ctx.find(&reference).await?;
+            let artifacts = ctx.store.artifacts(b.id).await?;
+            if ctx.json { output::json(&artifacts) } else { output::print_table(&table(&artifacts)) }
+        }
+    }
+}
+
+async fn add(a: AddArgs, ctx: &Ctx) -> Result<(), CliError> {
+    let (size, sha256) = match &a.file {
+        Some(path) => {
+            let (size, digest) = measure(path)?;
+            check_matches("size", a.size.map(|s| s.to_string()), &size.to_string(), path)?;
+            check_matches("SHA-256", a.sha256.as_ref().map(|h| h.to_string()), digest.as_str(), path)?;
+            (Some(size), Some(digest))
+        }
+        None => (a.size, a.sha256),
+    };
+    let b = ctx.find(&a.reference).await?;
+    let artifact = Artifact {
+        name: a.name,
+        kind: a.kind,
+        uri: a.uri,
+        region: a.region.filter(|r| !r.is_empty()),
+        size_bytes: size,
+        sha256,
+        created_at: buildstate_store::now(),
+    };
+    ctx.store.add_artifact(b.id, &artifact).await?;
+    if ctx.json {
+        output::json(&artifact)
+    } else {
+        output::line(format!("recorded {} {} for build {}", artifact.kind, artifact.name, b.number))
+    }
+}
+
+fn check_matches(what: &str, given: Option<String>, actual: &str, path: &Path) -> Result<(), CliError> {
+    match given {
+        Some(g) if g != actual => Err(CliError::usage(format!(
+            "the {what} given ({g}) does not match {} ({actual}); nothing was recorded",
+            path.display()
+        ))),
+        _ => Ok(()),
+    }
+}
+
+/// Size and SHA-256 of a file, read in chunks so that a 30 GiB disk image is fine.
+fn measure(path: &Path) -> Result<(u64, Sha256Hex), CliError> {
+    let cannot = |e: std::io::Error| CliError::usage(format!("cannot read {}: {e}", path.display()));
+    let mut file = std::fs::File::open(path).map_err(cannot)?;
+    let mut hasher = Sha256::new();
+    let mut buf = vec![0u8; 1 << 20];
+    let mut size = 0u64;
+    loop {
+        let n = file.read(&mut buf).map_err(cannot)?;
+        if n == 0 {
+            break;
+        }
+        hasher.update(&buf[..n]);
+        size += n as u64;
+    }
+    let hex: String = hasher.finalize().iter().map(|b| format!("{b:02x}")).collect();
+    let digest = Sha256Hex::new(&hex).map_err(CliError::internal)?;
+    Ok((size, digest))
+}
+
+pub fn table(artifacts: &[Artifact]) -> Table {
+    let mut t = output::table(&["NAME", "KIND", "REGION", "SIZE", "SHA256", "URI"]);
+    for a in artifacts {
+        t.add_row(vec![
+            output::cell(&a.name, 40),
+            a.kind.to_string(),
+            a.region.clone().unwrap_or_else(|| "-".to_owned()),
+            a.size_bytes.map_or_else(|| "-".to_owned(), |s| s.to_string()),
+            a.sha256.as_ref().map_or_else(|| "-".to_owned(), |h| h.as_str()[..12].to_owned()),
+            output::cell(&a.uri, 80),
+        ]);
+    }
+    t
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hashes_files_by_streaming() {
+        let dir = std::env::temp_dir().join(format!("buildstate-hash-{}", std::process::id()));
+        let _ = std::fs::create_dir_all(&dir);
+        let path = dir.join("abc.txt");
+        std::fs::write(&path, b"abc").expect("write test file");
+        let (size, digest) = measure(&path).expect("hash");
+        assert_eq!(size, 3);
+        assert_eq!(digest.as_str(), "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+}

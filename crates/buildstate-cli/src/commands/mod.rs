@@ -1,0 +1,86 @@
+//! One module per command group; this enum only dispatches.
+
+use clap::Subcommand;
+
+use crate::cli::Ctx;
+use crate::exit::{CliError, Exit};
+
+mod artifact;
+mod build;
+mod catalog;
+mod failure;
+mod history;
+mod init;
+mod meta;
+mod resume;
+mod retry;
+mod rewind;
+mod state;
+mod transfer;
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Create or migrate the store (and optionally load sample data)
+    Init(init::Args),
+    /// Platforms builds run on (clouds and regions)
+    #[command(subcommand)]
+    Platform(catalog::PlatformArgs),
+    /// OS versions that are built
+    #[command(subcommand)]
+    Os(catalog::OsArgs),
+    /// Image types that are built (base, hana, …)
+    #[command(subcommand)]
+    ImageType(catalog::ImageTypeArgs),
+    /// Create, list, show and cancel builds
+    #[command(subcommand)]
+    Build(build::Args),
+    /// Record the start, success or failure of a milestone
+    #[command(subcommand)]
+    State(state::Args),
+    /// Re-open a failed build at the milestone that failed
+    Retry(retry::Args),
+    /// Move a build back to an earlier milestone (recorded, with a reason)
+    Rewind(rewind::Args),
+    /// Say what to run next for a build, and why (exit 0, 10, 11 or 12)
+    Resume(resume::Args),
+    /// The history of a build
+    History(history::Args),
+    /// Failure records: list and resolve
+    #[command(subcommand)]
+    Failure(failure::Args),
+    /// Key/value metadata of a build
+    #[command(subcommand)]
+    Meta(meta::Args),
+    /// Images, disks and manifests a build produced
+    #[command(subcommand)]
+    Artifact(artifact::Args),
+    /// Write a build as one JSON document
+    Export(transfer::ExportArgs),
+    /// Read a build from a JSON document written by `export`
+    Import(transfer::ImportArgs),
+}
+
+impl Command {
+    pub async fn run(self, ctx: &Ctx) -> Result<Exit, CliError> {
+        match self {
+            Command::Init(a) => init::run(a, ctx).await,
+            Command::Platform(a) => catalog::run(a, ctx).await,
+            Command::Os(a) => catalog::run(a, ctx).await,
+            Command::ImageType(a) => catalog::run(a, ctx).await,
+            Command::Build(a) => build::run(a, ctx).await,
+            Command::State(a) => state::run(a, ctx).await,
+            Command::Retry(a) => retry::run(a, ctx).await,
+            Command::Rewind(a) => rewind::run(a, ctx).await,
+            // `resume` answers with its exit code (10, 11, 12): it is the only command
+            // whose success is not always 0.
+            Command::Resume(a) => return resume::run(a, ctx).await,
+            Command::History(a) => history::run(a, ctx).await,
+            Command::Failure(a) => failure::run(a, ctx).await,
+            Command::Meta(a) => meta::run(a, ctx).await,
+            Command::Artifact(a) => artifact::run(a, ctx).await,
+            Command::Export(a) => transfer::export(a, ctx).await,
+            Command::Import(a) => transfer::import(a, ctx).await,
+        }
+        .map(|()| Exit::Ok)
+    }
+}

@@ -1,0 +1,196 @@
+//! Everything printed on stdout: JSON for scripts, tables and lines for people, and the
+//! time and duration formats they share. Diagnostics go to stderr through `tracing`.
+
+use std::collections::BTreeMap;
+use std::io::{self, Write};
+
+use buildstate_core::{Build, BuildStatus, MetaKey, MetaValue};
+use comfy_table::{ContentArrangement, Table, presets};
+use jiff::Timestamp;
+use serde::Serialize;
+
+use crate::exit::{CliError, io_error};
+
+/// Writes `text` and a newline to stdout. A closed pipe (`buildstate build list | head`)
+/// is not an error: the reader has what it wanted.
+pub fn line(text: impl AsRef<str>) -> Result<(), CliError> {
+    let mut out = io::stdout().lock();
+    match writeln!(out, "{}", text.as_ref()).and_then(|()| out.flush()) {
+        Err(e) if e.kind() != io::ErrorKind::BrokenPipe => Err(io_error("write to standard output", &e)),
+        _ => Ok(()),
+    }
+}
+
+/// Prints a value as pretty JSON.
+pub fn json(value: &impl Serialize) -> Result<(), CliError> {
+    let text = serde_json::to_string_pretty(value)
+        .map_err(|e| CliError::internal(format!("cannot encode the output as JSON: {e}")))?;
+    line(text)
+}
+
+/// A table with a header, plain columns and no terminal-width wrapping, so that output
+/// is the same on a terminal, in a pipe and in snapshots.
+pub fn table(header: &[&str]) -> Table {
+    let mut t = Table::new();
+    t.load_style(presets::NOTHING)
+        .set_content_arrangement(ContentArrangement::Disabled)
+        .set_header(header.iter().map(|h| h.to_string()));
+    t
+}
+
+pub fn print_table(t: &Table) -> Result<(), CliError> {
+    // comfy-table pads the first and last column with a space; people read it trimmed.
+    let text: Vec<String> =
+        t.lines().map(|l| l.trim_end().strip_prefix(' ').unwrap_or(&l).to_owned()).collect();
+    line(text.join("\n"))
+}
+
+/// `2026-02-12 10:04:05Z`: UTC, to the second.
+pub fn time(t: Timestamp) -> String {
+    t.strftime("%Y-%m-%d %H:%M:%SZ").to_string()
+}
+
+pub fn opt_time(t: Option<Timestamp>) -> String {
+    t.map_or_else(|| "-".to_owned(), time)
+}
+
+/// `350ms`, `12s`, `4m 05s`, `1h 02m`, `2d 03h`.
+pub fn duration(ms: u64) -> String {
+    let s = ms / 1000;
+    match s {
+        0 => format!("{ms}ms"),
+        1..60 => format!("{s}s"),
+        60..3600 => format!("{}m {:02}s", s / 60, s % 60),
+        3600..86_400 => format!("{}h {:02}m", s / 3600, (s % 3600) / 60),
+        _ => format!("{}d {:02}h", s / 86_400, (s % 86_400) / 3600),
+    }
+}
+
+pub fn opt_duration(ms: Option<u64>) -> String {
+    ms.map_or_else(|| "-".to_owned(), duration)
+}
+
+/// Free text shown in a table cell: one line, at most `max` characters.
+pub fn cell(text: &str, max: usize) -> String {
+    let flat = crate::exit::one_line(text);
+    if flat.chars().count() > max {
+        let mut s: String = flat.chars().take(max.saturating_sub(1)).collect();
+        s.push('…');
+        s
+    } else {
+        flat
+    }
+}
+
+/// A build as the CLI shows it to scripts: its fields without the catalog, plus the
+/// derived values people ask for (state name, open attempt, duration).
+#[derive(Debug, Serialize)]
+pub struct BuildView<'a> {
+    pub id: String,
+    pub number: &'a str,
+    pub platform: &'a str,
+    pub os: &'a str,
+    pub image_type: &'a str,
+    pub state: u8,
+    pub state_name: &'a str,
+    pub status: BuildStatus,
+    pub needs_intervention: bool,
+    pub attempt: u32,
+    pub attempt_open: bool,
+    pub attempt_started_at: Option<Timestamp>,
+    pub created_at: Timestamp,
+    pub started_at: Option<Timestamp>,
+    pub ended_at: Option<Timestamp>,
+    pub updated_at: Timestamp,
+    pub duration_ms: Option<u64>,
+    pub created_by: &'a str,
+    pub ci_url: Option<&'a str>,
+    pub metadata: &'a BTreeMap<MetaKey, MetaValue>,
+    pub version: u64,
+}
+
+impl<'a> BuildView<'a> {
+    pub fn new(b: &'a Build) -> Self {
+        BuildView {
+            id: b.id.to_string(),
+            number: b.number.as_str(),
+            platform: b.platform.as_str(),
+            os: b.os.as_str(),
+            image_type: b.image_type.as_str(),
+            state: b.state.get(),
+            state_name: b.state_name(),
+            status: b.status,
+            needs_intervention: b.needs_intervention,
+            attempt: b.attempt,
+            attempt_open: b.attempt_open(),
+            attempt_started_at: b.attempt_started_at,
+            created_at: b.created_at,
+            started_at: b.started_at,
+            ended_at: b.ended_at,
+            updated_at: b.updated_at,
+            duration_ms: b.duration_ms(buildstate_store::now()),
+            created_by: &b.created_by,
+            ci_url: b.ci_url.as_deref(),
+            metadata: &b.metadata,
+            version: b.version,
+        }
+    }
+}
+
+/// `45 (storage)`.
+pub fn state_label(b: &Build) -> String {
+    format!("{} ({})", b.state, b.state_name())
+}
+
+/// `failed, needs intervention` / `running, attempt 2 open` / `pending`.
+pub fn status_label(b: &Build) -> String {
+    if b.needs_intervention {
+        format!("{}, needs intervention", b.status)
+    } else if b.attempt_open() {
+        format!("{}, attempt {} open", b.status, b.attempt)
+    } else {
+        b.status.to_string()
+    }
+}
+
+/// After a write: the build as JSON, or `text` for people.
+pub fn build_or_line(json_out: bool, b: &Build, text: impl AsRef<str>) -> Result<(), CliError> {
+    if json_out { json(&BuildView::new(b)) } else { line(text) }
+}
+
+/// Diagnostics to stderr, at the level in `BUILDSTATE_LOG` (error, warn, info, debug,
+/// trace; default warn), so stdout carries only the command's output.
+pub fn init_tracing() {
+    use std::io::IsTerminal;
+    let level = std::env::var("BUILDSTATE_LOG")
+        .ok()
+        .and_then(|l| l.trim().parse::<tracing::Level>().ok())
+        .unwrap_or(tracing::Level::WARN);
+    // `try_init`: a second subscriber (tests) must not panic.
+    let _ = tracing_subscriber::fmt()
+        .with_writer(io::stderr)
+        .with_ansi(io::stderr().is_terminal())
+        .with_max_level(level)
+        .with_target(false)
+        .try_init();
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_read_naturally() {
+        assert_eq!(duration(350), "350ms");
+        assert_eq!(duration(12_000), "12s");
+        assert_eq!(duration(245_000), "4m 05s");
+        assert_eq!(duration(3_720_000), "1h 02m");
+        assert_eq!(duration(183_600_000), "2d 03h");
+    }
+
+    #[test]
+    fn cells_are_one_bounded_line() {
+        assert_eq!(cell("a\nb", 10), "a b");
+        assert_eq!(cell("abcdef", 4), "abc…");
+    }
+}

@@ -1,0 +1,73 @@
+//! From SQLite errors to `StoreError`.
+
+use std::fmt::Display;
+
+use buildstate_store::{StoreError, StoreResult};
+use rusqlite::ErrorCode;
+
+/// Attaches what was being done to a rusqlite error.
+pub(crate) trait SqlContext<T> {
+    fn ctx(self, context: &'static str) -> StoreResult<T>;
+}
+
+impl<T> SqlContext<T> for rusqlite::Result<T> {
+    fn ctx(self, context: &'static str) -> StoreResult<T> {
+        self.map_err(|e| from_sqlite(context, e))
+    }
+}
+
+/// Busy errors stay `Backend` errors wrapping the rusqlite error, so that the retry loop
+/// (`busy.rs`) can recognise them with [`is_busy`] and turn them into `Busy` only once
+/// its patience is spent. Unique-constraint violations that the caller did not turn
+/// into a precise `AlreadyExists` itself still become `AlreadyExists`.
+pub(crate) fn from_sqlite(context: &'static str, e: rusqlite::Error) -> StoreError {
+    if is_unique_violation(&e) {
+        let key = match &e {
+            rusqlite::Error::SqliteFailure(_, Some(msg)) => {
+                msg.rsplit(": ").next().unwrap_or(msg.as_str()).to_owned()
+            }
+            _ => e.to_string(),
+        };
+        return StoreError::AlreadyExists { what: "record", key };
+    }
+    StoreError::backend(context, e)
+}
+
+pub(crate) fn is_unique_violation(e: &rusqlite::Error) -> bool {
+    const SQLITE_CONSTRAINT_PRIMARYKEY: i32 = 1555;
+    const SQLITE_CONSTRAINT_UNIQUE: i32 = 2067;
+    matches!(e.sqlite_extended_error_code(), Some(SQLITE_CONSTRAINT_PRIMARYKEY | SQLITE_CONSTRAINT_UNIQUE))
+}
+
+/// Lock contention: another connection holds the lock this one needs.
+pub(crate) fn is_busy_sqlite(e: &rusqlite::Error) -> bool {
+    matches!(e.sqlite_error_code(), Some(ErrorCode::DatabaseBusy | ErrorCode::DatabaseLocked))
+}
+
+/// A busy error raised anywhere inside a unit of work.
+pub(crate) fn is_busy(e: &StoreError) -> bool {
+    match e {
+        StoreError::Backend { source, .. } => {
+            source.downcast_ref::<rusqlite::Error>().is_some_and(is_busy_sqlite)
+        }
+        _ => false,
+    }
+}
+
+/// A stored row that does not decode: an error naming the build, never a panic.
+pub(crate) fn corrupt(build: &str, what: impl Display) -> StoreError {
+    StoreError::Backend {
+        context: "corrupt row in the sqlite store",
+        source: format!("build {build}: {what}").into(),
+    }
+}
+
+/// A value that does not fit SQLite's signed 64-bit integers.
+pub(crate) fn too_large(what: &str, value: u64) -> StoreError {
+    StoreError::InvalidInput(format!("{what} {value} is too large to store (the limit is {})", i64::MAX))
+}
+
+/// Converts an unsigned value for binding; SQLite integers are signed 64-bit.
+pub(crate) fn to_i64(what: &str, value: u64) -> StoreResult<i64> {
+    i64::try_from(value).map_err(|_| too_large(what, value))
+}

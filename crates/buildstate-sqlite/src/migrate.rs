@@ -1,0 +1,223 @@
+//! Versioned, append-only migrations, embedded in the binary.
+//!
+//! `PRAGMA user_version` holds the schema version: equal to [`SCHEMA_VERSION`] means
+//! nothing to do, which is what nearly every open sees (one read of the file header).
+//! Otherwise, under the write lock, each missing migration runs in one transaction with
+//! its record in `schema_migrations` (version, name, SHA-256 of its text, time), so a
+//! crash leaves the schema either before or after, never half-way. Recorded checksums
+//! are compared with the embedded text whenever migrations run: a migration edited
+//! after release is refused, as is a database written by a newer buildstate.
+
+use buildstate_store::{StoreError, StoreResult};
+use rusqlite::{Connection, TransactionBehavior};
+use sha2::{Digest, Sha256};
+
+use crate::error::SqlContext;
+use crate::sql;
+
+/// One schema step. Never edit or reorder a released one: add a new file.
+#[derive(Debug)]
+pub(crate) struct Migration {
+    pub(crate) version: u32,
+    pub(crate) name: &'static str,
+    pub(crate) sql: &'static str,
+}
+
+pub(crate) const MIGRATIONS: &[Migration] =
+    &[Migration { version: 1, name: "init", sql: include_str!("../migrations/0001_init.sql") }];
+
+/// The schema version this binary writes: the last migration's.
+pub const SCHEMA_VERSION: u32 = MIGRATIONS.len() as u32;
+
+/// Lowercase hex SHA-256 of a migration's text.
+pub(crate) fn checksum(text: &str) -> String {
+    Sha256::digest(text.as_bytes()).iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Brings the database at `conn` to [`SCHEMA_VERSION`]; returns it.
+pub(crate) fn migrate(conn: &mut Connection, location: &str) -> StoreResult<u32> {
+    let found = user_version(conn)?;
+    if found == SCHEMA_VERSION {
+        return Ok(found);
+    }
+    refuse_newer(found, location)?;
+
+    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate).ctx("begin migration")?;
+    // Another process may have migrated while this one waited for the lock.
+    let found = user_version(&tx)?;
+    if found == SCHEMA_VERSION {
+        return Ok(found);
+    }
+    refuse_newer(found, location)?;
+    tx.execute(sql::CREATE_MIGRATIONS_TABLE, []).ctx("create schema_migrations")?;
+    let applied = applied(&tx)?;
+    check_applied(&applied, location)?;
+
+    let now = buildstate_store::now().as_microsecond();
+    for m in MIGRATIONS.iter().filter(|m| !applied.iter().any(|(v, _, _)| *v == m.version)) {
+        tx.execute_batch(m.sql).ctx("apply a migration")?;
+        tx.execute(sql::INSERT_MIGRATION, rusqlite::params![m.version, m.name, checksum(m.sql), now])
+            .ctx("record a migration")?;
+        tracing::info!(version = m.version, name = m.name, location, "applied sqlite migration");
+    }
+    // A pragma cannot take a bound parameter; rusqlite renders the integer itself.
+    tx.pragma_update(None, "user_version", SCHEMA_VERSION).ctx("set user_version")?;
+    tx.commit().ctx("commit migration")?;
+    Ok(SCHEMA_VERSION)
+}
+
+fn user_version(conn: &Connection) -> StoreResult<u32> {
+    let v: i64 = conn.query_row(sql::USER_VERSION, [], |r| r.get(0)).ctx("read user_version")?;
+    // A negative or huge user_version is not ours: treat it as "newer than known".
+    Ok(u32::try_from(v).unwrap_or(u32::MAX))
+}
+
+fn refuse_newer(found: u32, location: &str) -> StoreResult<()> {
+    if found > SCHEMA_VERSION {
+        return Err(StoreError::Unavailable {
+            location: location.to_owned(),
+            reason: format!(
+                "its schema version {found} is newer than this buildstate knows ({SCHEMA_VERSION}); upgrade buildstate"
+            ),
+        });
+    }
+    Ok(())
+}
+
+fn applied(conn: &Connection) -> StoreResult<Vec<(u32, String, String)>> {
+    let mut stmt = conn.prepare(sql::SELECT_MIGRATIONS).ctx("read schema_migrations")?;
+    let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?))).ctx("read schema_migrations")?;
+    rows.collect::<rusqlite::Result<Vec<_>>>().ctx("read schema_migrations")
+}
+
+/// Every recorded migration must be one this binary embeds, with the same text.
+fn check_applied(applied: &[(u32, String, String)], location: &str) -> StoreResult<()> {
+    for (version, name, recorded) in applied {
+        let unavailable = |reason: String| StoreError::Unavailable { location: location.to_owned(), reason };
+        let Some(known) = MIGRATIONS.iter().find(|m| m.version == *version) else {
+            return Err(unavailable(format!(
+                "it records migration {version} ({name}), newer than this buildstate knows ({SCHEMA_VERSION}); upgrade buildstate"
+            )));
+        };
+        if checksum(known.sql) != *recorded {
+            return Err(unavailable(format!(
+                "migration {version} ({name}) was applied from a different text than this buildstate embeds \
+                 (checksum {recorded}); released migrations must never change"
+            )));
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::SqliteStore;
+
+    /// Editing an applied migration breaks every database that ran it: add a new one
+    /// instead, and add its line here.
+    #[test]
+    fn released_migrations_are_pinned() {
+        let listed: Vec<(u32, &str, String)> =
+            MIGRATIONS.iter().map(|m| (m.version, m.name, checksum(m.sql))).collect();
+        assert_eq!(
+            listed,
+            vec![(1, "init", "451580e0e95a4c04f191917106b988afe0aeec777ae157714f5647858a1f443d".to_owned())]
+        );
+    }
+
+    #[test]
+    fn versions_run_one_two_three() {
+        for (i, m) in MIGRATIONS.iter().enumerate() {
+            assert_eq!(m.version as usize, i + 1, "migration {}", m.name);
+        }
+        assert_eq!(SCHEMA_VERSION as usize, MIGRATIONS.len());
+    }
+
+    fn raw(path: &std::path::Path) -> Connection {
+        Connection::open(path).expect("raw connection")
+    }
+
+    #[test]
+    fn records_every_migration_and_the_version() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("s.db");
+        SqliteStore::open(&path).expect("open");
+        let c = raw(&path);
+        assert_eq!(user_version(&c).expect("user_version"), SCHEMA_VERSION);
+        let rows = applied(&c).expect("applied");
+        assert_eq!(rows.len(), MIGRATIONS.len());
+        assert_eq!(rows[0], (1, "init".to_owned(), checksum(MIGRATIONS[0].sql)));
+    }
+
+    #[test]
+    fn an_up_to_date_database_takes_the_fast_path() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("s.db");
+        SqliteStore::open(&path).expect("open");
+        // Without the bookkeeping table, only the fast path (user_version) can succeed.
+        raw(&path).execute("DROP TABLE schema_migrations", []).expect("drop");
+        let again = SqliteStore::open(&path).expect("reopen via the fast path");
+        assert_eq!(again.schema_version(), SCHEMA_VERSION);
+    }
+
+    #[test]
+    fn refuses_a_newer_schema() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("s.db");
+        SqliteStore::open(&path).expect("open");
+        raw(&path).pragma_update(None, "user_version", SCHEMA_VERSION + 1).expect("bump");
+        match SqliteStore::open(&path) {
+            Err(StoreError::Unavailable { reason, .. }) => {
+                assert!(reason.contains("newer than this buildstate knows"), "{reason}");
+            }
+            other => panic!("expected Unavailable, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn refuses_a_recorded_migration_it_does_not_know() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("s.db");
+        SqliteStore::open(&path).expect("open");
+        let c = raw(&path);
+        c.execute(sql::INSERT_MIGRATION, rusqlite::params![SCHEMA_VERSION + 1, "future", "00", 0])
+            .expect("insert");
+        c.pragma_update(None, "user_version", 0).expect("reset");
+        match SqliteStore::open(&path) {
+            Err(StoreError::Unavailable { reason, .. }) => {
+                assert!(reason.contains("newer"), "{reason}")
+            }
+            other => panic!("expected Unavailable, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn refuses_a_changed_migration() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("s.db");
+        SqliteStore::open(&path).expect("open");
+        let c = raw(&path);
+        c.execute("UPDATE schema_migrations SET checksum = 'edited' WHERE version = 1", []).expect("tamper");
+        // Below the latest version, so that the runner (not the fast path) looks.
+        c.pragma_update(None, "user_version", 0).expect("reset");
+        match SqliteStore::open(&path) {
+            Err(StoreError::Unavailable { reason, .. }) => {
+                assert!(reason.contains("migration 1 (init) was applied from a different text"), "{reason}");
+            }
+            other => panic!("expected Unavailable, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_missing_user_version_is_repaired_without_reapplying() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("s.db");
+        SqliteStore::open(&path).expect("open");
+        raw(&path).pragma_update(None, "user_version", 0).expect("reset");
+        // Re-running 0001 would fail ("table platforms already exists").
+        let again = SqliteStore::open(&path).expect("reopen");
+        assert_eq!(again.schema_version(), SCHEMA_VERSION);
+        assert_eq!(user_version(&raw(&path)).expect("user_version"), SCHEMA_VERSION);
+    }
+}

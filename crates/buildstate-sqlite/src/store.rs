@@ -1,0 +1,92 @@
+//! `Store` for `SqliteStore`: each method is one transaction around the module that
+//! knows how.
+
+use async_trait::async_trait;
+use buildstate_core::{
+    Artifact, Build, BuildDocument, BuildId, BuildParts, CatalogItem, CatalogKind, Command, FailureRecord,
+    HistoryEvent, Name, NewBuild, Outcome,
+};
+use buildstate_store::{BuildFilter, FailureFilter, ImportMode, Store, StoreResult};
+
+use crate::{SqliteStore, builds, catalog, documents, records};
+
+#[async_trait]
+impl Store for SqliteStore {
+    fn location(&self) -> String {
+        SqliteStore::location(self).to_owned()
+    }
+
+    async fn add_catalog_item(&self, item: &CatalogItem) -> StoreResult<()> {
+        self.write(|c| catalog::add(c, item))
+    }
+
+    async fn catalog(&self, kind: CatalogKind) -> StoreResult<Vec<CatalogItem>> {
+        self.read(|c| catalog::list(c, kind))
+    }
+
+    async fn catalog_item(&self, kind: CatalogKind, name: &Name) -> StoreResult<CatalogItem> {
+        self.read(|c| catalog::get(c, kind, name))
+    }
+
+    async fn remove_catalog_item(&self, kind: CatalogKind, name: &Name) -> StoreResult<()> {
+        self.write(|c| catalog::remove(c, kind, name))
+    }
+
+    async fn create_build(&self, new: &NewBuild) -> StoreResult<Build> {
+        self.write(|c| builds::create(c, new))
+    }
+
+    async fn build(&self, id: BuildId) -> StoreResult<Build> {
+        self.read(|c| builds::get(c, id))
+    }
+
+    async fn find_build(&self, reference: &str) -> StoreResult<Build> {
+        self.read(|c| builds::find(c, reference))
+    }
+
+    async fn list_builds(&self, filter: &BuildFilter) -> StoreResult<Vec<Build>> {
+        self.read(|c| builds::list(c, filter))
+    }
+
+    async fn apply(
+        &self,
+        id: BuildId,
+        command: &Command,
+        expected_version: Option<u64>,
+    ) -> StoreResult<Outcome> {
+        self.write(|c| builds::apply(c, id, command, expected_version))
+    }
+
+    async fn history(&self, id: BuildId) -> StoreResult<Vec<HistoryEvent>> {
+        self.read(|c| builds::history(c, id))
+    }
+
+    async fn failures(&self, filter: &FailureFilter) -> StoreResult<Vec<FailureRecord>> {
+        self.read(|c| records::failures(c, filter))
+    }
+
+    async fn resolve_failures(
+        &self,
+        id: BuildId,
+        number: Option<u32>,
+        notes: &str,
+    ) -> StoreResult<Vec<FailureRecord>> {
+        self.write(|c| records::resolve(c, id, number, notes))
+    }
+
+    async fn add_artifact(&self, id: BuildId, artifact: &Artifact) -> StoreResult<()> {
+        self.write(|c| records::add_artifact(c, id, artifact))
+    }
+
+    async fn artifacts(&self, id: BuildId) -> StoreResult<Vec<Artifact>> {
+        self.read(|c| records::artifacts(c, id))
+    }
+
+    async fn export_build(&self, id: BuildId) -> StoreResult<BuildDocument> {
+        self.read(|c| documents::export(c, id))
+    }
+
+    async fn import_build(&self, parts: BuildParts, mode: ImportMode) -> StoreResult<Build> {
+        self.write(|c| documents::import(c, &parts, mode))
+    }
+}

@@ -66,14 +66,14 @@ pub fn sqlite3_complete_script(build: &Build) -> String {
         "PRAGMA busy_timeout = 60000; PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON;
 BEGIN IMMEDIATE;
 UPDATE builds SET state = 5, status = 'running', attempt = 0, attempt_started_at = NULL,
-  started_at = CAST(unixepoch('subsec') * 1000000 AS INTEGER),
-  updated_at = CAST(unixepoch('subsec') * 1000000 AS INTEGER),
+  started_at = CAST((julianday('now') - 2440587.5) * 86400000000.0 AS INTEGER),
+  updated_at = CAST((julianday('now') - 2440587.5) * 86400000000.0 AS INTEGER),
   version = version + 1, history_len = history_len + 1
   WHERE id = '{id}' AND version = 1;
 INSERT INTO events (build_id, seq, at, kind, state, attempt, actor, started_at, duration_ms,
   exit_code, message, log, from_state, forced)
-  VALUES ('{id}', 2, CAST(unixepoch('subsec') * 1000000 AS INTEGER), 'completed', 0, 1, 'bench',
-  CAST(unixepoch('subsec') * 1000000 AS INTEGER), 0, NULL, NULL, NULL, NULL, 0);
+  VALUES ('{id}', 2, CAST((julianday('now') - 2440587.5) * 86400000000.0 AS INTEGER), 'completed', 0, 1, 'bench',
+  CAST((julianday('now') - 2440587.5) * 86400000000.0 AS INTEGER), 0, NULL, NULL, NULL, NULL, 0);
 COMMIT;"
     )
 }

@@ -1,8 +1,6 @@
 //! The catalog: platforms, OS versions and image types.
 
-use buildstate_core::{
-    Build, CatalogItem, CatalogKind, ImageType, MAX_NOTE_BYTES, Name, OsVersion, Platform,
-};
+use buildstate_core::{Build, CatalogItem, CatalogKind, ImageType, Name, OsVersion, Platform};
 use buildstate_store::{StoreError, StoreResult};
 use rusqlite::{Connection, Row, params};
 
@@ -51,31 +49,8 @@ fn statements(kind: CatalogKind) -> &'static KindSql {
     }
 }
 
-/// Free-text fields of catalog items: bounded, and single-line except descriptions.
-fn check_text(field: &str, value: &str, multi_line: bool) -> StoreResult<()> {
-    if value.len() > MAX_NOTE_BYTES {
-        return Err(StoreError::InvalidInput(format!("the {field} is longer than {MAX_NOTE_BYTES} bytes")));
-    }
-    if value.chars().any(|c| c.is_control() && !(multi_line && matches!(c, '\n' | '\t'))) {
-        return Err(StoreError::InvalidInput(format!("the {field} must not contain control characters")));
-    }
-    Ok(())
-}
-
-fn check_item(item: &CatalogItem) -> StoreResult<()> {
-    check_text("display name", item.display_name(), false)?;
-    match item {
-        CatalogItem::Platform(p) => {
-            check_text("provider", &p.provider, false)?;
-            p.region.as_deref().map_or(Ok(()), |r| check_text("region", r, false))
-        }
-        CatalogItem::Os(o) => check_text("family", &o.family, false),
-        CatalogItem::ImageType(i) => check_text("description", &i.description, true),
-    }
-}
-
 pub(crate) fn add(conn: &Connection, item: &CatalogItem) -> StoreResult<()> {
-    check_item(item)?;
+    buildstate_store::check_catalog_item(item)?;
     let exists = || StoreError::AlreadyExists { what: item.kind().as_str(), key: item.name().to_string() };
     if rows::exists(conn, statements(item.kind()).exists, [item.name().as_str()])? {
         return Err(exists());
@@ -177,7 +152,7 @@ pub(crate) fn register_missing(conn: &Connection, build: &Build, provider: Optio
     });
     for item in [platform, os, image_type] {
         if !rows::exists(conn, statements(item.kind()).exists, [item.name().as_str()])? {
-            check_item(&item)?;
+            buildstate_store::check_catalog_item(&item)?;
             insert(conn, &item)?;
         }
     }

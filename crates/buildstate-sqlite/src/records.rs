@@ -80,33 +80,9 @@ pub(crate) fn resolve(
     Ok(changed)
 }
 
-/// The fields of an artifact that its types do not bound.
-fn check_artifact(a: &Artifact) -> StoreResult<()> {
-    let field = |what: &str, value: &str, max: usize| {
-        if value.trim().is_empty() {
-            Err(StoreError::InvalidInput(format!("the artifact {what} is empty")))
-        } else if value.len() > max {
-            Err(StoreError::InvalidInput(format!("the artifact {what} is longer than {max} bytes")))
-        } else if value.chars().any(char::is_control) {
-            Err(StoreError::InvalidInput(format!("the artifact {what} must not contain control characters")))
-        } else {
-            Ok(())
-        }
-    };
-    field("name", &a.name, 256)?;
-    field("URI", &a.uri, 4096)?;
-    if let Some(region) = &a.region {
-        field("region", region, 128)?;
-    }
-    if let Some(size) = a.size_bytes {
-        to_i64("artifact size", size)?;
-    }
-    Ok(())
-}
-
 /// Records an artifact, replacing one of the same name, and bumps the build's version.
 pub(crate) fn add_artifact(conn: &Connection, id: BuildId, artifact: &Artifact) -> StoreResult<()> {
-    check_artifact(artifact)?;
+    buildstate_store::check_artifact(artifact)?;
     builds::require(conn, id)?;
     insert::artifact(conn, &id, artifact)?;
     insert::bump_version(conn, &id, now())

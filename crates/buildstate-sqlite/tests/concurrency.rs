@@ -1,9 +1,8 @@
-//! Many writers on one database file: sixteen connections in one process, and sixteen
-//! processes. Nobody may see "database is locked" (or `Busy`), and no update may be lost.
+//! Many writers on one database file: sixteen connections in one process. Nobody may
+//! see "database is locked" (or `Busy`), and no update may be lost. (Sixteen real
+//! processes race through the real binary in the CLI's integration tests.)
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::path::Path;
-use std::process::Command as Process;
 use std::sync::Arc;
 
 use buildstate_core::{
@@ -171,110 +170,4 @@ async fn sixteen_connections_race_on_one_build_and_on_their_own() {
         let b = setup.find_build(n).await.expect("find own build");
         assert_eq!((b.status, b.version), (BuildStatus::Completed, 1 + MILESTONES));
     }
-}
-
-const WORKER_DB: &str = "BUILDSTATE_SQLITE_TEST_WORKER_DB";
-const WORKER_BUILD: &str = "BUILDSTATE_SQLITE_TEST_WORKER_BUILD";
-const WORKER_INDEX: &str = "BUILDSTATE_SQLITE_TEST_WORKER_INDEX";
-
-/// Runs `WORKERS` copies of this test binary as [`worker_process`] on `path`, racing on
-/// `shared` if given; returns each worker's build number and the completions it won.
-fn run_worker_processes(path: &Path, shared: Option<BuildId>) -> Vec<(String, u64)> {
-    let exe = std::env::current_exe().expect("test binary path");
-    let children: Vec<_> = (0..WORKERS)
-        .map(|w| {
-            let mut cmd = Process::new(&exe);
-            cmd.args(["worker_process", "--exact", "--ignored", "--nocapture", "--test-threads=1"])
-                .env(WORKER_DB, path)
-                .env(WORKER_INDEX, w.to_string())
-                .stdout(std::process::Stdio::piped())
-                .stderr(std::process::Stdio::piped());
-            if let Some(id) = shared {
-                cmd.env(WORKER_BUILD, id.to_string());
-            }
-            cmd.spawn().expect("spawn worker process")
-        })
-        .collect();
-    children
-        .into_iter()
-        .enumerate()
-        .map(|(w, child)| {
-            let out = child.wait_with_output().expect("wait for worker");
-            let stdout = String::from_utf8_lossy(&out.stdout);
-            assert!(
-                out.status.success(),
-                "worker {w} failed:\n{stdout}\n{}",
-                String::from_utf8_lossy(&out.stderr)
-            );
-            // libtest may print "test worker_process ... " on the same line first.
-            let line = stdout
-                .lines()
-                .find_map(|l| l.split_once("worker-result ").map(|(_, rest)| rest))
-                .expect("worker result line");
-            let (number, won) = line.split_once(' ').expect("number and count");
-            (number.to_owned(), won.parse().expect("count"))
-        })
-        .collect()
-}
-
-/// Sixteen OS processes (this test binary re-run as [`worker_process`]), each with the
-/// current-thread runtime the CLI uses, on one file.
-#[test]
-fn sixteen_processes_race_on_one_build_and_on_their_own() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let path = dir.path().join("processes.db");
-    let rt = tokio::runtime::Builder::new_current_thread().build().expect("runtime");
-    let (setup, shared) = rt.block_on(async {
-        let setup = SqliteStore::open(&path).expect("open");
-        seed_catalog(&setup).await;
-        let shared = setup.create_build(&new_build("setup")).await.expect("create shared build").id;
-        (setup, shared)
-    });
-    let results = run_worker_processes(&path, Some(shared));
-    let numbers: BTreeSet<&String> = results.iter().map(|(n, _)| n).collect();
-    assert_eq!(numbers.len(), WORKERS, "distinct build numbers: {numbers:?}");
-    let won = results.iter().map(|(_, w)| w).sum();
-    rt.block_on(check_shared_build(&setup, shared, WORKERS, won));
-}
-
-/// Sixteen processes open a file that does not exist yet, at once: they contend for
-/// switching it to WAL and for creating the schema, then create builds in the same
-/// second.
-#[test]
-fn sixteen_processes_open_a_fresh_file_at_once() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let path = dir.path().join("fresh/processes.db");
-    let results = run_worker_processes(&path, None);
-    let numbers: BTreeSet<&String> = results.iter().map(|(n, _)| n).collect();
-    assert_eq!(numbers.len(), WORKERS, "distinct build numbers: {numbers:?}");
-    let store = SqliteStore::open(&path).expect("open");
-    assert_eq!(store.schema_version(), buildstate_sqlite::SCHEMA_VERSION);
-}
-
-/// One worker of the process tests above; ignored because it only makes sense as their
-/// child process. With a shared build it also races on that build.
-#[test]
-#[ignore = "run as a child process by the sixteen_processes_* tests"]
-fn worker_process() {
-    let (Ok(db), Ok(index)) = (std::env::var(WORKER_DB), std::env::var(WORKER_INDEX)) else {
-        panic!("worker_process is started by the sixteen_processes_* tests");
-    };
-    let shared: Option<BuildId> = std::env::var(WORKER_BUILD).ok().map(|b| b.parse().expect("build id"));
-    let w: usize = index.parse().expect("worker index");
-    let actor = format!("process-{w}");
-    let rt = tokio::runtime::Builder::new_current_thread().build().expect("runtime");
-    rt.block_on(async {
-        let store = SqliteStore::open(Path::new(&db)).expect("open");
-        if shared.is_none() {
-            seed_catalog(&store).await;
-        }
-        let own = store.create_build(&new_build(&actor)).await.expect("create own build");
-        let mut won = 0;
-        if let Some(shared) = shared {
-            mark(&store, shared, w).await;
-            won = race_to_delivery(&store, shared, &actor).await;
-        }
-        deliver_alone(&store, own.id, &actor).await;
-        println!("worker-result {} {won}", own.number);
-    });
 }

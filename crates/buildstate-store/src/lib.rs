@@ -6,13 +6,15 @@
 //! (processes, threads, machines) can never interleave. [`conformance`] is the one suite
 //! every backend must pass.
 
+mod check;
 pub mod conformance;
 mod error;
 mod filter;
 mod plan;
 mod store;
 
+pub use check::{check_artifact, check_catalog_item, check_new_build};
 pub use error::{StoreError, StoreResult};
 pub use filter::{BuildFilter, FailureFilter, ImportMode};
-pub use plan::{build_number_stem, check_new_build, now, plan_transition, resolve_candidates};
+pub use plan::{build_number_stem, now, plan_transition, resolve_candidates};
 pub use store::Store;

@@ -34,21 +34,6 @@ pub fn build_number_stem(new: &NewBuild, now: Timestamp) -> String {
     BuildNumber::stem(new.os.as_str(), new.image_type.as_str(), new.platform.as_str(), &date)
 }
 
-/// Checks the free-form fields of a new build that the types do not bound.
-pub fn check_new_build(new: &NewBuild) -> StoreResult<()> {
-    if new.created_by.len() > 256 {
-        return Err(StoreError::InvalidInput("created-by is longer than 256 bytes".into()));
-    }
-    if let Some(url) = &new.ci_url
-        && (url.len() > 2048 || url.chars().any(char::is_control))
-    {
-        return Err(StoreError::InvalidInput(
-            "the CI URL must be at most 2048 bytes without control characters".into(),
-        ));
-    }
-    Ok(())
-}
-
 /// Picks the build a reference means among `candidates` — the builds whose id or
 /// number starts with it. An exact id or number wins; otherwise the prefix must be unique.
 pub fn resolve_candidates(reference: &str, candidates: &[(BuildId, BuildNumber)]) -> StoreResult<BuildId> {

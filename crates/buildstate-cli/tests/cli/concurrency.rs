@@ -34,6 +34,38 @@ fn align_to_next_second() {
     thread::sleep(Duration::from_millis(1000 - into + 20));
 }
 
+/// Sixteen processes meet a store that does not exist yet: they contend for creating the
+/// file, switching it to WAL and migrating the schema. Every one must succeed.
+#[test]
+fn sixteen_processes_open_a_fresh_store_at_once() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let db = dir.path().join("fresh/buildstate.db");
+    let children: Vec<_> = (0..WRITERS)
+        .map(|_| {
+            Command::new(bin())
+                .args(["init", "--json"])
+                .env("BUILDSTATE_DB", &db)
+                .env_remove("BUILDSTATE_LOG")
+                .stdout(std::process::Stdio::piped())
+                .stderr(std::process::Stdio::piped())
+                .spawn()
+                .expect("spawn")
+        })
+        .collect();
+    for child in children {
+        let r: Run = child.wait_with_output().expect("wait").into();
+        assert_not_locked(&r, "init");
+        assert_eq!(r.code, 0, "{r:?}");
+    }
+    let again: Run = Command::new(bin())
+        .args(["platform", "list", "--json"])
+        .env("BUILDSTATE_DB", &db)
+        .output()
+        .expect("run")
+        .into();
+    assert_eq!((again.code, again.stdout.trim()), (0, "[]"), "{again:?}");
+}
+
 #[test]
 fn sixteen_creates_in_the_same_second_get_distinct_numbers() {
     let env = Env::new().with_catalog();

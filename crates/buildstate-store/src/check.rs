@@ -1,0 +1,71 @@
+//! Input checks every backend applies before writing: the bounds that the domain types
+//! leave to the store (free-text catalog fields, artifact fields). Written once here so
+//! that no backend accepts what another refuses.
+
+use buildstate_core::{Artifact, CatalogItem, MAX_NOTE_BYTES, NewBuild};
+
+use crate::{StoreError, StoreResult};
+
+/// Free-text fields of catalog items: bounded, and single-line except descriptions.
+fn check_text(field: &str, value: &str, multi_line: bool) -> StoreResult<()> {
+    if value.len() > MAX_NOTE_BYTES {
+        return Err(StoreError::InvalidInput(format!("the {field} is longer than {MAX_NOTE_BYTES} bytes")));
+    }
+    if value.chars().any(|c| c.is_control() && !(multi_line && matches!(c, '\n' | '\t'))) {
+        return Err(StoreError::InvalidInput(format!("the {field} must not contain control characters")));
+    }
+    Ok(())
+}
+
+/// Checks a catalog item before `add_catalog_item` stores it.
+pub fn check_catalog_item(item: &CatalogItem) -> StoreResult<()> {
+    check_text("display name", item.display_name(), false)?;
+    match item {
+        CatalogItem::Platform(p) => {
+            check_text("provider", &p.provider, false)?;
+            p.region.as_deref().map_or(Ok(()), |r| check_text("region", r, false))
+        }
+        CatalogItem::Os(o) => check_text("family", &o.family, false),
+        CatalogItem::ImageType(i) => check_text("description", &i.description, true),
+    }
+}
+
+/// Checks the fields of an artifact that its types do not bound.
+pub fn check_artifact(a: &Artifact) -> StoreResult<()> {
+    let field = |what: &str, value: &str, max: usize| {
+        if value.trim().is_empty() {
+            Err(StoreError::InvalidInput(format!("the artifact {what} is empty")))
+        } else if value.len() > max {
+            Err(StoreError::InvalidInput(format!("the artifact {what} is longer than {max} bytes")))
+        } else if value.chars().any(char::is_control) {
+            Err(StoreError::InvalidInput(format!("the artifact {what} must not contain control characters")))
+        } else {
+            Ok(())
+        }
+    };
+    field("name", &a.name, 256)?;
+    field("URI", &a.uri, 4096)?;
+    if let Some(region) = &a.region {
+        field("region", region, 128)?;
+    }
+    // Every backend stores sizes as signed 64-bit integers (SQLite, PostgreSQL `bigint`).
+    if a.size_bytes.is_some_and(|s| i64::try_from(s).is_err()) {
+        return Err(StoreError::InvalidInput("the artifact size does not fit in 63 bits".into()));
+    }
+    Ok(())
+}
+
+/// Checks the free-form fields of a new build that the types do not bound.
+pub fn check_new_build(new: &NewBuild) -> StoreResult<()> {
+    if new.created_by.len() > 256 {
+        return Err(StoreError::InvalidInput("created-by is longer than 256 bytes".into()));
+    }
+    if let Some(url) = &new.ci_url
+        && (url.len() > 2048 || url.chars().any(char::is_control))
+    {
+        return Err(StoreError::InvalidInput(
+            "the CI URL must be at most 2048 bytes without control characters".into(),
+        ));
+    }
+    Ok(())
+}

@@ -1,0 +1,1 @@
+//! Runs one step as a child process group.

@@ -1,0 +1,5 @@
+//! The runner of buildstate: pipeline files, the executor that owns child processes,
+//! and the dispatcher that owns build state and talks to the store.
+
+pub mod executor;
+pub mod pipeline;

@@ -1,1 +1,136 @@
-//! Pipeline files.
+//! Pipeline files: which milestones a build runs, what each runs, with which
+//! environment, timeout and retry policy, for which matrix of platform × OS × image.
+//!
+//! The format is documented in `docs/pipeline.md`; a test parses the example there.
+//! Reading is two steps: [`raw`] is the serde shape of the YAML (spanned, so every
+//! error has a line and column), [`resolve`] validates it into a [`Pipeline`] whose
+//! paths are absolute and whose retry policies are complete — the runner does no
+//! further checking or merging.
+
+mod duration;
+mod error;
+mod filter;
+mod matrix;
+mod raw;
+mod resolve;
+mod step;
+
+#[cfg(test)]
+mod tests;
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use buildstate_core::{Name, RetryPolicy, StateCatalog, StateCode};
+
+pub use error::{PipelineError, PipelineErrorKind};
+pub use filter::MatrixFilter;
+
+/// A validated pipeline file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Pipeline {
+    /// A slug; recorded on each build as metadata `pipeline=<name>`.
+    pub name: Name,
+    /// The file it was read from (absolute).
+    pub file: PathBuf,
+    /// The file's directory: relative `script` paths and `workdir`s resolve here.
+    pub dir: PathBuf,
+    /// The default catalog, or the custom one the file declares.
+    pub catalog: StateCatalog,
+    /// Expanded, with `exclude` and `include` applied and duplicates removed; in file
+    /// order (platform, then OS, then image, then the `include` entries).
+    pub matrix: Vec<MatrixCell>,
+    /// Only the states the file lists; every key is in `catalog`. Catalog milestones
+    /// without a step are recorded as skipped by the runner.
+    pub steps: BTreeMap<StateCode, Step>,
+}
+
+/// One build of the matrix.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct MatrixCell {
+    pub platform: Name,
+    pub os: Name,
+    pub image_type: Name,
+}
+
+/// What one milestone runs, fully resolved (defaults merged in).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Step {
+    pub state: StateCode,
+    pub program: Program,
+    /// Absolute; it need not exist when the file is read (an earlier step may create it).
+    pub workdir: PathBuf,
+    /// `defaults.env` with the step's `env` over it.
+    pub env: BTreeMap<String, String>,
+    /// Per-platform overrides: `defaults.platform_env` with the step's over it, key by
+    /// key. Applied over `env` by [`Step::env_for`].
+    pub platform_env: BTreeMap<Name, BTreeMap<String, String>>,
+    /// `None`: no limit.
+    pub timeout: Option<Duration>,
+    /// Complete: the step's `retry` over `defaults.retry` over
+    /// [`RetryPolicy::default_for`] the state, field by field.
+    pub retry: RetryPolicy,
+}
+
+/// How a step is started.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Program {
+    /// A command line, run with `sh -c`.
+    Shell(String),
+    /// A program and its arguments, run directly (no shell).
+    Argv(Vec<String>),
+    /// An executable file (absolute path), run directly with no arguments.
+    Script(PathBuf),
+}
+
+impl Step {
+    /// The step's environment on `platform`: `env` with that platform's overrides.
+    /// (The runner adds its `BUILDSTATE_*` variables on top.)
+    pub fn env_for(&self, platform: &Name) -> BTreeMap<String, String> {
+        let mut env = self.env.clone();
+        if let Some(overrides) = self.platform_env.get(platform) {
+            env.extend(overrides.iter().map(|(k, v)| (k.clone(), v.clone())));
+        }
+        env
+    }
+}
+
+impl Pipeline {
+    /// Reads and validates a pipeline file.
+    pub fn load(path: &Path) -> Result<Pipeline, PipelineError> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| PipelineError::read(path, format!("cannot read the pipeline file: {e}")))?;
+        Pipeline::parse(&text, path)
+    }
+
+    /// Validates pipeline text. `file` names it in messages and gives `dir`, against
+    /// which relative paths resolve (and `script` files must exist).
+    pub fn parse(text: &str, file: &Path) -> Result<Pipeline, PipelineError> {
+        resolve::resolve(text, file)
+    }
+
+    /// The cells `filter` selects, in matrix order.
+    pub fn cells(&self, filter: &MatrixFilter) -> Vec<&MatrixCell> {
+        self.matrix.iter().filter(|cell| filter.matches(cell)).collect()
+    }
+}
+
+impl fmt::Display for MatrixCell {
+    /// `platform/os/image`, for progress lines and messages.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}/{}/{}", self.platform, self.os, self.image_type)
+    }
+}
+
+impl fmt::Display for Program {
+    /// A one-line rendering for progress lines and logs.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Program::Shell(line) => f.write_str(line),
+            Program::Argv(argv) => f.write_str(&argv.join(" ")),
+            Program::Script(path) => write!(f, "{}", path.display()),
+        }
+    }
+}

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use buildstate_core::{Build, Command};
 use buildstate_sqlite::{SqliteStore, sql};
-use buildstate_store::Store;
+use buildstate_store::{Guard, Store};
 use rusqlite::{Connection, params};
 
 use crate::fixture;
@@ -49,15 +49,15 @@ async fn through_api(store: &SqliteStore, build: &Build) -> Result<(Duration, us
     let start = Instant::now();
     for &state in &codes {
         let begin = Command::Start { state, actor: "bench".into(), log: None, force: false };
-        store.apply(build.id, &begin, None).await.map_err(|e| e.to_string())?;
+        store.apply(build.id, &begin, Guard::none()).await.map_err(|e| e.to_string())?;
         let done = Command::Complete { state, actor: "bench".into(), exit_code: Some(0), log: None };
-        store.apply(build.id, &done, None).await.map_err(|e| e.to_string())?;
+        store.apply(build.id, &done, Guard::none()).await.map_err(|e| e.to_string())?;
     }
     Ok((start.elapsed(), 2 * codes.len()))
 }
 
-/// The same writes, statement for statement, without the store: read the row, swap it,
-/// append the event, in one `BEGIN IMMEDIATE` transaction per transition, with cached
+/// The same writes, statement for statement, without the store: read the row and its
+/// lease record, swap the row, append the event, in one `BEGIN IMMEDIATE` transaction per transition, with cached
 /// prepared statements as the store uses them.
 fn through_raw(conn: &Connection, build: &Build) -> Result<Duration, String> {
     let codes: Vec<i64> = build.catalog.codes().map(|c| i64::from(c.get())).collect();
@@ -83,6 +83,8 @@ fn raw_transition(
     let (version, history_len, started_at): (i64, i64, Option<i64>) = conn
         .prepare_cached(sql::SELECT_BUILD_BY_ID)?
         .query_row([id], |row| Ok((row.get("version")?, row.get("history_len")?, row.get("started_at")?)))?;
+    // The store reads the lease record for its fencing check; so does the baseline.
+    conn.prepare_cached(sql::SELECT_LEASE)?.exists([id])?;
     let now = now_us();
     let (new_state, status, attempt, attempt_started, ended, kind) = match (completing, next) {
         (false, _) => (state, "running", 1, Some(now), None, "started"),

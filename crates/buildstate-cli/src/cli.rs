@@ -4,9 +4,9 @@
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use buildstate_core::Build;
+use buildstate_core::{Build, LeaseToken};
 use buildstate_sqlite::SqliteStore;
-use buildstate_store::Store;
+use buildstate_store::{Guard, Store};
 use clap::error::{ContextKind, ContextValue, ErrorKind};
 use clap::{Parser, error::Error as ClapError};
 
@@ -35,6 +35,10 @@ pub struct Global {
     /// Who is acting, as recorded in history [default: $USER]
     #[arg(long, global = true, env = "BUILDSTATE_ACTOR", value_name = "NAME")]
     pub actor: Option<String>,
+    /// Write under this lease token: set by `run` and `exec` for the steps they run, so
+    /// that a step's own `buildstate` calls act for its runner
+    #[arg(long, global = true, env = "BUILDSTATE_LEASE_TOKEN", value_name = "TOKEN", hide_env_values = true)]
+    pub lease_token: Option<u64>,
 }
 
 /// What every command gets: the open store and the global options.
@@ -45,6 +49,8 @@ pub struct Ctx {
     pub schema_version: u32,
     pub json: bool,
     pub actor: String,
+    /// What every write carries: the lease token of the runner we act for, if any.
+    pub guard: Guard,
 }
 
 impl Ctx {
@@ -71,6 +77,7 @@ pub async fn run(cli: Cli) -> Result<Exit, CliError> {
         db_path,
         json: cli.global.json,
         actor: config::actor(cli.global.actor.as_deref()),
+        guard: cli.global.lease_token.map_or_else(Guard::none, |t| Guard::lease(LeaseToken::new(t))),
     };
     cli.command.run(&ctx).await
 }

@@ -10,12 +10,17 @@
 //! |    2 | `Usage`             | bad flag or value (state code, word, name, JSON), ambiguous reference |
 //! |    3 | `NotFound`          | build, catalog item, failure or metadata key does not exist   |
 //! |    4 | `Rejected`          | the transition rules refused the command; nothing changed     |
-//! |    5 | `Conflict`          | already exists, still in use, or changed by another writer    |
+//! |    5 | `Conflict`          | already exists, still in use, changed by another writer, or a |
+//! |      |                     | runner holds the build's lease (or took it over)              |
 //! |    6 | `Unavailable`       | the store is busy or cannot be opened                         |
 //! |    7 | `BadDocument`       | an import file is malformed, truncated or inconsistent        |
 //! |   10 | `Delivered`         | `resume`: nothing to do, the build is delivered               |
 //! |   11 | `NeedsIntervention` | `resume`: retries exhausted or persistent failure             |
 //! |   12 | `Cancelled`         | `resume`: the build is cancelled                              |
+//! |    8 | `Undelivered`       | `run`/`demo`: some build did not reach 100                    |
+//! |  130 | `Interrupted`       | `run`: stopped by SIGINT (the attempt is recorded as interrupted) |
+//! |  143 | `Terminated`        | `run`: stopped by SIGTERM                                     |
+//! |  any | `Passthrough`       | `exec`: the wrapped command's own exit code                   |
 
 use std::fmt;
 
@@ -23,24 +28,44 @@ use buildstate_store::StoreError;
 
 /// A process exit code with a name (see the module table).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-#[repr(u8)]
 pub enum Exit {
-    Ok = 0,
-    Internal = 1,
-    Usage = 2,
-    NotFound = 3,
-    Rejected = 4,
-    Conflict = 5,
-    Unavailable = 6,
-    BadDocument = 7,
-    Delivered = 10,
-    NeedsIntervention = 11,
-    Cancelled = 12,
+    Ok,
+    Internal,
+    Usage,
+    NotFound,
+    Rejected,
+    Conflict,
+    Unavailable,
+    BadDocument,
+    Undelivered,
+    Delivered,
+    NeedsIntervention,
+    Cancelled,
+    Interrupted,
+    Terminated,
+    /// `exec` exits with the wrapped command's code, so that CI sees no difference.
+    Passthrough(u8),
 }
 
 impl Exit {
     pub const fn code(self) -> u8 {
-        self as u8
+        match self {
+            Exit::Ok => 0,
+            Exit::Internal => 1,
+            Exit::Usage => 2,
+            Exit::NotFound => 3,
+            Exit::Rejected => 4,
+            Exit::Conflict => 5,
+            Exit::Unavailable => 6,
+            Exit::BadDocument => 7,
+            Exit::Undelivered => 8,
+            Exit::Delivered => 10,
+            Exit::NeedsIntervention => 11,
+            Exit::Cancelled => 12,
+            Exit::Interrupted => 130,
+            Exit::Terminated => 143,
+            Exit::Passthrough(code) => code,
+        }
     }
 }
 
@@ -122,7 +147,9 @@ impl From<StoreError> for CliError {
             StoreError::Rejected(_) => Exit::Rejected,
             StoreError::AlreadyExists { .. }
             | StoreError::CatalogItemInUse { .. }
-            | StoreError::Conflict { .. } => Exit::Conflict,
+            | StoreError::Conflict { .. }
+            | StoreError::LeaseHeld { .. }
+            | StoreError::StaleLease { .. } => Exit::Conflict,
             StoreError::Unavailable { .. } | StoreError::Busy { .. } => Exit::Unavailable,
             StoreError::Document(_) => Exit::BadDocument,
             StoreError::Backend { .. } => Exit::Internal,
@@ -132,6 +159,7 @@ impl From<StoreError> for CliError {
                 Some("another process held the database too long; run the command again")
             }
             StoreError::Unavailable { .. } => Some("check the path given by --db or BUILDSTATE_DB"),
+            StoreError::LeaseHeld { .. } => Some("`buildstate lease list` shows every runner's lease"),
             StoreError::Backend { .. } => {
                 Some("set BUILDSTATE_LOG=debug for details, and report it if it persists")
             }
@@ -152,6 +180,8 @@ pub fn io_error(what: &str, e: &std::io::Error) -> CliError {
 
 #[cfg(test)]
 mod tests {
+    use buildstate_core::{BuildId, BuildNumber, Lease, LeaseToken};
+
     use super::*;
 
     #[test]
@@ -165,9 +195,13 @@ mod tests {
             (Exit::Conflict, 5),
             (Exit::Unavailable, 6),
             (Exit::BadDocument, 7),
+            (Exit::Undelivered, 8),
             (Exit::Delivered, 10),
             (Exit::NeedsIntervention, 11),
             (Exit::Cancelled, 12),
+            (Exit::Interrupted, 130),
+            (Exit::Terminated, 143),
+            (Exit::Passthrough(42), 42),
         ];
         for (exit, code) in all {
             assert_eq!(exit.code(), code, "{exit:?}");
@@ -181,6 +215,17 @@ mod tests {
 
     #[test]
     fn store_errors_map_to_their_kind() {
+        let number = BuildNumber::new("b-1").expect("valid number");
+        let lease = Lease {
+            build_id: BuildId::generate(1_000, 0),
+            owner: "runner".into(),
+            host: "host".into(),
+            pid: 1,
+            token: LeaseToken::new(2),
+            acquired_at: jiff::Timestamp::UNIX_EPOCH,
+            renewed_at: jiff::Timestamp::UNIX_EPOCH,
+            expires_at: jiff::Timestamp::MAX,
+        };
         let cases = [
             (StoreError::BuildNotFound("x".into()), Exit::NotFound),
             (
@@ -190,6 +235,15 @@ mod tests {
             (StoreError::Busy { waited_ms: 5 }, Exit::Unavailable),
             (StoreError::AlreadyExists { what: "build", key: "k".into() }, Exit::Conflict),
             (StoreError::InvalidInput("bad".into()), Exit::Usage),
+            (StoreError::LeaseHeld { build: number.clone(), lease: Box::new(lease.clone()) }, Exit::Conflict),
+            (
+                StoreError::StaleLease {
+                    build: number,
+                    token: LeaseToken::FIRST,
+                    current: Some(Box::new(lease)),
+                },
+                Exit::Conflict,
+            ),
         ];
         for (e, exit) in cases {
             assert_eq!(CliError::from(e).exit, exit);

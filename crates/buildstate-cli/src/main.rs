@@ -7,7 +7,9 @@ mod config;
 mod exit;
 mod input;
 mod output;
+mod progress;
 mod sample;
+mod signals;
 
 use std::process::ExitCode;
 

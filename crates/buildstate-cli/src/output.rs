@@ -175,6 +175,11 @@ pub fn init_tracing() {
         .try_init();
 }
 
+/// A progress line on stdout; a closed pipe is ignored like everywhere else.
+pub fn progress_line(text: &str) {
+    let _ = line(text);
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

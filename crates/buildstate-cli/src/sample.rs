@@ -7,7 +7,7 @@ use buildstate_core::{
     Artifact, ArtifactKind, Build, CatalogItem, Command, FailureClass, FailureInfo, FailureType, ImageType,
     Name, NewBuild, OsVersion, Platform, StateCatalog,
 };
-use buildstate_store::{BuildFilter, Store, StoreError, StoreResult};
+use buildstate_store::{BuildFilter, Guard, Store, StoreError, StoreResult};
 
 /// What a load added.
 #[derive(Debug, Default, serde::Serialize)]
@@ -110,7 +110,7 @@ struct Driver<'a> {
 
 impl Driver<'_> {
     async fn apply(&mut self, cmd: Command) -> StoreResult<()> {
-        self.build = self.store.apply(self.build.id, &cmd, None).await?.build;
+        self.build = self.store.apply(self.build.id, &cmd, Guard::none()).await?.build;
         Ok(())
     }
 

@@ -14,6 +14,7 @@ mod failure;
 mod history;
 mod ids;
 mod inventory;
+mod lease;
 mod retry;
 mod rules;
 mod state;
@@ -29,6 +30,7 @@ pub use failure::{FailureClass, FailureInfo, FailureRecord, FailureType, Failure
 pub use history::{Attempt, AttemptStatus, EventKind, HistoryEvent, attempts};
 pub use ids::{BuildId, BuildNumber, IdError};
 pub use inventory::{CatalogItem, CatalogKind, ImageType, Name, NameError, OsVersion, Platform};
+pub use lease::{Lease, LeaseRequest, LeaseToken};
 pub use retry::{Backoff, RetryPolicy, TransientMatch};
 pub use rules::{Outcome, Rejection, apply};
 pub use state::{StateCode, StateCodeError};

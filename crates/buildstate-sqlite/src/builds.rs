@@ -2,15 +2,15 @@
 
 use buildstate_core::{Build, BuildId, CatalogKind, Command, HistoryEvent, NewBuild, Outcome};
 use buildstate_store::{
-    BuildFilter, StoreError, StoreResult, build_number_stem, check_new_build, now, plan_transition,
-    resolve_candidates,
+    BuildFilter, Guard, LeaseRecord, StoreError, StoreResult, build_number_stem, check_new_build, now,
+    plan_transition, resolve_candidates,
 };
 use rusqlite::Connection;
 use rusqlite::types::Value;
 
 use crate::error::to_i64;
 use crate::numbers::{next_number, prefix_upper_bound};
-use crate::{catalog, insert, rows, sql};
+use crate::{catalog, insert, leases, rows, sql};
 
 /// Creates a build in the caller's write transaction: the catalog check, the number
 /// allocation and the insert see no other writer in between, which is what keeps
@@ -111,16 +111,14 @@ pub(crate) fn list(conn: &Connection, filter: &BuildFilter) -> StoreResult<Vec<B
     rows::all(conn, &query, rusqlite::params_from_iter(values), rows::build)
 }
 
-/// A transition, in the caller's write transaction: the rules run on the row as
-/// stored, and the row is swapped only if still at the version read.
-pub(crate) fn apply(
-    conn: &Connection,
-    id: BuildId,
-    command: &Command,
-    expected_version: Option<u64>,
-) -> StoreResult<Outcome> {
+/// A transition, in the caller's write transaction: the fencing check and the rules run
+/// on the build row and lease record as stored (read under the same write lock, so a
+/// take-over cannot slip in between the check and the write), and the row is swapped
+/// only if still at the version read.
+pub(crate) fn apply(conn: &Connection, id: BuildId, command: &Command, guard: Guard) -> StoreResult<Outcome> {
     let build = get(conn, id)?;
-    let outcome = plan_transition(&build, command, expected_version, now())?;
+    let lease = leases::record(conn, id)?;
+    let outcome = plan_transition(&build, lease.as_ref().and_then(LeaseRecord::held), command, guard, now())?;
     if !insert::outcome(conn, build.version, &outcome)? {
         // Unreachable while the write lock is held from the read on; kept as the
         // compare-and-swap's safety net should the transaction mode ever change.

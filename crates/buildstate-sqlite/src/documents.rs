@@ -1,11 +1,11 @@
 //! Export and import of whole builds (the JSON document of SPEC §2).
 
 use buildstate_core::{BuildDocument, BuildId, BuildParts};
-use buildstate_store::{ImportMode, StoreError, StoreResult};
+use buildstate_store::{Guard, ImportMode, LeaseRecord, StoreError, StoreResult, check_fence, now};
 use rusqlite::Connection;
 
 use crate::error::SqlContext;
-use crate::{builds, catalog, insert, rows, sql};
+use crate::{builds, catalog, insert, leases, rows, sql};
 
 /// Everything about one build, read in one snapshot.
 pub(crate) fn export(conn: &Connection, id: BuildId) -> StoreResult<BuildDocument> {
@@ -29,6 +29,13 @@ pub(crate) fn import(
     let number_owner: Option<String> =
         rows::first(conn, sql::BUILD_ID_BY_NUMBER, [b.number.as_str()], |r| r.get(0).ctx("read a build id"))?;
     let number_taken_by_other = number_owner.is_some_and(|owner| owner != b.id.to_string());
+    // Replacing a build is a write without a lease token: refused while a runner holds
+    // it. The lease record survives the replacement (the delete below would cascade to
+    // it), so that the token counter never goes back.
+    let lease = if id_taken { leases::record(conn, b.id)? } else { None };
+    if mode == ImportMode::Replace {
+        check_fence(b, lease.as_ref().and_then(LeaseRecord::held), Guard::none(), now())?;
+    }
     match mode {
         ImportMode::CreateOnly if id_taken => {
             return Err(StoreError::AlreadyExists { what: "build", key: b.id.to_string() });
@@ -52,6 +59,9 @@ pub(crate) fn import(
     }
     for a in &parts.artifacts {
         insert::artifact(conn, &b.id, a)?;
+    }
+    if let Some(record) = &lease {
+        insert::lease(conn, record)?;
     }
     builds::get(conn, b.id)
 }

@@ -1,7 +1,7 @@
 //! Domain values to rows: the writes shared by create, apply and import.
 
 use buildstate_core::{Artifact, Build, BuildId, FailureRecord, HistoryEvent, Outcome};
-use buildstate_store::{StoreError, StoreResult};
+use buildstate_store::{LeaseRecord, StoreError, StoreResult};
 use jiff::Timestamp;
 use rusqlite::{Connection, params};
 
@@ -160,5 +160,24 @@ pub(crate) fn outcome(conn: &Connection, old_version: u64, o: &Outcome) -> Store
 pub(crate) fn bump_version(conn: &Connection, build: &BuildId, at: Timestamp) -> StoreResult<()> {
     let mut stmt = conn.prepare_cached(sql::BUMP_BUILD_VERSION).ctx("prepare bump version")?;
     stmt.execute(params![build.to_string(), micros(at)]).ctx("bump build version")?;
+    Ok(())
+}
+
+/// Writes a build's lease record (grant, renewal, or the record kept across an import).
+pub(crate) fn lease(conn: &Connection, r: &LeaseRecord) -> StoreResult<()> {
+    let l = &r.lease;
+    let mut stmt = conn.prepare_cached(sql::UPSERT_LEASE).ctx("prepare upsert lease")?;
+    stmt.execute(params![
+        l.build_id.to_string(),
+        l.owner,
+        l.host,
+        l.pid,
+        to_i64("lease token", l.token.get())?,
+        micros(l.acquired_at),
+        micros(l.renewed_at),
+        micros(l.expires_at),
+        r.released,
+    ])
+    .ctx("write lease")?;
     Ok(())
 }

@@ -19,6 +19,7 @@ mod documents;
 mod error;
 mod handle;
 mod insert;
+mod leases;
 mod migrate;
 mod numbers;
 mod open;

@@ -23,8 +23,10 @@ pub(crate) struct Migration {
     pub(crate) sql: &'static str,
 }
 
-pub(crate) const MIGRATIONS: &[Migration] =
-    &[Migration { version: 1, name: "init", sql: include_str!("../migrations/0001_init.sql") }];
+pub(crate) const MIGRATIONS: &[Migration] = &[
+    Migration { version: 1, name: "init", sql: include_str!("../migrations/0001_init.sql") },
+    Migration { version: 2, name: "leases", sql: include_str!("../migrations/0002_leases.sql") },
+];
 
 /// The schema version this binary writes: the last migration's.
 pub const SCHEMA_VERSION: u32 = MIGRATIONS.len() as u32;
@@ -122,7 +124,10 @@ mod tests {
             MIGRATIONS.iter().map(|m| (m.version, m.name, checksum(m.sql))).collect();
         assert_eq!(
             listed,
-            vec![(1, "init", "451580e0e95a4c04f191917106b988afe0aeec777ae157714f5647858a1f443d".to_owned())]
+            vec![
+                (1, "init", "451580e0e95a4c04f191917106b988afe0aeec777ae157714f5647858a1f443d".to_owned()),
+                (2, "leases", "3b136c49fc668d4ba323c67e9cfd7a3d81fcef72193cc4bf1b32a41e45fe4e50".to_owned()),
+            ]
         );
     }
 
@@ -207,6 +212,30 @@ mod tests {
             }
             other => panic!("expected Unavailable, got {other:?}"),
         }
+    }
+
+    /// A database written before leases existed (schema 1) upgrades in place on open and
+    /// keeps its data.
+    #[test]
+    fn a_schema_1_database_is_upgraded() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("s.db");
+        let c = raw(&path);
+        c.execute(sql::CREATE_MIGRATIONS_TABLE, []).expect("bookkeeping table");
+        c.execute_batch(MIGRATIONS[0].sql).expect("0001");
+        c.execute(sql::INSERT_MIGRATION, rusqlite::params![1, "init", checksum(MIGRATIONS[0].sql), 0])
+            .expect("record 0001");
+        c.pragma_update(None, "user_version", 1).expect("schema 1");
+        c.execute("INSERT INTO image_types (name, display_name) VALUES ('base', 'Base')", []).expect("data");
+        drop(c);
+
+        let store = SqliteStore::open(&path).expect("open upgrades");
+        assert_eq!(store.schema_version(), SCHEMA_VERSION);
+        let c = raw(&path);
+        assert_eq!(applied(&c).expect("applied").len(), MIGRATIONS.len());
+        let leases: i64 = c.query_row("SELECT count(*) FROM leases", [], |r| r.get(0)).expect("leases table");
+        let kept: i64 = c.query_row("SELECT count(*) FROM image_types", [], |r| r.get(0)).expect("data");
+        assert_eq!((leases, kept), (0, 1));
     }
 
     #[test]

@@ -4,10 +4,10 @@
 use std::str::FromStr;
 
 use buildstate_core::{
-    Artifact, Build, BuildId, BuildNumber, FailureInfo, FailureRecord, HistoryEvent, Name, Sha256Hex,
-    StateCatalog, StateCode,
+    Artifact, Build, BuildId, BuildNumber, FailureInfo, FailureRecord, HistoryEvent, Lease, LeaseToken, Name,
+    Sha256Hex, StateCatalog, StateCode,
 };
-use buildstate_store::StoreResult;
+use buildstate_store::{LeaseRecord, StoreResult};
 use jiff::Timestamp;
 use rusqlite::types::FromSql;
 use rusqlite::{Connection, Params, Row};
@@ -208,6 +208,24 @@ pub(crate) fn failure(row: &Row<'_>) -> StoreResult<FailureRecord> {
         resolved: c.get(11, "resolved")?,
         resolution: c.get(12, "resolution")?,
         resolved_at: c.opt_time(13, "resolved_at")?,
+    })
+}
+
+/// Decodes a row of `lease_columns!`.
+pub(crate) fn lease(row: &Row<'_>) -> StoreResult<LeaseRecord> {
+    let c = cols(row, 0);
+    Ok(LeaseRecord {
+        lease: Lease {
+            build_id: c.word(0, "build_id")?,
+            owner: c.get(1, "owner")?,
+            host: c.get(2, "host")?,
+            pid: c.get(3, "pid")?,
+            token: LeaseToken::new(c.unsigned(4, "token")?),
+            acquired_at: c.time(5, "acquired_at")?,
+            renewed_at: c.time(6, "renewed_at")?,
+            expires_at: c.time(7, "expires_at")?,
+        },
+        released: c.get(8, "released")?,
     })
 }
 

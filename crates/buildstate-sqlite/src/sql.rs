@@ -1,8 +1,9 @@
 //! The SQL text of the backend, and the connection settings.
 //!
 //! The hot transition path (`Store::apply`) runs, inside one `BEGIN IMMEDIATE`
-//! transaction: [`SELECT_BUILD_BY_ID`], [`UPDATE_BUILD_CAS`], then [`INSERT_EVENT`] per
-//! history event and [`INSERT_FAILURE`] per failure record. They are public so that the
+//! transaction: [`SELECT_BUILD_BY_ID`], [`SELECT_LEASE`] (for the fencing check),
+//! [`UPDATE_BUILD_CAS`], then [`INSERT_EVENT`] per history event and [`INSERT_FAILURE`]
+//! per failure record. They are public so that the
 //! benchmark can run exactly the same statements, with the same settings
 //! ([`configure`]), on a bare `rusqlite` connection as its baseline.
 //!
@@ -64,6 +65,12 @@ macro_rules! failure_columns {
     };
 }
 
+macro_rules! lease_columns {
+    () => {
+        "build_id, owner, host, pid, token, acquired_at, renewed_at, expires_at, released"
+    };
+}
+
 macro_rules! artifact_columns {
     () => {
         "name, kind, uri, region, size_bytes, sha256, created_at"
@@ -74,6 +81,10 @@ macro_rules! artifact_columns {
 
 /// `?1` = build id. Columns as in [`INSERT_BUILD`].
 pub const SELECT_BUILD_BY_ID: &str = concat!("SELECT ", build_columns!(), " FROM builds WHERE id = ?1");
+
+/// `?1` = build id. The build's lease record, released or not (`lease_columns!` order:
+/// build_id, owner, host, pid, token, acquired_at, renewed_at, expires_at, released).
+pub const SELECT_LEASE: &str = concat!("SELECT ", lease_columns!(), " FROM leases WHERE build_id = ?1");
 
 /// Compare-and-swap of a build row after a transition: changes exactly one row, or none
 /// when another writer got there first.
@@ -160,6 +171,25 @@ pub(crate) const UPSERT_ARTIFACT: &str = concat!(
 );
 pub(crate) const SELECT_ARTIFACTS: &str =
     concat!("SELECT ", artifact_columns!(), " FROM artifacts WHERE build_id = ?1 ORDER BY rowid");
+
+// ── leases ─────────────────────────────────────────────────────────────────────────
+
+/// Grant, renewal or re-insert after an import: the one row of a build, replaced in
+/// place. `?1`..`?9` in `lease_columns!` order.
+pub(crate) const UPSERT_LEASE: &str = concat!(
+    "INSERT INTO leases (",
+    lease_columns!(),
+    ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9) \
+     ON CONFLICT (build_id) DO UPDATE SET owner = excluded.owner, host = excluded.host, \
+     pid = excluded.pid, token = excluded.token, acquired_at = excluded.acquired_at, \
+     renewed_at = excluded.renewed_at, expires_at = excluded.expires_at, released = excluded.released"
+);
+/// Release or break: the row (and its token) stays.
+pub(crate) const RELEASE_LEASE: &str = "UPDATE leases SET released = 1 WHERE build_id = ?1";
+/// Every held lease, by build number.
+pub(crate) const SELECT_HELD_LEASES: &str = "SELECT l.build_id, l.owner, l.host, l.pid, l.token, \
+     l.acquired_at, l.renewed_at, l.expires_at, l.released \
+     FROM leases l JOIN builds b ON b.id = l.build_id WHERE l.released = 0 ORDER BY b.number";
 
 // ── catalog ────────────────────────────────────────────────────────────────────────
 

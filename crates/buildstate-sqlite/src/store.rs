@@ -1,14 +1,16 @@
 //! `Store` for `SqliteStore`: each method is one transaction around the module that
 //! knows how.
 
+use std::time::Duration;
+
 use async_trait::async_trait;
 use buildstate_core::{
     Artifact, Build, BuildDocument, BuildId, BuildParts, CatalogItem, CatalogKind, Command, FailureRecord,
-    HistoryEvent, Name, NewBuild, Outcome,
+    HistoryEvent, Lease, LeaseRequest, LeaseToken, Name, NewBuild, Outcome,
 };
-use buildstate_store::{BuildFilter, FailureFilter, ImportMode, Store, StoreResult};
+use buildstate_store::{BuildFilter, FailureFilter, Guard, ImportMode, Store, StoreResult};
 
-use crate::{SqliteStore, builds, catalog, documents, records};
+use crate::{SqliteStore, builds, catalog, documents, leases, records};
 
 #[async_trait]
 impl Store for SqliteStore {
@@ -48,17 +50,32 @@ impl Store for SqliteStore {
         self.read(|c| builds::list(c, filter))
     }
 
-    async fn apply(
-        &self,
-        id: BuildId,
-        command: &Command,
-        expected_version: Option<u64>,
-    ) -> StoreResult<Outcome> {
-        self.write(|c| builds::apply(c, id, command, expected_version))
+    async fn apply(&self, id: BuildId, command: &Command, guard: Guard) -> StoreResult<Outcome> {
+        self.write(|c| builds::apply(c, id, command, guard))
     }
 
     async fn history(&self, id: BuildId) -> StoreResult<Vec<HistoryEvent>> {
         self.read(|c| builds::history(c, id))
+    }
+
+    async fn acquire_lease(&self, id: BuildId, request: &LeaseRequest) -> StoreResult<Lease> {
+        self.write(|c| leases::acquire(c, id, request))
+    }
+
+    async fn renew_lease(&self, id: BuildId, token: LeaseToken, ttl: Duration) -> StoreResult<Lease> {
+        self.write(|c| leases::renew(c, id, token, ttl))
+    }
+
+    async fn release_lease(&self, id: BuildId, token: LeaseToken) -> StoreResult<()> {
+        self.write(|c| leases::release(c, id, token))
+    }
+
+    async fn leases(&self) -> StoreResult<Vec<Lease>> {
+        self.read(leases::held)
+    }
+
+    async fn break_lease(&self, id: BuildId) -> StoreResult<Option<Lease>> {
+        self.write(|c| leases::break_held(c, id))
     }
 
     async fn failures(&self, filter: &FailureFilter) -> StoreResult<Vec<FailureRecord>> {

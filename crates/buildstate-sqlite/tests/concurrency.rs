@@ -10,7 +10,7 @@ use buildstate_core::{
     MetaValue, Name, NewBuild, OsVersion, Platform, StateCatalog,
 };
 use buildstate_sqlite::SqliteStore;
-use buildstate_store::{Store, StoreError};
+use buildstate_store::{Guard, Store, StoreError};
 use tokio::sync::Barrier;
 
 const WORKERS: usize = 16;
@@ -72,7 +72,10 @@ fn complete(state: buildstate_core::StateCode, actor: &str) -> Command {
 async fn mark(store: &dyn Store, id: BuildId, w: usize) {
     let key = MetaKey::new(&format!("worker-{w}")).expect("valid key");
     let value = MetaValue::new(&key, &format!("value {w}")).expect("valid value");
-    store.apply(id, &Command::SetMeta { key, value: Some(value) }, None).await.expect("set metadata");
+    store
+        .apply(id, &Command::SetMeta { key, value: Some(value) }, Guard::none())
+        .await
+        .expect("set metadata");
     let artifact = Artifact {
         name: format!("image-{w}"),
         kind: ArtifactKind::Image,
@@ -95,7 +98,7 @@ async fn race_to_delivery(store: &dyn Store, id: BuildId, actor: &str) -> u64 {
         if b.status == BuildStatus::Completed {
             return won;
         }
-        match store.apply(id, &complete(b.state, actor), None).await {
+        match store.apply(id, &complete(b.state, actor), Guard::none()).await {
             Ok(_) => won += 1,
             Err(StoreError::Rejected(_)) => {}
             Err(e) => panic!("{actor}: the store failed instead of serialising writers: {e}"),
@@ -107,7 +110,10 @@ async fn race_to_delivery(store: &dyn Store, id: BuildId, actor: &str) -> u64 {
 async fn deliver_alone(store: &dyn Store, id: BuildId, actor: &str) {
     for _ in 0..MILESTONES {
         let b = store.build(id).await.expect("read build");
-        store.apply(id, &complete(b.state, actor), Some(b.version)).await.expect("complete own build");
+        store
+            .apply(id, &complete(b.state, actor), Guard::version(b.version))
+            .await
+            .expect("complete own build");
     }
 }
 

@@ -2,7 +2,7 @@
 //! leave to the store (free-text catalog fields, artifact fields). Written once here so
 //! that no backend accepts what another refuses.
 
-use buildstate_core::{Artifact, CatalogItem, MAX_NOTE_BYTES, NewBuild};
+use buildstate_core::{Artifact, CatalogItem, LeaseRequest, MAX_NOTE_BYTES, NewBuild};
 
 use crate::{StoreError, StoreResult};
 
@@ -66,6 +66,26 @@ pub fn check_new_build(new: &NewBuild) -> StoreResult<()> {
         return Err(StoreError::InvalidInput(
             "the CI URL must be at most 2048 bytes without control characters".into(),
         ));
+    }
+    Ok(())
+}
+
+/// Checks who asks for a lease: the owner and host name the holder in messages and
+/// tables, so they must be short, single-line and not blank.
+pub fn check_lease_request(request: &LeaseRequest) -> StoreResult<()> {
+    for (what, value) in [("owner", &request.owner), ("host", &request.host)] {
+        let value = value.trim();
+        if value.is_empty() {
+            return Err(StoreError::InvalidInput(format!("the lease {what} is empty")));
+        }
+        if value.len() > 256 {
+            return Err(StoreError::InvalidInput(format!("the lease {what} is longer than 256 bytes")));
+        }
+        if value.chars().any(char::is_control) {
+            return Err(StoreError::InvalidInput(format!(
+                "the lease {what} must not contain control characters"
+            )));
+        }
     }
     Ok(())
 }

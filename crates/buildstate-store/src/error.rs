@@ -1,4 +1,6 @@
-use buildstate_core::{BuildNumber, CatalogKind, DocumentError, Rejection};
+use buildstate_core::{BuildNumber, CatalogKind, DocumentError, Lease, LeaseToken, Rejection};
+
+use crate::lease::{show_time, stale_message};
 
 pub type StoreResult<T> = Result<T, StoreError>;
 
@@ -28,6 +30,20 @@ pub enum StoreError {
         "build {build} was changed by another writer (expected version {expected}, found {found}); read it again and retry"
     )]
     Conflict { build: BuildNumber, expected: u64, found: u64 },
+    /// A write without a lease token, or a lease request, on a build whose lease another
+    /// runner holds and has not let expire. Nothing was written.
+    #[error(
+        "build {build} is being run by {holder} until {until}; wait for it, or `buildstate lease break {build}`",
+        holder = .lease.holder(),
+        until = show_time(.lease.expires_at)
+    )]
+    // Boxed: a `Lease` inline would make every `StoreResult` large.
+    LeaseHeld { build: BuildNumber, lease: Box<Lease> },
+    /// A write or lease call under a token that is no longer the build's current lease:
+    /// another runner took the build over, or the lease was released or broken. The
+    /// caller has lost the build and must stop; nothing was written.
+    #[error("{}", stale_message(.build, .token, .current.as_deref()))]
+    StaleLease { build: BuildNumber, token: LeaseToken, current: Option<Box<Lease>> },
     /// Bad caller input that the types could not rule out (catalog, artifact fields).
     #[error("{0}")]
     InvalidInput(String),

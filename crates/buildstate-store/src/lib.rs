@@ -10,11 +10,15 @@ mod check;
 pub mod conformance;
 mod error;
 mod filter;
+mod guard;
+mod lease;
 mod plan;
 mod store;
 
-pub use check::{check_artifact, check_catalog_item, check_new_build};
+pub use check::{check_artifact, check_catalog_item, check_lease_request, check_new_build};
 pub use error::{StoreError, StoreResult};
 pub use filter::{BuildFilter, FailureFilter, ImportMode};
+pub use guard::Guard;
+pub use lease::{LeaseRecord, check_fence, plan_acquire, plan_release, plan_renew};
 pub use plan::{build_number_stem, now, plan_transition, resolve_candidates};
 pub use store::Store;

@@ -1,20 +1,27 @@
 //! What every backend does the same way, written once.
 
-use buildstate_core::{Build, BuildId, BuildNumber, Command, NewBuild, Outcome, apply};
+use buildstate_core::{Build, BuildId, BuildNumber, Command, Lease, NewBuild, Outcome, apply};
 use jiff::Timestamp;
 
-use crate::{StoreError, StoreResult};
+use crate::{Guard, StoreError, StoreResult, check_fence};
 
-/// Runs the transition rules for `apply`: the version precondition, the rules, and the
-/// invariants of the result. Backends call this inside their transaction, on the row
-/// they just read, and write the outcome only if that row is still at `build.version`.
+/// Runs the transition rules for `apply`: the fencing rule against the build's held
+/// lease (`lease`: `None` when no lease is held), the version precondition, the rules,
+/// and the invariants of the result. Backends call this inside their transaction, on the
+/// build row and lease they just read, and write the outcome only if that row is still
+/// at `build.version`.
+///
+/// Fencing comes first: a runner that lost its build must hear "stop", not a version
+/// conflict it might retry.
 pub fn plan_transition(
     build: &Build,
+    lease: Option<&Lease>,
     command: &Command,
-    expected_version: Option<u64>,
+    guard: Guard,
     now: Timestamp,
 ) -> StoreResult<Outcome> {
-    if let Some(expected) = expected_version
+    check_fence(build, lease, guard, now)?;
+    if let Some(expected) = guard.expected_version
         && expected != build.version
     {
         return Err(StoreError::Conflict { build: build.number.clone(), expected, found: build.version });

@@ -1,10 +1,12 @@
+use std::time::Duration;
+
 use async_trait::async_trait;
 use buildstate_core::{
     Artifact, Build, BuildDocument, BuildId, BuildParts, CatalogItem, CatalogKind, Command, FailureRecord,
-    HistoryEvent, Name, NewBuild, Outcome,
+    HistoryEvent, Lease, LeaseRequest, LeaseToken, Name, NewBuild, Outcome,
 };
 
-use crate::{BuildFilter, FailureFilter, ImportMode, StoreResult};
+use crate::{BuildFilter, FailureFilter, Guard, ImportMode, StoreResult};
 
 /// The one way to read and change buildstate data.
 ///
@@ -40,16 +42,40 @@ pub trait Store: Send + Sync + std::fmt::Debug {
 
     /// Runs `command` through the transition rules on the build as stored and writes the
     /// outcome (new build row, appended history, failure records) in one transaction.
-    /// With `expected_version`, refuses with `Conflict` unless the build is at that version.
-    async fn apply(
-        &self,
-        id: BuildId,
-        command: &Command,
-        expected_version: Option<u64>,
-    ) -> StoreResult<Outcome>;
+    ///
+    /// `guard` adds preconditions, checked in the same transaction as the write: with a
+    /// lease token, `StaleLease` unless it is the build's current, unreleased lease
+    /// (expired or not: only a take-over fences a runner out); without one, `LeaseHeld`
+    /// while a lease is held and unexpired; with an expected version, `Conflict` unless
+    /// the build is at that version.
+    async fn apply(&self, id: BuildId, command: &Command, guard: Guard) -> StoreResult<Outcome>;
 
     /// The build's history, oldest first.
     async fn history(&self, id: BuildId) -> StoreResult<Vec<HistoryEvent>>;
+
+    // ── leases ───────────────────────────────────────────────────────────────────────
+    // Expiry is judged by the store's clock (for SQLite, the clock of the machine the
+    // call runs on). Lease calls do not change `Build::version`: a heartbeat is not a
+    // change of the build.
+
+    /// Leases the build to `request` until `now + ttl`. Granted when no lease is held or
+    /// the held one expired (a take-over), with a token one above the last granted (1 for
+    /// the first; tokens never decrease, also across release and break); `LeaseHeld`
+    /// while another lease is held and unexpired. Allowed in every status: whether to
+    /// run a build is the runner's decision.
+    async fn acquire_lease(&self, id: BuildId, request: &LeaseRequest) -> StoreResult<Lease>;
+    /// A heartbeat: extends the current lease to `now + ttl`. Only its own token renews
+    /// — also after expiry, as long as nobody took over; otherwise `StaleLease`.
+    async fn renew_lease(&self, id: BuildId, token: LeaseToken, ttl: Duration) -> StoreResult<Lease>;
+    /// Gives the lease up, so that the next runner need not wait for the expiry.
+    /// Idempotent for the current token; `StaleLease` for any other.
+    async fn release_lease(&self, id: BuildId, token: LeaseToken) -> StoreResult<()>;
+    /// Every held (unreleased) lease, expired ones included, by build number.
+    async fn leases(&self) -> StoreResult<Vec<Lease>>;
+    /// Releases whatever lease is held, for a person who knows its runner is gone;
+    /// returns it (`None` if none was held). Its holder's next write is `StaleLease`,
+    /// and the next acquire gets the next token.
+    async fn break_lease(&self, id: BuildId) -> StoreResult<Option<Lease>>;
 
     // ── failures, artifacts ──────────────────────────────────────────────────────────
     async fn failures(&self, filter: &FailureFilter) -> StoreResult<Vec<FailureRecord>>;

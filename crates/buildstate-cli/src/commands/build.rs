@@ -85,7 +85,7 @@ pub async fn run(args: Args, ctx: &Ctx) -> Result<(), CliError> {
         Args::Cancel { reference, reason } => {
             let b = ctx.find(&reference).await?;
             let cmd = Command::Cancel { actor: ctx.actor.clone(), reason };
-            let out = ctx.store.apply(b.id, &cmd, None).await?;
+            let out = ctx.store.apply(b.id, &cmd, ctx.guard).await?;
             let b = out.build;
             output::build_or_line(
                 ctx.json,

@@ -31,7 +31,7 @@ pub async fn run(args: Args, ctx: &Ctx) -> Result<(), CliError> {
             let value = MetaValue::new(&key, &value).map_err(|e| CliError::usage(e.to_string()))?;
             let b = ctx.find(&reference).await?;
             let cmd = Command::SetMeta { key: key.clone(), value: Some(value) };
-            let b = ctx.store.apply(b.id, &cmd, None).await?.build;
+            let b = ctx.store.apply(b.id, &cmd, ctx.guard).await?.build;
             output::build_or_line(ctx.json, &b, format!("set {key} on build {}", b.number))
         }
         Args::Get { reference, key } => {

@@ -8,18 +8,25 @@ use crate::exit::{CliError, Exit};
 mod artifact;
 mod build;
 mod catalog;
+mod demo;
+mod exec;
 mod failure;
 mod history;
 mod init;
+mod lease;
+mod logs;
 mod meta;
 mod resume;
 mod retry;
 mod rewind;
+mod run;
 mod state;
 mod transfer;
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// Run a small pipeline end to end on a scratch store: fail, retry, fix, resume
+    Demo(demo::Args),
     /// Create or migrate the store (and optionally load sample data)
     Init(init::Args),
     /// Platforms builds run on (clouds and regions)
@@ -43,11 +50,20 @@ pub enum Command {
     Rewind(rewind::Args),
     /// Say what to run next for a build, and why (exit 0, 10, 11 or 12)
     Resume(resume::Args),
+    /// Run a pipeline file: create or resume its builds, retry, lease, report (exit 0, 8, 130, 143)
+    Run(run::Args),
+    /// Run one command as one attempt of one milestone, passing its output and exit code through
+    Exec(exec::Args),
+    /// Print the log of an attempt
+    Logs(logs::Args),
     /// The history of a build
     History(history::Args),
     /// Failure records: list and resolve
     #[command(subcommand)]
     Failure(failure::Args),
+    /// Runners' leases on builds: list, break
+    #[command(subcommand)]
+    Lease(lease::Args),
     /// Key/value metadata of a build
     #[command(subcommand)]
     Meta(meta::Args),
@@ -74,8 +90,14 @@ impl Command {
             // `resume` answers with its exit code (10, 11, 12): it is the only command
             // whose success is not always 0.
             Command::Resume(a) => return resume::run(a, ctx).await,
+            // `run`, `demo` and `exec` answer with their own exit codes too.
+            Command::Run(a) => return run::run(a, ctx).await,
+            Command::Demo(a) => return demo::run(a, ctx).await,
+            Command::Exec(a) => return exec::run(a, ctx).await,
+            Command::Logs(a) => logs::run(a, ctx).await,
             Command::History(a) => history::run(a, ctx).await,
             Command::Failure(a) => failure::run(a, ctx).await,
+            Command::Lease(a) => lease::run(a, ctx).await,
             Command::Meta(a) => meta::run(a, ctx).await,
             Command::Artifact(a) => artifact::run(a, ctx).await,
             Command::Export(a) => transfer::export(a, ctx).await,

@@ -21,7 +21,7 @@ pub struct Args {
 pub async fn run(a: Args, ctx: &Ctx) -> Result<(), CliError> {
     let b = ctx.find(&a.reference).await?;
     let cmd = Command::Retry { actor: ctx.actor.clone(), reason: a.reason, force: a.force };
-    let b = ctx.store.apply(b.id, &cmd, None).await?.build;
+    let b = ctx.store.apply(b.id, &cmd, ctx.guard).await?.build;
     output::build_or_line(
         ctx.json,
         &b,

@@ -23,7 +23,7 @@ pub async fn run(a: Args, ctx: &Ctx) -> Result<(), CliError> {
     let b = ctx.find(&a.reference).await?;
     let from = output::state_label(&b);
     let cmd = Command::Rewind { to: a.to, actor: ctx.actor.clone(), reason: a.reason };
-    let b = ctx.store.apply(b.id, &cmd, None).await?.build;
+    let b = ctx.store.apply(b.id, &cmd, ctx.guard).await?.build;
     output::build_or_line(
         ctx.json,
         &b,

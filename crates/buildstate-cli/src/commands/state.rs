@@ -1,4 +1,9 @@
 //! `state start|complete|fail REF CODE`: record what happened at a milestone.
+//!
+//! Like every manual write (`retry`, `rewind`, `build cancel`, `meta set`), these carry no
+//! lease token: while a runner holds an unexpired lease on the build the store refuses
+//! them (exit 5, naming the runner), because a person moving a build under a running
+//! pipeline would race it. `buildstate lease break` frees a build whose runner is gone.
 
 use buildstate_core::{
     Build, Command, FailureClass, FailureInfo, FailureType, MAX_NOTE_BYTES, RetryPolicy, StateCode,
@@ -82,7 +87,7 @@ pub async fn run(args: Args, ctx: &Ctx) -> Result<(), CliError> {
             let t = a.target;
             let b = ctx.find(&t.reference).await?;
             let cmd = Command::Start { state: t.code, actor: ctx.actor.clone(), log: t.log, force: a.force };
-            let b = ctx.store.apply(b.id, &cmd, None).await?.build;
+            let b = ctx.store.apply(b.id, &cmd, ctx.guard).await?.build;
             output::build_or_line(
                 ctx.json,
                 &b,
@@ -98,7 +103,7 @@ pub async fn run(args: Args, ctx: &Ctx) -> Result<(), CliError> {
                 exit_code: a.exit_code,
                 log: t.log,
             };
-            let b = ctx.store.apply(b.id, &cmd, None).await?.build;
+            let b = ctx.store.apply(b.id, &cmd, ctx.guard).await?.build;
             let text = if b.is_delivered() {
                 format!("completed {} {}: build {} is delivered", t.code, b.catalog.name_of(t.code), b.number)
             } else {
@@ -141,7 +146,7 @@ async fn fail(a: FailArgs, ctx: &Ctx) -> Result<(), CliError> {
         exit_code: a.exit_code,
     };
     let cmd = Command::Fail { state: t.code, actor: ctx.actor.clone(), failure, max_attempts, log: t.log };
-    let b = ctx.store.apply(b.id, &cmd, None).await?.build;
+    let b = ctx.store.apply(b.id, &cmd, ctx.guard).await?.build;
     output::build_or_line(ctx.json, &b, failed_text(&b, max_attempts))
 }
 

@@ -7,6 +7,7 @@ mod concurrency;
 mod config;
 mod errors;
 mod hostile;
+mod leases;
 mod lifecycle;
 mod resume;
 mod sample;

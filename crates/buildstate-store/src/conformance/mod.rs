@@ -72,6 +72,15 @@ macro_rules! conformance_tests {
             concurrent_distinct_builds_run_to_delivery,
             concurrent_writers_on_one_build_lose_nothing,
             concurrent_artifacts_and_metadata_on_one_build,
+            lease_acquire_renew_release,
+            leases_are_listed_by_build_number,
+            second_acquire_is_refused_naming_the_holder,
+            expired_lease_is_taken_over_with_the_next_token,
+            stale_token_writes_are_refused_and_change_nothing,
+            untokened_writes_wait_for_the_lease,
+            break_then_acquire_gets_the_next_token,
+            lease_tokens_never_decrease,
+            concurrent_acquirers_one_wins,
         );
     };
     (@cases $harness:expr; $($case:ident),+ $(,)?) => {

@@ -3,8 +3,8 @@ use std::collections::BTreeSet;
 use buildstate_core::{BuildId, BuildStatus, Command, EventKind, MetaValue, NewBuild, Rejection, StateCode};
 use tokio::task::JoinSet;
 
-use crate::StoreError;
 use crate::conformance::Harness;
+use crate::{Guard, StoreError};
 
 use super::support::*;
 
@@ -27,7 +27,7 @@ pub async fn concurrent_distinct_builds_run_to_delivery(h: &impl Harness) {
                 ];
                 for cmd in steps {
                     let o = store
-                        .apply(b.id, &cmd, Some(version))
+                        .apply(b.id, &cmd, Guard::version(version))
                         .await
                         .map_err(|e| format!("writer {writer} {} {c}: {e}", cmd.name()))?;
                     version = o.build.version;
@@ -71,8 +71,8 @@ pub async fn concurrent_writers_on_one_build_lose_nothing(h: &impl Harness) {
                     log: None,
                 };
                 // Half the writers use compare-and-swap, half rely on the rules alone.
-                let expected = (writer % 2 == 0).then_some(cur.version);
-                match store.apply(b.id, &cmd, expected).await {
+                let guard = if writer % 2 == 0 { Guard::version(cur.version) } else { Guard::none() };
+                match store.apply(b.id, &cmd, guard).await {
                     Ok(_) => accepted += 1,
                     // Someone else completed it first: fine, read again.
                     Err(StoreError::Conflict { .. })
@@ -118,7 +118,10 @@ pub async fn concurrent_artifacts_and_metadata_on_one_build(h: &impl Harness) {
                     .await
                     .map_err(|e| format!("writer {writer} artifact {j}: {e}"))?;
                 let cmd = set_meta(&format!("w{writer}.k{j}"), Some(&format!("v{writer}-{j}")));
-                store.apply(b.id, &cmd, None).await.map_err(|e| format!("writer {writer} meta {j}: {e}"))?;
+                store
+                    .apply(b.id, &cmd, Guard::none())
+                    .await
+                    .map_err(|e| format!("writer {writer} meta {j}: {e}"))?;
             }
             Ok::<(), String>(())
         });

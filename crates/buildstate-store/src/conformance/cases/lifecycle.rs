@@ -6,7 +6,7 @@ use buildstate_core::{
 };
 
 use crate::conformance::Harness;
-use crate::{BuildFilter, FailureFilter, StoreError};
+use crate::{BuildFilter, FailureFilter, Guard, StoreError};
 
 use super::support::*;
 
@@ -19,13 +19,17 @@ pub async fn lifecycle_start_complete_to_delivered(h: &impl Harness) {
     let mut last = None;
     for c in &codes {
         let c = i64::from(c.get());
-        let started =
-            st.apply(b.id, &start(c), Some(version)).await.unwrap_or_else(|e| panic!("start {c}: {e}"));
+        let started = st
+            .apply(b.id, &start(c), Guard::version(version))
+            .await
+            .unwrap_or_else(|e| panic!("start {c}: {e}"));
         version += 1;
         assert_eq!((started.build.version, started.build.status), (version, BuildStatus::Running));
         assert!(started.build.attempt_open() && started.build.attempt == 1, "start opens attempt 1 at {c}");
-        let done =
-            st.apply(b.id, &complete(c), Some(version)).await.unwrap_or_else(|e| panic!("complete {c}: {e}"));
+        let done = st
+            .apply(b.id, &complete(c), Guard::version(version))
+            .await
+            .unwrap_or_else(|e| panic!("complete {c}: {e}"));
         version += 1;
         assert_eq!(done.build.version, version);
         assert!(!done.build.attempt_open());

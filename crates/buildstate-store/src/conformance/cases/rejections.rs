@@ -1,7 +1,11 @@
-use buildstate_core::{BuildId, BuildStatus, Command, FailureClass, FailureType, Rejection};
+use std::time::Duration;
 
-use crate::StoreError;
+use buildstate_core::{
+    BuildId, BuildStatus, Command, FailureClass, FailureType, LeaseRequest, LeaseToken, Rejection,
+};
+
 use crate::conformance::Harness;
+use crate::{Guard, StoreError};
 
 use super::support::*;
 
@@ -108,7 +112,7 @@ pub async fn version_mismatch_is_a_conflict(h: &impl Harness) {
     run(st, b.id, complete(0)).await;
     let before = export(st, b.id).await;
     for stale in [1, 3, 0] {
-        match st.apply(b.id, &complete(5), Some(stale)).await {
+        match st.apply(b.id, &complete(5), Guard::version(stale)).await {
             Err(StoreError::Conflict { expected, found, .. }) => {
                 assert_eq!((expected, found), (stale, 2), "Conflict names both versions");
             }
@@ -116,7 +120,7 @@ pub async fn version_mismatch_is_a_conflict(h: &impl Harness) {
         }
         assert_eq!(export(st, b.id).await, before, "a conflicting apply changed the store");
     }
-    let ok = st.apply(b.id, &complete(5), Some(2)).await.expect("the current version is accepted");
+    let ok = st.apply(b.id, &complete(5), Guard::version(2)).await.expect("the current version is accepted");
     assert_eq!(ok.build.version, 3);
 }
 
@@ -136,12 +140,17 @@ pub async fn unknown_build_is_not_found(h: &impl Harness) {
         };
     }
     not_found!("build", st.build(ghost));
-    not_found!("apply", st.apply(ghost, &complete(0), None));
+    not_found!("apply", st.apply(ghost, &complete(0), Guard::none()));
     not_found!("history", st.history(ghost));
     not_found!("export", st.export_build(ghost));
     not_found!("artifacts", st.artifacts(ghost));
     not_found!("add artifact", st.add_artifact(ghost, &artifact("x", "y")));
     not_found!("resolve", st.resolve_failures(ghost, None, "x"));
+    let req = LeaseRequest { owner: "o".into(), host: "h".into(), pid: 1, ttl: Duration::from_secs(30) };
+    not_found!("acquire lease", st.acquire_lease(ghost, &req));
+    not_found!("renew lease", st.renew_lease(ghost, LeaseToken::FIRST, Duration::from_secs(30)));
+    not_found!("release lease", st.release_lease(ghost, LeaseToken::FIRST));
+    not_found!("break lease", st.break_lease(ghost));
     assert_eq!(reload(st, b.id).await, b, "the existing build is untouched");
 }
 

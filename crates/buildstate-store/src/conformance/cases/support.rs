@@ -9,7 +9,7 @@ use buildstate_core::{
     Outcome, Platform, Sha256Hex, StateCatalog, StateCode,
 };
 
-use crate::{BuildFilter, Store, StoreError, now};
+use crate::{BuildFilter, Guard, Store, StoreError, now};
 
 // ── fixtures ─────────────────────────────────────────────────────────────────────
 
@@ -110,8 +110,10 @@ pub(super) async fn history(s: &dyn Store, id: BuildId) -> Vec<HistoryEvent> {
 /// Applies a command that the rules must accept; checks that what the store returns
 /// is what it stored.
 pub(super) async fn run(s: &dyn Store, id: BuildId, cmd: Command) -> Outcome {
-    let outcome =
-        s.apply(id, &cmd, None).await.unwrap_or_else(|e| panic!("{} must be accepted: {e}", cmd.name()));
+    let outcome = s
+        .apply(id, &cmd, Guard::none())
+        .await
+        .unwrap_or_else(|e| panic!("{} must be accepted: {e}", cmd.name()));
     assert_eq!(reload(s, id).await, outcome.build, "apply must return the build it stored");
     outcome
 }
@@ -211,7 +213,7 @@ macro_rules! assert_rejected {
     ($s:expr, $id:expr, $cmd:expr, $pat:pat) => {{
         let (s, id, cmd): (&dyn $crate::Store, BuildId, Command) = ($s, $id, $cmd);
         let before = export(s, id).await;
-        match s.apply(id, &cmd, None).await {
+        match s.apply(id, &cmd, $crate::Guard::none()).await {
             Err(StoreError::Rejected(r @ $pat)) => {
                 assert!(!r.to_string().is_empty(), "a rejection says why");
             }

@@ -4,7 +4,7 @@ use buildstate_core::{
 };
 
 use crate::conformance::Harness;
-use crate::{BuildFilter, FailureFilter, StoreError};
+use crate::{BuildFilter, FailureFilter, Guard, StoreError};
 
 use super::support::*;
 
@@ -123,7 +123,7 @@ pub async fn no_raw_control_characters_are_stored(h: &impl Harness) {
         log: Some("/var/log/build\0.log\x1b[2J".into()),
         force: false,
     };
-    match st.apply(id, &hostile_log, None).await {
+    match st.apply(id, &hostile_log, Guard::none()).await {
         Ok(_) | Err(StoreError::InvalidInput(_)) => {}
         Err(e) => {
             panic!("a start with control characters in its log pointer: clean it or InvalidInput, got {e}")

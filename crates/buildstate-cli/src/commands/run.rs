@@ -1,0 +1,161 @@
+//! `run PIPELINE`: create or resume the pipeline's builds and run them to delivery.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use buildstate_runner::dispatch::{RunOptions, RunSummary, run_pipeline};
+use buildstate_runner::pipeline::{MatrixFilter, Pipeline};
+use tokio::sync::mpsc;
+
+use crate::cli::Ctx;
+use crate::exit::{CliError, Exit};
+use crate::{output, progress, signals};
+
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// The pipeline file (YAML; see docs/pipeline.md)
+    pipeline: PathBuf,
+    /// Only matrix cells matching KEY=VALUE[,KEY=VALUE…] (keys: platform, os, image; a
+    /// value may end in *); repeat to add more cells
+    #[arg(long, value_name = "FILTER")]
+    only: Vec<String>,
+    /// Builds to run at the same time
+    #[arg(long, short = 'j', default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=256))]
+    jobs: u16,
+    /// Run the pipeline's steps on this one build (id, number or unique prefix)
+    #[arg(long, value_name = "REF")]
+    build: Option<String>,
+    /// Start fresh builds instead of resuming the pipeline's existing ones
+    #[arg(long = "new")]
+    fresh: bool,
+    #[command(flatten)]
+    runner: RunnerArgs,
+}
+
+/// Settings shared by `run`, `exec` and `demo`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct RunnerArgs {
+    /// How long a runner's lease on a build lives without a heartbeat (90s, 2m, …)
+    #[arg(long, default_value = "60s", value_parser = parse_duration, value_name = "DURATION")]
+    pub lease_ttl: Duration,
+    /// Between SIGTERM and SIGKILL when a step is stopped
+    #[arg(long, default_value = "5s", value_parser = parse_duration, value_name = "DURATION")]
+    pub grace: Duration,
+    /// Where attempt logs go [default: logs/ beside the store]
+    #[arg(long, value_name = "DIR")]
+    pub logs_dir: Option<PathBuf>,
+}
+
+impl RunnerArgs {
+    pub fn logs_dir(&self, ctx: &Ctx) -> PathBuf {
+        self.logs_dir.clone().unwrap_or_else(|| ctx.db_path.with_file_name("logs"))
+    }
+}
+
+/// `90s`, `2m`, `1h30m`, `500ms`.
+pub fn parse_duration(s: &str) -> Result<Duration, String> {
+    let d: jiff::SignedDuration =
+        s.parse().map_err(|_| format!("`{s}` is not a duration: use forms like 500ms, 90s, 2m or 1h30m"))?;
+    Duration::try_from(d).ok().filter(|d| !d.is_zero()).ok_or_else(|| format!("`{s}` must be more than zero"))
+}
+
+pub async fn run(a: Args, ctx: &Ctx) -> Result<Exit, CliError> {
+    let pipeline = Pipeline::load(&a.pipeline).map_err(|e| CliError::usage(e.to_string()))?;
+    let filter = MatrixFilter::parse(&a.only).map_err(|e| CliError::usage(e.to_string()))?;
+    let opts = RunOptions {
+        filter,
+        jobs: usize::from(a.jobs),
+        build: a.build,
+        fresh: a.fresh,
+        actor: ctx.actor.clone(),
+        lease_ttl: a.runner.lease_ttl,
+        logs_dir: a.runner.logs_dir(ctx),
+        grace: a.runner.grace,
+        store_location: ctx.db_path.display().to_string(),
+    };
+    let summary = execute(ctx, Arc::new(pipeline), opts).await?;
+    print_summary(ctx, &summary)?;
+    Ok(exit_for(&summary))
+}
+
+/// Runs with live progress on stdout (unless `--json`) and stops on SIGINT/SIGTERM.
+pub async fn execute(ctx: &Ctx, pipeline: Arc<Pipeline>, opts: RunOptions) -> Result<RunSummary, CliError> {
+    let stop = signals::stop_on_signals();
+    let (tx, rx) = mpsc::unbounded_channel();
+    let printer = tokio::spawn(progress::print(rx, ctx.json));
+    let summary = run_pipeline(ctx.store.clone(), pipeline, opts, tx, stop).await;
+    let _ = printer.await;
+    summary.map_err(|e| CliError::internal(e.to_string()))
+}
+
+/// 0 when every build is delivered; 130/143 after SIGINT/SIGTERM; 8 otherwise.
+pub fn exit_for(summary: &RunSummary) -> Exit {
+    match summary.interrupted {
+        Some(2) => Exit::Interrupted,
+        Some(_) => Exit::Terminated,
+        None if summary.all_delivered() => Exit::Ok,
+        None => Exit::Undelivered,
+    }
+}
+
+pub fn print_summary(ctx: &Ctx, summary: &RunSummary) -> Result<(), CliError> {
+    if ctx.json {
+        let rows: Vec<serde_json::Value> = summary
+            .outcomes
+            .iter()
+            .map(|o| {
+                serde_json::json!({
+                    "build": o.number.as_ref().map(|n| n.to_string()),
+                    "id": o.id.map(|i| i.to_string()),
+                    "platform": o.cell.platform.as_str(),
+                    "os": o.cell.os.as_str(),
+                    "image_type": o.cell.image_type.as_str(),
+                    "state": o.state.get(),
+                    "state_name": o.state_name,
+                    "status": o.status.map(|s| s.as_str()),
+                    "needs_intervention": o.needs_intervention,
+                    "delivered": o.delivered(),
+                    "resumed_at": o.resumed_at.map(|s| s.get()),
+                    "milestones_done_before": o.done_before,
+                    "saved_ms": o.saved.as_millis() as u64,
+                    "milestones_run": o.milestones_run,
+                    "attempts": o.attempts,
+                    "elapsed_ms": o.elapsed.as_millis() as u64,
+                    "note": o.note,
+                })
+            })
+            .collect();
+        return output::json(&serde_json::json!({ "builds": rows, "interrupted": summary.interrupted }));
+    }
+    let mut t = output::table(&["BUILD", "STATE", "STATUS", "RAN", "RESUMED AT", "TIME", "NOTE"]);
+    for o in &summary.outcomes {
+        let status = match (o.status, o.needs_intervention) {
+            (Some(s), true) => format!("{s}, needs intervention"),
+            (Some(s), false) => s.to_string(),
+            (None, _) => "-".to_owned(),
+        };
+        t.add_row(vec![
+            o.number.as_ref().map_or_else(|| "-".to_owned(), |n| n.to_string()),
+            format!("{} ({})", o.state, o.state_name),
+            status,
+            format!("{} milestones, {} attempts", o.milestones_run, o.attempts),
+            o.resumed_at.map_or_else(|| "-".to_owned(), |s| s.to_string()),
+            output::duration(o.elapsed.as_millis() as u64),
+            output::cell(o.note.as_deref().unwrap_or("-"), 70),
+        ]);
+    }
+    output::line("")?;
+    output::print_table(&t)?;
+    let delivered = summary.outcomes.iter().filter(|o| o.delivered()).count();
+    let saved: Duration = summary.outcomes.iter().map(|o| o.saved).sum();
+    let skipped: usize = summary.outcomes.iter().map(|o| o.done_before).sum();
+    output::line(format!("\n{delivered} of {} builds delivered", summary.outcomes.len()))?;
+    if skipped > 0 {
+        output::line(format!(
+            "resume saved {skipped} milestone(s) already done ({} of recorded work) from running again",
+            output::duration(saved.as_millis() as u64)
+        ))?;
+    }
+    Ok(())
+}

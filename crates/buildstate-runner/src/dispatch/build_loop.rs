@@ -1,0 +1,405 @@
+//! Driving one build through its milestones under a lease.
+
+use std::collections::BTreeMap;
+use std::hash::{BuildHasher, Hasher};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use buildstate_core::{Build, BuildStatus, Command, EventKind, StateCode};
+use buildstate_store::{Guard, Store, StoreError};
+use tokio::sync::{mpsc, watch};
+
+use super::classify::failure_for;
+use super::keeper::LeaseKeeper;
+use super::select::Target;
+use super::{BuildOutcome, Progress, RunOptions};
+use crate::executor::{OutputMode, StepEnd, StepRequest, run_step};
+use crate::pipeline::{Pipeline, Step};
+
+const SIGTERM: i32 = 15;
+
+/// The outcome of a build this run did not touch.
+pub(super) fn not_started(target: &Target, why: &str) -> BuildOutcome {
+    let mut out = outcome_of(&target.build, target);
+    out.note = Some(why.to_owned());
+    out
+}
+
+fn outcome_of(build: &Build, target: &Target) -> BuildOutcome {
+    BuildOutcome {
+        id: Some(build.id),
+        number: Some(build.number.clone()),
+        cell: target.cell.clone(),
+        state: build.state,
+        state_name: build.state_name().to_owned(),
+        status: Some(build.status),
+        needs_intervention: build.needs_intervention,
+        resumed_at: None,
+        done_before: 0,
+        saved: Duration::ZERO,
+        milestones_run: 0,
+        attempts: 0,
+        elapsed: Duration::ZERO,
+        note: None,
+    }
+}
+
+/// What one run did to one build, as it goes.
+struct Tally {
+    milestones: BTreeMap<StateCode, u32>,
+}
+
+pub(super) async fn drive(
+    store: Arc<dyn Store>,
+    pipeline: &Pipeline,
+    opts: &RunOptions,
+    target: Target,
+    progress: &mpsc::UnboundedSender<Progress>,
+    stop: watch::Receiver<Option<i32>>,
+) -> BuildOutcome {
+    let started = Instant::now();
+    let b = &target.build;
+    match b.status {
+        BuildStatus::Completed => {
+            return not_started(&target, "already delivered; `--new` starts a fresh build");
+        }
+        BuildStatus::Cancelled => {
+            return not_started(&target, "cancelled; `buildstate rewind` reopens it");
+        }
+        _ => {}
+    }
+    let keeper = match LeaseKeeper::acquire(store.clone(), b.id, &opts.actor, opts.lease_ttl).await {
+        Ok(k) => k,
+        Err(StoreError::LeaseHeld { lease, .. }) => {
+            let why = format!(
+                "not run: {}@{} (pid {}) is running it; its lease expires at {}",
+                lease.owner, lease.host, lease.pid, lease.expires_at
+            );
+            return not_started(&target, &why);
+        }
+        Err(e) => return not_started(&target, &format!("not run: {e}")),
+    };
+    // Re-read under the lease: another runner may have moved the build since we chose it.
+    let mut out = match store.build(b.id).await {
+        Ok(build) => outcome_of(&build, &target),
+        Err(e) => {
+            keeper.release().await;
+            return not_started(&target, &format!("not run: {e}"));
+        }
+    };
+    let (step_stop, step_stop_rx) = watch::channel(None);
+    let forward = tokio::spawn(forward_stop(stop.clone(), keeper.lost(), step_stop));
+    let mut tally = Tally { milestones: BTreeMap::new() };
+    let result =
+        run_steps(&store, pipeline, opts, &target, &keeper, &mut out, &mut tally, progress, step_stop_rx)
+            .await;
+    forward.abort();
+    let lost = *keeper.lost().borrow();
+    if !lost {
+        keeper.release().await;
+    }
+    out.note = match result {
+        Ok(note) => note,
+        Err(e) => Some(e.to_string()),
+    };
+    if let Ok(build) = store.build(b.id).await {
+        out.state = build.state;
+        out.state_name = build.state_name().to_owned();
+        out.status = Some(build.status);
+        out.needs_intervention = build.needs_intervention;
+    }
+    out.milestones_run = tally.milestones.len();
+    out.attempts = tally.milestones.values().sum();
+    out.elapsed = started.elapsed();
+    out
+}
+
+/// Raises the step's stop signal when the run is stopped or the lease is lost.
+async fn forward_stop(
+    mut stop: watch::Receiver<Option<i32>>,
+    mut lost: watch::Receiver<bool>,
+    step_stop: watch::Sender<Option<i32>>,
+) {
+    loop {
+        if let Some(sig) = *stop.borrow() {
+            let _ = step_stop.send(Some(sig));
+            return;
+        }
+        if *lost.borrow() {
+            let _ = step_stop.send(Some(SIGTERM));
+            return;
+        }
+        tokio::select! {
+            changed = stop.changed() => if changed.is_err() { return },
+            changed = lost.changed() => if changed.is_err() { return },
+        }
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn run_steps(
+    store: &Arc<dyn Store>,
+    pipeline: &Pipeline,
+    opts: &RunOptions,
+    target: &Target,
+    keeper: &LeaseKeeper,
+    out: &mut BuildOutcome,
+    tally: &mut Tally,
+    progress: &mpsc::UnboundedSender<Progress>,
+    mut step_stop: watch::Receiver<Option<i32>>,
+) -> Result<Option<String>, StoreError> {
+    let guard = keeper.guard();
+    let lost = keeper.lost();
+    let id = target.build.id;
+    let actor = opts.actor.as_str();
+    let mut picked_up = false;
+    // Attempts already made at a state when this run first reached it: the step's
+    // retry budget counts from there, so a re-run gets the whole policy again.
+    let mut base_attempts: BTreeMap<StateCode, u32> = BTreeMap::new();
+    loop {
+        if *lost.borrow() {
+            return Ok(Some(
+                "lease lost: another runner took this build over; this run stopped writing".into(),
+            ));
+        }
+        if let Some(sig) = *step_stop.borrow() {
+            return Ok(Some(format!("interrupted by signal {sig}")));
+        }
+        let build = store.build(id).await?;
+        if !picked_up {
+            picked_up = true;
+            pick_up(store.as_ref(), &build, target, out, progress).await?;
+            if build.status == BuildStatus::Failed {
+                // Running the pipeline again is a person's decision to try again; when the
+                // build needed a person, the override is recorded as forced.
+                let reason = format!("re-run of pipeline {} by {actor}", pipeline.name);
+                let retry = Command::Retry {
+                    actor: actor.to_owned(),
+                    reason: Some(reason),
+                    force: build.needs_intervention,
+                };
+                store.apply(id, &retry, guard).await?;
+                continue;
+            }
+        }
+        match build.status {
+            BuildStatus::Completed => return Ok(None),
+            BuildStatus::Cancelled => return Ok(Some("cancelled while running".into())),
+            BuildStatus::Failed => {
+                return Ok(Some(format!("failed at {} ({})", build.state, build.state_name())));
+            }
+            BuildStatus::Pending | BuildStatus::Running => {}
+        }
+        let state = build.state;
+        let name = build.state_name().to_owned();
+        let Some(step) = pipeline.steps.get(&state) else {
+            record_unlisted(store.as_ref(), &build, pipeline, actor, guard, progress).await?;
+            continue;
+        };
+        let attempt = build.attempt + 1;
+        let base = *base_attempts.entry(state).or_insert(build.attempt);
+        let log = log_path(opts, &build, &name, attempt);
+        let start = Command::Start {
+            state,
+            actor: actor.to_owned(),
+            log: Some(log.display().to_string()),
+            // Holding the lease, an open attempt can only be a dead runner's.
+            force: build.attempt_open(),
+        };
+        store.apply(id, &start, guard).await?;
+        *tally.milestones.entry(state).or_insert(0) += 1;
+        let _ = progress.send(Progress::Started {
+            build: build.number.clone(),
+            state,
+            name: name.clone(),
+            attempt,
+        });
+        let env = step_env(step, &build, pipeline, opts, attempt, keeper);
+        let request = StepRequest {
+            program: &step.program,
+            workdir: &step.workdir,
+            env: &env,
+            timeout: step.timeout,
+            log: &log,
+            output: OutputMode::Capture,
+            grace: opts.grace,
+        };
+        let result = run_step(request, step_stop.clone()).await;
+        if *lost.borrow() {
+            return Ok(Some(
+                "lease lost: another runner took this build over; this run stopped writing".into(),
+            ));
+        }
+        if result.success() {
+            let done = Command::Complete {
+                state,
+                actor: actor.to_owned(),
+                exit_code: result.exit_code(),
+                log: Some(log.display().to_string()),
+            };
+            store.apply(id, &done, guard).await?;
+            let _ = progress.send(Progress::Ended {
+                build: build.number.clone(),
+                state,
+                name,
+                attempt,
+                duration: result.duration,
+                ok: true,
+                message: None,
+                retry_in: None,
+            });
+            continue;
+        }
+        let failure = failure_for(step, &result);
+        let class = failure.class;
+        let message = failure.message.clone();
+        let tries_this_run = attempt - base;
+        let fail = Command::Fail {
+            state,
+            actor: actor.to_owned(),
+            failure,
+            max_attempts: base + step.retry.max_attempts,
+            log: Some(log.display().to_string()),
+        };
+        store.apply(id, &fail, guard).await?;
+        let interrupted = matches!(result.end, StepEnd::Interrupted(_));
+        let retry_in = (!interrupted && step.retry.allows_retry(tries_this_run, class))
+            .then(|| step.retry.backoff.delay(tries_this_run, draw()));
+        let _ = progress.send(Progress::Ended {
+            build: build.number.clone(),
+            state,
+            name: name.clone(),
+            attempt,
+            duration: result.duration,
+            ok: false,
+            message: Some(message.clone()),
+            retry_in,
+        });
+        let Some(delay) = retry_in else {
+            return Ok(Some(format!("failed at {state} ({name}): {message}")));
+        };
+        tokio::select! {
+            () = tokio::time::sleep(delay) => {}
+            _ = step_stop.changed() => {
+                return Ok(Some(format!("interrupted while waiting to retry {state} ({name})")));
+            }
+        }
+        let reason = format!(
+            "automatic retry {} of {} ({class} failure)",
+            tries_this_run,
+            step.retry.max_attempts - 1
+        );
+        let retry = Command::Retry { actor: actor.to_owned(), reason: Some(reason), force: false };
+        store.apply(id, &retry, guard).await?;
+    }
+}
+
+/// Fills in where the run picked the build up, and what earlier runs had already done.
+async fn pick_up(
+    store: &dyn Store,
+    build: &Build,
+    target: &Target,
+    out: &mut BuildOutcome,
+    progress: &mpsc::UnboundedSender<Progress>,
+) -> Result<(), StoreError> {
+    let resumed = !target.created && build.started_at.is_some();
+    if resumed {
+        out.resumed_at = Some(build.state);
+        let history = store.history(build.id).await?;
+        // The latest completion of each milestone below the resume point is work this
+        // run does not redo.
+        let mut done: BTreeMap<StateCode, u64> = BTreeMap::new();
+        for e in history.iter().filter(|e| e.kind == EventKind::Completed && e.state < build.state) {
+            done.insert(e.state, e.duration_ms.unwrap_or(0));
+        }
+        out.done_before = build.catalog.codes().filter(|c| *c < build.state).count();
+        out.saved = Duration::from_millis(done.values().sum());
+    }
+    let _ = progress.send(Progress::Picked {
+        build: build.number.clone(),
+        cell: target.cell.clone(),
+        state: build.state,
+        resumed,
+        done_before: out.done_before,
+    });
+    Ok(())
+}
+
+/// A milestone the pipeline does not list: skipped, except delivery, which is the
+/// build's last step and is recorded as completed with nothing to run.
+async fn record_unlisted(
+    store: &dyn Store,
+    build: &Build,
+    pipeline: &Pipeline,
+    actor: &str,
+    guard: Guard,
+    progress: &mpsc::UnboundedSender<Progress>,
+) -> Result<(), StoreError> {
+    let state = build.state;
+    let command = if state == StateCode::DELIVERED {
+        Command::Complete { state, actor: actor.to_owned(), exit_code: None, log: None }
+    } else {
+        Command::Skip {
+            state,
+            actor: actor.to_owned(),
+            reason: format!("not a step of pipeline {}", pipeline.name),
+        }
+    };
+    store.apply(build.id, &command, guard).await?;
+    if state != StateCode::DELIVERED {
+        let _ = progress.send(Progress::Skipped {
+            build: build.number.clone(),
+            state,
+            name: build.state_name().to_owned(),
+        });
+    }
+    Ok(())
+}
+
+fn log_path(opts: &RunOptions, build: &Build, name: &str, attempt: u32) -> PathBuf {
+    opts.logs_dir.join(build.number.as_str()).join(format!("{:03}-{name}-{attempt}.log", build.state.get()))
+}
+
+/// The step's environment: the pipeline's, the platform's overrides, and what every
+/// step may rely on (documented in docs/pipeline.md).
+fn step_env(
+    step: &Step,
+    build: &Build,
+    pipeline: &Pipeline,
+    opts: &RunOptions,
+    attempt: u32,
+    keeper: &LeaseKeeper,
+) -> BTreeMap<String, String> {
+    let mut env = step.env_for(&build.platform);
+    // A step may call buildstate itself (`meta set`, `artifact add`): it writes on
+    // behalf of its runner, under the runner's lease.
+    let bin =
+        std::env::current_exe().map(|p| p.display().to_string()).unwrap_or_else(|_| "buildstate".into());
+    let pairs = [
+        ("BUILDSTATE_BUILD", build.number.to_string()),
+        ("BUILDSTATE_BUILD_ID", build.id.to_string()),
+        ("BUILDSTATE_STATE", build.state.to_string()),
+        ("BUILDSTATE_STATE_NAME", build.state_name().to_owned()),
+        ("BUILDSTATE_ATTEMPT", attempt.to_string()),
+        ("BUILDSTATE_PLATFORM", build.platform.to_string()),
+        ("BUILDSTATE_OS", build.os.to_string()),
+        ("BUILDSTATE_IMAGE", build.image_type.to_string()),
+        ("BUILDSTATE_PIPELINE", pipeline.name.to_string()),
+        ("BUILDSTATE_DB", opts.store_location.clone()),
+        ("BUILDSTATE_BIN", bin),
+        ("BUILDSTATE_LEASE_TOKEN", keeper.token().to_string()),
+    ];
+    env.extend(pairs.into_iter().map(|(k, v)| (k.to_owned(), v)));
+    env
+}
+
+/// A uniform draw in [0, 1) for backoff jitter, from the process's hash seed and the
+/// clock: good enough to spread retries, with no RNG dependency.
+fn draw() -> f64 {
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u128(
+        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos()),
+    );
+    (h.finish() >> 11) as f64 / (1u64 << 53) as f64
+}

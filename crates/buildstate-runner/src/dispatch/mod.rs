@@ -1,0 +1,162 @@
+//! The dispatcher: owns build state and talks to the store. It decides what each build
+//! runs next, hands one step at a time to the executor (which owns the child
+//! processes), records every attempt, retries under the step's policy, and holds a
+//! lease on every build it runs so that no two runners ever run one build at once.
+
+mod build_loop;
+mod classify;
+mod keeper;
+mod select;
+mod track;
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use buildstate_core::{BuildId, BuildNumber, BuildStatus, StateCode};
+use buildstate_store::{Store, StoreError};
+use tokio::sync::{Semaphore, mpsc, watch};
+
+use crate::pipeline::{MatrixCell, MatrixFilter, Pipeline};
+
+pub use classify::failure_for;
+pub use keeper::{LeaseKeeper, hostname};
+pub use track::{TrackOptions, TrackOutcome, track};
+
+/// How a run behaves; the CLI fills it from flags.
+#[derive(Clone, Debug)]
+pub struct RunOptions {
+    pub filter: MatrixFilter,
+    /// Builds run at the same time.
+    pub jobs: usize,
+    /// Run only this build (id, number or unique prefix) instead of the matrix.
+    pub build: Option<String>,
+    /// Start fresh builds instead of resuming the pipeline's existing ones.
+    pub fresh: bool,
+    /// Recorded as the actor of every transition and the owner of every lease.
+    pub actor: String,
+    /// A lease lives this long without a heartbeat; heartbeats come every third of it.
+    pub lease_ttl: Duration,
+    /// Attempt logs go to `<logs_dir>/<build number>/<code>-<name>-<attempt>.log`.
+    pub logs_dir: PathBuf,
+    /// Between SIGTERM and SIGKILL when a step is stopped.
+    pub grace: Duration,
+    /// Passed to steps as `BUILDSTATE_DB`, so that they can record artifacts.
+    pub store_location: String,
+}
+
+/// What the dispatcher reports while it works (the CLI prints it).
+#[derive(Clone, Debug)]
+pub enum Progress {
+    /// A build was picked up: new, or resumed at `state`.
+    Picked { build: BuildNumber, cell: MatrixCell, state: StateCode, resumed: bool, done_before: usize },
+    /// An attempt started.
+    Started { build: BuildNumber, state: StateCode, name: String, attempt: u32 },
+    /// An attempt ended.
+    Ended {
+        build: BuildNumber,
+        state: StateCode,
+        name: String,
+        attempt: u32,
+        duration: Duration,
+        ok: bool,
+        message: Option<String>,
+        retry_in: Option<Duration>,
+    },
+    /// A milestone the pipeline does not list was recorded as skipped.
+    Skipped { build: BuildNumber, state: StateCode, name: String },
+    /// The build is finished for this run.
+    Done(BuildOutcome),
+}
+
+/// Where one build stands at the end of a run.
+#[derive(Clone, Debug)]
+pub struct BuildOutcome {
+    pub id: Option<BuildId>,
+    pub number: Option<BuildNumber>,
+    pub cell: MatrixCell,
+    pub state: StateCode,
+    pub state_name: String,
+    pub status: Option<BuildStatus>,
+    pub needs_intervention: bool,
+    /// Where this run picked the build up, when it was not new.
+    pub resumed_at: Option<StateCode>,
+    /// Milestones completed by earlier runs that this run did not redo.
+    pub done_before: usize,
+    /// Their recorded duration: the work the resume saved.
+    pub saved: Duration,
+    /// Milestones this run executed (attempted at least once).
+    pub milestones_run: usize,
+    pub attempts: u32,
+    pub elapsed: Duration,
+    /// Why the build stopped short, when it did (a failure, a lease held elsewhere, …).
+    pub note: Option<String>,
+}
+
+impl BuildOutcome {
+    pub fn delivered(&self) -> bool {
+        self.status == Some(BuildStatus::Completed)
+    }
+}
+
+/// The result of a whole run.
+#[derive(Debug)]
+pub struct RunSummary {
+    pub outcomes: Vec<BuildOutcome>,
+    /// The signal that stopped the run, if one did.
+    pub interrupted: Option<i32>,
+}
+
+impl RunSummary {
+    pub fn all_delivered(&self) -> bool {
+        self.outcomes.iter().all(BuildOutcome::delivered)
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("{0}")]
+    Setup(String),
+}
+
+/// Runs `pipeline` to completion (or interruption), `opts.jobs` builds at a time.
+/// `stop` carries the signal (SIGINT, SIGTERM) that should stop everything.
+pub async fn run_pipeline(
+    store: Arc<dyn Store>,
+    pipeline: Arc<Pipeline>,
+    opts: RunOptions,
+    progress: mpsc::UnboundedSender<Progress>,
+    stop: watch::Receiver<Option<i32>>,
+) -> Result<RunSummary, RunError> {
+    let targets = select::targets(store.as_ref(), &pipeline, &opts).await?;
+    let opts = Arc::new(opts);
+    let slots = Arc::new(Semaphore::new(opts.jobs.max(1)));
+    let mut tasks = tokio::task::JoinSet::new();
+    for (index, target) in targets.into_iter().enumerate() {
+        let (store, pipeline, opts, progress, stop, slots) =
+            (store.clone(), pipeline.clone(), opts.clone(), progress.clone(), stop.clone(), slots.clone());
+        tasks.spawn(async move {
+            // A closed semaphore cannot happen (we never close it); treat it as "go".
+            let _slot = slots.acquire_owned().await.ok();
+            let outcome = if stop.borrow().is_some() {
+                build_loop::not_started(&target, "the run was interrupted before this build started")
+            } else {
+                build_loop::drive(store, &pipeline, &opts, target, &progress, stop).await
+            };
+            let _ = progress.send(Progress::Done(outcome.clone()));
+            (index, outcome)
+        });
+    }
+    let mut outcomes = Vec::new();
+    while let Some(joined) = tasks.join_next().await {
+        match joined {
+            Ok(pair) => outcomes.push(pair),
+            Err(e) => return Err(RunError::Setup(format!("a build task failed: {e}"))),
+        }
+    }
+    outcomes.sort_by_key(|(i, _)| *i);
+    let interrupted = *stop.borrow();
+    Ok(RunSummary { outcomes: outcomes.into_iter().map(|(_, o)| o).collect(), interrupted })
+}

@@ -1,0 +1,126 @@
+//! Track-only mode (`buildstate exec REF CODE -- CMD …`): one command as one attempt of
+//! one milestone, with its output and exit code passed through unchanged. Any CI step
+//! adopts buildstate with this one prefix.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use buildstate_core::{Build, BuildStatus, Command, RetryPolicy, StateCode};
+use buildstate_store::Store;
+use tokio::sync::watch;
+
+use super::RunError;
+use super::classify::failure_for;
+use super::keeper::LeaseKeeper;
+use crate::executor::{OutputMode, StepRequest, StepResult, run_step};
+use crate::pipeline::{Program, Step};
+
+#[derive(Clone, Debug)]
+pub struct TrackOptions {
+    pub actor: String,
+    pub lease_ttl: Duration,
+    pub logs_dir: PathBuf,
+    pub grace: Duration,
+    pub timeout: Option<Duration>,
+    pub workdir: PathBuf,
+    pub store_location: String,
+}
+
+#[derive(Debug)]
+pub struct TrackOutcome {
+    pub result: StepResult,
+    pub build: Build,
+}
+
+/// Records `argv` as the next attempt of milestone `state` of `build`, running it with
+/// its output passed through. Refuses (before running anything) when the build is not
+/// at `state`; re-opens a build that failed at `state` (a CI re-run is a person's
+/// decision to try again).
+pub async fn track(
+    store: Arc<dyn Store>,
+    build: &Build,
+    state: StateCode,
+    argv: Vec<String>,
+    opts: &TrackOptions,
+    stop: watch::Receiver<Option<i32>>,
+) -> Result<TrackOutcome, RunError> {
+    let keeper = LeaseKeeper::acquire(store.clone(), build.id, &opts.actor, opts.lease_ttl).await?;
+    let outcome = attempt(store.as_ref(), build, state, argv, opts, &keeper, stop).await;
+    keeper.release().await;
+    outcome
+}
+
+async fn attempt(
+    store: &dyn Store,
+    build: &Build,
+    state: StateCode,
+    argv: Vec<String>,
+    opts: &TrackOptions,
+    keeper: &LeaseKeeper,
+    stop: watch::Receiver<Option<i32>>,
+) -> Result<TrackOutcome, RunError> {
+    let guard = keeper.guard();
+    let actor = opts.actor.clone();
+    let mut current = store.build(build.id).await?;
+    if current.status == BuildStatus::Failed && current.state == state {
+        let retry = Command::Retry {
+            actor: actor.clone(),
+            reason: Some("re-run by `buildstate exec`".to_owned()),
+            force: current.needs_intervention,
+        };
+        current = store.apply(build.id, &retry, guard).await?.build;
+    }
+    let attempt = current.attempt + 1;
+    let name = current.catalog.name_of(state).to_owned();
+    let log =
+        opts.logs_dir.join(current.number.as_str()).join(format!("{:03}-{name}-{attempt}.log", state.get()));
+    let start = Command::Start {
+        state,
+        actor: actor.clone(),
+        log: Some(log.display().to_string()),
+        force: current.attempt_open() && current.state == state,
+    };
+    store.apply(build.id, &start, guard).await?;
+    let step = Step {
+        state,
+        program: Program::Argv(argv),
+        workdir: opts.workdir.clone(),
+        env: BTreeMap::new(),
+        platform_env: BTreeMap::new(),
+        timeout: opts.timeout,
+        retry: RetryPolicy::default_for(state),
+    };
+    let env: BTreeMap<String, String> = [
+        ("BUILDSTATE_BUILD", current.number.to_string()),
+        ("BUILDSTATE_BUILD_ID", current.id.to_string()),
+        ("BUILDSTATE_STATE", state.to_string()),
+        ("BUILDSTATE_STATE_NAME", name),
+        ("BUILDSTATE_ATTEMPT", attempt.to_string()),
+        ("BUILDSTATE_DB", opts.store_location.clone()),
+        ("BUILDSTATE_LEASE_TOKEN", keeper.token().to_string()),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_owned(), v))
+    .collect();
+    let request = StepRequest {
+        program: &step.program,
+        workdir: &step.workdir,
+        env: &env,
+        timeout: step.timeout,
+        log: &log,
+        output: OutputMode::Passthrough,
+        grace: opts.grace,
+    };
+    let result = run_step(request, stop).await;
+    let log = Some(log.display().to_string());
+    let command = if result.success() {
+        Command::Complete { state, actor, exit_code: result.exit_code(), log }
+    } else {
+        let max_attempts = step.retry.max_attempts;
+        Command::Fail { state, actor, failure: failure_for(&step, &result), max_attempts, log }
+    };
+    let after = store.apply(build.id, &command, guard).await?.build;
+    Ok(TrackOutcome { result, build: after })
+}

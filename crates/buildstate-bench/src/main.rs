@@ -5,13 +5,16 @@
 //!     same statements with the same durability settings (target ≥ 0.8);
 //! (b) one `buildstate state complete` process, end to end, against one `sqlite3`
 //!     command-line call doing the equivalent update and insert (target ≤ 1.5×);
-//! (c) the CLI's peak resident memory.
+//! (c) the CLI's peak resident memory;
+//! (d) the runner's overhead per milestone: `buildstate run` of a 21-milestone pipeline
+//!     of `true` steps against spawning `true` 21 times (target ≤ 5 ms per milestone).
 //!
 //! Usage: `cargo build --release --workspace && target/release/buildstate-bench [--quick]`
 
 mod api_vs_raw;
 mod cli_vs_sqlite3;
 mod fixture;
+mod runner_overhead;
 mod stats;
 
 use std::path::PathBuf;
@@ -93,5 +96,19 @@ fn run() -> Result<(), String> {
     println!();
     println!("(c) peak memory of the `buildstate` CLI (max RSS over {} runs)", b.memory_runs);
     println!("    buildstate: {:>7.1} MiB", b.cli_max_rss_kib as f64 / 1024.0);
+
+    let d = runner_overhead::run(&rt, dir.path(), &opts.cli, opts.quick)?;
+    println!();
+    println!(
+        "(d) runner overhead per milestone: `buildstate run` of {} `true` steps vs spawning `true` {} times, median of {}",
+        d.milestones, d.milestones, d.samples
+    );
+    println!("    buildstate run: {:>7.1} ms", stats::ms(d.run));
+    println!("    21 × true     : {:>7.1} ms", stats::ms(d.spawn));
+    println!(
+        "    overhead      : {:>7.2} ms per milestone (target ≤ 5.00; ratio to target {:.2})",
+        d.overhead_ms(),
+        d.overhead_ms() / 5.0
+    );
     Ok(())
 }

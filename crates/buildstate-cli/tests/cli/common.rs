@@ -1,8 +1,12 @@
 //! The fixture: a temp dir with a database, and helpers that run the binary and check
 //! how it ended.
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::process::Output;
+use std::process::{Child, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
 
 use tempfile::TempDir;
 
@@ -22,6 +26,9 @@ const CI_VARS: &[&str] = &[
     "BUILDSTATE_DB",
     "BUILDSTATE_ACTOR",
     "BUILDSTATE_LOG",
+    // Set for the steps of a run; a test suite run under `buildstate exec` must not
+    // write under its runner's lease.
+    "BUILDSTATE_LEASE_TOKEN",
 ];
 
 pub fn bin() -> &'static str {
@@ -188,4 +195,350 @@ pub fn expect_error(r: &Run, code: i32, what: &str) -> String {
 
 pub fn read(path: &Path) -> String {
     std::fs::read_to_string(path).expect("read file")
+}
+
+// ---------------------------------------------------------------------------------------
+// Pipeline runs: the runner tests (`runner.rs`, `runner_faults.rs`, `exec.rs`).
+
+/// The 21 milestones of the default catalog.
+pub fn default_codes() -> impl Iterator<Item = u8> {
+    (0..=100).step_by(5)
+}
+
+/// The step of the test pipelines (`sh step.sh`, run in the pipeline's directory). It
+/// appends `BUILD STATE ATTEMPT start` and `… done` to `side.log` (short appends are
+/// atomic, so parallel builds and runners can share the file), sleeps `$STEP_SLEEP`
+/// seconds if set, hangs with a grandchild (its pid in `grandchild.pid`) while
+/// `hang-STATE` exists, and exits 2 while `fail-IMAGE-STATE` exists.
+pub const STEP_SH: &str = r#"at="$BUILDSTATE_BUILD $BUILDSTATE_STATE $BUILDSTATE_ATTEMPT"
+echo "$at start" >> side.log
+if [ -n "$STEP_SLEEP" ]; then sleep "$STEP_SLEEP"; fi
+if [ -e "hang-$BUILDSTATE_STATE" ]; then
+  sleep 300 &
+  echo $! > grandchild.tmp && mv grandchild.tmp grandchild.pid
+  sleep 300
+fi
+if [ -e "fail-$BUILDSTATE_IMAGE-$BUILDSTATE_STATE" ]; then
+  echo "failing at $BUILDSTATE_STATE" >&2
+  exit 2
+fi
+echo "$at done" >> side.log
+"#;
+
+/// A pipeline named `name` over `aws-commercial × rhel-9.6 × images` whose 21
+/// milestones all run [`STEP_SH`], with `env` as `defaults.env`.
+pub fn step_pipeline(name: &str, images: &[&str], env: &[(&str, &str)]) -> String {
+    let mut y = format!(
+        "name: {name}\nmatrix:\n  platform: [aws-commercial]\n  os: [rhel-9.6]\n  image: [{}]\n",
+        images.join(", ")
+    );
+    if !env.is_empty() {
+        y.push_str("defaults:\n  env:\n");
+        for (k, v) in env {
+            y.push_str(&format!("    {k}: \"{v}\"\n"));
+        }
+    }
+    y.push_str("states:\n");
+    for code in default_codes() {
+        y.push_str(&format!("  {code}: {{run: sh step.sh}}\n"));
+    }
+    y
+}
+
+/// One line of `side.log`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Mark {
+    pub build: String,
+    pub state: u8,
+    pub attempt: u32,
+    pub done: bool,
+}
+
+impl Mark {
+    pub fn start(build: &str, state: u8, attempt: u32) -> Mark {
+        Mark { build: build.to_owned(), state, attempt, done: false }
+    }
+
+    pub fn done(build: &str, state: u8, attempt: u32) -> Mark {
+        Mark { build: build.to_owned(), state, attempt, done: true }
+    }
+}
+
+/// A `buildstate run` in the background, its output going to files in the fixture's
+/// directory. Killed with SIGKILL if the test ends (or panics) before it does.
+pub struct Runner {
+    child: Child,
+    pub label: String,
+    pub stdout: PathBuf,
+    pub stderr: PathBuf,
+}
+
+impl Runner {
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Sends `signal` (`INT`, `TERM`, …) to the runner process alone, as a supervisor
+    /// would: its steps are in process groups of their own.
+    pub fn signal(&self, signal: &str) {
+        let status = std::process::Command::new("kill")
+            .args(["-s", signal, &self.pid().to_string()])
+            .status()
+            .expect("run kill");
+        assert!(status.success(), "kill -s {signal} {} failed", self.pid());
+    }
+
+    /// SIGKILL, and reap it.
+    pub fn kill(&mut self) {
+        self.child.kill().expect("SIGKILL the runner");
+        self.child.wait().expect("reap the runner");
+    }
+
+    /// Whether it is still running.
+    pub fn running(&mut self) -> bool {
+        self.child.try_wait().expect("poll the runner").is_none()
+    }
+
+    /// Waits for the exit code, at most `limit` (a generous bound: a hang is a failure).
+    pub fn wait(&mut self, limit: Duration) -> i32 {
+        let deadline = Instant::now() + limit;
+        loop {
+            if let Some(status) = self.child.try_wait().expect("poll the runner") {
+                return status.code().unwrap_or_else(|| panic!("{} died by a signal: {status}", self.label));
+            }
+            assert!(Instant::now() < deadline, "{} still running after {limit:?}: {}", self.label, self.output());
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// What it printed so far, for assertion messages.
+    pub fn output(&self) -> String {
+        let read = |p: &Path| std::fs::read_to_string(p).unwrap_or_default();
+        format!("{}: stdout:\n{}\nstderr:\n{}", self.label, read(&self.stdout), read(&self.stderr))
+    }
+
+    pub fn json(&self) -> Value {
+        let out = std::fs::read_to_string(&self.stdout).expect("read the runner's stdout");
+        serde_json::from_str(&out).unwrap_or_else(|e| panic!("{}: --json: {e}: {}", self.label, self.output()))
+    }
+}
+
+impl Drop for Runner {
+    fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
+/// How long a runner's lease lives in these tests: short, so that a killed runner's
+/// build is taken over quickly.
+pub const RUN_FLAGS: &[&str] = &["--lease-ttl", "1s", "--grace", "1s", "--json"];
+
+impl Env {
+    /// Adds image types beside the fixture's `base`.
+    pub fn with_images(self, names: &[&str]) -> Self {
+        for name in names {
+            self.ok(&["image-type", "add", name, "--display-name", name]);
+        }
+        self
+    }
+
+    /// Writes `text` to `name` in the fixture's directory.
+    pub fn write(&self, name: &str, text: &str) -> PathBuf {
+        let path = self.path(name);
+        std::fs::write(&path, text).expect("write a file");
+        path
+    }
+
+    /// Writes [`STEP_SH`] and the pipeline `yaml` as `NAME.yml`; returns the pipeline's path.
+    pub fn pipeline(&self, name: &str, yaml: &str) -> PathBuf {
+        self.write("step.sh", STEP_SH);
+        self.write(&format!("{name}.yml"), yaml)
+    }
+
+    /// `run PIPELINE ARGS…` with [`RUN_FLAGS`], in the foreground: the exit code and the
+    /// JSON summary.
+    pub fn run_pipeline(&self, pipeline: &Path, args: &[&str]) -> (i32, Value, Run) {
+        let path = pipeline.to_str().expect("utf-8 path");
+        let mut all = vec!["run", path];
+        all.extend_from_slice(RUN_FLAGS);
+        all.extend_from_slice(args);
+        let r = self.run(&all);
+        assert!(!r.stderr.contains("panicked"), "run panicked: {r:?}");
+        let v = serde_json::from_str(&r.stdout).unwrap_or_else(|e| panic!("run --json: {e}: {r:?}"));
+        (r.code, v, r)
+    }
+
+    /// `run PIPELINE ARGS…` with [`RUN_FLAGS`], in the background.
+    pub fn spawn_run(&self, label: &str, pipeline: &Path, args: &[&str]) -> Runner {
+        let stdout = self.path(&format!("{label}.stdout"));
+        let stderr = self.path(&format!("{label}.stderr"));
+        let mut c = std::process::Command::new(bin());
+        for v in CI_VARS {
+            c.env_remove(v);
+        }
+        c.env("BUILDSTATE_DB", &self.db)
+            .env("BUILDSTATE_ACTOR", label)
+            .arg("run")
+            .arg(pipeline)
+            .args(RUN_FLAGS)
+            .args(args)
+            .stdin(Stdio::null())
+            .stdout(std::fs::File::create(&stdout).expect("create stdout file"))
+            .stderr(std::fs::File::create(&stderr).expect("create stderr file"));
+        let child = c.spawn().expect("start buildstate run");
+        Runner { child, label: label.to_owned(), stdout, stderr }
+    }
+
+    /// `history REF --json`.
+    pub fn history(&self, build: &str) -> Vec<Value> {
+        match self.json(&["history", build]) {
+            Value::Array(events) => events,
+            other => panic!("history --json of {build}: not an array: {other}"),
+        }
+    }
+
+    /// `failure list --build REF --json`, oldest first.
+    pub fn failures(&self, build: &str) -> Vec<Value> {
+        match self.json(&["failure", "list", "--build", build]) {
+            Value::Array(mut records) => {
+                records.sort_by_key(|r| r["number"].as_u64());
+                records
+            }
+            other => panic!("failure list --json of {build}: not an array: {other}"),
+        }
+    }
+
+    /// `build show REF --json`, the build part.
+    pub fn show(&self, build: &str) -> Value {
+        self.json(&["build", "show", build])["build"].clone()
+    }
+
+    /// The lines of `side.log`, in the order they were written.
+    pub fn marks(&self) -> Vec<Mark> {
+        let text = std::fs::read_to_string(self.path("side.log")).unwrap_or_default();
+        text.lines()
+            .map(|line| {
+                let parts: Vec<&str> = line.split(' ').collect();
+                let [build, state, attempt, what] = parts.as_slice() else {
+                    panic!("side.log: malformed line {line:?}");
+                };
+                Mark {
+                    build: (*build).to_owned(),
+                    state: state.parse().unwrap_or_else(|_| panic!("side.log: state in {line:?}")),
+                    attempt: attempt.parse().unwrap_or_else(|_| panic!("side.log: attempt in {line:?}")),
+                    done: match *what {
+                        "start" => false,
+                        "done" => true,
+                        _ => panic!("side.log: malformed line {line:?}"),
+                    },
+                }
+            })
+            .collect()
+    }
+
+    /// The lines of `side.log` written by `build`.
+    pub fn marks_of(&self, build: &str) -> Vec<Mark> {
+        self.marks().into_iter().filter(|m| m.build == build).collect()
+    }
+}
+
+/// The builds of a `run --json` summary, as (build number, summary row).
+pub fn summary_builds(summary: &Value) -> Vec<(String, Value)> {
+    summary["builds"]
+        .as_array()
+        .unwrap_or_else(|| panic!("run --json: no builds: {summary}"))
+        .iter()
+        .map(|b| (b["build"].as_str().unwrap_or_else(|| panic!("no build number: {b}")).to_owned(), b.clone()))
+        .collect()
+}
+
+/// One attempt of a build, from its history: a `started` event and the one event that
+/// closed it.
+#[derive(Debug, Clone)]
+pub struct Attempt {
+    pub state: u64,
+    pub attempt: u64,
+    pub started: jiff::Timestamp,
+    pub closed: jiff::Timestamp,
+    /// `completed` or `failed`.
+    pub end: String,
+}
+
+pub fn timestamp(event: &Value) -> jiff::Timestamp {
+    event["at"]
+        .as_str()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| panic!("event without a timestamp: {event}"))
+}
+
+/// Checks what every history must satisfy when every milestone of the catalog is a
+/// step: `seq` runs 1, 2, 3, … without gaps; every `started` event is closed by exactly
+/// one `completed` or `failed` event of the same state and attempt before the next
+/// attempt starts, and none is left open; no attempt is closed that was not started.
+/// Returns the attempts in order.
+pub fn attempts(history: &[Value]) -> Vec<Attempt> {
+    let mut out: Vec<Attempt> = Vec::new();
+    let mut open: Option<(u64, u64, jiff::Timestamp)> = None;
+    for (i, e) in history.iter().enumerate() {
+        assert_eq!(e["seq"].as_u64(), Some(i as u64 + 1), "history seq has a gap at {e}: {history:#?}");
+        let key = (e["state"].as_u64().expect("state"), e["attempt"].as_u64().expect("attempt"));
+        match e["kind"].as_str().expect("kind") {
+            "started" => {
+                assert!(open.is_none(), "attempt started while {open:?} is open: {e}");
+                open = Some((key.0, key.1, timestamp(e)));
+            }
+            end @ ("completed" | "failed") => {
+                let Some((state, attempt, started)) = open.take() else {
+                    panic!("{end} event closes no open attempt: {e}");
+                };
+                assert_eq!((state, attempt), key, "{end} event closes another attempt: {e}");
+                out.push(Attempt { state, attempt, started, closed: timestamp(e), end: end.to_owned() });
+            }
+            _ => {}
+        }
+    }
+    assert!(open.is_none(), "an attempt is left open: {open:?}");
+    out
+}
+
+/// Each milestone of the default catalog has exactly one `completed` event.
+pub fn assert_each_completed_once(history: &[Value], what: &str) {
+    let mut completed: BTreeMap<u64, usize> = BTreeMap::new();
+    for e in history.iter().filter(|e| e["kind"] == "completed") {
+        *completed.entry(e["state"].as_u64().expect("state")).or_default() += 1;
+    }
+    let expected: BTreeMap<u64, usize> = default_codes().map(|c| (u64::from(c), 1)).collect();
+    assert_eq!(completed, expected, "{what}: completions per milestone");
+}
+
+/// Whether process `pid` is still alive: present in /proc, not a zombie, and still the
+/// `cmdline` we expect (a recycled pid is somebody else).
+pub fn process_alive(pid: u32, cmdline: &str) -> bool {
+    let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+        return false;
+    };
+    // The state follows the parenthesised command name.
+    let state = stat.rsplit_once(')').and_then(|(_, rest)| rest.split_whitespace().next());
+    if matches!(state, Some("Z" | "X")) {
+        return false;
+    }
+    let cmd = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+    String::from_utf8_lossy(&cmd).replace('\0', " ").trim() == cmdline
+}
+
+/// Waits (at most `limit`) until `check` holds; returns whether it did.
+pub fn eventually(limit: Duration, mut check: impl FnMut() -> bool) -> bool {
+    let deadline = Instant::now() + limit;
+    loop {
+        if check() {
+            return true;
+        }
+        if Instant::now() >= deadline {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
 }

@@ -7,6 +7,8 @@ need_apt=()
 # The benchmark compares against the sqlite3 command-line tool, the way the earlier
 # shell scripts updated build state.
 command -v sqlite3 >/dev/null 2>&1 || need_apt+=(sqlite3)
+# examples/qemu-multicloud (and its CLI test) builds real disk images with qemu-img.
+command -v qemu-img >/dev/null 2>&1 || need_apt+=(qemu-utils)
 
 if ((${#need_apt[@]})); then
     echo "setup: installing ${need_apt[*]}" >&2

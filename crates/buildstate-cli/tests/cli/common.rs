@@ -209,11 +209,13 @@ pub fn default_codes() -> impl Iterator<Item = u8> {
 /// appends `BUILD STATE ATTEMPT start` and `… done` to `side.log` (short appends are
 /// atomic, so parallel builds and runners can share the file), sleeps `$STEP_SLEEP`
 /// seconds if set, hangs with a grandchild (its pid in `grandchild.pid`) while
-/// `hang-STATE` exists, and exits 2 while `fail-IMAGE-STATE` exists.
+/// `hang-STATE` exists — ignoring SIGINT and SIGTERM, grandchild included, if `stubborn`
+/// exists — and exits 2 while `fail-IMAGE-STATE` exists.
 pub const STEP_SH: &str = r#"at="$BUILDSTATE_BUILD $BUILDSTATE_STATE $BUILDSTATE_ATTEMPT"
 echo "$at start" >> side.log
 if [ -n "$STEP_SLEEP" ]; then sleep "$STEP_SLEEP"; fi
 if [ -e "hang-$BUILDSTATE_STATE" ]; then
+  if [ -e stubborn ]; then trap '' INT TERM; fi
   sleep 300 &
   echo $! > grandchild.tmp && mv grandchild.tmp grandchild.pid
   sleep 300
@@ -306,7 +308,12 @@ impl Runner {
             if let Some(status) = self.child.try_wait().expect("poll the runner") {
                 return status.code().unwrap_or_else(|| panic!("{} died by a signal: {status}", self.label));
             }
-            assert!(Instant::now() < deadline, "{} still running after {limit:?}: {}", self.label, self.output());
+            assert!(
+                Instant::now() < deadline,
+                "{} still running after {limit:?}: {}",
+                self.label,
+                self.output()
+            );
             std::thread::sleep(Duration::from_millis(20));
         }
     }
@@ -319,7 +326,8 @@ impl Runner {
 
     pub fn json(&self) -> Value {
         let out = std::fs::read_to_string(&self.stdout).expect("read the runner's stdout");
-        serde_json::from_str(&out).unwrap_or_else(|e| panic!("{}: --json: {e}: {}", self.label, self.output()))
+        serde_json::from_str(&out)
+            .unwrap_or_else(|e| panic!("{}: --json: {e}: {}", self.label, self.output()))
     }
 }
 
@@ -332,9 +340,21 @@ impl Drop for Runner {
     }
 }
 
-/// How long a runner's lease lives in these tests: short, so that a killed runner's
-/// build is taken over quickly.
-pub const RUN_FLAGS: &[&str] = &["--lease-ttl", "1s", "--grace", "1s", "--json"];
+/// The flags of every test run, unless the test gives its own: a short lease, so that
+/// a killed runner's build is taken over quickly, and a short grace.
+pub const RUN_FLAGS: &[(&str, &str)] = &[("--lease-ttl", "1s"), ("--grace", "1s")];
+
+/// `run PIPELINE --json`, [`RUN_FLAGS`] that `args` does not set, then `args`.
+fn run_args<'a>(pipeline: &'a Path, args: &[&'a str]) -> Vec<&'a str> {
+    let mut all = vec!["run", pipeline.to_str().expect("utf-8 path"), "--json"];
+    for (flag, value) in RUN_FLAGS {
+        if !args.contains(flag) {
+            all.extend([*flag, *value]);
+        }
+    }
+    all.extend_from_slice(args);
+    all
+}
 
 impl Env {
     /// Adds image types beside the fixture's `base`.
@@ -358,33 +378,33 @@ impl Env {
         self.write(&format!("{name}.yml"), yaml)
     }
 
-    /// `run PIPELINE ARGS…` with [`RUN_FLAGS`], in the foreground: the exit code and the
-    /// JSON summary.
+    /// `run PIPELINE ARGS…` (see [`RUN_FLAGS`]), in the foreground: the exit code, the
+    /// JSON summary and the whole output.
     pub fn run_pipeline(&self, pipeline: &Path, args: &[&str]) -> (i32, Value, Run) {
-        let path = pipeline.to_str().expect("utf-8 path");
-        let mut all = vec!["run", path];
-        all.extend_from_slice(RUN_FLAGS);
-        all.extend_from_slice(args);
-        let r = self.run(&all);
+        let r = self.run(&run_args(pipeline, args));
         assert!(!r.stderr.contains("panicked"), "run panicked: {r:?}");
         let v = serde_json::from_str(&r.stdout).unwrap_or_else(|e| panic!("run --json: {e}: {r:?}"));
         (r.code, v, r)
     }
 
-    /// `run PIPELINE ARGS…` with [`RUN_FLAGS`], in the background.
-    pub fn spawn_run(&self, label: &str, pipeline: &Path, args: &[&str]) -> Runner {
-        let stdout = self.path(&format!("{label}.stdout"));
-        let stderr = self.path(&format!("{label}.stderr"));
+    /// [`Env::cmd`] as a `std::process::Command`, for processes the test does not wait
+    /// for at once.
+    pub fn std_cmd(&self) -> std::process::Command {
         let mut c = std::process::Command::new(bin());
         for v in CI_VARS {
             c.env_remove(v);
         }
-        c.env("BUILDSTATE_DB", &self.db)
-            .env("BUILDSTATE_ACTOR", label)
-            .arg("run")
-            .arg(pipeline)
-            .args(RUN_FLAGS)
-            .args(args)
+        c.env("BUILDSTATE_DB", &self.db).env("BUILDSTATE_ACTOR", "tester");
+        c
+    }
+
+    /// `run PIPELINE ARGS…` (see [`RUN_FLAGS`]), in the background.
+    pub fn spawn_run(&self, label: &str, pipeline: &Path, args: &[&str]) -> Runner {
+        let stdout = self.path(&format!("{label}.stdout"));
+        let stderr = self.path(&format!("{label}.stderr"));
+        let mut c = self.std_cmd();
+        c.env("BUILDSTATE_ACTOR", label)
+            .args(run_args(pipeline, args))
             .stdin(Stdio::null())
             .stdout(std::fs::File::create(&stdout).expect("create stdout file"))
             .stderr(std::fs::File::create(&stderr).expect("create stderr file"));
@@ -451,7 +471,9 @@ pub fn summary_builds(summary: &Value) -> Vec<(String, Value)> {
         .as_array()
         .unwrap_or_else(|| panic!("run --json: no builds: {summary}"))
         .iter()
-        .map(|b| (b["build"].as_str().unwrap_or_else(|| panic!("no build number: {b}")).to_owned(), b.clone()))
+        .map(|b| {
+            (b["build"].as_str().unwrap_or_else(|| panic!("no build number: {b}")).to_owned(), b.clone())
+        })
         .collect()
 }
 

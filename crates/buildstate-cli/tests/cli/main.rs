@@ -5,11 +5,16 @@ mod common;
 
 mod concurrency;
 mod config;
+mod demo;
 mod errors;
+mod exec;
 mod hostile;
 mod leases;
 mod lifecycle;
+mod qemu_example;
 mod resume;
+mod runner;
+mod runner_faults;
 mod sample;
 mod snapshots;
 mod transfer;

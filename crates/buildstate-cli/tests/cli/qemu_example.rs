@@ -61,7 +61,11 @@ fn qemu_multicloud_example_delivers_a_disk_for_every_cloud() {
     let builds = builds.as_array().expect("build list is an array");
     let mut platforms: Vec<&str> = builds.iter().map(|b| b["platform"].as_str().expect("platform")).collect();
     platforms.sort_unstable();
-    assert_eq!(platforms, ["aws-commercial", "azure", "gcp", "openstack"], "one build per platform: {builds:?}");
+    assert_eq!(
+        platforms,
+        ["aws-commercial", "azure", "gcp", "openstack"],
+        "one build per platform: {builds:?}"
+    );
 
     for build in builds {
         let number = build["number"].as_str().expect("build number");
@@ -89,8 +93,9 @@ fn qemu_multicloud_example_delivers_a_disk_for_every_cloud() {
         // The Packer-style manifest names the disk it describes.
         let manifest = only_of_kind(&artifacts, "manifest", number);
         let manifest_path = recorded_file(manifest, &work, number);
-        let doc: Value = serde_json::from_str(&std::fs::read_to_string(&manifest_path).expect("read manifest"))
-            .unwrap_or_else(|e| panic!("{}: not JSON: {e}", manifest_path.display()));
+        let doc: Value =
+            serde_json::from_str(&std::fs::read_to_string(&manifest_path).expect("read manifest"))
+                .unwrap_or_else(|e| panic!("{}: not JSON: {e}", manifest_path.display()));
         assert_eq!(
             doc["builds"][0]["files"][0]["name"].as_str(),
             Some(path.to_str().expect("utf-8 path")),
@@ -102,8 +107,12 @@ fn qemu_multicloud_example_delivers_a_disk_for_every_cloud() {
 
 /// The one artifact of `kind`.
 fn only_of_kind<'a>(artifacts: &'a Value, kind: &str, build: &str) -> &'a Value {
-    let found: Vec<&Value> =
-        artifacts.as_array().expect("artifact list is an array").iter().filter(|a| a["kind"] == kind).collect();
+    let found: Vec<&Value> = artifacts
+        .as_array()
+        .expect("artifact list is an array")
+        .iter()
+        .filter(|a| a["kind"] == kind)
+        .collect();
     assert_eq!(found.len(), 1, "{build}: expected one artifact of kind {kind}: {artifacts}");
     found[0]
 }
@@ -112,7 +121,9 @@ fn only_of_kind<'a>(artifacts: &'a Value, kind: &str, build: &str) -> &'a Value 
 /// SHA-256.
 fn recorded_file(artifact: &Value, work: &Path, build: &str) -> PathBuf {
     let uri = artifact["uri"].as_str().expect("uri");
-    let path = PathBuf::from(uri.strip_prefix("file://").unwrap_or_else(|| panic!("{build}: not a file URI: {uri}")));
+    let path = PathBuf::from(
+        uri.strip_prefix("file://").unwrap_or_else(|| panic!("{build}: not a file URI: {uri}")),
+    );
     assert!(path.starts_with(work), "{build}: {} is outside WORK_DIR {}", path.display(), work.display());
     assert!(path.is_file(), "{build}: {} does not exist", path.display());
     let (size, sha256) = measure(&path);
@@ -125,7 +136,12 @@ fn recorded_file(artifact: &Value, work: &Path, build: &str) -> PathBuf {
 fn check_aws(path: &Path) {
     let info = qemu_img_info(path, None);
     assert_eq!(info["format"], "vmdk", "{}: {info}", path.display());
-    assert_eq!(info["format-specific"]["data"]["create-type"], "streamOptimized", "{}: {info}", path.display());
+    assert_eq!(
+        info["format-specific"]["data"]["create-type"],
+        "streamOptimized",
+        "{}: {info}",
+        path.display()
+    );
 }
 
 /// Azure: a fixed VHD (the disk's bytes plus a 512-byte footer) whose virtual size is a
@@ -134,9 +150,18 @@ fn check_azure(path: &Path) {
     let info = qemu_img_info(path, Some("vpc"));
     assert_eq!(info["format"], "vpc", "{}: {info}", path.display());
     let virtual_size = info["virtual-size"].as_u64().expect("virtual-size");
-    assert!(virtual_size > 0 && virtual_size % MIB == 0, "{}: virtual size {virtual_size} is not a multiple of 1 MiB", path.display());
+    assert!(
+        virtual_size > 0 && virtual_size.is_multiple_of(MIB),
+        "{}: virtual size {virtual_size} is not a multiple of 1 MiB",
+        path.display()
+    );
     let file_size = std::fs::metadata(path).expect("stat vhd").len();
-    assert_eq!(file_size, virtual_size + 512, "{}: a fixed VHD is its virtual size plus the footer", path.display());
+    assert_eq!(
+        file_size,
+        virtual_size + 512,
+        "{}: a fixed VHD is its virtual size plus the footer",
+        path.display()
+    );
 }
 
 /// GCP: a gzip'd tar with exactly one member, `disk.raw`.
@@ -160,7 +185,12 @@ fn qemu_img_info(path: &Path, format: Option<&str>) -> Value {
         cmd.args(["-f", f]);
     }
     let out = cmd.arg(path).output().expect("run qemu-img info");
-    assert!(out.status.success(), "qemu-img info {}: {}", path.display(), String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "qemu-img info {}: {}",
+        path.display(),
+        String::from_utf8_lossy(&out.stderr)
+    );
     serde_json::from_slice(&out.stdout).expect("qemu-img info --output=json prints JSON")
 }
 

@@ -95,7 +95,9 @@ pub(super) async fn drive(
         run_steps(&store, pipeline, opts, &target, &keeper, &mut out, &mut tally, progress, step_stop_rx)
             .await;
     forward.abort();
-    let lost = *keeper.lost().borrow();
+    // A runner that lost its lease (told by the heartbeat, or by a refused write) has
+    // nothing to release: the lease is its successor's now.
+    let lost = *keeper.lost().borrow() || matches!(result, Err(StoreError::StaleLease { .. }));
     if !lost {
         keeper.release().await;
     }

@@ -15,6 +15,7 @@ mod output;
 mod spawn;
 #[cfg(test)]
 mod tests;
+mod watchdog;
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -169,6 +170,8 @@ pub async fn run_step(req: StepRequest<'_>, mut stop: watch::Receiver<Option<i32
     };
     let group = child.id().and_then(Group::led_by);
     tracing::debug!(pid = child.id(), "step started");
+    // Kept until the step is over: if this process dies, the watchdog kills the group.
+    let _watchdog = watchdog::arm(child.id());
     let mut guard = KillOnDrop::new(group);
 
     let stdout = child.stdout.take();

@@ -28,13 +28,7 @@ pub fn run(rt: &tokio::runtime::Runtime, dir: &Path, cli: &Path, quick: bool) ->
     let (for_memory, rest) = builds.split_at(memory_runs);
     let (for_cli, for_sqlite3) = rest.split_at(samples);
 
-    // Memory first: RUSAGE_CHILDREN reports the largest child reaped so far, so measure
-    // before any sqlite3 child has run.
-    for b in for_memory {
-        run_cli(cli, &db, b)?;
-    }
-    let cli_max_rss_kib =
-        getrusage(UsageWho::RUSAGE_CHILDREN).map_err(|e| format!("getrusage failed: {e}"))?.max_rss();
+    let cli_max_rss_kib = memory_probe(cli, &db, for_memory)?;
 
     // Alternate the two so that drift on a noisy machine hits both alike.
     let mut cli_times = Vec::with_capacity(samples);
@@ -50,6 +44,50 @@ pub fn run(rt: &tokio::runtime::Runtime, dir: &Path, cli: &Path, quick: bool) ->
         memory_runs,
         cli_max_rss_kib,
     })
+}
+
+/// RUSAGE_CHILDREN reports the largest descendant a process ever reaped — including
+/// those reaped before an `exec` (a `cargo build` in the script that started us). So a
+/// fresh child of ours (`buildstate-bench --memory-probe …`) runs the CLI and reports
+/// its own figure.
+fn memory_probe(cli: &Path, db: &Path, builds: &[Build]) -> Result<i64, String> {
+    let me = std::env::current_exe().map_err(|e| format!("cannot locate this executable: {e}"))?;
+    let out = Command::new(me)
+        .arg("--memory-probe")
+        .arg(cli)
+        .arg(db)
+        .args(builds.iter().map(|b| b.number.to_string()))
+        .output()
+        .map_err(|e| format!("cannot run the memory probe: {e}"))?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    if !out.status.success() {
+        return Err(format!("the memory probe failed: {}", String::from_utf8_lossy(&out.stderr).trim()));
+    }
+    text.trim().parse().map_err(|_| format!("the memory probe printed `{}`", text.trim()))
+}
+
+/// The probe's side: run `state complete` for each build, then print the largest RSS
+/// (KiB) of those children.
+pub fn probe(args: &[String]) -> Result<(), String> {
+    let [cli, db, numbers @ ..] = args else {
+        return Err("usage: --memory-probe CLI DB BUILD…".into());
+    };
+    for number in numbers {
+        let status = Command::new(cli)
+            .arg("--db")
+            .arg(db)
+            .args(["state", "complete", number, "0"])
+            .env("BUILDSTATE_ACTOR", "bench")
+            .stdout(Stdio::null())
+            .status()
+            .map_err(|e| format!("cannot run {cli}: {e}"))?;
+        if !status.success() {
+            return Err(format!("buildstate state complete exited with {status}"));
+        }
+    }
+    let rss = getrusage(UsageWho::RUSAGE_CHILDREN).map_err(|e| format!("getrusage failed: {e}"))?.max_rss();
+    println!("{rss}");
+    Ok(())
 }
 
 fn run_cli(cli: &Path, db: &Path, build: &Build) -> Result<Duration, String> {

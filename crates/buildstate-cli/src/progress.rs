@@ -75,7 +75,7 @@ fn plain(e: &Progress) {
 /// The terminal view: one line per build, in the order builds were picked up.
 #[derive(Default)]
 struct Board {
-    rows: BTreeMap<usize, String>,
+    rows: BTreeMap<usize, (String, String)>,
     order: BTreeMap<String, usize>,
     since: BTreeMap<String, Instant>,
     drawn: usize,
@@ -130,7 +130,7 @@ impl Board {
         } else {
             self.since.remove(build.as_str());
         }
-        self.rows.insert(row, format!("{build}  {text}"));
+        self.rows.insert(row, (build.to_string(), text));
     }
 
     fn redraw(&mut self) {
@@ -138,14 +138,14 @@ impl Board {
         if self.drawn > 0 {
             let _ = write!(out, "\x1b[{}A", self.drawn);
         }
-        let names: BTreeMap<usize, String> = self.order.iter().map(|(k, v)| (*v, k.clone())).collect();
-        for (row, text) in &self.rows {
-            let elapsed = names
-                .get(row)
-                .and_then(|n| self.since.get(n))
+        let width = self.rows.values().map(|(b, _)| b.len()).max().unwrap_or(0);
+        for (build, text) in self.rows.values() {
+            let elapsed = self
+                .since
+                .get(build)
                 .map(|t| format!("  {}", output::duration(t.elapsed().as_millis() as u64)))
                 .unwrap_or_default();
-            let _ = writeln!(out, "\x1b[2K{text}{elapsed}");
+            let _ = writeln!(out, "\x1b[2K{build:<width$}  {text}{elapsed}");
         }
         self.drawn = self.rows.len();
         let _ = out.flush();

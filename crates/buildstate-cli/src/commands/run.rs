@@ -128,7 +128,7 @@ pub fn print_summary(ctx: &Ctx, summary: &RunSummary) -> Result<(), CliError> {
             .collect();
         return output::json(&serde_json::json!({ "builds": rows, "interrupted": summary.interrupted }));
     }
-    let mut t = output::table(&["BUILD", "STATE", "STATUS", "RAN", "RESUMED AT", "TIME", "NOTE"]);
+    let mut t = output::table(&["BUILD", "STATE", "STATUS", "MILESTONES RUN", "RESUMED AT", "TIME", "NOTE"]);
     for o in &summary.outcomes {
         let status = match (o.status, o.needs_intervention) {
             (Some(s), true) => format!("{s}, needs intervention"),
@@ -139,7 +139,11 @@ pub fn print_summary(ctx: &Ctx, summary: &RunSummary) -> Result<(), CliError> {
             o.number.as_ref().map_or_else(|| "-".to_owned(), |n| n.to_string()),
             format!("{} ({})", o.state, o.state_name),
             status,
-            format!("{} milestones, {} attempts", o.milestones_run, o.attempts),
+            if o.attempts == 0 {
+                "-".to_owned()
+            } else {
+                format!("{} ({} attempts)", o.milestones_run, o.attempts)
+            },
             o.resumed_at.map_or_else(|| "-".to_owned(), |s| s.to_string()),
             output::duration(o.elapsed.as_millis() as u64),
             output::cell(o.note.as_deref().unwrap_or("-"), 70),
@@ -151,6 +155,9 @@ pub fn print_summary(ctx: &Ctx, summary: &RunSummary) -> Result<(), CliError> {
     let saved: Duration = summary.outcomes.iter().map(|o| o.saved).sum();
     let skipped: usize = summary.outcomes.iter().map(|o| o.done_before).sum();
     output::line(format!("\n{delivered} of {} builds delivered", summary.outcomes.len()))?;
+    if summary.outcomes.iter().any(|o| o.attempts == 0 && o.delivered()) {
+        output::line("(builds delivered by an earlier run were left alone; `--new` starts fresh ones)")?;
+    }
     if skipped > 0 {
         output::line(format!(
             "resume saved {skipped} milestone(s) already done ({} of recorded work) from running again",

@@ -62,7 +62,7 @@ pub(super) async fn drive(
     let b = &target.build;
     match b.status {
         BuildStatus::Completed => {
-            return not_started(&target, "already delivered; `--new` starts a fresh build");
+            return not_started(&target, "already delivered");
         }
         BuildStatus::Cancelled => {
             return not_started(&target, "cancelled; `buildstate rewind` reopens it");

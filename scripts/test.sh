@@ -8,6 +8,9 @@ cd "$(dirname "$0")/.."
 
 # shellcheck source=scripts/setup.sh
 source scripts/setup.sh
+# shellcheck source=scripts/services.sh
+source scripts/services.sh
+start_services
 
 step() { printf '\n==> %s\n' "$*" >&2; }
 

@@ -45,7 +45,11 @@ pub struct Global {
 #[derive(Debug)]
 pub struct Ctx {
     pub store: Arc<dyn Store>,
+    /// A local path next to which runner logs go by default (the SQLite file, or a
+    /// file under the data dir for network stores).
     pub db_path: PathBuf,
+    /// The store as steps should reach it (`BUILDSTATE_DB`), secrets removed.
+    pub location: String,
     pub schema_version: u32,
     pub json: bool,
     pub actor: String,
@@ -74,6 +78,7 @@ pub async fn run(cli: Cli) -> Result<Exit, CliError> {
     let ctx = Ctx {
         schema_version: store.schema_version(),
         store: Arc::new(store),
+        location: db_path.display().to_string(),
         db_path,
         json: cli.global.json,
         actor: config::actor(cli.global.actor.as_deref()),

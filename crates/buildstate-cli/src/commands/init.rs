@@ -24,7 +24,7 @@ struct Report<'a> {
 
 pub async fn run(a: Args, ctx: &Ctx) -> Result<(), CliError> {
     let loaded = if a.sample { Some(sample::load(ctx.store.as_ref(), &ctx.actor).await?) } else { None };
-    let path = ctx.db_path.display().to_string();
+    let path = ctx.location.clone();
     if ctx.json {
         return output::json(&Report { path, schema_version: ctx.schema_version, sample: loaded.as_ref() });
     }

@@ -11,6 +11,7 @@ mod catalog;
 mod demo;
 mod exec;
 mod failure;
+mod fleet;
 mod history;
 mod init;
 mod lease;
@@ -56,6 +57,12 @@ pub enum Command {
     Exec(exec::Args),
     /// Print the log of an attempt
     Logs(logs::Args),
+    /// Queue a pipeline's matrix builds for workers
+    Enqueue(fleet::EnqueueArgs),
+    /// Claim and run a pipeline's queued builds, with other workers sharing the store
+    Worker(fleet::WorkerArgs),
+    /// List live workers and the builds each is running
+    Workers,
     /// The history of a build
     History(history::Args),
     /// Failure records: list and resolve
@@ -95,6 +102,9 @@ impl Command {
             Command::Demo(a) => return demo::run(a, ctx).await,
             Command::Exec(a) => return exec::run(a, ctx).await,
             Command::Logs(a) => logs::run(a, ctx).await,
+            Command::Enqueue(a) => fleet::enqueue_run(a, ctx).await,
+            Command::Worker(a) => return fleet::worker_run(a, ctx).await,
+            Command::Workers => fleet::workers_run(ctx).await,
             Command::History(a) => history::run(a, ctx).await,
             Command::Failure(a) => failure::run(a, ctx).await,
             Command::Lease(a) => lease::run(a, ctx).await,

@@ -47,6 +47,13 @@ pub struct RunnerArgs {
     pub logs_dir: Option<PathBuf>,
 }
 
+impl Default for RunnerArgs {
+    /// The same defaults as the flags.
+    fn default() -> Self {
+        RunnerArgs { lease_ttl: Duration::from_secs(60), grace: Duration::from_secs(5), logs_dir: None }
+    }
+}
+
 impl RunnerArgs {
     pub fn logs_dir(&self, ctx: &Ctx) -> PathBuf {
         self.logs_dir.clone().unwrap_or_else(|| ctx.db_path.with_file_name("logs"))
@@ -72,7 +79,7 @@ pub async fn run(a: Args, ctx: &Ctx) -> Result<Exit, CliError> {
         lease_ttl: a.runner.lease_ttl,
         logs_dir: a.runner.logs_dir(ctx),
         grace: a.runner.grace,
-        store_location: ctx.db_path.display().to_string(),
+        store_location: ctx.location.clone(),
     };
     let summary = execute(ctx, Arc::new(pipeline), opts).await?;
     print_summary(ctx, &summary)?;

@@ -42,6 +42,7 @@ fn outcome_of(build: &Build, target: &Target) -> BuildOutcome {
         attempts: 0,
         elapsed: Duration::ZERO,
         note: None,
+        taken: false,
     }
 }
 
@@ -82,7 +83,7 @@ pub(super) async fn drive(
     };
     // Re-read under the lease: another runner may have moved the build since we chose it.
     let mut out = match store.build(b.id).await {
-        Ok(build) => outcome_of(&build, &target),
+        Ok(build) => BuildOutcome { taken: true, ..outcome_of(&build, &target) },
         Err(e) => {
             keeper.release().await;
             return not_started(&target, &format!("not run: {e}"));

@@ -8,6 +8,7 @@ mod classify;
 mod keeper;
 mod select;
 mod track;
+mod worker;
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -22,6 +23,7 @@ use crate::pipeline::{MatrixCell, MatrixFilter, Pipeline};
 pub use classify::failure_for;
 pub use keeper::{LeaseKeeper, hostname};
 pub use track::{TrackOptions, TrackOutcome, track};
+pub use worker::{WorkerOptions, WorkerSummary, enqueue, work};
 
 /// How a run behaves; the CLI fills it from flags.
 #[derive(Clone, Debug)]
@@ -91,6 +93,9 @@ pub struct BuildOutcome {
     pub elapsed: Duration,
     /// Why the build stopped short, when it did (a failure, a lease held elsewhere, …).
     pub note: Option<String>,
+    /// Whether this runner took the build's lease (false: delivered, cancelled, or held
+    /// by another runner).
+    pub taken: bool,
 }
 
 impl BuildOutcome {

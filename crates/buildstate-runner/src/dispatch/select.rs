@@ -63,7 +63,7 @@ async fn find(
     Ok(builds.into_iter().find(|b| b.status != BuildStatus::Cancelled && belongs(b, &pipeline.name)))
 }
 
-fn belongs(build: &Build, pipeline: &Name) -> bool {
+pub(super) fn belongs(build: &Build, pipeline: &Name) -> bool {
     build.metadata.iter().any(|(k, v)| k.as_str() == PIPELINE_KEY && v.as_str() == pipeline.as_str())
 }
 

@@ -1,0 +1,146 @@
+//! Fleet mode: `enqueue` queues a pipeline's matrix builds; `worker` claims and runs
+//! them (any number of workers, on any machines sharing the store); `workers` shows who
+//! runs what.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use buildstate_runner::dispatch::{RunOptions, WorkerOptions, enqueue, hostname, work};
+use buildstate_runner::pipeline::{MatrixFilter, Pipeline};
+use tokio::sync::mpsc;
+
+use super::run::{RunnerArgs, parse_duration};
+use crate::cli::Ctx;
+use crate::exit::{CliError, Exit};
+use crate::{output, progress, signals};
+
+#[derive(Debug, clap::Args)]
+pub struct EnqueueArgs {
+    /// The pipeline file (YAML; see docs/pipeline.md)
+    pipeline: PathBuf,
+    /// Only matrix cells matching KEY=VALUE[,KEY=VALUE…]; repeat to add more
+    #[arg(long, value_name = "FILTER")]
+    only: Vec<String>,
+    /// Queue fresh builds even where the pipeline already has some
+    #[arg(long = "new")]
+    fresh: bool,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct WorkerArgs {
+    /// The pipeline file whose builds this worker runs
+    pipeline: PathBuf,
+    /// Only matrix cells matching KEY=VALUE[,KEY=VALUE…]; repeat to add more
+    #[arg(long, value_name = "FILTER")]
+    only: Vec<String>,
+    /// This worker's name, recorded as the owner of its leases [default: worker-<host>-<pid>]
+    #[arg(long, value_name = "NAME")]
+    name: Option<String>,
+    /// How long to wait before looking again when every open build is taken
+    #[arg(long, default_value = "2s", value_parser = parse_duration, value_name = "DURATION")]
+    poll: Duration,
+    /// Exit once the pipeline has no build left to run
+    #[arg(long)]
+    exit_when_idle: bool,
+    #[command(flatten)]
+    runner: RunnerArgs,
+}
+
+fn load(path: &PathBuf, only: &[String]) -> Result<(Pipeline, MatrixFilter), CliError> {
+    let pipeline = Pipeline::load(path).map_err(|e| CliError::usage(e.to_string()))?;
+    let filter = MatrixFilter::parse(only).map_err(|e| CliError::usage(e.to_string()))?;
+    Ok((pipeline, filter))
+}
+
+fn options(ctx: &Ctx, filter: MatrixFilter, fresh: bool, actor: String, runner: &RunnerArgs) -> RunOptions {
+    RunOptions {
+        filter,
+        jobs: 1,
+        build: None,
+        fresh,
+        actor,
+        lease_ttl: runner.lease_ttl,
+        logs_dir: runner.logs_dir(ctx),
+        grace: runner.grace,
+        store_location: ctx.location.clone(),
+    }
+}
+
+pub async fn enqueue_run(a: EnqueueArgs, ctx: &Ctx) -> Result<(), CliError> {
+    let (pipeline, filter) = load(&a.pipeline, &a.only)?;
+    let opts = options(ctx, filter, a.fresh, ctx.actor.clone(), &RunnerArgs::default());
+    let builds =
+        enqueue(ctx.store.as_ref(), &pipeline, &opts).await.map_err(|e| CliError::internal(e.to_string()))?;
+    if ctx.json {
+        return output::json(&builds.iter().map(output::BuildView::new).collect::<Vec<_>>());
+    }
+    let mut t = output::table(&["BUILD", "STATE", "STATUS"]);
+    for b in &builds {
+        t.add_row(vec![b.number.to_string(), output::state_label(b), output::status_label(b)]);
+    }
+    output::print_table(&t)?;
+    output::line(format!("\n{} build(s) of pipeline {} queued for workers", builds.len(), pipeline.name))
+}
+
+pub async fn worker_run(a: WorkerArgs, ctx: &Ctx) -> Result<Exit, CliError> {
+    let (pipeline, filter) = load(&a.pipeline, &a.only)?;
+    let name = a.name.clone().unwrap_or_else(|| format!("worker-{}-{}", hostname(), std::process::id()));
+    let opts = WorkerOptions {
+        run: options(ctx, filter, false, name.clone(), &a.runner),
+        poll: a.poll,
+        exit_when_idle: a.exit_when_idle,
+    };
+    tracing::info!(worker = %name, pipeline = %pipeline.name, "worker started");
+    let stop = signals::stop_on_signals();
+    let (tx, rx) = mpsc::unbounded_channel();
+    let printer = tokio::spawn(progress::print(rx, ctx.json));
+    let summary = work(ctx.store.clone(), Arc::new(pipeline), opts, tx, stop).await;
+    let _ = printer.await;
+    let summary = summary.map_err(|e| CliError::internal(e.to_string()))?;
+    let delivered = summary.outcomes.iter().filter(|o| o.delivered()).count();
+    output::line(format!("worker {name}: ran {} build(s), {delivered} delivered", summary.outcomes.len()))?;
+    // SIGTERM is how service managers stop a worker: the step was stopped and recorded,
+    // the lease released — a clean exit. SIGINT (a person's Ctrl-C) reports 130.
+    Ok(match summary.interrupted {
+        Some(2) => Exit::Interrupted,
+        _ => Exit::Ok,
+    })
+}
+
+/// `workers`: who holds which builds, from the leases (a worker holds one lease per
+/// build it is running; an idle worker holds none).
+pub async fn workers_run(ctx: &Ctx) -> Result<(), CliError> {
+    let leases = ctx.store.leases().await?;
+    let now = jiff::Timestamp::now();
+    let mut by_worker: BTreeMap<(String, String, u32), Vec<String>> = BTreeMap::new();
+    let mut numbers = BTreeMap::new();
+    for lease in leases.iter().filter(|l| !l.is_expired(now)) {
+        let number = match numbers.get(&lease.build_id) {
+            Some(n) => Clone::clone(n),
+            None => {
+                let n =
+                    ctx.store.build(lease.build_id).await.map(|b| b.number.to_string()).unwrap_or_default();
+                numbers.insert(lease.build_id, n.clone());
+                n
+            }
+        };
+        by_worker.entry((lease.owner.clone(), lease.host.clone(), lease.pid)).or_default().push(number);
+    }
+    if ctx.json {
+        let rows: Vec<serde_json::Value> = by_worker
+            .iter()
+            .map(|((owner, host, pid), builds)| serde_json::json!({"worker": owner, "host": host, "pid": pid, "builds": builds}))
+            .collect();
+        return output::json(&rows);
+    }
+    if by_worker.is_empty() {
+        return output::line("no worker is running a build");
+    }
+    let mut t = output::table(&["WORKER", "HOST", "PID", "RUNNING"]);
+    for ((owner, host, pid), builds) in &by_worker {
+        t.add_row(vec![owner.clone(), host.clone(), pid.to_string(), builds.join(", ")]);
+    }
+    output::print_table(&t)
+}

@@ -1,0 +1,117 @@
+//! Fleet mode: any number of workers, on any machines, share one store. `enqueue`
+//! creates the pipeline's matrix builds; each worker repeatedly claims one build that is
+//! queued, in progress under an expired lease, or failed with retries left, and drives
+//! it. Claiming *is* taking the build's lease, which the store grants to exactly one
+//! runner at a time — so no two workers ever run the same build, and a dead worker's
+//! build is taken over once its lease expires.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use buildstate_core::{Build, BuildStatus};
+use buildstate_store::{BuildFilter, Store};
+use tokio::sync::{mpsc, watch};
+
+use super::select::{self, Target};
+use super::{BuildOutcome, Progress, RunError, RunOptions, build_loop};
+use crate::pipeline::{MatrixCell, Pipeline};
+
+#[derive(Clone, Debug)]
+pub struct WorkerOptions {
+    /// How builds are run (the actor is the worker's name and lease owner).
+    pub run: RunOptions,
+    /// How long to wait before looking again when every open build is taken.
+    pub poll: Duration,
+    /// Exit once no build of the pipeline is left to run (instead of waiting for more).
+    pub exit_when_idle: bool,
+}
+
+#[derive(Debug)]
+pub struct WorkerSummary {
+    pub outcomes: Vec<BuildOutcome>,
+    pub interrupted: Option<i32>,
+}
+
+/// Creates (or finds) the pipeline's matrix builds, so that workers can claim them.
+pub async fn enqueue(
+    store: &dyn Store,
+    pipeline: &Pipeline,
+    opts: &RunOptions,
+) -> Result<Vec<Build>, RunError> {
+    Ok(select::targets(store, pipeline, opts).await?.into_iter().map(|t| t.build).collect())
+}
+
+/// Claims and drives builds until stopped (or idle, with `exit_when_idle`).
+pub async fn work(
+    store: Arc<dyn Store>,
+    pipeline: Arc<Pipeline>,
+    opts: WorkerOptions,
+    progress: mpsc::UnboundedSender<Progress>,
+    mut stop: watch::Receiver<Option<i32>>,
+) -> Result<WorkerSummary, RunError> {
+    let mut outcomes = Vec::new();
+    loop {
+        if stop.borrow().is_some() {
+            break;
+        }
+        let open = claimable(store.as_ref(), &pipeline, &opts).await?;
+        if open.is_empty() && opts.exit_when_idle {
+            break;
+        }
+        let mut claimed = false;
+        for build in open {
+            if stop.borrow().is_some() {
+                break;
+            }
+            let cell = MatrixCell {
+                platform: build.platform.clone(),
+                os: build.os.clone(),
+                image_type: build.image_type.clone(),
+            };
+            let target = Target { cell, build, created: false };
+            let outcome =
+                build_loop::drive(store.clone(), &pipeline, &opts.run, target, &progress, stop.clone()).await;
+            if outcome.taken {
+                let _ = progress.send(Progress::Done(outcome.clone()));
+                outcomes.push(outcome);
+                claimed = true;
+                // Look again from the top: the set of open builds changed.
+                break;
+            }
+        }
+        if !claimed {
+            tokio::select! {
+                () = tokio::time::sleep(opts.poll) => {}
+                _ = stop.changed() => {}
+            }
+        }
+    }
+    let interrupted = *stop.borrow();
+    Ok(WorkerSummary { outcomes, interrupted })
+}
+
+/// The pipeline's builds a worker may run, oldest first: queued, in progress (a lease
+/// decides whether it is really free), or failed with retries left. A build that needs a
+/// person is left to a person.
+async fn claimable(
+    store: &dyn Store,
+    pipeline: &Pipeline,
+    opts: &WorkerOptions,
+) -> Result<Vec<Build>, RunError> {
+    let mut builds = store.list_builds(&BuildFilter::default()).await?;
+    builds.retain(|b| {
+        select::belongs(b, &pipeline.name)
+            && opts.run.filter.matches(&MatrixCell {
+                platform: b.platform.clone(),
+                os: b.os.clone(),
+                image_type: b.image_type.clone(),
+            })
+            && match b.status {
+                BuildStatus::Pending | BuildStatus::Running => true,
+                BuildStatus::Failed => !b.needs_intervention,
+                BuildStatus::Completed | BuildStatus::Cancelled => false,
+            }
+    });
+    builds.reverse();
+    Ok(builds)
+}

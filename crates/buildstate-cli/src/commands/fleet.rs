@@ -48,7 +48,7 @@ pub struct WorkerArgs {
     runner: RunnerArgs,
 }
 
-fn load(path: &PathBuf, only: &[String]) -> Result<(Pipeline, MatrixFilter), CliError> {
+fn load(path: &std::path::Path, only: &[String]) -> Result<(Pipeline, MatrixFilter), CliError> {
     let pipeline = Pipeline::load(path).map_err(|e| CliError::usage(e.to_string()))?;
     let filter = MatrixFilter::parse(only).map_err(|e| CliError::usage(e.to_string()))?;
     Ok((pipeline, filter))

@@ -1,0 +1,162 @@
+//! Which builds the store holds: build number ↔ id.
+//!
+//! The directory `builds/` is the truth: a build exists when `builds/<number>.json`
+//! does. `index.json` (number → id) only saves opening every document to find a build
+//! by id; it is checked against the directory listing on every use, and the files it
+//! does not cover (a writer killed between a document and the index, a document copied
+//! in by hand) are read to fill the gaps. Writers persist the repaired index.
+//!
+//! One multi-file change can be cut short: an `import --replace` that renumbers a
+//! build writes the new document, then the index, then removes the old document. The
+//! index write is its commit point, so when two files hold one build id, the file the
+//! index names wins and the other is a stray from an interrupted renumbering.
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::Path;
+
+use buildstate_core::{BuildId, BuildNumber, DocumentError};
+use buildstate_store::StoreResult;
+use serde::Deserialize;
+
+use crate::atomic;
+use crate::error::corrupt;
+use crate::layout::Layout;
+
+#[derive(Clone, Debug, Default)]
+pub(crate) struct Entries {
+    pub(crate) by_number: BTreeMap<BuildNumber, BuildId>,
+    by_id: HashMap<BuildId, BuildNumber>,
+    /// The index on disk does not match `by_number`.
+    pub(crate) stale: bool,
+    /// Files that hold a build another file holds too, and that the index does not name.
+    pub(crate) strays: Vec<BuildNumber>,
+}
+
+impl Entries {
+    pub(crate) fn number_of(&self, id: BuildId) -> Option<&BuildNumber> {
+        self.by_id.get(&id)
+    }
+
+    pub(crate) fn id_of(&self, number: &BuildNumber) -> Option<BuildId> {
+        self.by_number.get(number).copied()
+    }
+
+    pub(crate) fn insert(&mut self, number: BuildNumber, id: BuildId) {
+        if let Some(old) = self.by_id.insert(id, number.clone()) {
+            self.by_number.remove(&old);
+        }
+        self.by_number.insert(number, id);
+    }
+
+    /// What `index.json` holds.
+    pub(crate) fn to_json(&self) -> StoreResult<Vec<u8>> {
+        serde_json::to_vec_pretty(&self.by_number)
+            .map_err(|e| buildstate_store::StoreError::backend("encode the index", e))
+    }
+}
+
+/// The builds in the directory, using the index where it agrees with the listing.
+pub(crate) fn entries(layout: &Layout) -> StoreResult<Entries> {
+    let index_path = layout.index_file();
+    let (index, mut stale) = match read_index(&index_path) {
+        Some(index) => (index, false),
+        None => (BTreeMap::new(), true),
+    };
+    let mut found: Vec<(BuildNumber, BuildId, bool)> = Vec::new();
+    for stem in atomic::json_stems(&layout.builds_dir())? {
+        // A name that cannot be a build number is not a file this store wrote.
+        let Ok(number) = BuildNumber::new(&stem) else {
+            tracing::warn!(file = stem, "ignoring a file that is not named after a build number");
+            continue;
+        };
+        match index.get(&number) {
+            Some(id) => found.push((number, *id, true)),
+            None => {
+                stale = true;
+                let id = id_in_file(&layout.build_file(&number), &number)?;
+                found.push((number, id, false));
+            }
+        }
+    }
+    if found.len() != index.len() {
+        // Entries for files that are gone.
+        stale = true;
+    }
+    settle(layout, found, stale)
+}
+
+/// Resolves builds found in two files: the file the index names wins.
+fn settle(layout: &Layout, found: Vec<(BuildNumber, BuildId, bool)>, stale: bool) -> StoreResult<Entries> {
+    let mut owners: HashMap<BuildId, Vec<(BuildNumber, bool)>> = HashMap::new();
+    for (number, id, indexed) in found {
+        owners.entry(id).or_default().push((number, indexed));
+    }
+    let mut entries = Entries { stale, ..Entries::default() };
+    for (id, files) in owners {
+        let keep = match files.as_slice() {
+            [(number, _)] => number.clone(),
+            many => {
+                let indexed: Vec<&BuildNumber> = many.iter().filter(|(_, i)| *i).map(|(n, _)| n).collect();
+                let [winner] = indexed.as_slice() else {
+                    let names: Vec<String> =
+                        many.iter().map(|(n, _)| layout.build_file(n).display().to_string()).collect();
+                    return Err(corrupt(
+                        &layout.builds_dir(),
+                        format!(
+                            "build {id} is in {} files ({}); remove the one you do not want",
+                            many.len(),
+                            names.join(", ")
+                        ),
+                    ));
+                };
+                let winner = (*winner).clone();
+                for (n, _) in many.iter().filter(|(n, _)| *n != winner) {
+                    tracing::warn!(build = %id, stray = %n, "ignoring the stray file of an interrupted renumbering");
+                    entries.strays.push(n.clone());
+                }
+                winner
+            }
+        };
+        entries.insert(keep, id);
+    }
+    Ok(entries)
+}
+
+/// The index, or `None` when it is missing or unreadable: it is only a cache of what
+/// the documents say, so a damaged one is rebuilt rather than reported.
+fn read_index(path: &Path) -> Option<BTreeMap<BuildNumber, BuildId>> {
+    let text = match atomic::read(path) {
+        Ok(text) => text?,
+        Err(e) => {
+            tracing::warn!(error = %e, "rebuilding an unreadable index");
+            return None;
+        }
+    };
+    serde_json::from_str(&text)
+        .map_err(|e| tracing::warn!(file = %path.display(), error = %e, "rebuilding a damaged index"))
+        .ok()
+}
+
+/// The build id a document holds, checking that the file is named after its number.
+fn id_in_file(path: &Path, number: &BuildNumber) -> StoreResult<BuildId> {
+    // Only the identity is needed; the full document is validated when it is loaded.
+    #[derive(Deserialize)]
+    struct Identity {
+        build_id: BuildId,
+        build_number: BuildNumber,
+    }
+    let text =
+        atomic::read(path)?.ok_or_else(|| corrupt(path, "the file vanished while the store was locked"))?;
+    let identity: Identity =
+        serde_json::from_str(&text).map_err(|e| corrupt(path, DocumentError::Malformed(e.to_string())))?;
+    if &identity.build_number != number {
+        return Err(corrupt(
+            path,
+            format!(
+                "it holds build number {}, but a build's file is named after its number",
+                identity.build_number
+            ),
+        ));
+    }
+    Ok(identity.build_id)
+}

@@ -1,0 +1,168 @@
+//! From PostgreSQL errors to `StoreError`.
+//!
+//! Errors keep the driver's error inside `StoreError::Backend` until the unit of work
+//! ends, so that the retry loop (`tx.rs`) can recognise the ones worth another try
+//! ([`is_transient`]) and the ones that mean the server is gone ([`is_connection_lost`]).
+//! Driver messages never contain the connection string, so nothing here can leak a
+//! password.
+
+use std::error::Error;
+use std::fmt::{self, Display};
+
+use buildstate_store::{StoreError, StoreResult};
+use tokio_postgres::error::SqlState;
+
+/// Attaches what was being done to a driver error.
+pub(crate) trait PgContext<T> {
+    fn ctx(self, context: &'static str) -> StoreResult<T>;
+}
+
+impl<T> PgContext<T> for Result<T, tokio_postgres::Error> {
+    fn ctx(self, context: &'static str) -> StoreResult<T> {
+        self.map_err(|e| from_pg(context, e))
+    }
+}
+
+/// Unique-constraint violations that the caller did not turn into a precise
+/// `AlreadyExists` itself (or retry) still become `AlreadyExists`, naming the key;
+/// everything else stays a `Backend` error wrapping the driver's.
+pub(crate) fn from_pg(context: &'static str, e: tokio_postgres::Error) -> StoreError {
+    if is_unique_violation(&e) {
+        let key =
+            e.as_db_error().map_or_else(|| e.to_string(), |db| unique_key(db.detail(), db.constraint()));
+        return StoreError::AlreadyExists { what: "record", key };
+    }
+    StoreError::backend(context, PgError(e))
+}
+
+/// A driver error, shown with what the server said: the driver's own `Display` says
+/// only "db error", keeping the server's message, detail and hint in its source.
+#[derive(Debug)]
+pub(crate) struct PgError(pub(crate) tokio_postgres::Error);
+
+impl Display for PgError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if let Some(db) = self.0.as_db_error() {
+            return write!(f, "{db}");
+        }
+        write!(f, "{}", self.0)?;
+        match self.0.source() {
+            Some(cause) => write!(f, ": {cause}"),
+            None => Ok(()),
+        }
+    }
+}
+
+impl Error for PgError {
+    fn source(&self) -> Option<&(dyn Error + 'static)> {
+        Some(&self.0)
+    }
+}
+
+pub(crate) fn is_unique_violation(e: &tokio_postgres::Error) -> bool {
+    e.code() == Some(&SqlState::UNIQUE_VIOLATION)
+}
+
+/// The constraint a unique violation broke, if the server named it.
+pub(crate) fn violated_constraint(e: &tokio_postgres::Error) -> Option<&str> {
+    e.as_db_error().and_then(|db| db.constraint())
+}
+
+/// `Key (name)=(azure) already exists.` → `azure`; else the constraint's name.
+fn unique_key(detail: Option<&str>, constraint: Option<&str>) -> String {
+    detail
+        .and_then(|d| d.split_once(")=(")?.1.rsplit_once(") already exists").map(|(k, _)| k.to_owned()))
+        .or_else(|| constraint.map(str::to_owned))
+        .unwrap_or_else(|| "(unnamed)".to_owned())
+}
+
+/// The driver error inside a `Backend` error, if that is what it wraps.
+fn driver_error(e: &StoreError) -> Option<&tokio_postgres::Error> {
+    match e {
+        StoreError::Backend { source, .. } => source.downcast_ref::<PgError>().map(|e| &e.0),
+        _ => None,
+    }
+}
+
+/// A failure that running the whole unit of work again resolves: a deadlock (`40P01`:
+/// PostgreSQL aborted one of two transactions waiting on each other's row locks), a
+/// serialization failure (`40001`, on a server whose default isolation is
+/// `serializable`), a build number taken between allocation and insert, or a pooled
+/// connection found dead before anything was sent on it.
+pub(crate) fn is_transient(e: &StoreError) -> bool {
+    if let Some(pg) = driver_error(e) {
+        return matches!(pg.code(), Some(c) if *c == SqlState::T_R_DEADLOCK_DETECTED || *c == SqlState::T_R_SERIALIZATION_FAILURE);
+    }
+    matches!(e, StoreError::Backend { source, .. } if source.is::<NumberTaken>() || source.is::<StaleConnection>())
+}
+
+/// The connection broke (server down or restarted, network gone, the session
+/// terminated by an administrator): not a fault of the data, and not retried — a commit
+/// whose answer was lost may have happened.
+pub(crate) fn is_connection_lost(e: &StoreError) -> bool {
+    if matches!(e, StoreError::Backend { source, .. } if source.is::<StaleConnection>()) {
+        return true;
+    }
+    driver_error(e).is_some_and(|pg| match pg.code() {
+        // Class 08 (connection exception) and 57P0x (the server shutting down or
+        // terminating this session).
+        Some(code) => code.code().starts_with("08") || code.code().starts_with("57P0"),
+        None => pg.is_closed() || pg.source().is_some_and(|s| s.is::<std::io::Error>()),
+    })
+}
+
+/// A generated build number was taken by a concurrent create after it was allocated
+/// (possible only for a number chosen by hand, which takes no allocation lock): the
+/// create is run again and allocates the next one.
+#[derive(Debug, thiserror::Error)]
+#[error("build number {0} was taken concurrently")]
+pub(crate) struct NumberTaken(pub(crate) String);
+
+/// A pooled connection that turned out dead when its transaction began (the server
+/// restarted, or ended the session, while it sat in the pool). Nothing was sent on it,
+/// so the unit of work runs again on another connection.
+#[derive(Debug, thiserror::Error)]
+#[error("a pooled connection was closed: {0}")]
+pub(crate) struct StaleConnection(pub(crate) String);
+
+/// A stored row that does not decode: an error naming the build, never a panic.
+pub(crate) fn corrupt(build: &str, what: impl Display) -> StoreError {
+    StoreError::Backend {
+        context: "corrupt row in the postgres store",
+        source: format!("build {build}: {what}").into(),
+    }
+}
+
+/// Converts an unsigned value for binding; PostgreSQL integers are signed.
+pub(crate) fn to_i64(what: &str, value: u64) -> StoreResult<i64> {
+    i64::try_from(value).map_err(|_| {
+        StoreError::InvalidInput(format!("{what} {value} is too large to store (the limit is {})", i64::MAX))
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unique_keys_come_from_the_detail() {
+        assert_eq!(unique_key(Some("Key (name)=(azure) already exists."), Some("platforms_pkey")), "azure");
+        assert_eq!(
+            unique_key(Some("Key (build_id, name)=(0190-x, a)b) already exists."), None),
+            "0190-x, a)b"
+        );
+        assert_eq!(unique_key(None, Some("builds_number_key")), "builds_number_key");
+        assert_eq!(unique_key(Some("odd"), None), "(unnamed)");
+    }
+
+    #[test]
+    fn number_taken_is_transient_and_other_errors_are_not() {
+        let taken = StoreError::backend("insert build", NumberTaken("x-001".into()));
+        assert!(is_transient(&taken));
+        assert!(!is_connection_lost(&taken));
+        assert!(!is_transient(&StoreError::InvalidInput("x".into())));
+        assert!(!is_transient(&StoreError::backend("x", std::io::Error::other("boom"))));
+        let stale = StoreError::backend("begin", StaleConnection("connection closed".into()));
+        assert!(is_transient(&stale) && is_connection_lost(&stale));
+    }
+}

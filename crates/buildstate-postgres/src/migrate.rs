@@ -1,0 +1,268 @@
+//! Versioned, append-only migrations, embedded in the binary.
+//!
+//! `schema_migrations` records each applied migration (version, name, SHA-256 of its
+//! text, time). Connecting reads it once without any lock: when every embedded migration
+//! is recorded with the embedded text — what nearly every connect sees — there is
+//! nothing to do. Otherwise, in one transaction under an advisory lock per schema (so
+//! that many workers starting at once migrate it once, the others waiting and then
+//! finding it done), the schema is created if asked for, the records are read again,
+//! and each missing migration runs with its record: a crash leaves the schema before
+//! or after, never half-way. A recorded migration this binary does not know (a newer
+//! buildstate wrote the database) or whose text changed after release is refused.
+
+use buildstate_store::{StoreError, StoreResult};
+use deadpool_postgres::{GenericClient, Object};
+use sha2::{Digest, Sha256};
+
+use crate::error::PgContext;
+use crate::sql;
+
+/// One schema step. Never edit or reorder a released one: add a new file.
+#[derive(Debug)]
+pub(crate) struct Migration {
+    pub(crate) version: u32,
+    pub(crate) name: &'static str,
+    pub(crate) sql: &'static str,
+}
+
+pub(crate) const MIGRATIONS: &[Migration] =
+    &[Migration { version: 1, name: "init", sql: include_str!("../migrations/0001_init.sql") }];
+
+/// The schema version this binary writes: the last migration's.
+pub const SCHEMA_VERSION: u32 = MIGRATIONS.len() as u32;
+
+/// Lowercase hex SHA-256 of a migration's text.
+pub(crate) fn checksum(text: &str) -> String {
+    Sha256::digest(text.as_bytes()).iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// `(version, name, checksum)` of a recorded migration.
+type Applied = (i32, String, String);
+
+/// Brings the schema the connection uses (`schema`, or the first of the server's
+/// `search_path`) to [`SCHEMA_VERSION`]; returns it. Any failure is `Unavailable`: the
+/// store cannot be used as it is.
+pub(crate) async fn migrate(client: &mut Object, schema: Option<&str>, location: &str) -> StoreResult<u32> {
+    run(client, schema, location).await.map_err(|e| match e {
+        StoreError::Backend { context, source } => {
+            StoreError::Unavailable { location: location.to_owned(), reason: format!("{context}: {source}") }
+        }
+        other => other,
+    })
+}
+
+async fn run(client: &mut Object, schema: Option<&str>, location: &str) -> StoreResult<u32> {
+    if let Some(applied) = applied_if_any(&*client).await? {
+        check_applied(&applied, location)?;
+        if applied.len() == MIGRATIONS.len() {
+            return Ok(SCHEMA_VERSION);
+        }
+    }
+    let tx = client.transaction().await.ctx("begin the migration")?;
+    let lock_key = match schema {
+        Some(s) => s.to_owned(),
+        None => current_schema(&tx, location).await?,
+    };
+    tx.execute(sql::LOCK_MIGRATIONS, &[&lock_key]).await.ctx("wait for other migrations")?;
+    if let Some(schema) = schema {
+        // The name was checked against `[a-z_][a-z0-9_]*` (`url::check_schema`): it
+        // needs no quoting, and an identifier cannot be a bound parameter.
+        tx.batch_execute(&format!("CREATE SCHEMA IF NOT EXISTS {schema}")).await.ctx("create the schema")?;
+    }
+    tx.batch_execute(sql::CREATE_MIGRATIONS_TABLE).await.ctx("create schema_migrations")?;
+    // Again, under the lock: another process may have migrated while this one waited.
+    let applied = applied(&tx).await?;
+    check_applied(&applied, location)?;
+    for m in
+        MIGRATIONS.iter().filter(|m| !applied.iter().any(|(v, _, _)| i64::from(*v) == i64::from(m.version)))
+    {
+        tx.batch_execute(m.sql).await.ctx("apply a migration")?;
+        let version = i32::try_from(m.version).map_err(|e| StoreError::backend("number a migration", e))?;
+        tx.execute(sql::INSERT_MIGRATION, &[&version, &m.name, &checksum(m.sql)])
+            .await
+            .ctx("record a migration")?;
+        tracing::info!(version = m.version, name = m.name, location, "applied postgres migration");
+    }
+    tx.commit().await.ctx("commit the migration")?;
+    Ok(SCHEMA_VERSION)
+}
+
+/// The recorded migrations, or `None` when the bookkeeping table does not exist yet.
+async fn applied_if_any(client: &impl GenericClient) -> StoreResult<Option<Vec<Applied>>> {
+    let row = client.query_one(sql::MIGRATIONS_TABLE_EXISTS, &[]).await.ctx("look for schema_migrations")?;
+    if !row.try_get::<_, bool>(0).ctx("look for schema_migrations")? {
+        return Ok(None);
+    }
+    applied(client).await.map(Some)
+}
+
+async fn applied(client: &impl GenericClient) -> StoreResult<Vec<Applied>> {
+    let rows = client.query(sql::SELECT_MIGRATIONS, &[]).await.ctx("read schema_migrations")?;
+    rows.iter()
+        .map(|r| Ok((r.try_get(0)?, r.try_get(1)?, r.try_get(2)?)))
+        .collect::<Result<Vec<_>, tokio_postgres::Error>>()
+        .ctx("read schema_migrations")
+}
+
+/// The schema unqualified names resolve to; `Unavailable` when no schema of the
+/// `search_path` exists.
+async fn current_schema(client: &impl GenericClient, location: &str) -> StoreResult<String> {
+    let row = client.query_one(sql::CURRENT_SCHEMA, &[]).await.ctx("read the current schema")?;
+    let schema: Option<String> = row.try_get(0).ctx("read the current schema")?;
+    schema.ok_or_else(|| StoreError::Unavailable {
+        location: location.to_owned(),
+        reason: "no schema of the search_path exists; create one, or connect with a schema".to_owned(),
+    })
+}
+
+/// Every recorded migration must be one this binary embeds, with the same text.
+fn check_applied(applied: &[Applied], location: &str) -> StoreResult<()> {
+    let unavailable = |reason: String| StoreError::Unavailable { location: location.to_owned(), reason };
+    for (version, name, recorded) in applied {
+        let Some(known) = MIGRATIONS.iter().find(|m| u32::try_from(*version) == Ok(m.version)) else {
+            return Err(unavailable(format!(
+                "it records migration {version} ({name}), newer than this buildstate knows ({SCHEMA_VERSION}); \
+                 upgrade buildstate"
+            )));
+        };
+        if checksum(known.sql) != *recorded {
+            return Err(unavailable(format!(
+                "migration {version} ({name}) was applied from a different text than this buildstate embeds \
+                 (checksum {recorded}); released migrations must never change"
+            )));
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+    use crate::PostgresStore;
+    use crate::testdb::{TestSchema, raw_client};
+
+    /// Editing an applied migration breaks every database that ran it: add a new one
+    /// instead, and add its line here.
+    #[test]
+    fn released_migrations_are_pinned() {
+        let listed: Vec<(u32, &str, String)> =
+            MIGRATIONS.iter().map(|m| (m.version, m.name, checksum(m.sql))).collect();
+        assert_eq!(
+            listed,
+            vec![(1, "init", "38eb5aefa6afe27f6957218d0b35d07407728737fe81ad11eabacfd10f607c9d".to_owned())]
+        );
+    }
+
+    #[test]
+    fn versions_run_one_two_three() {
+        for (i, m) in MIGRATIONS.iter().enumerate() {
+            assert_eq!(m.version as usize, i + 1, "migration {}", m.name);
+        }
+        assert_eq!(SCHEMA_VERSION as usize, MIGRATIONS.len());
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn records_every_migration_once_under_concurrent_connects() {
+        let schema = TestSchema::new("mig");
+        let mut connects = tokio::task::JoinSet::new();
+        for _ in 0..6 {
+            let (url, name) = (schema.url.clone(), schema.name.clone());
+            connects.spawn(async move { PostgresStore::connect_with_schema(&url, &name).await });
+        }
+        while let Some(joined) = connects.join_next().await {
+            let store = joined.expect("connect task").expect("every concurrent connect succeeds");
+            assert_eq!(store.schema_version(), SCHEMA_VERSION);
+        }
+        let raw = raw_client(&schema).await;
+        let rows = recorded(&raw).await;
+        let expected: Vec<Applied> = MIGRATIONS
+            .iter()
+            .map(|m| (i32::try_from(m.version).expect("small"), m.name.to_owned(), checksum(m.sql)))
+            .collect();
+        assert_eq!(rows, expected, "each migration applied and recorded once");
+        let tables: i64 = raw
+            .query_one("SELECT count(*) FROM pg_tables WHERE schemaname = $1", &[&schema.name])
+            .await
+            .expect("count tables")
+            .get(0);
+        assert_eq!(
+            tables, 9,
+            "3 catalog tables, builds, events, failures, artifacts, leases, schema_migrations"
+        );
+    }
+
+    /// An up-to-date schema connects without waiting for the migration lock: hold the
+    /// lock from another session and connect anyway.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn an_up_to_date_schema_takes_the_fast_path() {
+        let schema = TestSchema::new("fast");
+        PostgresStore::connect_with_schema(&schema.url, &schema.name).await.expect("first connect migrates");
+        let mut holder = raw_client(&schema).await;
+        let tx = holder.transaction().await.expect("begin");
+        tx.execute(sql::LOCK_MIGRATIONS, &[&schema.name]).await.expect("hold the migration lock");
+        let again = tokio::time::timeout(
+            Duration::from_secs(10),
+            PostgresStore::connect_with_schema(&schema.url, &schema.name),
+        )
+        .await
+        .expect("the fast path does not wait for the migration lock")
+        .expect("reconnect");
+        assert_eq!(again.schema_version(), SCHEMA_VERSION);
+        tx.rollback().await.expect("release the lock");
+    }
+
+    async fn recorded(raw: &tokio_postgres::Client) -> Vec<Applied> {
+        let rows = raw.query(sql::SELECT_MIGRATIONS, &[]).await.expect("read schema_migrations");
+        rows.iter().map(|r| (r.get(0), r.get(1), r.get(2))).collect()
+    }
+
+    async fn connect_refused(schema: &TestSchema) -> String {
+        match PostgresStore::connect_with_schema(&schema.url, &schema.name).await {
+            Err(StoreError::Unavailable { reason, location }) => {
+                assert!(!location.contains(":buildstate@"), "the location hides the password: {location}");
+                reason
+            }
+            other => panic!("expected Unavailable, got {other:?}"),
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn refuses_a_newer_schema() {
+        let schema = TestSchema::new("newer");
+        PostgresStore::connect_with_schema(&schema.url, &schema.name).await.expect("connect");
+        let version = i32::try_from(SCHEMA_VERSION + 1).expect("small");
+        raw_client(&schema)
+            .await
+            .execute(sql::INSERT_MIGRATION, &[&version, &"future", &"00"])
+            .await
+            .expect("record a migration from the future");
+        let reason = connect_refused(&schema).await;
+        assert!(reason.contains("newer than this buildstate knows"), "{reason}");
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn refuses_a_changed_migration() {
+        let schema = TestSchema::new("edited");
+        PostgresStore::connect_with_schema(&schema.url, &schema.name).await.expect("connect");
+        raw_client(&schema)
+            .await
+            .execute("UPDATE schema_migrations SET checksum = $1 WHERE version = 1", &[&"edited"])
+            .await
+            .expect("tamper");
+        let reason = connect_refused(&schema).await;
+        assert!(reason.contains("migration 1 (init) was applied from a different text"), "{reason}");
+    }
+
+    /// A schema that exists but is empty (made ahead of time by a DBA) is migrated.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_schema_without_records_is_migrated_in_place() {
+        let schema = TestSchema::new("fresh");
+        let raw = raw_client(&schema).await;
+        raw.batch_execute(&format!("CREATE SCHEMA {}", schema.name)).await.expect("an empty schema exists");
+        let store = PostgresStore::connect_with_schema(&schema.url, &schema.name).await.expect("connect");
+        assert_eq!(store.schema_version(), SCHEMA_VERSION);
+        assert_eq!(recorded(&raw).await.len(), MIGRATIONS.len());
+    }
+}

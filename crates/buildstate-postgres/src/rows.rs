@@ -1,0 +1,276 @@
+//! Running statements, and rows to domain values. A row that does not decode is
+//! reported as corrupt, naming the build and the column, never unwrapped.
+
+use std::collections::BTreeMap;
+use std::str::FromStr;
+
+use buildstate_core::{
+    Artifact, Build, BuildId, BuildNumber, FailureInfo, FailureRecord, HistoryEvent, Lease, LeaseToken,
+    MetaKey, MetaValue, Name, Sha256Hex, StateCatalog, StateCode,
+};
+use buildstate_store::{LeaseRecord, StoreResult};
+use deadpool_postgres::Transaction;
+use jiff::Timestamp;
+use tokio_postgres::Row;
+use tokio_postgres::types::{FromSql, Json, ToSql};
+
+use crate::error::{PgContext, corrupt};
+
+/// Bound parameters of one statement.
+pub(crate) type Params<'a> = &'a [&'a (dyn ToSql + Sync)];
+
+/// Runs `sql` (prepared once per connection) and decodes every row.
+pub(crate) async fn all<T>(
+    tx: &Transaction<'_>,
+    sql: &str,
+    params: Params<'_>,
+    decode: impl Fn(&Row) -> StoreResult<T> + Send,
+) -> StoreResult<Vec<T>> {
+    let statement = tx.prepare_cached(sql).await.ctx("prepare a query")?;
+    let rows = tx.query(&statement, params).await.ctx("run a query")?;
+    rows.iter().map(decode).collect()
+}
+
+/// Runs `sql` and decodes the first row, if any.
+pub(crate) async fn first<T>(
+    tx: &Transaction<'_>,
+    sql: &str,
+    params: Params<'_>,
+    decode: impl Fn(&Row) -> StoreResult<T> + Send,
+) -> StoreResult<Option<T>> {
+    let statement = tx.prepare_cached(sql).await.ctx("prepare a query")?;
+    let rows = tx.query(&statement, params).await.ctx("run a query")?;
+    rows.first().map(decode).transpose()
+}
+
+/// Whether `sql` returns a row.
+pub(crate) async fn exists(tx: &Transaction<'_>, sql: &str, params: Params<'_>) -> StoreResult<bool> {
+    Ok(first(tx, sql, params, |_| Ok(())).await?.is_some())
+}
+
+/// Runs a statement that returns no rows we read; the number of rows it changed.
+pub(crate) async fn execute(
+    tx: &Transaction<'_>,
+    sql: &str,
+    params: Params<'_>,
+    context: &'static str,
+) -> StoreResult<u64> {
+    let statement = tx.prepare_cached(sql).await.ctx(context)?;
+    tx.execute(&statement, params).await.ctx(context)
+}
+
+/// Like [`execute`], but keeps the driver's error for the caller to classify (a unique
+/// violation it can name precisely).
+pub(crate) async fn execute_raw(
+    tx: &Transaction<'_>,
+    sql: &str,
+    params: Params<'_>,
+) -> Result<u64, tokio_postgres::Error> {
+    let statement = tx.prepare_cached(sql).await?;
+    tx.execute(&statement, params).await
+}
+
+/// The server's clock, in whole microseconds like every stored time.
+pub(crate) async fn clock(tx: &Transaction<'_>) -> StoreResult<Timestamp> {
+    let row =
+        first(tx, crate::sql::CLOCK, &[], |r| r.try_get::<_, Timestamp>(0).ctx("read the clock")).await?;
+    row.ok_or_else(|| corrupt("(none)", "the server returned no time"))
+}
+
+/// Reads the columns of one row on behalf of one build, so that every decoding error
+/// names the build and the column.
+pub(crate) struct Cols<'r> {
+    row: &'r Row,
+    build: String,
+}
+
+impl<'r> Cols<'r> {
+    /// `build_column`: the column holding the build's id, for messages.
+    pub(crate) fn new(row: &'r Row, build_column: usize) -> Self {
+        let build = row
+            .try_get::<_, uuid::Uuid>(build_column)
+            .map_or_else(|_| "(unreadable id)".to_owned(), |u| u.hyphenated().to_string());
+        Cols { row, build }
+    }
+
+    pub(crate) fn for_build(row: &'r Row, build: &BuildId) -> Self {
+        Cols { row, build: build.to_string() }
+    }
+
+    pub(crate) fn get<'a, T: FromSql<'a>>(&'a self, i: usize, column: &str) -> StoreResult<T> {
+        self.row.try_get(i).map_err(|e| corrupt(&self.build, format!("column {column}: {e}")))
+    }
+
+    fn parse<T>(
+        &self,
+        i: usize,
+        column: &str,
+        parse: impl FnOnce(&str) -> Result<T, String>,
+    ) -> StoreResult<T> {
+        let raw: &str = self.get(i, column)?;
+        parse(raw).map_err(|e| corrupt(&self.build, format!("column {column}: {e}")))
+    }
+
+    fn word<T: FromStr<Err: std::fmt::Display>>(&self, i: usize, column: &str) -> StoreResult<T> {
+        self.parse(i, column, |s| s.parse::<T>().map_err(|e| e.to_string()))
+    }
+
+    fn name(&self, i: usize, column: &str) -> StoreResult<Name> {
+        self.parse(i, column, |s| Name::new(s).map_err(|e| e.to_string()))
+    }
+
+    fn id(&self, i: usize, column: &str) -> StoreResult<BuildId> {
+        self.get::<uuid::Uuid>(i, column).map(BuildId::from_uuid)
+    }
+
+    /// PostgreSQL integers are signed; counters are stored in their unsigned range.
+    fn unsigned<T: TryFrom<i64>>(&self, i: usize, column: &str) -> StoreResult<T> {
+        let n: i64 = self.get(i, column)?;
+        T::try_from(n).map_err(|_| corrupt(&self.build, format!("column {column}: {n} is out of range")))
+    }
+
+    fn opt_unsigned<T: TryFrom<i64>>(&self, i: usize, column: &str) -> StoreResult<Option<T>> {
+        let n: Option<i64> = self.get(i, column)?;
+        n.map(|n| {
+            T::try_from(n).map_err(|_| corrupt(&self.build, format!("column {column}: {n} is out of range")))
+        })
+        .transpose()
+    }
+
+    fn state(&self, i: usize, column: &str) -> StoreResult<StateCode> {
+        let n: i16 = self.get(i, column)?;
+        StateCode::new(i64::from(n)).map_err(|e| corrupt(&self.build, format!("column {column}: {e}")))
+    }
+
+    fn opt_state(&self, i: usize, column: &str) -> StoreResult<Option<StateCode>> {
+        let n: Option<i16> = self.get(i, column)?;
+        n.map(|n| StateCode::new(i64::from(n)))
+            .transpose()
+            .map_err(|e| corrupt(&self.build, format!("column {column}: {e}")))
+    }
+}
+
+/// Decodes a row of `build_columns!` (see `sql.rs`).
+pub(crate) fn build(row: &Row) -> StoreResult<Build> {
+    let c = Cols::new(row, 0);
+    let catalog: Option<Json<StateCatalog>> = c.get(5, "catalog")?;
+    let metadata: Json<BTreeMap<MetaKey, MetaValue>> = c.get(17, "metadata")?;
+    Ok(Build {
+        id: c.id(0, "id")?,
+        number: c.parse(1, "number", |s| BuildNumber::new(s).map_err(|e| e.to_string()))?,
+        platform: c.name(2, "platform")?,
+        os: c.name(3, "os")?,
+        image_type: c.name(4, "image_type")?,
+        catalog: catalog.map_or_else(StateCatalog::default_catalog, |Json(c)| c),
+        state: c.state(6, "state")?,
+        status: c.word(7, "status")?,
+        needs_intervention: c.get(8, "needs_intervention")?,
+        attempt: c.unsigned(9, "attempt")?,
+        attempt_started_at: c.get(10, "attempt_started_at")?,
+        created_at: c.get(11, "created_at")?,
+        started_at: c.get(12, "started_at")?,
+        ended_at: c.get(13, "ended_at")?,
+        updated_at: c.get(14, "updated_at")?,
+        created_by: c.get(15, "created_by")?,
+        ci_url: c.get(16, "ci_url")?,
+        metadata: metadata.0,
+        version: c.unsigned(18, "version")?,
+        history_len: c.unsigned(19, "history_len")?,
+        failure_count: c.unsigned(20, "failure_count")?,
+    })
+}
+
+/// `(id, number)` of a prefix candidate.
+pub(crate) fn id_and_number(row: &Row) -> StoreResult<(BuildId, BuildNumber)> {
+    let c = Cols::new(row, 0);
+    Ok((c.id(0, "id")?, c.parse(1, "number", |s| BuildNumber::new(s).map_err(|e| e.to_string()))?))
+}
+
+/// Decodes a row of `event_columns!`.
+pub(crate) fn event(row: &Row) -> StoreResult<HistoryEvent> {
+    let c = Cols::new(row, 0);
+    Ok(HistoryEvent {
+        seq: c.unsigned(1, "seq")?,
+        at: c.get(2, "at")?,
+        kind: c.word(3, "kind")?,
+        state: c.state(4, "state")?,
+        attempt: c.unsigned(5, "attempt")?,
+        actor: c.get(6, "actor")?,
+        started_at: c.get(7, "started_at")?,
+        duration_ms: c.opt_unsigned(8, "duration_ms")?,
+        exit_code: c.get(9, "exit_code")?,
+        message: c.get(10, "message")?,
+        log: c.get(11, "log")?,
+        from_state: c.opt_state(12, "from_state")?,
+        forced: c.get(13, "forced")?,
+    })
+}
+
+/// Decodes a row of `failure_columns!`.
+pub(crate) fn failure(row: &Row) -> StoreResult<FailureRecord> {
+    let c = Cols::new(row, 0);
+    let details: Json<BTreeMap<String, serde_json::Value>> = c.get(9, "details")?;
+    Ok(FailureRecord {
+        build_id: c.id(0, "build_id")?,
+        number: c.unsigned(1, "number")?,
+        state: c.state(2, "state")?,
+        attempt: c.unsigned(3, "attempt")?,
+        at: c.get(4, "at")?,
+        info: FailureInfo {
+            failure_type: c.word(5, "failure_type")?,
+            class: c.word(6, "class")?,
+            component: c.get(7, "component")?,
+            message: c.get(8, "message")?,
+            details: details.0,
+            exit_code: c.get(10, "exit_code")?,
+        },
+        resolved: c.get(11, "resolved")?,
+        resolution: c.get(12, "resolution")?,
+        resolved_at: c.get(13, "resolved_at")?,
+    })
+}
+
+/// Decodes `lease_columns!` starting at column `at`; `None` when they are NULL (the
+/// build was never leased, in a left join).
+pub(crate) fn lease_at(row: &Row, at: usize) -> StoreResult<Option<LeaseRecord>> {
+    let c = Cols::new(row, at);
+    if c.get::<Option<uuid::Uuid>>(at, "build_id")?.is_none() {
+        return Ok(None);
+    }
+    Ok(Some(LeaseRecord {
+        lease: Lease {
+            build_id: c.id(at, "build_id")?,
+            owner: c.get(at + 1, "owner")?,
+            host: c.get(at + 2, "host")?,
+            pid: c.unsigned(at + 3, "pid")?,
+            token: LeaseToken::new(c.unsigned(at + 4, "token")?),
+            acquired_at: c.get(at + 5, "acquired_at")?,
+            renewed_at: c.get(at + 6, "renewed_at")?,
+            expires_at: c.get(at + 7, "expires_at")?,
+        },
+        released: c.get(at + 8, "released")?,
+    }))
+}
+
+/// Decodes a row of `lease_columns!`.
+pub(crate) fn lease(row: &Row) -> StoreResult<LeaseRecord> {
+    lease_at(row, 0)?.ok_or_else(|| corrupt("(none)", "a lease row without a build id"))
+}
+
+/// Decodes a row of `artifact_columns!` for `build`.
+pub(crate) fn artifact(build: &BuildId, row: &Row) -> StoreResult<Artifact> {
+    let c = Cols::for_build(row, build);
+    let sha256: Option<&str> = c.get(5, "sha256")?;
+    Ok(Artifact {
+        name: c.get(0, "name")?,
+        kind: c.word(1, "kind")?,
+        uri: c.get(2, "uri")?,
+        region: c.get(3, "region")?,
+        size_bytes: c.opt_unsigned(4, "size_bytes")?,
+        sha256: sha256
+            .map(Sha256Hex::new)
+            .transpose()
+            .map_err(|e| corrupt(&c.build, format!("column sha256: {e}")))?,
+        created_at: c.get(6, "created_at")?,
+    })
+}

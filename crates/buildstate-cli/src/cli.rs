@@ -5,7 +5,6 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use buildstate_core::{Build, LeaseToken};
-use buildstate_sqlite::SqliteStore;
 use buildstate_store::{Guard, Store};
 use clap::error::{ContextKind, ContextValue, ErrorKind};
 use clap::{Parser, error::Error as ClapError};
@@ -48,8 +47,10 @@ pub struct Ctx {
     /// A local path next to which runner logs go by default (the SQLite file, or a
     /// file under the data dir for network stores).
     pub db_path: PathBuf,
-    /// The store as steps should reach it (`BUILDSTATE_DB`), secrets removed.
+    /// Where the store is, for people (no password).
     pub location: String,
+    /// The store as steps reach it (`BUILDSTATE_DB`).
+    pub step_db: String,
     pub schema_version: u32,
     pub json: bool,
     pub actor: String,
@@ -72,14 +73,13 @@ pub fn parse() -> Result<Cli, Exit> {
 
 /// Opens the store and runs the command.
 pub async fn run(cli: Cli) -> Result<Exit, CliError> {
-    let db_path = config::db_path(cli.global.db.as_deref())?;
-    tracing::debug!(path = %db_path.display(), "opening store");
-    let store = SqliteStore::open(&db_path)?;
+    let opened = crate::open::open(cli.global.db.as_deref()).await?;
     let ctx = Ctx {
-        schema_version: store.schema_version(),
-        store: Arc::new(store),
-        location: db_path.display().to_string(),
-        db_path,
+        schema_version: opened.schema_version,
+        store: opened.store,
+        location: opened.location,
+        step_db: opened.step_db,
+        db_path: opened.local_anchor,
         json: cli.global.json,
         actor: config::actor(cli.global.actor.as_deref()),
         guard: cli.global.lease_token.map_or_else(Guard::none, |t| Guard::lease(LeaseToken::new(t))),

@@ -6,6 +6,7 @@ mod commands;
 mod config;
 mod exit;
 mod input;
+mod open;
 mod output;
 mod progress;
 mod sample;

@@ -91,6 +91,7 @@ pub async fn run(a: Args, ctx: &Ctx) -> Result<Exit, CliError> {
         store: Arc::new(store),
         db_path: db_path.clone(),
         location: db_path.display().to_string(),
+        step_db: db_path.display().to_string(),
         schema_version: ctx.schema_version,
         json: false,
         actor: "demo".to_owned(),

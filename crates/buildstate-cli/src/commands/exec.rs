@@ -40,7 +40,7 @@ pub async fn run(a: Args, ctx: &Ctx) -> Result<Exit, CliError> {
         timeout: a.timeout,
         workdir: std::env::current_dir()
             .map_err(|e| CliError::internal(format!("cannot read the current directory: {e}")))?,
-        store_location: ctx.location.clone(),
+        store_location: ctx.step_db.clone(),
     };
     let stop = signals::stop_on_signals();
     let outcome = match track(ctx.store.clone(), &build, a.code, a.command, &opts, stop).await {

@@ -64,7 +64,7 @@ fn options(ctx: &Ctx, filter: MatrixFilter, fresh: bool, actor: String, runner: 
         lease_ttl: runner.lease_ttl,
         logs_dir: runner.logs_dir(ctx),
         grace: runner.grace,
-        store_location: ctx.location.clone(),
+        store_location: ctx.step_db.clone(),
     }
 }
 

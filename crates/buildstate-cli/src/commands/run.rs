@@ -79,7 +79,7 @@ pub async fn run(a: Args, ctx: &Ctx) -> Result<Exit, CliError> {
         lease_ttl: a.runner.lease_ttl,
         logs_dir: a.runner.logs_dir(ctx),
         grace: a.runner.grace,
-        store_location: ctx.location.clone(),
+        store_location: ctx.step_db.clone(),
     };
     let summary = execute(ctx, Arc::new(pipeline), opts).await?;
     print_summary(ctx, &summary)?;

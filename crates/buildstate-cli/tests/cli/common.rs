@@ -66,6 +66,12 @@ impl Env {
         Env { dir, db }
     }
 
+    /// A fixture on another store (`postgres://…`, `file://…`), with its own temp dir.
+    pub fn with_db(db: &str) -> Self {
+        let dir = tempfile::tempdir().expect("temp dir");
+        Env { dir, db: PathBuf::from(db) }
+    }
+
     /// The binary with a clean environment pointing at this store.
     pub fn cmd(&self) -> assert_cmd::Command {
         let mut c = bare_cmd();

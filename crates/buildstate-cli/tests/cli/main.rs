@@ -8,6 +8,7 @@ mod config;
 mod demo;
 mod errors;
 mod exec;
+mod fleet;
 mod hostile;
 mod leases;
 mod lifecycle;

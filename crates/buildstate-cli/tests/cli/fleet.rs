@@ -1,0 +1,180 @@
+//! Fleet mode with real worker processes: `enqueue` queues 30 builds, three `worker`s
+//! share the store, one worker is killed with SIGKILL in the middle of a milestone.
+//! Every build must reach 100, no two attempts of one build may overlap in time, and the
+//! killed worker's build must be taken over once its lease expires. On PostgreSQL (the
+//! fleet store) and on SQLite (one machine, many processes).
+
+use std::collections::BTreeMap;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+use crate::common::{Env, attempts, bin, eventually};
+
+/// A fresh PostgreSQL database for one test, dropped at the end.
+struct PgDb {
+    admin: String,
+    name: String,
+    url: String,
+}
+
+impl PgDb {
+    fn new() -> PgDb {
+        let admin = std::env::var("BUILDSTATE_TEST_POSTGRES_URL").unwrap_or_else(|_| {
+            panic!("BUILDSTATE_TEST_POSTGRES_URL is not set: run `source scripts/services.sh && start_postgres` first")
+        });
+        let nanos =
+            std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos());
+        let name = format!("fleet_{}_{}", std::process::id(), nanos % 1_000_000_000);
+        psql(&admin, &format!("CREATE DATABASE {name}"));
+        let (base, _) = admin.rsplit_once('/').expect("a database in the URL");
+        PgDb { url: format!("{base}/{name}"), admin, name }
+    }
+}
+
+impl Drop for PgDb {
+    fn drop(&mut self) {
+        let _ = Command::new("psql")
+            .arg(&self.admin)
+            .args(["-qAtc", &format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.name)])
+            .output();
+    }
+}
+
+fn psql(url: &str, sql: &str) {
+    let out = Command::new("psql")
+        .arg(url)
+        .args(["-v", "ON_ERROR_STOP=1", "-qAtc", sql])
+        .output()
+        .expect("run psql");
+    assert!(out.status.success(), "psql {sql}: {}", String::from_utf8_lossy(&out.stderr));
+}
+
+const PIPELINE: &str = r#"name: fleet
+matrix:
+  platform: [p1, p2, p3, p4, p5]
+  os: [o1, o2, o3]
+  image: [base, hana]
+defaults:
+  retry: {max_attempts: 3, backoff: {kind: none}, transient: {exit_codes: [75]}}
+states:
+  0: {run: "sleep 0.05"}
+  20: {run: "sleep 0.1"}
+  45: {run: "sleep 0.3"}
+  70: {run: "sleep 0.1"}
+  100: {run: "true"}
+"#;
+
+fn catalog(env: &Env) {
+    for p in ["p1", "p2", "p3", "p4", "p5"] {
+        env.ok(&["platform", "add", p, "--provider", "aws"]);
+    }
+    for o in ["o1", "o2", "o3"] {
+        env.ok(&["os", "add", o, "--family", "rhel", "--major", "9"]);
+    }
+    env.ok(&["image-type", "add", "base"]);
+    env.ok(&["image-type", "add", "hana"]);
+}
+
+fn worker(env: &Env, name: &str, pipeline: &std::path::Path) -> Child {
+    let log = std::fs::File::create(env.path(&format!("{name}.log"))).expect("log");
+    let mut c = env.std_cmd();
+    c.args(["worker", pipeline.to_str().expect("utf-8"), "--name", name, "--exit-when-idle"])
+        .args(["--poll", "200ms", "--lease-ttl", "2s", "--grace", "1s"])
+        .stdin(Stdio::null())
+        .stdout(log.try_clone().expect("log"))
+        .stderr(log);
+    c.spawn().expect("start worker")
+}
+
+fn three_workers_thirty_builds_one_killed(env: &Env) {
+    catalog(env);
+    let pipeline = env.write("fleet.yml", PIPELINE);
+    let queued = env.json(&["enqueue", pipeline.to_str().expect("utf-8")]);
+    assert_eq!(queued.as_array().map(Vec::len), Some(30), "{queued}");
+
+    let mut workers: Vec<Child> = ["w1", "w2", "w3"].iter().map(|n| worker(env, n, &pipeline)).collect();
+    // Kill w1 while it is in the middle of a milestone: it holds a lease, and one of
+    // its steps (the 0.3 s milestone 45, most likely) is running.
+    let mut victim_build = String::new();
+    let busy = eventually(Duration::from_secs(30), || {
+        let running = env.json(&["workers"]);
+        let held = running.as_array().into_iter().flatten().find(|w| w["worker"] == "w1");
+        match held.and_then(|w| w["builds"][0].as_str()) {
+            Some(b) => {
+                victim_build = b.to_owned();
+                true
+            }
+            None => false,
+        }
+    });
+    assert!(busy, "w1 never held a build");
+    std::thread::sleep(Duration::from_millis(150));
+    workers[0].kill().expect("SIGKILL w1");
+    let _ = workers[0].wait();
+
+    let deadline = Instant::now() + Duration::from_secs(120);
+    for w in workers.iter_mut().skip(1) {
+        loop {
+            if let Some(status) = w.try_wait().expect("wait") {
+                assert_eq!(status.code(), Some(0), "a surviving worker failed");
+                break;
+            }
+            assert!(Instant::now() < deadline, "workers did not finish the queue");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    let builds = env.json(&["build", "list"]);
+    let builds = builds.as_array().expect("list");
+    assert_eq!(builds.len(), 30);
+    let mut ran_by: BTreeMap<String, usize> = BTreeMap::new();
+    for b in builds {
+        let number = b["number"].as_str().expect("number");
+        assert_eq!((b["state"].as_u64(), b["status"].as_str()), (Some(100), Some("completed")), "{number}");
+        let history = env.history(number);
+        // No two attempts of one build overlap in time (attempts() also checks that
+        // every attempt was closed exactly once and seq has no gaps).
+        let mut tried = attempts(&history);
+        tried.sort_by_key(|a| a.started);
+        for pair in tried.windows(2) {
+            assert!(pair[0].closed <= pair[1].started, "{number}: overlapping attempts {pair:?}");
+        }
+        for e in history.iter().filter(|e| e["kind"] == "started") {
+            *ran_by.entry(e["actor"].as_str().unwrap_or("?").to_owned()).or_default() += 1;
+        }
+    }
+    // The killed worker's build: w1 started an attempt, another worker took over after
+    // the lease expired and closed w1's attempt as interrupted.
+    let history: Vec<Value> = env.history(&victim_build);
+    let last_w1 =
+        history.iter().rposition(|e| e["actor"] == "w1" && e["kind"] == "started").expect("w1 started");
+    assert!(
+        history[last_w1..].iter().any(|e| e["kind"] == "completed" && e["actor"] != "w1"),
+        "{victim_build} was not taken over: {history:#?}"
+    );
+    let failures = env.failures(&victim_build);
+    assert!(failures.iter().any(|f| f["type"] == "interrupted"), "{victim_build}: {failures:#?}");
+    assert!(ran_by.len() >= 2, "the work was shared: {ran_by:?}");
+}
+
+#[test]
+fn fleet_on_postgres_three_workers_thirty_builds_one_killed() {
+    let db = PgDb::new();
+    let env = Env::with_db(&db.url);
+    three_workers_thirty_builds_one_killed(&env);
+}
+
+#[test]
+fn fleet_on_sqlite_three_workers_thirty_builds_one_killed() {
+    let env = Env::new();
+    three_workers_thirty_builds_one_killed(&env);
+}
+
+#[test]
+fn workers_with_nothing_running() {
+    let env = Env::new();
+    let out = Command::new(bin()).args(["workers"]).env("BUILDSTATE_DB", &env.db).output().expect("run");
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "no worker is running a build");
+}

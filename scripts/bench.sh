@@ -5,5 +5,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/setup.sh
+# shellcheck source=scripts/services.sh
+source scripts/services.sh
+start_postgres
 cargo build --release --workspace --locked --bins -q
 exec target/release/buildstate-bench "$@"

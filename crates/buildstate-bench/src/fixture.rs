@@ -13,6 +13,34 @@ fn name(s: &str) -> Result<Name, String> {
 /// Opens (creating) the database at `db` and creates `n` fresh builds at state 0.
 pub async fn builds(db: &Path, n: usize) -> Result<Vec<Build>, String> {
     let store = SqliteStore::open(db).map_err(|e| e.to_string())?;
+    seed_catalog(&store).await?;
+    let mut out = Vec::with_capacity(n);
+    for _ in 0..n {
+        out.push(store.create_build(&new_build()?).await.map_err(|e| e.to_string())?);
+    }
+    Ok(out)
+}
+
+/// One fresh build at state 0 (the catalog must be seeded).
+pub async fn create(store: &dyn Store) -> Result<buildstate_core::BuildId, String> {
+    Ok(store.create_build(&new_build()?).await.map_err(|e| e.to_string())?.id)
+}
+
+fn new_build() -> Result<NewBuild, String> {
+    Ok(NewBuild {
+        platform: name("aws-commercial")?,
+        os: name("rhel-9.6")?,
+        image_type: name("base")?,
+        number: None,
+        catalog: StateCatalog::default_catalog(),
+        created_by: "bench".into(),
+        ci_url: None,
+        metadata: Default::default(),
+    })
+}
+
+/// Adds the catalog the benchmark's builds use (idempotent).
+pub async fn seed_catalog(store: &dyn Store) -> Result<(), String> {
     let items = [
         CatalogItem::Platform(Platform {
             name: name("aws-commercial")?,
@@ -39,21 +67,7 @@ pub async fn builds(db: &Path, n: usize) -> Result<Vec<Build>, String> {
             Err(e) => return Err(e.to_string()),
         }
     }
-    let new = NewBuild {
-        platform: name("aws-commercial")?,
-        os: name("rhel-9.6")?,
-        image_type: name("base")?,
-        number: None,
-        catalog: StateCatalog::default_catalog(),
-        created_by: "bench".into(),
-        ci_url: None,
-        metadata: Default::default(),
-    };
-    let mut out = Vec::with_capacity(n);
-    for _ in 0..n {
-        out.push(store.create_build(&new).await.map_err(|e| e.to_string())?);
-    }
-    Ok(out)
+    Ok(())
 }
 
 /// What the earlier shell scripts did to record "milestone 0 completed": one `sqlite3`

@@ -7,7 +7,10 @@
 //!     command-line call doing the equivalent update and insert (target ≤ 1.5×);
 //! (c) the CLI's peak resident memory;
 //! (d) the runner's overhead per milestone: `buildstate run` of a 21-milestone pipeline
-//!     of `true` steps against spawning `true` 21 times (target ≤ 5 ms per milestone).
+//!     of `true` steps against spawning `true` 21 times (target ≤ 5 ms per milestone);
+//! (e) transitions per second with 1, 4 and 16 concurrent writers (distinct builds, and
+//!     one shared build) on PostgreSQL (when `BUILDSTATE_TEST_POSTGRES_URL` is set) next
+//!     to SQLite.
 //!
 //! Usage: `cargo build --release --workspace && target/release/buildstate-bench [--quick]`
 
@@ -16,6 +19,7 @@ mod cli_vs_sqlite3;
 mod fixture;
 mod runner_overhead;
 mod stats;
+mod writers;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -120,5 +124,34 @@ fn run() -> Result<(), String> {
         d.overhead_ms(),
         d.overhead_ms() / 5.0
     );
+
+    let pg = std::env::var("BUILDSTATE_TEST_POSTGRES_URL").ok().filter(|u| !u.is_empty());
+    let rows = writers::run(dir.path(), pg.as_deref(), opts.quick)?;
+    println!();
+    println!(
+        "(e) transitions/s with concurrent writers (accepted transitions; shared = all writers on one build)"
+    );
+    if pg.is_none() {
+        println!(
+            "    PostgreSQL not measured: set BUILDSTATE_TEST_POSTGRES_URL (scripts/bench.sh starts it)"
+        );
+    }
+    println!("    {:<9} {:>7} {:>12} {:>12}", "backend", "writers", "distinct/s", "shared/s");
+    for r in &rows {
+        println!(
+            "    {:<9} {:>7} {:>12.0} {:>12.0}",
+            r.backend, r.writers, r.distinct_per_sec, r.shared_per_sec
+        );
+    }
+    for w in [1usize, 4, 16] {
+        let get = |b: &str| rows.iter().find(|r| r.backend == b && r.writers == w);
+        if let (Some(p), Some(s)) = (get("postgres"), get("sqlite")) {
+            println!(
+                "    {w:>2} writers: postgres/sqlite = {:.2} (distinct), {:.2} (shared)",
+                p.distinct_per_sec / s.distinct_per_sec,
+                p.shared_per_sec / s.shared_per_sec
+            );
+        }
+    }
     Ok(())
 }

@@ -1,0 +1,179 @@
+use buildstate_core::BuildDocument;
+use object_store::{PutMode, PutPayload, UpdateVersion};
+
+use crate::retry::{Failure, bounded};
+use crate::state::Seen;
+use crate::syncer::{ReadError, provider_of};
+use crate::{FlushReport, PushOutcome, SyncError, Syncer};
+
+impl Syncer {
+    /// Writes `doc`'s copy with a conditional write, never over a copy that changed
+    /// since we last saw it:
+    ///
+    /// - no copy seen before: create-if-absent;
+    /// - a copy seen before, older than `doc`: replace-if-unchanged, with the ETag/version
+    ///   we last wrote or read;
+    /// - a copy seen before that is as new as `doc` or newer: no write, compare (below);
+    /// - the condition failed (another writer got there first): re-read the copy. Same
+    ///   document: `AlreadyThere`. Another build: `OtherBuild`. Its version is the same
+    ///   or later: `RemoteNewer`, untouched. Older: try again against what we just read,
+    ///   at most `max_conflict_rounds` times.
+    ///
+    /// The whole push — retries with backoff on refused connections, 5xx and timeouts,
+    /// re-reads included — ends within `SyncOptions::op_timeout`. If the endpoint is
+    /// still failing then, the document goes to the backlog and the push returns
+    /// `Backlogged`; other failures also leave it in the backlog and return the error.
+    pub async fn push(&self, doc: &BuildDocument) -> Result<PushOutcome, SyncError> {
+        let deadline = self.deadline();
+        let path = self.path_of(doc);
+        let key = path.to_string();
+        let queue_name = backlog_name(doc);
+        let body = serde_json::to_vec_pretty(doc)
+            .map_err(|e| SyncError::Corrupt { location: key.clone(), reason: e.to_string() })?;
+        let payload = PutPayload::from(body);
+        // What we last saw of the copy. A write is conditional on it still being there,
+        // and is only attempted when it is older than `doc`: a copy we know to be as new
+        // or newer (one we pulled, or saw win a race) is re-read and compared instead.
+        let mut expected: Option<Seen> = self.seen(&key);
+
+        let store = &self.store;
+        for _round in 0..=self.options.max_conflict_rounds {
+            if expected.as_ref().is_none_or(|seen| seen.document_version < doc.version) {
+                let created = expected.is_none();
+                let mode = match &expected {
+                    Some(seen) => PutMode::Update(UpdateVersion {
+                        e_tag: seen.e_tag.clone(),
+                        version: seen.version.clone(),
+                    }),
+                    None => PutMode::Create,
+                };
+                let written = bounded(&self.options, deadline, || {
+                    store.put_opts(&path, payload.clone(), mode.clone().into())
+                })
+                .await;
+                match written {
+                    Ok(put) => {
+                        let seen =
+                            Seen { e_tag: put.e_tag, version: put.version, document_version: doc.version };
+                        self.remember(&key, seen)?;
+                        self.state.dequeue(&queue_name, doc.version)?;
+                        return Ok(PushOutcome::Pushed { created });
+                    }
+                    // Somebody wrote the copy since we last saw it (or before our create).
+                    Err(Failure::Permanent(
+                        object_store::Error::AlreadyExists { .. } | object_store::Error::Precondition { .. },
+                    )) => {}
+                    // Our copy was deleted under us: nothing to protect, create it again.
+                    Err(Failure::Permanent(object_store::Error::NotFound { .. })) => {
+                        expected = None;
+                        continue;
+                    }
+                    Err(Failure::GaveUp { last, .. }) => return self.backlogged(doc, &queue_name, last),
+                    Err(failure) => {
+                        self.state.enqueue(&queue_name, doc)?;
+                        return Err(self.failure(failure));
+                    }
+                }
+            }
+
+            let (remote, meta) = match self.read(&path, deadline).await {
+                Ok(Some(found)) => found,
+                Ok(None) => {
+                    expected = None;
+                    continue;
+                }
+                Err(ReadError::Unreachable { last, .. }) => return self.backlogged(doc, &queue_name, last),
+                Err(ReadError::Sync(e)) => {
+                    self.state.enqueue(&queue_name, doc)?;
+                    return Err(e);
+                }
+            };
+            let seen = Seen { e_tag: meta.e_tag, version: meta.version, document_version: remote.version };
+            self.remember(&key, seen.clone())?;
+            if remote.build_id != doc.build_id {
+                // Never pushable to this path: drop it from the backlog, report it.
+                self.state.dequeue(&queue_name, u64::MAX)?;
+                return Ok(PushOutcome::OtherBuild { remote_build_id: remote.build_id });
+            }
+            if remote == *doc {
+                self.state.dequeue(&queue_name, doc.version)?;
+                return Ok(PushOutcome::AlreadyThere);
+            }
+            if remote.version >= doc.version {
+                // Whatever we queued for this build is older than the copy: nothing left to push.
+                self.state.dequeue(&queue_name, doc.version)?;
+                return Ok(PushOutcome::RemoteNewer {
+                    local_version: doc.version,
+                    remote_version: remote.version,
+                });
+            }
+            tracing::debug!(location = %key, remote = remote.version, ours = doc.version, "sync: copy is older, retrying");
+            expected = Some(seen);
+        }
+        self.state.enqueue(&queue_name, doc)?;
+        Err(SyncError::Contended { location: key, rounds: self.options.max_conflict_rounds + 1 })
+    }
+
+    fn backlogged(
+        &self,
+        doc: &BuildDocument,
+        queue_name: &str,
+        error: String,
+    ) -> Result<PushOutcome, SyncError> {
+        tracing::warn!(
+            target_url = %self.target,
+            build = %doc.build_number,
+            version = doc.version,
+            %error,
+            "sync: endpoint unavailable, copy queued in the backlog"
+        );
+        self.state.enqueue(queue_name, doc)?;
+        Ok(PushOutcome::Backlogged { error })
+    }
+
+    /// Pushes every queued document, oldest build number first. Stops at the first one
+    /// that is backlogged again (the endpoint is still failing: no point waiting out the
+    /// bound once per entry) and counts the rest as remaining.
+    pub async fn flush_backlog(&self) -> Result<FlushReport, SyncError> {
+        let queued = self.state.backlog()?;
+        let total = queued.len();
+        let mut report = FlushReport::default();
+        for (i, doc) in queued.into_iter().enumerate() {
+            let outcome = self.push(&doc).await;
+            let still_down = matches!(outcome, Ok(PushOutcome::Backlogged { .. }));
+            report.outcomes.push((doc.build_number.clone(), outcome));
+            if still_down {
+                report.remaining = total - i - 1;
+                break;
+            }
+        }
+        Ok(report)
+    }
+}
+
+/// One backlog file per build copy: `<provider>@<number>.json`. The provider segment is
+/// the encoded path segment (no `/`), and a build number never holds `@`, so distinct
+/// copies never share a file.
+pub(crate) fn backlog_name(doc: &BuildDocument) -> String {
+    backlog_file(provider_of(doc), doc.build_number.as_str())
+}
+
+fn backlog_file(provider: &str, number: &str) -> String {
+    let provider = object_store::path::PathPart::from(provider);
+    format!("{}@{number}.json", provider.as_ref())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backlog_names_are_one_per_copy_and_stay_in_the_directory() {
+        let name = backlog_file;
+        assert_eq!(name("aws", "rhel-9-base-aws-20260212-001"), "aws@rhel-9-base-aws-20260212-001.json");
+        // A provider cannot name a path: `/` and `..` are encoded.
+        assert!(!name("../../etc", "n").contains('/'));
+        // `a@b` + `c` cannot be confused with `a` + `b@c`: a build number never holds `@`.
+        assert!(buildstate_core::BuildNumber::new("b@c").is_err());
+    }
+}

@@ -34,6 +34,10 @@ pub struct Global {
     /// Who is acting, as recorded in history [default: $USER]
     #[arg(long, global = true, env = "BUILDSTATE_ACTOR", value_name = "NAME")]
     pub actor: Option<String>,
+    /// Copy every change of a build to object storage: s3://bucket/prefix,
+    /// az://container/prefix, gs://bucket/prefix or file:///dir
+    #[arg(long, global = true, env = "BUILDSTATE_SYNC", value_name = "URL")]
+    pub sync: Option<String>,
     /// Write under this lease token: set by `run` and `exec` for the steps they run, so
     /// that a step's own `buildstate` calls act for its runner
     #[arg(long, global = true, env = "BUILDSTATE_LEASE_TOKEN", value_name = "TOKEN", hide_env_values = true)]
@@ -54,6 +58,8 @@ pub struct Ctx {
     pub schema_version: u32,
     pub json: bool,
     pub actor: String,
+    /// The object-storage target of `--sync`, if any.
+    pub syncer: Option<std::sync::Arc<buildstate_sync::Syncer>>,
     /// What every write carries: the lease token of the runner we act for, if any.
     pub guard: Guard,
 }
@@ -74,9 +80,18 @@ pub fn parse() -> Result<Cli, Exit> {
 /// Opens the store and runs the command.
 pub async fn run(cli: Cli) -> Result<Exit, CliError> {
     let opened = crate::open::open(cli.global.db.as_deref()).await?;
+    let syncer = match cli.global.sync.as_deref().filter(|u| !u.is_empty()) {
+        Some(url) => Some(crate::remote::syncer(url, &opened.local_anchor)?),
+        None => None,
+    };
+    let store: Arc<dyn Store> = match &syncer {
+        Some(s) => Arc::new(buildstate_sync::SyncedStore::new(opened.store, s.clone())),
+        None => opened.store,
+    };
     let ctx = Ctx {
         schema_version: opened.schema_version,
-        store: opened.store,
+        store,
+        syncer,
         location: opened.location,
         step_db: opened.step_db,
         db_path: opened.local_anchor,

@@ -9,6 +9,7 @@ mod input;
 mod open;
 mod output;
 mod progress;
+mod remote;
 mod sample;
 mod signals;
 

@@ -74,6 +74,7 @@ mod push;
 mod retry;
 mod state;
 mod status;
+mod synced;
 mod syncer;
 mod target;
 
@@ -81,5 +82,6 @@ pub use env::Env;
 pub use error::SyncError;
 pub use outcome::{FlushReport, PushOutcome, RemoteEntry, SyncState, SyncStatus};
 pub use retry::SyncOptions;
+pub use synced::SyncedStore;
 pub use syncer::{Syncer, UNKNOWN_PROVIDER};
 pub use target::{SyncTarget, TargetKind};

@@ -96,6 +96,7 @@ pub async fn run(a: Args, ctx: &Ctx) -> Result<Exit, CliError> {
         json: false,
         actor: "demo".to_owned(),
         guard: buildstate_store::Guard::none(),
+        syncer: None,
     };
     let pipeline =
         Arc::new(Pipeline::load(&dir.join("pipeline.yaml")).map_err(|e| CliError::internal(e.to_string()))?);

@@ -22,6 +22,7 @@ mod retry;
 mod rewind;
 mod run;
 mod state;
+mod sync;
 mod transfer;
 
 #[derive(Debug, Subcommand)]
@@ -63,6 +64,9 @@ pub enum Command {
     Worker(fleet::WorkerArgs),
     /// List live workers and the builds each is running
     Workers,
+    /// Object-storage copies of builds (needs --sync URL): push, pull, status
+    #[command(subcommand)]
+    Sync(sync::Args),
     /// The history of a build
     History(history::Args),
     /// Failure records: list and resolve
@@ -105,6 +109,7 @@ impl Command {
             Command::Enqueue(a) => fleet::enqueue_run(a, ctx).await,
             Command::Worker(a) => return fleet::worker_run(a, ctx).await,
             Command::Workers => fleet::workers_run(ctx).await,
+            Command::Sync(a) => return sync::run(a, ctx).await,
             Command::History(a) => history::run(a, ctx).await,
             Command::Failure(a) => failure::run(a, ctx).await,
             Command::Lease(a) => lease::run(a, ctx).await,

@@ -14,6 +14,10 @@ use crate::output;
 pub struct Args {
     /// Build id, build number, or a unique prefix of either
     reference: String,
+    /// First pull the build's copy from object storage (s3://, az://, gs://, file://):
+    /// a fresh machine with an empty store continues a build from another cloud
+    #[arg(long, value_name = "URL")]
+    from: Option<String>,
 }
 
 /// Why `resume` answered as it did.
@@ -130,7 +134,10 @@ pub fn plan(b: &Build, last_failure: Option<&FailureRecord>) -> Plan {
 }
 
 pub async fn run(a: Args, ctx: &Ctx) -> Result<Exit, CliError> {
-    let b = ctx.find(&a.reference).await?;
+    let b = match &a.from {
+        Some(url) => pull(url, &a.reference, ctx).await?,
+        None => ctx.find(&a.reference).await?,
+    };
     let last_failure = if b.status == BuildStatus::Failed {
         let filter = FailureFilter { build: Some(b.id), limit: Some(1), ..FailureFilter::default() };
         ctx.store.failures(&filter).await?.into_iter().next()
@@ -189,4 +196,22 @@ mod tests {
         b.status = BuildStatus::Completed;
         assert_eq!(plan(&b, None).exit_code, 10);
     }
+}
+
+/// `--from URL`: the build's copy, imported unless the local store has it as new.
+async fn pull(url: &str, reference: &str, ctx: &Ctx) -> Result<Build, CliError> {
+    let syncer = crate::remote::syncer(url, &ctx.db_path)?;
+    let number = match ctx.store.find_build(reference).await {
+        Ok(local) => local.number,
+        Err(_) => buildstate_core::BuildNumber::new(reference).map_err(|e| {
+            CliError::usage(e.to_string())
+                .with_hint("with --from, give the full build number of a build not in the local store")
+        })?,
+    };
+    let doc = syncer
+        .pull(&number, None)
+        .await
+        .map_err(|e| CliError::new(Exit::Unavailable, format!("cannot pull {number} from {url}: {e}")))?
+        .ok_or_else(|| CliError::not_found(format!("{url} has no copy of build {number}")))?;
+    super::sync::import_if_newer(ctx, doc).await
 }

@@ -1,0 +1,137 @@
+//! `sync push|pull|status`: object-storage copies of builds, against `--sync URL`.
+
+use buildstate_core::{BuildNumber, BuildStatus};
+use buildstate_store::{BuildFilter, ImportMode, StoreError};
+use buildstate_sync::{PushOutcome, SyncState, Syncer};
+
+use crate::cli::Ctx;
+use crate::exit::{CliError, Exit};
+use crate::output;
+
+#[derive(Debug, clap::Subcommand)]
+pub enum Args {
+    /// Copy builds (all, or the ones named) to the target, and push the backlog
+    Push {
+        /// Build ids, numbers or unique prefixes [default: every build]
+        references: Vec<String>,
+    },
+    /// Copy a build from the target into the local store (replacing an older local copy)
+    Pull {
+        /// The build number
+        number: String,
+        /// The provider path segment, when the number exists under several
+        #[arg(long)]
+        provider: Option<String>,
+    },
+    /// Compare local builds with their copies
+    Status,
+}
+
+fn syncer(ctx: &Ctx) -> Result<&Syncer, CliError> {
+    ctx.syncer.as_deref().ok_or_else(|| {
+        CliError::usage("no sync target: pass --sync URL or set BUILDSTATE_SYNC")
+            .with_hint("for example --sync s3://bucket/prefix or --sync file:///mnt/buildstate")
+    })
+}
+
+pub async fn run(a: Args, ctx: &Ctx) -> Result<Exit, CliError> {
+    let syncer = syncer(ctx)?;
+    match a {
+        Args::Push { references } => {
+            let builds = if references.is_empty() {
+                ctx.store.list_builds(&BuildFilter::default()).await?
+            } else {
+                let mut out = Vec::new();
+                for r in &references {
+                    out.push(ctx.find(r).await?);
+                }
+                out
+            };
+            let mut t = output::table(&["BUILD", "VERSION", "RESULT"]);
+            let mut behind = 0;
+            for b in &builds {
+                let doc = ctx.store.export_build(b.id).await?;
+                let result = match syncer.push(&doc).await {
+                    Ok(PushOutcome::Pushed { created: true }) => "created".to_owned(),
+                    Ok(PushOutcome::Pushed { created: false }) => "replaced".to_owned(),
+                    Ok(PushOutcome::AlreadyThere) => "already there".to_owned(),
+                    Ok(PushOutcome::RemoteNewer { remote_version, .. }) => {
+                        behind += 1;
+                        format!(
+                            "remote copy is newer (version {remote_version}); not overwritten — `sync pull` it"
+                        )
+                    }
+                    Ok(PushOutcome::OtherBuild { remote_build_id }) => {
+                        behind += 1;
+                        format!("the remote path holds another build ({remote_build_id})")
+                    }
+                    Ok(PushOutcome::Backlogged { error }) => {
+                        behind += 1;
+                        format!("unreachable, kept in the backlog: {error}")
+                    }
+                    Err(e) => {
+                        behind += 1;
+                        e.to_string()
+                    }
+                };
+                t.add_row(vec![b.number.to_string(), doc.version.to_string(), output::cell(&result, 90)]);
+            }
+            output::print_table(&t)?;
+            let flushed =
+                syncer.flush_backlog().await.map_err(|e| CliError::new(Exit::Unavailable, e.to_string()))?;
+            if !flushed.is_drained() {
+                output::line(format!("{} build(s) still in the backlog", flushed.remaining))?;
+            }
+            Ok(if behind == 0 && flushed.is_drained() { Exit::Ok } else { Exit::Conflict })
+        }
+        Args::Pull { number, provider } => {
+            let number = BuildNumber::new(&number).map_err(|e| CliError::usage(e.to_string()))?;
+            let Some(doc) = syncer
+                .pull(&number, provider.as_deref())
+                .await
+                .map_err(|e| CliError::new(Exit::Unavailable, e.to_string()))?
+            else {
+                return Err(CliError::not_found(format!(
+                    "{} has no copy of build {number}",
+                    syncer.target().url()
+                )));
+            };
+            let b = import_if_newer(ctx, doc).await?;
+            output::line(format!("build {} is at {} ({}), {}", b.number, b.state, b.state_name(), b.status))?;
+            Ok(Exit::Ok)
+        }
+        Args::Status => {
+            let builds = ctx.store.list_builds(&BuildFilter::default()).await?;
+            let mut docs = Vec::new();
+            for b in &builds {
+                docs.push(ctx.store.export_build(b.id).await?);
+            }
+            let status = syncer.status(&docs).await;
+            let mut t = output::table(&["BUILD", "STATE"]);
+            let mut clean = true;
+            for s in &status {
+                clean &= s.state == SyncState::InSync;
+                t.add_row(vec![s.number.to_string(), format!("{:?}", s.state)]);
+            }
+            output::print_table(&t)?;
+            Ok(if clean { Exit::Ok } else { Exit::Conflict })
+        }
+    }
+}
+
+/// Imports a pulled document unless the local copy is as new or newer.
+pub async fn import_if_newer(
+    ctx: &Ctx,
+    doc: buildstate_core::BuildDocument,
+) -> Result<buildstate_core::Build, CliError> {
+    match ctx.store.find_build(doc.build_id.to_string().as_str()).await {
+        Ok(local) if local.version >= doc.version => return Ok(local),
+        Ok(local) if local.status == BuildStatus::Running && local.attempt_open() => {
+            tracing::info!(build = %local.number, "replacing a local copy with an open attempt by a newer remote one");
+        }
+        Ok(_) | Err(StoreError::BuildNotFound(_)) => {}
+        Err(e) => return Err(e.into()),
+    }
+    let parts = buildstate_core::BuildDocument::into_parts(doc).map_err(StoreError::from)?;
+    Ok(ctx.store.import_build(parts, ImportMode::Replace).await?)
+}

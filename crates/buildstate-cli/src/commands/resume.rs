@@ -158,6 +158,24 @@ pub async fn run(a: Args, ctx: &Ctx) -> Result<Exit, CliError> {
     Ok(p.reason.exit())
 }
 
+/// `--from URL`: the build's copy, imported unless the local store has it as new.
+async fn pull(url: &str, reference: &str, ctx: &Ctx) -> Result<Build, CliError> {
+    let syncer = crate::remote::syncer(url, &ctx.db_path)?;
+    let number = match ctx.store.find_build(reference).await {
+        Ok(local) => local.number,
+        Err(_) => buildstate_core::BuildNumber::new(reference).map_err(|e| {
+            CliError::usage(e.to_string())
+                .with_hint("with --from, give the full build number of a build not in the local store")
+        })?,
+    };
+    let doc = syncer
+        .pull(&number, None)
+        .await
+        .map_err(|e| CliError::new(Exit::Unavailable, format!("cannot pull {number} from {url}: {e}")))?
+        .ok_or_else(|| CliError::not_found(format!("{url} has no copy of build {number}")))?;
+    super::sync::import_if_newer(ctx, doc).await
+}
+
 #[cfg(test)]
 mod tests {
     use buildstate_core::{BuildId, BuildNumber, Name, NewBuild, StateCatalog};
@@ -196,22 +214,4 @@ mod tests {
         b.status = BuildStatus::Completed;
         assert_eq!(plan(&b, None).exit_code, 10);
     }
-}
-
-/// `--from URL`: the build's copy, imported unless the local store has it as new.
-async fn pull(url: &str, reference: &str, ctx: &Ctx) -> Result<Build, CliError> {
-    let syncer = crate::remote::syncer(url, &ctx.db_path)?;
-    let number = match ctx.store.find_build(reference).await {
-        Ok(local) => local.number,
-        Err(_) => buildstate_core::BuildNumber::new(reference).map_err(|e| {
-            CliError::usage(e.to_string())
-                .with_hint("with --from, give the full build number of a build not in the local store")
-        })?,
-    };
-    let doc = syncer
-        .pull(&number, None)
-        .await
-        .map_err(|e| CliError::new(Exit::Unavailable, format!("cannot pull {number} from {url}: {e}")))?
-        .ok_or_else(|| CliError::not_found(format!("{url} has no copy of build {number}")))?;
-    super::sync::import_if_newer(ctx, doc).await
 }

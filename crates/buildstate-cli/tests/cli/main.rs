@@ -18,4 +18,5 @@ mod runner;
 mod runner_faults;
 mod sample;
 mod snapshots;
+mod sync;
 mod transfer;

@@ -7,6 +7,6 @@ cd "$(dirname "$0")/.."
 source scripts/setup.sh
 # shellcheck source=scripts/services.sh
 source scripts/services.sh
-start_postgres
+start_services
 cargo build --release --workspace --locked --bins -q
 exec target/release/buildstate-bench "$@"

@@ -12,6 +12,9 @@
 //!     one shared build) on PostgreSQL (when `BUILDSTATE_TEST_POSTGRES_URL` is set) next
 //!     to SQLite.
 //!
+//! (f) the latency object-storage copies add per transition (directory target, and S3
+//!     when `BUILDSTATE_TEST_S3_ENDPOINT` is set), against no copy, in the same run.
+//!
 //! Usage: `cargo build --release --workspace && target/release/buildstate-bench [--quick]`
 
 mod api_vs_raw;
@@ -19,6 +22,7 @@ mod cli_vs_sqlite3;
 mod fixture;
 mod runner_overhead;
 mod stats;
+mod sync_latency;
 mod writers;
 
 use std::path::PathBuf;
@@ -152,6 +156,21 @@ fn run() -> Result<(), String> {
                 p.shared_per_sec / s.shared_per_sec
             );
         }
+    }
+
+    let s3 = std::env::var("BUILDSTATE_TEST_S3_ENDPOINT").ok().filter(|u| !u.is_empty());
+    let rows = sync_latency::run(dir.path(), s3.as_deref(), opts.quick)?;
+    println!();
+    println!("(f) latency per transition with object-storage copies (SQLite store, one writer)");
+    let base = rows.first().map(|r| r.per_transition.as_secs_f64()).unwrap_or(0.0);
+    for r in &rows {
+        let added = (r.per_transition.as_secs_f64() - base) * 1000.0;
+        println!("    {:<48} {:>7.2} ms  (+{added:.2} ms)", r.target, stats::ms(r.per_transition));
+    }
+    if s3.is_none() {
+        println!(
+            "    S3 not measured: set BUILDSTATE_TEST_S3_ENDPOINT (scripts/bench.sh starts the emulator)"
+        );
     }
     Ok(())
 }

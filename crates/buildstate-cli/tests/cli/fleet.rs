@@ -61,7 +61,7 @@ defaults:
 states:
   0: {run: "sleep 0.05"}
   20: {run: "sleep 0.1"}
-  45: {run: "sleep 0.3"}
+  45: {run: "sleep 1"}
   70: {run: "sleep 0.1"}
   100: {run: "true"}
 "#;
@@ -95,22 +95,23 @@ fn three_workers_thirty_builds_one_killed(env: &Env) {
     assert_eq!(queued.as_array().map(Vec::len), Some(30), "{queued}");
 
     let mut workers: Vec<Child> = ["w1", "w2", "w3"].iter().map(|n| worker(env, n, &pipeline)).collect();
-    // Kill w1 while it is in the middle of a milestone: it holds a lease, and one of
-    // its steps (the 0.3 s milestone 45, most likely) is running.
+    // Kill w1 while it is in the middle of a milestone: it holds a build's lease and an
+    // attempt of that build is open (a step is running).
     let mut victim_build = String::new();
-    let busy = eventually(Duration::from_secs(30), || {
+    let busy = eventually(Duration::from_secs(60), || {
         let running = env.json(&["workers"]);
         let held = running.as_array().into_iter().flatten().find(|w| w["worker"] == "w1");
-        match held.and_then(|w| w["builds"][0].as_str()) {
-            Some(b) => {
-                victim_build = b.to_owned();
-                true
-            }
-            None => false,
+        let Some(b) = held.and_then(|w| w["builds"][0].as_str()) else { return false };
+        let shown = env.json(&["build", "show", b]);
+        // Milestone 45 runs for a second: killing w1 in it leaves an attempt open.
+        if shown["build"]["attempt_open"] == true && shown["build"]["state"] == 45 {
+            victim_build = b.to_owned();
+            true
+        } else {
+            false
         }
     });
-    assert!(busy, "w1 never held a build");
-    std::thread::sleep(Duration::from_millis(150));
+    assert!(busy, "w1 never ran a step");
     workers[0].kill().expect("SIGKILL w1");
     let _ = workers[0].wait();
 

@@ -5,6 +5,7 @@ use buildstate_store::{StoreError, StoreResult, check_catalog_item};
 
 use crate::catalog_file::Catalog;
 use crate::snapshot::{Snapshot, Txn};
+use buildstate_store::os_parts;
 
 pub(crate) fn add(tx: &Txn<'_>, item: &CatalogItem) -> StoreResult<()> {
     check_catalog_item(item)?;
@@ -101,16 +102,6 @@ pub(crate) fn register_missing(
         }
     }
     Ok(added)
-}
-
-/// `rhel-8.10` → (`rhel`, 8, Some(10)); `sles-15` → (`sles`, 15, None); a name without
-/// a version → (the name, 0, None). As the SQLite backend registers them.
-fn os_parts(name: &str) -> (String, u32, Option<u32>) {
-    let (family, version) = name.split_once('-').unwrap_or((name, ""));
-    let mut numbers = version.split('.');
-    let major = numbers.next().and_then(|m| m.parse().ok());
-    let minor = major.and(numbers.next()).and_then(|m| m.parse().ok());
-    (family.to_owned(), major.unwrap_or(0), minor)
 }
 
 #[cfg(test)]

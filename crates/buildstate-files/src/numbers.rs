@@ -5,16 +5,7 @@ use buildstate_core::{BuildId, BuildNumber};
 use buildstate_store::{StoreError, StoreResult};
 
 use crate::index::Entries;
-
-/// The sequence number of `number` in the day `stem` names, if it has one: the rest
-/// after the stem is all digits (`…-20260212-007` → 7; `…-20260212-hotfix` → none).
-fn sequence_of(number: &str, stem: &str) -> Option<u32> {
-    let rest = number.strip_prefix(stem)?;
-    if rest.is_empty() || !rest.bytes().all(|b| b.is_ascii_digit()) {
-        return None;
-    }
-    rest.parse().ok()
-}
+pub(crate) use buildstate_store::sequence_of;
 
 /// The next free number of the day: one above the highest sequence taken under `stem`
 /// (numbers chosen by hand included), from 001. The caller holds the exclusive lock, so

@@ -8,6 +8,7 @@ use tokio_postgres::Row;
 use crate::error::{PgContext, is_unique_violation};
 use crate::rows::{self, execute};
 use crate::sql::{self, IMAGE_TYPES, KindSql, OS_VERSIONS, PLATFORMS};
+use buildstate_store::os_parts;
 
 fn statements(kind: CatalogKind) -> &'static KindSql {
     match kind {
@@ -144,16 +145,6 @@ pub(crate) async fn register_missing(
         }
     }
     Ok(())
-}
-
-/// `rhel-8.10` → (`rhel`, 8, Some(10)); `sles-15` → (`sles`, 15, None); a name without
-/// a version → (the name, 0, None).
-fn os_parts(name: &str) -> (String, u32, Option<u32>) {
-    let (family, version) = name.split_once('-').unwrap_or((name, ""));
-    let mut numbers = version.split('.');
-    let major = numbers.next().and_then(|m| m.parse().ok());
-    let minor = major.and(numbers.next()).and_then(|m| m.parse().ok());
-    (family.to_owned(), major.unwrap_or(0), minor)
 }
 
 fn decode(kind: CatalogKind, row: &Row) -> StoreResult<CatalogItem> {

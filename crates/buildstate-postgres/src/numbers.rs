@@ -12,20 +12,7 @@ use uuid::Uuid;
 use crate::error::PgContext;
 use crate::rows::{self, execute};
 use crate::sql;
-
-/// The least string above every string that starts with `prefix`, or `None` when
-/// `prefix` is empty or not printable ASCII — numbers are printable ASCII, so such a
-/// prefix matches nothing anyway.
-pub(crate) fn prefix_upper_bound(prefix: &str) -> Option<String> {
-    if prefix.is_empty() || !prefix.bytes().all(|b| b.is_ascii_graphic()) {
-        return None;
-    }
-    let mut bytes = prefix.as_bytes().to_vec();
-    // Printable ASCII ends at 0x7E, so the incremented byte is still ASCII.
-    let last = bytes.pop()?;
-    bytes.push(last + 1);
-    String::from_utf8(bytes).ok()
-}
+pub(crate) use buildstate_store::{prefix_upper_bound, sequence_of};
 
 /// The ids whose canonical text (`0190a3c5-…`, lowercase) starts with `prefix`, as the
 /// closed range `[lowest, highest]`: uuids sort byte by byte, as their hex text does.
@@ -49,16 +36,6 @@ pub(crate) fn id_prefix_range(prefix: &str) -> Option<(Uuid, Uuid)> {
     let low = Uuid::parse_str(&format!("{prefix}{}", &LOWEST[prefix.len()..])).ok()?;
     let high = Uuid::parse_str(&format!("{prefix}{}", &HIGHEST[prefix.len()..])).ok()?;
     Some((low, high))
-}
-
-/// The sequence number of `number` in the day `stem` names, if it has one: the rest
-/// after the stem is all digits (`…-20260212-007` → 7; `…-20260212-hotfix` → none).
-pub(crate) fn sequence_of(number: &str, stem: &str) -> Option<u32> {
-    let rest = number.strip_prefix(stem)?;
-    if rest.is_empty() || !rest.bytes().all(|b| b.is_ascii_digit()) {
-        return None;
-    }
-    rest.parse().ok()
 }
 
 /// The next free number of the day: one above the highest sequence taken under `stem`

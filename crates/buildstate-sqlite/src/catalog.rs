@@ -6,6 +6,7 @@ use rusqlite::{Connection, Row, params};
 
 use crate::error::SqlContext;
 use crate::{rows, sql};
+use buildstate_store::os_parts;
 
 /// The statements of one catalog table.
 struct KindSql {
@@ -157,16 +158,6 @@ pub(crate) fn register_missing(conn: &Connection, build: &Build, provider: Optio
         }
     }
     Ok(())
-}
-
-/// `rhel-8.10` → (`rhel`, 8, Some(10)); `sles-15` → (`sles`, 15, None); a name without
-/// a version → (the name, 0, None).
-fn os_parts(name: &str) -> (String, u32, Option<u32>) {
-    let (family, version) = name.split_once('-').unwrap_or((name, ""));
-    let mut numbers = version.split('.');
-    let major = numbers.next().and_then(|m| m.parse().ok());
-    let minor = major.and(numbers.next()).and_then(|m| m.parse().ok());
-    (family.to_owned(), major.unwrap_or(0), minor)
 }
 
 fn decode(kind: CatalogKind, row: &Row<'_>) -> StoreResult<CatalogItem> {

@@ -10,30 +10,7 @@ use rusqlite::{Connection, params};
 
 use crate::error::SqlContext;
 use crate::{rows, sql};
-
-/// The least string above every string that starts with `prefix`, or `None` when
-/// `prefix` is empty or not printable ASCII — ids and numbers are printable ASCII, so
-/// such a prefix matches nothing anyway.
-pub(crate) fn prefix_upper_bound(prefix: &str) -> Option<String> {
-    if prefix.is_empty() || !prefix.bytes().all(|b| b.is_ascii_graphic()) {
-        return None;
-    }
-    let mut bytes = prefix.as_bytes().to_vec();
-    // Printable ASCII ends at 0x7E, so the incremented byte is still ASCII.
-    let last = bytes.pop()?;
-    bytes.push(last + 1);
-    String::from_utf8(bytes).ok()
-}
-
-/// The sequence number of `number` in the day `stem` names, if it has one: the rest
-/// after the stem is all digits (`…-20260212-007` → 7; `…-20260212-hotfix` → none).
-pub(crate) fn sequence_of(number: &str, stem: &str) -> Option<u32> {
-    let rest = number.strip_prefix(stem)?;
-    if rest.is_empty() || !rest.bytes().all(|b| b.is_ascii_digit()) {
-        return None;
-    }
-    rest.parse().ok()
-}
+pub(crate) use buildstate_store::{prefix_upper_bound, sequence_of};
 
 /// The next free number of the day: one above the highest sequence taken under `stem`
 /// (numbers chosen by hand included), from 001. Runs inside the creating write

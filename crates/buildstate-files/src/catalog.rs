@@ -1,11 +1,10 @@
 //! The catalog: platforms, OS versions and image types.
 
-use buildstate_core::{Build, CatalogItem, CatalogKind, ImageType, Name, OsVersion, Platform};
+use buildstate_core::{Build, CatalogItem, CatalogKind, Name};
 use buildstate_store::{StoreError, StoreResult, check_catalog_item};
 
 use crate::catalog_file::Catalog;
 use crate::snapshot::{Snapshot, Txn};
-use buildstate_store::os_parts;
 
 pub(crate) fn add(tx: &Txn<'_>, item: &CatalogItem) -> StoreResult<()> {
     check_catalog_item(item)?;
@@ -74,25 +73,7 @@ pub(crate) fn register_missing(
     build: &Build,
     provider: Option<&str>,
 ) -> StoreResult<bool> {
-    let platform = CatalogItem::Platform(Platform {
-        name: build.platform.clone(),
-        display_name: build.platform.to_string(),
-        provider: provider.unwrap_or("unknown").to_owned(),
-        region: None,
-    });
-    let (family, major, minor) = os_parts(build.os.as_str());
-    let os = CatalogItem::Os(OsVersion {
-        name: build.os.clone(),
-        display_name: build.os.to_string(),
-        family,
-        major,
-        minor,
-    });
-    let image_type = CatalogItem::ImageType(ImageType {
-        name: build.image_type.clone(),
-        display_name: build.image_type.to_string(),
-        description: String::new(),
-    });
+    let [platform, os, image_type] = buildstate_store::implied_catalog_items(build, provider);
     let mut added = false;
     for item in [platform, os, image_type] {
         if !catalog.contains(item.kind(), item.name()) {
@@ -102,17 +83,4 @@ pub(crate) fn register_missing(
         }
     }
     Ok(added)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn os_names_split_into_family_and_version() {
-        assert_eq!(os_parts("rhel-8.10"), ("rhel".into(), 8, Some(10)));
-        assert_eq!(os_parts("sles-15"), ("sles".into(), 15, None));
-        assert_eq!(os_parts("windows"), ("windows".into(), 0, None));
-        assert_eq!(os_parts("debian-trixie"), ("debian".into(), 0, None));
-    }
 }

@@ -8,7 +8,6 @@ use tokio_postgres::Row;
 use crate::error::{PgContext, is_unique_violation};
 use crate::rows::{self, execute};
 use crate::sql::{self, IMAGE_TYPES, KindSql, OS_VERSIONS, PLATFORMS};
-use buildstate_store::os_parts;
 
 fn statements(kind: CatalogKind) -> &'static KindSql {
     match kind {
@@ -117,25 +116,7 @@ pub(crate) async fn register_missing(
     build: &Build,
     provider: Option<&str>,
 ) -> StoreResult<()> {
-    let platform = CatalogItem::Platform(Platform {
-        name: build.platform.clone(),
-        display_name: build.platform.to_string(),
-        provider: provider.unwrap_or("unknown").to_owned(),
-        region: None,
-    });
-    let (family, major, minor) = os_parts(build.os.as_str());
-    let os = CatalogItem::Os(OsVersion {
-        name: build.os.clone(),
-        display_name: build.os.to_string(),
-        family,
-        major,
-        minor,
-    });
-    let image_type = CatalogItem::ImageType(ImageType {
-        name: build.image_type.clone(),
-        display_name: build.image_type.to_string(),
-        description: String::new(),
-    });
+    let [platform, os, image_type] = buildstate_store::implied_catalog_items(build, provider);
     for item in [platform, os, image_type] {
         let sql = statements(item.kind());
         if !rows::exists(tx, sql.exists, &[&item.name().as_str()]).await? {
@@ -177,18 +158,4 @@ fn decode(kind: CatalogKind, row: &Row) -> StoreResult<CatalogItem> {
             description: row.try_get(2).map_err(get_err)?,
         }),
     })
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn os_names_split_into_family_and_version() {
-        assert_eq!(os_parts("rhel-8.10"), ("rhel".into(), 8, Some(10)));
-        assert_eq!(os_parts("sles-15"), ("sles".into(), 15, None));
-        assert_eq!(os_parts("ubuntu-24.04"), ("ubuntu".into(), 24, Some(4)));
-        assert_eq!(os_parts("windows"), ("windows".into(), 0, None));
-        assert_eq!(os_parts("debian-trixie"), ("debian".into(), 0, None));
-    }
 }

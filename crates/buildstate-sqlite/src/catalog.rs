@@ -6,7 +6,6 @@ use rusqlite::{Connection, Row, params};
 
 use crate::error::SqlContext;
 use crate::{rows, sql};
-use buildstate_store::os_parts;
 
 /// The statements of one catalog table.
 struct KindSql {
@@ -132,25 +131,7 @@ pub(crate) fn provider(conn: &Connection, platform: &Name) -> StoreResult<Option
 /// Adds the catalog items an imported build names that this store lacks, with what
 /// the document tells (the platform's provider) and neutral defaults for the rest.
 pub(crate) fn register_missing(conn: &Connection, build: &Build, provider: Option<&str>) -> StoreResult<()> {
-    let platform = CatalogItem::Platform(Platform {
-        name: build.platform.clone(),
-        display_name: build.platform.to_string(),
-        provider: provider.unwrap_or("unknown").to_owned(),
-        region: None,
-    });
-    let (family, major, minor) = os_parts(build.os.as_str());
-    let os = CatalogItem::Os(OsVersion {
-        name: build.os.clone(),
-        display_name: build.os.to_string(),
-        family,
-        major,
-        minor,
-    });
-    let image_type = CatalogItem::ImageType(ImageType {
-        name: build.image_type.clone(),
-        display_name: build.image_type.to_string(),
-        description: String::new(),
-    });
+    let [platform, os, image_type] = buildstate_store::implied_catalog_items(build, provider);
     for item in [platform, os, image_type] {
         if !rows::exists(conn, statements(item.kind()).exists, [item.name().as_str()])? {
             buildstate_store::check_catalog_item(&item)?;
@@ -189,18 +170,4 @@ fn decode(kind: CatalogKind, row: &Row<'_>) -> StoreResult<CatalogItem> {
             description: row.get(2).map_err(get_err)?,
         }),
     })
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn os_names_split_into_family_and_version() {
-        assert_eq!(os_parts("rhel-8.10"), ("rhel".into(), 8, Some(10)));
-        assert_eq!(os_parts("sles-15"), ("sles".into(), 15, None));
-        assert_eq!(os_parts("ubuntu-24.04"), ("ubuntu".into(), 24, Some(4)));
-        assert_eq!(os_parts("windows"), ("windows".into(), 0, None));
-        assert_eq!(os_parts("debian-trixie"), ("debian".into(), 0, None));
-    }
 }

@@ -21,6 +21,6 @@ pub use error::{StoreError, StoreResult};
 pub use filter::{BuildFilter, FailureFilter, ImportMode};
 pub use guard::Guard;
 pub use lease::{LeaseRecord, check_fence, plan_acquire, plan_release, plan_renew};
-pub use naming::{os_parts, prefix_upper_bound, sequence_of};
+pub use naming::{implied_catalog_items, os_parts, prefix_upper_bound, sequence_of};
 pub use plan::{build_number_stem, now, plan_transition, resolve_candidates};
 pub use store::Store;

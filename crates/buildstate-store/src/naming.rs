@@ -1,5 +1,8 @@
 //! Small pieces of naming logic every backend needs the same way: prefix ranges for
-//! build references, the sequence part of build numbers, and what an OS name says.
+//! build references, the sequence part of build numbers, what an OS name says, and the
+//! catalog items an imported build implies.
+
+use buildstate_core::{Build, CatalogItem, ImageType, OsVersion, Platform};
 
 /// The least string above every string that starts with `prefix`, or `None` when
 /// `prefix` is empty or not printable ASCII — ids and numbers are printable ASCII, so
@@ -37,6 +40,32 @@ pub fn os_parts(name: &str) -> (String, u32, Option<u32>) {
     (family.to_owned(), major.unwrap_or(0), minor)
 }
 
+/// The catalog items an imported build names, for a store that lacks them: what the
+/// document tells (the platform's provider, the OS name's family and version) and
+/// neutral defaults for the rest.
+pub fn implied_catalog_items(build: &Build, provider: Option<&str>) -> [CatalogItem; 3] {
+    let platform = CatalogItem::Platform(Platform {
+        name: build.platform.clone(),
+        display_name: build.platform.to_string(),
+        provider: provider.unwrap_or("unknown").to_owned(),
+        region: None,
+    });
+    let (family, major, minor) = os_parts(build.os.as_str());
+    let os = CatalogItem::Os(OsVersion {
+        name: build.os.clone(),
+        display_name: build.os.to_string(),
+        family,
+        major,
+        minor,
+    });
+    let image_type = CatalogItem::ImageType(ImageType {
+        name: build.image_type.clone(),
+        display_name: build.image_type.to_string(),
+        description: String::new(),
+    });
+    [platform, os, image_type]
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -54,6 +83,8 @@ mod tests {
         assert_eq!(sequence_of("a-20260212-hotfix", "a-20260212-"), None);
         assert_eq!(os_parts("rhel-8.10"), ("rhel".to_owned(), 8, Some(10)));
         assert_eq!(os_parts("sles-15"), ("sles".to_owned(), 15, None));
+        assert_eq!(os_parts("ubuntu-24.04"), ("ubuntu".to_owned(), 24, Some(4)));
+        assert_eq!(os_parts("debian-trixie"), ("debian".to_owned(), 0, None));
         assert_eq!(os_parts("custom"), ("custom".to_owned(), 0, None));
     }
 }

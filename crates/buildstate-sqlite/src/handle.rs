@@ -4,12 +4,14 @@ use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use buildstate_store::{StoreError, StoreResult};
-use rusqlite::{Connection, TransactionBehavior};
-use tokio::runtime::{Handle, RuntimeFlavor};
+use async_trait::async_trait;
+use buildstate_store::{Backend, Mode, StoreError, StoreResult, Work};
+use rusqlite::Connection;
+use tokio::runtime::Handle;
 
 use crate::busy;
 use crate::error::SqlContext;
+use crate::tx::SqliteTx;
 
 /// The embedded SQLite store. Cheap to clone: clones share one connection.
 ///
@@ -25,7 +27,7 @@ pub struct SqliteStore {
 struct Inner {
     location: String,
     /// One connection, used by one unit of work at a time. A `std` mutex, not an async
-    /// one: it is only ever held by blocking code, never across an `.await`.
+    /// one: it is only ever held on a blocking thread, never across an `.await`.
     conn: Mutex<Connection>,
     schema_version: u32,
     busy_limit: Duration,
@@ -57,57 +59,67 @@ impl SqliteStore {
         self.inner.schema_version
     }
 
-    pub(crate) fn location(&self) -> &str {
-        &self.inner.location
-    }
-
-    /// Runs `f` in a read transaction: a consistent snapshot, no write lock.
-    pub(crate) fn read<T>(&self, f: impl FnMut(&Connection) -> StoreResult<T>) -> StoreResult<T> {
-        self.transact(TransactionBehavior::Deferred, "read", f)
-    }
-
-    /// Runs `f` in a write transaction that holds the write lock from its first
-    /// statement (`BEGIN IMMEDIATE`). A deferred transaction would take a read lock and
-    /// try to upgrade it at its first write; two such writers deadlock, and SQLite
-    /// breaks the tie by failing one with "database is locked" without waiting.
-    pub(crate) fn write<T>(&self, f: impl FnMut(&Connection) -> StoreResult<T>) -> StoreResult<T> {
-        self.transact(TransactionBehavior::Immediate, "write", f)
-    }
-
-    /// One unit of work: a transaction around `f`, committed if `f` succeeds, rolled back
-    /// (on drop) if it fails, and retried whole on lock contention.
-    fn transact<T>(
-        &self,
-        behavior: TransactionBehavior,
-        what: &'static str,
-        mut f: impl FnMut(&Connection) -> StoreResult<T>,
-    ) -> StoreResult<T> {
-        on_blocking_thread(|| {
-            // A panic while the lock was held left no transaction open (the transaction
-            // rolls back as it unwinds), but a poisoned handle is a bug worth surfacing.
-            let mut conn = self.inner.conn.lock().map_err(|_| StoreError::Backend {
-                context: "sqlite connection",
-                source: "an earlier call panicked while using this connection; open the store again".into(),
-            })?;
-            busy::retry(self.inner.busy_limit, what, || {
-                let tx = conn.transaction_with_behavior(behavior).ctx("begin transaction")?;
-                let value = f(&tx)?;
-                tx.commit().ctx("commit transaction")?;
-                Ok(value)
-            })
-        })
+    /// Runs `f` on the connection outside any transaction of the engine's (tests that
+    /// look at pragmas or hold a lock).
+    #[cfg(test)]
+    pub(crate) fn with_conn<T>(&self, f: impl FnOnce(&Connection) -> StoreResult<T>) -> StoreResult<T> {
+        let conn = self.inner.conn.lock().map_err(|_| poisoned())?;
+        f(&conn)
     }
 }
 
-/// Runs blocking work without starving the async runtime.
-///
-/// On a current-thread runtime (the CLI) there is nothing else to run, so the work runs
-/// inline. On a multi-thread runtime `block_in_place` hands this worker's other tasks to
-/// another thread first. Outside any runtime it simply runs.
-fn on_blocking_thread<T>(f: impl FnOnce() -> T) -> T {
-    match Handle::try_current() {
-        Ok(handle) if handle.runtime_flavor() == RuntimeFlavor::MultiThread => tokio::task::block_in_place(f),
-        _ => f(),
+fn poisoned() -> StoreError {
+    // A panic while the lock was held left no transaction open (it was rolled back
+    // below or by SQLite when the statement failed), but a poisoned handle is a bug
+    // worth surfacing.
+    StoreError::Backend {
+        context: "sqlite connection",
+        source: "an earlier call panicked while using this connection; open the store again".into(),
+    }
+}
+
+#[async_trait]
+impl Backend for SqliteStore {
+    fn location(&self) -> String {
+        self.inner.location.clone()
+    }
+
+    /// One unit of work on tokio's blocking pool: a transaction around `work`, committed
+    /// if it succeeds, rolled back if it fails, and retried whole on lock contention.
+    /// A write begins `IMMEDIATE`, holding the write lock from its first statement: a
+    /// deferred transaction would take a read lock and upgrade it at its first write,
+    /// and two such writers deadlock (SQLite breaks the tie by failing one at once).
+    async fn transact<T: Send + 'static>(
+        &self,
+        mode: Mode,
+        what: &'static str,
+        mut work: Work<T>,
+    ) -> StoreResult<T> {
+        let inner = Arc::clone(&self.inner);
+        let runtime = Handle::try_current()
+            .map_err(|e| StoreError::backend("sqlite store outside a tokio runtime", e))?;
+        let blocking = tokio::task::spawn_blocking(move || {
+            let mut conn = inner.conn.lock().map_err(|_| poisoned())?;
+            busy::retry(inner.busy_limit, what, || {
+                let begin = match mode {
+                    Mode::Read => "BEGIN DEFERRED",
+                    Mode::Write => "BEGIN IMMEDIATE",
+                };
+                conn.execute_batch(begin).ctx("begin transaction")?;
+                // The primitives never wait on anything async; the runtime handle is
+                // there in case a future ever does.
+                let result = runtime.block_on(work(&mut SqliteTx { conn: &mut conn }));
+                let result =
+                    result.and_then(|v| conn.execute_batch("COMMIT").ctx("commit transaction").map(|()| v));
+                if result.is_err() && !conn.is_autocommit() {
+                    // Best effort: a failed rollback leaves nothing that the next BEGIN
+                    // would not report.
+                    let _ = conn.execute_batch("ROLLBACK");
+                }
+                result
+            })
+        });
+        blocking.await.map_err(|e| StoreError::backend("sqlite worker thread", e))?
     }
 }
 
@@ -145,7 +157,7 @@ mod tests {
     }
 
     fn current_thread() -> tokio::runtime::Runtime {
-        tokio::runtime::Builder::new_current_thread().build().expect("runtime")
+        tokio::runtime::Builder::new_current_thread().enable_time().build().expect("runtime")
     }
 
     #[test]
@@ -158,6 +170,32 @@ mod tests {
         current_thread().block_on(store.add_catalog_item(&image_type("base"))).expect("waits, then writes");
         assert!(start.elapsed() >= Duration::from_millis(250), "it did wait: {:?}", start.elapsed());
         holder.join().expect("holder");
+    }
+
+    /// The runner's heartbeats, output pumps and timeouts share the runtime with store
+    /// calls: a call waiting out another process's lock must not freeze them, even on a
+    /// current-thread runtime (the one-shot CLI's).
+    #[test]
+    fn a_write_waiting_for_a_lock_stalls_no_other_task() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("busy.db");
+        let store = SqliteStore::open(&path).expect("open");
+        let holder = hold_write_lock(&path, Duration::from_millis(600));
+        let ticks = current_thread().block_on(async {
+            let ticker = tokio::spawn(async {
+                let mut ticks = 0u32;
+                let start = Instant::now();
+                while start.elapsed() < Duration::from_millis(500) {
+                    tokio::time::sleep(Duration::from_millis(10)).await;
+                    ticks += 1;
+                }
+                ticks
+            });
+            store.add_catalog_item(&image_type("base")).await.expect("waits, then writes");
+            ticker.await.expect("ticker")
+        });
+        holder.join().expect("holder");
+        assert!(ticks >= 20, "the timer kept ticking while the write waited: {ticks} ticks in 500 ms");
     }
 
     #[test]

@@ -1,6 +1,6 @@
 //! Domain values to rows: the writes shared by create, apply and import.
 
-use buildstate_core::{Artifact, Build, BuildId, FailureRecord, HistoryEvent, Outcome};
+use buildstate_core::{Artifact, Build, BuildId, FailureRecord, HistoryEvent};
 use buildstate_store::{LeaseRecord, StoreError, StoreResult};
 use jiff::Timestamp;
 use rusqlite::{Connection, params};
@@ -139,27 +139,6 @@ pub(crate) fn artifact(conn: &Connection, build: &BuildId, a: &Artifact) -> Stor
         micros(a.created_at),
     ])
     .ctx("upsert artifact")?;
-    Ok(())
-}
-
-/// Writes an accepted transition: the swapped build row and what it appends.
-pub(crate) fn outcome(conn: &Connection, old_version: u64, o: &Outcome) -> StoreResult<bool> {
-    if !swap_build(conn, &o.build, old_version)? {
-        return Ok(false);
-    }
-    for e in &o.events {
-        event(conn, &o.build.id, e)?;
-    }
-    for f in &o.failures {
-        failure(conn, f)?;
-    }
-    Ok(true)
-}
-
-/// Marks a change that is not a transition (failure resolved, artifact recorded).
-pub(crate) fn bump_version(conn: &Connection, build: &BuildId, at: Timestamp) -> StoreResult<()> {
-    let mut stmt = conn.prepare_cached(sql::BUMP_BUILD_VERSION).ctx("prepare bump version")?;
-    stmt.execute(params![build.to_string(), micros(at)]).ctx("bump build version")?;
     Ok(())
 }
 

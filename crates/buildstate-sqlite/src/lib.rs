@@ -8,25 +8,21 @@
 //!   so two writers never deadlock upgrading read locks, and the transition rules of
 //!   `buildstate-core` run on the row as stored, under that lock. Lock contention is
 //!   waited out with jittered backoff for up to a minute before `StoreError::Busy`.
-//! - The `Store` trait is async but SQLite is blocking: calls run inline on a
-//!   current-thread runtime (the one-shot CLI) and under `block_in_place` on a
-//!   multi-thread one (runner, server).
+//! - The backend implements the store engine's primitives (`tx.rs`); every `Store`
+//!   method comes from the engine. SQLite is blocking, so each unit of work runs on
+//!   tokio's blocking pool, never on the async threads that drive heartbeats, output
+//!   pumps and timeouts.
 
-mod builds;
 mod busy;
 mod catalog;
-mod documents;
 mod error;
 mod handle;
 mod insert;
-mod leases;
 mod migrate;
-mod numbers;
 mod open;
-mod records;
 mod rows;
 pub mod sql;
-mod store;
+mod tx;
 
 pub use handle::SqliteStore;
 pub use migrate::SCHEMA_VERSION;

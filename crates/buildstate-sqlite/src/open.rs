@@ -63,7 +63,7 @@ mod tests {
         let path = dir.path().join("store.db");
         let store = SqliteStore::open(&path).expect("open");
         let (mode, sync, fk): (String, i64, i64) = store
-            .read(|c| {
+            .with_conn(|c| {
                 let mode = c.query_row("PRAGMA journal_mode", [], |r| r.get(0)).ctx("journal_mode")?;
                 let sync = c.query_row("PRAGMA synchronous", [], |r| r.get(0)).ctx("synchronous")?;
                 let fk = c.query_row("PRAGMA foreign_keys", [], |r| r.get(0)).ctx("foreign_keys")?;

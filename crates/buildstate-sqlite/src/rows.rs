@@ -45,12 +45,6 @@ pub(crate) fn first<T>(
     }
 }
 
-/// Whether `sql` returns a row.
-pub(crate) fn exists(conn: &Connection, sql: &str, params: impl Params) -> StoreResult<bool> {
-    let mut stmt = conn.prepare_cached(sql).ctx("prepare a query")?;
-    stmt.exists(params).ctx("run a query")
-}
-
 /// Reads the columns of one row on behalf of one build, so that every decoding error
 /// names the build and the column.
 struct Cols<'r, 's> {
@@ -164,8 +158,17 @@ pub(crate) fn build(row: &Row<'_>) -> StoreResult<Build> {
 
 /// `(id, number)` of a prefix candidate.
 pub(crate) fn id_and_number(row: &Row<'_>) -> StoreResult<(BuildId, BuildNumber)> {
-    let c = cols(row, 0);
-    Ok((c.word(0, "id")?, c.parse(1, "number", |s| BuildNumber::new(s).map_err(|e| e.to_string()))?))
+    id_and_number_at(row, 0, 1)
+}
+
+/// `(id, number)` from columns `id` and `number` of a row.
+pub(crate) fn id_and_number_at(
+    row: &Row<'_>,
+    id: usize,
+    number: usize,
+) -> StoreResult<(BuildId, BuildNumber)> {
+    let c = cols(row, id);
+    Ok((c.word(id, "id")?, c.parse(number, "number", |s| BuildNumber::new(s).map_err(|e| e.to_string()))?))
 }
 
 /// Decodes a row of `event_columns!`.

@@ -122,11 +122,8 @@ pub const INSERT_BUILD: &str = concat!(
     build_columns!(),
     ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21)"
 );
-pub(crate) const SELECT_BUILD_BY_NUMBER: &str =
-    concat!("SELECT ", build_columns!(), " FROM builds WHERE number = ?1");
 /// The start of every `list_builds` query; `builds.rs` appends fixed conditions.
 pub(crate) const SELECT_BUILDS: &str = concat!("SELECT ", build_columns!(), " FROM builds");
-pub(crate) const BUILD_EXISTS: &str = "SELECT 1 FROM builds WHERE id = ?1";
 pub(crate) const BUILD_ID_BY_NUMBER: &str = "SELECT id FROM builds WHERE number = ?1";
 /// Build numbers in `[?1, ?2)`: a prefix range that uses the unique index and, unlike
 /// LIKE, gives `_` and `.` no special meaning.
@@ -134,10 +131,6 @@ pub(crate) const NUMBERS_IN_RANGE: &str = "SELECT number FROM builds WHERE numbe
 /// Builds whose id is in `[?1, ?2)` or whose number is in `[?3, ?4)` (prefix ranges).
 pub(crate) const PREFIX_CANDIDATES: &str = "SELECT id, number FROM builds \
      WHERE (id >= ?1 AND id < ?2) OR (number >= ?3 AND number < ?4) ORDER BY number LIMIT 100";
-/// Records a change that is not a transition (failure resolved, artifact added).
-/// `?1` id, `?2` updated_at.
-pub(crate) const BUMP_BUILD_VERSION: &str =
-    "UPDATE builds SET version = version + 1, updated_at = ?2 WHERE id = ?1";
 pub(crate) const DELETE_BUILD: &str = "DELETE FROM builds WHERE id = ?1";
 
 // ── history, failures, artifacts ────────────────────────────────────────────────────
@@ -146,15 +139,6 @@ pub(crate) const SELECT_EVENTS: &str =
     concat!("SELECT ", event_columns!(), " FROM events WHERE build_id = ?1 ORDER BY seq");
 /// The start of every `failures` query; `records.rs` appends fixed conditions.
 pub(crate) const SELECT_FAILURES: &str = concat!("SELECT ", failure_columns!(), " FROM failures");
-pub(crate) const SELECT_BUILD_FAILURES: &str =
-    concat!("SELECT ", failure_columns!(), " FROM failures WHERE build_id = ?1 ORDER BY number");
-pub(crate) const SELECT_FAILURE: &str =
-    concat!("SELECT ", failure_columns!(), " FROM failures WHERE build_id = ?1 AND number = ?2");
-pub(crate) const SELECT_UNRESOLVED_FAILURES: &str = concat!(
-    "SELECT ",
-    failure_columns!(),
-    " FROM failures WHERE build_id = ?1 AND resolved = 0 ORDER BY number"
-);
 /// `?1` build_id, `?2` number, `?3` resolution, `?4` resolved_at.
 pub(crate) const RESOLVE_FAILURE: &str =
     "UPDATE failures SET resolved = 1, resolution = ?3, resolved_at = ?4 WHERE build_id = ?1 AND number = ?2";
@@ -184,12 +168,10 @@ pub(crate) const UPSERT_LEASE: &str = concat!(
      pid = excluded.pid, token = excluded.token, acquired_at = excluded.acquired_at, \
      renewed_at = excluded.renewed_at, expires_at = excluded.expires_at, released = excluded.released"
 );
-/// Release or break: the row (and its token) stays.
-pub(crate) const RELEASE_LEASE: &str = "UPDATE leases SET released = 1 WHERE build_id = ?1";
-/// Every held lease, by build number.
+/// Every held lease, with its build's number (column 9).
 pub(crate) const SELECT_HELD_LEASES: &str = "SELECT l.build_id, l.owner, l.host, l.pid, l.token, \
-     l.acquired_at, l.renewed_at, l.expires_at, l.released \
-     FROM leases l JOIN builds b ON b.id = l.build_id WHERE l.released = 0 ORDER BY b.number";
+     l.acquired_at, l.renewed_at, l.expires_at, l.released, b.number \
+     FROM leases l JOIN builds b ON b.id = l.build_id WHERE l.released = 0";
 
 // ── catalog ────────────────────────────────────────────────────────────────────────
 
@@ -213,16 +195,6 @@ pub(crate) const SELECT_OS_VERSION: &str =
     "SELECT name, display_name, family, major, minor FROM os_versions WHERE name = ?1";
 pub(crate) const SELECT_IMAGE_TYPE: &str =
     "SELECT name, display_name, description FROM image_types WHERE name = ?1";
-
-pub(crate) const PLATFORM_NAMES: &str = "SELECT name FROM platforms ORDER BY name";
-pub(crate) const OS_NAMES: &str = "SELECT name FROM os_versions ORDER BY name";
-pub(crate) const IMAGE_TYPE_NAMES: &str = "SELECT name FROM image_types ORDER BY name";
-
-pub(crate) const PLATFORM_EXISTS: &str = "SELECT 1 FROM platforms WHERE name = ?1";
-pub(crate) const OS_EXISTS: &str = "SELECT 1 FROM os_versions WHERE name = ?1";
-pub(crate) const IMAGE_TYPE_EXISTS: &str = "SELECT 1 FROM image_types WHERE name = ?1";
-
-pub(crate) const PLATFORM_PROVIDER: &str = "SELECT provider FROM platforms WHERE name = ?1";
 
 pub(crate) const BUILDS_ON_PLATFORM: &str = "SELECT count(*) FROM builds WHERE platform = ?1";
 pub(crate) const BUILDS_ON_OS: &str = "SELECT count(*) FROM builds WHERE os = ?1";

@@ -33,3 +33,27 @@ pub enum ImportMode {
     /// Replace the stored build, its history, failures and artifacts with the document.
     Replace,
 }
+
+impl BuildFilter {
+    /// Whether `build` meets every condition (`limit` aside): the meaning of the filter
+    /// for backends that filter in memory, and what SQL backends' WHERE clauses say.
+    pub fn matches(&self, b: &buildstate_core::Build) -> bool {
+        self.status.is_none_or(|s| b.status == s)
+            && self.platform.as_ref().is_none_or(|p| &b.platform == p)
+            && self.os.as_ref().is_none_or(|o| &b.os == o)
+            && self.image_type.as_ref().is_none_or(|i| &b.image_type == i)
+            && self.state.is_none_or(|s| b.state == s)
+            && self.since.is_none_or(|t| b.created_at >= t)
+            && self.needs_intervention.is_none_or(|n| b.needs_intervention == n)
+    }
+}
+
+impl FailureFilter {
+    /// Whether `f` meets every condition (`limit` aside); see [`BuildFilter::matches`].
+    pub fn matches(&self, f: &buildstate_core::FailureRecord) -> bool {
+        self.build.is_none_or(|id| f.build_id == id)
+            && !(self.unresolved_only && f.resolved)
+            && self.state.is_none_or(|s| f.state == s)
+            && self.failure_type.as_ref().is_none_or(|t| &f.info.failure_type == t)
+    }
+}

@@ -8,6 +8,7 @@
 
 mod check;
 pub mod conformance;
+pub mod engine;
 mod error;
 mod filter;
 mod guard;
@@ -17,6 +18,7 @@ mod plan;
 mod store;
 
 pub use check::{check_artifact, check_catalog_item, check_lease_request, check_new_build};
+pub use engine::{Backend, Mode, Tx, TxFuture, Work};
 pub use error::{StoreError, StoreResult};
 pub use filter::{BuildFilter, FailureFilter, ImportMode};
 pub use guard::Guard;

@@ -41,6 +41,7 @@ macro_rules! conformance_tests {
             create_build_starts_pending_at_zero,
             create_build_numbers_by_triple_and_day,
             create_build_chosen_number,
+            create_build_numbers_past_lookalikes_numerically,
             create_build_with_unknown_catalog_items_creates_nothing,
             create_build_with_longest_names,
             concurrent_creates_get_distinct_numbers,

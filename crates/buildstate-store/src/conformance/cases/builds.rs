@@ -92,6 +92,37 @@ pub async fn create_build_chosen_number(h: &impl Harness) {
     assert_eq!(numbers.len(), 4, "four builds, four numbers: {numbers:?}");
 }
 
+/// The day's sequence is one above the highest taken under the exact stem, counted
+/// numerically; look-alike numbers (`_` and `.` are not wildcards) and non-numeric
+/// suffixes do not count.
+pub async fn create_build_numbers_past_lookalikes_numerically(h: &impl Harness) {
+    let s = h.open().await;
+    let new = seed_triple(s.as_ref(), "aws_gov", "rhel-8.8", "base").await;
+    let stem = build_number_stem(&new, now());
+    let day = stem.trim_end_matches('-').rsplit('-').next().expect("a date").to_owned();
+    for taken in [
+        format!("rhel-8.8-base-awsxgov-{day}-007"),
+        format!("rhel-8x8-base-aws_gov-{day}-009"),
+        format!("rhel-8.8-base-aws_gov-{day}x012"),
+    ] {
+        let number = BuildNumber::new(&taken).expect("valid number");
+        create(s.as_ref(), &NewBuild { number: Some(number), ..new.clone() }).await;
+    }
+    let first = create(s.as_ref(), &new).await;
+    if first.number.as_str().starts_with(&stem) {
+        assert_eq!(first.number.as_str(), format!("{stem}001"), "look-alikes are not in the sequence");
+    }
+    for taken in ["999", "1000", "hotfix"] {
+        let number = BuildNumber::new(&format!("{stem}{taken}")).expect("valid number");
+        create(s.as_ref(), &NewBuild { number: Some(number), ..new.clone() }).await;
+    }
+    let next = create(s.as_ref(), &new).await;
+    // Unless the day changed in between, the sequence continues after 1000, not 999.
+    if next.number.as_str().starts_with(&stem) {
+        assert_eq!(next.number.as_str(), format!("{stem}1001"), "numeric, not textual, order");
+    }
+}
+
 pub async fn create_build_with_unknown_catalog_items_creates_nothing(h: &impl Harness) {
     let s = h.open().await;
     seed(s.as_ref()).await;

@@ -1,0 +1,134 @@
+//! The primitives a backend implements. Everything above them — create and numbering,
+//! find, apply, import, leases, failures, artifacts — is written once, in this module's
+//! siblings, and every backend gets the whole [`crate::Store`] contract from them.
+//!
+//! A backend is two things:
+//!
+//! - a [`Backend`]: runs one unit of work in one transaction, committed if the work
+//!   succeeds and rolled back if it fails, retried whole on contention it can see
+//!   (SQLite's busy lock, PostgreSQL's serialization failures). It decides *where* the
+//!   work runs: blocking backends (SQLite, `flock`ed files) on a blocking thread, never
+//!   on the async threads that drive heartbeats and output pumps;
+//! - a [`Tx`]: the reads and writes of one transaction, each a small, dumb primitive
+//!   (load a row, compare-and-swap a row on `version`, append records). A primitive
+//!   never decides a rule.
+//!
+//! `docs/ARCHITECTURE.md` shows how each primitive maps onto SQL, JSON files, and stores
+//! that only have conditional writes (DynamoDB, Cosmos DB).
+
+use std::future::Future;
+use std::pin::Pin;
+
+use async_trait::async_trait;
+use buildstate_core::{
+    Artifact, Build, BuildId, BuildNumber, CatalogItem, CatalogKind, FailureRecord, HistoryEvent, Lease, Name,
+};
+
+use crate::{BuildFilter, FailureFilter, LeaseRecord, StoreResult, sequence_of};
+
+/// What a unit of work needs from its transaction.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Mode {
+    /// One consistent snapshot; no write primitive is called.
+    Read,
+    /// Exclusive of every other writer of the same rows from the first read on, so the
+    /// rules run on what is stored (SQLite `BEGIN IMMEDIATE`, PostgreSQL row locks taken
+    /// by [`Tx::build`] in this mode, the files' exclusive `flock`). Backends without
+    /// locks rely on [`Tx::swap_build`]'s compare-and-swap instead.
+    Write,
+}
+
+/// The future of a unit of work, borrowing its transaction for `'t`.
+pub type TxFuture<'t, T> = Pin<Box<dyn Future<Output = StoreResult<T>> + Send + 't>>;
+
+/// A unit of work: may run more than once (a retry after contention runs it again from
+/// scratch on a fresh transaction), so it owns its inputs.
+pub type Work<T> = Box<dyn for<'t> FnMut(&'t mut dyn Tx) -> TxFuture<'t, T> + Send>;
+
+/// Runs units of work in transactions. Implementing this (and [`Tx`]) is all a backend
+/// does; `impl<B: Backend> Store for B` supplies the rest.
+#[async_trait]
+pub trait Backend: Send + Sync + std::fmt::Debug {
+    /// Where the store lives, for messages, with any password hidden.
+    fn location(&self) -> String;
+
+    /// Runs `work` in one transaction of `mode`: all of its writes commit together, or
+    /// none does. `what` names the work in logs.
+    async fn transact<T: Send + 'static>(
+        &self,
+        mode: Mode,
+        what: &'static str,
+        work: Work<T>,
+    ) -> StoreResult<T>;
+}
+
+/// The primitives of one transaction. Reads return `None` or empty for what does not
+/// exist; the engine turns that into the right error. Writes store exactly what they
+/// are given: validation happened above.
+#[async_trait]
+pub trait Tx: Send {
+    // ── catalog ──────────────────────────────────────────────────────────────────────
+    /// Every item of `kind`, by name.
+    async fn catalog(&mut self, kind: CatalogKind) -> StoreResult<Vec<CatalogItem>>;
+    async fn catalog_item(&mut self, kind: CatalogKind, name: &Name) -> StoreResult<Option<CatalogItem>>;
+    /// Inserts an item whose name the engine found free in this transaction.
+    async fn insert_catalog_item(&mut self, item: &CatalogItem) -> StoreResult<()>;
+    async fn delete_catalog_item(&mut self, kind: CatalogKind, name: &Name) -> StoreResult<()>;
+    /// How many builds refer to the item.
+    async fn builds_using(&mut self, kind: CatalogKind, name: &Name) -> StoreResult<u64>;
+
+    // ── builds ───────────────────────────────────────────────────────────────────────
+    /// The build row. In [`Mode::Write`] a locking backend locks it here.
+    async fn build(&mut self, id: BuildId) -> StoreResult<Option<Build>>;
+    async fn build_id_by_number(&mut self, number: &str) -> StoreResult<Option<BuildId>>;
+    /// Builds whose id starts with `id_prefix` or whose number starts with
+    /// `number_prefix` (plain prefixes: `_`, `%` and `.` mean only themselves).
+    async fn prefix_candidates(
+        &mut self,
+        id_prefix: &str,
+        number_prefix: &str,
+    ) -> StoreResult<Vec<(BuildId, BuildNumber)>>;
+    /// Builds matching `filter` ([`BuildFilter::matches`]), newest first (ties: the
+    /// larger id first), at most `filter.limit`.
+    async fn list_builds(&mut self, filter: &BuildFilter) -> StoreResult<Vec<Build>>;
+    /// Every build number that starts with `stem`.
+    async fn numbers_under(&mut self, stem: &str) -> StoreResult<Vec<String>>;
+    /// The next free sequence number under `stem`: one above the highest taken (numbers
+    /// chosen by hand included), from 1. A store with a counter item per stem (DynamoDB)
+    /// overrides this with an atomic increment.
+    async fn next_sequence(&mut self, stem: &str) -> StoreResult<Option<u32>> {
+        let taken = self.numbers_under(stem).await?;
+        // Numerically, not as text: "…-1000" sorts before "…-999".
+        let highest = taken.iter().filter_map(|n| sequence_of(n, stem)).max().unwrap_or(0);
+        Ok(highest.checked_add(1))
+    }
+    async fn insert_build(&mut self, build: &Build) -> StoreResult<()>;
+    /// Replaces the build row if it is still at `expected_version`; `false` (and nothing
+    /// written) if another writer moved it.
+    async fn swap_build(&mut self, build: &Build, expected_version: u64) -> StoreResult<bool>;
+    /// Deletes the build with everything that hangs off it, its lease record included
+    /// (the engine puts the record back when it replaces a build, so that tokens never
+    /// go back).
+    async fn delete_build(&mut self, id: BuildId) -> StoreResult<()>;
+
+    // ── what hangs off a build ───────────────────────────────────────────────────────
+    /// The build's history, oldest first.
+    async fn history(&mut self, id: BuildId) -> StoreResult<Vec<HistoryEvent>>;
+    async fn append_events(&mut self, id: BuildId, events: &[HistoryEvent]) -> StoreResult<()>;
+    /// Failure records matching `filter` ([`FailureFilter::matches`]), newest first
+    /// (ties: larger number, then larger build id, first), at most `filter.limit`.
+    async fn failures(&mut self, filter: &FailureFilter) -> StoreResult<Vec<FailureRecord>>;
+    async fn insert_failures(&mut self, failures: &[FailureRecord]) -> StoreResult<()>;
+    /// Writes the resolution fields of an existing record.
+    async fn update_failure(&mut self, failure: &FailureRecord) -> StoreResult<()>;
+    /// The build's artifacts, in the order they were first recorded.
+    async fn artifacts(&mut self, id: BuildId) -> StoreResult<Vec<Artifact>>;
+    /// Inserts the artifact, or replaces the one of the same name in place.
+    async fn put_artifact(&mut self, id: BuildId, artifact: &Artifact) -> StoreResult<()>;
+
+    // ── leases ───────────────────────────────────────────────────────────────────────
+    async fn lease(&mut self, id: BuildId) -> StoreResult<Option<LeaseRecord>>;
+    async fn put_lease(&mut self, record: &LeaseRecord) -> StoreResult<()>;
+    /// Every unreleased lease of a build that exists, with the build's number.
+    async fn held_leases(&mut self) -> StoreResult<Vec<(BuildNumber, Lease)>>;
+}

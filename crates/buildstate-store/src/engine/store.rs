@@ -1,0 +1,129 @@
+//! Every backend is a `Store`: each method is one unit of work of the engine, run in one
+//! transaction by the backend.
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+use buildstate_core::{
+    Artifact, Build, BuildDocument, BuildId, BuildParts, CatalogItem, CatalogKind, Command, FailureRecord,
+    HistoryEvent, Lease, LeaseRequest, LeaseToken, Name, NewBuild, Outcome,
+};
+
+use super::{Backend, Mode, builds, catalog, documents, leases, records, work};
+use crate::{BuildFilter, FailureFilter, Guard, ImportMode, Store, StoreResult};
+
+use Mode::{Read, Write};
+
+#[async_trait]
+impl<B: Backend> Store for B {
+    fn location(&self) -> String {
+        Backend::location(self)
+    }
+
+    async fn add_catalog_item(&self, item: &CatalogItem) -> StoreResult<()> {
+        let w = work(item.clone(), |tx, item| Box::pin(catalog::add(tx, item)));
+        self.transact(Write, "add a catalog item", w).await
+    }
+
+    async fn catalog(&self, kind: CatalogKind) -> StoreResult<Vec<CatalogItem>> {
+        self.transact(Read, "list the catalog", work(kind, |tx, kind| tx.catalog(*kind))).await
+    }
+
+    async fn catalog_item(&self, kind: CatalogKind, name: &Name) -> StoreResult<CatalogItem> {
+        let w = work((kind, name.clone()), |tx, (kind, name)| Box::pin(catalog::get(tx, *kind, name)));
+        self.transact(Read, "read a catalog item", w).await
+    }
+
+    async fn remove_catalog_item(&self, kind: CatalogKind, name: &Name) -> StoreResult<()> {
+        let w = work((kind, name.clone()), |tx, (kind, name)| Box::pin(catalog::remove(tx, *kind, name)));
+        self.transact(Write, "remove a catalog item", w).await
+    }
+
+    async fn create_build(&self, new: &NewBuild) -> StoreResult<Build> {
+        let w = work(new.clone(), |tx, new| Box::pin(builds::create(tx, new)));
+        self.transact(Write, "create a build", w).await
+    }
+
+    async fn build(&self, id: BuildId) -> StoreResult<Build> {
+        self.transact(Read, "read a build", work(id, |tx, id| Box::pin(builds::get(tx, *id)))).await
+    }
+
+    async fn find_build(&self, reference: &str) -> StoreResult<Build> {
+        let w = work(reference.to_owned(), |tx, r| Box::pin(builds::find(tx, r)));
+        self.transact(Read, "find a build", w).await
+    }
+
+    async fn list_builds(&self, filter: &BuildFilter) -> StoreResult<Vec<Build>> {
+        let w = work(filter.clone(), |tx, filter| Box::pin(builds::list(tx, filter)));
+        self.transact(Read, "list builds", w).await
+    }
+
+    async fn apply(&self, id: BuildId, command: &Command, guard: Guard) -> StoreResult<Outcome> {
+        let w = work((id, command.clone(), guard), |tx, (id, command, guard)| {
+            Box::pin(builds::apply(tx, *id, command, *guard))
+        });
+        self.transact(Write, "apply a transition", w).await
+    }
+
+    async fn history(&self, id: BuildId) -> StoreResult<Vec<HistoryEvent>> {
+        self.transact(Read, "read a history", work(id, |tx, id| Box::pin(builds::history(tx, *id)))).await
+    }
+
+    async fn acquire_lease(&self, id: BuildId, request: &LeaseRequest) -> StoreResult<Lease> {
+        let w = work((id, request.clone()), |tx, (id, r)| Box::pin(leases::acquire(tx, *id, r)));
+        self.transact(Write, "acquire a lease", w).await
+    }
+
+    async fn renew_lease(&self, id: BuildId, token: LeaseToken, ttl: Duration) -> StoreResult<Lease> {
+        let w = work((id, token, ttl), |tx, (id, token, ttl)| Box::pin(leases::renew(tx, *id, *token, *ttl)));
+        self.transact(Write, "renew a lease", w).await
+    }
+
+    async fn release_lease(&self, id: BuildId, token: LeaseToken) -> StoreResult<()> {
+        let w = work((id, token), |tx, (id, token)| Box::pin(leases::release(tx, *id, *token)));
+        self.transact(Write, "release a lease", w).await
+    }
+
+    async fn leases(&self) -> StoreResult<Vec<Lease>> {
+        self.transact(Read, "list leases", work((), |tx, ()| Box::pin(leases::held(tx)))).await
+    }
+
+    async fn break_lease(&self, id: BuildId) -> StoreResult<Option<Lease>> {
+        self.transact(Write, "break a lease", work(id, |tx, id| Box::pin(leases::break_held(tx, *id)))).await
+    }
+
+    async fn failures(&self, filter: &FailureFilter) -> StoreResult<Vec<FailureRecord>> {
+        let w = work(filter.clone(), |tx, filter| Box::pin(records::failures(tx, filter)));
+        self.transact(Read, "list failures", w).await
+    }
+
+    async fn resolve_failures(
+        &self,
+        id: BuildId,
+        number: Option<u32>,
+        notes: &str,
+    ) -> StoreResult<Vec<FailureRecord>> {
+        let w = work((id, number, notes.to_owned()), |tx, (id, number, notes)| {
+            Box::pin(records::resolve(tx, *id, *number, notes))
+        });
+        self.transact(Write, "resolve failures", w).await
+    }
+
+    async fn add_artifact(&self, id: BuildId, artifact: &Artifact) -> StoreResult<()> {
+        let w = work((id, artifact.clone()), |tx, (id, a)| Box::pin(records::add_artifact(tx, *id, a)));
+        self.transact(Write, "add an artifact", w).await
+    }
+
+    async fn artifacts(&self, id: BuildId) -> StoreResult<Vec<Artifact>> {
+        self.transact(Read, "list artifacts", work(id, |tx, id| Box::pin(records::artifacts(tx, *id)))).await
+    }
+
+    async fn export_build(&self, id: BuildId) -> StoreResult<BuildDocument> {
+        self.transact(Read, "export a build", work(id, |tx, id| Box::pin(documents::export(tx, *id)))).await
+    }
+
+    async fn import_build(&self, parts: BuildParts, mode: ImportMode) -> StoreResult<Build> {
+        let w = work((parts, mode), |tx, (parts, mode)| Box::pin(documents::import(tx, parts, *mode)));
+        self.transact(Write, "import a build", w).await
+    }
+}

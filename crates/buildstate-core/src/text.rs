@@ -16,7 +16,9 @@ use serde::{Deserialize, Serialize};
 pub enum TextError {
     #[error("metadata key `{0}` is not valid: use 1-128 characters from a-z A-Z 0-9 . _ - : /")]
     BadKey(String),
-    #[error("metadata value for `{key}` is {len} bytes; the limit is {max} bytes")]
+    #[error(
+        "metadata value for `{key}` is {len} bytes once control characters are escaped; the limit is {max} bytes (strip colour codes, or store the text as an artifact)"
+    )]
     ValueTooLong { key: String, len: usize, max: usize },
     #[error("details must be a JSON object, for example '{{\"task\": \"install agent\"}}': {0}")]
     BadDetails(String),
@@ -142,15 +144,21 @@ impl From<MetaValue> for String {
 }
 
 impl MetaValue {
+    /// The limit applies to the value as stored, after control characters are escaped:
+    /// checking the raw text let 4,000 bytes of coloured tool output (each ESC becomes
+    /// `\u{1b}`, six bytes) be stored at 6 KiB, and then every read of the build failed
+    /// this same check.
     pub fn new(key: &MetaKey, raw: &str) -> Result<Self, TextError> {
-        if raw.len() > MAX_META_VALUE_BYTES {
-            return Err(TextError::ValueTooLong {
+        // Bounded before cleaning too, so a huge input is refused without copying it.
+        let cleaned = (raw.len() <= MAX_META_VALUE_BYTES).then(|| clean_text(raw, usize::MAX));
+        match cleaned {
+            Some(value) if value.len() <= MAX_META_VALUE_BYTES => Ok(MetaValue(value)),
+            _ => Err(TextError::ValueTooLong {
                 key: key.0.clone(),
-                len: raw.len(),
+                len: cleaned.map_or(raw.len(), |v| v.len()),
                 max: MAX_META_VALUE_BYTES,
-            });
+            }),
         }
-        Ok(MetaValue(clean_text(raw, usize::MAX)))
     }
 
     pub fn as_str(&self) -> &str {
@@ -193,6 +201,21 @@ mod tests {
         assert!(out.starts_with("HEAD"));
         assert!(out.ends_with("TAIL"));
         assert!(out.contains("bytes cut by buildstate"));
+    }
+
+    #[test]
+    fn meta_values_are_bounded_as_stored_and_read_back() {
+        let key = MetaKey::new("tool_output").expect("key");
+        // 3,000 bytes raw, ~9,500 once every ESC is escaped: refused, not stored.
+        let coloured = "\x1b[31mred\x1b[0m".repeat(250);
+        assert!(coloured.len() < MAX_META_VALUE_BYTES);
+        assert!(matches!(MetaValue::new(&key, &coloured), Err(TextError::ValueTooLong { .. })));
+        // Whatever is accepted reads back through the same check.
+        let fits = "\x1b[1m".repeat(MAX_META_VALUE_BYTES / 10);
+        let value = MetaValue::new(&key, &fits).expect("fits once escaped");
+        assert!(value.as_str().len() <= MAX_META_VALUE_BYTES);
+        let again = MetaValue::try_from(value.as_str().to_owned()).expect("reads back");
+        assert_eq!(again, value);
     }
 
     #[test]

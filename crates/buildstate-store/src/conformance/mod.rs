@@ -70,6 +70,7 @@ macro_rules! conformance_tests {
             import_refuses_broken_documents,
             hostile_text_round_trips_by_policy,
             no_raw_control_characters_are_stored,
+            every_text_field_reads_back_at_its_limit,
             concurrent_distinct_builds_run_to_delivery,
             concurrent_writers_on_one_build_lose_nothing,
             concurrent_artifacts_and_metadata_on_one_build,

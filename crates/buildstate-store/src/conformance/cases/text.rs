@@ -178,3 +178,70 @@ pub async fn no_raw_control_characters_are_stored(h: &impl Harness) {
 }
 
 // ── concurrency: no lost update ──────────────────────────────────────────────────
+
+/// Every text field, filled to its limit with control characters (which grow sixfold
+/// when escaped), is either refused or stored so that every read of the store still
+/// works: a row that cannot be read back breaks `build list`, `export` and the worker
+/// for every build, not just this one.
+pub async fn every_text_field_reads_back_at_its_limit(h: &impl Harness) {
+    let s = h.open().await;
+    let st = s.as_ref();
+    let mut new = seed(st).await;
+    let esc = |bytes: usize| "\x1b".repeat(bytes);
+    new.created_by = esc(256);
+    new.ci_url = Some(format!("https://ci.example/{}", esc(100)));
+    let b = match st.create_build(&new).await {
+        Ok(b) => b,
+        Err(StoreError::InvalidInput(_)) => create(st, &seed(st).await).await,
+        Err(e) => panic!("a create with hostile text is stored or refused as invalid, got {e}"),
+    };
+    let tries: Vec<Command> = vec![
+        Command::Start { state: code(0), actor: esc(256), log: Some(esc(MAX_NOTE_BYTES)), force: false },
+        Command::SetMeta {
+            key: key("colour"),
+            value: MetaValue::new(&key("colour"), &esc(MAX_NOTE_BYTES / 6)).ok(),
+        },
+        fail_with(
+            0,
+            {
+                let mut f = failure("ansible", FailureClass::Transient, &esc(MAX_MESSAGE_BYTES));
+                f.component = Some(esc(MAX_NOTE_BYTES));
+                f.details.insert("tail".into(), serde_json::json!(esc(64 * 1024)));
+                f
+            },
+            5,
+        ),
+        retry(false, Some(&esc(MAX_NOTE_BYTES))),
+        skip(0, &esc(MAX_NOTE_BYTES)),
+        rewind(0, &esc(MAX_NOTE_BYTES)),
+        cancel(&esc(MAX_NOTE_BYTES)),
+    ];
+    for cmd in tries {
+        let name = cmd.name();
+        match st.apply(b.id, &cmd, Guard::none()).await {
+            Ok(_) | Err(StoreError::Rejected(_)) | Err(StoreError::InvalidInput(_)) => {}
+            Err(e) => panic!("{name} with hostile text is stored or refused, got {e}"),
+        }
+        readable(st, b.id, name).await;
+    }
+    let _ = st.resolve_failures(b.id, None, &esc(MAX_NOTE_BYTES)).await;
+    readable(st, b.id, "resolve_failures").await;
+    let mut a = artifact("disk", "file:///images/disk.raw");
+    a.region = Some(esc(100));
+    let _ = st.add_artifact(b.id, &a).await;
+    readable(st, b.id, "add_artifact").await;
+}
+
+/// Every way of reading the build works, and an export imports back as itself.
+async fn readable(st: &dyn crate::Store, id: buildstate_core::BuildId, after: &str) {
+    let listed = st.list_builds(&BuildFilter::default()).await;
+    assert!(listed.is_ok(), "after {after}: list_builds fails: {listed:?}");
+    let doc = st.export_build(id).await.unwrap_or_else(|e| panic!("after {after}: export fails: {e}"));
+    let number = doc.build_number.to_string();
+    st.find_build(&number).await.unwrap_or_else(|e| panic!("after {after}: find fails: {e}"));
+    st.failures(&FailureFilter::default()).await.unwrap_or_else(|e| panic!("after {after}: failures: {e}"));
+    let text = serde_json::to_string(&doc).expect("encode");
+    let parts = BuildDocument::parse(&text)
+        .unwrap_or_else(|e| panic!("after {after}: the export does not parse: {e}"));
+    assert_eq!(BuildDocument::from_parts(parts), doc, "after {after}: the export is not a fixed point");
+}

@@ -34,7 +34,18 @@ pub enum CatalogError {
     NotAscending { after: StateCode, code: StateCode },
     #[error("milestone {0} has no name")]
     EmptyName(StateCode),
+    /// Milestone names become parts of log file names and URLs, so they follow the
+    /// rules of every other name.
+    #[error(
+        "milestone {code} has the name `{name}`, which is not valid: use 1-64 characters from a-z, 0-9, `.`, `_` and `-`, starting with a letter or digit"
+    )]
+    BadName { code: StateCode, name: String },
+    #[error("the {field} of milestone {code} must be at most {MAX_MILESTONE_TEXT} bytes on one line")]
+    BadText { code: StateCode, field: &'static str },
 }
+
+/// Longest `meaning` or `tool` of a milestone.
+pub const MAX_MILESTONE_TEXT: usize = 1024;
 
 const DEFAULT: [(u8, &str, &str, &str); 21] = [
     (0, "initial", "pipeline triggered, build id allocated", "-"),
@@ -88,8 +99,19 @@ impl StateCatalog {
                 return Err(CatalogError::NotAscending { after: pair[0].code, code: pair[1].code });
             }
         }
-        if let Some(m) = milestones.iter().find(|m| m.name.trim().is_empty()) {
-            return Err(CatalogError::EmptyName(m.code));
+        for m in &milestones {
+            if m.name.trim().is_empty() {
+                return Err(CatalogError::EmptyName(m.code));
+            }
+            if crate::Name::new(&m.name).is_err() {
+                let name = crate::text::shorten(&m.name, 40);
+                return Err(CatalogError::BadName { code: m.code, name });
+            }
+            for (field, text) in [("meaning", &m.meaning), ("tool", &m.tool)] {
+                if text.len() > MAX_MILESTONE_TEXT || text.chars().any(char::is_control) {
+                    return Err(CatalogError::BadText { code: m.code, field });
+                }
+            }
         }
         Ok(StateCatalog { milestones })
     }
@@ -174,6 +196,21 @@ mod tests {
 
     fn code(n: i64) -> StateCode {
         StateCode::new(n).expect("valid code")
+    }
+
+    #[test]
+    fn milestone_names_cannot_leave_a_directory() {
+        for bad in ["x/../../../tmp/OUT", "..", "a b", "Kickstart", "-x", "a\\b", &"x".repeat(65)] {
+            let c =
+                StateCatalog::new(vec![milestone(0, "initial"), milestone(50, bad), milestone(100, "done")]);
+            assert!(matches!(c, Err(CatalogError::BadName { .. })), "{bad:?}: {c:?}");
+        }
+        let json = r#"[{"code":0,"name":"a"},{"code":50,"name":"x/../../tmp/OUT"},{"code":100,"name":"z"}]"#;
+        assert!(serde_json::from_str::<StateCatalog>(json).is_err(), "documents are checked on the way in");
+        let mut m = milestone(50, "ok");
+        m.tool = "ansible\u{1b}[31m".into();
+        let c = StateCatalog::new(vec![milestone(0, "a"), m, milestone(100, "z")]);
+        assert!(matches!(c, Err(CatalogError::BadText { field: "tool", .. })), "{c:?}");
     }
 
     fn milestone(n: i64, name: &str) -> Milestone {

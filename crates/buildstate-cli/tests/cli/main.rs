@@ -13,6 +13,7 @@ mod hostile;
 mod leases;
 mod lifecycle;
 mod qemu_example;
+mod regressions;
 mod resume;
 mod runner;
 mod runner_faults;

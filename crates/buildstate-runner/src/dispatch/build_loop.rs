@@ -2,7 +2,6 @@
 
 use std::collections::BTreeMap;
 use std::hash::{BuildHasher, Hasher};
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -202,7 +201,7 @@ async fn run_steps(
         };
         let attempt = build.attempt + 1;
         let base = *base_attempts.entry(state).or_insert(build.attempt);
-        let log = log_path(opts, &build, &name, attempt);
+        let log = super::logfile::attempt_log(&opts.logs_dir, &build, state, attempt);
         let start = Command::Start {
             state,
             actor: actor.to_owned(),
@@ -358,10 +357,6 @@ async fn record_unlisted(
         });
     }
     Ok(())
-}
-
-fn log_path(opts: &RunOptions, build: &Build, name: &str, attempt: u32) -> PathBuf {
-    opts.logs_dir.join(build.number.as_str()).join(format!("{:03}-{name}-{attempt}.log", build.state.get()))
 }
 
 /// The step's environment: the pipeline's, the platform's overrides, and what every

@@ -6,6 +6,7 @@
 mod build_loop;
 mod classify;
 mod keeper;
+mod logfile;
 mod select;
 mod track;
 mod worker;

@@ -74,8 +74,7 @@ async fn attempt(
     }
     let attempt = current.attempt + 1;
     let name = current.catalog.name_of(state).to_owned();
-    let log =
-        opts.logs_dir.join(current.number.as_str()).join(format!("{:03}-{name}-{attempt}.log", state.get()));
+    let log = super::logfile::attempt_log(&opts.logs_dir, &current, state, attempt);
     let start = Command::Start {
         state,
         actor: actor.clone(),

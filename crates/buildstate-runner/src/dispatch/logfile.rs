@@ -1,0 +1,47 @@
+//! Where an attempt's output is written: one file per attempt, always inside the logs
+//! directory.
+
+use std::path::{Path, PathBuf};
+
+use buildstate_core::{Build, StateCode};
+
+/// `<logs>/<build number>/<code>-<milestone>-<attempt>-e<event>.log`.
+///
+/// The event number (the history length before this attempt starts) makes the name
+/// unique for the life of the build: after a rewind, attempt numbers start again at 1,
+/// and without it the new run's output would be appended to the old run's file.
+/// Build numbers and milestone names are checked names (`a-z 0-9 . _ -`, never starting
+/// with `.`), and each part is sanitised again here, so that no stored name — however
+/// it got into the store — can make the path leave `logs`.
+pub(crate) fn attempt_log(logs: &Path, build: &Build, state: StateCode, attempt: u32) -> PathBuf {
+    let name = build.catalog.name_of(state);
+    let file = format!("{:03}-{}-{attempt}-e{}.log", state.get(), component(name), build.history_len + 1);
+    logs.join(component(build.number.as_str())).join(file)
+}
+
+/// One path component: only `a-z 0-9 . _ -`, never empty, never starting with `.`.
+fn component(raw: &str) -> String {
+    let safe: String = raw
+        .chars()
+        .map(|c| {
+            if c.is_ascii_lowercase() || c.is_ascii_digit() || matches!(c, '.' | '_' | '-') { c } else { '_' }
+        })
+        .collect();
+    if safe.is_empty() || safe.starts_with('.') { format!("_{safe}") } else { safe }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn components_never_leave_the_directory() {
+        for (raw, safe) in
+            [("x/../../../tmp/OUT", "x_.._.._.._tmp____"), ("..", "_.."), ("", "_"), ("ok-1.2", "ok-1.2")]
+        {
+            let got = component(raw);
+            assert_eq!(got, safe, "{raw:?}");
+            assert!(!got.contains('/') && !got.starts_with('.'), "{raw:?} → {got}");
+        }
+    }
+}

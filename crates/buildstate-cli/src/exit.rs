@@ -239,7 +239,7 @@ mod tests {
             (
                 StoreError::StaleLease {
                     build: number,
-                    token: LeaseToken::FIRST,
+                    token: LeaseToken::first(1),
                     current: Some(Box::new(lease)),
                 },
                 Exit::Conflict,

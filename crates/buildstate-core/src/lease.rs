@@ -17,35 +17,61 @@ use serde::{Deserialize, Serialize};
 
 use crate::BuildId;
 
-/// The fencing token of a lease. Every grant of a build's lease gets a larger token than
-/// the one before (1 for the first), also after a release or a break, so that "the
-/// token I hold is still the current one" is a sufficient test of ownership.
+/// The fencing token of a lease: a *generation* that grows by one with every grant of a
+/// build's lease (1 for the first), also after a release or a break, and a random
+/// *secret* drawn for each grant.
+///
+/// The generation makes "the token I hold is still the current one" a sufficient test
+/// of ownership; the secret makes a token impossible to guess and useless on any other
+/// build. With plain counters nearly every token was 1, so a step of build A that
+/// inherited `BUILDSTATE_LEASE_TOKEN=1` could write to build B while another runner
+/// held B.
+///
+/// Both live in one non-negative 64-bit integer, the generation in the high bits (so
+/// tokens of one build still only ever increase) and 40 random bits below, because
+/// every backend stores it as a signed 64-bit integer. `Display` shows only the
+/// generation (`#4`), so that listings and messages never leak a usable token; the
+/// runner hands its step the full value ([`LeaseToken::get`]).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(transparent)]
 pub struct LeaseToken(u64);
 
-impl LeaseToken {
-    /// The token of a build's first lease.
-    pub const FIRST: LeaseToken = LeaseToken(1);
+const SECRET_BITS: u32 = 40;
+const SECRET_MASK: u64 = (1 << SECRET_BITS) - 1;
+/// Generations stop here so the token stays below 2^63: 8 million grants of one build.
+const MAX_GENERATION: u64 = (1 << (63 - SECRET_BITS)) - 1;
 
-    pub const fn new(n: u64) -> Self {
-        LeaseToken(n)
+impl LeaseToken {
+    /// The token of a build's first lease, with a fresh `secret` (random bits).
+    pub const fn first(secret: u64) -> Self {
+        LeaseToken((1 << SECRET_BITS) | (secret & SECRET_MASK))
+    }
+
+    /// The token as stored and as passed to a step (`BUILDSTATE_LEASE_TOKEN`).
+    pub const fn new(raw: u64) -> Self {
+        LeaseToken(raw)
     }
 
     pub const fn get(self) -> u64 {
         self.0
     }
 
-    /// The token of the next grant; `None` only when the counter is exhausted
-    /// (2^64 - 1 take-overs of one build).
-    pub fn next(self) -> Option<LeaseToken> {
-        self.0.checked_add(1).map(LeaseToken)
+    /// Which grant of the build's lease this is: 1, 2, 3, …
+    pub const fn generation(self) -> u64 {
+        self.0 >> SECRET_BITS
+    }
+
+    /// The token of the next grant, with a fresh `secret`; `None` only when the
+    /// generations are exhausted.
+    pub fn next(self, secret: u64) -> Option<LeaseToken> {
+        let generation = self.generation().checked_add(1).filter(|g| *g <= MAX_GENERATION)?;
+        Some(LeaseToken((generation << SECRET_BITS) | (secret & SECRET_MASK)))
     }
 }
 
 impl fmt::Display for LeaseToken {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        self.0.fmt(f)
+        write!(f, "#{}", self.generation())
     }
 }
 
@@ -100,12 +126,21 @@ mod tests {
     }
 
     #[test]
-    fn tokens_count_up_and_print_as_numbers() {
-        assert_eq!(LeaseToken::FIRST.get(), 1);
-        assert_eq!(LeaseToken::FIRST.next(), Some(LeaseToken::new(2)));
-        assert_eq!(LeaseToken::new(u64::MAX).next(), None);
-        assert!(LeaseToken::new(3) < LeaseToken::new(4));
-        assert_eq!(LeaseToken::new(7).to_string(), "7");
+    fn generations_count_up_secrets_differ_and_only_generations_print() {
+        let first = LeaseToken::first(0xdead_beef);
+        assert_eq!(first.generation(), 1);
+        let second = first.next(0x1234).expect("next");
+        assert_eq!(second.generation(), 2);
+        assert!(first < second, "tokens of one build only increase, whatever the secrets");
+        assert!(first.next(u64::MAX).expect("next") > first);
+        assert_ne!(LeaseToken::first(1), LeaseToken::first(2), "the secret is part of the token");
+        assert_eq!(second.to_string(), "#2", "Display never shows the secret");
+        assert!(i64::try_from(LeaseToken::first(u64::MAX).get()).is_ok(), "fits a signed 64-bit column");
+        let last = LeaseToken::new(MAX_GENERATION << SECRET_BITS);
+        assert_eq!(last.next(7), None, "exhausted, not wrapped");
+        assert!(i64::try_from(last.get() | SECRET_MASK).is_ok());
+        // A token from before secrets (a plain counter) still moves forward.
+        assert!(LeaseToken::new(3).next(9).expect("next") > LeaseToken::new(3));
         assert_eq!(serde_json::to_string(&LeaseToken::new(7)).ok().as_deref(), Some("7"));
     }
 
@@ -116,7 +151,7 @@ mod tests {
             owner: "ci".into(),
             host: "worker-1".into(),
             pid: 42,
-            token: LeaseToken::FIRST,
+            token: LeaseToken::first(1),
             acquired_at: at(100),
             renewed_at: at(100),
             expires_at: at(130),

@@ -13,7 +13,8 @@ use crate::snapshot::{Snapshot, Txn};
 
 pub(crate) fn acquire(tx: &Txn<'_>, id: BuildId, request: &LeaseRequest) -> StoreResult<Lease> {
     let build = tx.build(id)?.build;
-    let lease = plan_acquire(&build, tx.lease(id)?.as_ref(), request, now())?;
+    let lease =
+        plan_acquire(&build, tx.lease(id)?.as_ref(), request, now(), uuid::Uuid::now_v7().as_u128() as u64)?;
     tx.save_lease(&LeaseRecord { lease: lease.clone(), released: false })?;
     Ok(lease)
 }

@@ -39,7 +39,7 @@ pub(crate) async fn record(tx: &Transaction<'_>, id: BuildId) -> StoreResult<Opt
 pub(crate) async fn acquire(tx: &Transaction<'_>, id: BuildId, request: &LeaseRequest) -> StoreResult<Lease> {
     let build = builds::lock(tx, id).await?;
     let (now, record) = record_and_clock(tx, id).await?;
-    let lease = plan_acquire(&build, record.as_ref(), request, now)?;
+    let lease = plan_acquire(&build, record.as_ref(), request, now, uuid::Uuid::now_v7().as_u128() as u64)?;
     insert::lease(tx, &LeaseRecord { lease: lease.clone(), released: false }).await?;
     Ok(lease)
 }

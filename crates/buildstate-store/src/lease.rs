@@ -41,17 +41,19 @@ fn expiry(now: Timestamp, ttl: Duration) -> StoreResult<Timestamp> {
 }
 
 /// Grants the lease of `build` to `request`, or refuses with `LeaseHeld` while another
-/// lease is held and unexpired. The new token is one above the last one granted (1 for
-/// the first), whether the last lease expired, was released or was broken.
+/// lease is held and unexpired. The new token's generation is one above the last one
+/// granted (1 for the first), whether the last lease expired, was released or was
+/// broken; `secret` (random bits) makes it unguessable.
 pub fn plan_acquire(
     build: &Build,
     record: Option<&LeaseRecord>,
     request: &LeaseRequest,
     now: Timestamp,
+    secret: u64,
 ) -> StoreResult<Lease> {
     crate::check::check_lease_request(request)?;
     let token = match record {
-        None => LeaseToken::FIRST,
+        None => LeaseToken::first(secret),
         Some(r) => {
             if let Some(held) = r.held().filter(|l| !l.is_expired(now)) {
                 return Err(StoreError::LeaseHeld {
@@ -59,7 +61,7 @@ pub fn plan_acquire(
                     lease: Box::new(held.clone()),
                 });
             }
-            r.lease.token.next().ok_or_else(|| StoreError::Backend {
+            r.lease.token.next(secret).ok_or_else(|| StoreError::Backend {
                 context: "lease token counter",
                 source: format!("build {}: every lease token has been used", build.number).into(),
             })?
@@ -136,7 +138,7 @@ fn stale(build: &Build, token: LeaseToken, record: Option<&LeaseRecord>) -> Stor
 pub(crate) fn stale_message(build: &BuildNumber, token: &LeaseToken, current: Option<&Lease>) -> String {
     let head = format!("lease token {token} on build {build}");
     match current {
-        Some(l) if l.token > *token => format!(
+        Some(l) if l.token.generation() > token.generation() => format!(
             "{head} is stale: {} took it over with token {}; this runner must stop",
             l.holder(),
             l.token
@@ -199,23 +201,23 @@ mod tests {
     #[test]
     fn acquire_counts_tokens_and_refuses_while_held() {
         let b = build();
-        let first = plan_acquire(&b, None, &request("a", 30), at(0)).expect("first grant");
-        assert_eq!((first.token, first.expires_at), (LeaseToken::FIRST, at(30)));
+        let first = plan_acquire(&b, None, &request("a", 30), at(0), 7).expect("first grant");
+        assert_eq!((first.token, first.expires_at), (LeaseToken::first(7), at(30)));
         let held = record(first.clone(), false);
-        match plan_acquire(&b, Some(&held), &request("b", 30), at(29)) {
+        match plan_acquire(&b, Some(&held), &request("b", 30), at(29), 7) {
             Err(StoreError::LeaseHeld { lease, .. }) => assert_eq!(*lease, first),
             other => panic!("held and unexpired → LeaseHeld, got {other:?}"),
         }
-        let taken = plan_acquire(&b, Some(&held), &request("b", 30), at(30)).expect("expired: take over");
-        assert_eq!((taken.token.get(), taken.owner.as_str()), (2, "b"));
-        let after_release = plan_acquire(&b, Some(&record(taken, true)), &request("c", 5), at(31));
-        assert_eq!(after_release.expect("released: grant").token.get(), 3, "tokens never go back");
+        let taken = plan_acquire(&b, Some(&held), &request("b", 30), at(30), 7).expect("expired: take over");
+        assert_eq!((taken.token.generation(), taken.owner.as_str()), (2, "b"));
+        let after_release = plan_acquire(&b, Some(&record(taken, true)), &request("c", 5), at(31), 7);
+        assert_eq!(after_release.expect("released: grant").token.generation(), 3, "tokens never go back");
     }
 
     #[test]
     fn renew_and_release_need_the_current_token() {
         let b = build();
-        let lease = plan_acquire(&b, None, &request("a", 30), at(0)).expect("grant");
+        let lease = plan_acquire(&b, None, &request("a", 30), at(0), 7).expect("grant");
         let held = record(lease.clone(), false);
         let renewed = plan_renew(&b, Some(&held), lease.token, Duration::from_secs(30), at(40))
             .expect("an expired lease nobody took over renews");
@@ -237,7 +239,7 @@ mod tests {
     #[test]
     fn fencing() {
         let b = build();
-        let lease = plan_acquire(&b, None, &request("a", 30), at(0)).expect("grant");
+        let lease = plan_acquire(&b, None, &request("a", 30), at(0), 7).expect("grant");
         let t = lease.token;
         assert!(check_fence(&b, Some(&lease), Guard::lease(t), at(10)).is_ok());
         assert!(
@@ -255,23 +257,29 @@ mod tests {
         assert!(check_fence(&b, None, Guard::none(), at(0)).is_ok());
         let e = check_fence(&b, None, Guard::lease(t), at(1)).expect_err("no lease held");
         assert!(e.to_string().contains("released or broken"), "{e}");
-        let newer = Lease { token: LeaseToken::new(2), owner: "b".into(), ..lease.clone() };
+        let newer = Lease { token: t.next(9).expect("next"), owner: "b".into(), ..lease.clone() };
         let e = check_fence(&b, Some(&newer), Guard::lease(t), at(1)).expect_err("taken over");
         assert_eq!(
             e.to_string(),
-            "lease token 1 on build b-1 is stale: b@worker-1 (pid 42) took it over with token 2; this runner must stop"
+            "lease token #1 on build b-1 is stale: b@worker-1 (pid 42) took it over with token #2; this runner must stop"
         );
+        // The right generation with the wrong secret (a token of another build, or a
+        // guess) is no token at all.
+        let forged = LeaseToken::new(t.get() ^ 1);
+        let e = check_fence(&b, Some(&lease), Guard::lease(forged), at(1)).expect_err("forged");
+        assert!(e.to_string().contains("was never granted"), "{e}");
+        assert!(!e.to_string().contains(&t.get().to_string()), "messages never show the secret: {e}");
     }
 
     #[test]
     fn ttl_must_be_positive_and_representable() {
         let b = build();
         for ttl in [Duration::ZERO, Duration::MAX] {
-            let r = plan_acquire(&b, None, &LeaseRequest { ttl, ..request("a", 1) }, at(0));
+            let r = plan_acquire(&b, None, &LeaseRequest { ttl, ..request("a", 1) }, at(0), 7);
             assert!(matches!(r, Err(StoreError::InvalidInput(_))), "{ttl:?}: {r:?}");
         }
         let sub_micro = LeaseRequest { ttl: Duration::from_nanos(1_500), ..request("a", 1) };
-        let l = plan_acquire(&b, None, &sub_micro, at(0)).expect("grant");
+        let l = plan_acquire(&b, None, &sub_micro, at(0), 7).expect("grant");
         assert_eq!(l.expires_at.as_microsecond(), at(0).as_microsecond() + 1, "stored times are whole µs");
     }
 }

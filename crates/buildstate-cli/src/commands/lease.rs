@@ -4,7 +4,7 @@
 //! Runners take leases through the store; people only look at them and, when a runner
 //! died without releasing its lease and nobody wants to wait for the expiry, break them.
 
-use buildstate_core::{Lease, LeaseToken};
+use buildstate_core::Lease;
 use jiff::Timestamp;
 use serde::Serialize;
 
@@ -31,7 +31,8 @@ struct LeaseView<'a> {
     owner: &'a str,
     host: &'a str,
     pid: u32,
-    token: LeaseToken,
+    /// Which grant of the build's lease this is; the token itself is the runner's secret.
+    generation: u64,
     acquired_at: Timestamp,
     renewed_at: Timestamp,
     expires_at: Timestamp,
@@ -46,7 +47,7 @@ impl<'a> LeaseView<'a> {
             owner: &l.owner,
             host: &l.host,
             pid: l.pid,
-            token: l.token,
+            generation: l.token.generation(),
             acquired_at: l.acquired_at,
             renewed_at: l.renewed_at,
             expires_at: l.expires_at,

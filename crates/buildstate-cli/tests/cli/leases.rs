@@ -91,12 +91,12 @@ fn a_leased_build_refuses_manual_changes_until_the_lease_is_broken() {
     assert_eq!(row["build"], "lease-1");
     assert_eq!(row["build_id"], lease.build_id.to_string());
     assert_eq!((row["owner"].as_str(), row["host"].as_str()), (Some("runner-7"), Some("ci-host-3")));
-    assert_eq!((row["pid"].as_u64(), row["token"].as_u64()), (Some(4242), Some(1)));
+    assert_eq!((row["pid"].as_u64(), row["generation"].as_u64()), (Some(4242), Some(1)));
     assert_eq!(row["expired"], false);
     insta::assert_snapshot!("lease_list", redact_times(&env.ok(&["lease", "list"])));
 
     let broke = env.ok(&["lease", "break", &b]);
-    assert!(broke.contains("broke lease token 1 of build lease-1"), "{broke}");
+    assert!(broke.contains("broke lease token #1 of build lease-1"), "{broke}");
     assert!(broke.contains("runner-7@ci-host-3 (pid 4242)"), "{broke}");
     let again = env.ok(&["lease", "break", &b]);
     assert!(again.contains("no lease held on build lease-1"), "breaking twice is not an error: {again}");
@@ -131,4 +131,40 @@ fn lease_break_of_an_unknown_build_is_not_found() {
     let env = Env::new().with_catalog();
     let err = env.fails(&["lease", "break", "no-such-build"], 3);
     assert!(err.contains("no build matches"), "{err}");
+}
+
+/// Issue 7, 3.4: with counters every first lease was token 1, so a step of build A that
+/// inherited `BUILDSTATE_LEASE_TOKEN` could write to build B under another runner's
+/// lease. Tokens carry a random part: A's token is refused on B, and nothing changes.
+#[test]
+fn a_token_of_one_build_cannot_write_to_another() {
+    let env = Env::new().with_catalog();
+    let a = env.build("lease-a");
+    let b = env.build("lease-b");
+    let lease_a = take_lease(&env.db, &a, Duration::from_secs(600));
+    let lease_b = take_lease(&env.db, &b, Duration::from_secs(600));
+    assert_eq!((lease_a.token.generation(), lease_b.token.generation()), (1, 1));
+    assert_ne!(lease_a.token, lease_b.token, "same generation, different secrets");
+    let before = env.export(&b);
+    let r = env
+        .cmd()
+        .env("BUILDSTATE_LEASE_TOKEN", lease_a.token.get().to_string())
+        .args(["state", "start", &b, "0"])
+        .output()
+        .expect("run");
+    assert_eq!(r.status.code(), Some(5), "a stale token is a lease error: {r:?}");
+    let stderr = String::from_utf8_lossy(&r.stderr);
+    assert!(stderr.contains("never granted"), "{stderr}");
+    assert!(
+        !stderr.contains(&lease_a.token.get().to_string()),
+        "the token's secret is not printed: {stderr}"
+    );
+    assert_eq!(env.export(&b), before, "build B is unchanged");
+    // Its own token still works for A.
+    write_as_runner(&env.db, &lease_a, 0).expect("A's runner writes to A");
+    let listed = env.ok(&["lease", "list", "--json"]);
+    assert!(
+        !listed.contains(&lease_a.token.get().to_string()),
+        "listings never show a usable token: {listed}"
+    );
 }

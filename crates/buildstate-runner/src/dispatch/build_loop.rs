@@ -386,7 +386,7 @@ fn step_env(
         ("BUILDSTATE_PIPELINE", pipeline.name.to_string()),
         ("BUILDSTATE_DB", opts.store_location.clone()),
         ("BUILDSTATE_BIN", bin),
-        ("BUILDSTATE_LEASE_TOKEN", keeper.token().to_string()),
+        ("BUILDSTATE_LEASE_TOKEN", keeper.token().get().to_string()),
     ];
     env.extend(pairs.into_iter().map(|(k, v)| (k.to_owned(), v)));
     env

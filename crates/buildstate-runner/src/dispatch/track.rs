@@ -98,7 +98,7 @@ async fn attempt(
         ("BUILDSTATE_STATE_NAME", name),
         ("BUILDSTATE_ATTEMPT", attempt.to_string()),
         ("BUILDSTATE_DB", opts.store_location.clone()),
-        ("BUILDSTATE_LEASE_TOKEN", keeper.token().to_string()),
+        ("BUILDSTATE_LEASE_TOKEN", keeper.token().get().to_string()),
     ]
     .into_iter()
     .map(|(k, v)| (k.to_owned(), v))

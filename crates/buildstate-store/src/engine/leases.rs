@@ -14,7 +14,7 @@ use crate::{LeaseRecord, StoreResult, now, plan_acquire, plan_release, plan_rene
 pub(crate) async fn acquire(tx: &mut dyn Tx, id: BuildId, request: &LeaseRequest) -> StoreResult<Lease> {
     let build = builds::get(tx, id).await?;
     let record = tx.lease(id).await?;
-    let lease = plan_acquire(&build, record.as_ref(), request, now())?;
+    let lease = plan_acquire(&build, record.as_ref(), request, now(), secret())?;
     tx.put_lease(&LeaseRecord { lease: lease.clone(), released: false }).await?;
     Ok(lease)
 }
@@ -52,6 +52,13 @@ pub(crate) async fn break_held(tx: &mut dyn Tx, id: BuildId) -> StoreResult<Opti
         tx.put_lease(&LeaseRecord { released: true, ..record }).await?;
     }
     Ok(held)
+}
+
+/// Fresh random bits for a lease token: the random part of a UUIDv7, whose generator
+/// is seeded from the operating system in every process.
+fn secret() -> u64 {
+    // Truncation is the point: the low 64 bits are random.
+    uuid::Uuid::now_v7().as_u128() as u64
 }
 
 /// Every held lease, expired ones included, by build number.

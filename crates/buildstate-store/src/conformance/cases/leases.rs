@@ -79,7 +79,7 @@ pub async fn lease_acquire_renew_release(h: &impl Harness) {
     let lease = acquire(st, b.id, &request("a", 101, LONG)).await;
     assert_eq!(lease.build_id, b.id);
     assert_eq!((lease.owner.as_str(), lease.host.as_str(), lease.pid), ("runner-a", "host-a", 101));
-    assert_eq!(lease.token, LeaseToken::FIRST, "the first lease of a build has token 1");
+    assert_eq!(lease.token.generation(), 1, "the first lease of a build has generation 1");
     assert_eq!(lease.renewed_at, lease.acquired_at);
     assert_eq!(lease.expires_at.as_microsecond() - lease.acquired_at.as_microsecond(), 30_000_000);
     assert!(!lease.is_expired(now()));
@@ -162,7 +162,7 @@ pub async fn expired_lease_is_taken_over_with_the_next_token(h: &impl Harness) {
     assert_eq!(st.leases().await.expect("leases"), vec![old.clone()], "expired, but held until taken over");
 
     let new = acquire(st, b.id, &request("b", 202, LONG)).await;
-    assert_eq!(new.token.get(), old.token.get() + 1, "a take-over gets the next token");
+    assert_eq!(new.token.generation(), old.token.generation() + 1, "a take-over gets the next token");
     assert_eq!((new.owner.as_str(), new.pid), ("runner-b", 202));
     assert_eq!(st.leases().await.expect("leases"), vec![new.clone()]);
 
@@ -170,7 +170,7 @@ pub async fn expired_lease_is_taken_over_with_the_next_token(h: &impl Harness) {
         Err(e @ StoreError::StaleLease { current, .. }) => {
             let text = e.to_string();
             assert_eq!(current.as_deref(), Some(&new), "StaleLease names the successor");
-            assert!(text.contains("runner-b@host-b (pid 202)") && text.contains("token 2"), "{text}");
+            assert!(text.contains("runner-b@host-b (pid 202)") && text.contains("#2"), "{text}");
         }
         other => panic!("a heartbeat after a take-over → StaleLease, got {other:?}"),
     }
@@ -199,8 +199,12 @@ pub async fn stale_token_writes_are_refused_and_change_nothing(h: &impl Harness)
         assert_stale(st, b.id, fail(0, FailureClass::Transient, 3), guard, Some(&new)).await;
         assert_stale(st, b.id, set_meta("k", Some("v")), guard, Some(&new)).await;
     }
-    // A token that was never granted is no better.
+    // A token that was never granted is no better — not even the current generation
+    // with another secret, which is what a step of another build would hold.
     assert_stale(st, b.id, complete(0), Guard::lease(LeaseToken::new(99)), Some(&new)).await;
+    let forged = LeaseToken::new(new.token.get() ^ 1);
+    assert_eq!(forged.generation(), new.token.generation());
+    assert_stale(st, b.id, complete(0), Guard::lease(forged), Some(&new)).await;
 
     let done = st.apply(b.id, &start_forced(0), Guard::lease(new.token)).await.expect("the successor writes");
     assert_eq!(done.build.attempt, 2, "the successor abandons the old attempt and starts its own");
@@ -246,7 +250,7 @@ pub async fn break_then_acquire_gets_the_next_token(h: &impl Harness) {
     assert_stale(st, b.id, start(0), Guard::lease(lease.token), None).await;
     st.apply(b.id, &start(0), Guard::none()).await.expect("no lease held: a person may write");
     let next = acquire(st, b.id, &request("b", 202, LONG)).await;
-    assert_eq!(next.token.get(), lease.token.get() + 1, "the next grant after a break gets the next token");
+    assert_eq!(next.token.generation(), lease.token.generation() + 1, "the next grant after a break gets the next token");
 }
 
 pub async fn lease_tokens_never_decrease(h: &impl Harness) {
@@ -258,7 +262,7 @@ pub async fn lease_tokens_never_decrease(h: &impl Harness) {
         // Each way a lease ends, twice: released, broken, expired.
         let ttl = if round % 3 == 2 { SHORT } else { LONG };
         let lease = acquire(st, b.id, &request(&format!("r{round}"), round, ttl)).await;
-        tokens.push(lease.token.get());
+        tokens.push(lease.token.generation());
         match round % 3 {
             0 => st.release_lease(b.id, lease.token).await.expect("release"),
             1 => assert!(st.break_lease(b.id).await.expect("break").is_some()),
@@ -279,7 +283,7 @@ pub async fn lease_tokens_never_decrease(h: &impl Harness) {
     st.release_lease(b.id, held.token).await.expect("release");
     st.import_build(parts, ImportMode::Replace).await.expect("replace an unleased build");
     let after = acquire(st, b.id, &request("r7", 7, LONG)).await;
-    assert_eq!(after.token.get(), held.token.get() + 1, "the token counter survives an import --replace");
+    assert_eq!(after.token.generation(), held.token.generation() + 1, "the token counter survives an import --replace");
 }
 
 pub async fn concurrent_acquirers_one_wins(h: &impl Harness) {
@@ -303,7 +307,7 @@ pub async fn concurrent_acquirers_one_wins(h: &impl Harness) {
     assert_eq!(winners.len(), 1, "exactly one of 16 concurrent acquirers wins: {winners:?}");
     assert_eq!(refused.len(), 15);
     let winner = &winners[0];
-    assert_eq!(winner.token, LeaseToken::FIRST);
+    assert_eq!(winner.token.generation(), 1);
     assert!(refused.iter().all(|l| l == winner), "every loser is told the winner's lease");
     assert_eq!(s.leases().await.expect("leases"), winners);
 }

@@ -148,8 +148,8 @@ pub async fn unknown_build_is_not_found(h: &impl Harness) {
     not_found!("resolve", st.resolve_failures(ghost, None, "x"));
     let req = LeaseRequest { owner: "o".into(), host: "h".into(), pid: 1, ttl: Duration::from_secs(30) };
     not_found!("acquire lease", st.acquire_lease(ghost, &req));
-    not_found!("renew lease", st.renew_lease(ghost, LeaseToken::FIRST, Duration::from_secs(30)));
-    not_found!("release lease", st.release_lease(ghost, LeaseToken::FIRST));
+    not_found!("renew lease", st.renew_lease(ghost, LeaseToken::first(1), Duration::from_secs(30)));
+    not_found!("release lease", st.release_lease(ghost, LeaseToken::first(1)));
     not_found!("break lease", st.break_lease(ghost));
     assert_eq!(reload(st, b.id).await, b, "the existing build is untouched");
 }

@@ -95,23 +95,58 @@ impl<'a> Source<'a> {
             Source::Inline(s) => Ok(s.to_owned()),
             Source::Stdin => read_bounded(std::io::stdin().lock(), what, "standard input"),
             Source::File(path) => {
-                let f = std::fs::File::open(Path::new(path))
-                    .map_err(|e| CliError::usage(format!("cannot read {what} from {path}: {e}")))?;
-                read_bounded(f, what, path)
+                let bytes = read_file(Path::new(path), what, MAX_INPUT_BYTES)?;
+                Ok(String::from_utf8_lossy(&bytes).into_owned())
             }
         }
     }
 }
 
-fn read_bounded(r: impl Read, what: &str, from: &str) -> Result<String, CliError> {
+/// Largest pipeline file read (a matrix of every cloud and OS is a few KiB).
+pub const MAX_PIPELINE_BYTES: u64 = 4 * 1024 * 1024;
+/// Largest build document imported (a build's history is a few hundred KiB at most).
+pub const MAX_DOCUMENT_BYTES: u64 = 64 * 1024 * 1024;
+
+/// Reads a whole file the user named, refusing what is not a regular file (`/dev/zero`,
+/// a FIFO, a directory) and anything over `max` bytes without reading it into memory.
+/// Checked on the opened file, so a file swapped in between cannot slip through.
+pub fn read_file(path: &Path, what: &str, max: u64) -> Result<Vec<u8>, CliError> {
+    let shown = path.display();
+    let f =
+        std::fs::File::open(path).map_err(|e| CliError::usage(format!("cannot read {what} {shown}: {e}")))?;
+    let meta = f.metadata().map_err(|e| CliError::usage(format!("cannot read {what} {shown}: {e}")))?;
+    if !meta.is_file() {
+        return Err(CliError::usage(format!("{what} {shown} is not a regular file")).with_hint(
+            "give the path of a file; use `-` to read from standard input where that is offered",
+        ));
+    }
+    read_capped(f, what, &shown.to_string(), max)
+}
+
+/// Reads and validates a pipeline file (bounded, regular files only).
+pub fn pipeline(path: &Path) -> Result<buildstate_runner::pipeline::Pipeline, CliError> {
+    let bytes = read_file(path, "the pipeline file", MAX_PIPELINE_BYTES)?;
+    let text = String::from_utf8(bytes).map_err(|e| {
+        CliError::usage(format!("the pipeline file {} is not UTF-8 text: {e}", path.display()))
+    })?;
+    buildstate_runner::pipeline::Pipeline::parse(&text, path).map_err(|e| CliError::usage(e.to_string()))
+}
+
+/// Reads at most `max` bytes of `r`, refusing more.
+pub fn read_capped(r: impl Read, what: &str, from: &str, max: u64) -> Result<Vec<u8>, CliError> {
     let mut buf = Vec::new();
-    r.take(MAX_INPUT_BYTES + 1)
+    r.take(max + 1)
         .read_to_end(&mut buf)
         .map_err(|e| CliError::usage(format!("cannot read {what} from {from}: {e}")))?;
-    if buf.len() as u64 > MAX_INPUT_BYTES {
-        return Err(CliError::usage(format!("{what} from {from} is over {} MiB", MAX_INPUT_BYTES >> 20))
-            .with_hint("pass the end of the output instead, for example `tail -c 1M build.log`"));
+    if buf.len() as u64 > max {
+        return Err(CliError::usage(format!("{what} {from} is over {} MiB", max >> 20)));
     }
+    Ok(buf)
+}
+
+fn read_bounded(r: impl Read, what: &str, from: &str) -> Result<String, CliError> {
+    let buf = read_capped(r, what, from, MAX_INPUT_BYTES)
+        .map_err(|e| e.with_hint("pass the end of the output instead, for example `tail -c 1M build.log`"))?;
     Ok(String::from_utf8_lossy(&buf).into_owned())
 }
 

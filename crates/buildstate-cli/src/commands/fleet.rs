@@ -49,7 +49,7 @@ pub struct WorkerArgs {
 }
 
 fn load(path: &std::path::Path, only: &[String]) -> Result<(Pipeline, MatrixFilter), CliError> {
-    let pipeline = Pipeline::load(path).map_err(|e| CliError::usage(e.to_string()))?;
+    let pipeline = crate::input::pipeline(path)?;
     let filter = MatrixFilter::parse(only).map_err(|e| CliError::usage(e.to_string()))?;
     Ok((pipeline, filter))
 }

@@ -68,7 +68,7 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
 }
 
 pub async fn run(a: Args, ctx: &Ctx) -> Result<Exit, CliError> {
-    let pipeline = Pipeline::load(&a.pipeline).map_err(|e| CliError::usage(e.to_string()))?;
+    let pipeline = crate::input::pipeline(&a.pipeline)?;
     let filter = MatrixFilter::parse(&a.only).map_err(|e| CliError::usage(e.to_string()))?;
     let opts = RunOptions {
         filter,

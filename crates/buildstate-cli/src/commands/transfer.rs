@@ -1,6 +1,5 @@
 //! `export REF` and `import FILE`: one build as the JSON document of SPEC §2.
 
-use std::io::Read;
 use std::path::PathBuf;
 
 use buildstate_core::BuildDocument;
@@ -8,7 +7,7 @@ use buildstate_store::ImportMode;
 
 use crate::cli::Ctx;
 use crate::exit::{CliError, Exit, io_error};
-use crate::output;
+use crate::{input, output};
 
 #[derive(Debug, clap::Args)]
 pub struct ExportArgs {
@@ -66,13 +65,16 @@ fn describe(file: &str) -> String {
 }
 
 fn read_document(file: &str) -> Result<String, CliError> {
-    let mut bytes = Vec::new();
-    let read = if file == "-" {
-        std::io::stdin().lock().read_to_end(&mut bytes)
+    let bytes = if file == "-" {
+        input::read_capped(
+            std::io::stdin().lock(),
+            "the document",
+            "standard input",
+            input::MAX_DOCUMENT_BYTES,
+        )?
     } else {
-        std::fs::File::open(file).and_then(|mut f| f.read_to_end(&mut bytes))
+        input::read_file(std::path::Path::new(file), "the document", input::MAX_DOCUMENT_BYTES)?
     };
-    read.map_err(|e| CliError::usage(format!("cannot read {}: {e}", describe(file))))?;
     String::from_utf8(bytes)
         .map_err(|e| CliError::new(Exit::BadDocument, format!("{} is not UTF-8 text: {e}", describe(file))))
 }

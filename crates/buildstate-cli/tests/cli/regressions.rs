@@ -64,3 +64,26 @@ fn every_attempt_has_its_own_log_also_after_a_rewind() {
     assert_eq!(read(std::path::Path::new(&logs[0])).trim(), "first-run");
     assert_eq!(read(std::path::Path::new(&logs[1])).trim(), "second-run");
 }
+
+/// 3.6: `import /dev/zero` grew until the OOM killer ended it; `run` read without a
+/// bound too. Non-regular files and oversized files are refused with exit 2, at once.
+#[test]
+fn unbounded_and_special_files_are_refused_before_reading() {
+    let env = Env::new().with_catalog();
+    let started = std::time::Instant::now();
+    for special in ["/dev/zero", "/dev/null", "/tmp"] {
+        let err = env.fails(&["import", special], 2);
+        assert!(err.contains("not a regular file"), "import {special}: {err}");
+        let err = env.fails(&["run", special], 2);
+        assert!(err.contains("not a regular file"), "run {special}: {err}");
+    }
+    // A sparse 80 MiB file: over the cap, refused without reading it into memory.
+    let big = env.path("big.json");
+    std::fs::File::create(&big).and_then(|f| f.set_len(80 * 1024 * 1024)).expect("sparse file");
+    let err = env.fails(&["import", big.to_str().expect("utf-8")], 2);
+    assert!(err.contains("MiB"), "{err}");
+    let err = env.fails(&["run", big.to_str().expect("utf-8")], 2);
+    assert!(err.contains("MiB"), "{err}");
+    assert!(started.elapsed() < std::time::Duration::from_secs(30), "refused quickly");
+    assert_eq!(env.ok(&["build", "list", "--json"]).trim(), "[]", "nothing was created");
+}

@@ -207,12 +207,14 @@ impl BuildDocument {
             failure_count: self.errors.len() as u32,
         };
         build.check_invariants().map_err(DocumentError::Inconsistent)?;
-        Ok(BuildParts {
+        let parts = BuildParts {
             build,
             provider: self.provider,
             history: self.history,
             failures: self.errors,
             artifacts: self.artifacts,
-        })
+        };
+        crate::replay::check(&parts)?;
+        Ok(parts)
     }
 }

@@ -68,6 +68,7 @@ macro_rules! conformance_tests {
             export_import_round_trip,
             import_registers_missing_catalog_items,
             import_refuses_broken_documents,
+            import_replays_history_and_checks_the_provider,
             hostile_text_round_trips_by_policy,
             no_raw_control_characters_are_stored,
             every_text_field_reads_back_at_its_limit,

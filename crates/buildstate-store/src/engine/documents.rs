@@ -1,6 +1,6 @@
 //! Export and import of whole builds (the JSON document of SPEC §2).
 
-use buildstate_core::{Build, BuildDocument, BuildId, BuildParts, FailureRecord};
+use buildstate_core::{Build, BuildDocument, BuildId, BuildParts, DocumentError, FailureRecord};
 
 use super::{Tx, builds, catalog};
 use crate::{FailureFilter, Guard, ImportMode, LeaseRecord, StoreError, StoreResult, check_fence, now};
@@ -46,6 +46,18 @@ pub(crate) async fn import(tx: &mut dyn Tx, parts: &BuildParts, mode: ImportMode
         }
         ImportMode::Replace if existing.is_some() => tx.delete_build(b.id).await?,
         ImportMode::CreateOnly | ImportMode::Replace => {}
+    }
+    // The document's provider is what the exporting store's catalog said; a store that
+    // knows the platform under another provider would file the build under the wrong
+    // cloud.
+    if let (Some(stored), Some(claimed)) =
+        (catalog::provider(tx, &b.platform).await?, parts.provider.as_deref())
+        && stored != claimed
+    {
+        return Err(StoreError::Document(DocumentError::Inconsistent(format!(
+            "the document puts platform `{}` on provider `{claimed}`, but this store's catalog says `{stored}`",
+            b.platform
+        ))));
     }
     catalog::register_missing(tx, b, parts.provider.as_deref()).await?;
     tx.insert_build(b).await?;

@@ -1,4 +1,6 @@
-use buildstate_core::{BuildDocument, CatalogKind, DocumentError, FORMAT, FailureClass};
+use buildstate_core::{
+    BuildDocument, BuildParts, BuildStatus, CatalogKind, DocumentError, EventKind, FORMAT, FailureClass,
+};
 
 use crate::conformance::Harness;
 use crate::{BuildFilter, ImportMode, StoreError};
@@ -146,3 +148,40 @@ pub async fn import_refuses_broken_documents(h: &impl Harness) {
 }
 
 // ── hostile text ─────────────────────────────────────────────────────────────────
+
+/// An import replays the document's history through the rules (every backend the same
+/// way): parts that no sequence of transitions produces are refused, and so is a
+/// provider that contradicts the store's catalog. Nothing is stored.
+pub async fn import_replays_history_and_checks_the_provider(h: &impl Harness) {
+    let s = h.open().await;
+    let st = s.as_ref();
+    let b = rich_build(st).await;
+    let doc = export(st, b.id).await;
+    let fresh = renamed(&doc, "replay-copy-1").into_parts().expect("a renamed export is valid");
+    let before = st.list_builds(&BuildFilter::default()).await.expect("list");
+    let mut tampered: Vec<(&str, BuildParts)> = Vec::new();
+    let mut p = fresh.clone();
+    p.build.version = i64::MAX as u64;
+    tampered.push(("a version no history explains", p));
+    let mut p = fresh.clone();
+    p.history[1].kind = EventKind::Created;
+    tampered.push(("a second created event", p));
+    let mut p = fresh.clone();
+    p.build.attempt_started_at = Some(p.build.updated_at);
+    p.build.status = BuildStatus::Running;
+    tampered.push(("an attempt its history never opened", p));
+    let mut p = fresh.clone();
+    p.artifacts.push(p.artifacts[0].clone());
+    tampered.push(("two artifacts of one name", p));
+    let mut p = fresh.clone();
+    p.provider = Some("gcp".into());
+    tampered.push(("a provider the catalog contradicts", p));
+    for (what, parts) in tampered {
+        match st.import_build(parts, ImportMode::CreateOnly).await {
+            Err(StoreError::Document(DocumentError::Inconsistent(_))) => {}
+            other => panic!("importing {what} → Document(Inconsistent), got {other:?}"),
+        }
+    }
+    assert_eq!(st.list_builds(&BuildFilter::default()).await.expect("list"), before, "nothing was imported");
+    st.import_build(fresh, ImportMode::CreateOnly).await.expect("the untampered copy imports");
+}

@@ -250,7 +250,11 @@ pub async fn break_then_acquire_gets_the_next_token(h: &impl Harness) {
     assert_stale(st, b.id, start(0), Guard::lease(lease.token), None).await;
     st.apply(b.id, &start(0), Guard::none()).await.expect("no lease held: a person may write");
     let next = acquire(st, b.id, &request("b", 202, LONG)).await;
-    assert_eq!(next.token.generation(), lease.token.generation() + 1, "the next grant after a break gets the next token");
+    assert_eq!(
+        next.token.generation(),
+        lease.token.generation() + 1,
+        "the next grant after a break gets the next token"
+    );
 }
 
 pub async fn lease_tokens_never_decrease(h: &impl Harness) {
@@ -283,7 +287,11 @@ pub async fn lease_tokens_never_decrease(h: &impl Harness) {
     st.release_lease(b.id, held.token).await.expect("release");
     st.import_build(parts, ImportMode::Replace).await.expect("replace an unleased build");
     let after = acquire(st, b.id, &request("r7", 7, LONG)).await;
-    assert_eq!(after.token.generation(), held.token.generation() + 1, "the token counter survives an import --replace");
+    assert_eq!(
+        after.token.generation(),
+        held.token.generation() + 1,
+        "the token counter survives an import --replace"
+    );
 }
 
 pub async fn concurrent_acquirers_one_wins(h: &impl Harness) {

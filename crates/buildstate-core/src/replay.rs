@@ -87,7 +87,7 @@ pub fn check(parts: &BuildParts) -> Result<(), DocumentError> {
         )));
     }
     let untracked = doc.version.checked_sub(build.version);
-    if !untracked.is_some_and(|n| n <= MAX_UNTRACKED_CHANGES) {
+    if untracked.is_none_or(|n| n > MAX_UNTRACKED_CHANGES) {
         return Err(bad(format!(
             "version {} is not explained by its history ({} transitions make version {})",
             doc.version,

@@ -246,16 +246,16 @@ mod tests {
             exit_code: Some(2),
         };
         match pick % 9 {
-            0 => Command::Start { state: b.state, actor, log: None, force: extra % 2 == 0 },
+            0 => Command::Start { state: b.state, actor, log: None, force: extra.is_multiple_of(2) },
             1 | 2 => Command::Complete { state: b.state, actor, exit_code: Some(0), log: None },
             3 => Command::Fail {
                 state: b.state,
                 actor,
-                failure: failure(extra % 5 == 0),
+                failure: failure(extra.is_multiple_of(5)),
                 max_attempts: u32::from(extra % 4),
                 log: None,
             },
-            4 => Command::Retry { actor, reason: Some("again".into()), force: extra % 3 == 0 },
+            4 => Command::Retry { actor, reason: Some("again".into()), force: extra.is_multiple_of(3) },
             5 => Command::Skip { state: b.state, actor, reason: "not here".into() },
             6 => {
                 let codes: Vec<StateCode> = b.catalog.codes().filter(|c| *c <= b.state).collect();

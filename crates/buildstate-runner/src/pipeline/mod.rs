@@ -13,6 +13,7 @@ mod filter;
 mod matrix;
 mod raw;
 mod resolve;
+mod retry;
 mod step;
 
 #[cfg(test)]
@@ -27,6 +28,7 @@ use buildstate_core::{Name, RetryPolicy, StateCatalog, StateCode};
 
 pub use error::{PipelineError, PipelineErrorKind};
 pub use filter::MatrixFilter;
+pub use retry::{RetryDefaults, RetryLayer, RetryRule};
 
 /// A validated pipeline file.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -69,8 +71,9 @@ pub struct Step {
     pub platform_env: BTreeMap<Name, BTreeMap<String, String>>,
     /// `None`: no limit.
     pub timeout: Option<Duration>,
-    /// Complete: the step's `retry` over `defaults.retry` over
-    /// [`RetryPolicy::default_for`] the state, field by field.
+    /// Complete: the step's `retry` over `defaults.retry` over the process's
+    /// [`RetryDefaults`] for the state (by default [`RetryPolicy::default_for`]), field
+    /// by field.
     pub retry: RetryPolicy,
 }
 
@@ -106,9 +109,19 @@ impl Pipeline {
     }
 
     /// Validates pipeline text. `file` names it in messages and gives `dir`, against
-    /// which relative paths resolve (and `script` files must exist).
+    /// which relative paths resolve (and `script` files must exist). Retry policies
+    /// start from [`RetryDefaults::installed`].
     pub fn parse(text: &str, file: &Path) -> Result<Pipeline, PipelineError> {
-        resolve::resolve(text, file)
+        Pipeline::parse_with(text, file, RetryDefaults::installed())
+    }
+
+    /// [`Pipeline::parse`] with retry policies starting from `retry_base`.
+    pub fn parse_with(
+        text: &str,
+        file: &Path,
+        retry_base: &RetryDefaults,
+    ) -> Result<Pipeline, PipelineError> {
+        resolve::resolve(text, file, retry_base)
     }
 
     /// The cells `filter` selects, in matrix order.

@@ -13,12 +13,16 @@ use super::error::Source;
 use super::matrix::{self, name};
 use super::raw::{RawCatalog, RawMilestone, RawPipeline, S};
 use super::step::Context;
-use super::{Pipeline, PipelineError};
+use super::{Pipeline, PipelineError, RetryDefaults};
 
 const TOP_KEYS: &str = "name, catalog, matrix, defaults, states";
 const STEP_KEYS: &str = "workdir, timeout, env, platform_env, retry";
 
-pub(super) fn resolve(text: &str, file: &Path) -> Result<Pipeline, PipelineError> {
+pub(super) fn resolve(
+    text: &str,
+    file: &Path,
+    retry_base: &RetryDefaults,
+) -> Result<Pipeline, PipelineError> {
     let src = Source { file };
     let abs_file = std::path::absolute(file)
         .map_err(|e| PipelineError::read(file, format!("cannot make the path absolute: {e}")))?;
@@ -49,7 +53,7 @@ pub(super) fn resolve(text: &str, file: &Path) -> Result<Pipeline, PipelineError
             platforms.push(cell.platform.clone());
         }
     }
-    let cx = Context { src, dir: &dir, platforms: &platforms };
+    let cx = Context { src, dir: &dir, platforms: &platforms, retry_base };
     let defaults = cx.defaults(raw.defaults.as_ref())?;
 
     let Some(states) = raw.states.as_ref().filter(|s| !s.value.0.is_empty()) else {

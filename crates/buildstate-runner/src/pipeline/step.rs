@@ -4,8 +4,9 @@
 //! - `workdir`, `timeout`: the step's value, else the default's;
 //! - `env`: the default map with the step's map over it, key by key; likewise each
 //!   platform's map in `platform_env`;
-//! - `retry`: field by field — the step's, else the default's, else the built-in
-//!   policy of that state ([`RetryPolicy::default_for`]). `backoff` is replaced as a
+//! - `retry`: field by field — the step's, else the default's, else the policy the
+//!   process starts from for that state ([`RetryDefaults`]: the configured one, else
+//!   [`buildstate_core::RetryPolicy::default_for`]). `backoff` is replaced as a
 //!   whole (its kind decides its fields); inside `transient`, `exit_codes` and
 //!   `output_patterns` are each replaced as a whole.
 
@@ -13,7 +14,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use buildstate_core::{Backoff, Name, RetryPolicy, StateCode, TransientMatch};
+use buildstate_core::{Backoff, Name, StateCode};
 use serde_saphyr::Location;
 
 use super::duration;
@@ -22,7 +23,7 @@ use super::matrix::name;
 use super::raw::{
     EnvMap, PlatformEnvMap, RawBackoff, RawDefaults, RawRetry, RawRun, RawStep, RawTransient, S,
 };
-use super::{PipelineError, Program, Step};
+use super::{PipelineError, Program, RetryDefaults, RetryLayer, Step};
 
 /// Environment variables the runner sets itself; a file may not set them.
 const RESERVED_PREFIX: &str = "BUILDSTATE_";
@@ -42,15 +43,6 @@ pub(super) struct Defaults {
     retry: RetryLayer,
 }
 
-/// The retry fields one level (defaults or a step) sets.
-#[derive(Debug, Default)]
-struct RetryLayer {
-    max_attempts: Option<u32>,
-    backoff: Option<Backoff>,
-    exit_codes: Option<Vec<i32>>,
-    output_patterns: Option<Vec<String>>,
-}
-
 /// What resolving a step needs to know about the rest of the file.
 #[derive(Debug, Clone, Copy)]
 pub(super) struct Context<'a> {
@@ -59,6 +51,8 @@ pub(super) struct Context<'a> {
     pub dir: &'a Path,
     /// The matrix's platforms, for checking `platform_env` keys.
     pub platforms: &'a [Name],
+    /// The policies retries start from, under `defaults.retry`.
+    pub retry_base: &'a RetryDefaults,
 }
 
 impl Context<'_> {
@@ -99,7 +93,8 @@ impl Context<'_> {
         for (platform, vars) in self.platform_env(raw.platform_env.as_ref())? {
             platform_env.entry(platform).or_default().extend(vars);
         }
-        let retry = merge_retry(state, &defaults.retry, &self.retry(raw.retry.as_ref())?);
+        let retry =
+            self.retry(raw.retry.as_ref())?.over(defaults.retry.over(self.retry_base.policy_for(state)));
         Ok(Step { state, program, workdir, env, platform_env, timeout, retry })
     }
 
@@ -433,25 +428,4 @@ impl Context<'_> {
 
 fn text(raw: &Option<S<String>>) -> &str {
     raw.as_ref().map_or("", |v| v.value.trim())
-}
-
-/// The step's fields over the defaults' over the built-in policy of the state.
-fn merge_retry(state: StateCode, defaults: &RetryLayer, step: &RetryLayer) -> RetryPolicy {
-    let base = RetryPolicy::default_for(state);
-    RetryPolicy {
-        max_attempts: step.max_attempts.or(defaults.max_attempts).unwrap_or(base.max_attempts),
-        backoff: step.backoff.clone().or_else(|| defaults.backoff.clone()).unwrap_or(base.backoff),
-        transient: TransientMatch {
-            exit_codes: step
-                .exit_codes
-                .clone()
-                .or_else(|| defaults.exit_codes.clone())
-                .unwrap_or(base.transient.exit_codes),
-            output_patterns: step
-                .output_patterns
-                .clone()
-                .or_else(|| defaults.output_patterns.clone())
-                .unwrap_or(base.transient.output_patterns),
-        },
-    }
 }

@@ -285,6 +285,38 @@ states:
 }
 
 #[test]
+fn configured_retry_defaults_sit_under_the_file() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let base = RetryDefaults::new(vec![RetryRule {
+        first: code(10),
+        last: code(65),
+        layer: RetryLayer {
+            max_attempts: Some(6),
+            backoff: Some(Backoff::Fixed { delay_ms: 1_000 }),
+            exit_codes: Some(vec![75]),
+            output_patterns: None,
+        },
+    }]);
+    let yaml = "name: p\nmatrix: {platform: [a], os: [b], image: [c]}\n\
+                states: {5: {run: a}, 20: {run: a}, 25: {run: a, retry: {max_attempts: 2}}}\n";
+    let p = Pipeline::parse_with(yaml, &tmp.path().join("p.yml"), &base).expect("valid");
+    let policy = |n: i64| p.steps[&code(n)].retry.clone();
+    // A step that sets nothing takes the configured rule of its range…
+    assert_eq!(
+        policy(20),
+        RetryPolicy {
+            max_attempts: 6,
+            backoff: Backoff::Fixed { delay_ms: 1_000 },
+            transient: TransientMatch { exit_codes: vec![75], output_patterns: vec![] },
+        }
+    );
+    // …what the file sets wins, field by field…
+    assert_eq!(policy(25), RetryPolicy { max_attempts: 2, ..policy(20) });
+    // …and outside every rule the built-in policy stays.
+    assert_eq!(policy(5), RetryPolicy::default_for(code(5)));
+}
+
+#[test]
 fn durations_and_paths_resolve() {
     let tmp = tempfile::tempdir().expect("tempdir");
     let yaml = "name: p

@@ -47,10 +47,12 @@
 //! Every write is conditional: create-if-absent for a copy never seen, else
 //! replace-if-unchanged since the ETag/version this syncer last wrote or read (kept in
 //! memory and in `<state dir>/state.json`), and only when that copy was older than the
-//! document being pushed. When the condition fails, the copy is re-read: the same
-//! document is `AlreadyThere`; the same or a later version is `RemoteNewer` and is left
-//! alone (the caller reports it); an older one is replaced with a new condition (bounded
-//! rounds); another build at the same path is `OtherBuild`.
+//! document being pushed. When the condition fails, the copy is re-read and compared by
+//! history, not just by version: the same document is `AlreadyThere`; an earlier state
+//! of our own history is replaced with a new condition (bounded rounds); a later state of
+//! it is `RemoteNewer` and left alone; a copy that another machine continued from the
+//! same starting point is `Diverged` — reported, never overwritten, and never taken as
+//! the base of a later write; another build at the same path is `OtherBuild`.
 //!
 //! # Failures never block a transition
 //!
@@ -69,6 +71,7 @@
 mod connect;
 mod env;
 mod error;
+mod lineage;
 mod outcome;
 mod push;
 mod retry;

@@ -15,6 +15,10 @@ pub enum PushOutcome {
     /// another worker moved it on. It is never overwritten; the caller reports it (and a
     /// person, or `pull`, decides).
     RemoteNewer { local_version: u64, remote_version: u64 },
+    /// Not written: another machine continued the build from the same copy, so each
+    /// side holds history the other lacks. Never resolved by overwriting: a person
+    /// decides which line to keep (`sync pull` takes the remote one).
+    Diverged { local_version: u64, remote_version: u64 },
     /// Not written: the object at this build's path holds a different build (same number
     /// and provider, another id).
     OtherBuild { remote_build_id: BuildId },
@@ -47,6 +51,8 @@ pub enum SyncState {
     LocalNewer,
     /// Another worker moved the copy on: pull (or look).
     RemoteNewer,
+    /// The copy and the local build went separate ways from a common state.
+    Diverged,
     MissingRemotely,
     /// A push of this build failed and waits in the backlog.
     Backlog,

@@ -1,6 +1,7 @@
 use buildstate_core::BuildDocument;
 use object_store::{PutMode, PutPayload, UpdateVersion};
 
+use crate::lineage::{Relation, relation};
 use crate::retry::{Failure, bounded};
 use crate::state::Seen;
 use crate::syncer::{ReadError, provider_of};
@@ -11,13 +12,16 @@ impl Syncer {
     /// since we last saw it:
     ///
     /// - no copy seen before: create-if-absent;
-    /// - a copy seen before, older than `doc`: replace-if-unchanged, with the ETag/version
-    ///   we last wrote or read;
+    /// - a copy seen before (one we wrote, pulled, or found to be an earlier state of
+    ///   our own history), older than `doc`: replace-if-unchanged, with its ETag/version;
     /// - a copy seen before that is as new as `doc` or newer: no write, compare (below);
-    /// - the condition failed (another writer got there first): re-read the copy. Same
-    ///   document: `AlreadyThere`. Another build: `OtherBuild`. Its version is the same
-    ///   or later: `RemoteNewer`, untouched. Older: try again against what we just read,
-    ///   at most `max_conflict_rounds` times.
+    /// - the condition failed (another writer got there first): re-read the copy and
+    ///   compare histories ([`relation`]). Same document: `AlreadyThere`. Another
+    ///   build: `OtherBuild`. An earlier state of our history: try again against what we
+    ///   just read, at most `max_conflict_rounds` times. A later state of it:
+    ///   `RemoteNewer`. Anything else is `Diverged`: two machines continued the build
+    ///   from one copy. Neither of the last two is remembered as a base, so no later
+    ///   push can replace them on the strength of having seen them.
     ///
     /// The whole push — retries with backoff on refused connections, 5xx and timeouts,
     /// re-reads included — ends within `SyncOptions::op_timeout`. If the endpoint is
@@ -53,8 +57,7 @@ impl Syncer {
                 .await;
                 match written {
                     Ok(put) => {
-                        let seen =
-                            Seen { e_tag: put.e_tag, version: put.version, document_version: doc.version };
+                        let seen = Seen::of(put.e_tag, put.version, doc);
                         self.remember(&key, seen)?;
                         self.state.dequeue(&queue_name, doc.version)?;
                         return Ok(PushOutcome::Pushed { created });
@@ -88,27 +91,36 @@ impl Syncer {
                     return Err(e);
                 }
             };
-            let seen = Seen { e_tag: meta.e_tag, version: meta.version, document_version: remote.version };
-            self.remember(&key, seen.clone())?;
             if remote.build_id != doc.build_id {
                 // Never pushable to this path: drop it from the backlog, report it.
                 self.state.dequeue(&queue_name, u64::MAX)?;
                 return Ok(PushOutcome::OtherBuild { remote_build_id: remote.build_id });
             }
-            if remote == *doc {
-                self.state.dequeue(&queue_name, doc.version)?;
-                return Ok(PushOutcome::AlreadyThere);
+            let seen = Seen::of(meta.e_tag, meta.version, &remote);
+            let (local_version, remote_version) = (doc.version, remote.version);
+            match relation(doc, &remote) {
+                Relation::Same => {
+                    self.remember(&key, seen)?;
+                    self.state.dequeue(&queue_name, doc.version)?;
+                    return Ok(PushOutcome::AlreadyThere);
+                }
+                Relation::LocalAhead => {
+                    tracing::debug!(location = %key, remote = remote.version, ours = doc.version, "sync: copy is older, retrying");
+                    self.remember(&key, seen.clone())?;
+                    expected = Some(seen);
+                }
+                Relation::RemoteAhead => {
+                    // Whatever we queued for this build is older than the copy.
+                    self.state.dequeue(&queue_name, doc.version)?;
+                    return Ok(PushOutcome::RemoteNewer { local_version, remote_version });
+                }
+                Relation::Diverged => {
+                    tracing::warn!(location = %key, local_version, remote_version, "sync: the copy diverged from the local build; not overwritten");
+                    // Retrying cannot help: a person decides. The backlog keeps nothing.
+                    self.state.dequeue(&queue_name, u64::MAX)?;
+                    return Ok(PushOutcome::Diverged { local_version, remote_version });
+                }
             }
-            if remote.version >= doc.version {
-                // Whatever we queued for this build is older than the copy: nothing left to push.
-                self.state.dequeue(&queue_name, doc.version)?;
-                return Ok(PushOutcome::RemoteNewer {
-                    local_version: doc.version,
-                    remote_version: remote.version,
-                });
-            }
-            tracing::debug!(location = %key, remote = remote.version, ours = doc.version, "sync: copy is older, retrying");
-            expected = Some(seen);
         }
         self.state.enqueue(&queue_name, doc)?;
         Err(SyncError::Contended { location: key, rounds: self.options.max_conflict_rounds + 1 })

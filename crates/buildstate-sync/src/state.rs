@@ -28,6 +28,16 @@ pub(crate) struct Seen {
     pub version: Option<String>,
     /// The build document version that object held.
     pub document_version: u64,
+    /// `lineage::digest` of that document (absent in state files of older versions).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub digest: Option<String>,
+}
+
+impl Seen {
+    /// What we saw: the object's ETag and version, and the document it held.
+    pub(crate) fn of(e_tag: Option<String>, version: Option<String>, doc: &BuildDocument) -> Self {
+        Seen { e_tag, version, document_version: doc.version, digest: Some(crate::lineage::digest(doc)) }
+    }
 }
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -199,7 +209,7 @@ mod tests {
         let tmp = tempfile::tempdir().expect("tempdir");
         let dir = tmp.path().join("sync");
         let state = StateDir::open(dir.clone(), "s3://a/p").expect("open");
-        let seen = Seen { e_tag: Some("\"e1\"".into()), version: None, document_version: 3 };
+        let seen = Seen { e_tag: Some("\"e1\"".into()), version: None, document_version: 3, digest: None };
         state.record("p/aws/n/state.json", Some(&seen)).expect("record");
         let again = StateDir::open(dir.clone(), "s3://a/p").expect("reopen");
         assert_eq!(again.load().expect("load").get("p/aws/n/state.json"), Some(&seen));

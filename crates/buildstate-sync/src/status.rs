@@ -2,6 +2,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use buildstate_core::BuildDocument;
 
+use crate::lineage::{Relation, digest, relation};
 use crate::push::backlog_name;
 use crate::state::Seen;
 use crate::syncer::{ReadError, provider_of};
@@ -47,37 +48,44 @@ impl Syncer {
         statuses
     }
 
+    /// How `doc` stands against the copy in the listing. Without downloading only when
+    /// the copy is, by ETag and content, the one we last wrote or read and that is
+    /// exactly `doc`; otherwise the copy is read and the two histories compared, so
+    /// that two machines that went separate ways from one copy are `Diverged`, never
+    /// "in sync" because their version numbers happen to agree.
     async fn compare(&self, doc: &BuildDocument, entry: Option<&RemoteEntry>) -> (Option<u64>, SyncState) {
         let Some(entry) = entry else { return (None, SyncState::MissingRemotely) };
-        let remote_version = match entry.version {
-            Some(v) => v,
-            None => match self.read(&self.path_of(doc), self.deadline()).await {
-                Ok(Some((remote, _))) if remote.build_id != doc.build_id => {
-                    let error = format!("the copy holds another build ({})", remote.build_id);
-                    return (Some(remote.version), SyncState::Unknown { error });
-                }
-                Ok(Some((remote, meta))) => {
-                    // What we downloaded is what we have now seen: the next status is
-                    // answered from the listing alone, and a push is conditional on it.
-                    let seen =
-                        Seen { e_tag: meta.e_tag, version: meta.version, document_version: remote.version };
-                    if let Err(e) = self.remember(&entry.location, seen) {
-                        tracing::warn!(error = %e, "sync: cannot record the copy's ETag");
-                    }
-                    remote.version
-                }
-                Ok(None) => return (None, SyncState::MissingRemotely),
-                Err(ReadError::Sync(e)) => return (None, SyncState::Unknown { error: e.to_string() }),
-                Err(ReadError::Unreachable { last, .. }) => {
-                    return (None, SyncState::Unknown { error: last });
-                }
-            },
+        let ours = self.seen(&entry.location).filter(|seen| {
+            entry.version == Some(seen.document_version)
+                && seen.digest.as_deref() == Some(digest(doc).as_str())
+        });
+        if ours.is_some() {
+            return (Some(doc.version), SyncState::InSync);
+        }
+        let (remote, meta) = match self.read(&self.path_of(doc), self.deadline()).await {
+            Ok(Some(found)) => found,
+            Ok(None) => return (None, SyncState::MissingRemotely),
+            Err(ReadError::Sync(e)) => return (None, SyncState::Unknown { error: e.to_string() }),
+            Err(ReadError::Unreachable { last, .. }) => return (None, SyncState::Unknown { error: last }),
         };
-        let state = match doc.version.cmp(&remote_version) {
-            std::cmp::Ordering::Equal => SyncState::InSync,
-            std::cmp::Ordering::Greater => SyncState::LocalNewer,
-            std::cmp::Ordering::Less => SyncState::RemoteNewer,
+        if remote.build_id != doc.build_id {
+            let error = format!("the copy holds another build ({})", remote.build_id);
+            return (Some(remote.version), SyncState::Unknown { error });
+        }
+        let state = match relation(doc, &remote) {
+            Relation::Same => SyncState::InSync,
+            Relation::LocalAhead => SyncState::LocalNewer,
+            Relation::RemoteAhead => SyncState::RemoteNewer,
+            Relation::Diverged => SyncState::Diverged,
         };
-        (Some(remote_version), state)
+        // A copy on our own line of history, not ahead of us, may be the base of the
+        // next push; a diverged or newer one must not be.
+        if matches!(state, SyncState::InSync | SyncState::LocalNewer) {
+            let seen = Seen::of(meta.e_tag, meta.version, &remote);
+            if let Err(e) = self.remember(&entry.location, seen) {
+                tracing::warn!(error = %e, "sync: cannot record the copy's ETag");
+            }
+        }
+        (Some(remote.version), state)
     }
 }

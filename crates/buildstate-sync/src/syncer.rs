@@ -192,10 +192,7 @@ impl Syncer {
                 reason: format!("it holds build {}", doc.build_number),
             });
         }
-        self.remember(
-            path.as_ref(),
-            Seen { e_tag: meta.e_tag, version: meta.version, document_version: doc.version },
-        )?;
+        self.remember(path.as_ref(), Seen::of(meta.e_tag, meta.version, &doc))?;
         Ok(Some(doc))
     }
 

@@ -112,12 +112,13 @@ async fn two_writers(backend: Backend) {
         pushed(&a, &a_line.doc()).await,
         PushOutcome::RemoteNewer { local_version: 3, remote_version: 4 }
     );
-    // A diverged v4 (same version, other history) does not win either.
+    // A diverged v4 (same version, other history) does not win either: it is reported
+    // as diverged, not as merely older.
     let mut diverged = base.clone();
     diverged.skip().skip();
     assert_eq!(
         pushed(&a, &diverged.doc()).await,
-        PushOutcome::RemoteNewer { local_version: 4, remote_version: 4 }
+        PushOutcome::Diverged { local_version: 4, remote_version: 4 }
     );
     assert_eq!(a.pull(&number(), None).await.expect("pull"), Some(b_line.doc()), "B's copy must survive");
 
@@ -156,6 +157,56 @@ async fn two_writers(backend: Backend) {
     assert_eq!(fx.syncer("e").pull(&number(), None).await.expect("pull"), Some(b7));
 }
 
+/// Issue 7, 3.2: two machines continue one build from the same copy. The first to get
+/// one version ahead used to replace the other's newer copy, because the re-read after
+/// a failed condition became the base of the next write; and `sync status` called the
+/// diverged copies in sync when their versions matched.
+async fn diverged_copies_are_reported_never_overwritten(backend: Backend) {
+    let fx = Fixture::new(backend, "diverged").await;
+    let (a, b) = (fx.syncer("a"), fx.syncer("b"));
+    let mut base = Lineage::new(NUMBER);
+    base.complete();
+    assert_eq!(pushed(&a, &base.doc()).await, PushOutcome::Pushed { created: true });
+    assert_eq!(b.pull(&number(), None).await.expect("pull"), Some(base.doc()), "b continues from the copy");
+
+    let mut a_line = base.clone();
+    a_line.complete();
+    assert_eq!(pushed(&a, &a_line.doc()).await, PushOutcome::Pushed { created: false });
+    let mut b_line = base.clone();
+    b_line.skip();
+    assert_eq!(
+        pushed(&b, &b_line.doc()).await,
+        PushOutcome::Diverged { local_version: 3, remote_version: 3 }
+    );
+    // One version ahead of the copy: still diverged, still not written.
+    b_line.skip();
+    assert_eq!(
+        pushed(&b, &b_line.doc()).await,
+        PushOutcome::Diverged { local_version: 4, remote_version: 3 }
+    );
+    b_line.skip().skip();
+    assert_eq!(
+        pushed(&b, &b_line.doc()).await,
+        PushOutcome::Diverged { local_version: 6, remote_version: 3 }
+    );
+    assert_eq!(
+        fx.syncer("c").pull(&number(), None).await.expect("pull"),
+        Some(a_line.doc()),
+        "a's copy survives"
+    );
+
+    // Status compares histories, not version numbers.
+    let mut same_version = base.clone();
+    same_version.skip();
+    let states: Vec<SyncState> = b.status(&[same_version.doc()]).await.into_iter().map(|s| s.state).collect();
+    assert_eq!(states, vec![SyncState::Diverged], "same version, other history");
+    let states: Vec<SyncState> = a.status(&[a_line.doc()]).await.into_iter().map(|s| s.state).collect();
+    assert_eq!(states, vec![SyncState::InSync]);
+    // And a's own line moves on as before.
+    a_line.complete();
+    assert_eq!(pushed(&a, &a_line.doc()).await, PushOutcome::Pushed { created: false });
+}
+
 macro_rules! every_backend {
     ($($module:ident => $backend:expr),* $(,)?) => {$(
         mod $module {
@@ -169,6 +220,11 @@ macro_rules! every_backend {
             #[tokio::test]
             async fn two_writers_never_overwrite_a_newer_copy() {
                 two_writers($backend).await;
+            }
+
+            #[tokio::test]
+            async fn diverged_copies_are_reported_and_never_overwritten() {
+                diverged_copies_are_reported_never_overwritten($backend).await;
             }
 
             #[tokio::test]

@@ -61,6 +61,12 @@ pub async fn run(a: Args, ctx: &Ctx) -> Result<Exit, CliError> {
                             "remote copy is newer (version {remote_version}); not overwritten — `sync pull` it"
                         )
                     }
+                    Ok(PushOutcome::Diverged { remote_version, .. }) => {
+                        behind += 1;
+                        format!(
+                            "diverged: another machine continued this build (remote version {remote_version}); not overwritten — compare with `sync pull` into another store, then keep one line"
+                        )
+                    }
                     Ok(PushOutcome::OtherBuild { remote_build_id }) => {
                         behind += 1;
                         format!("the remote path holds another build ({remote_build_id})")

@@ -4,6 +4,8 @@
 //! Needs `source scripts/services.sh && start_services` first; without the emulators the
 //! tests fail with that instruction (never skip).
 
+#[path = "objstore/conformance.rs"]
+mod conformance;
 #[path = "objstore/docs.rs"]
 mod docs;
 #[path = "objstore/failures.rs"]

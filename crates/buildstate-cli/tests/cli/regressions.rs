@@ -87,3 +87,85 @@ fn unbounded_and_special_files_are_refused_before_reading() {
     assert!(started.elapsed() < std::time::Duration::from_secs(30), "refused quickly");
     assert_eq!(env.ok(&["build", "list", "--json"]).trim(), "[]", "nothing was created");
 }
+
+/// Item 2: blocking store work never runs on the threads that drive heartbeats, output
+/// pumps and timeouts. Another process holds the SQLite write lock for twice the lease
+/// ttl while a step runs: its output is still pumped to the log during the hold, its
+/// timeout fires on time, and its lease is never taken over.
+#[test]
+fn a_long_store_lock_freezes_no_heartbeat_pump_or_timeout() {
+    use std::time::{Duration, Instant};
+
+    let env = Env::new().with_catalog();
+    let mut yaml = String::from(
+        "name: stall\nmatrix:\n  platform: [aws-commercial]\n  os: [rhel-9.6]\n  image: [base]\nstates:\n",
+    );
+    for code in (0..=100).step_by(5) {
+        if code == 5 {
+            yaml.push_str("  5: {run: sh step5.sh, timeout: 4s, retry: {max_attempts: 1}}\n");
+        } else {
+            yaml.push_str(&format!("  {code}: {{run: \"true\"}}\n"));
+        }
+    }
+    env.write(
+        "step5.sh",
+        "date +%s%N > started\ntrap 'date +%s%N > killed; exit 143' TERM\n\
+         i=0; while [ $i -lt 200 ]; do echo \"tick $i\"; i=$((i+1)); sleep 0.1; done\n",
+    );
+    let pipeline = env.write("stall.yml", &yaml);
+    let logs = env.path("logs");
+    let logs_arg = logs.to_str().expect("utf-8").to_owned();
+    let mut runner = env.spawn_run("stall", &pipeline, &["--lease-ttl", "3s", "--logs-dir", &logs_arg]);
+    let started = env.path("started");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !started.exists() {
+        assert!(Instant::now() < deadline && runner.running(), "step 5 never started: {}", runner.output());
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    // Twice the ttl, from another process: every store write of the runner waits.
+    let db = env.db.to_str().expect("utf-8").to_owned();
+    let mut holder = std::process::Command::new("python3")
+        .args([
+            "-c",
+            "import sqlite3,sys,time\nc=sqlite3.connect(sys.argv[1],isolation_level=None)\n\
+             c.execute('BEGIN IMMEDIATE')\nprint('locked',flush=True)\ntime.sleep(6)\nc.execute('COMMIT')",
+            &db,
+        ])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("python3 holds the lock");
+    let mut line = String::new();
+    std::io::BufRead::read_line(
+        &mut std::io::BufReader::new(holder.stdout.take().expect("stdout")),
+        &mut line,
+    )
+    .expect("locked");
+    let locked_at = Instant::now();
+    // Mid-hold, the step's output is already in its log.
+    std::thread::sleep(Duration::from_secs(3));
+    // Reads do not wait for the writer (WAL): the build's number, then its logs.
+    let number = env.json(&["build", "list"])[0]["number"].as_str().expect("number").to_owned();
+    let log = std::fs::read_dir(logs.join(&number))
+        .expect("the build's log directory")
+        .flatten()
+        .map(|e| e.path())
+        .find(|p| p.to_string_lossy().contains("005-"))
+        .expect("the attempt's log file");
+    let ticks = read(&log).lines().filter(|l| l.starts_with("tick")).count();
+    assert!(ticks >= 15, "the output pump kept writing while the store was locked: {ticks} lines");
+    assert!(locked_at.elapsed() < Duration::from_secs(6), "still inside the hold");
+    assert!(holder.wait().expect("holder").success());
+    let code = runner.wait(Duration::from_secs(60));
+    assert_eq!(code, 8, "the build failed at 5 by its timeout: {}", runner.output());
+    let nanos = |name: &str| read(&env.path(name)).trim().parse::<u128>().expect("nanoseconds");
+    let ran_ms = (nanos("killed") - nanos("started")) / 1_000_000;
+    assert!((3500..5500).contains(&ran_ms), "the 4 s timeout fired on time, during the hold: {ran_ms} ms");
+    let history = env.json(&["history", &number]);
+    let events = history.as_array().expect("events");
+    let starts = events.iter().filter(|e| e["kind"] == "started" && e["state"] == 5).count();
+    assert_eq!(starts, 1, "one attempt at 5: the lease was never taken over");
+    let failed = events.iter().find(|e| e["kind"] == "failed").expect("a failure");
+    assert_eq!(failed["state"], 5);
+    let failures = env.json(&["failure", "list", "--build", &number]);
+    assert_eq!(failures[0]["type"], "timeout", "{failures}");
+}

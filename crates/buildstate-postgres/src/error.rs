@@ -23,15 +23,9 @@ impl<T> PgContext<T> for Result<T, tokio_postgres::Error> {
     }
 }
 
-/// Unique-constraint violations that the caller did not turn into a precise
-/// `AlreadyExists` itself (or retry) still become `AlreadyExists`, naming the key;
-/// everything else stays a `Backend` error wrapping the driver's.
+/// A driver error as a `Backend` error, keeping the driver's error for
+/// [`is_transient`] and [`is_connection_lost`].
 pub(crate) fn from_pg(context: &'static str, e: tokio_postgres::Error) -> StoreError {
-    if is_unique_violation(&e) {
-        let key =
-            e.as_db_error().map_or_else(|| e.to_string(), |db| unique_key(db.detail(), db.constraint()));
-        return StoreError::AlreadyExists { what: "record", key };
-    }
     StoreError::backend(context, PgError(e))
 }
 
@@ -59,21 +53,15 @@ impl Error for PgError {
     }
 }
 
-pub(crate) fn is_unique_violation(e: &tokio_postgres::Error) -> bool {
-    e.code() == Some(&SqlState::UNIQUE_VIOLATION)
-}
-
-/// The constraint a unique violation broke, if the server named it.
-pub(crate) fn violated_constraint(e: &tokio_postgres::Error) -> Option<&str> {
-    e.as_db_error().and_then(|db| db.constraint())
-}
-
-/// `Key (name)=(azure) already exists.` → `azure`; else the constraint's name.
-fn unique_key(detail: Option<&str>, constraint: Option<&str>) -> String {
-    detail
-        .and_then(|d| d.split_once(")=(")?.1.rsplit_once(") already exists").map(|(k, _)| k.to_owned()))
-        .or_else(|| constraint.map(str::to_owned))
-        .unwrap_or_else(|| "(unnamed)".to_owned())
+/// An insert of a key the engine found free (or referring to a catalog item it found
+/// present) in this transaction: a unique or foreign-key violation means a concurrent
+/// writer committed in between, so it is [`Raced`] and the unit of work runs again;
+/// anything else is [`from_pg`].
+pub(crate) fn raced(context: &'static str, e: tokio_postgres::Error) -> StoreError {
+    if e.code() == Some(&SqlState::UNIQUE_VIOLATION) || e.code() == Some(&SqlState::FOREIGN_KEY_VIOLATION) {
+        return StoreError::backend(context, Raced(PgError(e).to_string()));
+    }
+    from_pg(context, e)
 }
 
 /// The driver error inside a `Backend` error, if that is what it wraps.
@@ -87,13 +75,13 @@ fn driver_error(e: &StoreError) -> Option<&tokio_postgres::Error> {
 /// A failure that running the whole unit of work again resolves: a deadlock (`40P01`:
 /// PostgreSQL aborted one of two transactions waiting on each other's row locks), a
 /// serialization failure (`40001`, on a server whose default isolation is
-/// `serializable`), a build number taken between allocation and insert, or a pooled
-/// connection found dead before anything was sent on it.
+/// `serializable`), an insert that [`Raced`] a concurrent writer, or a pooled connection
+/// found dead before anything was sent on it.
 pub(crate) fn is_transient(e: &StoreError) -> bool {
     if let Some(pg) = driver_error(e) {
         return matches!(pg.code(), Some(c) if *c == SqlState::T_R_DEADLOCK_DETECTED || *c == SqlState::T_R_SERIALIZATION_FAILURE);
     }
-    matches!(e, StoreError::Backend { source, .. } if source.is::<NumberTaken>() || source.is::<StaleConnection>())
+    matches!(e, StoreError::Backend { source, .. } if source.is::<Raced>() || source.is::<StaleConnection>())
 }
 
 /// The connection broke (server down or restarted, network gone, the session
@@ -111,12 +99,14 @@ pub(crate) fn is_connection_lost(e: &StoreError) -> bool {
     })
 }
 
-/// A generated build number was taken by a concurrent create after it was allocated
-/// (possible only for a number chosen by hand, which takes no allocation lock): the
-/// create is run again and allocates the next one.
+/// A concurrent writer committed the key an insert needed free (a build number chosen
+/// by hand landing on the one just allocated, the same import twice at once, the same
+/// catalog item added twice) or removed what it refers to. The unit of work runs again
+/// and the engine decides on what is stored: the next number, or `AlreadyExists`, or
+/// `CatalogItemNotFound`.
 #[derive(Debug, thiserror::Error)]
-#[error("build number {0} was taken concurrently")]
-pub(crate) struct NumberTaken(pub(crate) String);
+#[error("a concurrent writer committed first: {0}")]
+pub(crate) struct Raced(pub(crate) String);
 
 /// A pooled connection that turned out dead when its transaction began (the server
 /// restarted, or ended the session, while it sat in the pool). Nothing was sent on it,
@@ -145,19 +135,8 @@ mod tests {
     use super::*;
 
     #[test]
-    fn unique_keys_come_from_the_detail() {
-        assert_eq!(unique_key(Some("Key (name)=(azure) already exists."), Some("platforms_pkey")), "azure");
-        assert_eq!(
-            unique_key(Some("Key (build_id, name)=(0190-x, a)b) already exists."), None),
-            "0190-x, a)b"
-        );
-        assert_eq!(unique_key(None, Some("builds_number_key")), "builds_number_key");
-        assert_eq!(unique_key(Some("odd"), None), "(unnamed)");
-    }
-
-    #[test]
-    fn number_taken_is_transient_and_other_errors_are_not() {
-        let taken = StoreError::backend("insert build", NumberTaken("x-001".into()));
+    fn raced_is_transient_and_other_errors_are_not() {
+        let taken = StoreError::backend("insert build", Raced("x-001".into()));
         assert!(is_transient(&taken));
         assert!(!is_connection_lost(&taken));
         assert!(!is_transient(&StoreError::InvalidInput("x".into())));

@@ -3,23 +3,25 @@
 //! Column types are bound exactly (`smallint` ← `i16`, `bigint` ← `i64`, `integer` ←
 //! `i32`): the driver refuses a Rust type that does not match the parameter's type.
 
-use buildstate_core::{Artifact, Build, BuildId, FailureRecord, HistoryEvent, Outcome};
+use buildstate_core::{Artifact, Build, BuildId, CatalogItem, FailureRecord, HistoryEvent};
 use buildstate_store::{LeaseRecord, StoreResult};
 use deadpool_postgres::Transaction;
-use jiff::Timestamp;
 use tokio_postgres::types::Json;
 
-use crate::error::to_i64;
+use crate::error::{raced, to_i64};
 use crate::rows::{execute, execute_raw};
-use crate::sql;
+use crate::sql::{self, KindSql};
 
 /// `NULL` for the default catalog, which nearly every build uses.
 fn catalog(b: &Build) -> Option<Json<&buildstate_core::StateCatalog>> {
     (!b.catalog.is_default()).then_some(Json(&b.catalog))
 }
 
-/// Inserts a build row; the driver's error is the caller's to classify (a taken number).
-pub(crate) async fn build(tx: &Transaction<'_>, b: &Build) -> StoreResult<Result<(), tokio_postgres::Error>> {
+/// Inserts a build row. The engine found its id and number free, and its catalog items
+/// present, in this transaction; a unique or foreign-key violation means a concurrent
+/// writer committed the same key (or removed an item) since, and the unit of work runs
+/// again to decide on what is stored now.
+pub(crate) async fn build(tx: &Transaction<'_>, b: &Build) -> StoreResult<()> {
     let (version, history_len) = (to_i64("version", b.version)?, to_i64("history length", b.history_len)?);
     let result = execute_raw(
         tx,
@@ -49,7 +51,7 @@ pub(crate) async fn build(tx: &Transaction<'_>, b: &Build) -> StoreResult<Result
         ],
     )
     .await;
-    Ok(result.map(drop))
+    result.map(drop).map_err(|e| raced("insert build", e))
 }
 
 /// Swaps the build row from `old_version` to `b`. `false` when the row is no longer at
@@ -155,25 +157,6 @@ pub(crate) async fn artifact(tx: &Transaction<'_>, build: &BuildId, a: &Artifact
     .map(drop)
 }
 
-/// Writes an accepted transition: the swapped build row and what it appends.
-pub(crate) async fn outcome(tx: &Transaction<'_>, old_version: u64, o: &Outcome) -> StoreResult<bool> {
-    if !swap_build(tx, &o.build, old_version).await? {
-        return Ok(false);
-    }
-    for e in &o.events {
-        event(tx, &o.build.id, e).await?;
-    }
-    for f in &o.failures {
-        failure(tx, f).await?;
-    }
-    Ok(true)
-}
-
-/// Marks a change that is not a transition (failure resolved, artifact recorded).
-pub(crate) async fn bump_version(tx: &Transaction<'_>, build: &BuildId, at: Timestamp) -> StoreResult<()> {
-    execute(tx, sql::BUMP_BUILD_VERSION, &[build.as_uuid(), &at], "bump build version").await.map(drop)
-}
-
 /// Writes a build's lease record (grant, renewal, or the record kept across an import).
 pub(crate) async fn lease(tx: &Transaction<'_>, r: &LeaseRecord) -> StoreResult<()> {
     let l = &r.lease;
@@ -195,4 +178,23 @@ pub(crate) async fn lease(tx: &Transaction<'_>, r: &LeaseRecord) -> StoreResult<
     )
     .await
     .map(drop)
+}
+
+/// Inserts a catalog item the engine found free in this transaction; a concurrent add
+/// of the same name that committed first makes the unit of work run again.
+pub(crate) async fn catalog_item(tx: &Transaction<'_>, item: &CatalogItem) -> StoreResult<()> {
+    let sql = KindSql::of(item.kind()).insert;
+    let result = match item {
+        CatalogItem::Platform(p) => {
+            execute_raw(tx, sql, &[&p.name.as_str(), &p.display_name, &p.provider, &p.region]).await
+        }
+        CatalogItem::Os(o) => {
+            let (major, minor) = (i64::from(o.major), o.minor.map(i64::from));
+            execute_raw(tx, sql, &[&o.name.as_str(), &o.display_name, &o.family, &major, &minor]).await
+        }
+        CatalogItem::ImageType(i) => {
+            execute_raw(tx, sql, &[&i.name.as_str(), &i.display_name, &i.description]).await
+        }
+    };
+    result.map(drop).map_err(|e| raced("insert a catalog item", e))
 }

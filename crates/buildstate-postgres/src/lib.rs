@@ -5,34 +5,31 @@
 //!   applies the embedded, append-only migrations (`migrations/*.sql`) under an
 //!   advisory lock; [`PostgresStore::connect_with_schema`] keeps every table in a schema
 //!   of its own.
-//! - Every write is one read-committed transaction that first locks the build's row
+//! - The backend implements the store engine's primitives (`tx.rs`) and runs each unit
+//!   of work in one transaction (`transact.rs`); every `Store` method comes from the
+//!   engine, which is shared with every other backend.
+//! - A write is read committed, and its first read of a build locks the build's row
 //!   (`SELECT … FOR NO KEY UPDATE`): writers of one build queue there, and the
-//!   transition and lease rules of `buildstate-store` run on the row and lease record as
-//!   stored. The row is then written with a compare-and-swap on its version. Reads run
-//!   in read-only repeatable-read snapshots.
+//!   transition and lease rules run on the row and lease record as stored. The row is
+//!   then written with a compare-and-swap on its version. Reads run in read-only
+//!   repeatable-read snapshots.
 //! - Build numbers are allocated under a per-day advisory lock, with the unique
-//!   constraint as the last word; deadlocks and serialization failures rerun the whole
-//!   unit of work a bounded number of times before `StoreError::Busy`.
-//! - Times come from the server's clock (`clock_timestamp()`), so lease expiry is judged
-//!   the same way for every worker; they are stored as `timestamptz` (microseconds).
+//!   constraint as the last word; deadlocks, serialization failures and inserts that
+//!   raced a concurrent writer rerun the whole unit of work a bounded number of times
+//!   before `StoreError::Busy`.
+//! - Times are stored as `timestamptz` (microseconds).
 //! - The connection string's password never appears in messages: `location()` shows it
 //!   as `***`.
 
-mod builds;
-mod catalog;
-mod documents;
 mod error;
 mod handle;
 mod insert;
-mod leases;
 mod migrate;
-mod numbers;
-mod records;
 mod rows;
 pub mod sql;
-mod store;
 #[cfg(test)]
 mod testdb;
+mod transact;
 mod tx;
 mod url;
 

@@ -5,12 +5,12 @@ use std::collections::BTreeMap;
 use std::str::FromStr;
 
 use buildstate_core::{
-    Artifact, Build, BuildId, BuildNumber, FailureInfo, FailureRecord, HistoryEvent, Lease, LeaseToken,
-    MetaKey, MetaValue, Name, Sha256Hex, StateCatalog, StateCode,
+    Artifact, Build, BuildId, BuildNumber, CatalogItem, CatalogKind, FailureInfo, FailureRecord,
+    HistoryEvent, ImageType, Lease, LeaseToken, MetaKey, MetaValue, Name, OsVersion, Platform, Sha256Hex,
+    StateCatalog, StateCode,
 };
-use buildstate_store::{LeaseRecord, StoreResult};
+use buildstate_store::{LeaseRecord, StoreError, StoreResult};
 use deadpool_postgres::Transaction;
-use jiff::Timestamp;
 use tokio_postgres::Row;
 use tokio_postgres::types::{FromSql, Json, ToSql};
 
@@ -43,11 +43,6 @@ pub(crate) async fn first<T>(
     rows.first().map(decode).transpose()
 }
 
-/// Whether `sql` returns a row.
-pub(crate) async fn exists(tx: &Transaction<'_>, sql: &str, params: Params<'_>) -> StoreResult<bool> {
-    Ok(first(tx, sql, params, |_| Ok(())).await?.is_some())
-}
-
 /// Runs a statement that returns no rows we read; the number of rows it changed.
 pub(crate) async fn execute(
     tx: &Transaction<'_>,
@@ -68,13 +63,6 @@ pub(crate) async fn execute_raw(
 ) -> Result<u64, tokio_postgres::Error> {
     let statement = tx.prepare_cached(sql).await?;
     tx.execute(&statement, params).await
-}
-
-/// The server's clock, in whole microseconds like every stored time.
-pub(crate) async fn clock(tx: &Transaction<'_>) -> StoreResult<Timestamp> {
-    let row =
-        first(tx, crate::sql::CLOCK, &[], |r| r.try_get::<_, Timestamp>(0).ctx("read the clock")).await?;
-    row.ok_or_else(|| corrupt("(none)", "the server returned no time"))
 }
 
 /// Reads the columns of one row on behalf of one build, so that every decoding error
@@ -119,6 +107,10 @@ impl<'r> Cols<'r> {
         self.parse(i, column, |s| Name::new(s).map_err(|e| e.to_string()))
     }
 
+    fn number(&self, i: usize) -> StoreResult<BuildNumber> {
+        self.parse(i, "number", |s| BuildNumber::new(s).map_err(|e| e.to_string()))
+    }
+
     fn id(&self, i: usize, column: &str) -> StoreResult<BuildId> {
         self.get::<uuid::Uuid>(i, column).map(BuildId::from_uuid)
     }
@@ -157,7 +149,7 @@ pub(crate) fn build(row: &Row) -> StoreResult<Build> {
     let metadata: Json<BTreeMap<MetaKey, MetaValue>> = c.get(17, "metadata")?;
     Ok(Build {
         id: c.id(0, "id")?,
-        number: c.parse(1, "number", |s| BuildNumber::new(s).map_err(|e| e.to_string()))?,
+        number: c.number(1)?,
         platform: c.name(2, "platform")?,
         os: c.name(3, "os")?,
         image_type: c.name(4, "image_type")?,
@@ -183,7 +175,7 @@ pub(crate) fn build(row: &Row) -> StoreResult<Build> {
 /// `(id, number)` of a prefix candidate.
 pub(crate) fn id_and_number(row: &Row) -> StoreResult<(BuildId, BuildNumber)> {
     let c = Cols::new(row, 0);
-    Ok((c.id(0, "id")?, c.parse(1, "number", |s| BuildNumber::new(s).map_err(|e| e.to_string()))?))
+    Ok((c.id(0, "id")?, c.number(1)?))
 }
 
 /// Decodes a row of `event_columns!`.
@@ -230,31 +222,27 @@ pub(crate) fn failure(row: &Row) -> StoreResult<FailureRecord> {
     })
 }
 
-/// Decodes `lease_columns!` starting at column `at`; `None` when they are NULL (the
-/// build was never leased, in a left join).
-pub(crate) fn lease_at(row: &Row, at: usize) -> StoreResult<Option<LeaseRecord>> {
-    let c = Cols::new(row, at);
-    if c.get::<Option<uuid::Uuid>>(at, "build_id")?.is_none() {
-        return Ok(None);
-    }
-    Ok(Some(LeaseRecord {
-        lease: Lease {
-            build_id: c.id(at, "build_id")?,
-            owner: c.get(at + 1, "owner")?,
-            host: c.get(at + 2, "host")?,
-            pid: c.unsigned(at + 3, "pid")?,
-            token: LeaseToken::new(c.unsigned(at + 4, "token")?),
-            acquired_at: c.get(at + 5, "acquired_at")?,
-            renewed_at: c.get(at + 6, "renewed_at")?,
-            expires_at: c.get(at + 7, "expires_at")?,
-        },
-        released: c.get(at + 8, "released")?,
-    }))
-}
-
 /// Decodes a row of `lease_columns!`.
 pub(crate) fn lease(row: &Row) -> StoreResult<LeaseRecord> {
-    lease_at(row, 0)?.ok_or_else(|| corrupt("(none)", "a lease row without a build id"))
+    let c = Cols::new(row, 0);
+    Ok(LeaseRecord {
+        lease: Lease {
+            build_id: c.id(0, "build_id")?,
+            owner: c.get(1, "owner")?,
+            host: c.get(2, "host")?,
+            pid: c.unsigned(3, "pid")?,
+            token: LeaseToken::new(c.unsigned(4, "token")?),
+            acquired_at: c.get(5, "acquired_at")?,
+            renewed_at: c.get(6, "renewed_at")?,
+            expires_at: c.get(7, "expires_at")?,
+        },
+        released: c.get(8, "released")?,
+    })
+}
+
+/// A held lease and, after its columns, its build's number.
+pub(crate) fn held_lease(row: &Row) -> StoreResult<(BuildNumber, Lease)> {
+    Ok((Cols::new(row, 0).number(9)?, lease(row)?.lease))
 }
 
 /// Decodes a row of `artifact_columns!` for `build`.
@@ -272,5 +260,40 @@ pub(crate) fn artifact(build: &BuildId, row: &Row) -> StoreResult<Artifact> {
             .transpose()
             .map_err(|e| corrupt(&c.build, format!("column sha256: {e}")))?,
         created_at: c.get(6, "created_at")?,
+    })
+}
+
+/// Decodes a row of a catalog table (`sql::KindSql` column order).
+pub(crate) fn catalog_item(kind: CatalogKind, row: &Row) -> StoreResult<CatalogItem> {
+    fn col<'a, T: FromSql<'a>>(row: &'a Row, i: usize) -> Result<T, String> {
+        row.try_get(i).map_err(|e| e.to_string())
+    }
+    let raw_name: String = row.try_get(0).ctx("read a catalog name")?;
+    let unsigned = |n: i64| u32::try_from(n).map_err(|_| format!("{n} is out of range"));
+    let decode = || -> Result<CatalogItem, String> {
+        let name = Name::new(&raw_name).map_err(|e| e.to_string())?;
+        let display_name = col(row, 1)?;
+        Ok(match kind {
+            CatalogKind::Platform => CatalogItem::Platform(Platform {
+                name,
+                display_name,
+                provider: col(row, 2)?,
+                region: col(row, 3)?,
+            }),
+            CatalogKind::Os => CatalogItem::Os(OsVersion {
+                name,
+                display_name,
+                family: col(row, 2)?,
+                major: unsigned(col(row, 3)?)?,
+                minor: col::<Option<i64>>(row, 4)?.map(unsigned).transpose()?,
+            }),
+            CatalogKind::ImageType => {
+                CatalogItem::ImageType(ImageType { name, display_name, description: col(row, 2)? })
+            }
+        })
+    };
+    decode().map_err(|e| StoreError::Backend {
+        context: "corrupt catalog row in the postgres store",
+        source: format!("{kind} `{raw_name}`: {e}").into(),
     })
 }

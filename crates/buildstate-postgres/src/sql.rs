@@ -1,18 +1,20 @@
 //! The SQL text of the backend.
 //!
 //! The hot transition path (`Store::apply`) runs, inside one transaction:
-//! [`LOCK_BUILD`] (a row lock, held to commit), [`SELECT_LEASE_AND_CLOCK`] (the fencing
-//! record and the server's clock, read after the lock), [`UPDATE_BUILD_CAS`], then
-//! [`INSERT_EVENT`] per history event and [`INSERT_FAILURE`] per failure record. They
-//! are public so that a benchmark can run exactly the same statements on a bare
-//! connection as its baseline.
+//! [`LOCK_BUILD`] (a row lock, held to commit), [`SELECT_LEASE`] (the fencing record,
+//! read after the lock), [`UPDATE_BUILD_CAS`], then [`INSERT_EVENT`] per history event
+//! and [`INSERT_FAILURE`] per failure record. They are public so that a benchmark can
+//! run exactly the same statements on a bare connection as its baseline.
 //!
 //! Every statement binds its values as parameters (`$N`); nothing is ever formatted into
 //! SQL text, so quotes, SQL keywords and `%`/`_` in names and messages are just data.
 //!
 //! Locking rule: every write that changes a build's rows — the build, its history,
-//! failures, artifacts or lease — first locks the build's row, so the writes of one
-//! build are serialised and a lease check can never race the write it guards.
+//! failures, artifacts or lease — first reads the build in a write transaction, which
+//! locks its row ([`LOCK_BUILD`]), so the writes of one build are serialised and a
+//! lease check can never race the write it guards.
+
+use buildstate_core::CatalogKind;
 
 /// The columns of a build row, in the order `rows::build` reads them.
 macro_rules! build_columns {
@@ -80,16 +82,6 @@ macro_rules! artifact_columns {
 pub const LOCK_BUILD: &str =
     concat!("SELECT ", build_columns!(), " FROM builds WHERE id = $1 FOR NO KEY UPDATE");
 
-/// `$1` = build id. The server's clock, then the build's lease record (all NULL when
-/// the build was never leased). Read after [`LOCK_BUILD`], so the time is not earlier
-/// than anything the previous writer of the build recorded, and judged on the server:
-/// lease expiry must not depend on the clocks of many workers.
-pub const SELECT_LEASE_AND_CLOCK: &str = concat!(
-    "SELECT clock_timestamp(), ",
-    lease_columns!("l."),
-    " FROM (SELECT $1::uuid AS id) AS b LEFT JOIN leases AS l ON l.build_id = b.id"
-);
-
 /// Compare-and-swap of a build row after a transition: changes exactly one row, or none
 /// when another writer got there first.
 ///
@@ -126,19 +118,10 @@ pub const INSERT_BUILD: &str = concat!(
     build_columns!(),
     ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21)"
 );
-/// The name of the unique constraint on build numbers.
-pub(crate) const NUMBER_CONSTRAINT: &str = "builds_number_key";
-/// The server's clock, for writes that lock no build row first (creates, imports).
-pub(crate) const CLOCK: &str = "SELECT clock_timestamp()";
 pub(crate) const SELECT_BUILD_BY_ID: &str =
     concat!("SELECT ", build_columns!(), " FROM builds WHERE id = $1");
-pub(crate) const SELECT_BUILD_BY_NUMBER: &str =
-    concat!("SELECT ", build_columns!(), " FROM builds WHERE number = $1");
-/// The start of every `list_builds` query; `builds.rs` appends fixed conditions.
+/// The start of every `list_builds` query; `tx.rs` appends fixed conditions.
 pub(crate) const SELECT_BUILDS: &str = concat!("SELECT ", build_columns!(), " FROM builds");
-/// `FOR UPDATE`, not `FOR NO KEY UPDATE`: an import that replaces the build deletes it.
-pub(crate) const LOCK_BUILD_FOR_REPLACE: &str = "SELECT 1 FROM builds WHERE id = $1 FOR UPDATE";
-pub(crate) const BUILD_EXISTS: &str = "SELECT 1 FROM builds WHERE id = $1";
 pub(crate) const BUILD_ID_BY_NUMBER: &str = "SELECT id FROM builds WHERE number = $1";
 /// Serialises the creates of one day's sequence (`$1` the stem), in this schema only:
 /// between this lock and commit, no other create allocates under the same stem, and
@@ -154,27 +137,15 @@ pub(crate) const NUMBERS_IN_RANGE: &str = "SELECT number FROM builds WHERE numbe
 /// number is in `[$3, $4)`.
 pub(crate) const PREFIX_CANDIDATES: &str = "SELECT id, number FROM builds \
      WHERE (id BETWEEN $1 AND $2) OR (number >= $3 AND number < $4) ORDER BY number LIMIT 100";
-/// Records a change that is not a transition (failure resolved, artifact added).
-/// `$1` id, `$2` updated_at.
-pub(crate) const BUMP_BUILD_VERSION: &str =
-    "UPDATE builds SET version = version + 1, updated_at = $2 WHERE id = $1";
+/// Cascades to history, failures, artifacts and the lease record.
 pub(crate) const DELETE_BUILD: &str = "DELETE FROM builds WHERE id = $1";
 
 // ── history, failures, artifacts ────────────────────────────────────────────────────
 
 pub(crate) const SELECT_EVENTS: &str =
     concat!("SELECT ", event_columns!(), " FROM events WHERE build_id = $1 ORDER BY seq");
-/// The start of every `failures` query; `records.rs` appends fixed conditions.
+/// The start of every `failures` query; `tx.rs` appends fixed conditions.
 pub(crate) const SELECT_FAILURES: &str = concat!("SELECT ", failure_columns!(), " FROM failures");
-pub(crate) const SELECT_BUILD_FAILURES: &str =
-    concat!("SELECT ", failure_columns!(), " FROM failures WHERE build_id = $1 ORDER BY number");
-pub(crate) const SELECT_FAILURE: &str =
-    concat!("SELECT ", failure_columns!(), " FROM failures WHERE build_id = $1 AND number = $2");
-pub(crate) const SELECT_UNRESOLVED_FAILURES: &str = concat!(
-    "SELECT ",
-    failure_columns!(),
-    " FROM failures WHERE build_id = $1 AND NOT resolved ORDER BY number"
-);
 /// `$1` build_id, `$2` number, `$3` resolution, `$4` resolved_at.
 pub(crate) const RESOLVE_FAILURE: &str = "UPDATE failures SET resolved = true, resolution = $3, \
      resolved_at = $4 WHERE build_id = $1 AND number = $2";
@@ -207,13 +178,11 @@ pub(crate) const UPSERT_LEASE: &str = concat!(
      pid = EXCLUDED.pid, token = EXCLUDED.token, acquired_at = EXCLUDED.acquired_at, \
      renewed_at = EXCLUDED.renewed_at, expires_at = EXCLUDED.expires_at, released = EXCLUDED.released"
 );
-/// Release or break: the row (and its token) stays.
-pub(crate) const RELEASE_LEASE: &str = "UPDATE leases SET released = true WHERE build_id = $1";
-/// Every held lease, by build number.
+/// Every held lease, with its build's number.
 pub(crate) const SELECT_HELD_LEASES: &str = concat!(
     "SELECT ",
     lease_columns!("l."),
-    " FROM leases AS l JOIN builds AS b ON b.id = l.build_id WHERE NOT l.released ORDER BY b.number"
+    ", b.number FROM leases AS l JOIN builds AS b ON b.id = l.build_id WHERE NOT l.released"
 );
 
 // ── catalog ────────────────────────────────────────────────────────────────────────
@@ -222,18 +191,10 @@ pub(crate) const SELECT_HELD_LEASES: &str = concat!(
 #[derive(Debug)]
 pub(crate) struct KindSql {
     pub(crate) insert: &'static str,
-    /// The insert of a missing item by an import: a concurrent import of the same item
-    /// is no error.
-    pub(crate) insert_if_missing: &'static str,
     pub(crate) list: &'static str,
     pub(crate) get: &'static str,
-    pub(crate) names: &'static str,
-    pub(crate) exists: &'static str,
-    /// Keeps the item until commit while a build that names it is created (the lock a
-    /// foreign-key check takes), so it cannot be removed in between.
-    pub(crate) hold: &'static str,
-    /// Locks the item for removal: waits for creates that hold it, after which the
-    /// count of builds using it is final.
+    /// Locks the item for removal: waits for creates whose foreign-key check holds it
+    /// (`FOR KEY SHARE`), after which [`KindSql::builds_using`] is final.
     pub(crate) lock: &'static str,
     pub(crate) builds_using: &'static str,
     pub(crate) delete: &'static str,
@@ -243,20 +204,8 @@ macro_rules! kind_sql {
     ($table:literal, $columns:literal, $values:literal, $build_column:literal) => {
         KindSql {
             insert: concat!("INSERT INTO ", $table, " (", $columns, ") VALUES (", $values, ")"),
-            insert_if_missing: concat!(
-                "INSERT INTO ",
-                $table,
-                " (",
-                $columns,
-                ") VALUES (",
-                $values,
-                ") ON CONFLICT (name) DO NOTHING"
-            ),
             list: concat!("SELECT ", $columns, " FROM ", $table, " ORDER BY name"),
             get: concat!("SELECT ", $columns, " FROM ", $table, " WHERE name = $1"),
-            names: concat!("SELECT name FROM ", $table, " ORDER BY name"),
-            exists: concat!("SELECT 1 FROM ", $table, " WHERE name = $1"),
-            hold: concat!("SELECT 1 FROM ", $table, " WHERE name = $1 FOR KEY SHARE"),
             lock: concat!("SELECT 1 FROM ", $table, " WHERE name = $1 FOR UPDATE"),
             builds_using: concat!("SELECT count(*) FROM builds WHERE ", $build_column, " = $1"),
             delete: concat!("DELETE FROM ", $table, " WHERE name = $1"),
@@ -264,14 +213,21 @@ macro_rules! kind_sql {
     };
 }
 
-pub(crate) const PLATFORMS: KindSql =
-    kind_sql!("platforms", "name, display_name, provider, region", "$1, $2, $3, $4", "platform");
-pub(crate) const OS_VERSIONS: KindSql =
-    kind_sql!("os_versions", "name, display_name, family, major, minor", "$1, $2, $3, $4, $5", "os");
-pub(crate) const IMAGE_TYPES: KindSql =
-    kind_sql!("image_types", "name, display_name, description", "$1, $2, $3", "image_type");
-
-pub(crate) const PLATFORM_PROVIDER: &str = "SELECT provider FROM platforms WHERE name = $1";
+impl KindSql {
+    pub(crate) fn of(kind: CatalogKind) -> &'static KindSql {
+        const PLATFORMS: KindSql =
+            kind_sql!("platforms", "name, display_name, provider, region", "$1, $2, $3, $4", "platform");
+        const OS_VERSIONS: KindSql =
+            kind_sql!("os_versions", "name, display_name, family, major, minor", "$1, $2, $3, $4, $5", "os");
+        const IMAGE_TYPES: KindSql =
+            kind_sql!("image_types", "name, display_name, description", "$1, $2, $3", "image_type");
+        match kind {
+            CatalogKind::Platform => &PLATFORMS,
+            CatalogKind::Os => &OS_VERSIONS,
+            CatalogKind::ImageType => &IMAGE_TYPES,
+        }
+    }
+}
 
 // ── migrations ─────────────────────────────────────────────────────────────────────
 

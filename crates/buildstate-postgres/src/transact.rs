@@ -1,89 +1,73 @@
-//! Units of work: one transaction on a pooled connection, retried whole when it lost a
-//! conflict with a concurrent transaction.
+//! `Backend` for `PostgresStore`: each unit of work of the engine runs in one
+//! transaction on a pooled connection, run again whole when it lost a conflict with a
+//! concurrent transaction.
 
 use std::future::Future;
 use std::hash::{BuildHasher, RandomState};
 use std::pin::Pin;
 use std::time::{Duration, Instant};
 
-use buildstate_store::{StoreError, StoreResult};
+use async_trait::async_trait;
+use buildstate_store::{Backend, Mode, StoreError, StoreResult, Work};
 use deadpool_postgres::{Object, Transaction};
 use tokio_postgres::IsolationLevel;
 
 use crate::PostgresStore;
 use crate::error::{PgContext, StaleConnection, is_connection_lost, is_transient};
+use crate::tx::PgTx;
 
 /// How many times a unit of work runs before a conflict is reported as `Busy` (or a
 /// run of dead pooled connections as `Unavailable`). Each retry follows a transaction
-/// that PostgreSQL aborted (deadlock, serialization), a build number taken under our
-/// feet, or a pooled connection found dead at `BEGIN`; a handful is plenty.
+/// that PostgreSQL aborted (deadlock, serialization), an insert that raced a concurrent
+/// writer, or a pooled connection found dead at `BEGIN`; a handful is plenty.
 const MAX_ATTEMPTS: u32 = 8;
 /// The first backoff; it doubles per attempt up to [`MAX_BACKOFF`], jittered so that
 /// the losers of one conflict do not collide again in lockstep.
 const FIRST_BACKOFF: Duration = Duration::from_millis(2);
 const MAX_BACKOFF: Duration = Duration::from_millis(200);
 
-/// The future of one unit of work on transaction `tx`, borrowing `tx` and the work's
-/// inputs for `'t`. Boxed with `Send` spelled out: a generic async closure here would
-/// make the compiler prove `Send` for a future type under a higher-ranked lifetime,
-/// which it cannot.
-pub(crate) type TxFuture<'t, T> = Pin<Box<dyn Future<Output = StoreResult<T>> + Send + 't>>;
+/// One run of a unit of work on transaction `tx`, with `state` that survives between
+/// runs (the engine's `Work`, or a test's counters).
+type Run<S, T> = for<'t> fn(&'t Transaction<'_>, Mode, &'t mut S) -> TxFuture<'t, T>;
+type TxFuture<'t, T> = Pin<Box<dyn Future<Output = StoreResult<T>> + Send + 't>>;
 
-/// A unit of work: given the transaction and its inputs (`args`, borrowed for as long
-/// as the transaction), the future that does the work.
-pub(crate) trait Work<A: ?Sized, T>:
-    for<'t> Fn(&'t Transaction<'_>, &'t A) -> TxFuture<'t, T> + Sync
-{
-}
-impl<A: ?Sized, T, F> Work<A, T> for F where
-    F: for<'t> Fn(&'t Transaction<'_>, &'t A) -> TxFuture<'t, T> + Sync
-{
-}
-
-#[derive(Clone, Copy, Debug)]
-enum Mode {
-    /// Read committed: each statement sees the latest commits, and rows that will be
-    /// written are locked first (`sql.rs`), so the rules run on what is stored.
-    Write,
-    /// Repeatable read, read only: one snapshot for every statement, as an export
-    /// of several tables needs; never blocks writers and never aborts.
-    Read,
-}
-
-impl PostgresStore {
-    /// Runs `work` on `args` in a write transaction, committed if it succeeds, rolled
-    /// back if it fails, and run again whole after a transient failure (see
-    /// [`MAX_ATTEMPTS`]).
-    pub(crate) async fn write<A: Sync + ?Sized, T>(
-        &self,
-        what: &'static str,
-        args: &A,
-        work: impl Work<A, T>,
-    ) -> StoreResult<T> {
-        self.transact(Mode::Write, what, args, work).await
+#[async_trait]
+impl Backend for PostgresStore {
+    fn location(&self) -> String {
+        PostgresStore::location(self).to_owned()
     }
 
-    /// Runs `work` on `args` in a read-only snapshot.
-    pub(crate) async fn read<A: Sync + ?Sized, T>(
-        &self,
-        what: &'static str,
-        args: &A,
-        work: impl Work<A, T>,
-    ) -> StoreResult<T> {
-        self.transact(Mode::Read, what, args, work).await
-    }
-
-    async fn transact<A: Sync + ?Sized, T>(
+    /// A write is read committed: each statement sees the latest commits, and the build
+    /// row is locked when the work first reads it (`PgTx::build`), so the rules run on
+    /// what is stored. A read is one repeatable-read, read-only snapshot, as an export
+    /// of several tables needs; it never blocks writers and never aborts.
+    async fn transact<T: Send + 'static>(
         &self,
         mode: Mode,
         what: &'static str,
-        args: &A,
-        work: impl Work<A, T>,
+        mut work: Work<T>,
+    ) -> StoreResult<T> {
+        self.retrying(mode, what, &mut work, |tx, mode, work| {
+            Box::pin(async move { work(&mut PgTx::new(tx, mode)).await })
+        })
+        .await
+    }
+}
+
+impl PostgresStore {
+    /// Runs `run` in a transaction of `mode`, committed if it succeeds, rolled back if it
+    /// fails, and run again whole after a transient failure (see [`MAX_ATTEMPTS`]).
+    async fn retrying<S: Send, T>(
+        &self,
+        mode: Mode,
+        what: &'static str,
+        state: &mut S,
+        run: Run<S, T>,
     ) -> StoreResult<T> {
         let started = Instant::now();
         let mut attempt = 1;
         loop {
-            match self.once(mode, args, &work).await {
+            match self.once(mode, state, run).await {
                 Ok(value) => return Ok(value),
                 Err(e) if is_transient(&e) && attempt < MAX_ATTEMPTS => {
                     tracing::debug!(what, attempt, error = %e, "postgres transaction conflicted; running it again");
@@ -103,15 +87,15 @@ impl PostgresStore {
         }
     }
 
-    async fn once<A: Sync + ?Sized, T>(
-        &self,
-        mode: Mode,
-        args: &A,
-        work: &impl Work<A, T>,
-    ) -> StoreResult<T> {
+    async fn once<S: Send, T>(&self, mode: Mode, state: &mut S, run: Run<S, T>) -> StoreResult<T> {
         let mut client = self.client().await?;
         let result = match begin(&mut client, mode).await {
-            Ok(tx) => run(tx, args, work).await,
+            // On an error the transaction is dropped, which rolls it back before the
+            // connection serves anyone else.
+            Ok(tx) => match run(&tx, mode, state).await {
+                Ok(value) => tx.commit().await.ctx("commit a transaction").map(|()| value),
+                Err(e) => Err(e),
+            },
             // Dead in the pool before anything was sent on it: run again on another.
             Err(e) if is_connection_lost(&e) => {
                 Err(StoreError::backend("begin a transaction", StaleConnection(e.to_string())))
@@ -140,14 +124,6 @@ async fn begin(client: &mut Object, mode: Mode) -> StoreResult<Transaction<'_>> 
         }
     }
     .ctx("begin a transaction")
-}
-
-/// Runs `work` and commits. On an error the transaction is dropped, which rolls it back
-/// before the connection serves anyone else.
-async fn run<A: Sync + ?Sized, T>(tx: Transaction<'_>, args: &A, work: &impl Work<A, T>) -> StoreResult<T> {
-    let value = work(&tx, args).await?;
-    tx.commit().await.ctx("commit a transaction")?;
-    Ok(value)
 }
 
 /// The pause before attempt `attempt + 1`: exponential, capped, with full jitter.
@@ -201,9 +177,9 @@ mod tests {
         let schema = TestSchema::new("retry");
         let store = store(&schema).await;
         for code in ["40P01", "40001"] {
-            let args = (AtomicU32::new(0), 2, code);
+            let mut args = (AtomicU32::new(0), 2, code);
             let run = store
-                .write("test", &args, |tx, args| Box::pin(insert_then_fail(tx, args)))
+                .retrying(Mode::Write, "test", &mut args, |tx, _, args| Box::pin(insert_then_fail(tx, args)))
                 .await
                 .unwrap_or_else(|e| panic!("{code}: the third run succeeds: {e}"));
             assert_eq!(run, 3, "{code}: two aborted runs, then one that commits");
@@ -223,15 +199,21 @@ mod tests {
     async fn a_conflict_that_never_ends_is_busy_and_other_errors_are_not_retried() {
         let schema = TestSchema::new("busy");
         let store = store(&schema).await;
-        let args = (AtomicU32::new(0), u32::MAX, "40P01");
-        match store.write("test", &args, |tx, args| Box::pin(insert_then_fail(tx, args))).await {
+        let mut args = (AtomicU32::new(0), u32::MAX, "40P01");
+        match store
+            .retrying(Mode::Write, "test", &mut args, |tx, _, a| Box::pin(insert_then_fail(tx, a)))
+            .await
+        {
             Err(StoreError::Busy { .. }) => {}
             other => panic!("expected Busy, got {other:?}"),
         }
         assert_eq!(args.0.load(Ordering::SeqCst), MAX_ATTEMPTS, "bounded");
 
-        let args = (AtomicU32::new(0), 1, "23514");
-        match store.write("test", &args, |tx, args| Box::pin(insert_then_fail(tx, args))).await {
+        let mut args = (AtomicU32::new(0), 1, "23514");
+        match store
+            .retrying(Mode::Write, "test", &mut args, |tx, _, a| Box::pin(insert_then_fail(tx, a)))
+            .await
+        {
             Err(StoreError::Backend { .. }) => {}
             other => panic!("a check violation is a Backend error, got {other:?}"),
         }
@@ -249,7 +231,7 @@ mod tests {
         let raw = crate::testdb::raw_client(&schema).await;
         for _ in 0..5 {
             let pid: i32 = store
-                .read("test", &(), |tx, ()| {
+                .retrying(Mode::Read, "test", &mut (), |tx, _, ()| {
                     Box::pin(async move {
                         let row = tx.query_one("SELECT pg_backend_pid()", &[]).await.ctx("pid")?;
                         row.try_get(0).ctx("pid")
@@ -267,7 +249,7 @@ mod tests {
         let schema = TestSchema::new("lost");
         let store = store(&schema).await;
         let r = store
-            .read("test", &(), |tx, ()| {
+            .retrying(Mode::Read, "test", &mut (), |tx, _, ()| {
                 Box::pin(async move {
                     tx.batch_execute("SELECT pg_terminate_backend(pg_backend_pid())").await.ctx("terminate")
                 })

@@ -1,17 +1,18 @@
 //! The top level of the command line: global options, parsing, and the context every
 //! command runs with.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use buildstate_core::{Build, LeaseToken};
 use buildstate_store::{Guard, Store};
 use clap::error::{ContextKind, ContextValue, ErrorKind};
-use clap::{Parser, error::Error as ClapError};
+use clap::{CommandFactory, FromArgMatches, Parser, error::Error as ClapError};
 
 use crate::commands::Command;
-use crate::config;
+use crate::config::{Early, Settings};
 use crate::exit::{CliError, Exit};
+use crate::output::ColorWhen;
 
 /// Resumable, visible VM image builds: where every build is, and why it failed.
 #[derive(Debug, Parser)]
@@ -42,6 +43,15 @@ pub struct Global {
     /// that a step's own `buildstate` calls act for its runner
     #[arg(long, global = true, env = "BUILDSTATE_LEASE_TOKEN", value_name = "TOKEN", hide_env_values = true)]
     pub lease_token: Option<u64>,
+    /// The config file [default: $XDG_CONFIG_HOME/buildstate/config.toml]
+    #[arg(long, global = true, env = crate::config::CONFIG_ENV, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// When to colour output (NO_COLOR turns auto off) [default: auto]
+    #[arg(long, global = true, value_enum, value_name = "WHEN")]
+    pub color: Option<ColorWhen>,
+    /// Print no progress or information, only data and errors
+    #[arg(long, short = 'q', global = true)]
+    pub quiet: bool,
 }
 
 /// What every command gets: the open store and the global options.
@@ -71,16 +81,31 @@ impl Ctx {
     }
 }
 
-/// Parses the command line; on failure prints the message (help and version go to
-/// stdout, as clap does) and returns the exit code.
-pub fn parse() -> Result<Cli, Exit> {
-    Cli::try_parse().map_err(|e| report_clap_error(&e))
+/// Reads the config file, then parses the command line over it; on failure prints the
+/// message (help and version go to stdout, as clap does) and returns the exit code.
+pub fn parse() -> Result<(Cli, Settings), Exit> {
+    let args: Vec<std::ffi::OsString> = std::env::args_os().collect();
+    let reported = |e: CliError| {
+        e.report();
+        e.exit
+    };
+    let early = Early::read(&args, &Cli::command()).map_err(reported)?;
+    let matches =
+        early.command(Cli::command()).try_get_matches_from(args).map_err(|e| report_clap_error(&e))?;
+    let cli = Cli::from_arg_matches(&matches).map_err(|e| report_clap_error(&e))?;
+    let settings = early.resolve(&cli.global, &matches).map_err(reported)?;
+    Ok((cli, settings))
 }
 
-/// Opens the store and runs the command.
-pub async fn run(cli: Cli) -> Result<Exit, CliError> {
-    let opened = crate::open::open(cli.global.db.as_deref()).await?;
-    let syncer = match cli.global.sync.as_deref().filter(|u| !u.is_empty()) {
+/// Opens the store the settings name and runs the command (or runs it without one).
+pub async fn run(cli: Cli, settings: Settings) -> Result<Exit, CliError> {
+    // Once per process, before any pipeline file is read.
+    let _ = settings.retry_defaults().install();
+    if let Some(done) = cli.command.run_without_store(&settings, cli.global.json) {
+        return done;
+    }
+    let opened = crate::open::open(settings.db.value.as_deref().map(Path::new)).await?;
+    let syncer = match settings.sync.value.as_deref() {
         Some(url) => Some(crate::remote::syncer(url, &opened.local_anchor)?),
         None => None,
     };
@@ -96,7 +121,7 @@ pub async fn run(cli: Cli) -> Result<Exit, CliError> {
         step_db: opened.step_db,
         db_path: opened.local_anchor,
         json: cli.global.json,
-        actor: config::actor(cli.global.actor.as_deref()),
+        actor: settings.actor.value,
         guard: cli.global.lease_token.map_or_else(Guard::none, |t| Guard::lease(LeaseToken::new(t))),
     };
     cli.command.run(&ctx).await

@@ -16,16 +16,16 @@ mod signals;
 use std::process::ExitCode;
 
 fn main() -> ExitCode {
-    output::init_tracing();
-    let cli = match cli::parse() {
-        Ok(cli) => cli,
+    let (cli, settings) = match cli::parse() {
+        Ok(parsed) => parsed,
         Err(exit) => return exit.into(),
     };
+    output::init(settings.color.value, settings.quiet);
     let outcome = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .map_err(|e| exit::CliError::internal(format!("cannot start the async runtime: {e}")))
-        .and_then(|rt| rt.block_on(cli::run(cli)));
+        .and_then(|rt| rt.block_on(cli::run(cli, settings)));
     match outcome {
         Ok(exit) => exit.into(),
         Err(e) => {

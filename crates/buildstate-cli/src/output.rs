@@ -2,7 +2,8 @@
 //! time and duration formats they share. Diagnostics go to stderr through `tracing`.
 
 use std::collections::BTreeMap;
-use std::io::{self, Write};
+use std::io::{self, IsTerminal, Write};
+use std::sync::OnceLock;
 
 use buildstate_core::{Build, BuildStatus, MetaKey, MetaValue};
 use comfy_table::{ContentArrangement, Table, presets};
@@ -16,6 +17,16 @@ use crate::exit::{CliError, io_error};
 pub fn line(text: impl AsRef<str>) -> Result<(), CliError> {
     let mut out = io::stdout().lock();
     match writeln!(out, "{}", text.as_ref()).and_then(|()| out.flush()) {
+        Err(e) if e.kind() != io::ErrorKind::BrokenPipe => Err(io_error("write to standard output", &e)),
+        _ => Ok(()),
+    }
+}
+
+/// Writes bytes to stdout as they are (completion scripts, man pages); a closed pipe is
+/// not an error.
+pub fn raw(bytes: &[u8]) -> Result<(), CliError> {
+    let mut out = io::stdout().lock();
+    match out.write_all(bytes).and_then(|()| out.flush()) {
         Err(e) if e.kind() != io::ErrorKind::BrokenPipe => Err(io_error("write to standard output", &e)),
         _ => Ok(()),
     }
@@ -40,8 +51,11 @@ pub fn table(header: &[&str]) -> Table {
 
 pub fn print_table(t: &Table) -> Result<(), CliError> {
     // comfy-table pads the first and last column with a space; people read it trimmed.
-    let text: Vec<String> =
+    let mut text: Vec<String> =
         t.lines().map(|l| l.trim_end().strip_prefix(' ').unwrap_or(&l).to_owned()).collect();
+    if let Some(header) = text.first_mut().filter(|_| color_stdout()) {
+        *header = format!("\x1b[1m{header}\x1b[0m");
+    }
     line(text.join("\n"))
 }
 
@@ -158,26 +172,100 @@ pub fn build_or_line(json_out: bool, b: &Build, text: impl AsRef<str>) -> Result
     if json_out { json(&BuildView::new(b)) } else { line(text) }
 }
 
-/// Diagnostics to stderr, at the level in `BUILDSTATE_LOG` (error, warn, info, debug,
-/// trace; default warn), so stdout carries only the command's output.
-pub fn init_tracing() {
-    use std::io::IsTerminal;
-    let level = std::env::var("BUILDSTATE_LOG")
-        .ok()
-        .and_then(|l| l.trim().parse::<tracing::Level>().ok())
-        .unwrap_or(tracing::Level::WARN);
+/// When to colour: `--color`, `BUILDSTATE_COLOR`, `NO_COLOR`, the config file's `color`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum ColorWhen {
+    /// On a terminal (not `TERM=dumb`)
+    Auto,
+    /// Also into pipes and files
+    Always,
+    /// Plain text only
+    Never,
+}
+
+impl ColorWhen {
+    pub fn parse(s: &str) -> Option<ColorWhen> {
+        match s {
+            "auto" => Some(ColorWhen::Auto),
+            "always" => Some(ColorWhen::Always),
+            "never" => Some(ColorWhen::Never),
+            _ => None,
+        }
+    }
+
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            ColorWhen::Auto => "auto",
+            ColorWhen::Always => "always",
+            ColorWhen::Never => "never",
+        }
+    }
+
+    /// Whether a stream that is (or is not) a terminal gets colour.
+    pub fn enabled(self, terminal: bool) -> bool {
+        match self {
+            ColorWhen::Always => true,
+            ColorWhen::Never => false,
+            ColorWhen::Auto => terminal && std::env::var_os("TERM").is_none_or(|t| t != "dumb"),
+        }
+    }
+
+    pub const fn clap(self) -> clap::ColorChoice {
+        match self {
+            ColorWhen::Auto => clap::ColorChoice::Auto,
+            ColorWhen::Always => clap::ColorChoice::Always,
+            ColorWhen::Never => clap::ColorChoice::Never,
+        }
+    }
+}
+
+/// How this process prints, settled once from the settings before any command runs
+/// (stdout and stderr are process-wide, so this is too).
+#[derive(Debug, Clone, Copy)]
+struct Style {
+    color_stdout: bool,
+    quiet: bool,
+}
+
+static STYLE: OnceLock<Style> = OnceLock::new();
+
+/// Settles colour and `--quiet`, and starts diagnostics on stderr at the level in
+/// `BUILDSTATE_LOG` (error, warn, info, debug, trace; default warn) — only errors under
+/// `--quiet` — so that stdout carries only the command's output.
+pub fn init(color: ColorWhen, quiet: bool) {
+    let _ = STYLE.set(Style { color_stdout: color.enabled(io::stdout().is_terminal()), quiet });
+    let level = if quiet {
+        tracing::Level::ERROR
+    } else {
+        std::env::var("BUILDSTATE_LOG")
+            .ok()
+            .and_then(|l| l.trim().parse::<tracing::Level>().ok())
+            .unwrap_or(tracing::Level::WARN)
+    };
     // `try_init`: a second subscriber (tests) must not panic.
     let _ = tracing_subscriber::fmt()
         .with_writer(io::stderr)
-        .with_ansi(io::stderr().is_terminal())
+        .with_ansi(color.enabled(io::stderr().is_terminal()))
         .with_max_level(level)
         .with_target(false)
         .try_init();
 }
 
-/// A progress line on stdout; a closed pipe is ignored like everywhere else.
+fn color_stdout() -> bool {
+    STYLE.get().is_some_and(|s| s.color_stdout)
+}
+
+/// `--quiet`: progress and information are not printed, errors and data are.
+pub fn quiet() -> bool {
+    STYLE.get().is_some_and(|s| s.quiet)
+}
+
+/// A progress line on stdout (none under `--quiet`); a closed pipe is ignored like
+/// everywhere else.
 pub fn progress_line(text: &str) {
-    let _ = line(text);
+    if !quiet() {
+        let _ = line(text);
+    }
 }
 
 #[cfg(test)]

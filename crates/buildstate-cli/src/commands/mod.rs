@@ -3,11 +3,14 @@
 use clap::Subcommand;
 
 use crate::cli::Ctx;
+use crate::config::Settings;
 use crate::exit::{CliError, Exit};
 
 mod artifact;
 mod build;
 mod catalog;
+mod completions;
+mod config;
 mod demo;
 mod exec;
 mod failure;
@@ -24,6 +27,8 @@ mod run;
 mod state;
 mod sync;
 mod transfer;
+
+pub use run::parse_duration;
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
@@ -85,9 +90,28 @@ pub enum Command {
     Export(transfer::ExportArgs),
     /// Read a build from a JSON document written by `export`
     Import(transfer::ImportArgs),
+    /// Settings from defaults, the config file, the environment and flags
+    #[command(subcommand)]
+    Config(config::Args),
+    /// Print a shell completion script (bash, zsh, fish, …)
+    Completions(completions::CompletionsArgs),
+    /// Print the manual page (roff), or write one per command with --out-dir
+    Man(completions::ManArgs),
 }
 
 impl Command {
+    /// The commands that need no store run here, before one is opened (so that they
+    /// work where no store is reachable, and never create one); `None` for the others.
+    pub fn run_without_store(&self, settings: &Settings, json: bool) -> Option<Result<Exit, CliError>> {
+        let done = match self {
+            Command::Config(a) => config::run(a, settings, json),
+            Command::Completions(a) => completions::completions(a),
+            Command::Man(a) => completions::man(a),
+            _ => return None,
+        };
+        Some(done.map(|()| Exit::Ok))
+    }
+
     pub async fn run(self, ctx: &Ctx) -> Result<Exit, CliError> {
         match self {
             Command::Init(a) => init::run(a, ctx).await,
@@ -117,6 +141,10 @@ impl Command {
             Command::Artifact(a) => artifact::run(a, ctx).await,
             Command::Export(a) => transfer::export(a, ctx).await,
             Command::Import(a) => transfer::import(a, ctx).await,
+            // Dispatched by `run_without_store` before any store is opened.
+            Command::Config(_) | Command::Completions(_) | Command::Man(_) => {
+                Err(CliError::internal("this command runs without a store"))
+            }
         }
         .map(|()| Exit::Ok)
     }

@@ -18,6 +18,7 @@ mod resume;
 mod runner;
 mod runner_faults;
 mod sample;
+mod settings;
 mod snapshots;
 mod sync;
 mod transfer;

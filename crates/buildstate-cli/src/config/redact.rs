@@ -1,0 +1,65 @@
+//! Secrets out of what is shown: the password of a URL's user, and query parameters
+//! that carry credentials (`password=`, `sig=`, `token=`, …).
+
+/// Parts of a query parameter's name that mark its value as a secret.
+const SECRET_PARAMS: &[&str] = &["pass", "secret", "token", "sig", "key", "credential", "auth"];
+
+pub const HIDDEN: &str = "***";
+
+/// `postgres://ci:s3cret@db/bs?sslmode=require` → `postgres://ci:***@db/bs?sslmode=require`.
+/// Text that is not a URL is returned as it is.
+pub fn url(text: &str) -> String {
+    let Some((scheme, rest)) = text.split_once("://") else { return text.to_owned() };
+    let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    let (authority, tail) = rest.split_at(authority_end);
+    let authority = match authority.rsplit_once('@') {
+        Some((userinfo, host)) => match userinfo.split_once(':') {
+            Some((user, _password)) => format!("{user}:{HIDDEN}@{host}"),
+            None => format!("{userinfo}@{host}"),
+        },
+        None => authority.to_owned(),
+    };
+    let tail = match tail.split_once('?') {
+        Some((path, query)) => {
+            let (query, fragment) = match query.split_once('#') {
+                Some((q, f)) => (q, Some(f)),
+                None => (query, None),
+            };
+            let params: Vec<String> = query
+                .split('&')
+                .map(|p| match p.split_once('=') {
+                    Some((name, _)) if is_secret(name) => format!("{name}={HIDDEN}"),
+                    _ => p.to_owned(),
+                })
+                .collect();
+            let fragment = fragment.map(|f| format!("#{f}")).unwrap_or_default();
+            format!("{path}?{}{fragment}", params.join("&"))
+        }
+        None => tail.to_owned(),
+    };
+    format!("{scheme}://{authority}{tail}")
+}
+
+fn is_secret(param: &str) -> bool {
+    let lower = param.to_ascii_lowercase();
+    SECRET_PARAMS.iter().any(|s| lower.contains(s))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn passwords_and_credential_parameters_are_hidden() {
+        assert_eq!(url("postgres://ci:s3cret@db:5432/bs"), "postgres://ci:***@db:5432/bs");
+        assert_eq!(
+            url("postgresql://ci:p%40ss@db/bs?sslmode=require"),
+            "postgresql://ci:***@db/bs?sslmode=require"
+        );
+        assert_eq!(url("postgres://db/bs?user=ci&password=s3cret"), "postgres://db/bs?user=ci&password=***");
+        assert_eq!(url("az://c/p?sv=1&sig=abc#x"), "az://c/p?sv=1&sig=***#x");
+        assert_eq!(url("postgres://ci@db/bs"), "postgres://ci@db/bs");
+        assert_eq!(url("s3://bucket/prefix"), "s3://bucket/prefix");
+        assert_eq!(url("/var/lib/bs.db"), "/var/lib/bs.db");
+    }
+}

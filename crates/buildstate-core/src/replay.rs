@@ -9,9 +9,10 @@
 
 use std::collections::BTreeSet;
 
+use crate::rules::IMPLICIT_COMPLETION;
 use crate::{
     Build, BuildParts, Command, DocumentError, EventKind, FailureClass, FailureRecord, HistoryEvent,
-    NewBuild, apply,
+    NewBuild, StateCode, apply,
 };
 
 /// Changes that bump a build's version without leaving a history event (metadata,
@@ -131,7 +132,10 @@ fn command_at(
                 2,
             ),
             _ => {
-                return Err(bad(format!("history entry {} abandons an attempt that nothing replaced", e.seq)));
+                return Err(bad(format!(
+                    "history entry {} abandons an attempt that nothing replaced",
+                    e.seq
+                )));
             }
         },
         EventKind::Failed => {
@@ -152,6 +156,24 @@ fn command_at(
                 crate::FailureInfo { message: e.message.clone().unwrap_or_default(), ..record.info.clone() };
             (Command::Fail { state: e.state, actor, failure, max_attempts, log: e.log.clone() }, 1)
         }
+        // Acting on the first milestone after 0 of a new build completes 0 implicitly:
+        // one command (the one acting on that milestone), its entries after this one.
+        EventKind::Completed if is_implicit_completion(e) => match history.get(i + 1) {
+            // Not another implicit completion: that bounds the recursion (a document of a
+            // million of them must be refused, not overflow the stack).
+            Some(next)
+                if next.at == e.at && next.kind != EventKind::Created && !is_implicit_completion(next) =>
+            {
+                let (command, used) = command_at(history, i + 1, parts)?;
+                (command, used + 1)
+            }
+            _ => {
+                return Err(bad(format!(
+                    "history entry {} completes 0 implicitly for a command it does not record",
+                    e.seq
+                )));
+            }
+        },
         EventKind::Completed => {
             (Command::Complete { state: e.state, actor, exit_code: e.exit_code, log: e.log.clone() }, 1)
         }
@@ -160,6 +182,10 @@ fn command_at(
         EventKind::Rewound => (Command::Rewind { to: e.state, actor, reason: reason() }, 1),
         EventKind::Cancelled => (Command::Cancel { actor, reason: reason() }, 1),
     })
+}
+
+fn is_implicit_completion(e: &HistoryEvent) -> bool {
+    e.state == StateCode::INITIAL && e.message.as_deref().is_some_and(|m| m.starts_with(IMPLICIT_COMPLETION))
 }
 
 /// What the rules decide about an event: its place, kind, milestone and attempt.
@@ -305,6 +331,99 @@ mod tests {
 
     fn refused(parts: &BuildParts, what: &str) {
         assert!(matches!(check(parts), Err(DocumentError::Inconsistent(_))), "{what} must be refused");
+    }
+
+    /// The parts after `commands`, each applied one second after the last.
+    fn after(commands: &[Command]) -> BuildParts {
+        let (mut build, created) = new_build();
+        let mut history = vec![created];
+        let mut failures = Vec::new();
+        for (i, cmd) in commands.iter().enumerate() {
+            let at =
+                build.created_at.checked_add(jiff::SignedDuration::from_secs(i as i64 + 1)).expect("time");
+            let o = apply(&build, cmd, at).expect("an accepted command");
+            build = o.build;
+            history.extend(o.events);
+            failures.extend(o.failures);
+        }
+        BuildParts { build, provider: Some("aws".into()), history, failures, artifacts: Vec::new() }
+    }
+
+    #[test]
+    fn an_implicit_completion_of_0_replays_as_part_of_its_command() {
+        let five = StateCode::new(5).expect("code");
+        let failure = FailureInfo {
+            failure_type: "packer".parse::<FailureType>().expect("type"),
+            class: FailureClass::Transient,
+            component: None,
+            message: "kickstart timed out".into(),
+            details: BTreeMap::new(),
+            exit_code: Some(1),
+        };
+        let actor = || "ci".to_owned();
+        let firsts = [
+            Command::Start { state: five, actor: actor(), log: Some("logs/5-1".into()), force: false },
+            Command::Complete { state: five, actor: actor(), exit_code: Some(0), log: None },
+            Command::Fail {
+                state: five,
+                actor: actor(),
+                failure: failure.clone(),
+                max_attempts: 3,
+                log: None,
+            },
+            Command::Fail { state: five, actor: actor(), failure, max_attempts: 1, log: None },
+            Command::Skip { state: five, actor: actor(), reason: "not tracked by this pipeline".into() },
+        ];
+        for first in firsts {
+            let parts = after(std::slice::from_ref(&first));
+            assert_eq!(parts.history[1].kind, EventKind::Completed);
+            assert!(is_implicit_completion(&parts.history[1]), "{:?}", parts.history[1]);
+            assert_eq!(check(&parts), Ok(()), "after {first:?}");
+            let doc = BuildDocument::from_parts(parts.clone());
+            let text = serde_json::to_string(&doc).expect("encode");
+            assert_eq!(BuildDocument::parse(&text), Ok(parts), "a document after {first:?}");
+        }
+        // And what follows it replays too.
+        let complete = Command::Complete { state: five, actor: actor(), exit_code: Some(0), log: None };
+        let ten = StateCode::new(10).expect("code");
+        let parts = after(&[
+            Command::Start { state: five, actor: actor(), log: None, force: false },
+            complete,
+            Command::Start { state: ten, actor: actor(), log: None, force: false },
+        ]);
+        assert_eq!(parts.history.len(), 5, "created, 0 implicitly, started and completed 5, started 10");
+        assert_eq!(check(&parts), Ok(()));
+
+        let good = parts;
+        // The implicit completion without the command it belongs to.
+        let mut p = good.clone();
+        p.history.remove(2);
+        refused(&p, "an implicit completion whose command is missing");
+        let mut p = good.clone();
+        p.history.truncate(2);
+        p.build = after(&[]).build;
+        refused(&p, "an implicit completion at the end of the history");
+        // Recorded at another time than its command: not one transaction.
+        let mut p = good.clone();
+        p.history[2].at = p.history[2].at.checked_add(jiff::SignedDuration::from_secs(1)).expect("time");
+        refused(&p, "an implicit completion apart from its command");
+        // Claimed on a build that was already started (0 tracked by hand).
+        let mut p = after(&[
+            Command::Start { state: StateCode::INITIAL, actor: actor(), log: None, force: false },
+            Command::Complete { state: StateCode::INITIAL, actor: actor(), exit_code: None, log: None },
+        ]);
+        p.history[2].message = Some("completed implicitly: the first tracked milestone was 5".into());
+        refused(&p, "an implicit completion of a started build");
+        // A long chain of them is refused, not followed recursively.
+        let mut p = good;
+        let fake = p.history[1].clone();
+        let tail = p.history.split_off(1);
+        p.history.extend(std::iter::repeat_n(fake, 200_000));
+        p.history.extend(tail);
+        for (i, e) in p.history.iter_mut().enumerate() {
+            e.seq = i as u64 + 1;
+        }
+        refused(&p, "a chain of implicit completions");
     }
 
     #[test]

@@ -57,7 +57,53 @@ pub enum Rejection {
 }
 
 /// Applies `cmd` to `build` at time `at`.
+///
+/// A new build's first real milestone may be acted on directly: `start`, `complete`,
+/// `fail` or `skip` of the milestone after 0, on a build nobody has started yet,
+/// completes 0 first in the same transition, recorded as a `completed` event at 0 whose
+/// message says so. Milestone 0 ("triggered") has happened once anything acts on the
+/// build, so recording it by hand is ceremony; a code further on still has to wait (or
+/// be reached through explicit skips), so no milestone is ever passed over unrecorded.
 pub fn apply(build: &Build, cmd: &Command, at: Timestamp) -> Result<Outcome, Rejection> {
+    let Some((first, actor)) = first_tracked(build, cmd) else {
+        return apply_one(build, cmd, at);
+    };
+    let zero =
+        Command::Complete { state: StateCode::INITIAL, actor: actor.to_owned(), exit_code: None, log: None };
+    let mut done = apply_one(build, &zero, at)?;
+    for e in &mut done.events {
+        e.message = Some(format!("{IMPLICIT_COMPLETION}: the first tracked milestone was {first}"));
+    }
+    let then = apply_one(&done.build, cmd, at)?;
+    let mut events = done.events;
+    events.extend(then.events);
+    // One command, one transition: the version moves by one, as for every command.
+    let build = Build { version: build.version + 1, ..then.build };
+    Ok(Outcome { build, events, failures: then.failures })
+}
+
+/// How the message of an implicit completion of 0 begins (no other `completed` event
+/// carries a message, which is how replay tells it apart).
+pub(crate) const IMPLICIT_COMPLETION: &str = "completed implicitly";
+
+/// The milestone and actor of a command that acts on the first milestone after 0 of a
+/// build that was never started (pending at 0, no attempt): 0 is completed implicitly.
+fn first_tracked<'c>(build: &Build, cmd: &'c Command) -> Option<(StateCode, &'c str)> {
+    let (state, actor) = match cmd {
+        Command::Start { state, actor, .. }
+        | Command::Complete { state, actor, .. }
+        | Command::Fail { state, actor, .. }
+        | Command::Skip { state, actor, .. } => (*state, actor.as_str()),
+        _ => return None,
+    };
+    let fresh = build.state == StateCode::INITIAL
+        && build.status == BuildStatus::Pending
+        && build.attempt == 0
+        && !build.attempt_open();
+    (fresh && build.catalog.next(StateCode::INITIAL) == Some(state)).then_some((state, actor))
+}
+
+fn apply_one(build: &Build, cmd: &Command, at: Timestamp) -> Result<Outcome, Rejection> {
     let mut t = Tx::new(build, at);
     match cmd {
         Command::Start { state, actor, log, force } => {
@@ -359,5 +405,186 @@ impl<'a> Tx<'a> {
         self.b.version += 1;
         self.b.updated_at = self.at;
         Outcome { build: self.b, events: self.events, failures: self.failures }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use proptest::prelude::*;
+
+    use super::*;
+    use crate::{BuildId, Milestone, Name, NewBuild, StateCatalog};
+
+    fn code(n: i64) -> StateCode {
+        StateCode::new(n).expect("test codes are in 0..=100")
+    }
+
+    fn at(i: i64) -> Timestamp {
+        Timestamp::from_second(1_770_000_000 + i).expect("a valid test time")
+    }
+
+    fn fresh(catalog: StateCatalog) -> Build {
+        let new = NewBuild {
+            platform: Name::new("aws").expect("name"),
+            os: Name::new("rhel-9.6").expect("name"),
+            image_type: Name::new("base").expect("name"),
+            number: None,
+            catalog,
+            created_by: "test".into(),
+            ci_url: None,
+            metadata: BTreeMap::new(),
+        };
+        let number = BuildNumber::new("rhel-9.6-base-aws-20260202-001").expect("number");
+        Build::create(BuildId::generate(1_770_000_000_000, 7), number, new, at(0)).0
+    }
+
+    /// 0, 2, 5, …: a team's own first step inserted before kickstart.
+    fn with_two() -> StateCatalog {
+        let two =
+            Milestone { code: code(2), name: "fetch".into(), meaning: String::new(), tool: String::new() };
+        StateCatalog::default_catalog().with_inserted(vec![two]).expect("2 fits")
+    }
+
+    fn failure() -> FailureInfo {
+        FailureInfo {
+            failure_type: FailureType::interrupted(),
+            class: FailureClass::Transient,
+            component: None,
+            message: "boom".into(),
+            details: BTreeMap::new(),
+            exit_code: Some(1),
+        }
+    }
+
+    /// The four commands that act on a milestone, at `state`.
+    fn acting(state: StateCode, kind: u8) -> Command {
+        let actor = "ci".to_owned();
+        match kind % 4 {
+            0 => Command::Start { state, actor, log: None, force: false },
+            1 => Command::Complete { state, actor, exit_code: Some(0), log: None },
+            2 => Command::Fail { state, actor, failure: failure(), max_attempts: 3, log: None },
+            _ => Command::Skip { state, actor, reason: "not here".into() },
+        }
+    }
+
+    fn is_implicit_zero(e: &HistoryEvent) -> bool {
+        e.kind == EventKind::Completed
+            && e.state == StateCode::INITIAL
+            && e.attempt == 1
+            && e.message.as_deref().is_some_and(|m| m.starts_with(IMPLICIT_COMPLETION))
+    }
+
+    #[test]
+    fn the_first_milestone_of_a_new_build_completes_0_implicitly() {
+        let b = fresh(StateCatalog::default_catalog());
+        let o = apply(&b, &acting(code(5), 0), at(1)).expect("start 5 on a new build");
+        assert_eq!(o.events.len(), 2);
+        assert!(is_implicit_zero(&o.events[0]), "{:?}", o.events[0]);
+        assert_eq!(
+            o.events[0].message.as_deref(),
+            Some("completed implicitly: the first tracked milestone was 5")
+        );
+        assert_eq!((o.events[0].seq, o.events[1].seq), (2, 3));
+        assert_eq!(
+            (o.events[1].kind, o.events[1].state, o.events[1].attempt),
+            (EventKind::Started, code(5), 1)
+        );
+        assert_eq!((o.build.state, o.build.status, o.build.attempt), (code(5), BuildStatus::Running, 1));
+        assert_eq!(o.build.version, b.version + 1, "one command, one version");
+        assert_eq!(o.build.history_len, 3);
+        assert_eq!(o.build.started_at, Some(at(1)));
+        assert_eq!(o.build.check_invariants(), Ok(()));
+
+        let o = apply(&b, &acting(code(5), 1), at(1)).expect("complete 5 on a new build");
+        assert_eq!((o.build.state, o.build.status), (code(10), BuildStatus::Running));
+        assert_eq!(
+            o.events.iter().map(|e| (e.kind, e.state)).collect::<Vec<_>>(),
+            [(EventKind::Completed, StateCode::INITIAL), (EventKind::Completed, code(5))]
+        );
+
+        let o = apply(&b, &acting(code(5), 2), at(1)).expect("fail 5 on a new build");
+        assert_eq!((o.build.state, o.build.status, o.build.attempt), (code(5), BuildStatus::Failed, 1));
+        assert_eq!(o.failures.len(), 1);
+        assert_eq!((o.failures[0].number, o.failures[0].state), (1, code(5)));
+
+        let o = apply(&b, &acting(code(5), 3), at(1)).expect("skip 5 on a new build");
+        assert_eq!(o.build.state, code(10));
+        assert_eq!(o.events[1].kind, EventKind::Skipped);
+    }
+
+    #[test]
+    fn only_the_milestone_after_0_of_a_never_started_build_counts() {
+        let b = fresh(StateCatalog::default_catalog());
+        for kind in 0..4 {
+            let r = apply(&b, &acting(code(10), kind), at(1));
+            assert!(matches!(r, Err(Rejection::Ahead { .. })), "{r:?}: 10 is not the first milestone");
+        }
+        // A custom first milestone: 2 is the one after 0, and 5 must wait.
+        let custom = fresh(with_two());
+        assert!(matches!(apply(&custom, &acting(code(5), 0), at(1)), Err(Rejection::Ahead { .. })));
+        let o = apply(&custom, &acting(code(2), 0), at(1)).expect("start 2");
+        assert!(o.events[0].message.as_deref().is_some_and(|m| m.ends_with("was 2")));
+
+        // Started once, then rewound to 0: not a new build any more; 0 is tracked.
+        let started = apply(&b, &acting(StateCode::INITIAL, 0), at(1)).expect("start 0").build;
+        assert!(matches!(apply(&started, &acting(code(5), 0), at(2)), Err(Rejection::Ahead { .. })));
+        let done = apply(&started, &acting(StateCode::INITIAL, 1), at(2)).expect("complete 0").build;
+        let rewind = Command::Rewind { to: StateCode::INITIAL, actor: "ci".into(), reason: "again".into() };
+        let back = apply(&done, &rewind, at(3)).expect("rewind").build;
+        assert_eq!(back.status, BuildStatus::Running);
+        assert!(matches!(apply(&back, &acting(code(5), 1), at(4)), Err(Rejection::Ahead { .. })));
+
+        // Cancelled while new: terminal stays terminal.
+        let cancel = Command::Cancel { actor: "ci".into(), reason: "no".into() };
+        let cancelled = apply(&b, &cancel, at(1)).expect("cancel").build;
+        assert!(matches!(apply(&cancelled, &acting(code(5), 0), at(2)), Err(Rejection::Terminal { .. })));
+    }
+
+    #[test]
+    fn a_refused_first_milestone_completes_nothing() {
+        // 0 and 100 only: skipping the first milestone would skip the delivery.
+        let ends = |c: i64, n: &str| Milestone {
+            code: code(c),
+            name: n.into(),
+            meaning: String::new(),
+            tool: String::new(),
+        };
+        let b = fresh(StateCatalog::new(vec![ends(0, "initial"), ends(100, "delivered")]).expect("catalog"));
+        assert!(matches!(
+            apply(&b, &acting(StateCode::DELIVERED, 3), at(1)),
+            Err(Rejection::SkipDelivery { .. })
+        ));
+        let o = apply(&b, &acting(StateCode::DELIVERED, 1), at(1)).expect("deliver a new build directly");
+        assert_eq!((o.build.status, o.events.len()), (BuildStatus::Completed, 2));
+        assert_eq!(o.build.check_invariants(), Ok(()));
+    }
+
+    proptest! {
+        /// On a new build, any of the four commands at any code is accepted exactly at 0
+        /// and at the first milestone after it; acting on the latter records 0 completed
+        /// first, keeps the invariants, and moves the version by one.
+        #[test]
+        fn new_builds_accept_their_first_milestone(custom in any::<bool>(), raw in 0u8..=100, kind in 0u8..4) {
+            let catalog = if custom { with_two() } else { StateCatalog::default_catalog() };
+            let b = fresh(catalog);
+            let first = b.catalog.next(StateCode::INITIAL).expect("a next milestone");
+            let state = code(i64::from(raw));
+            let cmd = acting(state, kind);
+            match apply(&b, &cmd, at(1)) {
+                Ok(o) => {
+                    prop_assert!(state == StateCode::INITIAL || state == first, "{:?} accepted", cmd);
+                    prop_assert_eq!(o.build.check_invariants(), Ok(()));
+                    prop_assert_eq!(o.build.version, b.version + 1);
+                    prop_assert_eq!(o.build.history_len, b.history_len + o.events.len() as u64);
+                    prop_assert_eq!(is_implicit_zero(&o.events[0]), state == first);
+                    prop_assert!(o.events.iter().skip(1).all(|e| e.state == state && e.message.as_deref().is_none_or(|m| !m.starts_with(IMPLICIT_COMPLETION))));
+                }
+                Err(r) => {
+                    prop_assert!(state != StateCode::INITIAL && state != first, "{:?} refused: {}", cmd, r);
+                }
+            }
+        }
     }
 }

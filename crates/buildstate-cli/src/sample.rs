@@ -49,7 +49,8 @@ fn name(s: &str) -> StoreResult<Name> {
     Name::new(s).map_err(|e| StoreError::InvalidInput(e.to_string()))
 }
 
-fn catalog() -> StoreResult<Vec<CatalogItem>> {
+/// The sample catalog of SPEC §2: also the well-known names `--add-missing` adds.
+pub(crate) fn catalog() -> StoreResult<Vec<CatalogItem>> {
     let mut items = Vec::new();
     for (n, display, provider, region) in PLATFORMS {
         items.push(CatalogItem::Platform(Platform {
@@ -191,7 +192,7 @@ async fn builds(store: &dyn Store, actor: &str) -> StoreResult<Vec<String>> {
                     sha256: None,
                     created_at: buildstate_store::now(),
                 };
-                store.add_artifact(d.build.id, &ami).await?;
+                store.add_artifact(d.build.id, &ami, Guard::none()).await?;
             }
             // Running at 45 (storage) with its attempt open.
             1 => {

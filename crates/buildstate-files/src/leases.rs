@@ -19,6 +19,20 @@ pub(crate) fn acquire(tx: &Txn<'_>, id: BuildId, request: &LeaseRequest) -> Stor
     Ok(lease)
 }
 
+pub(crate) fn take_over(
+    tx: &Txn<'_>,
+    id: BuildId,
+    request: &LeaseRequest,
+    dead: LeaseToken,
+) -> StoreResult<Lease> {
+    let build = tx.build(id)?.build;
+    let secret = uuid::Uuid::now_v7().as_u128() as u64;
+    let lease =
+        buildstate_store::plan_take_over(&build, tx.lease(id)?.as_ref(), request, dead, now(), secret)?;
+    tx.save_lease(&LeaseRecord { lease: lease.clone(), released: false })?;
+    Ok(lease)
+}
+
 pub(crate) fn renew(tx: &Txn<'_>, id: BuildId, token: LeaseToken, ttl: Duration) -> StoreResult<Lease> {
     let build = tx.build(id)?.build;
     let lease = plan_renew(&build, tx.lease(id)?.as_ref(), token, ttl, now())?;

@@ -38,8 +38,16 @@ pub(crate) fn resolve(
     id: BuildId,
     number: Option<u32>,
     notes: &str,
+    guard: buildstate_store::Guard,
 ) -> StoreResult<Vec<FailureRecord>> {
     let mut parts = tx.build(id)?;
+    let lease = tx.lease(id)?;
+    buildstate_store::check_guard(
+        &parts.build,
+        lease.as_ref().and_then(buildstate_store::LeaseRecord::held),
+        guard,
+        now(),
+    )?;
     if let Some(n) = number
         && !parts.failures.iter().any(|f| f.number == n)
     {
@@ -61,9 +69,21 @@ pub(crate) fn resolve(
 
 /// Records an artifact, replacing one of the same name in place (keeping its position
 /// in the list), and bumps the build's version.
-pub(crate) fn add_artifact(tx: &Txn<'_>, id: BuildId, artifact: &Artifact) -> StoreResult<()> {
+pub(crate) fn add_artifact(
+    tx: &Txn<'_>,
+    id: BuildId,
+    artifact: &Artifact,
+    guard: buildstate_store::Guard,
+) -> StoreResult<()> {
     check_artifact(artifact)?;
     let mut parts = tx.build(id)?;
+    let lease = tx.lease(id)?;
+    buildstate_store::check_guard(
+        &parts.build,
+        lease.as_ref().and_then(buildstate_store::LeaseRecord::held),
+        guard,
+        now(),
+    )?;
     // Stored times are whole microseconds in every backend (see `buildstate_store::now`).
     let artifact = Artifact { created_at: whole_micros(artifact.created_at), ..artifact.clone() };
     match parts.artifacts.iter_mut().find(|a| a.name == artifact.name) {

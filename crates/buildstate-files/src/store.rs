@@ -62,6 +62,15 @@ impl Store for FileStore {
         self.write(|c| leases::acquire(c, id, request))
     }
 
+    async fn take_over_lease(
+        &self,
+        id: BuildId,
+        request: &LeaseRequest,
+        dead: LeaseToken,
+    ) -> StoreResult<Lease> {
+        self.write(|c| leases::take_over(c, id, request, dead))
+    }
+
     async fn renew_lease(&self, id: BuildId, token: LeaseToken, ttl: Duration) -> StoreResult<Lease> {
         self.write(|c| leases::renew(c, id, token, ttl))
     }
@@ -87,12 +96,13 @@ impl Store for FileStore {
         id: BuildId,
         number: Option<u32>,
         notes: &str,
+        guard: Guard,
     ) -> StoreResult<Vec<FailureRecord>> {
-        self.write(|c| records::resolve(c, id, number, notes))
+        self.write(|c| records::resolve(c, id, number, notes, guard))
     }
 
-    async fn add_artifact(&self, id: BuildId, artifact: &Artifact) -> StoreResult<()> {
-        self.write(|c| records::add_artifact(c, id, artifact))
+    async fn add_artifact(&self, id: BuildId, artifact: &Artifact, guard: Guard) -> StoreResult<()> {
+        self.write(|c| records::add_artifact(c, id, artifact, guard))
     }
 
     async fn artifacts(&self, id: BuildId) -> StoreResult<Vec<Artifact>> {

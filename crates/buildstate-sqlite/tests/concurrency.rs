@@ -85,7 +85,7 @@ async fn mark(store: &dyn Store, id: BuildId, w: usize) {
         sha256: None,
         created_at: buildstate_store::now(),
     };
-    store.add_artifact(id, &artifact).await.expect("add artifact");
+    store.add_artifact(id, &artifact, Guard::none()).await.expect("add artifact");
 }
 
 /// Completes whatever milestone `id` is at until it is delivered; returns how many

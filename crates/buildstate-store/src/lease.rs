@@ -79,6 +79,25 @@ pub fn plan_acquire(
     })
 }
 
+/// [`plan_acquire`], treating the held lease as expired when its token is `dead`: the
+/// caller checked that its holder is gone. Any other held, unexpired lease still wins.
+pub fn plan_take_over(
+    build: &Build,
+    record: Option<&LeaseRecord>,
+    request: &LeaseRequest,
+    dead: LeaseToken,
+    now: Timestamp,
+    secret: u64,
+) -> StoreResult<Lease> {
+    match record {
+        Some(r) if r.held().is_some_and(|l| l.token == dead) => {
+            let expired = LeaseRecord { released: true, ..r.clone() };
+            plan_acquire(build, Some(&expired), request, now, secret)
+        }
+        _ => plan_acquire(build, record, request, now, secret),
+    }
+}
+
 /// A heartbeat: extends the lease of `token` to `now + ttl`. Only the current,
 /// unreleased token may renew — also after it expired, as long as nobody took over: a
 /// late heartbeat from a slow runner is still the owner's heartbeat.

@@ -20,12 +20,7 @@ pub fn plan_transition(
     guard: Guard,
     now: Timestamp,
 ) -> StoreResult<Outcome> {
-    check_fence(build, lease, guard, now)?;
-    if let Some(expected) = guard.expected_version
-        && expected != build.version
-    {
-        return Err(StoreError::Conflict { build: build.number.clone(), expected, found: build.version });
-    }
+    check_guard(build, lease, guard, now)?;
     let outcome = apply(build, command, now)?;
     // A rule that produced an unreachable build is a bug; refuse to store it.
     outcome.build.check_invariants().map_err(|m| StoreError::Backend {
@@ -33,6 +28,19 @@ pub fn plan_transition(
         source: m.into(),
     })?;
     Ok(outcome)
+}
+
+/// The preconditions of every write to a build (transitions, artifacts, resolutions):
+/// the fencing rule first — a runner that lost its build must hear "stop", not a version
+/// conflict it might retry — then the expected version.
+pub fn check_guard(build: &Build, lease: Option<&Lease>, guard: Guard, now: Timestamp) -> StoreResult<()> {
+    check_fence(build, lease, guard, now)?;
+    match guard.expected_version {
+        Some(expected) if expected != build.version => {
+            Err(StoreError::Conflict { build: build.number.clone(), expected, found: build.version })
+        }
+        _ => Ok(()),
+    }
 }
 
 /// `<os>-<image>-<platform>-<yyyymmdd>-`: the prefix a per-day sequence number completes.

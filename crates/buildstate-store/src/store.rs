@@ -64,6 +64,16 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     /// while another lease is held and unexpired. Allowed in every status: whether to
     /// run a build is the runner's decision.
     async fn acquire_lease(&self, id: BuildId, request: &LeaseRequest) -> StoreResult<Lease>;
+    /// Like [`Store::acquire_lease`], and also granted while the lease with token `dead`
+    /// is held and unexpired: for a runner that saw that lease's holder is gone (its pid
+    /// no longer exists on this host), so the build need not wait out the ttl. Only that
+    /// exact lease is superseded: if anyone took the build over meanwhile, `LeaseHeld`.
+    async fn take_over_lease(
+        &self,
+        id: BuildId,
+        request: &LeaseRequest,
+        dead: LeaseToken,
+    ) -> StoreResult<Lease>;
     /// A heartbeat: extends the current lease to `now + ttl`. Only its own token renews
     /// — also after expiry, as long as nobody took over; otherwise `StaleLease`.
     async fn renew_lease(&self, id: BuildId, token: LeaseToken, ttl: Duration) -> StoreResult<Lease>;
@@ -80,15 +90,19 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     // ── failures, artifacts ──────────────────────────────────────────────────────────
     async fn failures(&self, filter: &FailureFilter) -> StoreResult<Vec<FailureRecord>>;
     /// Marks one failure (`number`) or all unresolved failures of a build resolved, with
-    /// notes; returns the records it changed.
+    /// notes; returns the records it changed. Fenced by `guard` like [`Store::apply`]:
+    /// a runner's step resolves under its lease token, a person only while no runner
+    /// holds the build.
     async fn resolve_failures(
         &self,
         id: BuildId,
         number: Option<u32>,
         notes: &str,
+        guard: Guard,
     ) -> StoreResult<Vec<FailureRecord>>;
-    /// Records an artifact; an artifact of the same name is replaced (re-runs are idempotent).
-    async fn add_artifact(&self, id: BuildId, artifact: &Artifact) -> StoreResult<()>;
+    /// Records an artifact; an artifact of the same name is replaced (re-runs are
+    /// idempotent). Fenced by `guard` like [`Store::apply`].
+    async fn add_artifact(&self, id: BuildId, artifact: &Artifact, guard: Guard) -> StoreResult<()>;
     async fn artifacts(&self, id: BuildId) -> StoreResult<Vec<Artifact>>;
 
     // ── documents ────────────────────────────────────────────────────────────────────

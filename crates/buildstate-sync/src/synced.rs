@@ -129,16 +129,17 @@ impl Store for SyncedStore {
         id: BuildId,
         number: Option<u32>,
         notes: &str,
+        guard: Guard,
     ) -> StoreResult<Vec<FailureRecord>> {
-        let changed = self.inner.resolve_failures(id, number, notes).await?;
+        let changed = self.inner.resolve_failures(id, number, notes, guard).await?;
         if !changed.is_empty() {
             self.copy(id).await;
         }
         Ok(changed)
     }
 
-    async fn add_artifact(&self, id: BuildId, artifact: &Artifact) -> StoreResult<()> {
-        self.inner.add_artifact(id, artifact).await?;
+    async fn add_artifact(&self, id: BuildId, artifact: &Artifact, guard: Guard) -> StoreResult<()> {
+        self.inner.add_artifact(id, artifact, guard).await?;
         self.copy(id).await;
         Ok(())
     }
@@ -159,6 +160,15 @@ impl Store for SyncedStore {
 
     async fn acquire_lease(&self, id: BuildId, request: &LeaseRequest) -> StoreResult<Lease> {
         self.inner.acquire_lease(id, request).await
+    }
+
+    async fn take_over_lease(
+        &self,
+        id: BuildId,
+        request: &LeaseRequest,
+        dead: LeaseToken,
+    ) -> StoreResult<Lease> {
+        self.inner.take_over_lease(id, request, dead).await
     }
 
     async fn renew_lease(&self, id: BuildId, token: LeaseToken, ttl: Duration) -> StoreResult<Lease> {

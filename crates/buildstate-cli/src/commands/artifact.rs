@@ -76,7 +76,7 @@ async fn add(a: AddArgs, ctx: &Ctx) -> Result<(), CliError> {
         sha256,
         created_at: buildstate_store::now(),
     };
-    ctx.store.add_artifact(b.id, &artifact).await?;
+    ctx.store.add_artifact(b.id, &artifact, ctx.guard).await?;
     if ctx.json {
         output::json(&artifact)
     } else {

@@ -64,7 +64,7 @@ pub async fn run(args: Args, ctx: &Ctx) -> Result<(), CliError> {
                 return Err(CliError::usage("--notes must say what was done"));
             }
             let b = ctx.find(&reference).await?;
-            let changed = ctx.store.resolve_failures(b.id, number, &notes).await?;
+            let changed = ctx.store.resolve_failures(b.id, number, &notes, ctx.guard).await?;
             if ctx.json {
                 return print(ctx, &changed).await;
             }

@@ -20,7 +20,7 @@ fn a_build_file_is_its_export_document() {
             sha256: None,
             created_at: now(),
         };
-        store.add_artifact(b.id, &artifact).await.expect("add artifact");
+        store.add_artifact(b.id, &artifact, buildstate_store::Guard::none()).await.expect("add artifact");
         let path = dir.path().join("builds").join(format!("{}.json", b.number));
         let text = std::fs::read_to_string(&path).expect("the build's file is named after its number");
         let parts = BuildDocument::parse(&text).expect("the file parses as an export document");

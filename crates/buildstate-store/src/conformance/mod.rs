@@ -84,6 +84,8 @@ macro_rules! conformance_tests {
             break_then_acquire_gets_the_next_token,
             lease_tokens_never_decrease,
             concurrent_acquirers_one_wins,
+            artifact_and_resolution_writes_are_fenced,
+            a_dead_holders_lease_is_taken_over_at_once,
         );
     };
     (@cases $harness:expr; $($case:ident),+ $(,)?) => {

@@ -9,12 +9,25 @@ use std::time::Duration;
 use buildstate_core::{BuildId, Lease, LeaseRequest, LeaseToken};
 
 use super::{Tx, builds};
-use crate::{LeaseRecord, StoreResult, now, plan_acquire, plan_release, plan_renew};
+use crate::{LeaseRecord, StoreResult, now, plan_acquire, plan_release, plan_renew, plan_take_over};
 
 pub(crate) async fn acquire(tx: &mut dyn Tx, id: BuildId, request: &LeaseRequest) -> StoreResult<Lease> {
     let build = builds::get(tx, id).await?;
     let record = tx.lease(id).await?;
     let lease = plan_acquire(&build, record.as_ref(), request, now(), secret())?;
+    tx.put_lease(&LeaseRecord { lease: lease.clone(), released: false }).await?;
+    Ok(lease)
+}
+
+pub(crate) async fn take_over(
+    tx: &mut dyn Tx,
+    id: BuildId,
+    request: &LeaseRequest,
+    dead: LeaseToken,
+) -> StoreResult<Lease> {
+    let build = builds::get(tx, id).await?;
+    let record = tx.lease(id).await?;
+    let lease = plan_take_over(&build, record.as_ref(), request, dead, now(), secret())?;
     tx.put_lease(&LeaseRecord { lease: lease.clone(), released: false }).await?;
     Ok(lease)
 }

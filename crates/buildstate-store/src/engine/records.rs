@@ -4,7 +4,7 @@ use buildstate_core::{Artifact, BuildId, FailureRecord};
 use jiff::Timestamp;
 
 use super::{Tx, builds};
-use crate::{FailureFilter, StoreError, StoreResult, check_artifact, now};
+use crate::{FailureFilter, Guard, LeaseRecord, StoreError, StoreResult, check_artifact, check_guard, now};
 
 pub(crate) async fn failures(tx: &mut dyn Tx, filter: &FailureFilter) -> StoreResult<Vec<FailureRecord>> {
     if let Some(id) = filter.build {
@@ -21,8 +21,9 @@ pub(crate) async fn resolve(
     id: BuildId,
     number: Option<u32>,
     notes: &str,
+    guard: Guard,
 ) -> StoreResult<Vec<FailureRecord>> {
-    let build = builds::get(tx, id).await?;
+    let build = guarded(tx, id, guard).await?;
     let all = tx.failures(&FailureFilter { build: Some(id), ..FailureFilter::default() }).await?;
     if let Some(n) = number
         && !all.iter().any(|f| f.number == n)
@@ -46,13 +47,26 @@ pub(crate) async fn resolve(
 }
 
 /// Records an artifact, replacing one of the same name, and bumps the build's version.
-pub(crate) async fn add_artifact(tx: &mut dyn Tx, id: BuildId, artifact: &Artifact) -> StoreResult<()> {
+pub(crate) async fn add_artifact(
+    tx: &mut dyn Tx,
+    id: BuildId,
+    artifact: &Artifact,
+    guard: Guard,
+) -> StoreResult<()> {
     check_artifact(artifact)?;
-    let build = builds::get(tx, id).await?;
+    let build = guarded(tx, id, guard).await?;
     // Stored times are whole microseconds in every backend (see `crate::now`).
     let artifact = Artifact { created_at: whole_micros(artifact.created_at), ..artifact.clone() };
     tx.put_artifact(id, &artifact).await?;
     bump_version(tx, build, now()).await
+}
+
+/// The build, once `guard` lets the write through (see [`crate::check_guard`]).
+async fn guarded(tx: &mut dyn Tx, id: BuildId, guard: Guard) -> StoreResult<buildstate_core::Build> {
+    let build = builds::get(tx, id).await?;
+    let lease = tx.lease(id).await?;
+    check_guard(&build, lease.as_ref().and_then(LeaseRecord::held), guard, now())?;
+    Ok(build)
 }
 
 pub(crate) async fn artifacts(tx: &mut dyn Tx, id: BuildId) -> StoreResult<Vec<Artifact>> {

@@ -74,6 +74,18 @@ impl<B: Backend> Store for B {
         self.transact(Write, "acquire a lease", w).await
     }
 
+    async fn take_over_lease(
+        &self,
+        id: BuildId,
+        request: &LeaseRequest,
+        dead: LeaseToken,
+    ) -> StoreResult<Lease> {
+        let w = work((id, request.clone(), dead), |tx, (id, r, dead)| {
+            Box::pin(leases::take_over(tx, *id, r, *dead))
+        });
+        self.transact(Write, "take over a lease", w).await
+    }
+
     async fn renew_lease(&self, id: BuildId, token: LeaseToken, ttl: Duration) -> StoreResult<Lease> {
         let w = work((id, token, ttl), |tx, (id, token, ttl)| Box::pin(leases::renew(tx, *id, *token, *ttl)));
         self.transact(Write, "renew a lease", w).await
@@ -102,15 +114,18 @@ impl<B: Backend> Store for B {
         id: BuildId,
         number: Option<u32>,
         notes: &str,
+        guard: Guard,
     ) -> StoreResult<Vec<FailureRecord>> {
-        let w = work((id, number, notes.to_owned()), |tx, (id, number, notes)| {
-            Box::pin(records::resolve(tx, *id, *number, notes))
+        let w = work((id, number, notes.to_owned(), guard), |tx, (id, number, notes, guard)| {
+            Box::pin(records::resolve(tx, *id, *number, notes, *guard))
         });
         self.transact(Write, "resolve failures", w).await
     }
 
-    async fn add_artifact(&self, id: BuildId, artifact: &Artifact) -> StoreResult<()> {
-        let w = work((id, artifact.clone()), |tx, (id, a)| Box::pin(records::add_artifact(tx, *id, a)));
+    async fn add_artifact(&self, id: BuildId, artifact: &Artifact, guard: Guard) -> StoreResult<()> {
+        let w = work((id, artifact.clone(), guard), |tx, (id, a, guard)| {
+            Box::pin(records::add_artifact(tx, *id, a, *guard))
+        });
         self.transact(Write, "add an artifact", w).await
     }
 

@@ -114,7 +114,7 @@ pub async fn concurrent_artifacts_and_metadata_on_one_build(h: &impl Harness) {
             for j in 0..10 {
                 let a = artifact(&format!("w{writer}/a{j}"), &format!("s3://images/w{writer}/a{j}"));
                 store
-                    .add_artifact(b.id, &a)
+                    .add_artifact(b.id, &a, Guard::none())
                     .await
                     .map_err(|e| format!("writer {writer} artifact {j}: {e}"))?;
                 let cmd = set_meta(&format!("w{writer}.k{j}"), Some(&format!("v{writer}-{j}")));

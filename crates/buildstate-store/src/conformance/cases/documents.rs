@@ -3,7 +3,7 @@ use buildstate_core::{
 };
 
 use crate::conformance::Harness;
-use crate::{BuildFilter, ImportMode, StoreError};
+use crate::{BuildFilter, Guard, ImportMode, StoreError};
 
 use super::support::*;
 
@@ -50,7 +50,7 @@ pub async fn export_import_round_trip(h: &impl Harness) {
     // Replace restores the document over later changes: build, history, failures, artifacts.
     run(st, b.id, start(20)).await;
     run(st, b.id, fail(20, FailureClass::Transient, 3)).await;
-    st.add_artifact(b.id, &artifact("disk", "s3://x/disk")).await.expect("add artifact");
+    st.add_artifact(b.id, &artifact("disk", "s3://x/disk"), Guard::none()).await.expect("add artifact");
     st.import_build(parts, ImportMode::Replace).await.expect("replace with the older document");
     assert_eq!(export(st, b.id).await, doc, "replace puts back exactly the document");
     assert_eq!(history(st, b.id).await, doc.history);

@@ -319,3 +319,56 @@ pub async fn concurrent_acquirers_one_wins(h: &impl Harness) {
     assert!(refused.iter().all(|l| l == winner), "every loser is told the winner's lease");
     assert_eq!(s.leases().await.expect("leases"), winners);
 }
+
+/// Every write a runner's step makes — artifacts and failure resolutions as well as
+/// transitions — is fenced by the lease: under the current token it goes through; under
+/// a stale one, or without a token while the lease is held, it is refused and changes
+/// nothing.
+pub async fn artifact_and_resolution_writes_are_fenced(h: &impl Harness) {
+    let s = h.open().await;
+    let st = s.as_ref();
+    let b = create(st, &seed(st).await).await;
+    run(st, b.id, fail(0, FailureClass::Transient, 5)).await;
+    let old = acquire(st, b.id, &request("a", 101, LONG)).await;
+    st.add_artifact(b.id, &artifact("ami", "ami-1"), Guard::lease(old.token))
+        .await
+        .expect("the holder records");
+    st.break_lease(b.id).await.expect("break");
+    let new = acquire(st, b.id, &request("b", 202, LONG)).await;
+    let before = export(st, b.id).await;
+    let stale = st.add_artifact(b.id, &artifact("ami", "ami-2"), Guard::lease(old.token)).await;
+    assert!(matches!(stale, Err(StoreError::StaleLease { .. })), "stale token → StaleLease, got {stale:?}");
+    let stale = st.resolve_failures(b.id, None, "fixed", Guard::lease(old.token)).await;
+    assert!(matches!(stale, Err(StoreError::StaleLease { .. })), "stale token → StaleLease, got {stale:?}");
+    let untokened = st.resolve_failures(b.id, None, "fixed", Guard::none()).await;
+    assert!(matches!(untokened, Err(StoreError::LeaseHeld { .. })), "no token while held, got {untokened:?}");
+    let untokened = st.add_artifact(b.id, &artifact("disk", "d"), Guard::none()).await;
+    assert!(matches!(untokened, Err(StoreError::LeaseHeld { .. })), "no token while held, got {untokened:?}");
+    let moved = st.add_artifact(b.id, &artifact("disk", "d"), Guard::lease(new.token).and_version(1)).await;
+    assert!(
+        matches!(moved, Err(StoreError::Conflict { .. })),
+        "a version precondition holds too, got {moved:?}"
+    );
+    assert_eq!(export(st, b.id).await, before, "refused writes changed nothing");
+    let resolved =
+        st.resolve_failures(b.id, None, "fixed", Guard::lease(new.token)).await.expect("current token");
+    assert_eq!(resolved.len(), 1);
+}
+
+/// A runner that saw a lease's holder is gone takes that exact lease over at once, with
+/// the next token; it cannot supersede any other lease.
+pub async fn a_dead_holders_lease_is_taken_over_at_once(h: &impl Harness) {
+    let s = h.open().await;
+    let st = s.as_ref();
+    let b = create(st, &seed(st).await).await;
+    let dead = acquire(st, b.id, &request("a", 101, LONG)).await;
+    let taken = st.take_over_lease(b.id, &request("b", 202, LONG), dead.token).await.expect("superseded");
+    assert_eq!(taken.token.generation(), dead.token.generation() + 1);
+    assert_eq!(st.leases().await.expect("leases"), vec![taken.clone()]);
+    // The dead token no longer supersedes anything: the new holder keeps the build.
+    match st.take_over_lease(b.id, &request("c", 303, LONG), dead.token).await {
+        Err(StoreError::LeaseHeld { lease, .. }) => assert_eq!(*lease, taken),
+        other => panic!("superseding with a token that is not the held one → LeaseHeld, got {other:?}"),
+    }
+    assert_stale(st, b.id, start(0), Guard::lease(dead.token), Some(&taken)).await;
+}

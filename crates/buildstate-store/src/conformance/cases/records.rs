@@ -5,7 +5,7 @@ use buildstate_core::{
 };
 
 use crate::conformance::Harness;
-use crate::{FailureFilter, StoreError, now};
+use crate::{FailureFilter, Guard, StoreError, now};
 
 use super::support::*;
 
@@ -124,7 +124,7 @@ pub async fn failures_are_recorded_filtered_and_resolved(h: &impl Harness) {
 
     let version = reload(st, b.id).await.version;
     let notes = "mirror fixed; see OPS-42 — it's \"done\"";
-    let resolved = st.resolve_failures(b.id, Some(2), notes).await.expect("resolve one");
+    let resolved = st.resolve_failures(b.id, Some(2), notes, Guard::none()).await.expect("resolve one");
     assert_eq!(resolved.len(), 1);
     assert_eq!((resolved[0].number, resolved[0].resolved), (2, true));
     assert_eq!(resolved[0].resolution.as_deref(), Some(clean_text(notes, MAX_NOTE_BYTES).as_str()));
@@ -132,15 +132,15 @@ pub async fn failures_are_recorded_filtered_and_resolved(h: &impl Harness) {
     let bumped = reload(st, b.id).await.version;
     assert!(bumped > version, "resolving a failure is a change: the version moves");
     assert!(
-        st.resolve_failures(b.id, Some(2), "again").await.expect("resolve twice").is_empty(),
+        st.resolve_failures(b.id, Some(2), "again", Guard::none()).await.expect("resolve twice").is_empty(),
         "already resolved"
     );
-    let missing = st.resolve_failures(b.id, Some(99), "x").await;
+    let missing = st.resolve_failures(b.id, Some(99), "x", Guard::none()).await;
     assert!(matches!(missing, Err(StoreError::FailureNotFound { number: 99, .. })), "got {missing:?}");
 
     let unresolved = FailureFilter { unresolved_only: true, ..of_b.clone() };
     assert_eq!(filtered(unresolved.clone()).await, vec![(b.id, 3), (b.id, 1)]);
-    let rest = st.resolve_failures(b.id, None, "all fixed").await.expect("resolve all");
+    let rest = st.resolve_failures(b.id, None, "all fixed", Guard::none()).await.expect("resolve all");
     assert_eq!(rest.iter().map(|f| f.number).collect::<BTreeSet<_>>(), BTreeSet::from([1, 3]));
     assert!(filtered(unresolved).await.is_empty());
     let other_unresolved =
@@ -170,8 +170,8 @@ pub async fn artifacts_add_list_replace(h: &impl Harness) {
         sha256: None,
         created_at: now(),
     };
-    st.add_artifact(b.id, &ami).await.expect("add image artifact");
-    st.add_artifact(b.id, &disk).await.expect("add disk artifact");
+    st.add_artifact(b.id, &ami, Guard::none()).await.expect("add image artifact");
+    st.add_artifact(b.id, &disk, Guard::none()).await.expect("add disk artifact");
     let sorted = |mut v: Vec<Artifact>| {
         v.sort_by(|a, b| a.name.cmp(&b.name));
         v
@@ -180,7 +180,7 @@ pub async fn artifacts_add_list_replace(h: &impl Harness) {
     assert_eq!(reload(st, b.id).await.version, b.version + 2, "each artifact is a change: the version moves");
 
     let replaced = Artifact { uri: "ami-0fff".into(), size_bytes: Some(1), ..ami.clone() };
-    st.add_artifact(b.id, &replaced).await.expect("replace by name");
+    st.add_artifact(b.id, &replaced, Guard::none()).await.expect("replace by name");
     let listed = sorted(st.artifacts(b.id).await.expect("artifacts"));
     assert_eq!(listed, vec![replaced, disk], "an artifact of the same name is replaced, not duplicated");
     assert_eq!(sorted(export(st, b.id).await.artifacts), listed, "the document carries the artifacts");

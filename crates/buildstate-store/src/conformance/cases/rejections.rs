@@ -144,8 +144,8 @@ pub async fn unknown_build_is_not_found(h: &impl Harness) {
     not_found!("history", st.history(ghost));
     not_found!("export", st.export_build(ghost));
     not_found!("artifacts", st.artifacts(ghost));
-    not_found!("add artifact", st.add_artifact(ghost, &artifact("x", "y")));
-    not_found!("resolve", st.resolve_failures(ghost, None, "x"));
+    not_found!("add artifact", st.add_artifact(ghost, &artifact("x", "y"), Guard::none()));
+    not_found!("resolve", st.resolve_failures(ghost, None, "x", Guard::none()));
     let req = LeaseRequest { owner: "o".into(), host: "h".into(), pid: 1, ttl: Duration::from_secs(30) };
     not_found!("acquire lease", st.acquire_lease(ghost, &req));
     not_found!("renew lease", st.renew_lease(ghost, LeaseToken::first(1), Duration::from_secs(30)));

@@ -251,10 +251,10 @@ pub(super) async fn rich_build(st: &dyn Store) -> Build {
     run(st, b.id, retry(true, Some("override"))).await;
     advance_to(st, b.id, 25).await;
     run(st, b.id, fail(25, FailureClass::Persistent, 3)).await;
-    st.resolve_failures(b.id, Some(1), "mirror fixed").await.expect("resolve");
+    st.resolve_failures(b.id, Some(1), "mirror fixed", Guard::none()).await.expect("resolve");
     run(st, b.id, rewind(20, "redo cloud setup")).await;
     run(st, b.id, set_meta("ami/us-east-1", Some("ami-0abc"))).await;
-    st.add_artifact(b.id, &artifact("ami/us-east-1", "ami-0abc")).await.expect("add artifact");
+    st.add_artifact(b.id, &artifact("ami/us-east-1", "ami-0abc"), Guard::none()).await.expect("add artifact");
     reload(st, b.id).await
 }
 

@@ -88,7 +88,7 @@ pub async fn hostile_text_round_trips_by_policy(h: &impl Harness) {
     assert_eq!(st.catalog_item(CatalogKind::ImageType, &name("quoted")).await.expect("show"), quoted);
     let art =
         Artifact { name: "it's; DROP TABLE artifacts; --".into(), ..artifact("x", "s3://b/k?x='1'&y=\"2\"") };
-    st.add_artifact(b.id, &art).await.expect("add an artifact with quotes");
+    st.add_artifact(b.id, &art, Guard::none()).await.expect("add an artifact with quotes");
     assert!(st.artifacts(b.id).await.expect("artifacts").contains(&art));
 
     assert_eq!(export(st, bystander.id).await, bystander_doc, "the bystander build is undamaged");
@@ -130,7 +130,7 @@ pub async fn no_raw_control_characters_are_stored(h: &impl Harness) {
         }
     }
     let art = Artifact { name: "disk\0.raw".into(), uri: "s3://b/\x1b[2J".into(), ..artifact("x", "y") };
-    match st.add_artifact(id, &art).await {
+    match st.add_artifact(id, &art, Guard::none()).await {
         Ok(()) | Err(StoreError::InvalidInput(_)) => {}
         Err(e) => {
             panic!("an artifact with control characters: clean it or InvalidInput, got {e}")
@@ -224,11 +224,11 @@ pub async fn every_text_field_reads_back_at_its_limit(h: &impl Harness) {
         }
         readable(st, b.id, name).await;
     }
-    let _ = st.resolve_failures(b.id, None, &esc(MAX_NOTE_BYTES)).await;
+    let _ = st.resolve_failures(b.id, None, &esc(MAX_NOTE_BYTES), Guard::none()).await;
     readable(st, b.id, "resolve_failures").await;
     let mut a = artifact("disk", "file:///images/disk.raw");
     a.region = Some(esc(100));
-    let _ = st.add_artifact(b.id, &a).await;
+    let _ = st.add_artifact(b.id, &a, Guard::none()).await;
     readable(st, b.id, "add_artifact").await;
 }
 

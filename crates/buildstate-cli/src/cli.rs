@@ -27,24 +27,26 @@ pub struct Cli {
 #[derive(Debug, clap::Args)]
 pub struct Global {
     /// The store [default: <data dir>/buildstate/buildstate.db]
-    #[arg(long, global = true, env = "BUILDSTATE_DB", value_name = "PATH")]
+    // `hide_env_values` on every env-backed flag: `--help` would print `[env: BUILDSTATE_DB=
+    // postgres://ci:password@…]` otherwise.
+    #[arg(long, global = true, env = "BUILDSTATE_DB", value_name = "PATH", hide_env_values = true)]
     pub db: Option<PathBuf>,
     /// Print JSON: reads print the data, writes print the resulting object
     #[arg(long, global = true)]
     pub json: bool,
     /// Who is acting, as recorded in history [default: $USER]
-    #[arg(long, global = true, env = "BUILDSTATE_ACTOR", value_name = "NAME")]
+    #[arg(long, global = true, env = "BUILDSTATE_ACTOR", value_name = "NAME", hide_env_values = true)]
     pub actor: Option<String>,
     /// Copy every change of a build to object storage: s3://bucket/prefix,
     /// az://container/prefix, gs://bucket/prefix or file:///dir
-    #[arg(long, global = true, env = "BUILDSTATE_SYNC", value_name = "URL")]
+    #[arg(long, global = true, env = "BUILDSTATE_SYNC", value_name = "URL", hide_env_values = true)]
     pub sync: Option<String>,
     /// Write under this lease token: set by `run` and `exec` for the steps they run, so
     /// that a step's own `buildstate` calls act for its runner
     #[arg(long, global = true, env = "BUILDSTATE_LEASE_TOKEN", value_name = "TOKEN", hide_env_values = true)]
     pub lease_token: Option<u64>,
     /// The config file [default: $XDG_CONFIG_HOME/buildstate/config.toml]
-    #[arg(long, global = true, env = crate::config::CONFIG_ENV, value_name = "FILE")]
+    #[arg(long, global = true, env = crate::config::CONFIG_ENV, value_name = "FILE", hide_env_values = true)]
     pub config: Option<PathBuf>,
     /// When to colour output (NO_COLOR turns auto off) [default: auto]
     #[arg(long, global = true, value_enum, value_name = "WHEN")]
@@ -104,7 +106,12 @@ pub async fn run(cli: Cli, settings: Settings) -> Result<Exit, CliError> {
     if let Some(done) = cli.command.run_without_store(&settings, cli.global.json) {
         return done;
     }
-    let opened = crate::open::open(settings.db.value.as_deref().map(Path::new)).await?;
+    // `demo` keeps a scratch store of its own.
+    let command = match cli.command {
+        Command::Demo(a) => return crate::commands::run_demo(a).await,
+        command => command,
+    };
+    let opened = crate::open::open(settings.db.value.as_deref().map(Path::new), command.access()).await?;
     let syncer = match settings.sync.value.as_deref() {
         Some(url) => Some(crate::remote::syncer(url, &opened.local_anchor)?),
         None => None,
@@ -124,7 +131,7 @@ pub async fn run(cli: Cli, settings: Settings) -> Result<Exit, CliError> {
         actor: settings.actor.value,
         guard: cli.global.lease_token.map_or_else(Guard::none, |t| Guard::lease(LeaseToken::new(t))),
     };
-    cli.command.run(&ctx).await
+    command.run(&ctx).await.map_err(|e| e.in_store(&ctx.location))
 }
 
 /// `run \`buildstate state complete --help\`` from clap's usage line. The line itself

@@ -81,11 +81,14 @@ pub struct CliError {
     pub exit: Exit,
     message: String,
     hint: Option<String>,
+    /// For a "not found" in the store: where in `message` the store's name goes, and the
+    /// word before it (`in`, `of`), for [`CliError::in_store`].
+    store_at: Option<(usize, &'static str)>,
 }
 
 impl CliError {
     pub fn new(exit: Exit, message: impl Into<String>) -> Self {
-        CliError { exit, message: message.into(), hint: None }
+        CliError { exit, message: message.into(), hint: None, store_at: None }
     }
 
     pub fn usage(message: impl Into<String>) -> Self {
@@ -102,6 +105,16 @@ impl CliError {
 
     pub fn with_hint(mut self, hint: impl Into<String>) -> Self {
         self.hint = Some(hint.into());
+        self
+    }
+
+    /// Names the store a "not found" looked in — `no build matches `x` in
+    /// /srv/buildstate.db; …` — since an empty or wrong store is the usual cause.
+    /// Other errors are left as they are.
+    pub fn in_store(mut self, location: &str) -> Self {
+        if let Some((at, word)) = self.store_at.take() {
+            self.message.insert_str(at, &format!(" {word} {location}"));
+        }
         self
     }
 
@@ -165,7 +178,23 @@ impl From<StoreError> for CliError {
             }
             _ => None,
         };
-        let err = CliError::new(exit, e.to_string());
+        let message = e.to_string();
+        // After the part that says what is missing, before what to do about it (at the
+        // end, should the store's wording change).
+        let after = |head: String, word| {
+            Some((if message.starts_with(&head) { head.len() } else { message.len() }, word))
+        };
+        let store_at = match &e {
+            StoreError::BuildNotFound(r) => after(format!("no build matches `{r}`"), "in"),
+            StoreError::CatalogItemNotFound { kind, name, .. } => {
+                after(format!("{kind} `{name}` is not in the catalog"), "of")
+            }
+            StoreError::FailureNotFound { build, number } => {
+                after(format!("build {build} has no failure number {number}"), "in")
+            }
+            _ => None,
+        };
+        let err = CliError { store_at, ..CliError::new(exit, message) };
         match hint {
             Some(h) => err.with_hint(h),
             None => err,
@@ -248,5 +277,26 @@ mod tests {
         for (e, exit) in cases {
             assert_eq!(CliError::from(e).exit, exit);
         }
+    }
+
+    #[test]
+    fn not_found_names_the_store() {
+        let at = |e: StoreError| CliError::from(e).in_store("/srv/bs.db").to_string();
+        assert_eq!(
+            at(StoreError::BuildNotFound("x; y".into())),
+            "no build matches `x; y` in /srv/bs.db; list builds with `buildstate build list`"
+        );
+        let number = BuildNumber::new("b-1").expect("valid number");
+        assert_eq!(
+            at(StoreError::FailureNotFound { build: number, number: 3 }),
+            "build b-1 has no failure number 3 in /srv/bs.db; see `buildstate failure list --build b-1`"
+        );
+        let missing = StoreError::CatalogItemNotFound {
+            kind: buildstate_core::CatalogKind::Platform,
+            name: "nope".into(),
+            known: "aws".into(),
+        };
+        assert!(at(missing).starts_with("platform `nope` is not in the catalog of /srv/bs.db (known: aws)"));
+        assert_eq!(at(StoreError::Busy { waited_ms: 5 }), "the store stayed busy for 5 ms; try again");
     }
 }

@@ -1,8 +1,19 @@
 //! Opening the store a `--db` / `BUILDSTATE_DB` value names:
 //!
 //! - `postgres://…` or `postgresql://…` — PostgreSQL, for fleets of CI workers;
-//! - `file:///dir`, or an existing directory — JSON files, one document per build;
-//! - anything else — the embedded SQLite file (created on first use).
+//! - `file:///dir`, or a directory that already holds one — JSON files, one document per
+//!   build;
+//! - any other path — the embedded SQLite file;
+//! - nothing — the default SQLite file, `<data dir>/buildstate/buildstate.db`.
+//!
+//! A store that does not exist is created only by a command that can put something in
+//! it, and only inside a directory that exists (`init` creates the directories too): a
+//! typo in `--db` must fail, not become a new empty store whose emptiness a read then
+//! reports as the truth. Object storage (`s3://`, `az://`, `gs://`) is not a store but a
+//! place for copies, and is refused here with a pointer to `--sync`.
+//!
+//! Nothing here prints the value given: a PostgreSQL URL carries its password, so
+//! messages use the backend's redacted location.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -13,7 +24,20 @@ use buildstate_sqlite::SqliteStore;
 use buildstate_store::Store;
 
 use crate::config;
-use crate::exit::CliError;
+use crate::exit::{CliError, io_error};
+
+/// What a command does with the store, which decides what happens when it is missing.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Access {
+    /// Needs what is already there: reads, and writes to existing builds, catalog items
+    /// and failures. A missing store is an error (exit 3), never created.
+    Existing,
+    /// May put the first things in a store (catalog items, builds, imports, pipeline
+    /// runs): a missing store is created, inside a directory that exists.
+    Create,
+    /// `init`: creates the store and any directories above it.
+    Init,
+}
 
 /// An open store and what the CLI needs to know about it.
 #[derive(Debug)]
@@ -24,55 +48,300 @@ pub struct Opened {
     /// How steps reach the same store (`BUILDSTATE_DB`): for PostgreSQL the URL as
     /// given — steps run here with our environment, the password is theirs already.
     pub step_db: String,
-    /// A local path next to which runner logs go by default.
+    /// A local path whose siblings `logs/` and `sync/` hold this store's attempt logs
+    /// and copy state by default: the SQLite file itself; a name inside a JSON store's
+    /// directory; a name in a directory of its own under the data dir for PostgreSQL.
+    /// Never shared between two stores.
     pub local_anchor: PathBuf,
     pub schema_version: u32,
 }
 
-pub async fn open(given: Option<&Path>) -> Result<Opened, CliError> {
-    let raw = given.map(|p| p.to_string_lossy().into_owned()).filter(|s| !s.is_empty());
-    match raw.as_deref() {
-        Some(url) if url.starts_with("postgres://") || url.starts_with("postgresql://") => {
-            let store = PostgresStore::connect(url).await?;
-            Ok(Opened {
-                schema_version: store.schema_version(),
-                location: Store::location(&store),
-                step_db: url.to_owned(),
-                local_anchor: data_anchor()?,
-                store: Arc::new(store),
-            })
-        }
-        Some(spec) if spec.starts_with("file://") || Path::new(spec).is_dir() => {
-            let dir = PathBuf::from(spec.strip_prefix("file://").unwrap_or(spec));
-            let store = FileStore::open(&dir)?;
-            Ok(Opened {
-                schema_version: 1,
-                location: format!("file://{}", dir.display()),
-                step_db: format!("file://{}", dir.display()),
-                local_anchor: dir.join("buildstate.json-store"),
-                store: Arc::new(store),
-            })
-        }
-        _ => {
-            let path = config::db_path(given)?;
-            tracing::debug!(path = %path.display(), "opening store");
-            let store = SqliteStore::open(&path)?;
-            Ok(Opened {
-                schema_version: store.schema_version(),
-                location: path.display().to_string(),
-                step_db: path.display().to_string(),
-                local_anchor: path,
-                store: Arc::new(store),
-            })
-        }
+/// Where a `--db` value points, before anything is opened.
+#[derive(Debug, PartialEq, Eq)]
+enum Spec {
+    Postgres(String),
+    /// `explicit`: named with `file://`, so an existing directory may become a store.
+    Files {
+        dir: PathBuf,
+        explicit: bool,
+    },
+    /// `default`: not given, the data dir's file (whose directories are ours to create).
+    Sqlite {
+        path: PathBuf,
+        default: bool,
+    },
+}
+
+pub async fn open(given: Option<&Path>, access: Access) -> Result<Opened, CliError> {
+    match spec(given)? {
+        Spec::Postgres(url) => open_postgres(&url).await,
+        Spec::Files { dir, explicit } => open_files(dir, explicit, access),
+        Spec::Sqlite { path, default } => open_sqlite(path, default, access),
     }
 }
 
-/// `<data dir>/buildstate/remote`: logs of runs against a network store stay local.
-fn data_anchor() -> Result<PathBuf, CliError> {
+fn spec(given: Option<&Path>) -> Result<Spec, CliError> {
+    let Some(given) = given.filter(|p| !p.as_os_str().is_empty()) else {
+        let path = config::db_path(None)?;
+        return Ok(Spec::Sqlite { path, default: true });
+    };
+    let text = given.to_string_lossy();
+    if let Some((scheme, rest)) = url_scheme(&text) {
+        return match scheme.to_ascii_lowercase().as_str() {
+            "postgres" | "postgresql" => Ok(Spec::Postgres(text.into_owned())),
+            "file" => {
+                let path = rest.strip_prefix("localhost").unwrap_or(rest);
+                if path.is_empty() {
+                    return Err(CliError::usage("--db file:// needs a directory")
+                        .with_hint("give it as file:///path/to/dir"));
+                }
+                Ok(Spec::Files { dir: absolute(Path::new(path))?, explicit: true })
+            }
+            // The scheme only: the rest of the URL may carry credentials.
+            "s3" | "az" | "azure" | "gs" => Err(CliError::usage(format!(
+                "--db cannot be object storage ({scheme}://…): builds are copied there, not kept there"
+            ))
+            .with_hint(format!(
+                "keep the store in a file, a directory or PostgreSQL, and pass the {scheme}:// URL as --sync (or BUILDSTATE_SYNC) to copy every change to it"
+            ))),
+            _ => Err(CliError::usage(format!("--db does not know the scheme {scheme}://"))
+                .with_hint("give a path (SQLite), file:///dir (JSON files) or postgres://…")),
+        };
+    }
+    let path = absolute(given)?;
+    Ok(if path.is_dir() {
+        Spec::Files { dir: path, explicit: false }
+    } else {
+        Spec::Sqlite { path, default: false }
+    })
+}
+
+/// `("s3", "bucket/prefix")` for `s3://bucket/prefix`: a scheme is a letter, then
+/// letters, digits, `+`, `-` or `.` (RFC 3986), so `./a://b` stays a path.
+fn url_scheme(text: &str) -> Option<(&str, &str)> {
+    let (scheme, rest) = text.split_once("://")?;
+    let mut chars = scheme.chars();
+    let valid = chars.next().is_some_and(|c| c.is_ascii_alphabetic())
+        && chars.all(|c| c.is_ascii_alphanumeric() || matches!(c, '+' | '-' | '.'));
+    valid.then_some((scheme, rest))
+}
+
+/// Relative paths are resolved here, once: steps run in other directories and must
+/// reach the same store, and logs recorded with a relative path would be lost.
+fn absolute(path: &Path) -> Result<PathBuf, CliError> {
+    std::path::absolute(path).map_err(|e| io_error(&format!("resolve the store path {}", path.display()), &e))
+}
+
+async fn open_postgres(url: &str) -> Result<Opened, CliError> {
+    let store = PostgresStore::connect(url).await?;
+    let location = Store::location(&store);
+    Ok(Opened {
+        schema_version: store.schema_version(),
+        local_anchor: postgres_anchor(&location)?,
+        location,
+        step_db: url.to_owned(),
+        store: Arc::new(store),
+    })
+}
+
+fn open_files(dir: PathBuf, explicit: bool, access: Access) -> Result<Opened, CliError> {
+    let location = format!("file://{}", dir.display());
+    let exists = holds_file_store(&dir);
+    if !exists {
+        if !explicit {
+            return Err(not_a_store(&dir));
+        }
+        may_create(&location, &dir, false, access)?;
+    }
+    let store = FileStore::open(&dir)?;
+    if !exists {
+        announce(&location);
+    }
+    Ok(Opened {
+        schema_version: 1,
+        step_db: location.clone(),
+        location,
+        local_anchor: dir.join("buildstate.json-store"),
+        store: Arc::new(store),
+    })
+}
+
+fn open_sqlite(path: PathBuf, default: bool, access: Access) -> Result<Opened, CliError> {
+    let location = path.display().to_string();
+    // `exists` follows symbolic links: a dangling one is a missing store.
+    let exists = path.exists();
+    if !exists {
+        may_create(&location, &path, default, access)?;
+    }
+    tracing::debug!(path = %location, "opening store");
+    let store = SqliteStore::open(&path)?;
+    if !exists {
+        announce(&location);
+    }
+    Ok(Opened {
+        schema_version: store.schema_version(),
+        step_db: location.clone(),
+        location,
+        local_anchor: path,
+        store: Arc::new(store),
+    })
+}
+
+/// Whether `access` may create the missing store at `path`: `init` anywhere, other
+/// writers only inside a directory that exists (or under the data dir, ours to make).
+fn may_create(location: &str, path: &Path, default: bool, access: Access) -> Result<(), CliError> {
+    let init = if default {
+        "buildstate init".to_owned()
+    } else {
+        format!("buildstate init --db {}", shell_word(location))
+    };
+    match access {
+        Access::Init => Ok(()),
+        Access::Existing => {
+            Err(CliError::not_found(format!("no store at {location}; create it with `{init}`")))
+        }
+        Access::Create => match path.parent().filter(|p| !default && !p.is_dir()) {
+            None => Ok(()),
+            Some(parent) => Err(CliError::not_found(format!(
+                "no store at {location}, and no directory {} to create it in",
+                parent.display()
+            ))
+            .with_hint(format!(
+                "check --db or BUILDSTATE_DB; `{init}` creates the store and its directories"
+            ))),
+        },
+    }
+}
+
+/// Creating a store is never silent: it is what a mistyped path looks like.
+fn announce(location: &str) {
+    eprintln!("created a new store at {location}");
+}
+
+/// A JSON-file store marks its directory with a `format` file before anything else.
+// The marker's name is `buildstate-files`' layout; a `FileStore::holds_store(dir)`
+// there would keep it in one place.
+fn holds_file_store(dir: &Path) -> bool {
+    dir.join("format").is_file()
+}
+
+/// An existing directory given without `file://` and holding no store: which was meant?
+fn not_a_store(dir: &Path) -> CliError {
+    let shown = dir.display();
+    let sqlite = dir.join("buildstate.db");
+    let hint = if sqlite.is_file() {
+        format!("did you mean the SQLite store in it, --db {}?", shell_word(&sqlite.display().to_string()))
+    } else {
+        format!(
+            "for a SQLite store give a file (--db {}); to keep a JSON-file store in this directory, --db {}",
+            shell_word(&sqlite.display().to_string()),
+            shell_word(&format!("file://{shown}"))
+        )
+    };
+    CliError::usage(format!("{shown} is a directory that holds no store")).with_hint(hint)
+}
+
+/// `<data dir>/buildstate/postgres/<host_port_database>/store`: the runs of each
+/// PostgreSQL store keep their logs and copy state in a directory of their own,
+/// apart from the default SQLite store's and from each other's.
+fn postgres_anchor(location: &str) -> Result<PathBuf, CliError> {
     let default = config::default_db_path().ok_or_else(|| {
         CliError::usage("cannot find a data directory for local run logs (is HOME set?)")
             .with_hint("pass --logs-dir DIR")
     })?;
-    Ok(default.with_file_name("remote"))
+    Ok(default.with_file_name("postgres").join(store_name(location)).join("store"))
+}
+
+/// A directory name for a PostgreSQL store, from its redacted location: without the
+/// scheme and the user, every character outside `[A-Za-z0-9._-]` as `_`.
+fn store_name(location: &str) -> String {
+    let rest = location.split_once("://").map_or(location, |(_, rest)| rest);
+    let authority_end = rest.find(['/', '?']).unwrap_or(rest.len());
+    let rest = match rest[..authority_end].rfind('@') {
+        Some(at) => &rest[at + 1..],
+        None => rest,
+    };
+    let name: String = rest
+        .chars()
+        .map(|c| if c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_') { c } else { '_' })
+        .take(120)
+        .collect();
+    let name = name.trim_matches(['_', '.']);
+    if name.is_empty() { "default".to_owned() } else { name.to_owned() }
+}
+
+/// `text` as one shell word, quoted only when it needs to be, for commands in hints.
+fn shell_word(text: &str) -> String {
+    if !text.is_empty() && text.chars().all(|c| c.is_ascii_alphanumeric() || "/._-+:,@%=".contains(c)) {
+        text.to_owned()
+    } else {
+        format!("'{}'", text.replace('\'', r"'\''"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parsed(text: &str) -> Result<Spec, String> {
+        spec(Some(Path::new(text))).map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn schemes_choose_the_backend() {
+        assert_eq!(parsed("postgres://u:p@db/x"), Ok(Spec::Postgres("postgres://u:p@db/x".into())));
+        assert_eq!(parsed("PostgreSQL://db/x"), Ok(Spec::Postgres("PostgreSQL://db/x".into())));
+        assert_eq!(parsed("file:///srv/bs"), Ok(Spec::Files { dir: "/srv/bs".into(), explicit: true }));
+        assert_eq!(
+            parsed("file://localhost/srv/bs"),
+            Ok(Spec::Files { dir: "/srv/bs".into(), explicit: true })
+        );
+        assert_eq!(
+            parsed("/no/such/bs.db"),
+            Ok(Spec::Sqlite { path: "/no/such/bs.db".into(), default: false })
+        );
+        // Not a scheme: a path with `://` in it.
+        assert_eq!(parsed("/x/a://b"), Ok(Spec::Sqlite { path: "/x/a://b".into(), default: false }));
+    }
+
+    #[test]
+    fn object_storage_and_unknown_schemes_are_refused_without_echoing_the_url() {
+        for url in ["s3://key:s3cret@bucket/p", "az://c/p?sig=s3cret", "gs://b/p", "sqlite://u:s3cret@x"] {
+            let e = spec(Some(Path::new(url))).expect_err(url);
+            assert_eq!(e.exit, crate::exit::Exit::Usage, "{url}");
+            assert!(!e.to_string().contains("s3cret"), "{url}: {e}");
+        }
+        let e = spec(Some(Path::new("s3://bucket/p"))).expect_err("s3");
+        assert!(e.to_string().contains("s3://…"), "{e}");
+    }
+
+    #[test]
+    fn relative_paths_are_made_absolute() {
+        match parsed("rel/bs.db") {
+            Ok(Spec::Sqlite { path, default: false }) => {
+                assert!(path.is_absolute() && path.ends_with("rel/bs.db"), "{}", path.display())
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn postgres_stores_get_a_directory_of_their_own() {
+        assert_eq!(store_name("postgres://ci:***@db.example:5432/buildstate"), "db.example_5432_buildstate");
+        assert_eq!(store_name("postgresql://db/bs?sslmode=disable"), "db_bs_sslmode_disable");
+        assert_eq!(store_name("postgres://ci@[::1]:5432/x"), "1__5432_x");
+        assert_eq!(store_name("postgres://"), "default");
+        assert_ne!(store_name("postgres://db/a"), store_name("postgres://db/b"));
+        if let (Ok(anchor), Some(default)) = (postgres_anchor("postgres://db/a"), config::default_db_path()) {
+            let logs = anchor.with_file_name("logs");
+            assert_ne!(logs, default.with_file_name("logs"), "not the default store's logs");
+            assert!(logs.ends_with("buildstate/postgres/db_a/logs"), "{}", logs.display());
+        }
+    }
+
+    #[test]
+    fn hints_quote_what_a_shell_would_split() {
+        assert_eq!(shell_word("/srv/bs.db"), "/srv/bs.db");
+        assert_eq!(shell_word("/my dir/it's.db"), r"'/my dir/it'\''s.db'");
+    }
 }

@@ -80,7 +80,8 @@ fn pipeline_yaml() -> String {
     y
 }
 
-pub async fn run(a: Args, ctx: &Ctx) -> Result<Exit, CliError> {
+/// Runs on a scratch store of its own: the store `--db` names is not opened (nor created).
+pub async fn run(a: Args) -> Result<Exit, CliError> {
     let began = Instant::now();
     let dir = a.dir.clone().unwrap_or_else(|| std::env::temp_dir().join("buildstate-demo"));
     prepare(&dir)?;
@@ -88,11 +89,11 @@ pub async fn run(a: Args, ctx: &Ctx) -> Result<Exit, CliError> {
     let store = SqliteStore::open(&db_path)?;
     seed(&store).await?;
     let demo = Ctx {
+        schema_version: store.schema_version(),
         store: Arc::new(store),
         db_path: db_path.clone(),
         location: db_path.display().to_string(),
         step_db: db_path.display().to_string(),
-        schema_version: ctx.schema_version,
         json: false,
         actor: "demo".to_owned(),
         guard: buildstate_store::Guard::none(),

@@ -35,12 +35,14 @@ pub async fn run(a: Args, ctx: &Ctx) -> Result<(), CliError> {
             (None, Some(n)) => format!(" for attempt {n}"),
             (None, None) => String::new(),
         };
-        return Err(CliError::not_found(format!("build {} has no recorded log{which}", b.number)).with_hint(
-            format!(
-                "logs are recorded by `buildstate run` and `buildstate exec`; see `buildstate history {}`",
-                b.number
-            ),
-        ));
+        return Err(CliError::not_found(format!(
+            "build {} has no recorded log{which} in {}",
+            b.number, ctx.location
+        ))
+        .with_hint(format!(
+            "logs are recorded by `buildstate run` and `buildstate exec`; see `buildstate history {}`",
+            b.number
+        )));
     };
     let path = event.log.clone().unwrap_or_default();
     let bytes = std::fs::read(&path).map_err(|e| {

@@ -37,8 +37,11 @@ pub async fn run(args: Args, ctx: &Ctx) -> Result<(), CliError> {
         Args::Get { reference, key } => {
             let b = ctx.find(&reference).await?;
             let value = b.metadata.get(&key).ok_or_else(|| {
-                CliError::not_found(format!("build {} has no metadata key `{key}`", b.number))
-                    .with_hint(format!("see `buildstate meta list {}`", b.number))
+                CliError::not_found(format!(
+                    "build {} has no metadata key `{key}` in {}",
+                    b.number, ctx.location
+                ))
+                .with_hint(format!("see `buildstate meta list {}`", b.number))
             })?;
             if ctx.json { output::json(value) } else { output::line(value.as_str()) }
         }

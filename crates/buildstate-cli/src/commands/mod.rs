@@ -6,6 +6,7 @@ use crate::cli::Ctx;
 use crate::config::Settings;
 use crate::exit::{CliError, Exit};
 
+mod access;
 mod artifact;
 mod build;
 mod catalog;
@@ -28,6 +29,7 @@ mod state;
 mod sync;
 mod transfer;
 
+pub use demo::run as run_demo;
 pub use run::parse_duration;
 
 #[derive(Debug, Subcommand)]
@@ -127,7 +129,7 @@ impl Command {
             Command::Resume(a) => return resume::run(a, ctx).await,
             // `run`, `demo` and `exec` answer with their own exit codes too.
             Command::Run(a) => return run::run(a, ctx).await,
-            Command::Demo(a) => return demo::run(a, ctx).await,
+            Command::Demo(a) => return demo::run(a).await,
             Command::Exec(a) => return exec::run(a, ctx).await,
             Command::Logs(a) => logs::run(a, ctx).await,
             Command::Enqueue(a) => fleet::enqueue_run(a, ctx).await,

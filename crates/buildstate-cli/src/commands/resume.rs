@@ -20,6 +20,13 @@ pub struct Args {
     from: Option<String>,
 }
 
+impl Args {
+    /// `--from` pulls the build into the store first, so it may be the store's first write.
+    pub fn pulls(&self) -> bool {
+        self.from.is_some()
+    }
+}
+
 /// Why `resume` answered as it did.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "kebab-case")]

@@ -176,6 +176,7 @@ fn fleet_on_sqlite_three_workers_thirty_builds_one_killed() {
 #[test]
 fn workers_with_nothing_running() {
     let env = Env::new();
+    env.ok(&["init"]);
     let out = Command::new(bin()).args(["workers"]).env("BUILDSTATE_DB", &env.db).output().expect("run");
     assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "no worker is running a build");
 }

@@ -128,6 +128,7 @@ fn nul_bytes_in_names_arrive_only_through_documents_and_are_refused() {
     let doc = env.export(&b).replace("\"platform\": \"aws-commercial\"", "\"platform\": \"aws\\u0000x\"");
     assert!(doc.contains("aws\\u0000x"));
     let other = Env::new();
+    other.ok(&["init"]);
     let r = other.run_stdin(&["import", "-"], doc);
     let err = crate::common::expect_error(&r, 7, "import with NUL");
     assert!(err.contains("is not a valid name"), "{err}");

@@ -3,8 +3,9 @@
 
 use crate::common::Env;
 
+/// Stderr, with the store's temporary path (named by "not found" errors) as `[db]`.
 fn stderr(env: &Env, args: &[&str]) -> String {
-    env.run(args).stderr
+    env.run(args).stderr.replace(env.db.to_str().expect("utf-8 path"), "[db]")
 }
 
 #[test]

@@ -12,6 +12,7 @@ mod fleet;
 mod hostile;
 mod leases;
 mod lifecycle;
+mod location;
 mod qemu_example;
 mod regressions;
 mod resume;

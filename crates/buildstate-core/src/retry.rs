@@ -96,9 +96,12 @@ impl RetryPolicy {
     /// person after one failure; the rest retry a few times after a fixed pause.
     pub fn default_for(state: StateCode) -> Self {
         let (max_attempts, backoff) = match state.get() {
-            5 => {
-                (2, Backoff::Exponential { initial_ms: 60_000, factor: 2, max_ms: 15 * 60_000, jitter: true })
-            }
+            // The specification's policies: an expensive infrastructure state retries
+            // rarely and waits long (5 min, then 10, 20, capped at 30).
+            5 => (
+                3,
+                Backoff::Exponential { initial_ms: 5 * 60_000, factor: 2, max_ms: 30 * 60_000, jitter: true },
+            ),
             10..=65 => (3, Backoff::Fixed { delay_ms: 10_000 }),
             70..=90 => (1, Backoff::None),
             _ => (3, Backoff::Fixed { delay_ms: 30_000 }),
@@ -136,8 +139,12 @@ mod tests {
 
     #[test]
     fn defaults_follow_the_spec() {
-        assert_eq!(RetryPolicy::default_for(code(5)).max_attempts, 2);
-        assert!(matches!(RetryPolicy::default_for(code(5)).backoff, Backoff::Exponential { .. }));
+        assert_eq!(RetryPolicy::default_for(code(5)).max_attempts, 3);
+        assert_eq!(
+            RetryPolicy::default_for(code(5)).backoff,
+            Backoff::Exponential { initial_ms: 300_000, factor: 2, max_ms: 1_800_000, jitter: true },
+            "the specification's kickstart policy: 5 min → 30 min"
+        );
         assert_eq!(RetryPolicy::default_for(code(25)).max_attempts, 3);
         assert_eq!(RetryPolicy::default_for(code(80)).max_attempts, 1);
     }

@@ -124,6 +124,14 @@ impl Pipeline {
         resolve::resolve(text, file, retry_base)
     }
 
+    /// Validates a state catalog written on its own, in the syntax of a pipeline file's
+    /// `catalog:` value — `default`, `{insert: [milestones]}` or a full list of
+    /// milestones — as YAML or JSON (which YAML reads too). `buildstate build create
+    /// --catalog FILE` reads it, so a catalog is declared once whichever way builds are made.
+    pub fn parse_catalog(text: &str, file: &Path) -> Result<StateCatalog, PipelineError> {
+        resolve::catalog_only(text, file)
+    }
+
     /// The cells `filter` selects, in matrix order.
     pub fn cells(&self, filter: &MatrixFilter) -> Vec<&MatrixCell> {
         self.matrix.iter().filter(|cell| filter.matches(cell)).collect()

@@ -118,6 +118,19 @@ fn state_code(src: Source<'_>, raw: &S<String>) -> Result<StateCode, PipelineErr
     })
 }
 
+/// A state catalog on its own: the text is what a pipeline file puts after `catalog:`.
+pub(super) fn catalog_only(text: &str, file: &Path) -> Result<StateCatalog, PipelineError> {
+    let src = Source { file };
+    if is_blank(text) {
+        return Err(src.invalid(
+            Location::UNKNOWN,
+            "the file is empty; expected a catalog: `default`, `{insert: [milestones]}` or a list of milestones",
+        ));
+    }
+    let raw: S<RawCatalog> = serde_saphyr::from_str(text).map_err(|e| PipelineError::yaml(file, &e))?;
+    catalog(src, Some(&raw))
+}
+
 fn catalog(src: Source<'_>, raw: Option<&S<RawCatalog>>) -> Result<StateCatalog, PipelineError> {
     let default = StateCatalog::default_catalog();
     let Some(raw) = raw else { return Ok(default) };

@@ -785,3 +785,45 @@ fn yaml_syntax_errors_keep_their_position() {
     let err = error("name: 'p\n");
     assert!(err.starts_with("p.yml:"), "{err}");
 }
+
+#[test]
+fn a_catalog_alone_reads_like_a_pipelines_catalog() {
+    let file = Path::new("catalog.yml");
+    let four = "- {code: 0, name: initial}
+- {code: 25, name: build, tool: make}
+- {code: 50, name: test}
+- {code: 75, name: publish}
+- {code: 100, name: delivered}
+";
+    let c = Pipeline::parse_catalog(four, file).expect("a full list");
+    assert_eq!(c.code_list(), "0, 25, 50, 75, 100");
+    assert_eq!(c.get(code(25)).map(|m| m.tool.as_str()), Some("make"));
+
+    let json = r#"[{"code": 0, "name": "initial"}, {"code": 40, "name": "bake", "meaning": "the image"},
+                  {"code": 100, "name": "delivered"}]"#;
+    let c = Pipeline::parse_catalog(json, Path::new("catalog.json")).expect("JSON is YAML too");
+    assert_eq!(c.code_list(), "0, 40, 100");
+    assert_eq!(c.get(code(40)).map(|m| m.meaning.as_str()), Some("the image"));
+
+    let c = Pipeline::parse_catalog("insert: [{code: 12, name: hardening}]\n", file).expect("insert");
+    assert_eq!(c.name_of(code(12)), "hardening");
+    assert_eq!(c.codes().count(), 22);
+    assert!(Pipeline::parse_catalog("default\n", file).expect("default").is_default());
+
+    // The same errors as in a pipeline file, pointing into this one.
+    let err = |text: &str| Pipeline::parse_catalog(text, file).expect_err("refused").to_string();
+    assert_eq!(
+        err("# nothing\n"),
+        "catalog.yml: the file is empty; expected a catalog: `default`, `{insert: [milestones]}` or a list of milestones"
+    );
+    assert_eq!(
+        err("- {code: 0, name: a}\n- {code: 50, name: b}\n"),
+        "catalog.yml:1:1: the catalog does not run from 0 to 100; expected milestones 0 (first) and 100 (last)"
+    );
+    assert_eq!(
+        err("- {code: 0, name: a}\n- {code: 0, name: b}\n- {code: 100, name: c}\n"),
+        "catalog.yml:2:10: milestone 0 follows 0; expected codes in ascending order, each once"
+    );
+    assert!(err("custom\n").starts_with("catalog.yml: unknown catalog `custom`"), "{}", err("custom\n"));
+    assert!(err("- {code: 0, name: a, owner: me}\n").contains("unknown key `owner`"));
+}

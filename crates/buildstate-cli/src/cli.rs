@@ -28,8 +28,16 @@ pub struct Cli {
 pub struct Global {
     /// The store [default: <data dir>/buildstate/buildstate.db]
     // `hide_env_values` on every env-backed flag: `--help` would print `[env: BUILDSTATE_DB=
-    // postgres://ci:password@…]` otherwise.
-    #[arg(long, global = true, env = "BUILDSTATE_DB", value_name = "PATH", hide_env_values = true)]
+    // postgres://ci:password@…]` otherwise. Empty (`BUILDSTATE_DB=`) means the default:
+    // clap's own `PathBuf` parser would refuse it.
+    #[arg(
+        long,
+        global = true,
+        env = "BUILDSTATE_DB",
+        value_name = "PATH",
+        hide_env_values = true,
+        value_parser = clap::builder::TypedValueParser::map(clap::builder::OsStringValueParser::new(), PathBuf::from)
+    )]
     pub db: Option<PathBuf>,
     /// Print JSON: reads print the data, writes print the resulting object
     #[arg(long, global = true)]

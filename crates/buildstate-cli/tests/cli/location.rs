@@ -70,10 +70,22 @@ fn reads_of_a_missing_store_fail_and_create_nothing() {
     assert!(err.contains(&format!("no store at {}", s(&typo))), "{err}");
     assert!(!env.path("tpyo").exists());
 
-    // The default store: the same, and the data dir is left alone.
-    let err = expect_error(&on(&env, "", &["build", "list"]), 3, "default store");
+    // The default store (also what an empty BUILDSTATE_DB means): the same, and the
+    // data dir is left alone.
     let default = env.path("xdg/buildstate/buildstate.db");
-    assert_eq!(err, format!("error: no store at {}; create it with `buildstate init`", s(&default)));
+    let expected = format!("error: no store at {}; create it with `buildstate init`", s(&default));
+    let err = expect_error(&on(&env, "", &["build", "list"]), 3, "default store");
+    assert_eq!(err, expected);
+    let r: Run = bare_cmd()
+        .current_dir(env.dir.path())
+        .env("XDG_DATA_HOME", env.path("xdg"))
+        .env("XDG_CONFIG_HOME", env.path("config"))
+        .env("BUILDSTATE_DB", "")
+        .args(["build", "list"])
+        .output()
+        .expect("run buildstate")
+        .into();
+    assert_eq!(expect_error(&r, 3, "empty BUILDSTATE_DB"), expected);
     assert!(!env.path("xdg").exists());
     assert_eq!(entries(env.dir.path()), Vec::<String>::new(), "nothing created anywhere");
 }

@@ -20,6 +20,10 @@ pub struct Args {
     /// The milestone this command is (the build must be at it)
     #[arg(allow_negative_numbers = true)]
     code: StateCode,
+    /// CODE is later than the build's milestone: record every milestone before it as
+    /// skipped ("not tracked by this pipeline") first
+    #[arg(long)]
+    skip_to_here: bool,
     /// Kill the command (and its children) after this long; recorded as a timeout
     #[arg(long, value_parser = parse_duration, value_name = "DURATION")]
     timeout: Option<Duration>,
@@ -31,7 +35,10 @@ pub struct Args {
 }
 
 pub async fn run(a: Args, ctx: &Ctx) -> Result<Exit, CliError> {
-    let build = ctx.find(&a.reference).await?;
+    let mut build = ctx.find(&a.reference).await?;
+    if a.skip_to_here {
+        build = super::state::skip_to_here(ctx, build, a.code).await?;
+    }
     let opts = TrackOptions {
         actor: ctx.actor.clone(),
         lease_ttl: a.runner.lease_ttl,
@@ -45,7 +52,7 @@ pub async fn run(a: Args, ctx: &Ctx) -> Result<Exit, CliError> {
     let stop = signals::stop_on_signals();
     let outcome = match track(ctx.store.clone(), &build, a.code, a.command, &opts, stop).await {
         Ok(o) => o,
-        Err(RunError::Store(e)) => return Err(e.into()),
+        Err(RunError::Store(e)) => return Err(super::state::with_skip_hint(&build, e)),
         Err(e) => return Err(CliError::internal(e.to_string())),
     };
     // The exit code of the command, as a shell would report it.

@@ -1,4 +1,4 @@
-//! `state start|complete|fail REF CODE`: record what happened at a milestone.
+//! `state start|complete|fail|skip REF CODE`: record what happened at a milestone.
 //!
 //! Like every manual write (`retry`, `rewind`, `build cancel`, `meta set`), these carry no
 //! lease token: while a runner holds an unexpired lease on the build the store refuses
@@ -6,9 +6,10 @@
 //! pipeline would race it. `buildstate lease break` frees a build whose runner is gone.
 
 use buildstate_core::{
-    Build, Command, FailureClass, FailureInfo, FailureType, MAX_NOTE_BYTES, RetryPolicy, StateCode,
-    details_object,
+    Build, BuildStatus, Command, FailureClass, FailureInfo, FailureType, MAX_NOTE_BYTES, Rejection,
+    RetryPolicy, StateCode, details_object,
 };
+use buildstate_store::StoreError;
 
 use crate::cli::Ctx;
 use crate::exit::CliError;
@@ -23,6 +24,8 @@ pub enum Args {
     Complete(CompleteArgs),
     /// The milestone failed: the build stays there, with a failure record
     Fail(FailArgs),
+    /// The current milestone is not run here: record it as skipped and advance
+    Skip(SkipArgs),
 }
 
 #[derive(Debug, clap::Args)]
@@ -35,6 +38,22 @@ pub struct Target {
     /// Where the attempt's log is
     #[arg(long, value_name = "PATH", value_parser = input::log_path)]
     log: Option<String>,
+    /// CODE is later than the build's milestone: record every milestone before it as
+    /// skipped ("not tracked by this pipeline") first
+    #[arg(long)]
+    skip_to_here: bool,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct SkipArgs {
+    /// Build id, build number, or a unique prefix of either
+    reference: String,
+    /// The milestone's state code (the build's current one)
+    #[arg(allow_negative_numbers = true)]
+    code: StateCode,
+    /// Why it is not run, as recorded in history
+    #[arg(long, value_parser = input::label)]
+    reason: String,
 }
 
 #[derive(Debug, clap::Args)]
@@ -85,9 +104,9 @@ pub async fn run(args: Args, ctx: &Ctx) -> Result<(), CliError> {
     match args {
         Args::Start(a) => {
             let t = a.target;
-            let b = ctx.find(&t.reference).await?;
+            let b = found(ctx, &t).await?;
             let cmd = Command::Start { state: t.code, actor: ctx.actor.clone(), log: t.log, force: a.force };
-            let b = ctx.store.apply(b.id, &cmd, ctx.guard).await?.build;
+            let b = ctx.store.apply(b.id, &cmd, ctx.guard).await.map_err(|e| with_skip_hint(&b, e))?.build;
             output::build_or_line(
                 ctx.json,
                 &b,
@@ -96,14 +115,14 @@ pub async fn run(args: Args, ctx: &Ctx) -> Result<(), CliError> {
         }
         Args::Complete(a) => {
             let t = a.target;
-            let b = ctx.find(&t.reference).await?;
+            let b = found(ctx, &t).await?;
             let cmd = Command::Complete {
                 state: t.code,
                 actor: ctx.actor.clone(),
                 exit_code: a.exit_code,
                 log: t.log,
             };
-            let b = ctx.store.apply(b.id, &cmd, ctx.guard).await?.build;
+            let b = ctx.store.apply(b.id, &cmd, ctx.guard).await.map_err(|e| with_skip_hint(&b, e))?.build;
             let text = if b.is_delivered() {
                 format!("completed {} {}: build {} is delivered", t.code, b.catalog.name_of(t.code), b.number)
             } else {
@@ -118,7 +137,79 @@ pub async fn run(args: Args, ctx: &Ctx) -> Result<(), CliError> {
             output::build_or_line(ctx.json, &b, text)
         }
         Args::Fail(a) => fail(a, ctx).await,
+        Args::Skip(a) => {
+            if a.reason.is_empty() {
+                return Err(CliError::usage("a reason is required to skip a milestone: pass --reason \"…\""));
+            }
+            let b = ctx.find(&a.reference).await?;
+            let cmd = Command::Skip { state: a.code, actor: ctx.actor.clone(), reason: a.reason };
+            let b = ctx.store.apply(b.id, &cmd, ctx.guard).await?.build;
+            let text = format!(
+                "skipped {} ({}) of build {}; next: {}",
+                a.code,
+                b.catalog.name_of(a.code),
+                b.number,
+                output::state_label(&b)
+            );
+            output::build_or_line(ctx.json, &b, text)
+        }
     }
+}
+
+/// The build `t` names, moved up to `t.code` first when `--skip-to-here` asks for it.
+async fn found(ctx: &Ctx, t: &Target) -> Result<Build, CliError> {
+    let b = ctx.find(&t.reference).await?;
+    if t.skip_to_here { skip_to_here(ctx, b, t.code).await } else { Ok(b) }
+}
+
+/// What `--skip-to-here` records for the milestones it passes over.
+pub const NOT_TRACKED: &str = "not tracked by this pipeline";
+
+/// The milestones `--skip-to-here` records as skipped on the way to `target`: the
+/// current one and every one after it below `target`. A new build's 0 is not among
+/// them: the rules complete it implicitly when its first milestone is acted on.
+fn to_skip(b: &Build, target: StateCode) -> Vec<StateCode> {
+    if !b.catalog.contains(target) || b.status.is_terminal() {
+        // The command itself is refused, with the reason; nothing is skipped for it.
+        return Vec::new();
+    }
+    let fresh = b.state == StateCode::INITIAL && b.status == BuildStatus::Pending;
+    b.catalog.codes().filter(|&c| c >= b.state && c < target && !(fresh && c == StateCode::INITIAL)).collect()
+}
+
+/// `--skip-to-here`: records every milestone from the build's current one up to (not
+/// including) `target` as skipped, so that the command can act on `target`.
+///
+/// One `Skip` per milestone, each its own transition through `Store::apply`, rather than
+/// one compound command in a single transaction: the rules, the history (one `skipped`
+/// event per milestone, as the runner records milestones without a step), replay and
+/// every backend stay exactly as they are. Each write is guarded by the version just
+/// read, so should anyone else move the build meanwhile the loop stops with a conflict
+/// (exit 5) instead of skipping past what they did. Milestones already skipped by then
+/// stay skipped — they were not tracked anyway — and running the command again goes on
+/// from there.
+pub async fn skip_to_here(ctx: &Ctx, mut b: Build, target: StateCode) -> Result<Build, CliError> {
+    for state in to_skip(&b, target) {
+        let cmd = Command::Skip { state, actor: ctx.actor.clone(), reason: NOT_TRACKED.to_owned() };
+        b = ctx.store.apply(b.id, &cmd, ctx.guard.and_version(b.version)).await?.build;
+    }
+    Ok(b)
+}
+
+/// A command at a milestone later than the build's is refused by the rules (exit 4);
+/// the hint says how to record the milestones in between when this pipeline does not
+/// track them.
+pub fn with_skip_hint(b: &Build, e: StoreError) -> CliError {
+    let StoreError::Rejected(Rejection::Ahead { requested, .. }) = &e else {
+        return e.into();
+    };
+    let codes: Vec<String> = to_skip(b, *requested).iter().map(|c| c.to_string()).collect();
+    let hint = format!(
+        "if this pipeline does not track {}, pass --skip-to-here to record {} as skipped (\"{NOT_TRACKED}\") first",
+        codes.join(", "),
+        if codes.len() == 1 { "it" } else { "them" }
+    );
+    CliError::from(e).with_hint(hint)
 }
 
 async fn fail(a: FailArgs, ctx: &Ctx) -> Result<(), CliError> {
@@ -135,7 +226,7 @@ async fn fail(a: FailArgs, ctx: &Ctx) -> Result<(), CliError> {
         None => Default::default(),
     };
     let t = a.target;
-    let b = ctx.find(&t.reference).await?;
+    let b = found(ctx, &t).await?;
     let max_attempts = a.max_attempts.unwrap_or_else(|| RetryPolicy::default_for(t.code).max_attempts);
     let failure = FailureInfo {
         failure_type: a.failure_type,
@@ -146,7 +237,7 @@ async fn fail(a: FailArgs, ctx: &Ctx) -> Result<(), CliError> {
         exit_code: a.exit_code,
     };
     let cmd = Command::Fail { state: t.code, actor: ctx.actor.clone(), failure, max_attempts, log: t.log };
-    let b = ctx.store.apply(b.id, &cmd, ctx.guard).await?.build;
+    let b = ctx.store.apply(b.id, &cmd, ctx.guard).await.map_err(|e| with_skip_hint(&b, e))?.build;
     output::build_or_line(ctx.json, &b, failed_text(&b, max_attempts))
 }
 

@@ -132,6 +132,17 @@ pub fn pipeline(path: &Path) -> Result<buildstate_runner::pipeline::Pipeline, Cl
     buildstate_runner::pipeline::Pipeline::parse(&text, path).map_err(|e| CliError::usage(e.to_string()))
 }
 
+/// Reads and validates a state catalog file (`build create --catalog`): a pipeline file's
+/// `catalog:` value on its own, read by the pipeline's own parser.
+pub fn catalog(path: &Path) -> Result<buildstate_core::StateCatalog, CliError> {
+    let bytes = read_file(path, "the catalog file", MAX_PIPELINE_BYTES)?;
+    let text = String::from_utf8(bytes).map_err(|e| {
+        CliError::usage(format!("the catalog file {} is not UTF-8 text: {e}", path.display()))
+    })?;
+    buildstate_runner::pipeline::Pipeline::parse_catalog(&text, path)
+        .map_err(|e| CliError::usage(e.to_string()))
+}
+
 /// Reads at most `max` bytes of `r`, refusing more.
 pub fn read_capped(r: impl Read, what: &str, from: &str, max: u64) -> Result<Vec<u8>, CliError> {
     let mut buf = Vec::new();

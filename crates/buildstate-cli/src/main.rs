@@ -1,5 +1,6 @@
 //! `buildstate`: parse, run, map the outcome to an exit code (see `exit.rs`).
 
+mod catalog_hint;
 mod ci_env;
 mod cli;
 mod commands;

@@ -1,8 +1,10 @@
 //! `build create|list|show|cancel`.
 
+use std::path::PathBuf;
+
 use buildstate_core::{
-    Build, BuildNumber, BuildStatus, Command, MetaKey, MetaValue, Name, NewBuild, StateCatalog, StateCode,
-    attempts,
+    Build, BuildNumber, BuildStatus, CatalogKind, Command, MetaKey, MetaValue, Name, NewBuild, StateCatalog,
+    StateCode, attempts,
 };
 use buildstate_store::{BuildFilter, FailureFilter};
 use jiff::Timestamp;
@@ -11,7 +13,7 @@ use serde::Serialize;
 use crate::cli::Ctx;
 use crate::exit::CliError;
 use crate::output::{self, BuildView};
-use crate::{ci_env, input};
+use crate::{catalog_hint, ci_env, input};
 
 #[derive(Debug, clap::Subcommand)]
 pub enum Args {
@@ -52,6 +54,14 @@ pub struct CreateArgs {
     /// Metadata entry; repeat for more
     #[arg(long = "meta", value_name = "KEY=VALUE", value_parser = input::meta_pair)]
     meta: Vec<(MetaKey, MetaValue)>,
+    /// The build's milestones: a file in the syntax of a pipeline's `catalog:` (YAML or
+    /// JSON: `default`, `{insert: [...]}` or a list of {code, name}) [default: 0, 5, … 100]
+    #[arg(long, value_name = "FILE")]
+    catalog: Option<PathBuf>,
+    /// Add a platform, OS or image type missing from the catalog if it is a well-known
+    /// one (the sample catalog's, with its attributes)
+    #[arg(long)]
+    add_missing: bool,
 }
 
 #[derive(Debug, clap::Args)]
@@ -97,12 +107,20 @@ pub async fn run(args: Args, ctx: &Ctx) -> Result<(), CliError> {
 }
 
 async fn create(a: CreateArgs, ctx: &Ctx) -> Result<(), CliError> {
+    // Read the file before touching the store: a bad catalog changes nothing.
+    let catalog = match &a.catalog {
+        Some(path) => input::catalog(path)?,
+        None => StateCatalog::default_catalog(),
+    };
+    let names =
+        [(CatalogKind::Platform, &a.platform), (CatalogKind::Os, &a.os), (CatalogKind::ImageType, &a.image)];
+    catalog_hint::ensure(ctx.store.as_ref(), &names, a.add_missing).await?;
     let new = NewBuild {
         platform: a.platform,
         os: a.os,
         image_type: a.image,
         number: a.number,
-        catalog: StateCatalog::default_catalog(),
+        catalog,
         created_by: a.created_by.unwrap_or_else(|| ctx.actor.clone()),
         ci_url: a.ci_url.or_else(ci_env::from_process_env),
         metadata: a.meta.into_iter().collect(),

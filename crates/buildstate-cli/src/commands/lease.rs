@@ -97,6 +97,18 @@ async fn list(ctx: &Ctx) -> Result<(), CliError> {
 async fn break_lease(reference: &str, ctx: &Ctx) -> Result<(), CliError> {
     let b = ctx.find(reference).await?;
     let broken = ctx.store.break_lease(b.id).await?;
+    if let Some(l) = broken.as_ref().filter(|l| {
+        l.host == buildstate_runner::dispatch::hostname() && buildstate_runner::dispatch::pid_alive(l.pid)
+    }) {
+        // Breaking is still right (the person decided), but they should know that the
+        // runner is alive: it notices within seconds and stops its step.
+        eprintln!(
+            "warning: pid {} on this host ({}) is still running build {}; it will notice the broken lease within a few seconds and stop its step",
+            l.pid,
+            l.holder(),
+            b.number
+        );
+    }
     let now = buildstate_store::now();
     if ctx.json {
         return output::json(&broken.as_ref().map(|l| LeaseView::new(l, b.number.to_string(), now)));

@@ -169,3 +169,82 @@ fn a_long_store_lock_freezes_no_heartbeat_pump_or_timeout() {
     let failures = env.json(&["failure", "list", "--build", &number]);
     assert_eq!(failures[0]["type"], "timeout", "{failures}");
 }
+
+/// Item 4: two `run`s of one pipeline at once. No build runs twice, and both exit 0
+/// once every build is delivered, whoever ran it.
+#[test]
+fn two_runs_of_one_pipeline_both_succeed_when_it_is_delivered() {
+    use crate::common::{assert_each_completed_once, step_pipeline};
+    let env = Env::new().with_catalog();
+    let yaml = step_pipeline("twice", &["base"], &[("STEP_SLEEP", "0.05")]);
+    let pipeline = env.pipeline("twice", &yaml);
+    let mut a = env.spawn_run("run-a", &pipeline, &["--lease-ttl", "3s"]);
+    let mut b = env.spawn_run("run-b", &pipeline, &["--lease-ttl", "3s"]);
+    let (ca, cb) = (a.wait(std::time::Duration::from_secs(120)), b.wait(std::time::Duration::from_secs(120)));
+    assert_eq!((ca, cb), (0, 0), "both exit 0: {}\n{}", a.output(), b.output());
+    let number = env.json(&["build", "list"])[0]["number"].as_str().expect("number").to_owned();
+    let history = env.json(&["history", &number]);
+    assert_each_completed_once(history.as_array().expect("events"), "two runners");
+    let starts = history.as_array().expect("events").iter().filter(|e| e["kind"] == "started").count();
+    assert_eq!(starts, 21, "no milestone ran twice");
+}
+
+/// Item 4: after `kill -9` of a runner, the next run on this host sees that the lease's
+/// pid is gone and takes the build over at once instead of waiting out the ttl.
+#[test]
+fn a_killed_runners_build_is_taken_over_at_once_on_the_same_host() {
+    use std::time::{Duration, Instant};
+
+    use crate::common::step_pipeline;
+    let env = Env::new().with_catalog();
+    let pipeline = env.pipeline("killed", &step_pipeline("killed", &["base"], &[]));
+    env.write("hang-25", "");
+    let mut first = env.spawn_run("first", &pipeline, &["--lease-ttl", "10m"]);
+    assert!(
+        crate::common::eventually(Duration::from_secs(60), || env.path("grandchild.pid").exists()),
+        "the step hangs at 25: {}",
+        first.output()
+    );
+    first.kill();
+    std::fs::remove_file(env.path("hang-25")).expect("stop hanging");
+    let started = Instant::now();
+    let mut second = env.spawn_run("second", &pipeline, &["--lease-ttl", "10m"]);
+    let code = second.wait(Duration::from_secs(120));
+    assert_eq!(code, 0, "delivered: {}", second.output());
+    assert!(started.elapsed() < Duration::from_secs(90), "did not wait out the 10 minute lease");
+    let number = env.json(&["build", "list"])[0]["number"].as_str().expect("number").to_owned();
+    let failures = env.json(&["failure", "list", "--build", &number]);
+    assert_eq!(failures[0]["type"], "interrupted", "the dead runner's attempt is closed: {failures}");
+}
+
+/// Item 4: `lease break` under a live runner warns, and the runner notices within a
+/// few seconds and stops its step instead of running beside the next runner.
+#[test]
+fn lease_break_under_a_live_runner_stops_its_step_within_seconds() {
+    use std::time::{Duration, Instant};
+
+    use crate::common::{process_alive, step_pipeline};
+    let env = Env::new().with_catalog();
+    let pipeline = env.pipeline("broken", &step_pipeline("broken", &["base"], &[]));
+    env.write("hang-25", "");
+    let mut runner = env.spawn_run("runner", &pipeline, &["--lease-ttl", "60s"]);
+    let pid_file = env.path("grandchild.pid");
+    assert!(
+        crate::common::eventually(Duration::from_secs(60), || pid_file.exists()),
+        "the step hangs at 25: {}",
+        runner.output()
+    );
+    let grandchild: u32 = read(&pid_file).trim().parse().expect("a pid");
+    let number = env.json(&["build", "list"])[0]["number"].as_str().expect("number").to_owned();
+    let r = env.run(&["lease", "break", &number]);
+    assert_eq!(r.code, 0, "{r:?}");
+    assert!(r.stderr.contains("still running"), "warns that the holder is alive here: {}", r.stderr);
+    let broke = Instant::now();
+    assert!(
+        crate::common::eventually(Duration::from_secs(15), || !process_alive(grandchild, "sleep 300")),
+        "the step was stopped after the break"
+    );
+    assert!(broke.elapsed() < Duration::from_secs(8), "noticed within seconds: {:?}", broke.elapsed());
+    let code = runner.wait(Duration::from_secs(30));
+    assert_ne!(code, 0, "the runner lost its build: {}", runner.output());
+}

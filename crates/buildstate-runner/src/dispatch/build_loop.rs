@@ -69,17 +69,40 @@ pub(super) async fn drive(
         }
         _ => {}
     }
-    let keeper = match LeaseKeeper::acquire(store.clone(), b.id, &opts.actor, opts.lease_ttl).await {
-        Ok(k) => k,
-        Err(StoreError::LeaseHeld { lease, .. }) => {
-            let why = format!(
-                "not run: {}@{} (pid {}) is running it; its lease expires at {}",
-                lease.owner, lease.host, lease.pid, lease.expires_at
-            );
-            return not_started(&target, &why);
+    let keeper = loop {
+        match LeaseKeeper::acquire(store.clone(), b.id, &opts.actor, opts.lease_ttl).await {
+            Ok(k) => break k,
+            // Another live runner runs it: wait, and report what it achieved, so that
+            // two `run`s of one pipeline both succeed when everything was delivered.
+            Err(StoreError::LeaseHeld { lease, .. }) => {
+                match wait_for_holder(store.as_ref(), &lease, opts, stop.clone()).await {
+                    Waited::Finished(build) => {
+                        let mut out = outcome_of(&build, &target);
+                        out.note = Some(format!("run by {}", lease.holder()));
+                        return out;
+                    }
+                    Waited::Free => continue,
+                    Waited::Stopped => {
+                        let why = format!(
+                            "not run: {} is running it; its lease expires at {}",
+                            lease.holder(),
+                            lease.expires_at
+                        );
+                        return not_started(&target, &why);
+                    }
+                    Waited::Failed(e) => return not_started(&target, &format!("not run: {e}")),
+                }
+            }
+            Err(e) => return not_started(&target, &format!("not run: {e}")),
         }
-        Err(e) => return not_started(&target, &format!("not run: {e}")),
     };
+    if let Some(dead) = keeper.superseded() {
+        tracing::warn!(
+            build = %b.number,
+            holder = %dead.holder(),
+            "its runner is gone (no such process on this host); took the build over without waiting for the lease to expire"
+        );
+    }
     // Re-read under the lease: another runner may have moved the build since we chose it.
     let mut out = match store.build(b.id).await {
         Ok(build) => BuildOutcome { taken: true, ..outcome_of(&build, &target) },
@@ -115,6 +138,52 @@ pub(super) async fn drive(
     out.attempts = tally.milestones.values().sum();
     out.elapsed = started.elapsed();
     out
+}
+
+/// How waiting for another runner's lease ended.
+enum Waited {
+    /// It let the build go finished (delivered, cancelled or failed): its outcome stands.
+    Finished(Build),
+    /// It let the build go unfinished, or its lease expired: try to take it.
+    Free,
+    /// This run was stopped meanwhile.
+    Stopped,
+    Failed(StoreError),
+}
+
+/// Waits while `held` (another runner's lease) is still held and unexpired.
+async fn wait_for_holder(
+    store: &dyn Store,
+    held: &buildstate_core::Lease,
+    opts: &RunOptions,
+    mut stop: watch::Receiver<Option<i32>>,
+) -> Waited {
+    let poll = (opts.lease_ttl / 3).clamp(Duration::from_millis(100), Duration::from_secs(1));
+    loop {
+        if stop.borrow().is_some() {
+            return Waited::Stopped;
+        }
+        tokio::select! {
+            () = tokio::time::sleep(poll) => {}
+            _ = stop.changed() => return Waited::Stopped,
+        }
+        let leases = match store.leases().await {
+            Ok(l) => l,
+            Err(e) => return Waited::Failed(e),
+        };
+        let now = buildstate_store::now();
+        let still_held = leases.iter().any(|l| l.build_id == held.build_id && !l.is_expired(now));
+        if still_held {
+            continue;
+        }
+        let build = match store.build(held.build_id).await {
+            Ok(b) => b,
+            Err(e) => return Waited::Failed(e),
+        };
+        let released = !leases.iter().any(|l| l.build_id == held.build_id);
+        let finished = build.status.is_terminal() || build.status == BuildStatus::Failed;
+        return if released && finished { Waited::Finished(build) } else { Waited::Free };
+    }
 }
 
 /// Raises the step's stop signal when the run is stopped or the lease is lost.

@@ -1,9 +1,11 @@
 //! Holding a build's lease for as long as a runner works on it.
 //!
-//! The lease is renewed every third of its time to live. If a renewal finds that the
-//! token went stale (the lease expired while this process was paused, and another
-//! runner took the build over), the keeper raises `lost`: the dispatcher then stops the
-//! step and writes nothing more — the store would refuse it anyway (fencing).
+//! The lease is renewed every third of its time to live, and at least every
+//! [`MAX_HEARTBEAT`]. If a renewal finds that the token went stale (another runner took
+//! the build over, or a person broke the lease), the keeper raises `lost`: the
+//! dispatcher then stops the step and writes nothing more — the store would refuse it
+//! anyway (fencing). The cap is what makes `lease break` under a live runner stop its
+//! step within seconds, not a third of a long ttl later.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -20,11 +22,17 @@ pub struct LeaseKeeper {
     lease: Lease,
     lost: watch::Receiver<bool>,
     heartbeat: JoinHandle<()>,
+    superseded: Option<Lease>,
 }
+
+/// The longest pause between heartbeats, whatever the ttl.
+pub const MAX_HEARTBEAT: Duration = Duration::from_secs(2);
 
 impl LeaseKeeper {
     /// Takes the build's lease (or fails with `LeaseHeld` naming the holder) and starts
-    /// the heartbeat.
+    /// the heartbeat. A lease held by a process of this host that no longer exists (a
+    /// runner killed with SIGKILL) is taken over at once instead of after its ttl; the
+    /// keeper remembers whose lease it superseded ([`LeaseKeeper::superseded`]).
     pub async fn acquire(
         store: Arc<dyn Store>,
         build: BuildId,
@@ -33,10 +41,23 @@ impl LeaseKeeper {
     ) -> Result<LeaseKeeper, StoreError> {
         let request =
             LeaseRequest { owner: owner.to_owned(), host: hostname(), pid: std::process::id(), ttl };
-        let lease = store.acquire_lease(build, &request).await?;
+        let (lease, superseded) = match store.acquire_lease(build, &request).await {
+            Ok(lease) => (lease, None),
+            Err(StoreError::LeaseHeld { lease: held, .. }) if holder_is_gone(&held) => {
+                let lease = store.take_over_lease(build, &request, held.token).await?;
+                tracing::info!(%build, holder = %held.holder(), "took over the lease of a runner that is gone");
+                (lease, Some(*held))
+            }
+            Err(e) => return Err(e),
+        };
         let (lost_tx, lost) = watch::channel(false);
         let heartbeat = tokio::spawn(heartbeat(store.clone(), build, lease.token, ttl, lost_tx));
-        Ok(LeaseKeeper { store, build, lease, lost, heartbeat })
+        Ok(LeaseKeeper { store, build, lease, lost, heartbeat, superseded })
+    }
+
+    /// The dead runner's lease this keeper took over at once, if it did.
+    pub fn superseded(&self) -> Option<&Lease> {
+        self.superseded.as_ref()
     }
 
     pub fn token(&self) -> LeaseToken {
@@ -76,7 +97,7 @@ async fn heartbeat(
     ttl: Duration,
     lost: watch::Sender<bool>,
 ) {
-    let period = (ttl / 3).max(Duration::from_millis(50));
+    let period = (ttl / 3).clamp(Duration::from_millis(50), MAX_HEARTBEAT);
     loop {
         tokio::time::sleep(period).await;
         match store.renew_lease(build, token, ttl).await {
@@ -90,6 +111,26 @@ async fn heartbeat(
             // lease's expiry, the next renewal reports it stale.
             Err(e) => tracing::warn!(%build, error = %e, "could not renew the lease; retrying"),
         }
+    }
+}
+
+/// Whether `lease` is held by a process of this machine that no longer exists. Only then
+/// is it safe to supersede the lease before it expires: a holder on another machine may
+/// be alive behind a partition, and only its ttl can tell.
+pub fn holder_is_gone(lease: &Lease) -> bool {
+    lease.host == hostname() && lease.pid != std::process::id() && !pid_alive(lease.pid)
+}
+
+/// Whether a process with this pid exists here (signal 0 delivers nothing, it only
+/// checks; EPERM means it exists under another user).
+pub fn pid_alive(pid: u32) -> bool {
+    let Ok(raw) = i32::try_from(pid) else { return false };
+    if raw <= 0 {
+        return false;
+    }
+    match nix::sys::signal::kill(nix::unistd::Pid::from_raw(raw), None) {
+        Ok(()) => true,
+        Err(errno) => errno != nix::errno::Errno::ESRCH,
     }
 }
 

@@ -22,7 +22,7 @@ use tokio::sync::{Semaphore, mpsc, watch};
 use crate::pipeline::{MatrixCell, MatrixFilter, Pipeline};
 
 pub use classify::failure_for;
-pub use keeper::{LeaseKeeper, hostname};
+pub use keeper::{LeaseKeeper, holder_is_gone, hostname, pid_alive};
 pub use track::{TrackOptions, TrackOutcome, track};
 pub use worker::{WorkerOptions, WorkerSummary, enqueue, work};
 

@@ -143,7 +143,7 @@ pub(super) async fn drive(
 /// How waiting for another runner's lease ended.
 enum Waited {
     /// It let the build go finished (delivered, cancelled or failed): its outcome stands.
-    Finished(Build),
+    Finished(Box<Build>),
     /// It let the build go unfinished, or its lease expired: try to take it.
     Free,
     /// This run was stopped meanwhile.
@@ -182,7 +182,7 @@ async fn wait_for_holder(
         };
         let released = !leases.iter().any(|l| l.build_id == held.build_id);
         let finished = build.status.is_terminal() || build.status == BuildStatus::Failed;
-        return if released && finished { Waited::Finished(build) } else { Waited::Free };
+        return if released && finished { Waited::Finished(Box::new(build)) } else { Waited::Free };
     }
 }
 

@@ -174,7 +174,16 @@ fn open_sqlite(path: PathBuf, default: bool, access: Access) -> Result<Opened, C
         may_create(&location, &path, default, access)?;
     }
     tracing::debug!(path = %location, "opening store");
-    let store = SqliteStore::open(&path)?;
+    let store = match SqliteStore::open(&path) {
+        Ok(store) => store,
+        // A store shipped read-only (file 0444, a read-only directory or mount) cannot
+        // be opened for writing; commands that need an existing store may still read
+        // it, and its writes are refused as unavailable.
+        Err(e @ buildstate_store::StoreError::Unavailable { .. }) if exists && access == Access::Existing => {
+            SqliteStore::open_read_only(&path).map_err(|_| e)?
+        }
+        Err(e) => return Err(e.into()),
+    };
     if !exists {
         announce(&location);
     }

@@ -31,6 +31,7 @@ struct Inner {
     conn: Mutex<Connection>,
     schema_version: u32,
     busy_limit: Duration,
+    read_only: bool,
 }
 
 impl SqliteStore {
@@ -43,15 +44,34 @@ impl SqliteStore {
         crate::open::open(path.as_ref(), busy::BUSY_LIMIT)
     }
 
+    /// Opens an existing, up-to-date database for reading only — a store shipped
+    /// read-only (file mode 0444, a read-only directory or mount). Never creates or
+    /// migrates anything; every write is `Unavailable`.
+    pub fn open_read_only(path: impl AsRef<Path>) -> StoreResult<SqliteStore> {
+        crate::open::open_read_only(path.as_ref(), busy::BUSY_LIMIT)
+    }
+
     pub(crate) fn from_parts(
         location: String,
         conn: Connection,
         schema_version: u32,
         busy_limit: Duration,
+        read_only: bool,
     ) -> Self {
         SqliteStore {
-            inner: Arc::new(Inner { location, conn: Mutex::new(conn), schema_version, busy_limit }),
+            inner: Arc::new(Inner {
+                location,
+                conn: Mutex::new(conn),
+                schema_version,
+                busy_limit,
+                read_only,
+            }),
         }
+    }
+
+    /// Whether it was opened with [`SqliteStore::open_read_only`].
+    pub fn is_read_only(&self) -> bool {
+        self.inner.read_only
     }
 
     /// The schema version of the database, after migration: [`crate::SCHEMA_VERSION`].
@@ -95,6 +115,14 @@ impl Backend for SqliteStore {
         what: &'static str,
         mut work: Work<T>,
     ) -> StoreResult<T> {
+        if self.inner.read_only && mode == Mode::Write {
+            return Err(StoreError::Unavailable {
+                location: self.inner.location.clone(),
+                reason:
+                    "it was opened read-only (the file or its directory is not writable); nothing was changed"
+                        .into(),
+            });
+        }
         let inner = Arc::clone(&self.inner);
         let runtime = Handle::try_current()
             .map_err(|e| StoreError::backend("sqlite store outside a tokio runtime", e))?;

@@ -31,7 +31,52 @@ pub(crate) fn open(path: &Path, busy_limit: Duration) -> StoreResult<SqliteStore
         StoreError::Backend { context, source } => unavailable(format!("{context}: {source}")),
         other => other,
     })?;
-    Ok(SqliteStore::from_parts(location, conn, version, busy_limit))
+    Ok(SqliteStore::from_parts(location, conn, version, busy_limit, false))
+}
+
+/// A read-only connection: no pragma that writes, no migration, and a schema that must
+/// already be current. In a read-only directory SQLite cannot create the WAL index
+/// (`-shm`), so the file is then opened `immutable` — safe, because nobody can write
+/// to it there either.
+pub(crate) fn open_read_only(path: &Path, busy_limit: Duration) -> StoreResult<SqliteStore> {
+    let location = path.display().to_string();
+    let unavailable = |reason: String| StoreError::Unavailable { location: location.clone(), reason };
+    if !path.is_file() {
+        return Err(unavailable("there is no database file here".into()));
+    }
+    let flags =
+        OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX | OpenFlags::SQLITE_OPEN_URI;
+    let attempt = |immutable: bool| -> rusqlite::Result<(Connection, u32)> {
+        let suffix = if immutable { "&immutable=1" } else { "" };
+        let conn = Connection::open_with_flags(format!("file:{}?mode=ro{suffix}", uri_path(path)), flags)?;
+        let version: u32 = conn.query_row(sql::USER_VERSION, [], |r| r.get(0))?;
+        Ok((conn, version))
+    };
+    let (mut conn, version) = attempt(false)
+        .or_else(|_| attempt(true))
+        .map_err(|e| unavailable(format!("cannot open it read-only: {e}")))?;
+    if version != migrate::SCHEMA_VERSION {
+        return Err(unavailable(format!(
+            "its schema is version {version}, this buildstate reads {}; open it once with write access to migrate it",
+            migrate::SCHEMA_VERSION
+        )));
+    }
+    busy::install_handler(&mut conn, busy_limit).map_err(|e| unavailable(e.to_string()))?;
+    Ok(SqliteStore::from_parts(location, conn, version, busy_limit, true))
+}
+
+/// `path` for a `file:` URI: `%`, `?` and `#` (and anything not printable ASCII)
+/// percent-encoded, so no file name is read as URI syntax.
+fn uri_path(path: &Path) -> String {
+    let mut out = String::new();
+    for b in path.as_os_str().as_encoded_bytes() {
+        match b {
+            b'%' | b'?' | b'#' => out.push_str(&format!("%{b:02X}")),
+            0x21..=0x7e => out.push(char::from(*b)),
+            _ => out.push_str(&format!("%{b:02X}")),
+        }
+    }
+    out
 }
 
 fn connect(path: &Path) -> StoreResult<Connection> {

@@ -5,6 +5,7 @@
 //! same wherever a name is missing.
 
 use buildstate_core::{CatalogItem, CatalogKind, Name};
+use buildstate_runner::pipeline::MatrixCell;
 use buildstate_store::{Store, StoreError};
 
 use crate::exit::CliError;
@@ -56,6 +57,25 @@ pub async fn ensure(
         added.push(item);
     }
     Ok(added)
+}
+
+/// [`ensure`] for the platforms, OS versions and image types of matrix cells (`run`).
+pub async fn ensure_cells(
+    store: &dyn Store,
+    cells: &[&MatrixCell],
+    add_missing: bool,
+) -> Result<Vec<CatalogItem>, CliError> {
+    let names: Vec<(CatalogKind, &Name)> = cells
+        .iter()
+        .flat_map(|c| {
+            [
+                (CatalogKind::Platform, &c.platform),
+                (CatalogKind::Os, &c.os),
+                (CatalogKind::ImageType, &c.image_type),
+            ]
+        })
+        .collect();
+    ensure(store, &names, add_missing).await
 }
 
 /// The hint for catalog items that are missing: the command that adds each one, with

@@ -29,6 +29,10 @@ pub struct Args {
     /// Start fresh builds instead of resuming the pipeline's existing ones
     #[arg(long = "new")]
     fresh: bool,
+    /// Add the matrix's platforms, OS versions and image types missing from the catalog
+    /// if they are well-known ones (the sample catalog's, with its attributes)
+    #[arg(long)]
+    add_missing: bool,
     #[command(flatten)]
     runner: RunnerArgs,
 }
@@ -70,6 +74,11 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
 pub async fn run(a: Args, ctx: &Ctx) -> Result<Exit, CliError> {
     let pipeline = crate::input::pipeline(&a.pipeline)?;
     let filter = MatrixFilter::parse(&a.only).map_err(|e| CliError::usage(e.to_string()))?;
+    if a.build.is_none() {
+        // Before any build is created: a missing name says which command adds it.
+        crate::catalog_hint::ensure_cells(ctx.store.as_ref(), &pipeline.cells(&filter), a.add_missing)
+            .await?;
+    }
     let opts = RunOptions {
         filter,
         jobs: usize::from(a.jobs),

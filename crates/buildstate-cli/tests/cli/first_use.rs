@@ -465,3 +465,33 @@ fn add_missing_adds_well_known_names_and_refuses_others() {
     ]);
     assert_eq!((r.code, r.stderr.as_str()), (0, ""), "{r:?}");
 }
+
+#[test]
+fn run_says_which_names_are_missing_and_add_missing_adds_them() {
+    let env = Env::new();
+    env.ok(&["init"]);
+    let pipeline = env.write(
+        "p.yml",
+        "name: first\nmatrix: {platform: [azure, gcp], os: [ubuntu-24.04], image: [base]}\nstates: {5: {run: \"true\"}}\n",
+    );
+    let path = pipeline.to_str().expect("utf-8 path");
+    let r = env.run(&["run", path]);
+    expect_error(&r, 3, "run on an empty catalog");
+    assert!(
+        r.stderr.contains(
+            "hint: add them with `buildstate platform add azure --provider azure --region eastus`, \
+             `buildstate os add ubuntu-24.04 --family ubuntu --major 24 --minor 4`, \
+             `buildstate image-type add base` and `buildstate platform add gcp --provider gcp --region us-central1`, \
+             or pass --add-missing"
+        ),
+        "{}",
+        r.stderr
+    );
+    assert_eq!(env.json(&["build", "list"]), Value::Array(Vec::new()), "no build was created");
+
+    let r = env.run(&["run", path, "--add-missing", "--json"]);
+    assert_eq!(r.code, 0, "{r:?}");
+    assert_eq!(env.json(&["platform", "list"]).as_array().map(Vec::len), Some(2));
+    let r = env.run(&["run", path, "--new", "--only", "platform=gcp", "--json"]);
+    assert_eq!(r.code, 0, "the names are there now: {r:?}");
+}

@@ -45,6 +45,14 @@ pub(crate) fn import(tx: &Txn<'_>, parts: BuildParts, mode: ImportMode) -> Store
     }
     check_number(&b.number)?;
     let mut cat = tx.catalog()?;
+    if let (Some(stored), Some(claimed)) = (cat.provider(&b.platform), parts.provider.as_deref())
+        && stored != claimed
+    {
+        return Err(StoreError::Document(buildstate_core::DocumentError::Inconsistent(format!(
+            "the document puts platform `{}` on provider `{claimed}`, but this store's catalog says `{stored}`",
+            b.platform
+        ))));
+    }
     if catalog::register_missing(&mut cat, b, parts.provider.as_deref())? {
         tx.save_catalog(&cat)?;
     }

@@ -271,7 +271,18 @@ mod tests {
             details: BTreeMap::new(),
             exit_code: Some(2),
         };
-        match pick % 9 {
+        // 9: a runner ahead of the build — refused, except on a new build, whose first
+        // milestone completes 0 implicitly.
+        let next = b.catalog.next(b.state).unwrap_or(b.state);
+        match pick % 10 {
+            9 => match extra % 4 {
+                0 => Command::Start { state: next, actor, log: None, force: false },
+                1 => Command::Complete { state: next, actor, exit_code: None, log: None },
+                2 => {
+                    Command::Fail { state: next, actor, failure: failure(false), max_attempts: 3, log: None }
+                }
+                _ => Command::Skip { state: next, actor, reason: "untracked".into() },
+            },
             0 => Command::Start { state: b.state, actor, log: None, force: extra.is_multiple_of(2) },
             1 | 2 => Command::Complete { state: b.state, actor, exit_code: Some(0), log: None },
             3 => Command::Fail {

@@ -99,7 +99,7 @@ pub async fn run(a: Args, ctx: &Ctx) -> Result<Exit, CliError> {
 pub async fn execute(ctx: &Ctx, pipeline: Arc<Pipeline>, opts: RunOptions) -> Result<RunSummary, CliError> {
     let stop = signals::stop_on_signals();
     let (tx, rx) = mpsc::unbounded_channel();
-    let printer = tokio::spawn(progress::print(rx, ctx.json));
+    let printer = tokio::spawn(progress::print(rx, ctx.json || output::quiet()));
     let summary = run_pipeline(ctx.store.clone(), pipeline, opts, tx, stop).await;
     let _ = printer.await;
     summary.map_err(|e| CliError::internal(e.to_string()))

@@ -7,7 +7,7 @@
 
 use buildstate_core::{
     Build, BuildStatus, Command, FailureClass, FailureInfo, FailureType, MAX_NOTE_BYTES, Rejection,
-    RetryPolicy, StateCode, details_object,
+    StateCode, details_object,
 };
 use buildstate_store::StoreError;
 
@@ -227,7 +227,9 @@ async fn fail(a: FailArgs, ctx: &Ctx) -> Result<(), CliError> {
     };
     let t = a.target;
     let b = found(ctx, &t).await?;
-    let max_attempts = a.max_attempts.unwrap_or_else(|| RetryPolicy::default_for(t.code).max_attempts);
+    let max_attempts = a.max_attempts.unwrap_or_else(|| {
+        buildstate_runner::pipeline::RetryDefaults::installed().policy_for(t.code).max_attempts
+    });
     let failure = FailureInfo {
         failure_type: a.failure_type,
         class: a.class,

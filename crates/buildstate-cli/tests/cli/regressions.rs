@@ -248,3 +248,31 @@ fn lease_break_under_a_live_runner_stops_its_step_within_seconds() {
     let code = runner.wait(Duration::from_secs(30));
     assert_ne!(code, 0, "the runner lost its build: {}", runner.output());
 }
+
+/// The configured retry policies (`[retry.RANGE]`) apply to failures recorded by hand
+/// and by `exec`, not only to pipeline steps.
+#[test]
+fn configured_retry_policies_apply_to_state_fail_and_exec() {
+    let env = Env::new().with_catalog();
+    let config = env.write("bs.toml", "[retry.0-100]\nmax_attempts = 1\n");
+    let b = env.build("policy-1");
+    let fail = env
+        .cmd()
+        .env("BUILDSTATE_CONFIG", &config)
+        .args(["state", "fail", &b, "0", "--error", "boom", "--type", "script", "--class", "transient"])
+        .output()
+        .expect("run");
+    assert_eq!(fail.status.code(), Some(0), "{fail:?}");
+    let shown = env.json(&["build", "show", &b]);
+    assert_eq!(shown["build"]["needs_intervention"], true, "one attempt allowed by the config: {shown}");
+    let c = env.build("policy-2");
+    let exec = env
+        .cmd()
+        .env("BUILDSTATE_CONFIG", &config)
+        .args(["exec", &c, "0", "--", "sh", "-c", "exit 3"])
+        .output()
+        .expect("run");
+    assert_eq!(exec.status.code(), Some(3), "exec passes the exit code through: {exec:?}");
+    let shown = env.json(&["build", "show", &c]);
+    assert_eq!(shown["build"]["needs_intervention"], true, "exec used the configured policy too: {shown}");
+}

@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use buildstate_core::{Build, BuildStatus, Command, RetryPolicy, StateCode};
+use buildstate_core::{Build, BuildStatus, Command, StateCode};
 use buildstate_store::Store;
 use tokio::sync::watch;
 
@@ -89,7 +89,9 @@ async fn attempt(
         env: BTreeMap::new(),
         platform_env: BTreeMap::new(),
         timeout: opts.timeout,
-        retry: RetryPolicy::default_for(state),
+        // The configured policy for this milestone (config file `[retry.RANGE]`), else
+        // the built-in one: what a pipeline step without its own `retry` would get.
+        retry: crate::pipeline::RetryDefaults::installed().policy_for(state),
     };
     let env: BTreeMap<String, String> = [
         ("BUILDSTATE_BUILD", current.number.to_string()),

@@ -7,7 +7,8 @@
 //!   of its own.
 //! - The backend implements the store engine's primitives (`tx.rs`) and runs each unit
 //!   of work in one transaction (`transact.rs`); every `Store` method comes from the
-//!   engine, which is shared with every other backend.
+//!   engine, which is shared with every other backend. Writes are queued and sent
+//!   with the next read or `COMMIT`, pipelined: a transition is three round trips.
 //! - A write is read committed, and its first read of a build locks the build's row
 //!   (`SELECT … FOR NO KEY UPDATE`): writers of one build queue there, and the
 //!   transition and lease rules run on the row and lease record as stored. The row is
@@ -23,7 +24,6 @@
 
 mod error;
 mod handle;
-mod insert;
 mod migrate;
 mod rows;
 pub mod sql;
@@ -32,6 +32,7 @@ mod testdb;
 mod transact;
 mod tx;
 mod url;
+mod write;
 
 pub use handle::PostgresStore;
 pub use migrate::SCHEMA_VERSION;

@@ -1,5 +1,5 @@
-//! Running statements, and rows to domain values. A row that does not decode is
-//! reported as corrupt, naming the build and the column, never unwrapped.
+//! Rows to domain values. A row that does not decode is reported as corrupt, naming the
+//! build and the column, never unwrapped.
 
 use std::collections::BTreeMap;
 use std::str::FromStr;
@@ -10,60 +10,10 @@ use buildstate_core::{
     StateCatalog, StateCode,
 };
 use buildstate_store::{LeaseRecord, StoreError, StoreResult};
-use deadpool_postgres::Transaction;
 use tokio_postgres::Row;
-use tokio_postgres::types::{FromSql, Json, ToSql};
+use tokio_postgres::types::{FromSql, Json};
 
 use crate::error::{PgContext, corrupt};
-
-/// Bound parameters of one statement.
-pub(crate) type Params<'a> = &'a [&'a (dyn ToSql + Sync)];
-
-/// Runs `sql` (prepared once per connection) and decodes every row.
-pub(crate) async fn all<T>(
-    tx: &Transaction<'_>,
-    sql: &str,
-    params: Params<'_>,
-    decode: impl Fn(&Row) -> StoreResult<T> + Send,
-) -> StoreResult<Vec<T>> {
-    let statement = tx.prepare_cached(sql).await.ctx("prepare a query")?;
-    let rows = tx.query(&statement, params).await.ctx("run a query")?;
-    rows.iter().map(decode).collect()
-}
-
-/// Runs `sql` and decodes the first row, if any.
-pub(crate) async fn first<T>(
-    tx: &Transaction<'_>,
-    sql: &str,
-    params: Params<'_>,
-    decode: impl Fn(&Row) -> StoreResult<T> + Send,
-) -> StoreResult<Option<T>> {
-    let statement = tx.prepare_cached(sql).await.ctx("prepare a query")?;
-    let rows = tx.query(&statement, params).await.ctx("run a query")?;
-    rows.first().map(decode).transpose()
-}
-
-/// Runs a statement that returns no rows we read; the number of rows it changed.
-pub(crate) async fn execute(
-    tx: &Transaction<'_>,
-    sql: &str,
-    params: Params<'_>,
-    context: &'static str,
-) -> StoreResult<u64> {
-    let statement = tx.prepare_cached(sql).await.ctx(context)?;
-    tx.execute(&statement, params).await.ctx(context)
-}
-
-/// Like [`execute`], but keeps the driver's error for the caller to classify (a unique
-/// violation it can name precisely).
-pub(crate) async fn execute_raw(
-    tx: &Transaction<'_>,
-    sql: &str,
-    params: Params<'_>,
-) -> Result<u64, tokio_postgres::Error> {
-    let statement = tx.prepare_cached(sql).await?;
-    tx.execute(&statement, params).await
-}
 
 /// Reads the columns of one row on behalf of one build, so that every decoding error
 /// names the build and the column.

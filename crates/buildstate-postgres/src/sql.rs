@@ -1,10 +1,11 @@
 //! The SQL text of the backend.
 //!
-//! The hot transition path (`Store::apply`) runs, inside one transaction:
-//! [`LOCK_BUILD`] (a row lock, held to commit), [`SELECT_LEASE`] (the fencing record,
-//! read after the lock), [`UPDATE_BUILD_CAS`], then [`INSERT_EVENT`] per history event
-//! and [`INSERT_FAILURE`] per failure record. They are public so that a benchmark can
-//! run exactly the same statements on a bare connection as its baseline.
+//! The hot transition path (`Store::apply`) runs, inside one transaction, in three
+//! round trips (`tx.rs` pipelines them): `BEGIN`, [`LOCK_BUILD`] (a row lock, held to
+//! commit) and [`SELECT_LEASE`] (the fencing record, read once the lock is held); then
+//! [`UPDATE_BUILD_CAS`]; then [`INSERT_EVENT`] per history event, [`INSERT_FAILURE`]
+//! per failure record and `COMMIT`. They are public so that a benchmark can run exactly
+//! the same statements on a bare connection as its baseline.
 //!
 //! Every statement binds its values as parameters (`$N`); nothing is ever formatted into
 //! SQL text, so quotes, SQL keywords and `%`/`_` in names and messages are just data.
@@ -40,27 +41,8 @@ macro_rules! failure_columns {
 }
 
 macro_rules! lease_columns {
-    ($prefix:literal) => {
-        concat!(
-            $prefix,
-            "build_id, ",
-            $prefix,
-            "owner, ",
-            $prefix,
-            "host, ",
-            $prefix,
-            "pid, ",
-            $prefix,
-            "token, ",
-            $prefix,
-            "acquired_at, ",
-            $prefix,
-            "renewed_at, ",
-            $prefix,
-            "expires_at, ",
-            $prefix,
-            "released"
-        )
+    () => {
+        "build_id, owner, host, pid, token, acquired_at, renewed_at, expires_at, released"
     };
 }
 
@@ -82,8 +64,8 @@ macro_rules! artifact_columns {
 pub const LOCK_BUILD: &str =
     concat!("SELECT ", build_columns!(), " FROM builds WHERE id = $1 FOR NO KEY UPDATE");
 
-/// Compare-and-swap of a build row after a transition: changes exactly one row, or none
-/// when another writer got there first.
+/// Compare-and-swap of a build row after a transition: changes (and returns) exactly one
+/// row, or none when another writer got there first.
 ///
 /// `$1` id, `$2` the version read (the swap's precondition), then the new values:
 /// `$3` state, `$4` status, `$5` needs_intervention, `$6` attempt, `$7`
@@ -92,7 +74,7 @@ pub const LOCK_BUILD: &str =
 pub const UPDATE_BUILD_CAS: &str = "UPDATE builds SET state = $3, status = $4, needs_intervention = $5, \
      attempt = $6, attempt_started_at = $7, started_at = $8, ended_at = $9, updated_at = $10, \
      metadata = $11, version = $12, history_len = $13, failure_count = $14 \
-     WHERE id = $1 AND version = $2";
+     WHERE id = $1 AND version = $2 RETURNING version";
 
 /// `$1`..`$14`: build_id, seq, at, kind, state, attempt, actor, started_at, duration_ms,
 /// exit_code, message, log, from_state, forced.
@@ -167,22 +149,22 @@ pub(crate) const SELECT_ARTIFACTS: &str =
 
 /// `$1` = build id. The build's lease record, released or not.
 pub(crate) const SELECT_LEASE: &str =
-    concat!("SELECT ", lease_columns!(""), " FROM leases WHERE build_id = $1");
+    concat!("SELECT ", lease_columns!(), " FROM leases WHERE build_id = $1");
 /// Grant, renewal or re-insert after an import: the one row of a build, replaced in
 /// place. `$1`..`$9` in `lease_columns!` order.
 pub(crate) const UPSERT_LEASE: &str = concat!(
     "INSERT INTO leases (",
-    lease_columns!(""),
+    lease_columns!(),
     ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) \
      ON CONFLICT (build_id) DO UPDATE SET owner = EXCLUDED.owner, host = EXCLUDED.host, \
      pid = EXCLUDED.pid, token = EXCLUDED.token, acquired_at = EXCLUDED.acquired_at, \
      renewed_at = EXCLUDED.renewed_at, expires_at = EXCLUDED.expires_at, released = EXCLUDED.released"
 );
-/// Every held lease, with its build's number.
+/// Every held lease, with its build's number (no lease column is also a build column).
 pub(crate) const SELECT_HELD_LEASES: &str = concat!(
     "SELECT ",
-    lease_columns!("l."),
-    ", b.number FROM leases AS l JOIN builds AS b ON b.id = l.build_id WHERE NOT l.released"
+    lease_columns!(),
+    ", number FROM leases JOIN builds ON id = build_id WHERE NOT released"
 );
 
 // ── catalog ────────────────────────────────────────────────────────────────────────

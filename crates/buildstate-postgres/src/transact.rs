@@ -2,34 +2,29 @@
 //! transaction on a pooled connection, run again whole when it lost a conflict with a
 //! concurrent transaction.
 
-use std::future::Future;
 use std::hash::{BuildHasher, RandomState};
-use std::pin::Pin;
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
-use buildstate_store::{Backend, Mode, StoreError, StoreResult, Work};
-use deadpool_postgres::{Object, Transaction};
-use tokio_postgres::IsolationLevel;
+use buildstate_store::{Backend, Mode, StoreError, StoreResult, TxFuture, Work};
 
 use crate::PostgresStore;
-use crate::error::{PgContext, StaleConnection, is_connection_lost, is_transient};
+use crate::error::{is_connection_lost, is_transient};
 use crate::tx::PgTx;
 
 /// How many times a unit of work runs before a conflict is reported as `Busy` (or a
-/// run of dead pooled connections as `Unavailable`). Each retry follows a transaction
-/// that PostgreSQL aborted (deadlock, serialization), an insert that raced a concurrent
-/// writer, or a pooled connection found dead at `BEGIN`; a handful is plenty.
+/// run of broken connections as `Unavailable`). Each retry follows a transaction that
+/// PostgreSQL aborted (deadlock, serialization), an insert that raced a concurrent
+/// writer, or a connection lost before `COMMIT` was sent; a handful is plenty.
 const MAX_ATTEMPTS: u32 = 8;
 /// The first backoff; it doubles per attempt up to [`MAX_BACKOFF`], jittered so that
 /// the losers of one conflict do not collide again in lockstep.
 const FIRST_BACKOFF: Duration = Duration::from_millis(2);
 const MAX_BACKOFF: Duration = Duration::from_millis(200);
 
-/// One run of a unit of work on transaction `tx`, with `state` that survives between
-/// runs (the engine's `Work`, or a test's counters).
-type Run<S, T> = for<'t> fn(&'t Transaction<'_>, Mode, &'t mut S) -> TxFuture<'t, T>;
-type TxFuture<'t, T> = Pin<Box<dyn Future<Output = StoreResult<T>> + Send + 't>>;
+/// One run of a unit of work, with `state` that survives between runs (the engine's
+/// `Work`, or a test's counters).
+type Run<S, T> = for<'t> fn(&'t mut PgTx, &'t mut S) -> TxFuture<'t, T>;
 
 #[async_trait]
 impl Backend for PostgresStore {
@@ -47,10 +42,7 @@ impl Backend for PostgresStore {
         what: &'static str,
         mut work: Work<T>,
     ) -> StoreResult<T> {
-        self.retrying(mode, what, &mut work, |tx, mode, work| {
-            Box::pin(async move { work(&mut PgTx::new(tx, mode)).await })
-        })
-        .await
+        self.retrying(mode, what, &mut work, |tx, work| work(tx)).await
     }
 }
 
@@ -87,43 +79,14 @@ impl PostgresStore {
         }
     }
 
+    /// On an error the transaction is rolled back before the connection serves anyone
+    /// else; a connection that cannot say it did is closed (`PgTx`'s `Drop`).
     async fn once<S: Send, T>(&self, mode: Mode, state: &mut S, run: Run<S, T>) -> StoreResult<T> {
-        let mut client = self.client().await?;
-        let result = match begin(&mut client, mode).await {
-            // On an error the transaction is dropped, which rolls it back before the
-            // connection serves anyone else.
-            Ok(tx) => match run(&tx, mode, state).await {
-                Ok(value) => tx.commit().await.ctx("commit a transaction").map(|()| value),
-                Err(e) => Err(e),
-            },
-            // Dead in the pool before anything was sent on it: run again on another.
-            Err(e) if is_connection_lost(&e) => {
-                Err(StoreError::backend("begin a transaction", StaleConnection(e.to_string())))
-            }
-            Err(e) => Err(e),
-        };
-        if matches!(&result, Err(e) if is_connection_lost(e)) {
-            // The pool checks only that a connection is open, and a connection whose
-            // session just ended may not know yet: never hand this one out again.
-            drop(Object::take(client));
-        }
-        result
+        let mut tx = PgTx::new(self.client().await?, mode);
+        let result = run(&mut tx, state).await;
+        let ended = tx.end(result.is_ok()).await;
+        result.and_then(|value| ended.map(|()| value))
     }
-}
-
-async fn begin(client: &mut Object, mode: Mode) -> StoreResult<Transaction<'_>> {
-    match mode {
-        Mode::Write => client.transaction().await,
-        Mode::Read => {
-            client
-                .build_transaction()
-                .isolation_level(IsolationLevel::RepeatableRead)
-                .read_only(true)
-                .start()
-                .await
-        }
-    }
-    .ctx("begin a transaction")
 }
 
 /// The pause before attempt `attempt + 1`: exponential, capped, with full jitter.
@@ -143,7 +106,7 @@ mod tests {
     use buildstate_store::Store;
 
     use super::*;
-    use crate::rows;
+    use crate::error::PgContext;
     use crate::testdb::TestSchema;
 
     async fn store(schema: &TestSchema) -> PostgresStore {
@@ -153,21 +116,24 @@ mod tests {
     /// Inserts an image type, then fails with a real server error of `code` while
     /// `runs` is below `failing`; counts the runs.
     async fn insert_then_fail(
-        tx: &Transaction<'_>,
+        tx: &mut PgTx,
         (runs, failing, code): &(AtomicU32, u32, &str),
     ) -> StoreResult<u32> {
         let run = runs.fetch_add(1, Ordering::SeqCst) + 1;
-        rows::execute(
-            tx,
-            "INSERT INTO image_types (name, display_name) VALUES ($1, $2)",
-            &[&"base", &"Base"],
-            "insert",
-        )
-        .await?;
+        tx.rows("INSERT INTO image_types (name, display_name) VALUES ($1, $2)", &[&"base", &"Base"]).await?;
         if run <= *failing {
             // The SQLSTATE is ours, a constant: raising it is how PostgreSQL reports it.
             let raise = format!("DO $$ BEGIN RAISE EXCEPTION 'test' USING ERRCODE = '{code}'; END $$");
-            tx.batch_execute(&raise).await.ctx("raise")?;
+            tx.rows(&raise, &[]).await?;
+        }
+        Ok(run)
+    }
+
+    /// Ends its own session while `runs` is below `failing`; counts the runs.
+    async fn lose_the_connection(tx: &mut PgTx, (runs, failing): &(AtomicU32, u32)) -> StoreResult<u32> {
+        let run = runs.fetch_add(1, Ordering::SeqCst) + 1;
+        if run <= *failing {
+            tx.rows("SELECT pg_terminate_backend(pg_backend_pid())", &[]).await?;
         }
         Ok(run)
     }
@@ -179,19 +145,14 @@ mod tests {
         for code in ["40P01", "40001"] {
             let mut args = (AtomicU32::new(0), 2, code);
             let run = store
-                .retrying(Mode::Write, "test", &mut args, |tx, _, args| Box::pin(insert_then_fail(tx, args)))
+                .retrying(Mode::Write, "test", &mut args, |tx, args| Box::pin(insert_then_fail(tx, args)))
                 .await
                 .unwrap_or_else(|e| panic!("{code}: the third run succeeds: {e}"));
             assert_eq!(run, 3, "{code}: two aborted runs, then one that commits");
             // The aborted runs' inserts were rolled back: one item, and no duplicate key.
             assert_eq!(store.catalog(CatalogKind::ImageType).await.expect("list").len(), 1);
-            store
-                .remove_catalog_item(
-                    CatalogKind::ImageType,
-                    &buildstate_core::Name::new("base").expect("name"),
-                )
-                .await
-                .expect("clean up");
+            let base = buildstate_core::Name::new("base").expect("name");
+            store.remove_catalog_item(CatalogKind::ImageType, &base).await.expect("clean up");
         }
     }
 
@@ -200,9 +161,7 @@ mod tests {
         let schema = TestSchema::new("busy");
         let store = store(&schema).await;
         let mut args = (AtomicU32::new(0), u32::MAX, "40P01");
-        match store
-            .retrying(Mode::Write, "test", &mut args, |tx, _, a| Box::pin(insert_then_fail(tx, a)))
-            .await
+        match store.retrying(Mode::Write, "test", &mut args, |tx, a| Box::pin(insert_then_fail(tx, a))).await
         {
             Err(StoreError::Busy { .. }) => {}
             other => panic!("expected Busy, got {other:?}"),
@@ -210,9 +169,7 @@ mod tests {
         assert_eq!(args.0.load(Ordering::SeqCst), MAX_ATTEMPTS, "bounded");
 
         let mut args = (AtomicU32::new(0), 1, "23514");
-        match store
-            .retrying(Mode::Write, "test", &mut args, |tx, _, a| Box::pin(insert_then_fail(tx, a)))
-            .await
+        match store.retrying(Mode::Write, "test", &mut args, |tx, a| Box::pin(insert_then_fail(tx, a))).await
         {
             Err(StoreError::Backend { .. }) => {}
             other => panic!("a check violation is a Backend error, got {other:?}"),
@@ -222,8 +179,8 @@ mod tests {
     }
 
     /// A server restart or an administrator ends idle pooled sessions; callers must not
-    /// notice: the pool replaces a connection it knows is closed, and one found dead at
-    /// `BEGIN` is discarded and the unit of work runs on another.
+    /// notice: the pool replaces a connection it knows is closed, and one found dead by
+    /// the first statement is closed and the unit of work runs on another.
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn idle_connections_ended_by_the_server_are_replaced_unnoticed() {
         let schema = TestSchema::new("idle");
@@ -231,10 +188,14 @@ mod tests {
         let raw = crate::testdb::raw_client(&schema).await;
         for _ in 0..5 {
             let pid: i32 = store
-                .retrying(Mode::Read, "test", &mut (), |tx, _, ()| {
+                .retrying(Mode::Read, "test", &mut (), |tx, ()| {
                     Box::pin(async move {
-                        let row = tx.query_one("SELECT pg_backend_pid()", &[]).await.ctx("pid")?;
-                        row.try_get(0).ctx("pid")
+                        let rows = tx.rows("SELECT pg_backend_pid()", &[]).await?;
+                        rows.first()
+                            .map(|r| r.try_get(0))
+                            .transpose()
+                            .ctx("pid")?
+                            .ok_or(StoreError::Busy { waited_ms: 0 })
                     })
                 })
                 .await
@@ -244,24 +205,29 @@ mod tests {
         }
     }
 
+    /// Nothing commits without `COMMIT`: a unit of work whose connection broke before
+    /// it was sent runs again on another, a bounded number of times.
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn a_lost_connection_is_unavailable_and_the_pool_recovers() {
+    async fn a_connection_lost_mid_transaction_runs_the_unit_again_then_is_unavailable() {
         let schema = TestSchema::new("lost");
         let store = store(&schema).await;
-        let r = store
-            .retrying(Mode::Read, "test", &mut (), |tx, _, ()| {
-                Box::pin(async move {
-                    tx.batch_execute("SELECT pg_terminate_backend(pg_backend_pid())").await.ctx("terminate")
-                })
-            })
-            .await;
-        match r {
+        let mut args = (AtomicU32::new(0), 1);
+        let run =
+            store.retrying(Mode::Read, "test", &mut args, |tx, a| Box::pin(lose_the_connection(tx, a))).await;
+        assert_eq!(run.expect("the second run, on a fresh connection"), 2);
+
+        let mut args = (AtomicU32::new(0), u32::MAX);
+        match store
+            .retrying(Mode::Write, "test", &mut args, |tx, a| Box::pin(lose_the_connection(tx, a)))
+            .await
+        {
             Err(StoreError::Unavailable { reason, location }) => {
                 assert!(reason.contains("lost the connection"), "{reason}");
                 assert!(!location.contains(":buildstate@"), "{location}");
             }
             other => panic!("expected Unavailable, got {other:?}"),
         }
+        assert_eq!(args.0.load(Ordering::SeqCst), MAX_ATTEMPTS, "bounded");
         assert!(store.catalog(CatalogKind::Platform).await.expect("a fresh connection").is_empty());
     }
 

@@ -1,40 +1,206 @@
-//! The engine's primitives (`buildstate_store::Tx`) on one PostgreSQL transaction.
+//! The engine's primitives (`buildstate_store::Tx`) on one PostgreSQL transaction, in
+//! as few round trips as the engine's reads allow.
+//!
+//! Writes are queued, not sent: the engine never reads their results, so each goes out
+//! with the next statement whose rows are read, or with `COMMIT`, and `BEGIN` goes out
+//! with the first statement. The driver pipelines statements sent together, and the
+//! server runs one connection's statements in the order sent, each (read committed)
+//! seeing everything before it, so a read sent after a write sees it. A transition is
+//! three round trips: `BEGIN` + the row lock + the lease record; the compare-and-swap;
+//! the history and failure inserts + `COMMIT`.
 //!
 //! Prefix matches are range comparisons (`x >= prefix AND x < upper`) rather than LIKE:
 //! they use the indexes, and `_` (a LIKE wildcard) in platform names (`aws_gov`) means
 //! only itself. Numbers are `COLLATE "C"`, so the ranges are byte ranges on any server.
 
+use std::future::{Future, poll_fn};
+use std::pin::Pin;
+use std::task::Poll;
+
 use async_trait::async_trait;
 use buildstate_core::{
     Artifact, Build, BuildId, BuildNumber, CatalogItem, CatalogKind, FailureRecord, HistoryEvent, Lease, Name,
 };
-use buildstate_store::{BuildFilter, FailureFilter, LeaseRecord, Mode, StoreResult, Tx, prefix_upper_bound};
-use deadpool_postgres::Transaction;
+use buildstate_store::{
+    BuildFilter, FailureFilter, LeaseRecord, Mode, StoreError, StoreResult, Tx, prefix_upper_bound,
+};
+use deadpool_postgres::Object;
+use tokio_postgres::Row;
 use tokio_postgres::types::ToSql;
 use uuid::Uuid;
 
-use crate::error::{PgContext, to_i64};
-use crate::insert;
-use crate::rows::{self, Params, execute};
+use crate::error::{PgContext, StaleConnection, is_connection_lost, to_i64};
+use crate::rows;
 use crate::sql::{self, KindSql};
+use crate::write::{self, Value, Write};
 
-/// A transaction `transact.rs` began, and what it was begun for.
-pub(crate) struct PgTx<'t> {
-    tx: &'t Transaction<'t>,
+/// Bound parameters of one statement.
+pub(crate) type Params<'a> = &'a [&'a (dyn ToSql + Sync)];
+
+type Sent<'a> = Pin<Box<dyn Future<Output = StoreResult<Vec<Row>>> + Send + 'a>>;
+
+/// One transaction on a pooled connection, begun with its first statement.
+pub(crate) struct PgTx {
+    /// Always `Some` until dropped.
+    conn: Option<Object>,
     mode: Mode,
+    /// `BEGIN` went out and no `COMMIT` or `ROLLBACK` was answered: dropped like this
+    /// (its unit of work cancelled, or the connection broken), the connection is closed,
+    /// never handed out again with a transaction open.
+    open: bool,
+    /// Writes not sent yet, in order.
+    writes: Vec<Write>,
+    /// The lease record read right after the build's row was locked.
+    lease: Option<(BuildId, Option<LeaseRecord>)>,
 }
 
-impl<'t> PgTx<'t> {
-    pub(crate) fn new(tx: &'t Transaction<'t>, mode: Mode) -> Self {
-        PgTx { tx, mode }
+impl Drop for PgTx {
+    fn drop(&mut self) {
+        if self.open
+            && let Some(conn) = self.conn.take()
+        {
+            drop(Object::take(conn));
+        }
     }
+}
+
+impl PgTx {
+    pub(crate) fn new(conn: Object, mode: Mode) -> Self {
+        PgTx { conn: Some(conn), mode, open: false, writes: Vec::new(), lease: None }
+    }
+
+    /// Commits (or rolls back) what the unit of work did.
+    pub(crate) async fn end(&mut self, commit: bool) -> StoreResult<()> {
+        if !commit {
+            self.writes.clear();
+        }
+        if !self.open && self.writes.is_empty() {
+            return Ok(());
+        }
+        self.exchange(&[], Some(if commit { "COMMIT" } else { "ROLLBACK" })).await.map(drop)
+    }
+
+    /// The rows of `sql`, sent after the queued writes.
+    pub(crate) async fn rows(&mut self, sql: &str, params: Params<'_>) -> StoreResult<Vec<Row>> {
+        Ok(self.exchange(&[(sql, params)], None).await?.pop().unwrap_or_default())
+    }
+
+    async fn all<T>(
+        &mut self,
+        sql: &str,
+        params: Params<'_>,
+        decode: impl Fn(&Row) -> StoreResult<T>,
+    ) -> StoreResult<Vec<T>> {
+        self.rows(sql, params).await?.iter().map(decode).collect()
+    }
+
+    async fn first<T>(
+        &mut self,
+        sql: &str,
+        params: Params<'_>,
+        decode: impl Fn(&Row) -> StoreResult<T>,
+    ) -> StoreResult<Option<T>> {
+        self.rows(sql, params).await?.first().map(decode).transpose()
+    }
+
+    fn queue(&mut self, write: StoreResult<Write>) -> StoreResult<()> {
+        self.writes.push(write?);
+        Ok(())
+    }
+
+    /// Sends `BEGIN` (unless sent), the queued writes, `reads` and `end`, in one round
+    /// trip; the rows of each read.
+    async fn exchange(
+        &mut self,
+        reads: &[(&str, Params<'_>)],
+        end: Option<&'static str>,
+    ) -> StoreResult<Vec<Vec<Row>>> {
+        self.send(reads, end).await.map_err(|e| {
+            // Nothing commits without `COMMIT`: a connection lost before it was sent
+            // leaves nothing behind, and the unit of work can run again on another.
+            if end != Some("COMMIT") && is_connection_lost(&e) {
+                StoreError::backend("run a transaction", StaleConnection(e.to_string()))
+            } else {
+                e
+            }
+        })
+    }
+
+    async fn send(
+        &mut self,
+        reads: &[(&str, Params<'_>)],
+        end: Option<&'static str>,
+    ) -> StoreResult<Vec<Vec<Row>>> {
+        let conn = self.conn.as_ref().ok_or_else(|| {
+            StoreError::backend("send a statement", StaleConnection("the connection was closed".into()))
+        })?;
+        let writes = std::mem::take(&mut self.writes);
+        // Every statement is prepared (once per connection) before any is sent: one
+        // prepared on the way would go out behind the statements after it.
+        let mut prepared = Vec::with_capacity(writes.len() + reads.len());
+        for sql in writes.iter().map(|w| w.sql).chain(reads.iter().map(|(sql, _)| *sql)) {
+            prepared.push(conn.prepare_cached(sql).await.ctx("prepare a statement")?);
+        }
+        let bound: Vec<_> = writes.iter().map(Write::params).collect();
+        let simple = |sql: &'static str, what: &'static str| -> Sent<'_> {
+            Box::pin(async move { conn.batch_execute(sql).await.ctx(what).map(|()| Vec::new()) })
+        };
+        let mut sent: Vec<Sent<'_>> = Vec::new();
+        if !self.open {
+            sent.push(simple(
+                match self.mode {
+                    Mode::Write => "BEGIN",
+                    Mode::Read => "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY",
+                },
+                "begin a transaction",
+            ));
+        }
+        let skipped = sent.len() + writes.len();
+        for ((write, params), statement) in writes.iter().zip(&bound).zip(&prepared) {
+            sent.push(Box::pin(
+                async move { conn.query(statement, params).await.map_err(|e| write.error(e)) },
+            ));
+        }
+        for ((_, params), statement) in reads.iter().zip(&prepared[writes.len()..]) {
+            sent.push(Box::pin(async move { conn.query(statement, params).await.ctx("run a query") }));
+        }
+        if let Some(end) = end {
+            sent.push(simple(end, "end a transaction"));
+        }
+        self.open = true;
+        let answers = pipelined(sent).await;
+        if end.is_some() && matches!(answers.last(), Some(Ok(_))) {
+            self.open = false;
+        }
+        let mut rows: Vec<Vec<Row>> = answers.into_iter().collect::<StoreResult<_>>()?;
+        rows.truncate(skipped + reads.len());
+        Ok(rows.split_off(skipped))
+    }
+}
+
+/// Polls every future, in order, until all are done; their outputs in order. Each sends
+/// its statement on its first poll, so they leave back to back, in this order.
+async fn pipelined(mut sent: Vec<Sent<'_>>) -> Vec<StoreResult<Vec<Row>>> {
+    let mut done: Vec<Option<StoreResult<Vec<Row>>>> = sent.iter().map(|_| None).collect();
+    poll_fn(|cx| {
+        let mut waiting = false;
+        for (future, out) in sent.iter_mut().zip(done.iter_mut()).filter(|(_, out)| out.is_none()) {
+            match future.as_mut().poll(cx) {
+                Poll::Ready(answer) => *out = Some(answer),
+                Poll::Pending => waiting = true,
+            }
+        }
+        if waiting { Poll::Pending } else { Poll::Ready(()) }
+    })
+    .await;
+    done.into_iter().flatten().collect()
 }
 
 /// A query assembled from fixed condition texts and numbered placeholders; the values
 /// are bound, never formatted in.
 struct Query {
     sql: String,
-    values: Vec<Box<dyn ToSql + Sync + Send>>,
+    values: Vec<Value>,
     conditions: usize,
 }
 
@@ -43,8 +209,8 @@ impl Query {
         Query { sql: head.to_owned(), values: Vec::new(), conditions: 0 }
     }
 
-    /// `AND <condition>`, with `$N` for the value appended where the text has `$`.
-    fn and(&mut self, condition: &str, value: Option<Box<dyn ToSql + Sync + Send>>) -> &mut Self {
+    /// `AND <condition>`; a `$` in it stands for `value`.
+    fn and(&mut self, condition: &str, value: Option<Value>) -> &mut Self {
         self.sql.push_str(if self.conditions == 0 { " WHERE " } else { " AND " });
         self.conditions += 1;
         match value {
@@ -78,28 +244,8 @@ impl Query {
     }
 }
 
-impl PgTx<'_> {
-    async fn all<T>(
-        &self,
-        sql: &str,
-        params: Params<'_>,
-        decode: impl Fn(&tokio_postgres::Row) -> StoreResult<T> + Send,
-    ) -> StoreResult<Vec<T>> {
-        rows::all(self.tx, sql, params, decode).await
-    }
-
-    async fn first<T>(
-        &self,
-        sql: &str,
-        params: Params<'_>,
-        decode: impl Fn(&tokio_postgres::Row) -> StoreResult<T> + Send,
-    ) -> StoreResult<Option<T>> {
-        rows::first(self.tx, sql, params, decode).await
-    }
-}
-
 #[async_trait]
-impl Tx for PgTx<'_> {
+impl Tx for PgTx {
     async fn catalog(&mut self, kind: CatalogKind) -> StoreResult<Vec<CatalogItem>> {
         self.all(KindSql::of(kind).list, &[], |r| rows::catalog_item(kind, r)).await
     }
@@ -109,35 +255,39 @@ impl Tx for PgTx<'_> {
     }
 
     async fn insert_catalog_item(&mut self, item: &CatalogItem) -> StoreResult<()> {
-        insert::catalog_item(self.tx, item).await
+        self.queue(Ok(write::catalog_item(item)))
     }
 
     async fn delete_catalog_item(&mut self, kind: CatalogKind, name: &Name) -> StoreResult<()> {
-        execute(self.tx, KindSql::of(kind).delete, &[&name.as_str()], "delete a catalog item").await.map(drop)
+        self.queue(Ok(write::delete_catalog_item(kind, name)))
     }
 
     /// Locks the item first: a create whose insert already holds it (the foreign-key
     /// check's lock) commits before the count, so the count includes its build, and one
     /// that comes later fails its foreign-key check and runs again, finding no item.
     async fn builds_using(&mut self, kind: CatalogKind, name: &Name) -> StoreResult<u64> {
-        let sql = KindSql::of(kind);
-        execute(self.tx, sql.lock, &[&name.as_str()], "lock a catalog item").await?;
-        let count = |r: &tokio_postgres::Row| r.try_get::<_, i64>(0).ctx("count builds");
-        Ok(self.first(sql.builds_using, &[&name.as_str()], count).await?.unwrap_or(0).unsigned_abs())
+        let (sql, name): (_, Params<'_>) = (KindSql::of(kind), &[&name.as_str()]);
+        let answers = self.exchange(&[(sql.lock, name), (sql.builds_using, name)], None).await?;
+        let count = answers.last().and_then(|rows| rows.first()).map(|r| r.try_get::<_, i64>(0));
+        Ok(count.transpose().ctx("count builds")?.unwrap_or(0).unsigned_abs())
     }
 
     /// In a write, locks the row until commit (`sql::LOCK_BUILD`): writers of one build
-    /// queue here, and each reads what the previous one committed.
+    /// queue here, and each reads what the previous one committed. The lease record is
+    /// read in the same round trip, by a statement that runs once the lock is held.
     async fn build(&mut self, id: BuildId) -> StoreResult<Option<Build>> {
-        let sql = match self.mode {
-            Mode::Write => sql::LOCK_BUILD,
-            Mode::Read => sql::SELECT_BUILD_BY_ID,
-        };
-        self.first(sql, &[id.as_uuid()], rows::build).await
+        let key: Params<'_> = &[id.as_uuid()];
+        if self.mode == Mode::Read {
+            return self.first(sql::SELECT_BUILD_BY_ID, key, rows::build).await;
+        }
+        let mut answers = self.exchange(&[(sql::LOCK_BUILD, key), (sql::SELECT_LEASE, key)], None).await?;
+        let lease = answers.pop().unwrap_or_default().first().map(rows::lease).transpose()?;
+        self.lease = Some((id, lease));
+        answers.pop().unwrap_or_default().first().map(rows::build).transpose()
     }
 
     async fn build_id_by_number(&mut self, number: &str) -> StoreResult<Option<BuildId>> {
-        let id = |r: &tokio_postgres::Row| r.try_get(0).map(BuildId::from_uuid).ctx("read a build id");
+        let id = |r: &Row| r.try_get(0).map(BuildId::from_uuid).ctx("read a build id");
         self.first(sql::BUILD_ID_BY_NUMBER, &[&number], id).await
     }
 
@@ -172,22 +322,26 @@ impl Tx for PgTx<'_> {
     /// predecessor's number. A number chosen by hand takes no such lock; if one lands on
     /// the allocated number in between, the insert races it and the create runs again.
     async fn numbers_under(&mut self, stem: &str) -> StoreResult<Vec<String>> {
-        execute(self.tx, sql::LOCK_NUMBER_STEM, &[&stem], "lock the day's build numbers").await?;
         let upper = prefix_upper_bound(stem).unwrap_or_default();
-        let number = |r: &tokio_postgres::Row| r.try_get(0).ctx("read a build number");
-        self.all(sql::NUMBERS_IN_RANGE, &[&stem, &upper], number).await
+        let reads: [(&str, Params<'_>); 2] =
+            [(sql::LOCK_NUMBER_STEM, &[&stem]), (sql::NUMBERS_IN_RANGE, &[&stem, &upper])];
+        let numbers = self.exchange(&reads, None).await?.pop().unwrap_or_default();
+        numbers.iter().map(|r| r.try_get(0).ctx("read a build number")).collect()
     }
 
     async fn insert_build(&mut self, build: &Build) -> StoreResult<()> {
-        insert::build(self.tx, build).await
+        self.queue(write::build(build))
     }
 
     async fn swap_build(&mut self, build: &Build, expected_version: u64) -> StoreResult<bool> {
-        insert::swap_build(self.tx, build, expected_version).await
+        let swap = write::swap_build(build, expected_version)?;
+        Ok(!self.rows(swap.sql, &swap.params()).await?.is_empty())
     }
 
     async fn delete_build(&mut self, id: BuildId) -> StoreResult<()> {
-        execute(self.tx, sql::DELETE_BUILD, &[id.as_uuid()], "delete a build").await.map(drop)
+        // Cascades to the lease record too.
+        self.lease = None;
+        self.queue(Ok(write::delete_build(id)))
     }
 
     async fn history(&mut self, id: BuildId) -> StoreResult<Vec<HistoryEvent>> {
@@ -195,10 +349,7 @@ impl Tx for PgTx<'_> {
     }
 
     async fn append_events(&mut self, id: BuildId, events: &[HistoryEvent]) -> StoreResult<()> {
-        for e in events {
-            insert::event(self.tx, &id, e).await?;
-        }
-        Ok(())
+        events.iter().try_for_each(|e| self.queue(write::event(id, e)))
     }
 
     async fn failures(&mut self, filter: &FailureFilter) -> StoreResult<Vec<FailureRecord>> {
@@ -214,15 +365,11 @@ impl Tx for PgTx<'_> {
     }
 
     async fn insert_failures(&mut self, failures: &[FailureRecord]) -> StoreResult<()> {
-        for f in failures {
-            insert::failure(self.tx, f).await?;
-        }
-        Ok(())
+        failures.iter().try_for_each(|f| self.queue(Ok(write::failure(f))))
     }
 
     async fn update_failure(&mut self, f: &FailureRecord) -> StoreResult<()> {
-        let params: Params<'_> = &[f.build_id.as_uuid(), &i64::from(f.number), &f.resolution, &f.resolved_at];
-        execute(self.tx, sql::RESOLVE_FAILURE, params, "resolve a failure").await.map(drop)
+        self.queue(Ok(write::resolve_failure(f)))
     }
 
     async fn artifacts(&mut self, id: BuildId) -> StoreResult<Vec<Artifact>> {
@@ -230,15 +377,19 @@ impl Tx for PgTx<'_> {
     }
 
     async fn put_artifact(&mut self, id: BuildId, artifact: &Artifact) -> StoreResult<()> {
-        insert::artifact(self.tx, &id, artifact).await
+        self.queue(write::artifact(id, artifact))
     }
 
     async fn lease(&mut self, id: BuildId) -> StoreResult<Option<LeaseRecord>> {
-        self.first(sql::SELECT_LEASE, &[id.as_uuid()], rows::lease).await
+        match &self.lease {
+            Some((locked, record)) if *locked == id => Ok(record.clone()),
+            _ => self.first(sql::SELECT_LEASE, &[id.as_uuid()], rows::lease).await,
+        }
     }
 
     async fn put_lease(&mut self, record: &LeaseRecord) -> StoreResult<()> {
-        insert::lease(self.tx, record).await
+        self.lease = None;
+        self.queue(write::lease(record))
     }
 
     async fn held_leases(&mut self) -> StoreResult<Vec<(BuildNumber, Lease)>> {

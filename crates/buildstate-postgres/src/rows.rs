@@ -247,3 +247,8 @@ pub(crate) fn catalog_item(kind: CatalogKind, row: &Row) -> StoreResult<CatalogI
         source: format!("{kind} `{raw_name}`: {e}").into(),
     })
 }
+
+/// The one column of `sql::SERVER_CLOCK`.
+pub(crate) fn clock(row: &Row) -> StoreResult<jiff::Timestamp> {
+    row.try_get::<_, jiff::Timestamp>(0).ctx("read the server's clock")
+}

@@ -64,6 +64,10 @@ macro_rules! artifact_columns {
 pub const LOCK_BUILD: &str =
     concat!("SELECT ", build_columns!(), " FROM builds WHERE id = $1 FOR NO KEY UPDATE");
 
+/// The server's clock (whole microseconds, as `timestamptz` keeps them): what leases
+/// and recorded times are judged by, whatever the workers' clocks say.
+pub(crate) const SERVER_CLOCK: &str = "SELECT clock_timestamp()";
+
 /// Compare-and-swap of a build row after a transition: changes (and returns) exactly one
 /// row, or none when another writer got there first.
 ///

@@ -52,6 +52,9 @@ pub(crate) struct PgTx {
     writes: Vec<Write>,
     /// The lease record read right after the build's row was locked.
     lease: Option<(BuildId, Option<LeaseRecord>)>,
+    /// The server's clock, read once per transaction (with the row lock when there is
+    /// one, so it costs no round trip of its own).
+    clock: Option<jiff::Timestamp>,
 }
 
 impl Drop for PgTx {
@@ -66,7 +69,7 @@ impl Drop for PgTx {
 
 impl PgTx {
     pub(crate) fn new(conn: Object, mode: Mode) -> Self {
-        PgTx { conn: Some(conn), mode, open: false, writes: Vec::new(), lease: None }
+        PgTx { conn: Some(conn), mode, open: false, writes: Vec::new(), lease: None, clock: None }
     }
 
     /// Commits (or rolls back) what the unit of work did.
@@ -275,12 +278,29 @@ impl Tx for PgTx {
     /// In a write, locks the row until commit (`sql::LOCK_BUILD`): writers of one build
     /// queue here, and each reads what the previous one committed. The lease record is
     /// read in the same round trip, by a statement that runs once the lock is held.
+    /// The server's clock: lease expiry must not depend on which worker's clock is
+    /// right. Read once per transaction.
+    async fn now(&mut self) -> StoreResult<jiff::Timestamp> {
+        if let Some(t) = self.clock {
+            return Ok(t);
+        }
+        let rows = self.rows(sql::SERVER_CLOCK, &[]).await?;
+        let t = rows.first().map(rows::clock).transpose()?.unwrap_or_else(buildstate_store::now);
+        self.clock = Some(t);
+        Ok(t)
+    }
+
     async fn build(&mut self, id: BuildId) -> StoreResult<Option<Build>> {
         let key: Params<'_> = &[id.as_uuid()];
         if self.mode == Mode::Read {
             return self.first(sql::SELECT_BUILD_BY_ID, key, rows::build).await;
         }
-        let mut answers = self.exchange(&[(sql::LOCK_BUILD, key), (sql::SELECT_LEASE, key)], None).await?;
+        let mut answers = self
+            .exchange(&[(sql::LOCK_BUILD, key), (sql::SELECT_LEASE, key), (sql::SERVER_CLOCK, &[])], None)
+            .await?;
+        if let Some(row) = answers.pop().unwrap_or_default().first() {
+            self.clock.get_or_insert(rows::clock(row)?);
+        }
         let lease = answers.pop().unwrap_or_default().first().map(rows::lease).transpose()?;
         self.lease = Some((id, lease));
         answers.pop().unwrap_or_default().first().map(rows::build).transpose()

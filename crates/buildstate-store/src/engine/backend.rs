@@ -23,6 +23,7 @@ use async_trait::async_trait;
 use buildstate_core::{
     Artifact, Build, BuildId, BuildNumber, CatalogItem, CatalogKind, FailureRecord, HistoryEvent, Lease, Name,
 };
+use jiff::Timestamp;
 
 use crate::{BuildFilter, FailureFilter, LeaseRecord, StoreResult, sequence_of};
 
@@ -67,6 +68,14 @@ pub trait Backend: Send + Sync + std::fmt::Debug {
 /// are given: validation happened above.
 #[async_trait]
 pub trait Tx: Send {
+    /// The store's clock, in whole microseconds: what lease expiry and every recorded
+    /// time are judged by. A network backend answers with the server's clock, so that
+    /// workers whose clocks disagree still agree on who holds a lease. Default: this
+    /// machine's clock ([`crate::now`]), right for embedded stores.
+    async fn now(&mut self) -> StoreResult<Timestamp> {
+        Ok(crate::now())
+    }
+
     // ── catalog ──────────────────────────────────────────────────────────────────────
     /// Every item of `kind`, by name.
     async fn catalog(&mut self, kind: CatalogKind) -> StoreResult<Vec<CatalogItem>>;

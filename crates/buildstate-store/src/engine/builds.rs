@@ -4,7 +4,7 @@ use buildstate_core::{Build, BuildId, BuildNumber, CatalogKind, Command, History
 
 use super::{Tx, catalog};
 use crate::{
-    BuildFilter, Guard, LeaseRecord, StoreError, StoreResult, build_number_stem, check_new_build, now,
+    BuildFilter, Guard, LeaseRecord, StoreError, StoreResult, build_number_stem, check_new_build,
     plan_transition, prefix_upper_bound, resolve_candidates,
 };
 
@@ -17,7 +17,7 @@ pub(crate) async fn create(tx: &mut dyn Tx, new: &NewBuild) -> StoreResult<Build
     catalog::require(tx, CatalogKind::Platform, &new.platform).await?;
     catalog::require(tx, CatalogKind::Os, &new.os).await?;
     catalog::require(tx, CatalogKind::ImageType, &new.image_type).await?;
-    let at = now();
+    let at = tx.now().await?;
     let number = match &new.number {
         Some(chosen) => {
             if tx.build_id_by_number(chosen.as_str()).await?.is_some() {
@@ -85,7 +85,8 @@ pub(crate) async fn apply(
 ) -> StoreResult<Outcome> {
     let build = get(tx, id).await?;
     let lease = tx.lease(id).await?;
-    let outcome = plan_transition(&build, lease.as_ref().and_then(LeaseRecord::held), command, guard, now())?;
+    let outcome =
+        plan_transition(&build, lease.as_ref().and_then(LeaseRecord::held), command, guard, tx.now().await?)?;
     swap(tx, &outcome.build, build.version).await?;
     tx.append_events(id, &outcome.events).await?;
     tx.insert_failures(&outcome.failures).await?;

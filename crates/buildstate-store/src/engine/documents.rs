@@ -3,7 +3,7 @@
 use buildstate_core::{Build, BuildDocument, BuildId, BuildParts, DocumentError, FailureRecord};
 
 use super::{Tx, builds, catalog};
-use crate::{FailureFilter, Guard, ImportMode, LeaseRecord, StoreError, StoreResult, check_fence, now};
+use crate::{FailureFilter, Guard, ImportMode, LeaseRecord, StoreError, StoreResult, check_fence};
 
 /// Everything about one build, read in one snapshot.
 pub(crate) async fn export(tx: &mut dyn Tx, id: BuildId) -> StoreResult<BuildDocument> {
@@ -35,7 +35,7 @@ pub(crate) async fn import(tx: &mut dyn Tx, parts: &BuildParts, mode: ImportMode
     // it. The lease record survives the replacement, so that tokens never go back.
     let lease = if existing.is_some() { tx.lease(b.id).await? } else { None };
     if mode == ImportMode::Replace {
-        check_fence(b, lease.as_ref().and_then(LeaseRecord::held), Guard::none(), now())?;
+        check_fence(b, lease.as_ref().and_then(LeaseRecord::held), Guard::none(), tx.now().await?)?;
     }
     match mode {
         ImportMode::CreateOnly if existing.is_some() => {

@@ -9,12 +9,12 @@ use std::time::Duration;
 use buildstate_core::{BuildId, Lease, LeaseRequest, LeaseToken};
 
 use super::{Tx, builds};
-use crate::{LeaseRecord, StoreResult, now, plan_acquire, plan_release, plan_renew, plan_take_over};
+use crate::{LeaseRecord, StoreResult, plan_acquire, plan_release, plan_renew, plan_take_over};
 
 pub(crate) async fn acquire(tx: &mut dyn Tx, id: BuildId, request: &LeaseRequest) -> StoreResult<Lease> {
     let build = builds::get(tx, id).await?;
     let record = tx.lease(id).await?;
-    let lease = plan_acquire(&build, record.as_ref(), request, now(), secret())?;
+    let lease = plan_acquire(&build, record.as_ref(), request, tx.now().await?, secret())?;
     tx.put_lease(&LeaseRecord { lease: lease.clone(), released: false }).await?;
     Ok(lease)
 }
@@ -27,7 +27,7 @@ pub(crate) async fn take_over(
 ) -> StoreResult<Lease> {
     let build = builds::get(tx, id).await?;
     let record = tx.lease(id).await?;
-    let lease = plan_take_over(&build, record.as_ref(), request, dead, now(), secret())?;
+    let lease = plan_take_over(&build, record.as_ref(), request, dead, tx.now().await?, secret())?;
     tx.put_lease(&LeaseRecord { lease: lease.clone(), released: false }).await?;
     Ok(lease)
 }
@@ -40,7 +40,7 @@ pub(crate) async fn renew(
 ) -> StoreResult<Lease> {
     let build = builds::get(tx, id).await?;
     let record = tx.lease(id).await?;
-    let lease = plan_renew(&build, record.as_ref(), token, ttl, now())?;
+    let lease = plan_renew(&build, record.as_ref(), token, ttl, tx.now().await?)?;
     tx.put_lease(&LeaseRecord { lease: lease.clone(), released: false }).await?;
     Ok(lease)
 }

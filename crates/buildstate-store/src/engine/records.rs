@@ -4,7 +4,7 @@ use buildstate_core::{Artifact, BuildId, FailureRecord};
 use jiff::Timestamp;
 
 use super::{Tx, builds};
-use crate::{FailureFilter, Guard, LeaseRecord, StoreError, StoreResult, check_artifact, check_guard, now};
+use crate::{FailureFilter, Guard, LeaseRecord, StoreError, StoreResult, check_artifact, check_guard};
 
 pub(crate) async fn failures(tx: &mut dyn Tx, filter: &FailureFilter) -> StoreResult<Vec<FailureRecord>> {
     if let Some(id) = filter.build {
@@ -30,7 +30,7 @@ pub(crate) async fn resolve(
     {
         return Err(StoreError::FailureNotFound { build: build.number, number: n });
     }
-    let at = now();
+    let at = tx.now().await?;
     let mut changed = Vec::new();
     for mut f in all.into_iter().filter(|f| number.is_none_or(|n| f.number == n)) {
         if f.resolve(notes, at) {
@@ -58,14 +58,15 @@ pub(crate) async fn add_artifact(
     // Stored times are whole microseconds in every backend (see `crate::now`).
     let artifact = Artifact { created_at: whole_micros(artifact.created_at), ..artifact.clone() };
     tx.put_artifact(id, &artifact).await?;
-    bump_version(tx, build, now()).await
+    let at = tx.now().await?;
+    bump_version(tx, build, at).await
 }
 
 /// The build, once `guard` lets the write through (see [`crate::check_guard`]).
 async fn guarded(tx: &mut dyn Tx, id: BuildId, guard: Guard) -> StoreResult<buildstate_core::Build> {
     let build = builds::get(tx, id).await?;
     let lease = tx.lease(id).await?;
-    check_guard(&build, lease.as_ref().and_then(LeaseRecord::held), guard, now())?;
+    check_guard(&build, lease.as_ref().and_then(LeaseRecord::held), guard, tx.now().await?)?;
     Ok(build)
 }
 

@@ -32,16 +32,8 @@ impl Catalog {
         items
     }
 
-    pub(crate) fn names(&self, kind: CatalogKind) -> Vec<String> {
-        self.items(kind).iter().map(|i| i.name().to_string()).collect()
-    }
-
     pub(crate) fn get(&self, kind: CatalogKind, name: &Name) -> Option<CatalogItem> {
         self.items(kind).into_iter().find(|i| i.name() == name)
-    }
-
-    pub(crate) fn contains(&self, kind: CatalogKind, name: &Name) -> bool {
-        self.get(kind, name).is_some()
     }
 
     /// The cloud provider of a platform, if the platform is in the catalog.
@@ -49,7 +41,7 @@ impl Catalog {
         self.platforms.iter().find(|p| &p.name == platform).map(|p| p.provider.clone())
     }
 
-    /// Adds an item; the caller has checked that its name is free within its kind.
+    /// Adds an item; the engine has checked that its name is free within its kind.
     pub(crate) fn insert(&mut self, item: CatalogItem) {
         match item {
             CatalogItem::Platform(p) => insert_sorted(&mut self.platforms, p, |p| &p.name),
@@ -58,12 +50,9 @@ impl Catalog {
         }
     }
 
-    /// Removes an item; `false` if there was none of that name.
-    pub(crate) fn remove(&mut self, kind: CatalogKind, name: &Name) -> bool {
-        fn drop_named<T>(items: &mut Vec<T>, name: &Name, key: impl Fn(&T) -> &Name) -> bool {
-            let before = items.len();
+    pub(crate) fn remove(&mut self, kind: CatalogKind, name: &Name) {
+        fn drop_named<T>(items: &mut Vec<T>, name: &Name, key: impl Fn(&T) -> &Name) {
             items.retain(|i| key(i) != name);
-            items.len() != before
         }
         match kind {
             CatalogKind::Platform => drop_named(&mut self.platforms, name, |p| &p.name),

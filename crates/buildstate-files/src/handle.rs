@@ -1,16 +1,18 @@
-//! The store handle, and how transactions run on it.
+//! The store handle, and how units of work run on it.
 
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
-use buildstate_store::{StoreError, StoreResult};
-use tokio::runtime::{Handle, RuntimeFlavor};
+use async_trait::async_trait;
+use buildstate_store::{Backend, Mode, StoreError, StoreResult, Work};
+use tokio::runtime::Handle;
 
+use crate::catalog_file::Catalog;
 use crate::layout::{self, Layout};
-use crate::lock::{self, DirLock, Mode};
-use crate::snapshot::{Snapshot, Txn};
-use crate::{atomic, catalog_file::Catalog};
+use crate::lock::{self, DirLock};
+use crate::tx::FileTx;
+use crate::{atomic, disk};
 
 /// The JSON-file store. Cheap to clone: clones share one lock handle.
 ///
@@ -58,26 +60,41 @@ impl FileStore {
     /// Holds the exclusive lock, as a writer in the middle of a transaction would.
     #[cfg(test)]
     pub(crate) fn inner_lock_for_tests(&self) -> crate::lock::Held<'_> {
-        self.inner.lock.acquire(Mode::Exclusive).expect("lock")
+        self.inner.lock.acquire(Mode::Write).expect("lock")
+    }
+}
+
+#[async_trait]
+impl Backend for FileStore {
+    fn location(&self) -> String {
+        self.dir().display().to_string()
     }
 
-    /// Runs `f` under the shared lock: a consistent view of every file.
-    pub(crate) fn read<T>(&self, f: impl FnOnce(&Snapshot<'_>) -> StoreResult<T>) -> StoreResult<T> {
-        on_blocking_thread(|| {
-            let _held = self.inner.lock.acquire(Mode::Shared)?;
-            f(&Snapshot::new(&self.inner.layout))
-        })
-    }
-
-    /// Runs `f` under the exclusive lock: read the files, decide, write. Each file is
-    /// replaced atomically; a transaction that writes several files (a create writes
-    /// the document, then the index) is ordered so that a crash between them leaves
-    /// something the next transaction repairs (see `index.rs`).
-    pub(crate) fn write<T>(&self, f: impl FnOnce(&Txn<'_>) -> StoreResult<T>) -> StoreResult<T> {
-        on_blocking_thread(|| {
-            let _held = self.inner.lock.acquire(Mode::Exclusive)?;
-            f(&Txn::new(&self.inner.layout))
-        })
+    /// One unit of work on tokio's blocking pool, under the directory's lock (shared to
+    /// read, exclusive to write), so that waiting out another process's lock and the
+    /// fsyncs of the commit never hold up the async threads that drive heartbeats,
+    /// output pumps and timeouts. The lock excludes every other writer from the first
+    /// read to the commit, so there is no contention to retry.
+    async fn transact<T: Send + 'static>(
+        &self,
+        mode: Mode,
+        what: &'static str,
+        mut work: Work<T>,
+    ) -> StoreResult<T> {
+        let inner = Arc::clone(&self.inner);
+        let runtime = Handle::try_current()
+            .map_err(|e| StoreError::backend("file store outside a tokio runtime", e))?;
+        let blocking = tokio::task::spawn_blocking(move || {
+            let _span = tracing::debug_span!("file store", what).entered();
+            let _held = inner.lock.acquire(mode)?;
+            let mut tx = FileTx::new(&inner.layout, mode);
+            // The primitives never wait on anything async; the runtime handle is there
+            // in case a future ever does.
+            let value = runtime.block_on(work(&mut tx))?;
+            tx.commit()?;
+            Ok(value)
+        });
+        blocking.await.map_err(|e| StoreError::backend("file store worker thread", e))?
     }
 }
 
@@ -100,7 +117,7 @@ fn prepare(layout: &Layout, patience: Duration) -> StoreResult<DirLock> {
         && layout.catalog_file().is_file()
         && layout.index_file().is_file();
     if !complete {
-        let _held = lock.acquire(Mode::Exclusive)?;
+        let _held = lock.acquire(Mode::Write)?;
         create_layout(layout)?;
     } else if let Some(_held) = lock.try_exclusive()? {
         // Nobody is writing: any temporary file is a dead writer's. When somebody is,
@@ -124,13 +141,15 @@ fn create_layout(layout: &Layout) -> StoreResult<()> {
         std::fs::create_dir_all(&dir)
             .map_err(|e| unavailable(format!("cannot create {}: {e}", dir.display())))?;
     }
-    let txn = Txn::new(layout);
     if !layout.catalog_file().is_file() {
-        txn.save_catalog(&Catalog::default())?;
+        disk::write_catalog(layout, &Catalog::default())?;
     }
     sweep(layout)?;
-    // Writes the index if it is missing or behind the documents.
-    txn.entries().map(drop)
+    // A write transaction that lists the builds writes the index if it is missing or
+    // behind the documents.
+    let mut tx = FileTx::new(layout, Mode::Write);
+    tx.entries()?;
+    tx.commit()
 }
 
 fn sweep(layout: &Layout) -> StoreResult<()> {
@@ -142,16 +161,4 @@ fn sweep(layout: &Layout) -> StoreResult<()> {
         tracing::info!(removed, "removed temporary files left by an interrupted writer");
     }
     Ok(())
-}
-
-/// Runs blocking work without starving the async runtime.
-///
-/// On a current-thread runtime (the CLI) there is nothing else to run, so the work runs
-/// inline. On a multi-thread runtime `block_in_place` hands this worker's other tasks to
-/// another thread first. Outside any runtime it simply runs.
-fn on_blocking_thread<T>(f: impl FnOnce() -> T) -> T {
-    match Handle::try_current() {
-        Ok(handle) if handle.runtime_flavor() == RuntimeFlavor::MultiThread => tokio::task::block_in_place(f),
-        _ => f(),
-    }
 }

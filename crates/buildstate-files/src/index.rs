@@ -4,12 +4,14 @@
 //! does. `index.json` (number → id) only saves opening every document to find a build
 //! by id; it is checked against the directory listing on every use, and the files it
 //! does not cover (a writer killed between a document and the index, a document copied
-//! in by hand) are read to fill the gaps. Writers persist the repaired index.
+//! in by hand) are read to fill the gaps. A write transaction persists the repaired
+//! index and removes strays when it commits (`tx.rs`).
 //!
-//! One multi-file change can be cut short: an `import --replace` that renumbers a
-//! build writes the new document, then the index, then removes the old document. The
-//! index write is its commit point, so when two files hold one build id, the file the
-//! index names wins and the other is a stray from an interrupted renumbering.
+//! A transaction's commit writes documents first, then the index, then removes the
+//! files it replaced, so the one multi-file change that can be cut short in a way that
+//! matters, an `import --replace` that renumbers a build, has the index write as its
+//! commit point: when two files hold one build id, the file the index names wins and
+//! the other is a stray from an interrupted renumbering.
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
@@ -46,6 +48,12 @@ impl Entries {
             self.by_number.remove(&old);
         }
         self.by_number.insert(number, id);
+    }
+
+    pub(crate) fn remove(&mut self, id: BuildId) {
+        if let Some(number) = self.by_id.remove(&id) {
+            self.by_number.remove(&number);
+        }
     }
 
     /// What `index.json` holds.

@@ -27,11 +27,18 @@
 //!
 //! # Transactions
 //!
-//! - Every write is one transaction under the exclusive lock on `DIR/.lock` (`flock`,
-//!   across processes; plus a mutex within one handle): lock → read the documents →
-//!   run the shared rules (`buildstate_store::plan_transition`, the lease rules) →
-//!   write → unlock. Reads take the lock shared. Contention is waited out with
-//!   jittered backoff for up to a minute before `StoreError::Busy`.
+//! The backend implements the store engine's primitives (`tx.rs`); every `Store` method
+//! comes from `buildstate_store::engine`, the same code the other backends run.
+//!
+//! - A unit of work runs under the lock on `DIR/.lock` (`flock`, across processes; plus
+//!   a mutex within one handle): exclusive for writes, shared for reads. Contention is
+//!   waited out with jittered backoff for up to a minute before `StoreError::Busy`.
+//! - The transaction is a write-back cache: each file it needs is read once, the
+//!   primitives change the cached copies, and only when the work succeeds are the
+//!   changed files written — catalog, documents, index, removals, leases, in an order
+//!   that a crash at any point leaves readable or repairable (`tx.rs`, `index.rs`).
+//!   Work that fails writes nothing; a commit cut short (a crash, a full disk) leaves
+//!   what a crash at that point would.
 //! - Every file is replaced atomically: a temporary file in the same directory,
 //!   `sync_all`, rename, then the directory is flushed. Readers never see a torn file; a
 //!   process killed at any instant leaves the old or the new file, and at worst a
@@ -42,27 +49,20 @@
 //! The locks are advisory and do not work across NFS and similar network file systems:
 //! share a directory between processes of one machine only.
 //!
-//! The `Store` trait is async but file I/O is blocking: calls run inline on a
-//! current-thread runtime (the one-shot CLI) and under `block_in_place` on a
-//! multi-thread one (runner, server).
+//! `flock` waits and fsyncs block, so every unit of work runs on tokio's blocking pool,
+//! never on the async threads that drive heartbeats, output pumps and timeouts.
 
 mod atomic;
-mod builds;
-mod catalog;
 mod catalog_file;
-mod documents;
+mod disk;
 mod error;
 mod handle;
 mod index;
 mod layout;
-mod leases;
 mod lock;
-mod numbers;
-mod records;
-mod snapshot;
-mod store;
 #[cfg(test)]
 mod tests;
+mod tx;
 
 pub use handle::FileStore;
 pub use layout::FORMAT_VERSION;

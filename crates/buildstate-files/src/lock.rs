@@ -16,7 +16,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
-use buildstate_store::{StoreError, StoreResult};
+use buildstate_store::{Mode, StoreError, StoreResult};
 
 use crate::error::io;
 
@@ -33,12 +33,6 @@ pub(crate) struct DirLock {
     path: PathBuf,
     file: Mutex<File>,
     limit: Duration,
-}
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum Mode {
-    Shared,
-    Exclusive,
 }
 
 /// Holds the lock until dropped.
@@ -70,8 +64,8 @@ impl DirLock {
         Ok(DirLock { path: path.to_owned(), file: Mutex::new(file), limit })
     }
 
-    /// Waits for the lock, retrying with jittered, growing pauses, for up to the
-    /// handle's limit. Polling rather than a blocking `lock()` so that a stuck holder
+    /// Waits for the lock — shared for [`Mode::Read`], exclusive for [`Mode::Write`] —
+    /// retrying with jittered, growing pauses, for up to the handle's limit. Polling rather than a blocking `lock()` so that a stuck holder
     /// (a stopped process) becomes `Busy` after a bound instead of hanging every caller.
     pub(crate) fn acquire(&self, mode: Mode) -> StoreResult<Held<'_>> {
         // The mutex guards no in-memory state (every transaction re-reads the files),
@@ -81,8 +75,8 @@ impl DirLock {
         let mut pause = FIRST_PAUSE;
         loop {
             let attempt = match mode {
-                Mode::Shared => file.try_lock_shared(),
-                Mode::Exclusive => file.try_lock(),
+                Mode::Read => file.try_lock_shared(),
+                Mode::Write => file.try_lock(),
             };
             match attempt {
                 Ok(()) => return Ok(Held { file }),
@@ -130,12 +124,12 @@ mod tests {
         let path = dir.path().join(".lock");
         let first = DirLock::open(&path, BUSY_LIMIT).expect("open");
         let second = DirLock::open(&path, Duration::from_millis(50)).expect("open");
-        let held = first.acquire(Mode::Exclusive).expect("lock");
-        assert!(matches!(second.acquire(Mode::Shared), Err(StoreError::Busy { .. })));
+        let held = first.acquire(Mode::Write).expect("lock");
+        assert!(matches!(second.acquire(Mode::Read), Err(StoreError::Busy { .. })));
         assert!(second.try_exclusive().expect("try").is_none());
         drop(held);
-        let shared = second.acquire(Mode::Shared).expect("free again");
-        let also = first.acquire(Mode::Shared).expect("readers share");
+        let shared = second.acquire(Mode::Read).expect("free again");
+        let also = first.acquire(Mode::Read).expect("readers share");
         drop((shared, also));
     }
 

@@ -5,6 +5,7 @@
 mod crash;
 mod damage;
 mod disk;
+mod waiting;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};

@@ -1,0 +1,93 @@
+//! Reading and writing each kind of file the store keeps. Called only by a transaction
+//! (`tx.rs`), under the store's lock: shared to read, exclusive to write.
+
+use buildstate_core::{BuildDocument, BuildId, BuildNumber, BuildParts, Lease};
+use buildstate_store::{LeaseRecord, StoreError, StoreResult};
+use serde::{Deserialize, Serialize};
+
+use crate::atomic;
+use crate::catalog_file::Catalog;
+use crate::error::corrupt;
+use crate::index::Entries;
+use crate::layout::Layout;
+
+/// `leases/<build-id>.json`: the build's last lease and whether it was given up.
+#[derive(Serialize, Deserialize)]
+struct LeaseFile {
+    #[serde(flatten)]
+    lease: Lease,
+    released: bool,
+}
+
+pub(crate) fn read_catalog(layout: &Layout) -> StoreResult<Catalog> {
+    let path = layout.catalog_file();
+    match atomic::read(&path)? {
+        None => Ok(Catalog::default()),
+        Some(text) => serde_json::from_str(&text).map_err(|e| corrupt(&path, e)),
+    }
+}
+
+pub(crate) fn write_catalog(layout: &Layout, catalog: &Catalog) -> StoreResult<()> {
+    atomic::write(&layout.catalog_file(), &catalog.to_json()?)
+}
+
+pub(crate) fn write_index(layout: &Layout, entries: &Entries) -> StoreResult<()> {
+    atomic::write(&layout.index_file(), &entries.to_json()?)
+}
+
+/// Reads and validates the document of build `number`, which the index says is `id`.
+pub(crate) fn read_build(layout: &Layout, number: &BuildNumber, id: BuildId) -> StoreResult<BuildParts> {
+    let path = layout.build_file(number);
+    let text =
+        atomic::read(&path)?.ok_or_else(|| corrupt(&path, "the file vanished while the store was locked"))?;
+    // The same validation as an import: a hand edit that breaks the rules of a document
+    // is reported, not loaded.
+    let parts = BuildDocument::parse(&text).map_err(|e| corrupt(&path, e))?;
+    if &parts.build.number != number {
+        return Err(corrupt(
+            &path,
+            format!("it holds build number {}; a build's file is named after its number", parts.build.number),
+        ));
+    }
+    if parts.build.id != id {
+        return Err(corrupt(
+            &path,
+            format!(
+                "it holds build id {}, but the index says {id}; if the id was changed on purpose, delete {} to rebuild the index",
+                parts.build.id,
+                layout.index_file().display()
+            ),
+        ));
+    }
+    Ok(parts)
+}
+
+/// Writes the build's document, exactly the export format.
+pub(crate) fn write_build(layout: &Layout, parts: &BuildParts) -> StoreResult<()> {
+    let doc = BuildDocument::from_parts(parts.clone());
+    let mut bytes = serde_json::to_vec_pretty(&doc).map_err(|e| StoreError::backend("encode a build", e))?;
+    bytes.push(b'\n');
+    atomic::write(&layout.build_file(&parts.build.number), &bytes)
+}
+
+/// The build's lease record, released or not.
+pub(crate) fn read_lease(layout: &Layout, id: BuildId) -> StoreResult<Option<LeaseRecord>> {
+    let path = layout.lease_file(id);
+    let Some(text) = atomic::read(&path)? else { return Ok(None) };
+    let file: LeaseFile = serde_json::from_str(&text).map_err(|e| corrupt(&path, e))?;
+    if file.lease.build_id != id {
+        return Err(corrupt(&path, format!("it holds the lease of build {}", file.lease.build_id)));
+    }
+    Ok(Some(LeaseRecord { lease: file.lease, released: file.released }))
+}
+
+pub(crate) fn write_lease(layout: &Layout, record: &LeaseRecord) -> StoreResult<()> {
+    let file = LeaseFile { lease: record.lease.clone(), released: record.released };
+    let bytes = serde_json::to_vec_pretty(&file).map_err(|e| StoreError::backend("encode a lease", e))?;
+    atomic::write(&layout.lease_file(record.lease.build_id), &bytes)
+}
+
+/// The builds that have a lease file. Only `<build id>.json` is one of ours.
+pub(crate) fn lease_ids(layout: &Layout) -> StoreResult<Vec<BuildId>> {
+    Ok(atomic::json_stems(&layout.leases_dir())?.iter().filter_map(|stem| stem.parse().ok()).collect())
+}

@@ -10,7 +10,8 @@ use serde_json::Value;
 
 use tempfile::TempDir;
 
-/// CI variables the binary reads; removed so that tests behave the same inside CI.
+/// CI variables the binary reads (the CI job URL); removed so that tests behave the same
+/// inside CI.
 const CI_VARS: &[&str] = &[
     "GITHUB_SERVER_URL",
     "GITHUB_REPOSITORY",
@@ -23,13 +24,33 @@ const CI_VARS: &[&str] = &[
     "BUILD_JOB_NAME",
     "BUILD_NAME",
     "BUILD_ID",
-    "BUILDSTATE_DB",
-    "BUILDSTATE_ACTOR",
-    "BUILDSTATE_LOG",
-    // Set for the steps of a run; a test suite run under `buildstate exec` must not
-    // write under its runner's lease.
-    "BUILDSTATE_LEASE_TOKEN",
 ];
+
+/// Where the binary looks for its config file in tests: nowhere that exists, so that a
+/// developer's own `~/.config/buildstate/config.toml` never changes what a test sees.
+/// Tests of the config file point `XDG_CONFIG_HOME` or `--config` at their own.
+pub const NO_CONFIG_DIR: &str = "/nonexistent/buildstate-tests/config";
+
+/// Whether a variable of the test process must not reach the binary: the CI variables,
+/// and every `BUILDSTATE_*` whatever its name — the settings (`BUILDSTATE_DB`, `_SYNC`,
+/// `_CONFIG`, `_LEASE_TTL`, …) and what a runner gives its steps (`_LEASE_TOKEN`,
+/// `_BUILD`, …) — so that a suite run with a developer's `BUILDSTATE_SYNC` exported, or
+/// inside `buildstate exec`, behaves as it does in CI, including for variables added
+/// after this list was written.
+pub fn leaks(name: &std::ffi::OsStr) -> bool {
+    let name = name.to_string_lossy();
+    name.starts_with("BUILDSTATE_") || CI_VARS.contains(&name.as_ref()) || name == "XDG_CONFIG_HOME"
+}
+
+/// `parent` without what [`leaks`], and with [`NO_CONFIG_DIR`]: the environment every
+/// test's binary starts from.
+pub fn clean_env(
+    parent: impl IntoIterator<Item = (std::ffi::OsString, std::ffi::OsString)>,
+) -> Vec<(std::ffi::OsString, std::ffi::OsString)> {
+    let mut env: Vec<_> = parent.into_iter().filter(|(k, _)| !leaks(k)).collect();
+    env.push(("XDG_CONFIG_HOME".into(), NO_CONFIG_DIR.into()));
+    env
+}
 
 pub fn bin() -> &'static str {
     env!("CARGO_BIN_EXE_buildstate")
@@ -47,6 +68,24 @@ pub struct Run {
     pub code: i32,
     pub stdout: String,
     pub stderr: String,
+}
+
+impl Run {
+    /// How the run ended, as one text for a snapshot: the exit code, then stdout and
+    /// stderr when not empty. A snapshot of what users read pins how the command ended
+    /// too: the same words with another exit code are another interface.
+    pub fn transcript(&self) -> String {
+        let mut t = format!("exit code: {}\n", self.code);
+        for (name, text) in [("stdout", &self.stdout), ("stderr", &self.stderr)] {
+            if !text.is_empty() {
+                t.push_str(&format!("--- {name}\n{text}"));
+                if !text.ends_with('\n') {
+                    t.push('\n');
+                }
+            }
+        }
+        t
+    }
 }
 
 impl From<Output> for Run {
@@ -174,12 +213,17 @@ impl Env {
     }
 }
 
-/// The binary with the CI and buildstate variables removed.
+/// The binary in [`clean_env`] of this process's environment.
 pub fn bare_cmd() -> assert_cmd::Command {
     let mut c = assert_cmd::Command::new(bin());
-    for v in CI_VARS {
-        c.env_remove(v);
-    }
+    c.env_clear().envs(clean_env(std::env::vars_os()));
+    c
+}
+
+/// [`bare_cmd`] as a `std::process::Command`, for processes a test runs in the background.
+pub fn bare_std_cmd() -> std::process::Command {
+    let mut c = std::process::Command::new(bin());
+    c.env_clear().envs(clean_env(std::env::vars_os()));
     c
 }
 
@@ -396,10 +440,7 @@ impl Env {
     /// [`Env::cmd`] as a `std::process::Command`, for processes the test does not wait
     /// for at once.
     pub fn std_cmd(&self) -> std::process::Command {
-        let mut c = std::process::Command::new(bin());
-        for v in CI_VARS {
-            c.env_remove(v);
-        }
+        let mut c = bare_std_cmd();
         c.env("BUILDSTATE_DB", &self.db).env("BUILDSTATE_ACTOR", "tester");
         c
     }
@@ -569,4 +610,41 @@ pub fn eventually(limit: Duration, mut check: impl FnMut() -> bool) -> bool {
         }
         std::thread::sleep(Duration::from_millis(20));
     }
+}
+
+/// The fixture's scrub reaches the binary: a `BUILDSTATE_SYNC` (or any `BUILDSTATE_*`, or
+/// a config dir) in the test process's environment is not what the binary sees. Runs
+/// the binary in the environment the fixture builds from a parent that has them.
+#[test]
+fn the_fixture_keeps_the_callers_buildstate_variables_out() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let config_dir = dir.path().join("config");
+    std::fs::create_dir_all(config_dir.join("buildstate")).expect("mkdir");
+    std::fs::write(config_dir.join("buildstate/config.toml"), "actor = \"from-the-users-file\"\n")
+        .expect("write a config file");
+    let parent: Vec<(std::ffi::OsString, std::ffi::OsString)> = vec![
+        ("PATH".into(), std::env::var_os("PATH").unwrap_or_default()),
+        ("BUILDSTATE_SYNC".into(), "file:///nowhere/copies".into()),
+        ("BUILDSTATE_ACTOR".into(), "someone-else".into()),
+        ("BUILDSTATE_LEASE_TTL".into(), "soon".into()),
+        ("BUILDSTATE_NOT_YET_INVENTED".into(), "x".into()),
+        ("XDG_CONFIG_HOME".into(), config_dir.clone().into_os_string()),
+    ];
+    let show = |env: Vec<(std::ffi::OsString, std::ffi::OsString)>| -> Run {
+        let mut c = assert_cmd::Command::new(bin());
+        c.env_clear().envs(env).args(["config", "show", "--json"]);
+        c.output().expect("run buildstate").into()
+    };
+    // Unscrubbed, the parent's variables decide (the bad ttl is refused): the check below
+    // would see them if the scrub let them through.
+    let raw = show(parent.clone());
+    assert_eq!(raw.code, 2, "the unscrubbed environment reaches the binary: {raw:?}");
+    let scrubbed = show(clean_env(parent));
+    assert_eq!(scrubbed.code, 0, "{scrubbed:?}");
+    let v: Value = serde_json::from_str(&scrubbed.stdout).expect("config show --json");
+    let settings = &v["settings"];
+    assert_eq!(settings["sync"]["source"], "default", "{v}");
+    assert_eq!(settings["actor"]["source"], "default", "{v}");
+    assert_ne!(settings["actor"]["value"], "from-the-users-file", "{v}");
+    assert_eq!(settings["lease_ttl"]["source"], "default", "{v}");
 }

@@ -6,13 +6,13 @@ use std::process::Command;
 use std::thread;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use crate::common::{Env, Run, bin};
+use crate::common::{Env, Run, bare_std_cmd};
 
 const WRITERS: usize = 16;
 
 fn command(env: &Env, args: &[&str]) -> Command {
-    let mut c = Command::new(bin());
-    c.args(args).env("BUILDSTATE_DB", &env.db).env("BUILDSTATE_ACTOR", "racer").env_remove("BUILDSTATE_LOG");
+    let mut c = bare_std_cmd();
+    c.args(args).env("BUILDSTATE_DB", &env.db).env("BUILDSTATE_ACTOR", "racer");
     c
 }
 
@@ -42,10 +42,9 @@ fn sixteen_processes_open_a_fresh_store_at_once() {
     let db = dir.path().join("fresh/buildstate.db");
     let children: Vec<_> = (0..WRITERS)
         .map(|_| {
-            Command::new(bin())
+            bare_std_cmd()
                 .args(["init", "--json"])
                 .env("BUILDSTATE_DB", &db)
-                .env_remove("BUILDSTATE_LOG")
                 .stdout(std::process::Stdio::piped())
                 .stderr(std::process::Stdio::piped())
                 .spawn()
@@ -57,7 +56,7 @@ fn sixteen_processes_open_a_fresh_store_at_once() {
         assert_not_locked(&r, "init");
         assert_eq!(r.code, 0, "{r:?}");
     }
-    let again: Run = Command::new(bin())
+    let again: Run = bare_std_cmd()
         .args(["platform", "list", "--json"])
         .env("BUILDSTATE_DB", &db)
         .output()

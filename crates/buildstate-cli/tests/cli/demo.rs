@@ -1,9 +1,8 @@
 //! `buildstate demo`, the main job: self-contained, and it shows what resuming saved.
 
-use std::process::Command;
 use std::time::Instant;
 
-use crate::common::bin;
+use crate::common::bare_std_cmd;
 
 #[test]
 fn demo_fails_fixes_and_resumes_only_the_failed_part() {
@@ -11,14 +10,12 @@ fn demo_fails_fixes_and_resumes_only_the_failed_part() {
     let scratch = dir.path().join("demo");
     let home = dir.path().join("home");
     let started = Instant::now();
-    let out = Command::new(bin())
+    let out = bare_std_cmd()
         .args(["demo", "--dir"])
         .arg(&scratch)
         // The demo must not need (or touch) the user's own store.
         .env("HOME", &home)
         .env("XDG_DATA_HOME", home.join("data"))
-        .env_remove("BUILDSTATE_DB")
-        .env_remove("BUILDSTATE_LEASE_TOKEN")
         .output()
         .expect("run demo");
     let took = started.elapsed();
@@ -44,7 +41,7 @@ fn demo_fails_fixes_and_resumes_only_the_failed_part() {
     assert_eq!(n45, 2, "45 fails once, then runs again after the fix");
     // A second demo in the same directory starts over cleanly.
     let again =
-        Command::new(bin()).args(["demo", "--dir"]).arg(&scratch).env("HOME", &home).output().expect("rerun");
+        bare_std_cmd().args(["demo", "--dir"]).arg(&scratch).env("HOME", &home).output().expect("rerun");
     assert_eq!(again.status.code(), Some(0));
     eprintln!("demo took {took:?}");
 }
@@ -53,7 +50,7 @@ fn demo_fails_fixes_and_resumes_only_the_failed_part() {
 fn demo_refuses_a_directory_it_did_not_make() {
     let dir = tempfile::tempdir().expect("tempdir");
     std::fs::write(dir.path().join("precious.txt"), "keep me").expect("write");
-    let out = Command::new(bin()).args(["demo", "--dir"]).arg(dir.path()).output().expect("run demo");
+    let out = bare_std_cmd().args(["demo", "--dir"]).arg(dir.path()).output().expect("run demo");
     assert_eq!(out.status.code(), Some(2));
     assert!(dir.path().join("precious.txt").exists());
 }

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-use crate::common::{Env, attempts, bin, eventually};
+use crate::common::{Env, attempts, bare_std_cmd, eventually};
 
 /// A fresh PostgreSQL database for one test, dropped at the end.
 struct PgDb {
@@ -177,6 +177,6 @@ fn fleet_on_sqlite_three_workers_thirty_builds_one_killed() {
 fn workers_with_nothing_running() {
     let env = Env::new();
     env.ok(&["init"]);
-    let out = Command::new(bin()).args(["workers"]).env("BUILDSTATE_DB", &env.db).output().expect("run");
+    let out = bare_std_cmd().args(["workers"]).env("BUILDSTATE_DB", &env.db).output().expect("run");
     assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "no worker is running a build");
 }

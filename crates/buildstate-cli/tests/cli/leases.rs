@@ -71,7 +71,10 @@ fn a_leased_build_refuses_manual_changes_until_the_lease_is_broken() {
     let err = env.fails_unchanged(&b, &["state", "complete", &b, "10"], 5);
     assert!(err.contains("runner-7@ci-host-3 (pid 4242)"), "names the holder: {err}");
     assert!(err.contains("buildstate lease break lease-1"), "says how to break it: {err}");
-    insta::assert_snapshot!("lease_held", redact_times(&env.run(&["state", "complete", &b, "10"]).stderr));
+    insta::assert_snapshot!(
+        "lease_held",
+        redact_times(&env.run(&["state", "complete", &b, "10"]).transcript())
+    );
     for args in [
         &["state", "start", &b, "10"][..],
         &["state", "fail", &b, "10", "--error", "x"],
@@ -93,7 +96,7 @@ fn a_leased_build_refuses_manual_changes_until_the_lease_is_broken() {
     assert_eq!((row["owner"].as_str(), row["host"].as_str()), (Some("runner-7"), Some("ci-host-3")));
     assert_eq!((row["pid"].as_u64(), row["generation"].as_u64()), (Some(4242), Some(1)));
     assert_eq!(row["expired"], false);
-    insta::assert_snapshot!("lease_list", redact_times(&env.ok(&["lease", "list"])));
+    insta::assert_snapshot!("lease_list", redact_times(&env.run(&["lease", "list"]).transcript()));
 
     let broke = env.ok(&["lease", "break", &b]);
     assert!(broke.contains("broke lease token #1 of build lease-1"), "{broke}");

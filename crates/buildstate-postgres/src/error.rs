@@ -115,14 +115,6 @@ pub(crate) struct Raced(pub(crate) String);
 #[error("a pooled connection was closed: {0}")]
 pub(crate) struct StaleConnection(pub(crate) String);
 
-/// A stored row that does not decode: an error naming the build, never a panic.
-pub(crate) fn corrupt(build: &str, what: impl Display) -> StoreError {
-    StoreError::Backend {
-        context: "corrupt row in the postgres store",
-        source: format!("build {build}: {what}").into(),
-    }
-}
-
 /// Converts an unsigned value for binding; PostgreSQL integers are signed.
 pub(crate) fn to_i64(what: &str, value: u64) -> StoreResult<i64> {
     i64::try_from(value).map_err(|_| {

@@ -115,24 +115,11 @@ async fn current_schema(client: &impl GenericClient, location: &str) -> StoreRes
     })
 }
 
-/// Every recorded migration must be one this binary embeds, with the same text.
+/// Every recorded migration must be one this binary embeds, with the same text (the
+/// check both SQL backends share).
 fn check_applied(applied: &[Applied], location: &str) -> StoreResult<()> {
-    let unavailable = |reason: String| StoreError::Unavailable { location: location.to_owned(), reason };
-    for (version, name, recorded) in applied {
-        let Some(known) = MIGRATIONS.iter().find(|m| u32::try_from(*version) == Ok(m.version)) else {
-            return Err(unavailable(format!(
-                "it records migration {version} ({name}), newer than this buildstate knows ({SCHEMA_VERSION}); \
-                 upgrade buildstate"
-            )));
-        };
-        if checksum(known.sql) != *recorded {
-            return Err(unavailable(format!(
-                "migration {version} ({name}) was applied from a different text than this buildstate embeds \
-                 (checksum {recorded}); released migrations must never change"
-            )));
-        }
-    }
-    Ok(())
+    let embedded: Vec<(u32, String)> = MIGRATIONS.iter().map(|m| (m.version, checksum(m.sql))).collect();
+    buildstate_store::sql_rows::check_applied(&embedded, applied, location)
 }
 
 #[cfg(test)]

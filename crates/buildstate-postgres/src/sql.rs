@@ -16,41 +16,9 @@
 //! lease check can never race the write it guards.
 
 use buildstate_core::CatalogKind;
-
-/// The columns of a build row, in the order `rows::build` reads them.
-macro_rules! build_columns {
-    () => {
-        "id, number, platform, os, image_type, catalog, state, status, needs_intervention, \
-         attempt, attempt_started_at, created_at, started_at, ended_at, updated_at, created_by, \
-         ci_url, metadata, version, history_len, failure_count"
-    };
-}
-
-macro_rules! event_columns {
-    () => {
-        "build_id, seq, at, kind, state, attempt, actor, started_at, duration_ms, exit_code, \
-         message, log, from_state, forced"
-    };
-}
-
-macro_rules! failure_columns {
-    () => {
-        "build_id, number, state, attempt, at, failure_type, class, component, message, \
-         details, exit_code, resolved, resolution, resolved_at"
-    };
-}
-
-macro_rules! lease_columns {
-    () => {
-        "build_id, owner, host, pid, token, acquired_at, renewed_at, expires_at, released"
-    };
-}
-
-macro_rules! artifact_columns {
-    () => {
-        "name, kind, uri, region, size_bytes, sha256, created_at"
-    };
-}
+// The column lists are shared with the other SQL backend, as are the decoders that
+// read them (`buildstate_store::sql_rows`); only the JSON columns are named here.
+use buildstate_store::{artifact_columns, build_columns, event_columns, failure_columns, lease_columns};
 
 // ── the hot transition path ─────────────────────────────────────────────────────────
 
@@ -62,7 +30,7 @@ macro_rules! artifact_columns {
 /// UPDATE`: it excludes every other writer of the build just the same, but not the
 /// `FOR KEY SHARE` locks with which inserts elsewhere check their foreign keys.
 pub const LOCK_BUILD: &str =
-    concat!("SELECT ", build_columns!(), " FROM builds WHERE id = $1 FOR NO KEY UPDATE");
+    concat!("SELECT ", build_columns!("catalog", "metadata"), " FROM builds WHERE id = $1 FOR NO KEY UPDATE");
 
 /// The server's clock (whole microseconds, as `timestamptz` keeps them): what leases
 /// and recorded times are judged by, whatever the workers' clocks say.
@@ -92,7 +60,7 @@ pub const INSERT_EVENT: &str = concat!(
 /// message, details, exit_code, resolved, resolution, resolved_at.
 pub const INSERT_FAILURE: &str = concat!(
     "INSERT INTO failures (",
-    failure_columns!(),
+    failure_columns!("details"),
     ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)"
 );
 
@@ -101,13 +69,14 @@ pub const INSERT_FAILURE: &str = concat!(
 /// `$1`..`$21`: the build columns, in order.
 pub const INSERT_BUILD: &str = concat!(
     "INSERT INTO builds (",
-    build_columns!(),
+    build_columns!("catalog", "metadata"),
     ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21)"
 );
 pub(crate) const SELECT_BUILD_BY_ID: &str =
-    concat!("SELECT ", build_columns!(), " FROM builds WHERE id = $1");
+    concat!("SELECT ", build_columns!("catalog", "metadata"), " FROM builds WHERE id = $1");
 /// The start of every `list_builds` query; `tx.rs` appends fixed conditions.
-pub(crate) const SELECT_BUILDS: &str = concat!("SELECT ", build_columns!(), " FROM builds");
+pub(crate) const SELECT_BUILDS: &str =
+    concat!("SELECT ", build_columns!("catalog", "metadata"), " FROM builds");
 pub(crate) const BUILD_ID_BY_NUMBER: &str = "SELECT id FROM builds WHERE number = $1";
 /// Serialises the creates of one day's sequence (`$1` the stem), in this schema only:
 /// between this lock and commit, no other create allocates under the same stem, and
@@ -131,7 +100,7 @@ pub(crate) const DELETE_BUILD: &str = "DELETE FROM builds WHERE id = $1";
 pub(crate) const SELECT_EVENTS: &str =
     concat!("SELECT ", event_columns!(), " FROM events WHERE build_id = $1 ORDER BY seq");
 /// The start of every `failures` query; `tx.rs` appends fixed conditions.
-pub(crate) const SELECT_FAILURES: &str = concat!("SELECT ", failure_columns!(), " FROM failures");
+pub(crate) const SELECT_FAILURES: &str = concat!("SELECT ", failure_columns!("details"), " FROM failures");
 /// `$1` build_id, `$2` number, `$3` resolution, `$4` resolved_at.
 pub(crate) const RESOLVE_FAILURE: &str = "UPDATE failures SET resolved = true, resolution = $3, \
      resolved_at = $4 WHERE build_id = $1 AND number = $2";

@@ -113,7 +113,7 @@ impl Backend for SqliteStore {
         &self,
         mode: Mode,
         what: &'static str,
-        mut work: Work<T>,
+        work: Work<T>,
     ) -> StoreResult<T> {
         if self.inner.read_only && mode == Mode::Write {
             return Err(StoreError::Unavailable {
@@ -127,6 +127,8 @@ impl Backend for SqliteStore {
         let runtime = Handle::try_current()
             .map_err(|e| StoreError::backend("sqlite store outside a tokio runtime", e))?;
         let blocking = tokio::task::spawn_blocking(move || {
+            // Owned by this thread and called once per attempt.
+            let mut work = work;
             let mut conn = inner.conn.lock().map_err(|_| poisoned())?;
             busy::retry(inner.busy_limit, what, || {
                 let begin = match mode {

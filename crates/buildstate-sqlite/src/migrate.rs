@@ -53,7 +53,8 @@ pub(crate) fn migrate(conn: &mut Connection, location: &str) -> StoreResult<u32>
     refuse_newer(found, location)?;
     tx.execute(sql::CREATE_MIGRATIONS_TABLE, []).ctx("create schema_migrations")?;
     let applied = applied(&tx)?;
-    check_applied(&applied, location)?;
+    let known: Vec<_> = MIGRATIONS.iter().map(|m| (m.version, checksum(m.sql))).collect();
+    buildstate_store::sql_rows::check_applied(&known, &applied, location)?;
 
     let now = buildstate_store::now().as_microsecond();
     for m in MIGRATIONS.iter().filter(|m| !applied.iter().any(|(v, _, _)| *v == m.version)) {
@@ -92,48 +93,24 @@ fn applied(conn: &Connection) -> StoreResult<Vec<(u32, String, String)>> {
     rows.collect::<rusqlite::Result<Vec<_>>>().ctx("read schema_migrations")
 }
 
-/// Every recorded migration must be one this binary embeds, with the same text.
-fn check_applied(applied: &[(u32, String, String)], location: &str) -> StoreResult<()> {
-    for (version, name, recorded) in applied {
-        let unavailable = |reason: String| StoreError::Unavailable { location: location.to_owned(), reason };
-        let Some(known) = MIGRATIONS.iter().find(|m| m.version == *version) else {
-            return Err(unavailable(format!(
-                "it records migration {version} ({name}), newer than this buildstate knows ({SCHEMA_VERSION}); upgrade buildstate"
-            )));
-        };
-        if checksum(known.sql) != *recorded {
-            return Err(unavailable(format!(
-                "migration {version} ({name}) was applied from a different text than this buildstate embeds \
-                 (checksum {recorded}); released migrations must never change"
-            )));
-        }
-    }
-    Ok(())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::SqliteStore;
 
-    /// Editing an applied migration breaks every database that ran it: add a new one
-    /// instead, and add its line here.
-    #[test]
-    fn released_migrations_are_pinned() {
-        let listed: Vec<(u32, &str, String)> =
-            MIGRATIONS.iter().map(|m| (m.version, m.name, checksum(m.sql))).collect();
-        assert_eq!(
-            listed,
-            vec![
-                (1, "init", "451580e0e95a4c04f191917106b988afe0aeec777ae157714f5647858a1f443d".to_owned()),
-                (2, "leases", "3b136c49fc668d4ba323c67e9cfd7a3d81fcef72193cc4bf1b32a41e45fe4e50".to_owned()),
-            ]
-        );
-    }
+    /// Released migrations, numbered 1, 2, 3, … with the checksum of their text. Editing
+    /// an applied migration breaks every database that ran it: add a new one instead,
+    /// and add its line here.
+    const PINNED: &[(u32, &str, &str)] = &[
+        (1, "init", "451580e0e95a4c04f191917106b988afe0aeec777ae157714f5647858a1f443d"),
+        (2, "leases", "3b136c49fc668d4ba323c67e9cfd7a3d81fcef72193cc4bf1b32a41e45fe4e50"),
+    ];
 
     #[test]
-    fn versions_run_one_two_three() {
-        for (i, m) in MIGRATIONS.iter().enumerate() {
+    fn embedded_migrations_are_the_pinned_ones_in_order() {
+        assert_eq!(MIGRATIONS.len(), PINNED.len(), "a migration was added or removed: pin it");
+        for (i, (m, &(version, name, sum))) in MIGRATIONS.iter().zip(PINNED).enumerate() {
+            assert_eq!((m.version, m.name, checksum(m.sql).as_str()), (version, name, sum));
             assert_eq!(m.version as usize, i + 1, "migration {}", m.name);
         }
         assert_eq!(SCHEMA_VERSION as usize, MIGRATIONS.len());

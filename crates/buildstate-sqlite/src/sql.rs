@@ -11,6 +11,9 @@
 //! SQL text, so quotes, SQL keywords and NUL bytes in names and messages are just data.
 
 use rusqlite::Connection;
+// The column lists are shared with the other SQL backend, as are the decoders that
+// read them (`buildstate_store::sql_rows`); only the JSON columns are named here.
+use buildstate_store::{artifact_columns, build_columns, event_columns, failure_columns, lease_columns};
 
 /// How long one connection waits for a lock before reporting busy, in the baseline.
 /// [`crate::SqliteStore`] replaces SQLite's timeout handler with a jittered one of the
@@ -42,45 +45,11 @@ pub fn configure(conn: &Connection) -> rusqlite::Result<()> {
     conn.execute_batch("PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON;")
 }
 
-/// The columns of a build row, in the order `rows::build_from_row` reads them.
-macro_rules! build_columns {
-    () => {
-        "id, number, platform, os, image_type, catalog_json, state, status, needs_intervention, \
-         attempt, attempt_started_at, created_at, started_at, ended_at, updated_at, created_by, \
-         ci_url, metadata_json, version, history_len, failure_count"
-    };
-}
-
-macro_rules! event_columns {
-    () => {
-        "build_id, seq, at, kind, state, attempt, actor, started_at, duration_ms, exit_code, \
-         message, log, from_state, forced"
-    };
-}
-
-macro_rules! failure_columns {
-    () => {
-        "build_id, number, state, attempt, at, failure_type, class, component, message, \
-         details_json, exit_code, resolved, resolution, resolved_at"
-    };
-}
-
-macro_rules! lease_columns {
-    () => {
-        "build_id, owner, host, pid, token, acquired_at, renewed_at, expires_at, released"
-    };
-}
-
-macro_rules! artifact_columns {
-    () => {
-        "name, kind, uri, region, size_bytes, sha256, created_at"
-    };
-}
-
 // ── the hot transition path (public: the benchmark's baseline runs these) ──────────
 
 /// `?1` = build id. Columns as in [`INSERT_BUILD`].
-pub const SELECT_BUILD_BY_ID: &str = concat!("SELECT ", build_columns!(), " FROM builds WHERE id = ?1");
+pub const SELECT_BUILD_BY_ID: &str =
+    concat!("SELECT ", build_columns!("catalog_json", "metadata_json"), " FROM builds WHERE id = ?1");
 
 /// `?1` = build id. The build's lease record, released or not (`lease_columns!` order:
 /// build_id, owner, host, pid, token, acquired_at, renewed_at, expires_at, released).
@@ -110,7 +79,7 @@ pub const INSERT_EVENT: &str = concat!(
 /// message, details_json, exit_code, resolved, resolution, resolved_at.
 pub const INSERT_FAILURE: &str = concat!(
     "INSERT INTO failures (",
-    failure_columns!(),
+    failure_columns!("details_json"),
     ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)"
 );
 
@@ -119,11 +88,12 @@ pub const INSERT_FAILURE: &str = concat!(
 /// `?1`..`?21`: the build columns, in order.
 pub const INSERT_BUILD: &str = concat!(
     "INSERT INTO builds (",
-    build_columns!(),
+    build_columns!("catalog_json", "metadata_json"),
     ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21)"
 );
 /// The start of every `list_builds` query; `builds.rs` appends fixed conditions.
-pub(crate) const SELECT_BUILDS: &str = concat!("SELECT ", build_columns!(), " FROM builds");
+pub(crate) const SELECT_BUILDS: &str =
+    concat!("SELECT ", build_columns!("catalog_json", "metadata_json"), " FROM builds");
 pub(crate) const BUILD_ID_BY_NUMBER: &str = "SELECT id FROM builds WHERE number = ?1";
 /// Build numbers in `[?1, ?2)`: a prefix range that uses the unique index and, unlike
 /// LIKE, gives `_` and `.` no special meaning.
@@ -138,7 +108,8 @@ pub(crate) const DELETE_BUILD: &str = "DELETE FROM builds WHERE id = ?1";
 pub(crate) const SELECT_EVENTS: &str =
     concat!("SELECT ", event_columns!(), " FROM events WHERE build_id = ?1 ORDER BY seq");
 /// The start of every `failures` query; `records.rs` appends fixed conditions.
-pub(crate) const SELECT_FAILURES: &str = concat!("SELECT ", failure_columns!(), " FROM failures");
+pub(crate) const SELECT_FAILURES: &str =
+    concat!("SELECT ", failure_columns!("details_json"), " FROM failures");
 /// `?1` build_id, `?2` number, `?3` resolution, `?4` resolved_at.
 pub(crate) const RESOLVE_FAILURE: &str =
     "UPDATE failures SET resolved = 1, resolution = ?3, resolved_at = ?4 WHERE build_id = ?1 AND number = ?2";

@@ -199,10 +199,6 @@ impl Tx for SqliteTx<'_> {
     }
 
     async fn held_leases(&mut self) -> StoreResult<Vec<(BuildNumber, Lease)>> {
-        rows::all(self.c(), sql::SELECT_HELD_LEASES, [], |r| {
-            let record = rows::lease(r)?;
-            let (_, number) = rows::id_and_number_at(r, 0, 9)?;
-            Ok((number, record.lease))
-        })
+        rows::all(self.c(), sql::SELECT_HELD_LEASES, [], rows::held_lease)
     }
 }

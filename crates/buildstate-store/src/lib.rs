@@ -15,6 +15,7 @@ mod guard;
 mod lease;
 mod naming;
 mod plan;
+pub mod sql_rows;
 mod store;
 
 pub use check::{check_artifact, check_catalog_item, check_lease_request, check_new_build};

@@ -50,6 +50,9 @@ struct Tally {
     milestones: BTreeMap<StateCode, u32>,
 }
 
+/// Drives one build under its lease. `wait` says what to do when another live runner
+/// holds it: `run` waits for it and reports what it achieved (two runs of one pipeline
+/// both succeed); a fleet worker does not wait — it moves on to another build.
 pub(super) async fn drive(
     store: Arc<dyn Store>,
     pipeline: &Pipeline,
@@ -57,6 +60,7 @@ pub(super) async fn drive(
     target: Target,
     progress: &mpsc::UnboundedSender<Progress>,
     stop: watch::Receiver<Option<i32>>,
+    wait: bool,
 ) -> BuildOutcome {
     let started = Instant::now();
     let b = &target.build;
@@ -74,6 +78,14 @@ pub(super) async fn drive(
             Ok(k) => break k,
             // Another live runner runs it: wait, and report what it achieved, so that
             // two `run`s of one pipeline both succeed when everything was delivered.
+            Err(StoreError::LeaseHeld { lease, .. }) if !wait => {
+                let why = format!(
+                    "not run: {} is running it; its lease expires at {}",
+                    lease.holder(),
+                    lease.expires_at
+                );
+                return not_started(&target, &why);
+            }
             Err(StoreError::LeaseHeld { lease, .. }) => {
                 match wait_for_holder(store.as_ref(), &lease, opts, stop.clone()).await {
                     Waited::Finished(build) => {

@@ -149,7 +149,7 @@ pub async fn run_pipeline(
             let outcome = if stop.borrow().is_some() {
                 build_loop::not_started(&target, "the run was interrupted before this build started")
             } else {
-                build_loop::drive(store, &pipeline, &opts, target, &progress, stop).await
+                build_loop::drive(store, &pipeline, &opts, target, &progress, stop, true).await
             };
             let _ = progress.send(Progress::Done(outcome.clone()));
             (index, outcome)

@@ -69,8 +69,16 @@ pub async fn work(
                 image_type: build.image_type.clone(),
             };
             let target = Target { cell, build, created: false };
-            let outcome =
-                build_loop::drive(store.clone(), &pipeline, &opts.run, target, &progress, stop.clone()).await;
+            let outcome = build_loop::drive(
+                store.clone(),
+                &pipeline,
+                &opts.run,
+                target,
+                &progress,
+                stop.clone(),
+                false,
+            )
+            .await;
             if outcome.taken {
                 let _ = progress.send(Progress::Done(outcome.clone()));
                 outcomes.push(outcome);

@@ -111,16 +111,32 @@ pub const MAX_DOCUMENT_BYTES: u64 = 64 * 1024 * 1024;
 /// a FIFO, a directory) and anything over `max` bytes without reading it into memory.
 /// Checked on the opened file, so a file swapped in between cannot slip through.
 pub fn read_file(path: &Path, what: &str, max: u64) -> Result<Vec<u8>, CliError> {
+    let f = open_regular(path, what)?;
+    read_capped(f, what, &path.display().to_string(), max)
+}
+
+/// Opens a file the user named for reading, refusing what is not a regular file. The
+/// check comes before `open`, because opening a FIFO blocks until somebody writes to it
+/// (`import fifo` hung for ever), and again on the opened file, so that one swapped in
+/// between cannot slip through.
+pub fn open_regular(path: &Path, what: &str) -> Result<std::fs::File, CliError> {
     let shown = path.display();
+    let refuse = || {
+        CliError::usage(format!("{what} {shown} is not a regular file"))
+            .with_hint("give the path of a file; use `-` to read from standard input where that is offered")
+    };
+    let meta =
+        std::fs::metadata(path).map_err(|e| CliError::usage(format!("cannot read {what} {shown}: {e}")))?;
+    if !meta.is_file() {
+        return Err(refuse());
+    }
     let f =
         std::fs::File::open(path).map_err(|e| CliError::usage(format!("cannot read {what} {shown}: {e}")))?;
-    let meta = f.metadata().map_err(|e| CliError::usage(format!("cannot read {what} {shown}: {e}")))?;
-    if !meta.is_file() {
-        return Err(CliError::usage(format!("{what} {shown} is not a regular file")).with_hint(
-            "give the path of a file; use `-` to read from standard input where that is offered",
-        ));
+    match f.metadata() {
+        Ok(m) if m.is_file() => Ok(f),
+        Ok(_) => Err(refuse()),
+        Err(e) => Err(CliError::usage(format!("cannot read {what} {shown}: {e}"))),
     }
-    read_capped(f, what, &shown.to_string(), max)
 }
 
 /// Reads and validates a pipeline file (bounded, regular files only).

@@ -56,6 +56,21 @@ pub struct Opened {
     pub schema_version: u32,
 }
 
+/// The store's own `logs` or `sync` directory, beside its anchor. The default SQLite
+/// file (`buildstate.db`) and the anchors of JSON and PostgreSQL stores (each in a
+/// directory of its own) use the plain names; any other SQLite file `NAME.db` gets
+/// `NAME.logs` / `NAME.sync`, so that two stores in one directory never share attempt
+/// logs or copy state (shared copy state let one machine's ETags become the base of
+/// another's writes).
+pub fn beside(anchor: &Path, what: &str) -> PathBuf {
+    match anchor.file_stem().and_then(|s| s.to_str()) {
+        Some(stem) if !matches!(stem, "buildstate" | "store") => {
+            anchor.with_file_name(format!("{stem}.{what}"))
+        }
+        _ => anchor.with_file_name(what),
+    }
+}
+
 /// Where a `--db` value points, before anything is opened.
 #[derive(Debug, PartialEq, Eq)]
 enum Spec {

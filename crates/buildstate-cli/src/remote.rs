@@ -3,24 +3,29 @@
 //! and `resume --from URL` all remember the same ETags and share one backlog.
 
 use std::path::{Path, PathBuf};
+
 use std::sync::Arc;
 
 use buildstate_sync::{SyncTarget, Syncer};
 
 use crate::exit::{CliError, Exit};
 
-/// The syncer for `url`, its state under `<dir of the local anchor>/sync/<url as a name>`.
+/// The syncer for `url`, its state under the store's own sync directory
+/// (`crate::open::beside`), in `<url as a name>`.
 pub fn syncer(url: &str, anchor: &Path) -> Result<Arc<Syncer>, CliError> {
     let target = SyncTarget::parse(url).map_err(|e| {
-        CliError::usage(format!("--sync {url}: {e}")).with_hint("use s3://, az://, gs:// or file:// URLs")
+        // `e` shows the URL without credentials or query; the raw one is never echoed.
+        CliError::usage(format!("--sync: {e}")).with_hint("use s3://, az://, gs:// or file:// URLs")
     })?;
     let slug: String = url
         .chars()
         .map(|c| if c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_') { c } else { '_' })
         .take(120)
         .collect();
-    let dir: PathBuf = anchor.parent().unwrap_or(Path::new(".")).join("sync").join(slug);
-    let syncer = Syncer::new(target, dir)
-        .map_err(|e| CliError::new(Exit::Unavailable, format!("cannot use the sync state for {url}: {e}")))?;
+    let dir: PathBuf = crate::open::beside(anchor, "sync").join(slug);
+    let shown = target.url().to_owned();
+    let syncer = Syncer::new(target, dir).map_err(|e| {
+        CliError::new(Exit::Unavailable, format!("cannot use the sync state for {shown}: {e}"))
+    })?;
     Ok(Arc::new(syncer))
 }

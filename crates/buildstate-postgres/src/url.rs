@@ -25,8 +25,11 @@ pub(crate) fn redact(conninfo: &str) -> String {
 
 /// `user:pass@host/db?password=x&…` → `user:***@host/db?password=***&…`.
 fn redact_url_rest(rest: &str) -> String {
-    // Like tokio-postgres, the userinfo runs up to the first `@`, wherever it is.
-    let (creds, tail) = match rest.find('@') {
+    // Whatever comes before the last `@` is treated as user info: a password with an
+    // unencoded `@`, `/` or `?` in it (`u:a@b@host`, `u:a?b@host`) is hidden whole,
+    // never in part, however the driver would split it. (An `@` later in the string
+    // hides more than needed, never less.)
+    let (creds, tail) = match rest.rfind('@') {
         Some(at) => (Some(&rest[..at]), &rest[at..]),
         None => (None, rest),
     };
@@ -158,6 +161,15 @@ pub(crate) fn use_schema(config: &mut Config, schema: &str) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn passwords_with_unencoded_at_or_question_marks_are_hidden_whole() {
+        for url in ["postgres://u:SEC@RET@127.0.0.1:1/db", "postgres://u:SEC?RET@127.0.0.1:1/db"] {
+            let shown = redact(url);
+            assert!(!shown.contains("SEC") && !shown.contains("RET"), "{url} → {shown}");
+            assert!(shown.contains("127.0.0.1:1/db"), "{shown}");
+        }
+    }
 
     #[test]
     fn passwords_are_replaced_in_urls() {

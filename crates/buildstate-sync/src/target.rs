@@ -30,6 +30,20 @@ pub struct SyncTarget {
     env: Env,
 }
 
+/// A URL as error messages may show it: without user info in the authority and
+/// without a query or fragment, where secrets live.
+fn shown(url: &str) -> String {
+    let url = url.split(['?', '#']).next().unwrap_or_default();
+    match url.split_once("://") {
+        Some((scheme, rest)) => {
+            let end = rest.find('/').unwrap_or(rest.len());
+            let authority = rest[..end].rsplit_once('@').map_or(&rest[..end], |(_, host)| host);
+            format!("{scheme}://{authority}{}", &rest[end..])
+        }
+        None => url.to_owned(),
+    }
+}
+
 impl SyncTarget {
     /// Parses `url`, taking endpoint and credential overrides from the process
     /// environment.
@@ -38,7 +52,12 @@ impl SyncTarget {
     }
 
     pub fn parse_with_env(url: &str, env: Env) -> Result<Self, SyncError> {
-        let bad = |reason: &str| SyncError::InvalidUrl { url: url.to_owned(), reason: reason.to_owned() };
+        let bad = |reason: &str| SyncError::InvalidUrl { url: shown(url), reason: reason.to_owned() };
+        if url.contains(['?', '#']) {
+            return Err(bad(
+                "query strings are not read (a SAS token or access token there would end up in logs): credentials come from the environment (AWS_*, AZURE_STORAGE_*, GOOGLE_*)",
+            ));
+        }
         let (scheme, rest) =
             url.split_once("://").ok_or_else(|| bad("expected s3://, az://, azure://, gs:// or file://"))?;
         let kind = match scheme.to_ascii_lowercase().as_str() {
@@ -66,6 +85,11 @@ impl SyncTarget {
             });
         }
         let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, ""));
+        if bucket.contains(['@', ':']) {
+            return Err(bad(
+                "credentials in the URL are not read: give them in the environment (AWS_*, AZURE_STORAGE_*, GOOGLE_*)",
+            ));
+        }
         if bucket.is_empty() {
             return Err(bad("missing bucket or container name"));
         }
@@ -86,7 +110,7 @@ impl SyncTarget {
     }
 
     /// The normalized URL (`s3://bucket/prefix`, `az://container/prefix`, …); it never
-    /// holds secrets.
+    /// holds secrets (URLs with credentials or query strings are refused by `parse`).
     pub fn url(&self) -> &str {
         &self.url
     }
@@ -125,6 +149,20 @@ mod tests {
 
     fn parse(url: &str) -> SyncTarget {
         SyncTarget::parse_with_env(url, Env::default()).unwrap_or_else(|e| panic!("{url}: {e}"))
+    }
+
+    #[test]
+    fn secrets_in_urls_are_refused_and_never_shown() {
+        for url in [
+            "az://acct/cont?sv=2020&sig=SASSECRET",
+            "https://acct.blob.core.windows.net/c?sig=SASSECRET",
+            "s3://KEYID:SASSECRET@bucket/x",
+            "gs://bucket/x?access_token=SASSECRET",
+            "gs://bucket/x#SASSECRET",
+        ] {
+            let err = SyncTarget::parse(url).expect_err(url).to_string();
+            assert!(!err.contains("SASSECRET"), "{url}: {err}");
+        }
     }
 
     #[test]

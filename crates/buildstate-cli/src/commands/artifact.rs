@@ -97,7 +97,7 @@ fn check_matches(what: &str, given: Option<String>, actual: &str, path: &Path) -
 /// Size and SHA-256 of a file, read in chunks so that a 30 GiB disk image is fine.
 fn measure(path: &Path) -> Result<(u64, Sha256Hex), CliError> {
     let cannot = |e: std::io::Error| CliError::usage(format!("cannot read {}: {e}", path.display()));
-    let mut file = std::fs::File::open(path).map_err(cannot)?;
+    let mut file = crate::input::open_regular(path, "the artifact file")?;
     let mut hasher = Sha256::new();
     let mut buf = vec![0u8; 1 << 20];
     let mut size = 0u64;

@@ -10,7 +10,12 @@ pub const HIDDEN: &str = "***";
 /// Text that is not a URL is returned as it is.
 pub fn url(text: &str) -> String {
     let Some((scheme, rest)) = text.split_once("://") else { return text.to_owned() };
-    let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    // The user info runs to the last `@`, so that a password with an unencoded `?`,
+    // `#`, `/` or `@` in it is hidden whole (an `@` further on hides more, never less).
+    let authority_end = match rest.rfind('@') {
+        Some(at) => at + 1 + rest[at + 1..].find(['/', '?', '#']).unwrap_or(rest.len() - at - 1),
+        None => rest.find(['/', '?', '#']).unwrap_or(rest.len()),
+    };
     let (authority, tail) = rest.split_at(authority_end);
     let authority = match authority.rsplit_once('@') {
         Some((userinfo, host)) => match userinfo.split_once(':') {
@@ -48,6 +53,15 @@ fn is_secret(param: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn passwords_with_unencoded_at_or_question_marks_are_hidden_whole() {
+        for u in ["postgres://u:SEC@RET@127.0.0.1:1/db", "postgres://u:SEC?RET@127.0.0.1:1/db"] {
+            let shown = url(u);
+            assert!(!shown.contains("SEC") && !shown.contains("RET"), "{u} → {shown}");
+            assert!(shown.ends_with("@127.0.0.1:1/db"), "{shown}");
+        }
+    }
 
     #[test]
     fn passwords_and_credential_parameters_are_hidden() {

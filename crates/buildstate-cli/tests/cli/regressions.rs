@@ -276,3 +276,121 @@ fn configured_retry_policies_apply_to_state_fail_and_exec() {
     let shown = env.json(&["build", "show", &c]);
     assert_eq!(shown["build"]["needs_intervention"], true, "exec used the configured policy too: {shown}");
 }
+
+/// Hostile review: two stores in one directory shared their copy state (and logs), so
+/// one machine's ETags became the base of the other's writes and a diverged copy was
+/// overwritten. Each store has its own now: the copy keeps the first line of history,
+/// both sides see the divergence.
+#[test]
+fn two_stores_in_one_directory_never_overwrite_each_others_copies() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let copies = format!("file://{}", dir.path().join("copies").display());
+    let db = |name: &str| dir.path().join(name).display().to_string();
+    let run = |store: &str, actor: &str, args: &[&str]| {
+        let out = crate::common::bare_cmd()
+            .env("BUILDSTATE_DB", db(store))
+            .env("BUILDSTATE_SYNC", &copies)
+            .env("BUILDSTATE_ACTOR", actor)
+            .args(args)
+            .output()
+            .expect("run buildstate");
+        (out.status.code(), String::from_utf8_lossy(&out.stdout).into_owned())
+    };
+    let (code, number) = run(
+        "a.db",
+        "a",
+        &["build", "create", "--platform", "azure", "--os", "rhel-9.6", "--image", "base", "--add-missing"],
+    );
+    assert_eq!(code, Some(0));
+    let number = number.trim().to_owned();
+    run("a.db", "a", &["state", "complete", &number, "0"]);
+    assert_eq!(run("c.db", "c", &["resume", &number, "--from", &copies]).0, Some(0));
+    run("c.db", "c", &["state", "start", &number, "5"]);
+    run("c.db", "c", &["state", "complete", &number, "5"]);
+    // A continues from its own v3: diverged, however far it gets.
+    run("a.db", "a", &["state", "start", &number, "5"]);
+    run("a.db", "a", &["state", "fail", &number, "5", "--type", "t", "--class", "transient", "--error", "x"]);
+    run("a.db", "a", &["retry", &number]);
+    let copy = std::fs::read_dir(dir.path().join("copies/azure"))
+        .expect("copies")
+        .flatten()
+        .map(|e| e.path().join("state.json"))
+        .next()
+        .expect("the copy");
+    let doc: serde_json::Value = serde_json::from_str(&read(&copy)).expect("json");
+    let actors: Vec<&str> =
+        doc["history"].as_array().expect("history").iter().filter_map(|e| e["actor"].as_str()).collect();
+    assert!(
+        !actors.contains(&"a")
+            || actors.iter().rposition(|a| *a == "c") > actors.iter().rposition(|a| *a == "a"),
+        "c's line survives: {actors:?}"
+    );
+    assert_eq!(actors.last(), Some(&"c"), "the copy is still c's: {actors:?}");
+    let (code, out) = run("a.db", "a", &["sync", "status"]);
+    assert_eq!(code, Some(5), "a sees the divergence: {out}");
+    assert!(out.contains("diverged"), "{out}");
+    assert_ne!(dir.path().join("a.sync"), dir.path().join("c.sync"));
+    assert!(dir.path().join("a.sync").is_dir() && dir.path().join("c.sync").is_dir(), "copy state per store");
+}
+
+/// Hostile review: a FIFO hung `import`, `run`, `--catalog`, `--error @FILE` and
+/// `artifact add --file` for ever (opening it waits for a writer), and `artifact add
+/// --file /dev/zero` hashed without end. Each is refused with exit 2 at once.
+#[test]
+fn fifos_and_devices_are_refused_without_waiting() {
+    let env = Env::new().with_catalog();
+    let b = env.build("fifo-1");
+    let fifo = env.path("fifo");
+    let made = std::process::Command::new("mkfifo").arg(&fifo).status().expect("mkfifo");
+    assert!(made.success());
+    let f = fifo.to_str().expect("utf-8").to_owned();
+    let at_f = format!("@{f}");
+    let started = std::time::Instant::now();
+    for args in [
+        vec!["import", f.as_str()],
+        vec!["run", f.as_str()],
+        vec![
+            "build",
+            "create",
+            "--platform",
+            "aws-commercial",
+            "--os",
+            "rhel-9.6",
+            "--image",
+            "base",
+            "--catalog",
+            f.as_str(),
+        ],
+        vec!["state", "fail", &b, "0", "--type", "t", "--class", "transient", "--error", at_f.as_str()],
+        vec![
+            "artifact",
+            "add",
+            &b,
+            "--name",
+            "a",
+            "--kind",
+            "image",
+            "--uri",
+            "file:///x",
+            "--file",
+            f.as_str(),
+        ],
+        vec![
+            "artifact",
+            "add",
+            &b,
+            "--name",
+            "a",
+            "--kind",
+            "image",
+            "--uri",
+            "file:///x",
+            "--file",
+            "/dev/zero",
+        ],
+    ] {
+        let err = env.fails_unchanged(&b, &args, 2);
+        assert!(err.contains("not a regular file"), "{args:?}: {err}");
+    }
+    assert!(started.elapsed() < std::time::Duration::from_secs(30), "nothing waited on the FIFO");
+}

@@ -29,3 +29,17 @@ pub fn syncer(url: &str, anchor: &Path) -> Result<Arc<Syncer>, CliError> {
     })?;
     Ok(Arc::new(syncer))
 }
+
+/// The exit code of a sync failure: a copy that is not a valid document is a bad
+/// document (7), like an import; a copy that kept changing is a conflict (5); a bad
+/// target is usage (2); the rest means the endpoint is unavailable (6).
+pub fn sync_error(e: buildstate_sync::SyncError, context: &str) -> CliError {
+    use buildstate_sync::SyncError as E;
+    let exit = match &e {
+        E::Corrupt { .. } => Exit::BadDocument,
+        E::Contended { .. } => Exit::Conflict,
+        E::InvalidUrl { .. } | E::Ambiguous { .. } => Exit::Usage,
+        _ => Exit::Unavailable,
+    };
+    CliError::new(exit, format!("{context}: {e}"))
+}

@@ -40,7 +40,13 @@ pub enum CatalogError {
         "milestone {code} has the name `{name}`, which is not valid: use 1-64 characters from a-z, 0-9, `.`, `_` and `-`, starting with a letter or digit"
     )]
     BadName { code: StateCode, name: String },
-    #[error("the {field} of milestone {code} must be at most {MAX_MILESTONE_TEXT} bytes on one line")]
+    #[error(
+        "milestone {code} is named `{name}` like an earlier one; milestone names are unique (they name logs)"
+    )]
+    DuplicateName { code: StateCode, name: String },
+    #[error(
+        "the {field} of milestone {code} must be at most {MAX_MILESTONE_TEXT} bytes on one line, without control characters"
+    )]
     BadText { code: StateCode, field: &'static str },
 }
 
@@ -99,7 +105,14 @@ impl StateCatalog {
                 return Err(CatalogError::NotAscending { after: pair[0].code, code: pair[1].code });
             }
         }
+        let mut names = std::collections::BTreeSet::new();
         for m in &milestones {
+            if !names.insert(m.name.as_str()) {
+                return Err(CatalogError::DuplicateName {
+                    code: m.code,
+                    name: crate::text::shorten(&m.name, 40),
+                });
+            }
             if m.name.trim().is_empty() {
                 return Err(CatalogError::EmptyName(m.code));
             }
@@ -211,6 +224,13 @@ mod tests {
         m.tool = "ansible\u{1b}[31m".into();
         let c = StateCatalog::new(vec![milestone(0, "a"), m, milestone(100, "z")]);
         assert!(matches!(c, Err(CatalogError::BadText { field: "tool", .. })), "{c:?}");
+        let c = StateCatalog::new(vec![
+            milestone(0, "a"),
+            milestone(25, "x"),
+            milestone(30, "x"),
+            milestone(100, "z"),
+        ]);
+        assert!(matches!(c, Err(CatalogError::DuplicateName { .. })), "{c:?}");
     }
 
     fn milestone(n: i64, name: &str) -> Milestone {

@@ -50,9 +50,11 @@ impl SyncedStore {
                 %error,
                 "object storage unreachable; the copy waits in the backlog (`buildstate sync push` retries)"
             ),
-            Ok(other) => {
-                tracing::warn!(build = %doc.build_number, outcome = ?other, "the remote copy was not replaced")
-            }
+            Ok(other) => tracing::warn!(
+                build = %doc.build_number,
+                "the remote copy was not replaced: {}; see `buildstate sync status`",
+                describe(&other)
+            ),
             Err(e) => {
                 tracing::warn!(build = %doc.build_number, error = %e, "cannot copy the build to object storage")
             }
@@ -185,5 +187,22 @@ impl Store for SyncedStore {
 
     async fn break_lease(&self, id: BuildId) -> StoreResult<Option<Lease>> {
         self.inner.break_lease(id).await
+    }
+}
+
+/// A push outcome in words, for people (never Rust debug text).
+fn describe(outcome: &PushOutcome) -> String {
+    match outcome {
+        PushOutcome::Pushed { .. } | PushOutcome::AlreadyThere => "it is up to date".to_owned(),
+        PushOutcome::RemoteNewer { local_version, remote_version } => {
+            format!("the copy is newer (version {remote_version}, here {local_version}); pull it")
+        }
+        PushOutcome::Diverged { local_version, remote_version } => format!(
+            "another machine continued this build from the same copy (there version {remote_version}, here {local_version}); keep one line"
+        ),
+        PushOutcome::OtherBuild { remote_build_id } => {
+            format!("the path holds another build ({remote_build_id})")
+        }
+        PushOutcome::Backlogged { error } => format!("kept in the backlog: {error}"),
     }
 }

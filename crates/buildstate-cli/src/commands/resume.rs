@@ -178,8 +178,12 @@ async fn pull(url: &str, reference: &str, ctx: &Ctx) -> Result<Build, CliError> 
     let doc = syncer
         .pull(&number, None)
         .await
-        .map_err(|e| CliError::new(Exit::Unavailable, format!("cannot pull {number} from {url}: {e}")))?
-        .ok_or_else(|| CliError::not_found(format!("{url} has no copy of build {number}")))?;
+        .map_err(|e| {
+            crate::remote::sync_error(e, &format!("cannot pull {number} from {}", syncer.target().url()))
+        })?
+        .ok_or_else(|| {
+            CliError::not_found(format!("{} has no copy of build {number}", syncer.target().url()))
+        })?;
     super::sync::import_if_newer(ctx, doc).await
 }
 

@@ -77,7 +77,7 @@ pub async fn run(a: Args, ctx: &Ctx) -> Result<Exit, CliError> {
             let Some(doc) = syncer
                 .pull(&number, provider.as_deref())
                 .await
-                .map_err(|e| CliError::new(Exit::Unavailable, e.to_string()))?
+                .map_err(|e| crate::remote::sync_error(e, "cannot pull"))?
             else {
                 return Err(CliError::not_found(format!(
                     "{} has no copy of build {number}",

@@ -394,3 +394,23 @@ fn fifos_and_devices_are_refused_without_waiting() {
     }
     assert!(started.elapsed() < std::time::Duration::from_secs(30), "nothing waited on the FIFO");
 }
+
+/// Hostile review: a pulled copy that fails validation is a bad document (exit 7, like
+/// an import), not "unavailable" (6).
+#[test]
+fn a_pulled_copy_that_no_history_explains_is_exit_7() {
+    let env = Env::new().with_catalog();
+    let b = env.build("pulled-1");
+    let mut doc: serde_json::Value = serde_json::from_str(&env.export(&b)).expect("json");
+    doc["history"][0]["kind"] = serde_json::json!("completed");
+    let dir = env.path("copies/aws/pulled-1");
+    std::fs::create_dir_all(&dir).expect("mkdir");
+    std::fs::write(dir.join("state.json"), doc.to_string()).expect("write");
+    let url = format!("file://{}", env.path("copies").display());
+    let fresh = Env::new();
+    let r =
+        fresh.cmd().env("BUILDSTATE_SYNC", &url).args(["sync", "pull", "pulled-1"]).output().expect("run");
+    assert_eq!(r.status.code(), Some(7), "{r:?}");
+    let r = fresh.cmd().args(["resume", "pulled-1", "--from", &url]).output().expect("run");
+    assert_eq!(r.status.code(), Some(7), "{r:?}");
+}

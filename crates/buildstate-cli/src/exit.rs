@@ -17,13 +17,18 @@
 //! |   10 | `Delivered`         | `resume`: nothing to do, the build is delivered               |
 //! |   11 | `NeedsIntervention` | `resume`: retries exhausted or persistent failure             |
 //! |   12 | `Cancelled`         | `resume`: the build is cancelled                              |
-//! |    8 | `Undelivered`       | `run`/`demo`: some build did not reach 100                    |
-//! |  130 | `Interrupted`       | `run`: stopped by SIGINT (the attempt is recorded as interrupted) |
+//! |    8 | `Undelivered`       | `run`/`demo`/`worker --exit-when-idle`: a build did not reach 100 |
+//! |  130 | `Interrupted`       | `run`, `worker`: stopped by SIGINT (the attempt is recorded as interrupted) |
 //! |  143 | `Terminated`        | `run`: stopped by SIGTERM                                     |
 //! |  any | `Passthrough`       | `exec`: the wrapped command's own exit code                   |
+//!
+//! Errors reach a code through one mapping per library error type: `From<StoreError>`
+//! and `From<RunError>` below, each an exhaustive match, each pinned by a test over every
+//! variant.
 
 use std::fmt;
 
+use buildstate_runner::dispatch::RunError;
 use buildstate_store::StoreError;
 
 /// A process exit code with a name (see the module table).
@@ -202,6 +207,22 @@ impl From<StoreError> for CliError {
     }
 }
 
+impl From<RunError> for CliError {
+    /// The runner's errors (`run`, `exec`, `enqueue`, `worker`, `demo`): the store's by
+    /// their own mapping, the rest by kind. No wildcard: a new variant does not compile
+    /// until it has a code here.
+    fn from(e: RunError) -> Self {
+        match e {
+            RunError::Store(e) => e.into(),
+            RunError::NothingSelected { .. } => CliError::usage(e.to_string()),
+            RunError::LeaseTtl { .. } => CliError::usage(e.to_string())
+                .with_hint("pass --lease-ttl between 3s and 24h, e.g. 90s or 10m"),
+            RunError::Metadata(_) | RunError::TaskFailed(_) => CliError::internal(e.to_string())
+                .with_hint("set BUILDSTATE_LOG=debug for details, and report it if it persists"),
+        }
+    }
+}
+
 /// Errors writing our own output (stdout, `--output FILE`).
 pub fn io_error(what: &str, e: &std::io::Error) -> CliError {
     CliError::internal(format!("cannot {what}: {e}"))
@@ -242,10 +263,8 @@ mod tests {
         assert_eq!(one_line("a\nb\r\x1b[31mc\n"), "a b ?[31mc");
     }
 
-    #[test]
-    fn store_errors_map_to_their_kind() {
-        let number = BuildNumber::new("b-1").expect("valid number");
-        let lease = Lease {
+    fn lease() -> Lease {
+        Lease {
             build_id: BuildId::generate(1_000, 0),
             owner: "runner".into(),
             host: "host".into(),
@@ -254,28 +273,91 @@ mod tests {
             acquired_at: jiff::Timestamp::UNIX_EPOCH,
             renewed_at: jiff::Timestamp::UNIX_EPOCH,
             expires_at: jiff::Timestamp::MAX,
-        };
-        let cases = [
-            (StoreError::BuildNotFound("x".into()), Exit::NotFound),
-            (
-                StoreError::AmbiguousRef { reference: "r".into(), count: 2, candidates: "a, b".into() },
-                Exit::Usage,
-            ),
-            (StoreError::Busy { waited_ms: 5 }, Exit::Unavailable),
-            (StoreError::AlreadyExists { what: "build", key: "k".into() }, Exit::Conflict),
-            (StoreError::InvalidInput("bad".into()), Exit::Usage),
-            (StoreError::LeaseHeld { build: number.clone(), lease: Box::new(lease.clone()) }, Exit::Conflict),
-            (
-                StoreError::StaleLease {
-                    build: number,
-                    token: LeaseToken::first(1),
-                    current: Some(Box::new(lease)),
-                },
-                Exit::Conflict,
-            ),
+        }
+    }
+
+    /// The README's exit code for `e`'s kind of error, written down apart from the
+    /// mapping, with the variant's name. No wildcard: a new variant of `RunError` or
+    /// `StoreError` does not compile until it is given its code here — and then
+    /// `every_runner_error_has_its_exit_code` fails until it has a case (and the count).
+    fn documented(e: &RunError) -> (&'static str, Exit) {
+        match e {
+            RunError::Store(s) => match s {
+                StoreError::BuildNotFound(_) => ("BuildNotFound", Exit::NotFound),
+                StoreError::AmbiguousRef { .. } => ("AmbiguousRef", Exit::Usage),
+                StoreError::CatalogItemNotFound { .. } => ("CatalogItemNotFound", Exit::NotFound),
+                StoreError::CatalogItemInUse { .. } => ("CatalogItemInUse", Exit::Conflict),
+                StoreError::AlreadyExists { .. } => ("AlreadyExists", Exit::Conflict),
+                StoreError::FailureNotFound { .. } => ("FailureNotFound", Exit::NotFound),
+                StoreError::Rejected(_) => ("Rejected", Exit::Rejected),
+                StoreError::Conflict { .. } => ("Conflict", Exit::Conflict),
+                StoreError::LeaseHeld { .. } => ("LeaseHeld", Exit::Conflict),
+                StoreError::StaleLease { .. } => ("StaleLease", Exit::Conflict),
+                StoreError::InvalidInput(_) => ("InvalidInput", Exit::Usage),
+                StoreError::Document(_) => ("Document", Exit::BadDocument),
+                StoreError::Unavailable { .. } => ("Unavailable", Exit::Unavailable),
+                StoreError::Busy { .. } => ("Busy", Exit::Unavailable),
+                StoreError::Backend { .. } => ("Backend", Exit::Internal),
+            },
+            RunError::NothingSelected { .. } => ("NothingSelected", Exit::Usage),
+            RunError::LeaseTtl { .. } => ("LeaseTtl", Exit::Usage),
+            RunError::Metadata(_) => ("Metadata", Exit::Internal),
+            RunError::TaskFailed(_) => ("TaskFailed", Exit::Internal),
+        }
+    }
+
+    /// One error of every variant the runner can fail with goes through the one mapping
+    /// (`run`, `exec`, `enqueue`, `worker` and `demo` all use it) to its documented code.
+    #[test]
+    fn every_runner_error_has_its_exit_code() {
+        use buildstate_core::{CatalogKind, DocumentError, Name, Rejection, TextError};
+        let number = || BuildNumber::new("b-1").expect("valid number");
+        let store = RunError::Store;
+        let cases: Vec<RunError> = vec![
+            store(StoreError::BuildNotFound("x".into())),
+            store(StoreError::AmbiguousRef { reference: "r".into(), count: 2, candidates: "a, b".into() }),
+            store(StoreError::CatalogItemNotFound {
+                kind: CatalogKind::Os,
+                name: "x".into(),
+                known: "y".into(),
+            }),
+            store(StoreError::CatalogItemInUse { kind: CatalogKind::Os, name: "x".into(), builds: 1 }),
+            store(StoreError::AlreadyExists { what: "build", key: "k".into() }),
+            store(StoreError::FailureNotFound { build: number(), number: 1 }),
+            store(StoreError::Rejected(Rejection::SkipDelivery { build: number() })),
+            store(StoreError::Conflict { build: number(), expected: 1, found: 2 }),
+            store(StoreError::LeaseHeld { build: number(), lease: Box::new(lease()) }),
+            store(StoreError::StaleLease {
+                build: number(),
+                token: LeaseToken::first(1),
+                current: Some(Box::new(lease())),
+            }),
+            store(StoreError::InvalidInput("bad".into())),
+            store(StoreError::Document(DocumentError::Inconsistent("x".into()))),
+            store(StoreError::Unavailable { location: "l".into(), reason: "r".into() }),
+            store(StoreError::Busy { waited_ms: 5 }),
+            store(StoreError::backend("reading", std::io::Error::other("disk"))),
+            RunError::NothingSelected {
+                pipeline: Name::new("p").expect("valid name"),
+                filter: "--only os=x".into(),
+                matrix: vec!["a/b/c".into()],
+            },
+            RunError::LeaseTtl { given: std::time::Duration::from_secs(1) },
+            RunError::Metadata(TextError::BadKey("k".into())),
+            RunError::TaskFailed("panicked".into()),
         ];
-        for (e, exit) in cases {
-            assert_eq!(CliError::from(e).exit, exit);
+        let mut named: Vec<&str> = cases.iter().map(|e| documented(e).0).collect();
+        named.sort_unstable();
+        named.dedup();
+        assert_eq!(named.len(), cases.len(), "one case per variant: {named:?}");
+        // 15 store errors + 4 of the runner's own: raise it with the new variant's case.
+        assert_eq!(cases.len(), 19, "every variant of RunError and StoreError has a case");
+        for e in cases {
+            let (name, exit) = documented(&e);
+            let message = e.to_string();
+            let err = CliError::from(e);
+            assert_eq!(err.exit, exit, "{name}: {message}");
+            assert!(!err.to_string().is_empty(), "{name}");
         }
     }
 

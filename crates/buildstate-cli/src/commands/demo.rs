@@ -11,7 +11,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use buildstate_core::{CatalogItem, ImageType, Name, OsVersion, Platform, StateCatalog};
-use buildstate_runner::dispatch::{RunOptions, RunSummary};
+use buildstate_runner::dispatch::{LeaseTtl, RunOptions, RunSummary};
 use buildstate_runner::pipeline::{MatrixFilter, Pipeline};
 use buildstate_sqlite::SqliteStore;
 use buildstate_store::StoreError;
@@ -107,7 +107,7 @@ pub async fn run(a: Args) -> Result<Exit, CliError> {
         build: None,
         fresh: false,
         actor: "demo".to_owned(),
-        lease_ttl: Duration::from_secs(10),
+        lease_ttl: LeaseTtl::new(Duration::from_secs(10))?,
         logs_dir: dir.join("logs"),
         grace: Duration::from_secs(2),
         store_location: db_path.display().to_string(),

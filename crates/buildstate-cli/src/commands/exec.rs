@@ -53,7 +53,7 @@ pub async fn run(a: Args, ctx: &Ctx) -> Result<Exit, CliError> {
     let outcome = match track(ctx.store.clone(), &build, a.code, a.command, &opts, stop).await {
         Ok(o) => o,
         Err(RunError::Store(e)) => return Err(super::state::with_skip_hint(&build, e)),
-        Err(e) => return Err(CliError::internal(e.to_string())),
+        Err(e) => return Err(e.into()),
     };
     // The exit code of the command, as a shell would report it.
     let code = match outcome.result.end {

@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use buildstate_runner::dispatch::{RunOptions, WorkerOptions, enqueue, hostname, work};
+use buildstate_runner::dispatch::{RunOptions, WorkerOptions, enqueue, hostname, select_cells, work};
 use buildstate_runner::pipeline::{MatrixFilter, Pipeline};
 use tokio::sync::mpsc;
 
@@ -41,7 +41,8 @@ pub struct WorkerArgs {
     /// How long to wait before looking again when every open build is taken
     #[arg(long, default_value = "2s", value_parser = parse_duration, value_name = "DURATION")]
     poll: Duration,
-    /// Exit once the pipeline has no build left to run
+    /// Exit once the pipeline has no build left to run: 0 if every build this worker ran
+    /// is delivered, 8 if not
     #[arg(long)]
     exit_when_idle: bool,
     #[command(flatten)]
@@ -70,9 +71,11 @@ fn options(ctx: &Ctx, filter: MatrixFilter, fresh: bool, actor: String, runner: 
 
 pub async fn enqueue_run(a: EnqueueArgs, ctx: &Ctx) -> Result<(), CliError> {
     let (pipeline, filter) = load(&a.pipeline, &a.only)?;
+    // Before any build is created, as `run` does.
+    let cells = select_cells(&pipeline, &filter)?;
+    crate::catalog_hint::ensure_cells(ctx.store.as_ref(), &cells, false).await?;
     let opts = options(ctx, filter, a.fresh, ctx.actor.clone(), &RunnerArgs::default());
-    let builds =
-        enqueue(ctx.store.as_ref(), &pipeline, &opts).await.map_err(|e| CliError::internal(e.to_string()))?;
+    let builds = enqueue(ctx.store.as_ref(), &pipeline, &opts).await?;
     if ctx.json {
         return output::json(&builds.iter().map(output::BuildView::new).collect::<Vec<_>>());
     }
@@ -98,15 +101,27 @@ pub async fn worker_run(a: WorkerArgs, ctx: &Ctx) -> Result<Exit, CliError> {
     let printer = tokio::spawn(progress::print(rx, ctx.json));
     let summary = work(ctx.store.clone(), Arc::new(pipeline), opts, tx, stop).await;
     let _ = printer.await;
-    let summary = summary.map_err(|e| CliError::internal(e.to_string()))?;
+    let summary = summary?;
     let delivered = summary.outcomes.iter().filter(|o| o.delivered()).count();
     output::line(format!("worker {name}: ran {} build(s), {delivered} delivered", summary.outcomes.len()))?;
-    // SIGTERM is how service managers stop a worker: the step was stopped and recorded,
-    // the lease released — a clean exit. SIGINT (a person's Ctrl-C) reports 130.
-    Ok(match summary.interrupted {
+    if !summary.undelivered.is_empty() {
+        let numbers: Vec<String> = summary.undelivered.iter().map(ToString::to_string).collect();
+        output::line(format!("not delivered: {}", numbers.join(", ")))?;
+    }
+    Ok(worker_exit(summary.interrupted, summary.undelivered.len()))
+}
+
+/// SIGTERM is how service managers stop a worker: the step was stopped and recorded, the
+/// lease released — a clean exit, 0. SIGINT (a person's Ctrl-C) reports 130. A worker
+/// that ran out of work (`--exit-when-idle`) says 8 if a build it ran is not delivered,
+/// as `run` does: a CI job of workers must not pass with a build stuck at 45.
+fn worker_exit(interrupted: Option<i32>, undelivered: usize) -> Exit {
+    match interrupted {
         Some(2) => Exit::Interrupted,
-        _ => Exit::Ok,
-    })
+        Some(_) => Exit::Ok,
+        None if undelivered > 0 => Exit::Undelivered,
+        None => Exit::Ok,
+    }
 }
 
 /// `workers`: who holds which builds, from the leases (a worker holds one lease per

@@ -4,7 +4,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use buildstate_runner::dispatch::{RunOptions, RunSummary, run_pipeline};
+use buildstate_runner::dispatch::{LeaseTtl, RunOptions, RunSummary, run_pipeline, select_cells};
 use buildstate_runner::pipeline::{MatrixFilter, Pipeline};
 use tokio::sync::mpsc;
 
@@ -40,9 +40,9 @@ pub struct Args {
 /// Settings shared by `run`, `exec` and `demo`.
 #[derive(Debug, Clone, clap::Args)]
 pub struct RunnerArgs {
-    /// How long a runner's lease on a build lives without a heartbeat (90s, 2m, …)
-    #[arg(long, default_value = "60s", value_parser = parse_duration, value_name = "DURATION")]
-    pub lease_ttl: Duration,
+    /// How long a runner's lease on a build lives without a heartbeat (90s, 2m, …; 3s to 24h)
+    #[arg(long, default_value = "60s", value_parser = parse_lease_ttl, value_name = "DURATION")]
+    pub lease_ttl: LeaseTtl,
     /// Between SIGTERM and SIGKILL when a step is stopped
     #[arg(long, default_value = "5s", value_parser = parse_duration, value_name = "DURATION")]
     pub grace: Duration,
@@ -54,13 +54,13 @@ pub struct RunnerArgs {
 impl Default for RunnerArgs {
     /// The same defaults as the flags.
     fn default() -> Self {
-        RunnerArgs { lease_ttl: Duration::from_secs(60), grace: Duration::from_secs(5), logs_dir: None }
+        RunnerArgs { lease_ttl: LeaseTtl::DEFAULT, grace: Duration::from_secs(5), logs_dir: None }
     }
 }
 
 impl RunnerArgs {
     pub fn logs_dir(&self, ctx: &Ctx) -> PathBuf {
-        self.logs_dir.clone().unwrap_or_else(|| ctx.db_path.with_file_name("logs"))
+        self.logs_dir.clone().unwrap_or_else(|| crate::open::beside(&ctx.db_path, "logs"))
     }
 }
 
@@ -71,13 +71,20 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
     Duration::try_from(d).ok().filter(|d| !d.is_zero()).ok_or_else(|| format!("`{s}` must be more than zero"))
 }
 
+/// `--lease-ttl`: a duration in the range the runner accepts, checked while the command
+/// line is parsed (exit 2), so a bad value never reaches the store.
+pub fn parse_lease_ttl(s: &str) -> Result<LeaseTtl, String> {
+    LeaseTtl::new(parse_duration(s)?).map_err(|e| e.to_string())
+}
+
 pub async fn run(a: Args, ctx: &Ctx) -> Result<Exit, CliError> {
     let pipeline = crate::input::pipeline(&a.pipeline)?;
     let filter = MatrixFilter::parse(&a.only).map_err(|e| CliError::usage(e.to_string()))?;
     if a.build.is_none() {
-        // Before any build is created: a missing name says which command adds it.
-        crate::catalog_hint::ensure_cells(ctx.store.as_ref(), &pipeline.cells(&filter), a.add_missing)
-            .await?;
+        // Before any build is created: a filter that selects nothing, and a name missing
+        // from the catalog (with the command that adds it).
+        let cells = select_cells(&pipeline, &filter)?;
+        crate::catalog_hint::ensure_cells(ctx.store.as_ref(), &cells, a.add_missing).await?;
     }
     let opts = RunOptions {
         filter,
@@ -102,7 +109,7 @@ pub async fn execute(ctx: &Ctx, pipeline: Arc<Pipeline>, opts: RunOptions) -> Re
     let printer = tokio::spawn(progress::print(rx, ctx.json || output::quiet()));
     let summary = run_pipeline(ctx.store.clone(), pipeline, opts, tx, stop).await;
     let _ = printer.await;
-    summary.map_err(|e| CliError::internal(e.to_string()))
+    Ok(summary?)
 }
 
 /// 0 when every build is delivered; 130/143 after SIGINT/SIGTERM; 8 otherwise.

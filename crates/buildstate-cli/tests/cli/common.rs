@@ -390,9 +390,10 @@ impl Drop for Runner {
     }
 }
 
-/// The flags of every test run, unless the test gives its own: a short lease, so that
-/// a killed runner's build is taken over quickly, and a short grace.
-pub const RUN_FLAGS: &[(&str, &str)] = &[("--lease-ttl", "1s"), ("--grace", "1s")];
+/// The flags of every test run, unless the test gives its own: the shortest lease the
+/// runner accepts, so that a killed runner's build is taken over quickly, and a short
+/// grace.
+pub const RUN_FLAGS: &[(&str, &str)] = &[("--lease-ttl", "3s"), ("--grace", "1s")];
 
 /// `run PIPELINE --json`, [`RUN_FLAGS`] that `args` does not set, then `args`.
 fn run_args<'a>(pipeline: &'a Path, args: &[&'a str]) -> Vec<&'a str> {

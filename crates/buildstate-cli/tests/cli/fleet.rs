@@ -81,7 +81,7 @@ fn worker(env: &Env, name: &str, pipeline: &std::path::Path) -> Child {
     let log = std::fs::File::create(env.path(&format!("{name}.log"))).expect("log");
     let mut c = env.std_cmd();
     c.args(["worker", pipeline.to_str().expect("utf-8"), "--name", name, "--exit-when-idle"])
-        .args(["--poll", "200ms", "--lease-ttl", "2s", "--grace", "1s"])
+        .args(["--poll", "200ms", "--lease-ttl", "3s", "--grace", "1s"])
         .stdin(Stdio::null())
         .stdout(log.try_clone().expect("log"))
         .stderr(log);

@@ -74,7 +74,7 @@ pub(super) async fn drive(
         _ => {}
     }
     let keeper = loop {
-        match LeaseKeeper::acquire(store.clone(), b.id, &opts.actor, opts.lease_ttl).await {
+        match LeaseKeeper::acquire(store.clone(), b.id, &opts.actor, opts.lease_ttl.get()).await {
             Ok(k) => break k,
             // Another live runner runs it: wait, and report what it achieved, so that
             // two `run`s of one pipeline both succeed when everything was delivered.
@@ -170,7 +170,7 @@ async fn wait_for_holder(
     opts: &RunOptions,
     mut stop: watch::Receiver<Option<i32>>,
 ) -> Waited {
-    let poll = (opts.lease_ttl / 3).clamp(Duration::from_millis(100), Duration::from_secs(1));
+    let poll = (opts.lease_ttl.get() / 3).clamp(Duration::from_millis(100), Duration::from_secs(1));
     loop {
         if stop.borrow().is_some() {
             return Waited::Stopped;

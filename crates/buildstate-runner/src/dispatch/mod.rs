@@ -5,6 +5,7 @@
 
 mod build_loop;
 mod classify;
+mod error;
 mod keeper;
 mod logfile;
 mod select;
@@ -16,12 +17,13 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use buildstate_core::{BuildId, BuildNumber, BuildStatus, StateCode};
-use buildstate_store::{Store, StoreError};
+use buildstate_store::Store;
 use tokio::sync::{Semaphore, mpsc, watch};
 
 use crate::pipeline::{MatrixCell, MatrixFilter, Pipeline};
 
 pub use classify::failure_for;
+pub use error::{LeaseTtl, RunError};
 pub use keeper::{LeaseKeeper, holder_is_gone, hostname, pid_alive};
 pub use track::{TrackOptions, TrackOutcome, track};
 pub use worker::{WorkerOptions, WorkerSummary, enqueue, work};
@@ -39,7 +41,7 @@ pub struct RunOptions {
     /// Recorded as the actor of every transition and the owner of every lease.
     pub actor: String,
     /// A lease lives this long without a heartbeat; heartbeats come every third of it.
-    pub lease_ttl: Duration,
+    pub lease_ttl: LeaseTtl,
     /// Attempt logs go to `<logs_dir>/<build number>/<code>-<name>-<attempt>.log`.
     pub logs_dir: PathBuf,
     /// Between SIGTERM and SIGKILL when a step is stopped.
@@ -119,12 +121,21 @@ impl RunSummary {
     }
 }
 
-#[derive(Debug, thiserror::Error)]
-pub enum RunError {
-    #[error(transparent)]
-    Store(#[from] StoreError),
-    #[error("{0}")]
-    Setup(String),
+/// The cells of `pipeline` that `filter` selects; refused when it selects none, since a
+/// run (or a worker) that can have nothing to do was surely not what was meant.
+pub fn select_cells<'p>(
+    pipeline: &'p Pipeline,
+    filter: &MatrixFilter,
+) -> Result<Vec<&'p MatrixCell>, RunError> {
+    let cells = pipeline.cells(filter);
+    if cells.is_empty() {
+        return Err(RunError::NothingSelected {
+            pipeline: pipeline.name.clone(),
+            filter: filter.to_string(),
+            matrix: pipeline.matrix.iter().map(MatrixCell::to_string).collect(),
+        });
+    }
+    Ok(cells)
 }
 
 /// Runs `pipeline` to completion (or interruption), `opts.jobs` builds at a time.
@@ -159,7 +170,7 @@ pub async fn run_pipeline(
     while let Some(joined) = tasks.join_next().await {
         match joined {
             Ok(pair) => outcomes.push(pair),
-            Err(e) => return Err(RunError::Setup(format!("a build task failed: {e}"))),
+            Err(e) => return Err(RunError::TaskFailed(e.to_string())),
         }
     }
     outcomes.sort_by_key(|(i, _)| *i);

@@ -32,7 +32,7 @@ pub(super) async fn targets(
         return Ok(vec![Target { cell, build, created: false }]);
     }
     let mut out = Vec::new();
-    for cell in pipeline.cells(&opts.filter) {
+    for cell in super::select_cells(pipeline, &opts.filter)? {
         let existing = if opts.fresh { None } else { find(store, pipeline, cell).await? };
         let target = match existing {
             Some(build) => Target { cell: cell.clone(), build, created: false },
@@ -77,8 +77,8 @@ async fn create(
     cell: &MatrixCell,
     opts: &RunOptions,
 ) -> Result<Build, RunError> {
-    let key = MetaKey::new(PIPELINE_KEY).map_err(|e| RunError::Setup(e.to_string()))?;
-    let value = MetaValue::new(&key, pipeline.name.as_str()).map_err(|e| RunError::Setup(e.to_string()))?;
+    let key = MetaKey::new(PIPELINE_KEY)?;
+    let value = MetaValue::new(&key, pipeline.name.as_str())?;
     let mut new = NewBuild {
         platform: cell.platform.clone(),
         os: cell.os.clone(),

@@ -11,16 +11,16 @@ use buildstate_core::{Build, BuildStatus, Command, StateCode};
 use buildstate_store::Store;
 use tokio::sync::watch;
 
-use super::RunError;
 use super::classify::failure_for;
 use super::keeper::LeaseKeeper;
+use super::{LeaseTtl, RunError};
 use crate::executor::{OutputMode, StepRequest, StepResult, run_step};
 use crate::pipeline::{Program, Step};
 
 #[derive(Clone, Debug)]
 pub struct TrackOptions {
     pub actor: String,
-    pub lease_ttl: Duration,
+    pub lease_ttl: LeaseTtl,
     pub logs_dir: PathBuf,
     pub grace: Duration,
     pub timeout: Option<Duration>,
@@ -46,7 +46,7 @@ pub async fn track(
     opts: &TrackOptions,
     stop: watch::Receiver<Option<i32>>,
 ) -> Result<TrackOutcome, RunError> {
-    let keeper = LeaseKeeper::acquire(store.clone(), build.id, &opts.actor, opts.lease_ttl).await?;
+    let keeper = LeaseKeeper::acquire(store.clone(), build.id, &opts.actor, opts.lease_ttl.get()).await?;
     let outcome = attempt(store.as_ref(), build, state, argv, opts, &keeper, stop).await;
     keeper.release().await;
     outcome

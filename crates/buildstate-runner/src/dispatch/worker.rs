@@ -8,7 +8,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use buildstate_core::{Build, BuildStatus};
+use buildstate_core::{Build, BuildId, BuildNumber, BuildStatus};
 use buildstate_store::{BuildFilter, Store};
 use tokio::sync::{mpsc, watch};
 
@@ -30,6 +30,9 @@ pub struct WorkerOptions {
 pub struct WorkerSummary {
     pub outcomes: Vec<BuildOutcome>,
     pub interrupted: Option<i32>,
+    /// The builds this worker ran that were not delivered when it stopped, read again
+    /// then: one another worker took over and delivered meanwhile does not count.
+    pub undelivered: Vec<BuildNumber>,
 }
 
 /// Creates (or finds) the pipeline's matrix builds, so that workers can claim them.
@@ -49,6 +52,8 @@ pub async fn work(
     progress: mpsc::UnboundedSender<Progress>,
     mut stop: watch::Receiver<Option<i32>>,
 ) -> Result<WorkerSummary, RunError> {
+    // A filter that selects no cell of the matrix would leave the worker idle for ever.
+    super::select_cells(&pipeline, &opts.run.filter)?;
     let mut outcomes = Vec::new();
     loop {
         if stop.borrow().is_some() {
@@ -95,7 +100,25 @@ pub async fn work(
         }
     }
     let interrupted = *stop.borrow();
-    Ok(WorkerSummary { outcomes, interrupted })
+    let undelivered = undelivered(store.as_ref(), &outcomes).await?;
+    Ok(WorkerSummary { outcomes, interrupted, undelivered })
+}
+
+/// The builds among `outcomes` that are not delivered now, each once, in the order run.
+async fn undelivered(store: &dyn Store, outcomes: &[BuildOutcome]) -> Result<Vec<BuildNumber>, RunError> {
+    let mut seen: Vec<BuildId> = Vec::new();
+    let mut out = Vec::new();
+    for id in outcomes.iter().filter_map(|o| o.id) {
+        if seen.contains(&id) {
+            continue;
+        }
+        seen.push(id);
+        let build = store.build(id).await?;
+        if !build.is_delivered() {
+            out.push(build.number);
+        }
+    }
+    Ok(out)
 }
 
 /// The pipeline's builds a worker may run, oldest first: queued, in progress (a lease

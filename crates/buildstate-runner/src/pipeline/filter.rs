@@ -59,6 +59,31 @@ impl MatrixFilter {
     }
 }
 
+/// The flags that make this filter, normalised: `--only platform=aws*,os=rhel-9.6
+/// --only image=hana`; `every cell` for no flags.
+impl std::fmt::Display for MatrixFilter {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if self.specs.is_empty() {
+            return f.write_str("every cell");
+        }
+        let specs: Vec<String> = self
+            .specs
+            .iter()
+            .map(|pairs| {
+                let pairs: Vec<String> = pairs
+                    .iter()
+                    .map(|(key, pattern)| match pattern {
+                        Pattern::Exact(v) => format!("{}={v}", key.word()),
+                        Pattern::Prefix(v) => format!("{}={v}*", key.word()),
+                    })
+                    .collect();
+                format!("--only {}", pairs.join(","))
+            })
+            .collect();
+        f.write_str(&specs.join(" "))
+    }
+}
+
 impl Pattern {
     fn matches(&self, value: &str) -> bool {
         match self {
@@ -160,6 +185,15 @@ mod tests {
         assert!(!f.matches(&cell("aws-commercial", "sles-15.7", "base")));
         assert!(f.matches(&cell("azure", "sles-15.7", "hana")));
         assert!(!f.matches(&cell("azure", "sles-15.7", "base")));
+    }
+
+    #[test]
+    fn filters_print_as_the_flags_that_make_them() {
+        assert_eq!(
+            filter(&[" platform = aws* , os=rhel-9.6", "image=hana"]).to_string(),
+            "--only platform=aws*,os=rhel-9.6 --only image=hana"
+        );
+        assert_eq!(MatrixFilter::all().to_string(), "every cell");
     }
 
     #[test]

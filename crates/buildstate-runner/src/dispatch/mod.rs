@@ -9,6 +9,8 @@ mod error;
 mod keeper;
 mod logfile;
 mod select;
+#[cfg(test)]
+mod tests;
 mod track;
 mod worker;
 

@@ -8,6 +8,7 @@ mod config;
 mod demo;
 mod errors;
 mod exec;
+mod exit_codes;
 mod first_use;
 mod fleet;
 mod hostile;

@@ -240,12 +240,7 @@ fn run(catalog: StateCatalog, ops: &[Op]) -> Result<Run, TestCaseError> {
     let claimed = claimed_shapes(&catalog);
     let (initial, created) = fresh(catalog);
     let mut build = initial.clone();
-    let mut r = Run {
-        initial,
-        builds: Vec::new(),
-        history: vec![created],
-        failures: Vec::new(),
-    };
+    let mut r = Run { initial, builds: Vec::new(), history: vec![created], failures: Vec::new() };
     for (step, op) in ops.iter().enumerate() {
         let cmd = op.command(&build, step);
         let when = at(step as u64 + 1);

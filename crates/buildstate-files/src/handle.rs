@@ -90,7 +90,7 @@ impl Backend for FileStore {
             let mut tx = FileTx::new(&inner.layout, mode);
             // The primitives never wait on anything async; the runtime handle is there
             // in case a future ever does.
-            let value = runtime.block_on(work(&mut tx))?;
+            let value = buildstate_store::finish_on_this_thread(&runtime, work(&mut tx))?;
             tx.commit()?;
             Ok(value)
         });

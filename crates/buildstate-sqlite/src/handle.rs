@@ -138,7 +138,10 @@ impl Backend for SqliteStore {
                 conn.execute_batch(begin).ctx("begin transaction")?;
                 // The primitives never wait on anything async; the runtime handle is
                 // there in case a future ever does.
-                let result = runtime.block_on(work(&mut SqliteTx { conn: &mut conn }));
+                let result = buildstate_store::finish_on_this_thread(
+                    &runtime,
+                    work(&mut SqliteTx { conn: &mut conn }),
+                );
                 let result =
                     result.and_then(|v| conn.execute_batch("COMMIT").ctx("commit transaction").map(|()| v));
                 if result.is_err() && !conn.is_autocommit() {

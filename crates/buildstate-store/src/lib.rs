@@ -19,7 +19,7 @@ pub mod sql_rows;
 mod store;
 
 pub use check::{check_artifact, check_catalog_item, check_lease_request, check_new_build};
-pub use engine::{Backend, Mode, Tx, TxFuture, Work};
+pub use engine::{Backend, Mode, Tx, TxFuture, Work, finish_on_this_thread};
 pub use error::{StoreError, StoreResult};
 pub use filter::{BuildFilter, FailureFilter, ImportMode};
 pub use guard::Guard;

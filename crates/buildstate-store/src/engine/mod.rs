@@ -25,3 +25,16 @@ where
         Box::pin(async move { f(tx, &args).await })
     })
 }
+
+/// Runs a unit of work's future to completion on a blocking thread. The primitives of
+/// blocking backends (SQLite, files) never wait on anything async, so the future is
+/// almost always ready on its first poll: polling it once directly saves entering the
+/// runtime on every transition; a future that does pend is handed to `runtime`.
+pub fn finish_on_this_thread<F: std::future::Future>(runtime: &tokio::runtime::Handle, fut: F) -> F::Output {
+    let mut fut = std::pin::pin!(fut);
+    let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+    match fut.as_mut().poll(&mut cx) {
+        std::task::Poll::Ready(value) => value,
+        std::task::Poll::Pending => runtime.block_on(fut),
+    }
+}

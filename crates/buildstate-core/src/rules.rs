@@ -121,7 +121,9 @@ fn apply_one(build: &Build, cmd: &Command, at: Timestamp) -> Result<Outcome, Rej
                     failure_type: FailureType::interrupted(),
                     class: FailureClass::Transient,
                     component: None,
-                    message: format!("attempt abandoned: {actor} started a new one with --force"),
+                    message: format!(
+                        "attempt abandoned: {actor} started a new attempt over it (forced, or taking over from a runner that is gone)"
+                    ),
                     details: Default::default(),
                     exit_code: None,
                 };

@@ -243,7 +243,7 @@ async fn run_steps(
     loop {
         if *lost.borrow() {
             return Ok(Some(
-                "lease lost: another runner took this build over; this run stopped writing".into(),
+                "lease lost: another runner took this build over, or the lease was broken (`lease break`); this run stopped writing".into(),
             ));
         }
         if let Some(sig) = *step_stop.borrow() {
@@ -311,7 +311,7 @@ async fn run_steps(
         let result = run_step(request, step_stop.clone()).await;
         if *lost.borrow() {
             return Ok(Some(
-                "lease lost: another runner took this build over; this run stopped writing".into(),
+                "lease lost: another runner took this build over, or the lease was broken (`lease break`); this run stopped writing".into(),
             ));
         }
         if result.success() {

@@ -346,49 +346,18 @@ fn fifos_and_devices_are_refused_without_waiting() {
     let f = fifo.to_str().expect("utf-8").to_owned();
     let at_f = format!("@{f}");
     let started = std::time::Instant::now();
+    let words = |line: &str| line.split(' ').map(str::to_owned).collect::<Vec<String>>();
+    let artifact =
+        |file: &str| words(&format!("artifact add {b} --name a --kind image --uri file:///x --file {file}"));
     for args in [
-        vec!["import", f.as_str()],
-        vec!["run", f.as_str()],
-        vec![
-            "build",
-            "create",
-            "--platform",
-            "aws-commercial",
-            "--os",
-            "rhel-9.6",
-            "--image",
-            "base",
-            "--catalog",
-            f.as_str(),
-        ],
-        vec!["state", "fail", &b, "0", "--type", "t", "--class", "transient", "--error", at_f.as_str()],
-        vec![
-            "artifact",
-            "add",
-            &b,
-            "--name",
-            "a",
-            "--kind",
-            "image",
-            "--uri",
-            "file:///x",
-            "--file",
-            f.as_str(),
-        ],
-        vec![
-            "artifact",
-            "add",
-            &b,
-            "--name",
-            "a",
-            "--kind",
-            "image",
-            "--uri",
-            "file:///x",
-            "--file",
-            "/dev/zero",
-        ],
+        words(&format!("import {f}")),
+        words(&format!("run {f}")),
+        words(&format!("build create --platform aws-commercial --os rhel-9.6 --image base --catalog {f}")),
+        words(&format!("state fail {b} 0 --type t --class transient --error {at_f}")),
+        artifact(&f),
+        artifact("/dev/zero"),
     ] {
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
         let err = env.fails_unchanged(&b, &args, 2);
         assert!(err.contains("not a regular file"), "{args:?}: {err}");
     }

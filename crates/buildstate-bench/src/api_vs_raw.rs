@@ -1,5 +1,6 @@
 //! (a) Transitions through the `Store` API against raw SQLite running the same
-//! statements (`buildstate_sqlite::sql`) with the same settings (`sql::configure`).
+//! statements (`buildstate_store::sql::text`, in SQLite's placeholders) with the same
+//! settings (`sql::configure`).
 //!
 //! Both drive fresh builds through all 21 milestones (start + complete = 42 writes
 //! each), interleaved build by build on the same database file, so that a slow patch
@@ -10,6 +11,7 @@ use std::time::{Duration, Instant};
 
 use buildstate_core::{Build, Command};
 use buildstate_sqlite::{SqliteStore, sql};
+use buildstate_store::sql::text;
 use buildstate_store::{Guard, Store};
 use rusqlite::{Connection, params};
 
@@ -81,17 +83,18 @@ fn raw_transition(
 ) -> rusqlite::Result<()> {
     conn.execute_batch("BEGIN IMMEDIATE")?;
     let (version, history_len, started_at): (i64, i64, Option<i64>) = conn
-        .prepare_cached(sql::SELECT_BUILD_BY_ID)?
+        .prepare_cached(&sql::placeholders(text::SELECT_BUILD_BY_ID))?
         .query_row([id], |row| Ok((row.get("version")?, row.get("history_len")?, row.get("started_at")?)))?;
     // The store reads the lease record for its fencing check; so does the baseline.
-    conn.prepare_cached(sql::SELECT_LEASE)?.exists([id])?;
+    conn.prepare_cached(&sql::placeholders(text::SELECT_LEASE))?.exists([id])?;
     let now = now_us();
     let (new_state, status, attempt, attempt_started, ended, kind) = match (completing, next) {
         (false, _) => (state, "running", 1, Some(now), None, "started"),
         (true, Some(n)) => (n, "running", 0, None, None, "completed"),
         (true, None) => (state, "completed", 1, None, Some(now), "completed"),
     };
-    let changed = conn.prepare_cached(sql::UPDATE_BUILD_CAS)?.execute(params![
+    let mut swap = conn.prepare_cached(&sql::placeholders(text::UPDATE_BUILD_CAS))?;
+    let mut swapped = swap.query(params![
         id,
         version,
         new_state,
@@ -107,10 +110,12 @@ fn raw_transition(
         history_len + 1,
         0
     ])?;
-    if changed != 1 {
-        return Err(rusqlite::Error::StatementChangedRows(changed));
+    if swapped.next()?.is_none() {
+        return Err(rusqlite::Error::StatementChangedRows(0));
     }
-    conn.prepare_cached(sql::INSERT_EVENT)?.execute(params![
+    drop(swapped);
+    drop(swap);
+    conn.prepare_cached(&sql::placeholders(text::INSERT_EVENT))?.execute(params![
         id,
         history_len + 1,
         now,

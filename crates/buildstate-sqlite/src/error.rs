@@ -1,7 +1,5 @@
 //! From SQLite errors to `StoreError`.
 
-use std::fmt::Display;
-
 use buildstate_store::{StoreError, StoreResult};
 use rusqlite::ErrorCode;
 
@@ -52,22 +50,4 @@ pub(crate) fn is_busy(e: &StoreError) -> bool {
         }
         _ => false,
     }
-}
-
-/// A stored row that does not decode: an error naming the build, never a panic.
-pub(crate) fn corrupt(build: &str, what: impl Display) -> StoreError {
-    StoreError::Backend {
-        context: "corrupt row in the sqlite store",
-        source: format!("build {build}: {what}").into(),
-    }
-}
-
-/// A value that does not fit SQLite's signed 64-bit integers.
-pub(crate) fn too_large(what: &str, value: u64) -> StoreError {
-    StoreError::InvalidInput(format!("{what} {value} is too large to store (the limit is {})", i64::MAX))
-}
-
-/// Converts an unsigned value for binding; SQLite integers are signed 64-bit.
-pub(crate) fn to_i64(what: &str, value: u64) -> StoreResult<i64> {
-    i64::try_from(value).map_err(|_| too_large(what, value))
 }

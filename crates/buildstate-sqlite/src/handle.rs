@@ -11,7 +11,9 @@ use tokio::runtime::Handle;
 
 use crate::busy;
 use crate::error::SqlContext;
-use crate::tx::SqliteTx;
+use buildstate_store::sql::SqlTx;
+
+use crate::conn::{DIALECT, SqliteConn};
 
 /// The embedded SQLite store. Cheap to clone: clones share one connection.
 ///
@@ -140,7 +142,7 @@ impl Backend for SqliteStore {
                 // there in case a future ever does.
                 let result = buildstate_store::finish_on_this_thread(
                     &runtime,
-                    work(&mut SqliteTx { conn: &mut conn }),
+                    work(&mut SqlTx::new(SqliteConn(&mut conn), &DIALECT, mode)),
                 );
                 let result =
                     result.and_then(|v| conn.execute_batch("COMMIT").ctx("commit transaction").map(|()| v));

@@ -8,21 +8,19 @@
 //!   so two writers never deadlock upgrading read locks, and the transition rules of
 //!   `buildstate-core` run on the row as stored, under that lock. Lock contention is
 //!   waited out with jittered backoff for up to a minute before `StoreError::Busy`.
-//! - The backend implements the store engine's primitives (`tx.rs`); every `Store`
-//!   method comes from the engine. SQLite is blocking, so each unit of work runs on
+//! - The backend is a connection for the SQL adapter shared with PostgreSQL
+//!   (`buildstate_store::sql`, `conn.rs` here); every `Store` method comes from the
+//!   engine. SQLite is blocking, so each unit of work runs on
 //!   tokio's blocking pool, never on the async threads that drive heartbeats, output
 //!   pumps and timeouts.
 
 mod busy;
-mod catalog;
+mod conn;
 mod error;
 mod handle;
-mod insert;
 mod migrate;
 mod open;
-mod rows;
 pub mod sql;
-mod tx;
 
 pub use handle::SqliteStore;
 pub use migrate::SCHEMA_VERSION;

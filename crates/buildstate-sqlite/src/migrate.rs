@@ -26,6 +26,7 @@ pub(crate) struct Migration {
 pub(crate) const MIGRATIONS: &[Migration] = &[
     Migration { version: 1, name: "init", sql: include_str!("../migrations/0001_init.sql") },
     Migration { version: 2, name: "leases", sql: include_str!("../migrations/0002_leases.sql") },
+    Migration { version: 3, name: "json columns", sql: include_str!("../migrations/0003_json_columns.sql") },
 ];
 
 /// The schema version this binary writes: the last migration's.
@@ -104,6 +105,7 @@ mod tests {
     const PINNED: &[(u32, &str, &str)] = &[
         (1, "init", "451580e0e95a4c04f191917106b988afe0aeec777ae157714f5647858a1f443d"),
         (2, "leases", "3b136c49fc668d4ba323c67e9cfd7a3d81fcef72193cc4bf1b32a41e45fe4e50"),
+        (3, "json columns", "e5d7957da897665ec042b8256f07157e40ac50bb43c885d815dc3c5038ab7c92"),
     ];
 
     #[test]

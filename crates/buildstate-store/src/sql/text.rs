@@ -1,0 +1,180 @@
+//! The SQL text both SQL backends run, written once.
+//!
+//! PostgreSQL's `$N` placeholders; the SQLite adapter reads them as `?N`. Every value
+//! is bound as a parameter: nothing is ever formatted into SQL text, so quotes, SQL
+//! keywords, `%`, `_` and NUL bytes in names and messages are just data. Prefix
+//! matches are ranges (`x >= prefix AND x < upper`) rather than LIKE: they use the
+//! indexes, and `_` (a LIKE wildcard) in platform names (`aws_gov`) means only itself.
+//!
+//! The hot transition path (`Store::apply`) is [`LOCK_BUILD`] (or, where the store has
+//! no row locks, [`SELECT_BUILD_BY_ID`]) and [`SELECT_LEASE`], then
+//! [`UPDATE_BUILD_CAS`], then [`INSERT_EVENT`] per history event and
+//! [`INSERT_FAILURE`] per failure record. They are public so that the benchmark runs
+//! exactly the same statements on a bare connection as its baseline.
+
+use buildstate_core::CatalogKind;
+
+use crate::{artifact_columns, build_columns, event_columns, failure_columns, lease_columns};
+
+// ── the hot transition path ─────────────────────────────────────────────────────────
+
+/// `$1` = build id.
+pub const SELECT_BUILD_BY_ID: &str =
+    concat!("SELECT ", build_columns!("catalog", "metadata"), " FROM builds WHERE id = $1");
+
+/// `$1` = build id, in a write of a store with row locks (PostgreSQL): locks the row
+/// until commit, so that writers of one build queue here and each reads what the
+/// previous one committed.
+///
+/// `FOR NO KEY UPDATE`, the lock an `UPDATE` of non-key columns takes, rather than `FOR
+/// UPDATE`: it excludes every other writer of the build just the same, but not the
+/// `FOR KEY SHARE` locks with which inserts elsewhere check their foreign keys.
+pub const LOCK_BUILD: &str =
+    concat!("SELECT ", build_columns!("catalog", "metadata"), " FROM builds WHERE id = $1 FOR NO KEY UPDATE");
+
+/// `$1` = build id. The build's lease record, released or not.
+pub const SELECT_LEASE: &str = concat!("SELECT ", lease_columns!(), " FROM leases WHERE build_id = $1");
+
+/// Compare-and-swap of a build row after a transition: changes (and returns) exactly one
+/// row, or none when another writer got there first.
+///
+/// `$1` id, `$2` the version read (the swap's precondition), then the new values:
+/// `$3` state, `$4` status, `$5` needs_intervention, `$6` attempt, `$7`
+/// attempt_started_at, `$8` started_at, `$9` ended_at, `$10` updated_at, `$11`
+/// metadata, `$12` version, `$13` history_len, `$14` failure_count.
+pub const UPDATE_BUILD_CAS: &str = "UPDATE builds SET state = $3, status = $4, needs_intervention = $5, \
+     attempt = $6, attempt_started_at = $7, started_at = $8, ended_at = $9, updated_at = $10, \
+     metadata = $11, version = $12, history_len = $13, failure_count = $14 \
+     WHERE id = $1 AND version = $2 RETURNING version";
+
+/// `$1`..`$14` in `event_columns!` order.
+pub const INSERT_EVENT: &str = concat!(
+    "INSERT INTO events (",
+    event_columns!(),
+    ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)"
+);
+
+/// `$1`..`$14` in `failure_columns!` order.
+pub const INSERT_FAILURE: &str = concat!(
+    "INSERT INTO failures (",
+    failure_columns!("details"),
+    ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)"
+);
+
+// ── builds ─────────────────────────────────────────────────────────────────────────
+
+/// `$1`..`$21` in `build_columns!` order.
+pub const INSERT_BUILD: &str = concat!(
+    "INSERT INTO builds (",
+    build_columns!("catalog", "metadata"),
+    ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21)"
+);
+/// The start of every `list_builds` query; conditions are appended.
+pub const SELECT_BUILDS: &str = concat!("SELECT ", build_columns!("catalog", "metadata"), " FROM builds");
+pub const BUILD_ID_BY_NUMBER: &str = "SELECT id FROM builds WHERE number = $1";
+/// Build numbers in `[$1, $2)`: a prefix range on the unique index.
+pub const NUMBERS_IN_RANGE: &str = "SELECT number FROM builds WHERE number >= $1 AND number < $2";
+/// Builds whose id is in `[$1, $2]` (the ids whose text starts with a prefix) or whose
+/// number is in `[$3, $4)`.
+pub const PREFIX_CANDIDATES: &str = "SELECT id, number FROM builds \
+     WHERE (id BETWEEN $1 AND $2) OR (number >= $3 AND number < $4) ORDER BY number LIMIT 100";
+/// Cascades to history, failures, artifacts and the lease record (foreign keys).
+pub const DELETE_BUILD: &str = "DELETE FROM builds WHERE id = $1";
+
+// ── history, failures, artifacts ────────────────────────────────────────────────────
+
+pub const SELECT_EVENTS: &str =
+    concat!("SELECT ", event_columns!(), " FROM events WHERE build_id = $1 ORDER BY seq");
+/// The start of every `failures` query; conditions are appended.
+pub const SELECT_FAILURES: &str = concat!("SELECT ", failure_columns!("details"), " FROM failures");
+/// `$1` build_id, `$2` number, `$3` resolution, `$4` resolved_at.
+pub const RESOLVE_FAILURE: &str = "UPDATE failures SET resolved = true, resolution = $3, \
+     resolved_at = $4 WHERE build_id = $1 AND number = $2";
+
+/// Insert, or replace in place (keeping the row, hence the listing order) by name.
+/// `$1` build_id, then the artifact columns.
+pub const UPSERT_ARTIFACT: &str = concat!(
+    "INSERT INTO artifacts (build_id, ",
+    artifact_columns!(),
+    ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8) \
+     ON CONFLICT (build_id, name) DO UPDATE SET kind = excluded.kind, uri = excluded.uri, \
+     region = excluded.region, size_bytes = excluded.size_bytes, sha256 = excluded.sha256, \
+     created_at = excluded.created_at"
+);
+/// `$1` build_id: a build's artifacts in the order they were first recorded, which each
+/// dialect keeps in its own way (SQLite's `rowid`, a PostgreSQL identity column).
+#[macro_export]
+macro_rules! select_artifacts {
+    ($order:literal) => {
+        concat!(
+            "SELECT ",
+            $crate::artifact_columns!(),
+            " FROM artifacts WHERE build_id = $1 ORDER BY ",
+            $order
+        )
+    };
+}
+
+// ── leases ─────────────────────────────────────────────────────────────────────────
+
+/// Grant, renewal or re-insert after an import: the one row of a build, replaced in
+/// place. `$1`..`$9` in `lease_columns!` order.
+pub const UPSERT_LEASE: &str = concat!(
+    "INSERT INTO leases (",
+    lease_columns!(),
+    ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) \
+     ON CONFLICT (build_id) DO UPDATE SET owner = excluded.owner, host = excluded.host, \
+     pid = excluded.pid, token = excluded.token, acquired_at = excluded.acquired_at, \
+     renewed_at = excluded.renewed_at, expires_at = excluded.expires_at, released = excluded.released"
+);
+/// Every held lease, with its build's number (no lease column is also a build column).
+pub const SELECT_HELD_LEASES: &str = concat!(
+    "SELECT ",
+    lease_columns!(),
+    ", number FROM leases JOIN builds ON id = build_id WHERE NOT released"
+);
+
+// ── catalog ────────────────────────────────────────────────────────────────────────
+
+/// The statements of one catalog table.
+#[derive(Debug)]
+pub struct KindSql {
+    pub insert: &'static str,
+    pub list: &'static str,
+    pub get: &'static str,
+    /// Locks the item for removal, in a store with row locks: waits for creates whose
+    /// foreign-key check holds it (`FOR KEY SHARE`), after which
+    /// [`KindSql::builds_using`] is final.
+    pub lock: &'static str,
+    pub builds_using: &'static str,
+    pub delete: &'static str,
+}
+
+macro_rules! kind_sql {
+    ($table:literal, $columns:literal, $values:literal, $build_column:literal) => {
+        KindSql {
+            insert: concat!("INSERT INTO ", $table, " (", $columns, ") VALUES (", $values, ")"),
+            list: concat!("SELECT ", $columns, " FROM ", $table, " ORDER BY name"),
+            get: concat!("SELECT ", $columns, " FROM ", $table, " WHERE name = $1"),
+            lock: concat!("SELECT 1 FROM ", $table, " WHERE name = $1 FOR UPDATE"),
+            builds_using: concat!("SELECT count(*) FROM builds WHERE ", $build_column, " = $1"),
+            delete: concat!("DELETE FROM ", $table, " WHERE name = $1"),
+        }
+    };
+}
+
+impl KindSql {
+    pub fn of(kind: CatalogKind) -> &'static KindSql {
+        const PLATFORMS: KindSql =
+            kind_sql!("platforms", "name, display_name, provider, region", "$1, $2, $3, $4", "platform");
+        const OS_VERSIONS: KindSql =
+            kind_sql!("os_versions", "name, display_name, family, major, minor", "$1, $2, $3, $4, $5", "os");
+        const IMAGE_TYPES: KindSql =
+            kind_sql!("image_types", "name, display_name, description", "$1, $2, $3", "image_type");
+        match kind {
+            CatalogKind::Platform => &PLATFORMS,
+            CatalogKind::Os => &OS_VERSIONS,
+            CatalogKind::ImageType => &IMAGE_TYPES,
+        }
+    }
+}

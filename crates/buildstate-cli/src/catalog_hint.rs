@@ -51,9 +51,7 @@ pub async fn ensure(
             Ok(()) | Err(StoreError::AlreadyExists { .. }) => {}
             Err(e) => return Err(e.into()),
         }
-        if !output::quiet() {
-            eprintln!("added {kind} {name} ({})", describe(&item));
-        }
+        output::notice(format!("added {kind} {name} ({})", describe(&item)));
         added.push(item);
     }
     Ok(added)

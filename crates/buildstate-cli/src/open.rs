@@ -237,9 +237,10 @@ fn may_create(location: &str, path: &Path, default: bool, access: Access) -> Res
     }
 }
 
-/// Creating a store is never silent: it is what a mistyped path looks like.
+/// Creating a store is never silent (unless asked with `--quiet`): it is what a
+/// mistyped path looks like.
 fn announce(location: &str) {
-    eprintln!("created a new store at {location}");
+    crate::output::notice(format!("created a new store at {location}"));
 }
 
 /// A JSON-file store marks its directory with a `format` file before anything else.

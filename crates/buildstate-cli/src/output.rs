@@ -1,5 +1,7 @@
 //! Everything printed on stdout: JSON for scripts, tables and lines for people, and the
-//! time and duration formats they share. Diagnostics go to stderr through `tracing`.
+//! time and duration formats they share. Notices and warnings for people go to stderr
+//! through [`notice`] and [`warning`] (silent under `--quiet`), diagnostics through
+//! `tracing` (only errors under `--quiet`), errors through `CliError::report`.
 
 use std::collections::BTreeMap;
 use std::io::{self, IsTerminal, Write};
@@ -258,6 +260,21 @@ fn color_stdout() -> bool {
 /// `--quiet`: progress and information are not printed, errors and data are.
 pub fn quiet() -> bool {
     STYLE.get().is_some_and(|s| s.quiet)
+}
+
+/// A notice on stderr: what happened beside the command's output (`created a new store
+/// at …`, `added platform …`). Every notice and warning goes through here, so that
+/// `--quiet` leaves stderr to errors alone (`CliError::report`, which it never hides).
+/// A closed or broken stderr is ignored: a notice is not worth failing a command for.
+pub fn notice(text: impl AsRef<str>) {
+    if !quiet() {
+        let _ = writeln!(io::stderr().lock(), "{}", text.as_ref());
+    }
+}
+
+/// `warning: …` on stderr, under the same rule as [`notice`].
+pub fn warning(text: impl AsRef<str>) {
+    notice(format!("warning: {}", text.as_ref()));
 }
 
 /// A progress line on stdout (none under `--quiet`); a closed pipe is ignored like

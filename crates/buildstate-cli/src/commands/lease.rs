@@ -102,12 +102,12 @@ async fn break_lease(reference: &str, ctx: &Ctx) -> Result<(), CliError> {
     }) {
         // Breaking is still right (the person decided), but they should know that the
         // runner is alive: it notices within seconds and stops its step.
-        eprintln!(
-            "warning: pid {} on this host ({}) is still running build {}; it will notice the broken lease within a few seconds and stop its step",
+        output::warning(format!(
+            "pid {} on this host ({}) is still running build {}; it will notice the broken lease within a few seconds and stop its step",
             l.pid,
             l.holder(),
             b.number
-        );
+        ));
     }
     let now = buildstate_store::now();
     if ctx.json {

@@ -383,3 +383,68 @@ fn a_pulled_copy_that_no_history_explains_is_exit_7() {
     let r = fresh.cmd().args(["resume", "pulled-1", "--from", &url]).output().expect("run");
     assert_eq!(r.status.code(), Some(7), "{r:?}");
 }
+
+/// Hostile review: `--quiet` was ignored by most one-shot commands ("created a new
+/// store at …", "added platform …", the warning of `lease break`). Under `--quiet` only
+/// errors reach stderr, and stdout is exactly what it is without it.
+#[test]
+fn quiet_leaves_stderr_to_errors_and_stdout_unchanged() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let create =
+        ["build", "create", "--platform", "azure", "--os", "rhel-9.6", "--image", "base", "--add-missing"];
+    let mut outputs = Vec::new();
+    for quiet in [false, true] {
+        let db = dir.path().join(format!("quiet-{quiet}.db"));
+        let run = |args: &[&str]| -> crate::common::Run {
+            let mut c = crate::common::bare_cmd();
+            c.env("BUILDSTATE_DB", &db).env("BUILDSTATE_ACTOR", "tester");
+            if quiet {
+                c.arg("--quiet");
+            }
+            c.args(args).output().expect("run buildstate").into()
+        };
+        let made = run(&[&create[..], &["--number", "quiet-1"]].concat());
+        assert_eq!(made.code, 0, "{made:?}");
+        let added = run(&["platform", "add", "gcp", "--provider", "gcp"]);
+        assert_eq!(added.code, 0, "{added:?}");
+        if quiet {
+            assert_eq!(made.stderr, "", "no notices under --quiet: {made:?}");
+            assert_eq!(added.stderr, "", "{added:?}");
+        } else {
+            assert!(made.stderr.contains("created a new store at"), "{made:?}");
+            assert!(made.stderr.contains("added platform azure"), "{made:?}");
+        }
+        outputs.push((made.stdout, added.stdout));
+        // Errors are never quiet.
+        let missing = run(&["build", "show", "nope"]);
+        crate::common::expect_error(&missing, 3, "build show nope");
+    }
+    assert_eq!(outputs[0], outputs[1], "--quiet does not change stdout");
+}
+
+/// The same for the warning of `lease break` under a live holder on this host.
+#[test]
+fn quiet_lease_break_under_a_live_holder_prints_no_warning() {
+    use std::time::Duration;
+
+    let env = Env::new().with_catalog();
+    let b = env.build("quiet-lease-1");
+    let mut holder = env
+        .std_cmd()
+        .args(["exec", &b, "0", "--", "sleep", "30"])
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("start exec");
+    let held = crate::common::eventually(Duration::from_secs(30), || {
+        env.json(&["lease", "list"]).as_array().is_some_and(|l| !l.is_empty())
+    });
+    let r = env.run(&["--quiet", "lease", "break", &b]);
+    let _ = holder.kill();
+    let _ = holder.wait();
+    assert!(held, "exec took the lease");
+    assert_eq!(r.code, 0, "{r:?}");
+    assert_eq!(r.stderr, "", "no warning under --quiet: {r:?}");
+    assert!(r.stdout.contains("broke lease"), "the data is still printed: {r:?}");
+}

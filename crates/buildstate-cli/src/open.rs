@@ -9,8 +9,10 @@
 //! A store that does not exist is created only by a command that can put something in
 //! it, and only inside a directory that exists (`init` creates the directories too): a
 //! typo in `--db` must fail, not become a new empty store whose emptiness a read then
-//! reports as the truth. Object storage (`s3://`, `az://`, `gs://`) is not a store but a
-//! place for copies, and is refused here with a pointer to `--sync`.
+//! reports as the truth. For the same reason an empty file is no store yet, and a
+//! device or FIFO (`/dev/null`) never is one: SQLite would make either "work". Object
+//! storage (`s3://`, `az://`, `gs://`) is not a store but a place for copies, and is
+//! refused here with a pointer to `--sync`.
 //!
 //! Nothing here prints the value given: a PostgreSQL URL carries its password, so
 //! messages use the backend's redacted location.
@@ -161,12 +163,18 @@ async fn open_postgres(url: &str) -> Result<Opened, CliError> {
 
 fn open_files(dir: PathBuf, explicit: bool, access: Access) -> Result<Opened, CliError> {
     let location = format!("file://{}", dir.display());
+    if dir.exists() && !dir.is_dir() {
+        return Err(CliError::usage(format!("{location} is not a directory, which a JSON-file store is"))
+            .with_hint(
+                "give file:// a directory; for a SQLite store give --db the file's path without file://",
+            ));
+    }
     let exists = holds_file_store(&dir);
     if !exists {
         if !explicit {
             return Err(not_a_store(&dir));
         }
-        may_create(&location, &dir, false, access)?;
+        may_create(&location, &dir, false, access, false)?;
     }
     let store = FileStore::open(&dir)?;
     if !exists {
@@ -183,10 +191,17 @@ fn open_files(dir: PathBuf, explicit: bool, access: Access) -> Result<Opened, Cl
 
 fn open_sqlite(path: PathBuf, default: bool, access: Access) -> Result<Opened, CliError> {
     let location = path.display().to_string();
-    // `exists` follows symbolic links: a dangling one is a missing store.
-    let exists = path.exists();
+    let at = what_is_at(&path);
+    let exists = match at {
+        At::Nothing | At::EmptyFile => false,
+        At::Store => true,
+        At::NotAFile(kind) => {
+            return Err(CliError::usage(format!("{location} is {kind}, not a file that can hold a store"))
+                .with_hint("give --db (or BUILDSTATE_DB) the path of a SQLite file, file:///dir for JSON files, or postgres://…"));
+        }
+    };
     if !exists {
-        may_create(&location, &path, default, access)?;
+        may_create(&location, &path, default, access, at == At::EmptyFile)?;
     }
     tracing::debug!(path = %location, "opening store");
     let store = match SqliteStore::open(&path) {
@@ -211,9 +226,57 @@ fn open_sqlite(path: PathBuf, default: bool, access: Access) -> Result<Opened, C
     })
 }
 
+/// What a SQLite path holds, before SQLite is let near it: opening a path creates and
+/// migrates whatever is there, so an empty file would silently become a store (for a
+/// read, too), and `/dev/null` would "work" and lose every write.
+#[derive(Debug, PartialEq, Eq)]
+enum At {
+    /// Nothing, or a dangling symbolic link.
+    Nothing,
+    /// A regular file of 0 bytes (`touch`, a failed copy): no store yet. A store being
+    /// created has its first page written before anything else, so this is never a
+    /// store in the making, unless its write-ahead log already holds the pages.
+    EmptyFile,
+    Store,
+    /// A device, FIFO or socket (`/dev/null`): never a store; the words say which.
+    NotAFile(&'static str),
+}
+
+fn what_is_at(path: &Path) -> At {
+    use std::os::unix::fs::FileTypeExt;
+    // `metadata` follows symbolic links: a link to /dev/null is /dev/null.
+    let Ok(meta) = std::fs::metadata(path) else { return At::Nothing };
+    let kind = meta.file_type();
+    if kind.is_file() {
+        let mut wal = path.as_os_str().to_owned();
+        wal.push("-wal");
+        let wal_has_pages = std::fs::metadata(PathBuf::from(wal)).is_ok_and(|m| m.len() > 0);
+        return if meta.len() == 0 && !wal_has_pages { At::EmptyFile } else { At::Store };
+    }
+    At::NotAFile(if kind.is_char_device() || kind.is_block_device() {
+        "a device"
+    } else if kind.is_fifo() {
+        "a FIFO"
+    } else if kind.is_socket() {
+        "a socket"
+    } else if kind.is_dir() {
+        // `spec` sends directories to the JSON-file store; one that appeared since.
+        "a directory"
+    } else {
+        "not a regular file"
+    })
+}
+
 /// Whether `access` may create the missing store at `path`: `init` anywhere, other
 /// writers only inside a directory that exists (or under the data dir, ours to make).
-fn may_create(location: &str, path: &Path, default: bool, access: Access) -> Result<(), CliError> {
+/// `empty`: an empty file is there, which a command that creates a store makes one.
+fn may_create(
+    location: &str,
+    path: &Path,
+    default: bool,
+    access: Access,
+    empty: bool,
+) -> Result<(), CliError> {
     let init = if default {
         "buildstate init".to_owned()
     } else {
@@ -222,7 +285,8 @@ fn may_create(location: &str, path: &Path, default: bool, access: Access) -> Res
     match access {
         Access::Init => Ok(()),
         Access::Existing => {
-            Err(CliError::not_found(format!("no store at {location}; create it with `{init}`")))
+            let empty = if empty { " (an empty file)" } else { "" };
+            Err(CliError::not_found(format!("no store at {location}{empty}; create it with `{init}`")))
         }
         Access::Create => match path.parent().filter(|p| !default && !p.is_dir()) {
             None => Ok(()),

@@ -448,3 +448,58 @@ fn quiet_lease_break_under_a_live_holder_prints_no_warning() {
     assert_eq!(r.stderr, "", "no warning under --quiet: {r:?}");
     assert!(r.stdout.contains("broke lease"), "the data is still printed: {r:?}");
 }
+
+/// Hostile review: an existing 0-byte file, or /dev/null, given as `--db` was migrated
+/// into a store by a read. An empty file is no store (exit 3, with the `init` that makes
+/// it one) and stays empty; a device or FIFO is refused with exit 2 by every command,
+/// `init` included, without waiting on it.
+#[test]
+fn empty_files_and_devices_never_become_stores() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let with_db = |db: &std::path::Path, args: &[&str]| -> crate::common::Run {
+        crate::common::bare_cmd().env("BUILDSTATE_DB", db).args(args).output().expect("run buildstate").into()
+    };
+    let reads: [&[&str]; 6] = [
+        &["build", "list"],
+        &["build", "show", "x"],
+        &["history", "x"],
+        &["failure", "list"],
+        &["lease", "list"],
+        &["export", "x"],
+    ];
+    let empty = dir.path().join("empty.db");
+    std::fs::write(&empty, "").expect("an empty file");
+    for args in reads {
+        let r = with_db(&empty, args);
+        let err = crate::common::expect_error(&r, 3, &format!("{args:?} on an empty file"));
+        assert!(err.contains("empty file") && err.contains("buildstate init --db"), "{args:?}: {err}");
+    }
+    assert_eq!(std::fs::metadata(&empty).expect("still there").len(), 0, "no read wrote to it");
+    let names: Vec<String> = std::fs::read_dir(dir.path())
+        .expect("list")
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into())
+        .collect();
+    assert_eq!(names, ["empty.db"], "no -wal or -shm beside it");
+    // A command that creates stores makes it one, and says so.
+    let r = with_db(&empty, &["platform", "add", "gcp", "--provider", "gcp"]);
+    assert_eq!(r.code, 0, "{r:?}");
+    assert!(r.stderr.contains("created a new store"), "{r:?}");
+
+    let fifo = dir.path().join("fifo");
+    assert!(std::process::Command::new("mkfifo").arg(&fifo).status().expect("mkfifo").success());
+    let link = dir.path().join("null-link");
+    std::os::unix::fs::symlink("/dev/null", &link).expect("symlink");
+    let started = std::time::Instant::now();
+    for db in [std::path::Path::new("/dev/null"), &fifo, &link] {
+        for args in [&["build", "list"][..], &["platform", "add", "gcp", "--provider", "gcp"], &["init"]] {
+            let r = with_db(db, args);
+            let err = crate::common::expect_error(&r, 2, &format!("{args:?} on {}", db.display()));
+            assert!(err.contains("not a file that can hold a store"), "{}: {args:?}: {err}", db.display());
+        }
+    }
+    let r = with_db(std::path::Path::new("file:///dev/null"), &["build", "list"]);
+    let err = crate::common::expect_error(&r, 2, "file:///dev/null");
+    assert!(err.contains("not a directory"), "{err}");
+    assert!(started.elapsed() < std::time::Duration::from_secs(30), "nothing waited on the FIFO");
+}

@@ -115,13 +115,6 @@ pub(crate) struct Raced(pub(crate) String);
 #[error("a pooled connection was closed: {0}")]
 pub(crate) struct StaleConnection(pub(crate) String);
 
-/// Converts an unsigned value for binding; PostgreSQL integers are signed.
-pub(crate) fn to_i64(what: &str, value: u64) -> StoreResult<i64> {
-    i64::try_from(value).map_err(|_| {
-        StoreError::InvalidInput(format!("{what} {value} is too large to store (the limit is {})", i64::MAX))
-    })
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

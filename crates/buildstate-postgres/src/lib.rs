@@ -5,9 +5,10 @@
 //!   applies the embedded, append-only migrations (`migrations/*.sql`) under an
 //!   advisory lock; [`PostgresStore::connect_with_schema`] keeps every table in a schema
 //!   of its own.
-//! - The backend implements the store engine's primitives (`tx.rs`) and runs each unit
-//!   of work in one transaction (`transact.rs`); every `Store` method comes from the
-//!   engine, which is shared with every other backend. Writes are queued and sent
+//! - The backend is a connection for the SQL adapter shared with SQLite
+//!   (`buildstate_store::sql`; `tx.rs` here) and runs each unit of work in one
+//!   transaction (`transact.rs`); every `Store` method comes from the engine, which is
+//!   shared with every other backend. Writes are queued and sent
 //!   with the next read or `COMMIT`, pipelined: a transition is three round trips.
 //! - A write is read committed, and its first read of a build locks the build's row
 //!   (`SELECT … FOR NO KEY UPDATE`): writers of one build queue there, and the
@@ -25,14 +26,12 @@
 mod error;
 mod handle;
 mod migrate;
-mod rows;
 pub mod sql;
 #[cfg(test)]
 mod testdb;
 mod transact;
 mod tx;
 mod url;
-mod write;
 
 pub use handle::PostgresStore;
 pub use migrate::SCHEMA_VERSION;

@@ -6,11 +6,12 @@ use std::hash::{BuildHasher, RandomState};
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
+use buildstate_store::sql::SqlTx;
 use buildstate_store::{Backend, Mode, StoreError, StoreResult, TxFuture, Work};
 
 use crate::PostgresStore;
 use crate::error::{is_connection_lost, is_transient};
-use crate::tx::PgTx;
+use crate::tx::{DIALECT, PgTx};
 
 /// How many times a unit of work runs before a conflict is reported as `Busy` (or a
 /// run of broken connections as `Unavailable`). Each retry follows a transaction that
@@ -24,7 +25,7 @@ const MAX_BACKOFF: Duration = Duration::from_millis(200);
 
 /// One run of a unit of work, with `state` that survives between runs (the engine's
 /// `Work`, or a test's counters).
-type Run<S, T> = for<'t> fn(&'t mut PgTx, &'t mut S) -> TxFuture<'t, T>;
+type Run<S, T> = for<'t> fn(&'t mut SqlTx<PgTx>, &'t mut S) -> TxFuture<'t, T>;
 
 #[async_trait]
 impl Backend for PostgresStore {
@@ -82,9 +83,9 @@ impl PostgresStore {
     /// On an error the transaction is rolled back before the connection serves anyone
     /// else; a connection that cannot say it did is closed (`PgTx`'s `Drop`).
     async fn once<S: Send, T>(&self, mode: Mode, state: &mut S, run: Run<S, T>) -> StoreResult<T> {
-        let mut tx = PgTx::new(self.client().await?, mode);
+        let mut tx = SqlTx::new(PgTx::new(self.client().await?, mode), &DIALECT, mode);
         let result = run(&mut tx, state).await;
-        let ended = tx.end(result.is_ok()).await;
+        let ended = tx.conn().end(result.is_ok()).await;
         result.and_then(|value| ended.map(|()| value))
     }
 }
@@ -104,10 +105,15 @@ mod tests {
 
     use buildstate_core::CatalogKind;
     use buildstate_store::Store;
+    use buildstate_store::sql::{SqlConn, SqlValue};
 
     use super::*;
-    use crate::error::PgContext;
     use crate::testdb::TestSchema;
+
+    /// The rows of one statement run in `tx`.
+    async fn rows(tx: &mut SqlTx<PgTx>, sql: &str, params: &[SqlValue]) -> StoreResult<Vec<Vec<SqlValue>>> {
+        Ok(tx.conn().read(&[(sql, params)]).await?.pop().unwrap_or_default())
+    }
 
     async fn store(schema: &TestSchema) -> PostgresStore {
         PostgresStore::connect_with_schema(&schema.url, &schema.name).await.expect("connect")
@@ -116,24 +122,32 @@ mod tests {
     /// Inserts an image type, then fails with a real server error of `code` while
     /// `runs` is below `failing`; counts the runs.
     async fn insert_then_fail(
-        tx: &mut PgTx,
+        tx: &mut SqlTx<PgTx>,
         (runs, failing, code): &(AtomicU32, u32, &str),
     ) -> StoreResult<u32> {
         let run = runs.fetch_add(1, Ordering::SeqCst) + 1;
-        tx.rows("INSERT INTO image_types (name, display_name) VALUES ($1, $2)", &[&"base", &"Base"]).await?;
+        rows(
+            tx,
+            "INSERT INTO image_types (name, display_name) VALUES ($1, $2)",
+            &["base".into(), "Base".into()],
+        )
+        .await?;
         if run <= *failing {
             // The SQLSTATE is ours, a constant: raising it is how PostgreSQL reports it.
             let raise = format!("DO $$ BEGIN RAISE EXCEPTION 'test' USING ERRCODE = '{code}'; END $$");
-            tx.rows(&raise, &[]).await?;
+            rows(tx, &raise, &[]).await?;
         }
         Ok(run)
     }
 
     /// Ends its own session while `runs` is below `failing`; counts the runs.
-    async fn lose_the_connection(tx: &mut PgTx, (runs, failing): &(AtomicU32, u32)) -> StoreResult<u32> {
+    async fn lose_the_connection(
+        tx: &mut SqlTx<PgTx>,
+        (runs, failing): &(AtomicU32, u32),
+    ) -> StoreResult<u32> {
         let run = runs.fetch_add(1, Ordering::SeqCst) + 1;
         if run <= *failing {
-            tx.rows("SELECT pg_terminate_backend(pg_backend_pid())", &[]).await?;
+            rows(tx, "SELECT pg_terminate_backend(pg_backend_pid())", &[]).await?;
         }
         Ok(run)
     }
@@ -190,12 +204,10 @@ mod tests {
             let pid: i32 = store
                 .retrying(Mode::Read, "test", &mut (), |tx, ()| {
                     Box::pin(async move {
-                        let rows = tx.rows("SELECT pg_backend_pid()", &[]).await?;
-                        rows.first()
-                            .map(|r| r.try_get(0))
-                            .transpose()
-                            .ctx("pid")?
-                            .ok_or(StoreError::Busy { waited_ms: 0 })
+                        match rows(tx, "SELECT pg_backend_pid()", &[]).await?.first().map(Vec::as_slice) {
+                            Some([SqlValue::Int(pid)]) => Ok(i32::try_from(*pid).unwrap_or_default()),
+                            _ => Err(StoreError::Busy { waited_ms: 0 }),
+                        }
                     })
                 })
                 .await

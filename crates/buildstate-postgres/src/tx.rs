@@ -1,4 +1,4 @@
-//! The engine's primitives (`buildstate_store::Tx`) on one PostgreSQL transaction, in
+//! The shared SQL adapter (`buildstate_store::sql`) on one PostgreSQL transaction, in
 //! as few round trips as the engine's reads allow.
 //!
 //! Writes are queued, not sent: the engine never reads their results, so each goes out
@@ -6,38 +6,37 @@
 //! with the first statement. The driver pipelines statements sent together, and the
 //! server runs one connection's statements in the order sent, each (read committed)
 //! seeing everything before it, so a read sent after a write sees it. A transition is
-//! three round trips: `BEGIN` + the row lock + the lease record; the compare-and-swap;
-//! the history and failure inserts + `COMMIT`.
+//! three round trips: `BEGIN` + the row lock + the lease record + the clock; the
+//! compare-and-swap; the history and failure inserts + `COMMIT`.
 //!
-//! Prefix matches are range comparisons (`x >= prefix AND x < upper`) rather than LIKE:
-//! they use the indexes, and `_` (a LIKE wildcard) in platform names (`aws_gov`) means
-//! only itself. Numbers are `COLLATE "C"`, so the ranges are byte ranges on any server.
+//! Values are bound at the width of each parameter's column (`smallint` state codes,
+//! `integer` exit codes, `bigint` counters), which the driver insists on, and rows are
+//! read back by their columns' types.
 
+use std::error::Error;
 use std::future::{Future, poll_fn};
 use std::pin::Pin;
 use std::task::Poll;
 
 use async_trait::async_trait;
-use buildstate_core::{
-    Artifact, Build, BuildId, BuildNumber, CatalogItem, CatalogKind, FailureRecord, HistoryEvent, Lease, Name,
-};
-use buildstate_store::{
-    BuildFilter, FailureFilter, LeaseRecord, Mode, StoreError, StoreResult, Tx, prefix_upper_bound,
-};
+use buildstate_core::BuildId;
+use buildstate_store::sql::{Dialect, Row, SqlConn, SqlValue, SqlWrite};
+use buildstate_store::{Mode, StoreError, StoreResult, select_artifacts};
+use bytes::BytesMut;
 use deadpool_postgres::Object;
-use tokio_postgres::Row;
-use tokio_postgres::types::ToSql;
-use uuid::Uuid;
+use tokio_postgres::types::{FromSql, IsNull, ToSql, Type, to_sql_checked};
 
-use crate::error::{PgContext, StaleConnection, is_connection_lost, to_i64};
-use crate::rows;
-use crate::sql::{self, KindSql};
-use crate::write::{self, Value, Write};
+use crate::error::{PgContext, StaleConnection, from_pg, is_connection_lost, raced};
 
-/// Bound parameters of one statement.
-pub(crate) type Params<'a> = &'a [&'a (dyn ToSql + Sync)];
+/// Row locks, the per-stem advisory lock and the server's clock.
+pub(crate) static DIALECT: Dialect = Dialect {
+    row_locks: true,
+    lock_stem: Some(crate::sql::LOCK_NUMBER_STEM),
+    clock: Some(crate::sql::SERVER_CLOCK),
+    select_artifacts: select_artifacts!("position"),
+};
 
-type Sent<'a> = Pin<Box<dyn Future<Output = StoreResult<Vec<Row>>> + Send + 'a>>;
+type Sent<'a> = Pin<Box<dyn Future<Output = StoreResult<Vec<tokio_postgres::Row>>> + Send + 'a>>;
 
 /// One transaction on a pooled connection, begun with its first statement.
 pub(crate) struct PgTx {
@@ -49,12 +48,7 @@ pub(crate) struct PgTx {
     /// never handed out again with a transaction open.
     open: bool,
     /// Writes not sent yet, in order.
-    writes: Vec<Write>,
-    /// The lease record read right after the build's row was locked.
-    lease: Option<(BuildId, Option<LeaseRecord>)>,
-    /// The server's clock, read once per transaction (with the row lock when there is
-    /// one, so it costs no round trip of its own).
-    clock: Option<jiff::Timestamp>,
+    writes: Vec<SqlWrite>,
 }
 
 impl Drop for PgTx {
@@ -67,9 +61,99 @@ impl Drop for PgTx {
     }
 }
 
+impl std::fmt::Debug for PgTx {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PgTx").field("mode", &self.mode).field("open", &self.open).finish_non_exhaustive()
+    }
+}
+
+/// A value at the type of the parameter it is bound to.
+#[derive(Debug)]
+struct Bind<'v>(&'v SqlValue);
+
+fn out_of_range(n: i64, ty: &Type) -> Box<dyn Error + Sync + Send> {
+    format!("{n} does not fit a {ty} column").into()
+}
+
+impl ToSql for Bind<'_> {
+    fn to_sql(&self, ty: &Type, out: &mut BytesMut) -> Result<IsNull, Box<dyn Error + Sync + Send>> {
+        match self.0 {
+            SqlValue::Null => Ok(IsNull::Yes),
+            SqlValue::Int(n) => match *ty {
+                Type::INT2 => i16::try_from(*n).map_err(|_| out_of_range(*n, ty))?.to_sql(ty, out),
+                Type::INT4 => i32::try_from(*n).map_err(|_| out_of_range(*n, ty))?.to_sql(ty, out),
+                _ => n.to_sql(ty, out),
+            },
+            SqlValue::Bool(b) => b.to_sql(ty, out),
+            SqlValue::Text(s) => s.as_str().to_sql(ty, out),
+            SqlValue::Time(t) => t.to_sql(ty, out),
+            SqlValue::Id(id) if *ty == Type::UUID => id.as_uuid().to_sql(ty, out),
+            SqlValue::Id(id) => id.to_string().to_sql(ty, out),
+            SqlValue::Json(text) => {
+                if *ty == Type::JSONB {
+                    out.extend_from_slice(&[1]); // the jsonb binary format's version
+                }
+                out.extend_from_slice(text.as_bytes());
+                Ok(IsNull::No)
+            }
+        }
+    }
+
+    fn accepts(_: &Type) -> bool {
+        true
+    }
+
+    to_sql_checked!();
+}
+
+/// JSON as its text, from `json` or `jsonb`.
+struct JsonText(String);
+
+impl<'a> FromSql<'a> for JsonText {
+    fn from_sql(ty: &Type, raw: &'a [u8]) -> Result<Self, Box<dyn Error + Sync + Send>> {
+        let text = match (*ty == Type::JSONB, raw.split_first()) {
+            (true, Some((1, rest))) => rest,
+            (true, _) => return Err("unknown jsonb format".into()),
+            (false, _) => raw,
+        };
+        Ok(JsonText(std::str::from_utf8(text)?.to_owned()))
+    }
+
+    fn accepts(ty: &Type) -> bool {
+        *ty == Type::JSON || *ty == Type::JSONB
+    }
+}
+
+/// Column `i` of `row` as a value, by the column's type.
+fn value(row: &tokio_postgres::Row, i: usize) -> Result<SqlValue, tokio_postgres::Error> {
+    fn get<'a, T: FromSql<'a>>(
+        row: &'a tokio_postgres::Row,
+        i: usize,
+        f: impl Fn(T) -> SqlValue,
+    ) -> Result<SqlValue, tokio_postgres::Error> {
+        Ok(row.try_get::<_, Option<T>>(i)?.map_or(SqlValue::Null, f))
+    }
+    match *row.columns()[i].type_() {
+        Type::INT2 => get(row, i, |n: i16| SqlValue::Int(n.into())),
+        Type::INT4 => get(row, i, |n: i32| SqlValue::Int(n.into())),
+        Type::INT8 => get(row, i, SqlValue::Int),
+        Type::BOOL => get(row, i, SqlValue::Bool),
+        Type::TIMESTAMPTZ => get(row, i, SqlValue::Time),
+        Type::UUID => get(row, i, |u| SqlValue::Id(BuildId::from_uuid(u))),
+        Type::JSON | Type::JSONB => get(row, i, |JsonText(t)| SqlValue::Json(t)),
+        // What a lock function answers.
+        Type::VOID => Ok(SqlValue::Null),
+        _ => get(row, i, SqlValue::Text),
+    }
+}
+
+fn values(row: &tokio_postgres::Row) -> StoreResult<Row> {
+    (0..row.len()).map(|i| value(row, i)).collect::<Result<_, _>>().ctx("read a row")
+}
+
 impl PgTx {
     pub(crate) fn new(conn: Object, mode: Mode) -> Self {
-        PgTx { conn: Some(conn), mode, open: false, writes: Vec::new(), lease: None, clock: None }
+        PgTx { conn: Some(conn), mode, open: false, writes: Vec::new() }
     }
 
     /// Commits (or rolls back) what the unit of work did.
@@ -83,39 +167,11 @@ impl PgTx {
         self.exchange(&[], Some(if commit { "COMMIT" } else { "ROLLBACK" })).await.map(drop)
     }
 
-    /// The rows of `sql`, sent after the queued writes.
-    pub(crate) async fn rows(&mut self, sql: &str, params: Params<'_>) -> StoreResult<Vec<Row>> {
-        Ok(self.exchange(&[(sql, params)], None).await?.pop().unwrap_or_default())
-    }
-
-    async fn all<T>(
-        &mut self,
-        sql: &str,
-        params: Params<'_>,
-        decode: impl Fn(&Row) -> StoreResult<T>,
-    ) -> StoreResult<Vec<T>> {
-        self.rows(sql, params).await?.iter().map(decode).collect()
-    }
-
-    async fn first<T>(
-        &mut self,
-        sql: &str,
-        params: Params<'_>,
-        decode: impl Fn(&Row) -> StoreResult<T>,
-    ) -> StoreResult<Option<T>> {
-        self.rows(sql, params).await?.first().map(decode).transpose()
-    }
-
-    fn queue(&mut self, write: StoreResult<Write>) -> StoreResult<()> {
-        self.writes.push(write?);
-        Ok(())
-    }
-
     /// Sends `BEGIN` (unless sent), the queued writes, `reads` and `end`, in one round
     /// trip; the rows of each read.
     async fn exchange(
         &mut self,
-        reads: &[(&str, Params<'_>)],
+        reads: &[(&str, &[SqlValue])],
         end: Option<&'static str>,
     ) -> StoreResult<Vec<Vec<Row>>> {
         self.send(reads, end).await.map_err(|e| {
@@ -131,7 +187,7 @@ impl PgTx {
 
     async fn send(
         &mut self,
-        reads: &[(&str, Params<'_>)],
+        reads: &[(&str, &[SqlValue])],
         end: Option<&'static str>,
     ) -> StoreResult<Vec<Vec<Row>>> {
         let conn = self.conn.as_ref().ok_or_else(|| {
@@ -144,7 +200,14 @@ impl PgTx {
         for sql in writes.iter().map(|w| w.sql).chain(reads.iter().map(|(sql, _)| *sql)) {
             prepared.push(conn.prepare_cached(sql).await.ctx("prepare a statement")?);
         }
-        let bound: Vec<_> = writes.iter().map(Write::params).collect();
+        let bound: Vec<Vec<Bind<'_>>> = writes
+            .iter()
+            .map(|w| w.params.as_slice())
+            .chain(reads.iter().map(|(_, p)| *p))
+            .map(|params| params.iter().map(Bind).collect())
+            .collect();
+        let params: Vec<Vec<&(dyn ToSql + Sync)>> =
+            bound.iter().map(|b| b.iter().map(|v| v as &(dyn ToSql + Sync)).collect()).collect();
         let simple = |sql: &'static str, what: &'static str| -> Sent<'_> {
             Box::pin(async move { conn.batch_execute(sql).await.ctx(what).map(|()| Vec::new()) })
         };
@@ -159,13 +222,15 @@ impl PgTx {
             ));
         }
         let skipped = sent.len() + writes.len();
-        for ((write, params), statement) in writes.iter().zip(&bound).zip(&prepared) {
-            sent.push(Box::pin(
-                async move { conn.query(statement, params).await.map_err(|e| write.error(e)) },
-            ));
-        }
-        for ((_, params), statement) in reads.iter().zip(&prepared[writes.len()..]) {
-            sent.push(Box::pin(async move { conn.query(statement, params).await.ctx("run a query") }));
+        for (i, (statement, params)) in prepared.iter().zip(&params).enumerate() {
+            let write = writes.get(i);
+            sent.push(Box::pin(async move {
+                conn.query(statement, params).await.map_err(|e| match write {
+                    Some(w) if w.races => raced(w.what, e),
+                    Some(w) => from_pg(w.what, e),
+                    None => from_pg("run a query", e),
+                })
+            }));
         }
         if let Some(end) = end {
             sent.push(simple(end, "end a transaction"));
@@ -175,16 +240,16 @@ impl PgTx {
         if end.is_some() && matches!(answers.last(), Some(Ok(_))) {
             self.open = false;
         }
-        let mut rows: Vec<Vec<Row>> = answers.into_iter().collect::<StoreResult<_>>()?;
+        let mut rows: Vec<Vec<tokio_postgres::Row>> = answers.into_iter().collect::<StoreResult<_>>()?;
         rows.truncate(skipped + reads.len());
-        Ok(rows.split_off(skipped))
+        rows.split_off(skipped).iter().map(|rows| rows.iter().map(values).collect()).collect()
     }
 }
 
 /// Polls every future, in order, until all are done; their outputs in order. Each sends
 /// its statement on its first poll, so they leave back to back, in this order.
-async fn pipelined(mut sent: Vec<Sent<'_>>) -> Vec<StoreResult<Vec<Row>>> {
-    let mut done: Vec<Option<StoreResult<Vec<Row>>>> = sent.iter().map(|_| None).collect();
+async fn pipelined(mut sent: Vec<Sent<'_>>) -> Vec<StoreResult<Vec<tokio_postgres::Row>>> {
+    let mut done: Vec<Option<StoreResult<Vec<tokio_postgres::Row>>>> = sent.iter().map(|_| None).collect();
     poll_fn(|cx| {
         let mut waiting = false;
         for (future, out) in sent.iter_mut().zip(done.iter_mut()).filter(|(_, out)| out.is_none()) {
@@ -199,254 +264,26 @@ async fn pipelined(mut sent: Vec<Sent<'_>>) -> Vec<StoreResult<Vec<Row>>> {
     done.into_iter().flatten().collect()
 }
 
-/// A query assembled from fixed condition texts and numbered placeholders; the values
-/// are bound, never formatted in.
-struct Query {
-    sql: String,
-    values: Vec<Value>,
-    conditions: usize,
-}
-
-impl Query {
-    fn new(head: &str) -> Self {
-        Query { sql: head.to_owned(), values: Vec::new(), conditions: 0 }
-    }
-
-    /// `AND <condition>`; a `$` in it stands for `value`.
-    fn and(&mut self, condition: &str, value: Option<Value>) -> &mut Self {
-        self.sql.push_str(if self.conditions == 0 { " WHERE " } else { " AND " });
-        self.conditions += 1;
-        match value {
-            Some(v) => {
-                self.values.push(v);
-                self.sql.push_str(&condition.replace('$', &format!("${}", self.values.len())));
-            }
-            None => self.sql.push_str(condition),
-        }
-        self
-    }
-
-    fn and_if<V: ToSql + Sync + Send + 'static>(&mut self, condition: &str, value: Option<V>) -> &mut Self {
-        match value {
-            Some(v) => self.and(condition, Some(Box::new(v))),
-            None => self,
-        }
-    }
-
-    fn ordered(&mut self, order: &str, limit: Option<usize>) -> StoreResult<&mut Self> {
-        self.sql.push_str(order);
-        if let Some(limit) = limit {
-            self.values.push(Box::new(to_i64("limit", limit as u64)?));
-            self.sql.push_str(&format!(" LIMIT ${}", self.values.len()));
-        }
-        Ok(self)
-    }
-
-    fn params(&self) -> Vec<&(dyn ToSql + Sync)> {
-        self.values.iter().map(|v| v.as_ref() as _).collect()
-    }
-}
-
 #[async_trait]
-impl Tx for PgTx {
-    async fn catalog(&mut self, kind: CatalogKind) -> StoreResult<Vec<CatalogItem>> {
-        self.all(KindSql::of(kind).list, &[], |r| rows::catalog_item(kind, r)).await
+impl SqlConn for PgTx {
+    async fn read(&mut self, statements: &[(&str, &[SqlValue])]) -> StoreResult<Vec<Vec<Row>>> {
+        self.exchange(statements, None).await
     }
 
-    async fn catalog_item(&mut self, kind: CatalogKind, name: &Name) -> StoreResult<Option<CatalogItem>> {
-        self.first(KindSql::of(kind).get, &[&name.as_str()], |r| rows::catalog_item(kind, r)).await
+    async fn write(&mut self, write: SqlWrite) -> StoreResult<()> {
+        self.writes.push(write);
+        Ok(())
     }
-
-    async fn insert_catalog_item(&mut self, item: &CatalogItem) -> StoreResult<()> {
-        self.queue(Ok(write::catalog_item(item)))
-    }
-
-    async fn delete_catalog_item(&mut self, kind: CatalogKind, name: &Name) -> StoreResult<()> {
-        self.queue(Ok(write::delete_catalog_item(kind, name)))
-    }
-
-    /// Locks the item first: a create whose insert already holds it (the foreign-key
-    /// check's lock) commits before the count, so the count includes its build, and one
-    /// that comes later fails its foreign-key check and runs again, finding no item.
-    async fn builds_using(&mut self, kind: CatalogKind, name: &Name) -> StoreResult<u64> {
-        let (sql, name): (_, Params<'_>) = (KindSql::of(kind), &[&name.as_str()]);
-        let answers = self.exchange(&[(sql.lock, name), (sql.builds_using, name)], None).await?;
-        let count = answers.last().and_then(|rows| rows.first()).map(|r| r.try_get::<_, i64>(0));
-        Ok(count.transpose().ctx("count builds")?.unwrap_or(0).unsigned_abs())
-    }
-
-    /// In a write, locks the row until commit (`sql::LOCK_BUILD`): writers of one build
-    /// queue here, and each reads what the previous one committed. The lease record is
-    /// read in the same round trip, by a statement that runs once the lock is held.
-    /// The server's clock: lease expiry must not depend on which worker's clock is
-    /// right. Read once per transaction.
-    async fn now(&mut self) -> StoreResult<jiff::Timestamp> {
-        if let Some(t) = self.clock {
-            return Ok(t);
-        }
-        let rows = self.rows(sql::SERVER_CLOCK, &[]).await?;
-        let t = rows.first().map(rows::clock).transpose()?.unwrap_or_else(buildstate_store::now);
-        self.clock = Some(t);
-        Ok(t)
-    }
-
-    async fn build(&mut self, id: BuildId) -> StoreResult<Option<Build>> {
-        let key: Params<'_> = &[id.as_uuid()];
-        if self.mode == Mode::Read {
-            return self.first(sql::SELECT_BUILD_BY_ID, key, rows::build).await;
-        }
-        let mut answers = self
-            .exchange(&[(sql::LOCK_BUILD, key), (sql::SELECT_LEASE, key), (sql::SERVER_CLOCK, &[])], None)
-            .await?;
-        if let Some(row) = answers.pop().unwrap_or_default().first() {
-            self.clock.get_or_insert(rows::clock(row)?);
-        }
-        let lease = answers.pop().unwrap_or_default().first().map(rows::lease).transpose()?;
-        self.lease = Some((id, lease));
-        answers.pop().unwrap_or_default().first().map(rows::build).transpose()
-    }
-
-    async fn build_id_by_number(&mut self, number: &str) -> StoreResult<Option<BuildId>> {
-        let id = |r: &Row| r.try_get(0).map(BuildId::from_uuid).ctx("read a build id");
-        self.first(sql::BUILD_ID_BY_NUMBER, &[&number], id).await
-    }
-
-    async fn prefix_candidates(
-        &mut self,
-        id_prefix: &str,
-        number_prefix: &str,
-    ) -> StoreResult<Vec<(BuildId, BuildNumber)>> {
-        // A prefix that no id (or number) can start with gets an empty range: NULL
-        // bounds match no id, an empty upper bound no number.
-        let (id_low, id_high) = id_prefix_range(id_prefix).unzip();
-        let number_upper = prefix_upper_bound(number_prefix).unwrap_or_default();
-        let params: Params<'_> = &[&id_low, &id_high, &number_prefix, &number_upper];
-        self.all(sql::PREFIX_CANDIDATES, params, rows::id_and_number).await
-    }
-
-    async fn list_builds(&mut self, filter: &BuildFilter) -> StoreResult<Vec<Build>> {
-        let mut q = Query::new(sql::SELECT_BUILDS);
-        q.and_if("status = $", filter.status.map(|s| s.as_str()))
-            .and_if("platform = $", filter.platform.as_ref().map(Name::to_string))
-            .and_if("os = $", filter.os.as_ref().map(Name::to_string))
-            .and_if("image_type = $", filter.image_type.as_ref().map(Name::to_string))
-            .and_if("state = $", filter.state.map(|s| i16::from(s.get())))
-            .and_if("created_at >= $", filter.since)
-            .and_if("needs_intervention = $", filter.needs_intervention)
-            .ordered(" ORDER BY created_at DESC, id DESC", filter.limit)?;
-        self.all(&q.sql, &q.params(), rows::build).await
-    }
-
-    /// Takes the stem's advisory lock first (held to commit), so concurrent creates of
-    /// one triple on one day allocate one after another and each reads its
-    /// predecessor's number. A number chosen by hand takes no such lock; if one lands on
-    /// the allocated number in between, the insert races it and the create runs again.
-    async fn numbers_under(&mut self, stem: &str) -> StoreResult<Vec<String>> {
-        let upper = prefix_upper_bound(stem).unwrap_or_default();
-        let reads: [(&str, Params<'_>); 2] =
-            [(sql::LOCK_NUMBER_STEM, &[&stem]), (sql::NUMBERS_IN_RANGE, &[&stem, &upper])];
-        let numbers = self.exchange(&reads, None).await?.pop().unwrap_or_default();
-        numbers.iter().map(|r| r.try_get(0).ctx("read a build number")).collect()
-    }
-
-    async fn insert_build(&mut self, build: &Build) -> StoreResult<()> {
-        self.queue(write::build(build))
-    }
-
-    async fn swap_build(&mut self, build: &Build, expected_version: u64) -> StoreResult<bool> {
-        let swap = write::swap_build(build, expected_version)?;
-        Ok(!self.rows(swap.sql, &swap.params()).await?.is_empty())
-    }
-
-    async fn delete_build(&mut self, id: BuildId) -> StoreResult<()> {
-        // Cascades to the lease record too.
-        self.lease = None;
-        self.queue(Ok(write::delete_build(id)))
-    }
-
-    async fn history(&mut self, id: BuildId) -> StoreResult<Vec<HistoryEvent>> {
-        self.all(sql::SELECT_EVENTS, &[id.as_uuid()], rows::event).await
-    }
-
-    async fn append_events(&mut self, id: BuildId, events: &[HistoryEvent]) -> StoreResult<()> {
-        events.iter().try_for_each(|e| self.queue(write::event(id, e)))
-    }
-
-    async fn failures(&mut self, filter: &FailureFilter) -> StoreResult<Vec<FailureRecord>> {
-        let mut q = Query::new(sql::SELECT_FAILURES);
-        q.and_if("build_id = $", filter.build.map(|id| *id.as_uuid()))
-            .and_if("state = $", filter.state.map(|s| i16::from(s.get())))
-            .and_if("failure_type = $", filter.failure_type.as_ref().map(|t| t.as_str().to_owned()));
-        if filter.unresolved_only {
-            q.and("NOT resolved", None);
-        }
-        q.ordered(" ORDER BY at DESC, number DESC, build_id DESC", filter.limit)?;
-        self.all(&q.sql, &q.params(), rows::failure).await
-    }
-
-    async fn insert_failures(&mut self, failures: &[FailureRecord]) -> StoreResult<()> {
-        failures.iter().try_for_each(|f| self.queue(Ok(write::failure(f))))
-    }
-
-    async fn update_failure(&mut self, f: &FailureRecord) -> StoreResult<()> {
-        self.queue(Ok(write::resolve_failure(f)))
-    }
-
-    async fn artifacts(&mut self, id: BuildId) -> StoreResult<Vec<Artifact>> {
-        self.all(sql::SELECT_ARTIFACTS, &[id.as_uuid()], |r| rows::artifact(&id, r)).await
-    }
-
-    async fn put_artifact(&mut self, id: BuildId, artifact: &Artifact) -> StoreResult<()> {
-        self.queue(write::artifact(id, artifact))
-    }
-
-    async fn lease(&mut self, id: BuildId) -> StoreResult<Option<LeaseRecord>> {
-        match &self.lease {
-            Some((locked, record)) if *locked == id => Ok(record.clone()),
-            _ => self.first(sql::SELECT_LEASE, &[id.as_uuid()], rows::lease).await,
-        }
-    }
-
-    async fn put_lease(&mut self, record: &LeaseRecord) -> StoreResult<()> {
-        self.lease = None;
-        self.queue(write::lease(record))
-    }
-
-    async fn held_leases(&mut self) -> StoreResult<Vec<(BuildNumber, Lease)>> {
-        self.all(sql::SELECT_HELD_LEASES, &[], rows::held_lease).await
-    }
-}
-
-/// The ids whose canonical text (`0190a3c5-…`, lowercase) starts with `prefix`, as the
-/// closed range `[lowest, highest]`: uuids sort byte by byte, as their hex text does.
-/// `None` when no id can start with `prefix` (a non-hex digit, a misplaced hyphen, too
-/// long, or empty).
-fn id_prefix_range(prefix: &str) -> Option<(Uuid, Uuid)> {
-    const LOWEST: &str = "00000000-0000-0000-0000-000000000000";
-    const HIGHEST: &str = "ffffffff-ffff-ffff-ffff-ffffffffffff";
-    let prefix = prefix.to_ascii_lowercase();
-    if prefix.is_empty() || prefix.len() > LOWEST.len() {
-        return None;
-    }
-    let fits = prefix.bytes().zip(LOWEST.bytes()).all(|(c, shape)| match shape {
-        b'-' => c == b'-',
-        _ => c.is_ascii_digit() || (b'a'..=b'f').contains(&c),
-    });
-    if !fits {
-        return None;
-    }
-    // `prefix` is ASCII from here on, so it ends on a character boundary of either shape.
-    let low = Uuid::parse_str(&format!("{prefix}{}", &LOWEST[prefix.len()..])).ok()?;
-    let high = Uuid::parse_str(&format!("{prefix}{}", &HIGHEST[prefix.len()..])).ok()?;
-    Some((low, high))
 }
 
 #[cfg(test)]
 mod tests {
     use std::time::Duration;
 
-    use buildstate_core::{ImageType, NewBuild, OsVersion, Platform, StateCatalog};
-    use buildstate_store::{Store, StoreError};
+    use buildstate_core::{
+        CatalogItem, CatalogKind, ImageType, Name, NewBuild, OsVersion, Platform, StateCatalog,
+    };
+    use buildstate_store::{BuildFilter, Store, StoreError};
 
     use super::*;
     use crate::PostgresStore;
@@ -546,32 +383,5 @@ mod tests {
             other => panic!("expected CatalogItemNotFound, got {other:?}"),
         }
         assert!(store.list_builds(&BuildFilter::default()).await.expect("list").is_empty());
-    }
-
-    #[test]
-    fn id_ranges_cover_exactly_the_ids_with_the_prefix() {
-        let id = Uuid::parse_str("0190a3c5-7e4b-7c3d-8a1b-123456789abc").expect("valid uuid");
-        let text = id.hyphenated().to_string();
-        for len in 1..=text.len() {
-            let (low, high) = id_prefix_range(&text[..len]).unwrap_or_else(|| panic!("prefix {len}"));
-            assert!(low <= id && id <= high, "{}", &text[..len]);
-        }
-        let (low, high) = id_prefix_range("0190A3").expect("uppercase is accepted");
-        assert_eq!(low.hyphenated().to_string(), "0190a300-0000-0000-0000-000000000000");
-        assert_eq!(high.hyphenated().to_string(), "0190a3ff-ffff-ffff-ffff-ffffffffffff");
-        let (low, high) = id_prefix_range("0190a3c5-").expect("a hyphen where ids have one");
-        assert_eq!((low.as_u128() >> 96, high.as_u128() >> 96), (0x0190a3c5, 0x0190a3c5));
-        let other = Uuid::parse_str("0190a3c6-0000-7000-8000-000000000000").expect("valid uuid");
-        let (low, high) = id_prefix_range("0190a3c5").expect("range");
-        assert!(!(low <= other && other <= high), "an id with another prefix is outside");
-    }
-
-    #[test]
-    fn references_no_id_can_start_with_have_no_range() {
-        for r in
-            ["", "g", "0190a3c5x", "0190-", "%", "_", "*", "é", &"0".repeat(37), "'; DROP TABLE builds; --"]
-        {
-            assert_eq!(id_prefix_range(r), None, "{r}");
-        }
     }
 }

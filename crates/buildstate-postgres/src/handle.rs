@@ -11,6 +11,7 @@ use deadpool_postgres::{
 use tokio_postgres::NoTls;
 
 use crate::error::PgError;
+use crate::tls::Tls;
 use crate::{migrate, url};
 
 /// Most connections one handle opens at once. Connections are opened on demand, so a
@@ -28,10 +29,9 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 /// writers — in this process or on other machines — queue per build instead of
 /// overwriting each other. Lease expiry is judged by the server's clock.
 ///
-/// Connections are made **without TLS** (`NoTls`) for now: use it on a trusted network
-/// or through a local TLS proxy. A connection string that requires TLS
-/// (`sslmode=require`) is refused when connecting; the default `sslmode=prefer` falls
-/// back to a plain connection.
+/// TLS follows libpq's `sslmode` and `sslrootcert` (`crate::tls`): by default
+/// (`prefer`) a connection is encrypted when the server offers TLS; `require` refuses a
+/// server without it, `verify-ca` and `verify-full` also check its certificate.
 #[derive(Clone)]
 pub struct PostgresStore {
     inner: Arc<Inner>,
@@ -41,6 +41,7 @@ struct Inner {
     pool: Pool,
     /// The connection string with its password replaced by `***`.
     location: String,
+    tls: Tls,
     schema: Option<String>,
     schema_version: u32,
 }
@@ -62,9 +63,10 @@ impl PostgresStore {
     /// Tables live in the first schema of the server's `search_path` (usually `public`).
     ///
     /// Connecting to an up-to-date database costs one connection and two small reads.
-    /// An unreachable server, failed authentication, or a database written by a newer
+    /// An unreachable server, failed authentication, a server that refuses TLS or whose
+    /// certificate does not verify as `sslmode` asks, or a database written by a newer
     /// buildstate is `StoreError::Unavailable`, naming the location with its password
-    /// hidden.
+    /// hidden and saying what to do.
     pub async fn connect(url: &str) -> StoreResult<PostgresStore> {
         open(url, None).await
     }
@@ -95,7 +97,7 @@ impl PostgresStore {
 
     /// A pooled connection.
     pub(crate) async fn client(&self) -> StoreResult<Object> {
-        checkout(&self.inner.pool, &self.inner.location).await
+        checkout(&self.inner.pool, &self.inner.location, &self.inner.tls).await
     }
 
     pub(crate) fn unavailable(&self, reason: String) -> StoreError {
@@ -104,8 +106,9 @@ impl PostgresStore {
 }
 
 /// A connection from `pool`. Pool failures are about reaching the server, not about the
-/// data: `Unavailable`, or `Busy` when every connection stayed in use.
-async fn checkout(pool: &Pool, location: &str) -> StoreResult<Object> {
+/// data: `Unavailable` (with what to do when TLS is why), or `Busy` when every
+/// connection stayed in use.
+async fn checkout(pool: &Pool, location: &str, tls: &Tls) -> StoreResult<Object> {
     let started = Instant::now();
     let unavailable = |reason: String| StoreError::Unavailable { location: location.to_owned(), reason };
     pool.get().await.map_err(|e| match e {
@@ -113,14 +116,17 @@ async fn checkout(pool: &Pool, location: &str) -> StoreResult<Object> {
             StoreError::Busy { waited_ms: u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX) }
         }
         PoolError::Timeout(_) => unavailable("the server did not answer in time".to_owned()),
-        PoolError::Backend(e) => unavailable(format!("cannot connect: {}", PgError(e))),
+        PoolError::Backend(e) => match tls.advice(&e) {
+            Some(advice) => unavailable(format!("cannot connect: {}; {advice}", PgError(e))),
+            None => unavailable(format!("cannot connect: {}", PgError(e))),
+        },
         other => unavailable(format!("no connection: {other}")),
     })
 }
 
 async fn open(conninfo: &str, schema: Option<&str>) -> StoreResult<PostgresStore> {
     let location = url::redact(conninfo);
-    let mut config = url::parse(conninfo, &location)?;
+    let (mut config, tls) = url::parse(conninfo, &location)?;
     if config.get_connect_timeout().is_none() {
         config.connect_timeout(CONNECT_TIMEOUT);
     }
@@ -129,8 +135,13 @@ async fn open(conninfo: &str, schema: Option<&str>) -> StoreResult<PostgresStore
     }
     // Fast recycling checks only that the connection is open: a broken one is replaced,
     // and every unit of work ends its transaction (commit, or rollback on drop).
-    let manager =
-        Manager::from_config(config, NoTls, ManagerConfig { recycling_method: RecyclingMethod::Fast });
+    let manager_config = ManagerConfig { recycling_method: RecyclingMethod::Fast };
+    let connector =
+        tls.connector().map_err(|reason| StoreError::Unavailable { location: location.clone(), reason })?;
+    let manager = match connector {
+        Some(connector) => Manager::from_config(config, connector, manager_config),
+        None => Manager::from_config(config, NoTls, manager_config),
+    };
     let pool = Pool::builder(manager)
         .max_size(MAX_CONNECTIONS)
         .runtime(Runtime::Tokio1)
@@ -143,11 +154,11 @@ async fn open(conninfo: &str, schema: Option<&str>) -> StoreResult<PostgresStore
             reason: format!("cannot set up a connection pool: {e}"),
         })?;
     let schema_version = {
-        let mut client = checkout(&pool, &location).await?;
+        let mut client = checkout(&pool, &location, &tls).await?;
         migrate::migrate(&mut client, schema, &location).await?
     };
     Ok(PostgresStore {
-        inner: Arc::new(Inner { pool, location, schema: schema.map(str::to_owned), schema_version }),
+        inner: Arc::new(Inner { pool, location, tls, schema: schema.map(str::to_owned), schema_version }),
     })
 }
 
@@ -183,6 +194,59 @@ mod tests {
         assert!(matches!(e, StoreError::Unavailable { .. }), "{e:?}");
         assert!(e.to_string().contains("password authentication failed"), "{e}");
         assert_hidden(&e, "wrong-hunter2");
+    }
+
+    #[tokio::test]
+    async fn a_server_refusing_tls_under_require_is_unavailable_saying_what_to_do() {
+        // Answers the client's SSLRequest (8 bytes) with `N`, as a server without TLS does.
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        let port = listener.local_addr().expect("addr").port();
+        let server = std::thread::spawn(move || {
+            use std::io::{Read, Write};
+            let (mut socket, _) = listener.accept().expect("accept");
+            let mut request = [0u8; 8];
+            socket.read_exact(&mut request).expect("the SSLRequest");
+            socket.write_all(b"N").expect("refuse TLS");
+            request
+        });
+        let url = format!("postgres://me:hunter2@127.0.0.1:{port}/db?sslmode=require&connect_timeout=5");
+        let e = PostgresStore::connect(&url).await.expect_err("no TLS, no connection");
+        assert_eq!(server.join().expect("the fake server")[4..], [0x04, 0xd2, 0x16, 0x2f], "an SSLRequest");
+        match &e {
+            StoreError::Unavailable { location, reason } => {
+                assert_eq!(
+                    location,
+                    &format!("postgres://me:***@127.0.0.1:{port}/db?sslmode=require&connect_timeout=5")
+                );
+                assert!(
+                    reason.contains("does not accept TLS connections, which sslmode=require requires"),
+                    "{reason}"
+                );
+                assert!(reason.contains("turn `ssl` on"), "{reason}");
+            }
+            other => panic!("expected Unavailable, got {other:?}"),
+        }
+        assert_hidden(&e, "hunter2");
+    }
+
+    #[tokio::test]
+    async fn tls_options_that_make_no_sense_are_refused_before_connecting() {
+        for (url, says) in [
+            ("postgres://me:hunter2@127.0.0.1:1/db?sslmode=verify-full", "add sslrootcert=FILE"),
+            ("host=127.0.0.1 port=1 password=hunter2 sslmode=verify-ca", "add sslrootcert=FILE"),
+            ("postgres://me:hunter2@127.0.0.1:1/db?sslmode=yes", "not one of disable, prefer"),
+            (
+                "postgres://me:hunter2@127.0.0.1:1/db?sslrootcert=/nonexistent.pem",
+                "cannot read sslrootcert=/nonexistent.pem",
+            ),
+        ] {
+            let e = PostgresStore::connect(url).await.expect_err(url);
+            assert!(
+                matches!(&e, StoreError::Unavailable { reason, .. } if reason.contains(says)),
+                "{url}: {e}"
+            );
+            assert_hidden(&e, "hunter2");
+        }
     }
 
     #[tokio::test]

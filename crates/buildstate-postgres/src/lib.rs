@@ -1,7 +1,8 @@
 //! The PostgreSQL backend of buildstate: one database shared by many CI workers on many
 //! machines.
 //!
-//! - [`PostgresStore::connect`] opens a connection pool (deadpool, no TLS yet) and
+//! - [`PostgresStore::connect`] opens a connection pool (deadpool; TLS as libpq's
+//!   `sslmode` and `sslrootcert` say, on rustls with the `ring` provider) and
 //!   applies the embedded, append-only migrations (`migrations/*.sql`) under an
 //!   advisory lock; [`PostgresStore::connect_with_schema`] keeps every table in a schema
 //!   of its own.
@@ -29,6 +30,7 @@ mod migrate;
 pub mod sql;
 #[cfg(test)]
 mod testdb;
+mod tls;
 mod transact;
 mod tx;
 mod url;

@@ -5,11 +5,22 @@
 //! which finds the password exactly where the driver does (the userinfo of a URL up to
 //! the first `@`, a `password=` query parameter, or a `password` key of a key/value
 //! string) and replaces it with `***`.
+//!
+//! The TLS options (`sslmode`, `sslrootcert`) are taken out of the string before the
+//! driver parses it ([`take_tls_params`]): the driver knows `sslmode` only as
+//! `disable|prefer|require` and has no `sslrootcert`; `crate::tls` gives them libpq's
+//! meaning.
 
+use std::borrow::Cow;
+use std::path::PathBuf;
 use std::str::FromStr;
 
 use buildstate_store::{StoreError, StoreResult};
+use percent_encoding::percent_decode_str;
 use tokio_postgres::Config;
+use tokio_postgres::config::Host;
+
+use crate::tls::Tls;
 
 const MASK: &str = "***";
 
@@ -84,7 +95,7 @@ fn redact_key_values(s: &str) -> String {
             continue;
         };
         let value_start = value_and_rest.trim_start();
-        let value_len = value_len(value_start);
+        let (value_len, _) = value(value_start);
         let consumed = rest.len() - value_start.len() + value_len;
         if key == "password" {
             out.push_str(&rest[..rest.len() - value_start.len()]);
@@ -96,36 +107,138 @@ fn redact_key_values(s: &str) -> String {
     }
 }
 
-/// Length in bytes of the value at the start of `s`.
-fn value_len(s: &str) -> usize {
-    if let Some(quoted) = s.strip_prefix('\'') {
-        let mut escaped = false;
-        for (i, c) in quoted.char_indices() {
-            match c {
-                _ if escaped => escaped = false,
-                '\\' => escaped = true,
-                '\'' => return i + 2,
-                _ => {}
+/// The value at the start of `s`, read as the driver reads it: its length in bytes and
+/// what it says. Single-quoted, or running to the next whitespace; `\` escapes the next
+/// character in both (so `a\ b` is one value).
+fn value(s: &str) -> (usize, String) {
+    let (quoted, body) = match s.strip_prefix('\'') {
+        Some(body) => (true, body),
+        None => (false, s),
+    };
+    let mut text = String::new();
+    let mut escaped = false;
+    for (i, c) in body.char_indices() {
+        match c {
+            _ if escaped => {
+                escaped = false;
+                text.push(c);
             }
+            '\\' => escaped = true,
+            '\'' if quoted => return (i + 2, text),
+            c if !quoted && c.is_whitespace() => return (i, text),
+            c => text.push(c),
         }
-        s.len()
-    } else {
-        s.find(char::is_whitespace).unwrap_or(s.len())
+    }
+    (s.len(), text)
+}
+
+/// The TLS options of a connection string, as written in it.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub(crate) struct TlsParams {
+    pub(crate) sslmode: Option<String>,
+    pub(crate) sslrootcert: Option<String>,
+}
+
+impl TlsParams {
+    fn take(&mut self, key: &str, value: String) -> bool {
+        match key {
+            "sslmode" => self.sslmode = Some(value),
+            "sslrootcert" => self.sslrootcert = Some(value),
+            _ => return false,
+        }
+        true
+    }
+}
+
+/// `conninfo` without its `sslmode` and `sslrootcert`, and their values (the last one
+/// given of each, as the driver would take it). Everything else is left exactly as
+/// written, so the driver reads the rest as it would have; a string it cannot read is
+/// left for it to refuse.
+pub(crate) fn take_tls_params(conninfo: &str) -> Result<(Cow<'_, str>, TlsParams), String> {
+    let mut params = TlsParams::default();
+    for scheme in ["postgres://", "postgresql://"] {
+        if let Some(rest) = conninfo.strip_prefix(scheme) {
+            // As the driver reads a URL: the user info runs to the first `@`, the
+            // query starts at the first `?` after it.
+            let creds_end = rest.find('@').map_or(0, |at| at + 1);
+            let Some(q) = rest[creds_end..].find('?').map(|i| creds_end + i) else {
+                return Ok((Cow::Borrowed(conninfo), params));
+            };
+            let mut kept = Vec::new();
+            let mut query = &rest[q + 1..];
+            while !query.is_empty() {
+                let Some(eq) = query.find('=') else {
+                    kept.push(query);
+                    break;
+                };
+                let end = query[eq..].find('&').map_or(query.len(), |amp| eq + amp);
+                let (key, value) = (&query[..eq], &query[eq + 1..end]);
+                let decoded_key = percent_decode_str(key).decode_utf8().unwrap_or_default();
+                if matches!(&*decoded_key, "sslmode" | "sslrootcert") {
+                    let value = percent_decode_str(value).decode_utf8().map_err(|_| {
+                        format!("the {decoded_key} parameter is not UTF-8 once percent-decoded")
+                    })?;
+                    params.take(&decoded_key, value.into_owned());
+                } else {
+                    kept.push(&query[..end]);
+                }
+                query = query.get(end + 1..).unwrap_or("");
+            }
+            let mut out = format!("{scheme}{}", &rest[..q]);
+            if !kept.is_empty() {
+                out.push('?');
+                out.push_str(&kept.join("&"));
+            }
+            return Ok((Cow::Owned(out), params));
+        }
+    }
+    let mut out = String::with_capacity(conninfo.len());
+    let mut rest = conninfo;
+    loop {
+        let trimmed = rest.trim_start();
+        out.push_str(&rest[..rest.len() - trimmed.len()]);
+        rest = trimmed;
+        let key_end = rest.find(|c: char| c == '=' || c.is_whitespace()).unwrap_or(rest.len());
+        let after_key = rest[key_end..].trim_start();
+        let Some(value_and_rest) = after_key.strip_prefix('=').filter(|_| key_end > 0) else {
+            // The end, or not `key = value`: the driver says what is wrong with it.
+            out.push_str(rest);
+            return Ok((Cow::Owned(out), params));
+        };
+        let value_start = value_and_rest.trim_start();
+        let (value_len, text) = value(value_start);
+        let consumed = rest.len() - value_start.len() + value_len;
+        if !params.take(&rest[..key_end], text) {
+            out.push_str(&rest[..consumed]);
+        }
+        rest = &rest[consumed..];
     }
 }
 
 /// Parses `conninfo` (URL or key/value form). The driver's parse error never contains
 /// the string itself, but the message names the redacted location to be sure.
-pub(crate) fn parse(conninfo: &str, location: &str) -> StoreResult<Config> {
-    let mut config = Config::from_str(conninfo).map_err(|e| StoreError::Unavailable {
-        location: location.to_owned(),
-        reason: format!("not a PostgreSQL connection string: {e}"),
-    })?;
+/// Its TLS options are checked here too, before anything connects.
+pub(crate) fn parse(conninfo: &str, location: &str) -> StoreResult<(Config, Tls)> {
+    let unavailable = |reason: String| StoreError::Unavailable { location: location.to_owned(), reason };
+    let (rest, params) = take_tls_params(conninfo).map_err(&unavailable)?;
+    let mut config = Config::from_str(&rest)
+        .map_err(|e| unavailable(format!("not a PostgreSQL connection string: {e}")))?;
     if config.get_application_name().is_none() {
         // Shows who holds a connection in `pg_stat_activity`.
         config.application_name("buildstate");
     }
-    Ok(config)
+    let home = std::env::var_os("HOME").map(PathBuf::from);
+    let tls = Tls::new(params.sslmode.as_deref(), params.sslrootcert.as_deref(), home.as_deref())
+        .map_err(&unavailable)?;
+    config.ssl_mode(tls.driver_mode());
+    // PostgreSQL offers no TLS over a Unix socket, and libpq does not ask for it there.
+    let unix_only = config.get_hostaddrs().is_empty()
+        && !config.get_hosts().is_empty()
+        && config.get_hosts().iter().all(|h| !matches!(h, Host::Tcp(_)));
+    if unix_only {
+        config.ssl_mode(tokio_postgres::config::SslMode::Disable);
+    }
+    Ok((config, tls))
 }
 
 /// Checks a schema name: `[a-z_][a-z0-9_]*`, at most 63 bytes (PostgreSQL's identifier
@@ -207,6 +320,66 @@ mod tests {
         for (s, shown) in cases {
             assert_eq!(redact(s), shown, "{s}");
         }
+    }
+
+    #[test]
+    fn escaped_whitespace_does_not_end_a_password() {
+        // The driver reads `se\ cret` as one value, `se cret`.
+        assert_eq!(redact("host=h password=se\\ cret user=u"), "host=h password=*** user=u");
+        let config = Config::from_str("host=h password=se\\ cret user=u").expect("parses");
+        assert_eq!(config.get_password(), Some(b"se cret".as_slice()));
+    }
+
+    #[test]
+    fn tls_options_are_taken_out_and_the_rest_left_as_written() {
+        let params = |mode: Option<&str>, root: Option<&str>| TlsParams {
+            sslmode: mode.map(str::to_owned),
+            sslrootcert: root.map(str::to_owned),
+        };
+        let cases = [
+            ("postgres://u:p@h/db", "postgres://u:p@h/db", params(None, None)),
+            (
+                "postgres://u:p@h/db?sslmode=verify-full&sslrootcert=%2Fetc%2Fca%20x.pem",
+                "postgres://u:p@h/db",
+                params(Some("verify-full"), Some("/etc/ca x.pem")),
+            ),
+            (
+                "postgresql://h/db?application_name=a&sslmode=require&connect_timeout=3",
+                "postgresql://h/db?application_name=a&connect_timeout=3",
+                params(Some("require"), None),
+            ),
+            ("postgres://u:a?b@h/db?sslmode=disable", "postgres://u:a?b@h/db", params(Some("disable"), None)),
+            ("postgres://h?sslmode=prefer&sslmode=require", "postgres://h", params(Some("require"), None)),
+            (
+                "host=h sslmode=verify-ca sslrootcert='/my ca\\'s.pem' user=u",
+                "host=h   user=u",
+                params(Some("verify-ca"), Some("/my ca's.pem")),
+            ),
+            ("sslmode = require", "", params(Some("require"), None)),
+            (
+                "host=h password=x\\ y sslmode=require",
+                "host=h password=x\\ y ",
+                params(Some("require"), None),
+            ),
+            ("host=h nonsense", "host=h nonsense", params(None, None)),
+        ];
+        for (conninfo, rest, expected) in cases {
+            let (kept, found) = take_tls_params(conninfo).expect(conninfo);
+            assert_eq!((kept.as_ref(), &found), (rest, &expected), "{conninfo}");
+        }
+    }
+
+    #[test]
+    fn the_driver_is_told_whether_tls_is_required() {
+        use tokio_postgres::config::SslMode as Driver;
+        let mode = |s: &str| parse(s, "shown").map(|(c, _)| c.get_ssl_mode()).map_err(|e| e.to_string());
+        assert_eq!(mode("postgres://h/db"), Ok(Driver::Prefer));
+        assert_eq!(mode("postgres://h/db?sslmode=disable"), Ok(Driver::Disable));
+        assert_eq!(mode("postgres://h/db?sslmode=verify-full&sslrootcert=/ca.pem"), Ok(Driver::Require));
+        // A Unix socket never carries TLS, whatever the mode (as in libpq).
+        assert_eq!(mode("host=/run/postgresql dbname=d sslmode=require"), Ok(Driver::Disable));
+        let refused = mode("postgres://u:hunter2@h/db?sslmode=verify-full").expect_err("no CA");
+        assert!(refused.contains("shown") && !refused.contains("hunter2"), "{refused}");
     }
 
     #[test]

@@ -77,3 +77,8 @@ async fn harness() -> PostgresHarness {
 }
 
 buildstate_store::conformance_tests!(harness().await);
+
+// A module of this binary rather than a test binary of its own (a file directly in
+// tests/ would be one): one link less.
+#[path = "conformance/tls.rs"]
+mod tls;

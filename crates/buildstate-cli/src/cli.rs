@@ -115,10 +115,11 @@ pub async fn run(cli: Cli, settings: Settings) -> Result<Exit, CliError> {
         return done;
     }
     // `demo` keeps a scratch store of its own.
-    let command = match cli.command {
+    let mut command = match cli.command {
         Command::Demo(a) => return crate::commands::run_demo(a).await,
         command => command,
     };
+    command.preflight()?;
     let opened = crate::open::open(settings.db.value.as_deref().map(Path::new), command.access()).await?;
     let syncer = match settings.sync.value.as_deref() {
         Some(url) => Some(crate::remote::syncer(url, &opened.local_anchor)?),

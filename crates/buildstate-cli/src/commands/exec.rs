@@ -36,13 +36,16 @@ pub struct Args {
 
 pub async fn run(a: Args, ctx: &Ctx) -> Result<Exit, CliError> {
     let mut build = ctx.find(&a.reference).await?;
+    // Before anything is recorded: a logs directory that cannot be written is the
+    // caller's setup, not a failure of this milestone.
+    let logs_dir = a.runner.usable_logs_dir(ctx)?;
     if a.skip_to_here {
         build = super::state::skip_to_here(ctx, build, a.code).await?;
     }
     let opts = TrackOptions {
         actor: ctx.actor.clone(),
         lease_ttl: a.runner.lease_ttl,
-        logs_dir: a.runner.logs_dir(ctx),
+        logs_dir,
         grace: a.runner.grace,
         timeout: a.timeout,
         workdir: std::env::current_dir()

@@ -114,6 +114,15 @@ impl Command {
         Some(done.map(|()| Exit::Ok))
     }
 
+    /// Checks that need no store, run before it is opened: a command refused for its own
+    /// arguments must not have created a store first.
+    pub fn preflight(&mut self) -> Result<(), CliError> {
+        match self {
+            Command::Run(a) => a.preflight(),
+            _ => Ok(()),
+        }
+    }
+
     pub async fn run(self, ctx: &Ctx) -> Result<Exit, CliError> {
         match self {
             Command::Init(a) => init::run(a, ctx).await,

@@ -1,6 +1,6 @@
 //! `run PIPELINE`: create or resume the pipeline's builds and run them to delivery.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -35,6 +35,28 @@ pub struct Args {
     add_missing: bool,
     #[command(flatten)]
     runner: RunnerArgs,
+    /// The pipeline and filter, read and checked by [`Args::preflight`] before the store
+    /// is opened.
+    #[arg(skip)]
+    checked: Option<(Pipeline, MatrixFilter)>,
+}
+
+impl Args {
+    /// What can be refused without a store, refused before one is opened — and so before
+    /// a missing one is created: a pipeline file that is missing or invalid, an `--only`
+    /// that is malformed or selects nothing, a logs directory that cannot be written.
+    pub fn preflight(&mut self) -> Result<(), CliError> {
+        let pipeline = crate::input::pipeline(&self.pipeline)?;
+        let filter = MatrixFilter::parse(&self.only).map_err(|e| CliError::usage(e.to_string()))?;
+        if self.build.is_none() {
+            select_cells(&pipeline, &filter)?;
+        }
+        if let Some(dir) = &self.runner.logs_dir {
+            usable_logs_dir(dir)?;
+        }
+        self.checked = Some((pipeline, filter));
+        Ok(())
+    }
 }
 
 /// Settings shared by `run`, `exec` and `demo`.
@@ -62,6 +84,32 @@ impl RunnerArgs {
     pub fn logs_dir(&self, ctx: &Ctx) -> PathBuf {
         self.logs_dir.clone().unwrap_or_else(|| crate::open::beside(&ctx.db_path, "logs"))
     }
+
+    /// [`RunnerArgs::logs_dir`], created and checked to take files before any step runs.
+    pub fn usable_logs_dir(&self, ctx: &Ctx) -> Result<PathBuf, CliError> {
+        let dir = self.logs_dir(ctx);
+        usable_logs_dir(&dir)?;
+        Ok(dir)
+    }
+}
+
+/// Creates the logs directory and checks that a file can be made in it. Refused here
+/// with exit 2, a directory that cannot hold logs (under a regular file, read-only, on a
+/// full disk) would fail every step at its start, be recorded as a persistent failure
+/// of that milestone — a build failure the build did not have — and be retried.
+pub fn usable_logs_dir(dir: &Path) -> Result<(), CliError> {
+    let refused = |e: std::io::Error| {
+        CliError::usage(format!("attempt logs cannot be written to {}: {e}", dir.display())).with_hint(
+            "give --logs-dir (or BUILDSTATE_LOGS_DIR, or logs_dir in the config file) a directory that can be created and written",
+        )
+    };
+    if dir.exists() && !dir.is_dir() {
+        return Err(refused(std::io::Error::new(std::io::ErrorKind::NotADirectory, "it is not a directory")));
+    }
+    std::fs::create_dir_all(dir).map_err(refused)?;
+    let probe = dir.join(format!(".buildstate-probe-{}", std::process::id()));
+    std::fs::OpenOptions::new().write(true).create_new(true).open(&probe).map_err(refused)?;
+    std::fs::remove_file(&probe).map_err(refused)
 }
 
 /// `90s`, `2m`, `1h30m`, `500ms`.
@@ -77,9 +125,13 @@ pub fn parse_lease_ttl(s: &str) -> Result<LeaseTtl, String> {
     LeaseTtl::new(parse_duration(s)?).map_err(|e| e.to_string())
 }
 
-pub async fn run(a: Args, ctx: &Ctx) -> Result<Exit, CliError> {
-    let pipeline = crate::input::pipeline(&a.pipeline)?;
-    let filter = MatrixFilter::parse(&a.only).map_err(|e| CliError::usage(e.to_string()))?;
+pub async fn run(mut a: Args, ctx: &Ctx) -> Result<Exit, CliError> {
+    if a.checked.is_none() {
+        a.preflight()?;
+    }
+    let (pipeline, filter) =
+        a.checked.take().ok_or_else(|| CliError::internal("the pipeline was checked"))?;
+    let logs_dir = a.runner.usable_logs_dir(ctx)?;
     if a.build.is_none() {
         // Before any build is created: a filter that selects nothing, and a name missing
         // from the catalog (with the command that adds it).
@@ -93,7 +145,7 @@ pub async fn run(a: Args, ctx: &Ctx) -> Result<Exit, CliError> {
         fresh: a.fresh,
         actor: ctx.actor.clone(),
         lease_ttl: a.runner.lease_ttl,
-        logs_dir: a.runner.logs_dir(ctx),
+        logs_dir,
         grace: a.runner.grace,
         store_location: ctx.step_db.clone(),
     };

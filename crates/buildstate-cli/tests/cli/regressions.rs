@@ -503,3 +503,68 @@ fn empty_files_and_devices_never_become_stores() {
     assert!(err.contains("not a directory"), "{err}");
     assert!(started.elapsed() < std::time::Duration::from_secs(30), "nothing waited on the FIFO");
 }
+
+/// Hostile review: `run PIPELINE` created an empty store before it read the pipeline
+/// file. A pipeline file that is missing or invalid, an `--only` that selects nothing
+/// and a logs directory that cannot be written are refused (exit 2) with nothing created.
+#[test]
+fn a_refused_run_creates_no_store() {
+    let env = Env::new();
+    let good = env.pipeline("good", &crate::common::step_pipeline("good", &["base"], &[]));
+    let bad = env.write("bad.yml", "name: [\n");
+    env.write("a-file", "");
+    let under_a_file = env.path("a-file/logs").display().to_string();
+    let path = |p: &std::path::Path| p.to_str().expect("utf-8").to_owned();
+    let missing = env.path("missing.yml");
+    for args in [
+        vec!["run".to_owned(), path(&bad)],
+        vec!["run".to_owned(), path(&missing)],
+        vec!["run".to_owned(), path(&good), "--only".to_owned(), "os=nope".to_owned()],
+        vec![
+            "run".to_owned(),
+            path(&good),
+            "--add-missing".to_owned(),
+            "--logs-dir".to_owned(),
+            under_a_file.clone(),
+        ],
+    ] {
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        env.fails(&args, 2);
+        assert!(!env.db.exists(), "{args:?} created the store");
+    }
+}
+
+/// Hostile review: a `--logs-dir` that cannot be created (a path under a regular file)
+/// failed every step at its start, recorded as a persistent failure of the milestone
+/// and retried. It is the caller's setup: refused with exit 2 before anything runs or is
+/// recorded — from the flag, the environment, or the default beside the store.
+#[test]
+fn an_unwritable_logs_directory_is_refused_before_anything_runs() {
+    let env = Env::new().with_catalog();
+    let pipeline = env.pipeline("logs", &crate::common::step_pipeline("logs", &["base"], &[]));
+    let pipeline = pipeline.to_str().expect("utf-8");
+    env.write("a-file", "");
+    let under_a_file = env.path("a-file/logs").display().to_string();
+    let err = env.fails(&["run", pipeline, "--logs-dir", &under_a_file], 2);
+    assert!(err.contains("attempt logs cannot be written to") && err.contains("a-file/logs"), "{err}");
+    let r: crate::common::Run = env
+        .cmd()
+        .env("BUILDSTATE_LOGS_DIR", &under_a_file)
+        .args(["run", pipeline])
+        .output()
+        .expect("run")
+        .into();
+    crate::common::expect_error(&r, 2, "BUILDSTATE_LOGS_DIR under a file");
+    assert_eq!(env.ok(&["build", "list", "--json"]).trim(), "[]", "no build was created");
+    assert!(!env.path("side.log").exists(), "no step ran");
+
+    let b = env.build("logs-1");
+    let err = env.fails_unchanged(&b, &["exec", &b, "0", "--logs-dir", &under_a_file, "--", "true"], 2);
+    assert!(err.contains("attempt logs cannot be written"), "{err}");
+    // The default, `logs/` beside the store, taken by a regular file.
+    env.write("logs", "");
+    let err = env.fails_unchanged(&b, &["exec", &b, "0", "--", "true"], 2);
+    assert!(err.contains("is not a directory"), "{err}");
+    env.fails(&["run", pipeline], 2);
+    assert_eq!(env.json(&["failure", "list"]), serde_json::json!([]), "no failure was recorded");
+}

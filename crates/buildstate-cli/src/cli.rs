@@ -42,7 +42,7 @@ pub struct Global {
     /// Print JSON: reads print the data, writes print the resulting object
     #[arg(long, global = true)]
     pub json: bool,
-    /// Who is acting, as recorded in history [default: $USER]
+    /// Who is acting, as recorded in history [default: $USER@hostname]
     #[arg(long, global = true, env = "BUILDSTATE_ACTOR", value_name = "NAME", hide_env_values = true)]
     pub actor: Option<String>,
     /// Copy every change of a build to object storage: s3://bucket/prefix,

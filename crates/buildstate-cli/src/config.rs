@@ -233,13 +233,7 @@ impl Early {
             file.and_then(|f| f.actor.as_ref()),
         ) {
             Setting { value: Some(v), origin } => Setting::new(v, origin),
-            Setting { value: None, .. } => Setting::new(
-                env("USER")
-                    .map(|u| u.to_string_lossy().trim().to_owned())
-                    .filter(|u| !u.is_empty())
-                    .unwrap_or_else(|| "unknown".to_owned()),
-                Origin::Default,
-            ),
+            Setting { value: None, .. } => Setting::new(default_actor(), Origin::Default),
         };
         let mut runner = Vec::new();
         for (k, (_, builtin)) in RUNNER_KEYS.iter().zip(&self.builtin) {
@@ -291,6 +285,23 @@ impl Early {
             quiet: global.quiet,
         })
     }
+}
+
+/// Who acts when nobody says (`--actor`, `BUILDSTATE_ACTOR`, `actor` in the file):
+/// `$USER@hostname` — `LOGNAME` when `USER` is unset, `uid-N` when neither is — so that
+/// a history tells apart the same account on two machines and never reads `unknown`.
+fn default_actor() -> String {
+    let user = ["USER", "LOGNAME"]
+        .into_iter()
+        .filter_map(env)
+        .map(|u| u.to_string_lossy().trim().to_owned())
+        .find(|u| !u.is_empty())
+        .unwrap_or_else(|| {
+            use std::os::unix::fs::MetadataExt;
+            std::fs::metadata("/proc/self")
+                .map_or_else(|_| "unknown".to_owned(), |m| format!("uid-{}", m.uid()))
+        });
+    format!("{user}@{}", buildstate_runner::dispatch::hostname())
 }
 
 /// The colour below the flag: `BUILDSTATE_COLOR`, then `NO_COLOR` (any non-empty value

@@ -599,6 +599,11 @@ pub fn process_alive(pid: u32, cmdline: &str) -> bool {
     String::from_utf8_lossy(&cmd).replace('\0', " ").trim() == cmdline
 }
 
+/// This machine's host name, as the binary reads it (part of the default actor).
+pub fn hostname() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname").expect("the host name").trim().to_owned()
+}
+
 /// Waits (at most `limit`) until `check` holds; returns whether it did.
 pub fn eventually(limit: Duration, mut check: impl FnMut() -> bool) -> bool {
     let deadline = Instant::now() + limit;

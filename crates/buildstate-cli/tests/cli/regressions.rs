@@ -568,3 +568,39 @@ fn an_unwritable_logs_directory_is_refused_before_anything_runs() {
     env.fails(&["run", pipeline], 2);
     assert_eq!(env.json(&["failure", "list"]), serde_json::json!([]), "no failure was recorded");
 }
+
+/// Hostile review: without `--actor` history said `unknown` whenever `USER` was unset
+/// (cron, containers), and never which machine acted. The default is `$USER@hostname`
+/// (`LOGNAME`, then the uid, when `USER` is unset); the flag, `BUILDSTATE_ACTOR` and the
+/// config file still win.
+#[test]
+fn the_default_actor_is_user_at_host() {
+    let env = Env::new().with_catalog();
+    let host = crate::common::hostname();
+    let b = env.build("actor-1");
+    let act = |vars: &[(&str, &str)], args: &[&str]| {
+        let mut c = env.cmd();
+        c.env_remove("BUILDSTATE_ACTOR").env_remove("USER").env_remove("LOGNAME");
+        for (k, v) in vars {
+            c.env(k, v);
+        }
+        let out = c.args(args).output().expect("run buildstate");
+        assert_eq!(out.status.code(), Some(0), "{args:?}: {out:?}");
+        let history = env.history(&b);
+        history.last().expect("an event")["actor"].as_str().expect("actor").to_owned()
+    };
+    assert_eq!(act(&[("USER", "ada")], &["state", "start", &b, "0"]), format!("ada@{host}"));
+    assert_eq!(act(&[("LOGNAME", "bob")], &["state", "complete", &b, "0"]), format!("bob@{host}"));
+    let uid = act(&[], &["state", "start", &b, "5"]);
+    assert!(uid.starts_with("uid-") && uid.ends_with(&format!("@{host}")), "{uid}");
+    assert_eq!(
+        act(&[("USER", "ada"), ("BUILDSTATE_ACTOR", "ci-bot")], &["state", "complete", &b, "5"]),
+        "ci-bot"
+    );
+    let config = env.write("actor.toml", "actor = \"from-file\"\n");
+    let config = config.to_str().expect("utf-8");
+    assert_eq!(
+        act(&[("USER", "ada"), ("BUILDSTATE_CONFIG", config)], &["state", "start", &b, "10"]),
+        "from-file"
+    );
+}

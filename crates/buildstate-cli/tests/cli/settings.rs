@@ -208,7 +208,7 @@ fn the_default_file_is_read_and_its_store_is_the_one_opened() {
     assert_eq!(v["config_file"], serde_json::json!({"value": null, "source": "default", "from": null}));
     assert_eq!(
         v["settings"]["actor"],
-        serde_json::json!({"value": "someone", "source": "default", "from": null})
+        serde_json::json!({"value": format!("someone@{}", crate::common::hostname()), "source": "default", "from": null})
     );
     assert_eq!(
         v["settings"]["lease_ttl"],

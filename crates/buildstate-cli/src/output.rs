@@ -11,6 +11,7 @@ use buildstate_core::{Build, BuildStatus, MetaKey, MetaValue};
 use comfy_table::{ContentArrangement, Table, presets};
 use jiff::Timestamp;
 use serde::Serialize;
+use unicode_width::{UnicodeWidthChar, UnicodeWidthStr};
 
 use crate::exit::{CliError, io_error};
 
@@ -86,16 +87,26 @@ pub fn opt_duration(ms: Option<u64>) -> String {
     ms.map_or_else(|| "-".to_owned(), duration)
 }
 
-/// Free text shown in a table cell: one line, at most `max` characters.
+/// Free text shown in a table cell: one line, at most `max` columns wide on a terminal.
+/// Counted in display width, as comfy-table aligns the columns: a CJK character takes
+/// two columns, a combining accent none, so neither bytes nor characters would do.
 pub fn cell(text: &str, max: usize) -> String {
     let flat = crate::exit::one_line(text);
-    if flat.chars().count() > max {
-        let mut s: String = flat.chars().take(max.saturating_sub(1)).collect();
-        s.push('…');
-        s
-    } else {
-        flat
+    if flat.width() <= max {
+        return flat;
     }
+    let room = max.saturating_sub(1);
+    let mut s = String::new();
+    let mut used = 0;
+    for c in flat.chars() {
+        used += c.width().unwrap_or(0);
+        if used > room {
+            break;
+        }
+        s.push(c);
+    }
+    s.push('…');
+    s
 }
 
 /// A build as the CLI shows it to scripts: its fields without the catalog, plus the
@@ -302,5 +313,15 @@ mod tests {
     fn cells_are_one_bounded_line() {
         assert_eq!(cell("a\nb", 10), "a b");
         assert_eq!(cell("abcdef", 4), "abc…");
+    }
+
+    #[test]
+    fn cells_are_bounded_in_columns_not_bytes_or_characters() {
+        assert_eq!(cell("Jürgen", 6), "Jürgen", "ü is two bytes, one column");
+        assert_eq!(cell("日本語テキスト", 14), "日本語テキスト");
+        let cut = cell("日本語テキスト", 9);
+        assert_eq!(cut, "日本語テ…", "four wide characters and the ellipsis");
+        assert!(cut.width() <= 9, "{cut}");
+        assert_eq!(cell("e\u{301}te", 3), "e\u{301}te", "a combining accent takes no column");
     }
 }

@@ -604,3 +604,51 @@ fn the_default_actor_is_user_at_host() {
         "from-file"
     );
 }
+
+/// Columns a terminal gives `s`, for the characters these tests use: CJK and fullwidth
+/// forms take two, combining accents none, the rest one.
+fn columns(s: &str) -> usize {
+    s.chars()
+        .map(|c| match u32::from(c) {
+            0x0300..=0x036F => 0,
+            0x1100..=0x115F | 0x2E80..=0xA4CF | 0xAC00..=0xD7A3 | 0xF900..=0xFAFF | 0xFF00..=0xFF60 => 2,
+            _ => 1,
+        })
+        .sum()
+}
+
+/// Hostile review: the `config show` table was said to misalign values with
+/// multi-byte characters. Columns line up by display width (a CJK character is two
+/// columns, `ü` and a combining accent one and none), and a long value is cut to its
+/// column budget in display width, not in characters.
+#[test]
+fn config_show_aligns_multibyte_values_by_display_width() {
+    let env = Env::new();
+    let long = format!("/var/ログ/{}", "日本".repeat(60));
+    let r: crate::common::Run = env
+        .cmd()
+        .env("BUILDSTATE_ACTOR", "Jürgen-日本語-e\u{301}")
+        .env("BUILDSTATE_LOGS_DIR", &long)
+        .args(["config", "show"])
+        .output()
+        .expect("run")
+        .into();
+    assert_eq!(r.code, 0, "{r:?}");
+    let table: Vec<&str> =
+        r.stdout.lines().skip_while(|l| !l.starts_with("KEY")).take_while(|l| !l.is_empty()).collect();
+    let header = table[0];
+    let source_at = columns(&header[..header.find("SOURCE").expect("a SOURCE column")]);
+    for row in &table[1..] {
+        let at = row.find(" default").or_else(|| row.find(" env ")).expect("a source") + 1;
+        assert_eq!(columns(&row[..at]), source_at, "SOURCE starts in the same column: {row:?}\n{}", r.stdout);
+    }
+    let logs = table.iter().find(|l| l.starts_with("logs_dir")).expect("logs_dir row");
+    let value = logs.trim_start_matches("logs_dir").trim_start();
+    let value = &value[..value.find(" env ").expect("its source")].trim_end();
+    assert!(
+        value.ends_with('…') && columns(value) <= 80,
+        "cut to 80 columns: {value:?} ({})",
+        columns(value)
+    );
+    assert!(columns(value) >= 79, "and not shorter than that: {}", columns(value));
+}

@@ -9,10 +9,21 @@ pub enum IdError {
     #[error("`{0}` is not a build id (expected a UUID)")]
     BadId(String),
     #[error(
-        "`{0}` is not a valid build number: use 1-256 characters from a-z 0-9 . _ - starting with a letter or digit"
+        "`{0}` is not a valid build number: use 1-{max} characters from a-z 0-9 . _ - starting with a letter or digit",
+        max = MAX_BUILD_NUMBER_BYTES
     )]
     BadNumber(String),
 }
+
+/// The longest build number, in bytes (= characters: the alphabet is ASCII): exactly the
+/// longest number buildstate generates, `<os>-<image>-<platform>-<yyyymmdd>-<sequence>`
+/// of three 64-character names and a `u32` sequence (3 × 64 + 4 + 8 + 10), so that every
+/// build the store can create gets its number, and no longer. A number becomes a file
+/// name in several places, each held to the 255 bytes a name may have on common file
+/// systems: the JSON-file store's `<number>.json` (at most 250 there), an attempt log's
+/// directory, a sync backlog's `<provider>@<number>.json` (shortened with a digest when
+/// a long provider makes it too long).
+pub const MAX_BUILD_NUMBER_BYTES: usize = 214;
 
 /// The immutable identity of a build (a UUIDv7, so ids sort by creation time).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
@@ -60,7 +71,7 @@ pub struct BuildNumber(String);
 
 impl BuildNumber {
     pub fn new(raw: &str) -> Result<Self, IdError> {
-        let ok = (1..=256).contains(&raw.len())
+        let ok = (1..=MAX_BUILD_NUMBER_BYTES).contains(&raw.len())
             && raw.starts_with(|c: char| c.is_ascii_lowercase() || c.is_ascii_digit())
             && raw
                 .chars()
@@ -130,5 +141,21 @@ mod tests {
         for bad in ["", "Rhel", "a b", "x';drop", "-x", "a\0b"] {
             assert!(BuildNumber::new(bad).is_err(), "{bad:?}");
         }
+    }
+
+    #[test]
+    fn the_longest_generated_number_is_the_limit() {
+        let stem = BuildNumber::stem(&"o".repeat(64), &"i".repeat(64), &"p".repeat(64), "20260212");
+        let longest = BuildNumber::with_sequence(&stem, u32::MAX).expect("the longest names get a number");
+        assert_eq!(longest.as_str().len(), MAX_BUILD_NUMBER_BYTES);
+    }
+
+    #[test]
+    fn numbers_are_at_most_the_limit() {
+        let at = "a".repeat(MAX_BUILD_NUMBER_BYTES);
+        assert_eq!(BuildNumber::new(&at).map(|n| n.0.len()), Ok(MAX_BUILD_NUMBER_BYTES));
+        let over = "a".repeat(MAX_BUILD_NUMBER_BYTES + 1);
+        let err = BuildNumber::new(&over).expect_err("one byte over");
+        assert!(err.to_string().contains(&format!("1-{MAX_BUILD_NUMBER_BYTES} characters")), "{err}");
     }
 }

@@ -29,7 +29,7 @@ pub use command::Command;
 pub use document::{BuildDocument, BuildParts, DocumentError, FORMAT};
 pub use failure::{FailureClass, FailureInfo, FailureRecord, FailureType, FailureTypeError};
 pub use history::{Attempt, AttemptStatus, EventKind, HistoryEvent, attempts};
-pub use ids::{BuildId, BuildNumber, IdError};
+pub use ids::{BuildId, BuildNumber, IdError, MAX_BUILD_NUMBER_BYTES};
 pub use inventory::{CatalogItem, CatalogKind, ImageType, Name, NameError, OsVersion, Platform};
 pub use lease::{Lease, LeaseRequest, LeaseToken};
 pub use replay::MAX_UNTRACKED_CHANGES;

@@ -4,6 +4,9 @@
 //!
 //! Whether a connection is encrypted is read from the server (`pg_stat_ssl`), for the
 //! store's own pooled connections, found by an `application_name` of their own.
+//!
+//! As in libpq, a `~/.postgresql/root.crt` of the user running the tests would be the CA
+//! wherever no `sslrootcert` is given; CI machines have none.
 
 use std::net::ToSocketAddrs;
 

@@ -1,5 +1,6 @@
 use buildstate_core::BuildDocument;
 use object_store::{PutMode, PutPayload, UpdateVersion};
+use sha2::{Digest, Sha256};
 
 use crate::lineage::{Relation, relation};
 use crate::retry::{Failure, bounded};
@@ -170,9 +171,36 @@ pub(crate) fn backlog_name(doc: &BuildDocument) -> String {
     backlog_file(provider_of(doc), doc.build_number.as_str())
 }
 
+/// The longest file name common file systems allow, in bytes.
+const MAX_FILE_NAME: usize = 255;
+/// Hex digits of the digest that keeps shortened backlog names distinct.
+const DIGEST_HEX: usize = 32;
+
 fn backlog_file(provider: &str, number: &str) -> String {
     let provider = object_store::path::PathPart::from(provider);
-    format!("{}@{number}.json", provider.as_ref())
+    let provider = provider.as_ref();
+    let plain = format!("{provider}@{number}.json");
+    if plain.len() <= MAX_FILE_NAME {
+        return plain;
+    }
+    // A long provider with one of the longest build numbers: the name keeps what fits of
+    // both and is made unique by a digest of the whole. `~` is in neither (the provider
+    // is percent-encoded, a build number is `a-z 0-9 . _ -`), so no plain name is one.
+    // The backlog is read by listing the directory, never by parsing names.
+    let digest: String = Sha256::digest(format!("{provider}@{number}").as_bytes())
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect::<String>()[..DIGEST_HEX]
+        .to_owned();
+    let room = MAX_FILE_NAME - "@~.json".len() - DIGEST_HEX;
+    let provider = &provider[..floor_char_boundary(provider, room / 2)];
+    let number = &number[..floor_char_boundary(number, room - provider.len())];
+    format!("{provider}@{number}~{digest}.json")
+}
+
+/// The largest index at most `at` that starts a character of `s`.
+fn floor_char_boundary(s: &str, at: usize) -> usize {
+    (0..=at.min(s.len())).rev().find(|i| s.is_char_boundary(*i)).unwrap_or(0)
 }
 
 #[cfg(test)]
@@ -187,5 +215,19 @@ mod tests {
         assert!(!name("../../etc", "n").contains('/'));
         // `a@b` + `c` cannot be confused with `a` + `b@c`: a build number never holds `@`.
         assert!(buildstate_core::BuildNumber::new("b@c").is_err());
+    }
+
+    #[test]
+    fn backlog_names_of_the_longest_numbers_fit_a_file_name() {
+        let longest = "n".repeat(buildstate_core::MAX_BUILD_NUMBER_BYTES);
+        let other = format!("{}m", &longest[..longest.len() - 1]);
+        for provider in ["aws", &"p".repeat(64), &"é/".repeat(100)] {
+            let name = backlog_file(provider, &longest);
+            assert!(name.len() <= MAX_FILE_NAME, "{} bytes: {name}", name.len());
+            assert!(name.ends_with(".json") && !name.contains('/'), "{name}");
+            assert_ne!(name, backlog_file(provider, &other), "distinct numbers, distinct files");
+            assert_eq!(name, backlog_file(provider, &longest), "stable");
+        }
+        assert_eq!(backlog_file("aws", &longest), format!("aws@{longest}.json"), "plain while it fits");
     }
 }

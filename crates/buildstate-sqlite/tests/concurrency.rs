@@ -6,8 +6,8 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
 use buildstate_core::{
-    Artifact, ArtifactKind, Build, BuildId, BuildStatus, CatalogItem, Command, EventKind, ImageType, MetaKey,
-    MetaValue, Name, NewBuild, OsVersion, Platform, StateCatalog,
+    Artifact, ArtifactKind, Build, BuildId, BuildStatus, Command, EventKind, MetaKey, MetaValue, Name,
+    NewBuild, StateCatalog,
 };
 use buildstate_sqlite::SqliteStore;
 use buildstate_store::{Guard, Store, StoreError};
@@ -22,43 +22,21 @@ fn name(s: &str) -> Name {
 }
 
 async fn seed_catalog(store: &SqliteStore) {
-    let items = [
-        CatalogItem::Platform(Platform {
-            name: name("aws-commercial"),
-            display_name: "AWS".into(),
-            provider: "aws".into(),
-            region: Some("us-east-1".into()),
-        }),
-        CatalogItem::Os(OsVersion {
-            name: name("rhel-8.8"),
-            display_name: "RHEL 8.8".into(),
-            family: "rhel".into(),
-            major: 8,
-            minor: Some(8),
-        }),
-        CatalogItem::ImageType(ImageType {
-            name: name("base"),
-            display_name: "Base".into(),
-            description: String::new(),
-        }),
-    ];
-    for item in items {
-        match store.add_catalog_item(&item).await {
-            // Fresh-file workers all seed the same catalog; one of them wins each item.
-            Ok(()) | Err(StoreError::AlreadyExists { .. }) => {}
-            Err(e) => panic!("add catalog item: {e}"),
-        }
-    }
+    buildstate_store::conformance::seed_sample_catalog(store, "seed").await;
 }
 
 fn new_build(created_by: &str) -> NewBuild {
+    NewBuild { created_by: created_by.into(), ..sample_build() }
+}
+
+fn sample_build() -> NewBuild {
     NewBuild {
         platform: name("aws-commercial"),
         os: name("rhel-8.8"),
         image_type: name("base"),
         number: None,
         catalog: StateCatalog::default_catalog(),
-        created_by: created_by.into(),
+        created_by: String::new(),
         ci_url: None,
         metadata: BTreeMap::new(),
     }

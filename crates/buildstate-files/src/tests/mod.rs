@@ -10,9 +10,7 @@ mod waiting;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use buildstate_core::{
-    Build, CatalogItem, Command, ImageType, Name, NewBuild, OsVersion, Platform, StateCatalog, StateCode,
-};
+use buildstate_core::{Build, Command, Name, NewBuild, StateCode};
 use buildstate_store::{Guard, Store, StoreError};
 
 use crate::FileStore;
@@ -25,44 +23,8 @@ fn runtime() -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime")
 }
 
-/// The usual catalog triple; adding it twice is fine (several processes seed at once).
 async fn seed(store: &FileStore) -> NewBuild {
-    let items = [
-        CatalogItem::Platform(Platform {
-            name: name("aws-commercial"),
-            display_name: "AWS".into(),
-            provider: "aws".into(),
-            region: Some("us-east-1".into()),
-        }),
-        CatalogItem::Os(OsVersion {
-            name: name("rhel-8.8"),
-            display_name: "RHEL 8.8".into(),
-            family: "rhel".into(),
-            major: 8,
-            minor: Some(8),
-        }),
-        CatalogItem::ImageType(ImageType {
-            name: name("base"),
-            display_name: "Base".into(),
-            description: String::new(),
-        }),
-    ];
-    for item in items {
-        match store.add_catalog_item(&item).await {
-            Ok(()) | Err(StoreError::AlreadyExists { .. }) => {}
-            Err(e) => panic!("add catalog item: {e}"),
-        }
-    }
-    NewBuild {
-        platform: name("aws-commercial"),
-        os: name("rhel-8.8"),
-        image_type: name("base"),
-        number: None,
-        catalog: StateCatalog::default_catalog(),
-        created_by: "tests".into(),
-        ci_url: None,
-        metadata: BTreeMap::new(),
-    }
+    buildstate_store::conformance::seed_sample_catalog(store, "tests").await
 }
 
 fn complete(state: StateCode) -> Command {

@@ -99,6 +99,9 @@ macro_rules! conformance_tests {
     };
 }
 
+mod seed;
+pub use seed::seed_sample_catalog;
+
 /// The cases. Each takes a harness and panics (with a message naming the rule) when
 /// the backend breaks the contract.
 pub mod cases;

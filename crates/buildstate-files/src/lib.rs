@@ -66,3 +66,4 @@ mod tx;
 
 pub use handle::FileStore;
 pub use layout::FORMAT_VERSION;
+pub use tx::UnreadableBuilds;

@@ -35,6 +35,26 @@ use crate::index::{self, Entries};
 use crate::layout::{Layout, check_number};
 use crate::{atomic, disk};
 
+/// The error of a listing that met build documents it cannot read (see `list_builds`):
+/// what it could read, and what it could not.
+#[derive(Debug)]
+pub struct UnreadableBuilds {
+    /// The readable builds that match the filter, newest first, within its limit.
+    pub builds: Vec<Build>,
+    /// Each document that cannot be read — no filter could be applied to it — by build
+    /// number (its file's name), with what is wrong: the file and what to do.
+    pub unreadable: Vec<(BuildNumber, String)>,
+}
+
+impl std::fmt::Display for UnreadableBuilds {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let reasons: Vec<&str> = self.unreadable.iter().map(|(_, why)| why.as_str()).collect();
+        f.write_str(&reasons.join("; "))
+    }
+}
+
+impl std::error::Error for UnreadableBuilds {}
+
 pub(crate) struct FileTx<'a> {
     layout: &'a Layout,
     mode: Mode,
@@ -228,12 +248,33 @@ impl Tx for FileTx<'_> {
         Ok(matching.take(100).map(|(number, id)| (*id, number.clone())).collect())
     }
 
+    /// One damaged document must not hide every other build: each document is read on
+    /// its own, and when some cannot be, the listing fails with [`UnreadableBuilds`] —
+    /// the readable builds and what is wrong with each of the others — so that a caller
+    /// can show both, and one that only wants the list still gets an error naming the
+    /// files. Faults of the store as a whole (the lock, the directory) fail it whole.
     async fn list_builds(&mut self, filter: &BuildFilter) -> StoreResult<Vec<Build>> {
-        let mut builds: Vec<Build> =
-            self.all()?.into_iter().map(|p| &p.build).filter(|b| filter.matches(b)).cloned().collect();
+        let ids: Vec<(BuildNumber, BuildId)> =
+            self.entries()?.by_number.iter().map(|(number, id)| (number.clone(), *id)).collect();
+        let mut builds = Vec::new();
+        let mut unreadable = Vec::new();
+        for (number, id) in ids {
+            match self.parts(id) {
+                Ok(Some(parts)) if filter.matches(&parts.build) => builds.push(parts.build.clone()),
+                Ok(_) => {}
+                Err(StoreError::Backend { source, .. }) => unreadable.push((number, source.to_string())),
+                Err(e) => return Err(e),
+            }
+        }
         builds.sort_by_key(|b| Reverse((b.created_at, b.id)));
         builds.truncate(filter.limit.unwrap_or(usize::MAX));
-        Ok(builds)
+        if unreadable.is_empty() {
+            return Ok(builds);
+        }
+        Err(StoreError::Backend {
+            context: "corrupt file in the file store",
+            source: Box::new(UnreadableBuilds { builds, unreadable }),
+        })
     }
 
     async fn numbers_under(&mut self, stem: &str) -> StoreResult<Vec<String>> {

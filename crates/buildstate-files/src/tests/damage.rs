@@ -84,3 +84,36 @@ fn seed_fields() -> buildstate_core::NewBuild {
         metadata: BTreeMap::new(),
     }
 }
+
+/// One damaged document does not hide the other builds from a listing: the error
+/// carries the readable builds (filtered as asked) and names each damaged file.
+#[test]
+fn a_listing_keeps_the_readable_builds_and_names_the_damaged_ones() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let rt = runtime();
+    let (store, damaged) = rt.block_on(store_with_build(dir.path()));
+    let new = rt.block_on(seed(&store));
+    let fine = rt.block_on(store.create_build(&new)).expect("create");
+    let path = dir.path().join("builds").join(format!("{}.json", damaged.number));
+    std::fs::write(&path, "{\"build_id\": ").expect("truncate");
+
+    let listed = rt.block_on(store.list_builds(&BuildFilter::default()));
+    let partial = match listed {
+        Err(StoreError::Backend { source, .. }) => {
+            assert!(source.to_string().contains(&path.display().to_string()), "names the file: {source}");
+            source.downcast::<crate::UnreadableBuilds>().expect("the readable builds come with the error")
+        }
+        other => panic!("expected the partial listing, got {other:?}"),
+    };
+    assert_eq!(partial.builds.iter().map(|b| b.id).collect::<Vec<_>>(), [fine.id]);
+    assert_eq!(partial.unreadable.len(), 1);
+    assert_eq!(partial.unreadable[0].0, damaged.number);
+    let none = BuildFilter { limit: Some(0), ..BuildFilter::default() };
+    match rt.block_on(store.list_builds(&none)) {
+        Err(StoreError::Backend { source, .. }) => {
+            let partial = source.downcast::<crate::UnreadableBuilds>().expect("partial");
+            assert!(partial.builds.is_empty() && partial.unreadable.len() == 1, "{partial:?}");
+        }
+        other => panic!("a damaged file is reported whatever the filter: {other:?}"),
+    }
+}

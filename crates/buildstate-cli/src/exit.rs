@@ -13,7 +13,8 @@
 //! |    5 | `Conflict`          | already exists, still in use, changed by another writer, or a |
 //! |      |                     | runner holds the build's lease (or took it over)              |
 //! |    6 | `Unavailable`       | the store is busy or cannot be opened                         |
-//! |    7 | `BadDocument`       | an import file is malformed, truncated or inconsistent        |
+//! |    7 | `BadDocument`       | an import file is malformed, truncated or inconsistent; `build |
+//! |      |                     | list`: documents of a JSON-file store it cannot read          |
 //! |   10 | `Delivered`         | `resume`: nothing to do, the build is delivered               |
 //! |   11 | `NeedsIntervention` | `resume`: retries exhausted or persistent failure             |
 //! |   12 | `Cancelled`         | `resume`: the build is cancelled                              |

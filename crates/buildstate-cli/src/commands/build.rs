@@ -6,12 +6,13 @@ use buildstate_core::{
     Build, BuildNumber, BuildStatus, CatalogKind, Command, MetaKey, MetaValue, Name, NewBuild, StateCatalog,
     StateCode, attempts,
 };
-use buildstate_store::{BuildFilter, FailureFilter};
+use buildstate_files::UnreadableBuilds;
+use buildstate_store::{BuildFilter, FailureFilter, StoreError};
 use jiff::Timestamp;
 use serde::Serialize;
 
 use crate::cli::Ctx;
-use crate::exit::CliError;
+use crate::exit::{CliError, Exit};
 use crate::output::{self, BuildView};
 use crate::{catalog_hint, ci_env, input};
 
@@ -141,14 +142,40 @@ async fn list(a: ListArgs, ctx: &Ctx) -> Result<(), CliError> {
         needs_intervention: a.needs_intervention.then_some(true),
         limit: a.limit,
     };
-    let builds = ctx.store.list_builds(&filter).await?;
+    let (builds, unreadable) = match ctx.store.list_builds(&filter).await {
+        Ok(builds) => (builds, Vec::new()),
+        // A JSON-file store with damaged documents: list what can be read, then fail
+        // naming the rest, so that neither is hidden and scripts see the exit code.
+        Err(StoreError::Backend { context, source }) => match source.downcast::<UnreadableBuilds>() {
+            Ok(partial) => (partial.builds, partial.unreadable),
+            Err(source) => return Err(StoreError::Backend { context, source }.into()),
+        },
+        Err(e) => return Err(e.into()),
+    };
+    print_list(ctx, &builds)?;
+    if unreadable.is_empty() {
+        return Ok(());
+    }
+    let reasons: Vec<&str> = unreadable.iter().map(|(_, why)| why.as_str()).collect();
+    let (count, verb) = match unreadable.len() {
+        1 => ("1 build document".to_owned(), "is"),
+        n => (format!("{n} build documents"), "are"),
+    };
+    let message =
+        format!("{count} in {} cannot be read and {verb} not listed: {}", ctx.location, reasons.join("; "));
+    Err(CliError::new(Exit::BadDocument, message).with_hint(
+        "the other builds are listed; restore or fix each file named, or move it out of the store's builds/ directory",
+    ))
+}
+
+fn print_list(ctx: &Ctx, builds: &[Build]) -> Result<(), CliError> {
     if ctx.json {
         return output::json(&builds.iter().map(BuildView::new).collect::<Vec<_>>());
     }
     let now = buildstate_store::now();
     let mut t =
         output::table(&["BUILD", "STATE", "STATUS", "PLATFORM", "OS", "IMAGE", "CREATED", "DURATION"]);
-    for b in &builds {
+    for b in builds {
         t.add_row(vec![
             b.number.to_string(),
             output::state_label(b),

@@ -727,3 +727,46 @@ fn build_numbers_at_the_limit_work_in_every_store_and_over_it_are_refused() {
     assert_eq!(queued.len(), 1, "{queued:?}");
     assert!(queued[0].len() <= 255 && queued[0].ends_with(".json"), "{}", queued[0]);
 }
+
+/// Hostile review: one corrupt document in a JSON-file store made the whole `build
+/// list` fail. The readable builds are still listed (table and `--json`), each corrupt
+/// file is named in one error line on stderr — also under `--quiet` — and the exit code
+/// is 7, so that a script notices; nothing is hidden.
+#[test]
+fn build_list_shows_the_readable_builds_and_names_the_corrupt_ones() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let store = dir.path().join("store");
+    let env = Env::with_db(&format!("file://{}", store.display()));
+    env.ok(&["init"]);
+    let env = env.with_catalog();
+    for n in ["list-1", "list-2", "list-3"] {
+        env.build(n);
+    }
+    let damaged = store.join("builds/list-2.json");
+    let text = read(&damaged);
+    std::fs::write(&damaged, &text[..text.len() / 2]).expect("truncate");
+
+    let r = env.run(&["build", "list"]);
+    assert_eq!(r.code, 7, "{r:?}");
+    assert!(r.stdout.contains("list-1") && r.stdout.contains("list-3"), "readable builds listed: {r:?}");
+    assert!(!r.stdout.contains("list-2"), "{r:?}");
+    let lines: Vec<&str> = r.stderr.lines().collect();
+    assert!(lines.len() == 2 && lines[0].starts_with("error: 1 build document in file://"), "{r:?}");
+    assert!(lines[0].contains(&damaged.display().to_string()), "names the file: {r:?}");
+    assert!(lines[1].starts_with("hint: the other builds are listed"), "{r:?}");
+
+    let r = env.run(&["--quiet", "build", "list", "--json", "--status", "pending"]);
+    assert_eq!(r.code, 7, "{r:?}");
+    let listed: serde_json::Value = serde_json::from_str(&r.stdout).expect("JSON of the readable builds");
+    let numbers: Vec<&str> =
+        listed.as_array().expect("array").iter().filter_map(|b| b["number"].as_str()).collect();
+    assert_eq!(numbers, ["list-3", "list-1"], "newest first, filtered: {r:?}");
+    assert!(
+        r.stderr.starts_with("error: ") && r.stderr.contains("list-2.json"),
+        "errors are never quiet: {r:?}"
+    );
+
+    // Fixed, the list is whole again and exits 0.
+    std::fs::write(&damaged, text).expect("restore");
+    assert_eq!(env.json(&["build", "list"]).as_array().map(Vec::len), Some(3));
+}

@@ -770,3 +770,76 @@ fn build_list_shows_the_readable_builds_and_names_the_corrupt_ones() {
     std::fs::write(&damaged, text).expect("restore");
     assert_eq!(env.json(&["build", "list"]).as_array().map(Vec::len), Some(3));
 }
+
+/// Hostile review: a step's timeout was said to count the wait for the store lock
+/// before the step started. The store is write-locked by another process for 3 s just
+/// as milestone 0 ends, so recording it and starting 5 wait; 5's 2 s timeout then runs
+/// from 5's own process start: the step lives its 2 s (not 2 s minus the wait), and the
+/// recorded attempt is not 3 s longer than the step.
+#[test]
+fn a_steps_timeout_starts_with_its_process_not_before_a_store_lock_wait() {
+    use std::time::{Duration, Instant};
+
+    let env = Env::new().with_catalog();
+    let mut yaml = String::from(
+        "name: late\nmatrix:\n  platform: [aws-commercial]\n  os: [rhel-9.6]\n  image: [base]\nstates:\n",
+    );
+    for code in (0..=100).step_by(5) {
+        match code {
+            0 => yaml.push_str("  0: {run: sh step0.sh}\n"),
+            5 => yaml.push_str("  5: {run: sh step5.sh, timeout: 2s, retry: {max_attempts: 1}}\n"),
+            _ => yaml.push_str(&format!("  {code}: {{run: \"true\"}}\n")),
+        }
+    }
+    // 0 says it is about to end and waits until the test holds the lock.
+    env.write("step0.sh", "touch ready\nwhile [ ! -e locked ]; do sleep 0.05; done\n");
+    env.write(
+        "step5.sh",
+        "date +%s%N > started\ntrap 'date +%s%N > killed; exit 143' TERM\nsleep 30 &\nwait\n",
+    );
+    let pipeline = env.write("late.yml", &yaml);
+    let mut runner = env.spawn_run("late", &pipeline, &[]);
+    assert!(
+        crate::common::eventually(Duration::from_secs(60), || env.path("ready").exists()),
+        "step 0 ran: {}",
+        runner.output()
+    );
+    let db = env.db.to_str().expect("utf-8").to_owned();
+    let mut holder = std::process::Command::new("python3")
+        .args([
+            "-c",
+            "import sqlite3,sys,time\nc=sqlite3.connect(sys.argv[1],isolation_level=None)\n\
+             c.execute('BEGIN IMMEDIATE')\nprint('locked',flush=True)\ntime.sleep(3)\nc.execute('COMMIT')",
+            &db,
+        ])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("python3 holds the lock");
+    let mut line = String::new();
+    std::io::BufRead::read_line(
+        &mut std::io::BufReader::new(holder.stdout.take().expect("stdout")),
+        &mut line,
+    )
+    .expect("locked");
+    let locked_at = Instant::now();
+    env.write("locked", "");
+    assert!(holder.wait().expect("holder").success());
+    assert_eq!(runner.wait(Duration::from_secs(60)), 8, "5 timed out: {}", runner.output());
+    assert!(locked_at.elapsed() >= Duration::from_secs(3));
+
+    let nanos = |name: &str| read(&env.path(name)).trim().parse::<u128>().expect("nanoseconds");
+    let ran_ms = (nanos("killed") - nanos("started")) / 1_000_000;
+    assert!((1800..3000).contains(&ran_ms), "the 2 s timeout ran from the step's start: {ran_ms} ms");
+    let number = env.json(&["build", "list"])[0]["number"].as_str().expect("number").to_owned();
+    let failures = env.json(&["failure", "list", "--build", &number]);
+    assert_eq!(failures[0]["type"], "timeout", "{failures}");
+    let recorded = failures[0]["details"]["duration_ms"].as_u64().expect("duration_ms");
+    assert!(
+        (1800..4500).contains(&recorded),
+        "the attempt's duration is the step's, not the wait's: {recorded} ms"
+    );
+    let history = env.history(&number);
+    let failed = history.iter().find(|e| e["kind"] == "failed").expect("the failed event");
+    let event_ms = failed["duration_ms"].as_u64().expect("duration_ms");
+    assert!(event_ms < 4500, "the history's attempt does not start before the lock wait: {event_ms} ms");
+}

@@ -6,7 +6,6 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use buildstate_store::{Backend, Mode, StoreError, StoreResult, Work};
-use tokio::runtime::Handle;
 
 use crate::catalog_file::Catalog;
 use crate::layout::{self, Layout};
@@ -70,7 +69,7 @@ impl Backend for FileStore {
         self.dir().display().to_string()
     }
 
-    /// One unit of work on tokio's blocking pool, under the directory's lock (shared to
+    /// One unit of work off the async threads (`run_blocking`), under the directory's lock (shared to
     /// read, exclusive to write), so that waiting out another process's lock and the
     /// fsyncs of the commit never hold up the async threads that drive heartbeats,
     /// output pumps and timeouts. The lock excludes every other writer from the first
@@ -82,19 +81,17 @@ impl Backend for FileStore {
         mut work: Work<T>,
     ) -> StoreResult<T> {
         let inner = Arc::clone(&self.inner);
-        let runtime = Handle::try_current()
-            .map_err(|e| StoreError::backend("file store outside a tokio runtime", e))?;
-        let blocking = tokio::task::spawn_blocking(move || {
+        buildstate_store::run_blocking("file store worker thread", move |runtime| {
             let _span = tracing::debug_span!("file store", what).entered();
             let _held = inner.lock.acquire(mode)?;
             let mut tx = FileTx::new(&inner.layout, mode);
             // The primitives never wait on anything async; the runtime handle is there
             // in case a future ever does.
-            let value = buildstate_store::finish_on_this_thread(&runtime, work(&mut tx))?;
+            let value = buildstate_store::finish_on_this_thread(runtime, work(&mut tx))?;
             tx.commit()?;
             Ok(value)
-        });
-        blocking.await.map_err(|e| StoreError::backend("file store worker thread", e))?
+        })
+        .await
     }
 }
 

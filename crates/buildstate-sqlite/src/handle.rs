@@ -7,7 +7,6 @@ use std::time::Duration;
 use async_trait::async_trait;
 use buildstate_store::{Backend, Mode, StoreError, StoreResult, Work};
 use rusqlite::Connection;
-use tokio::runtime::Handle;
 
 use crate::busy;
 use crate::error::SqlContext;
@@ -106,7 +105,7 @@ impl Backend for SqliteStore {
         self.inner.location.clone()
     }
 
-    /// One unit of work on tokio's blocking pool: a transaction around `work`, committed
+    /// One unit of work off the async threads (`run_blocking`): a transaction around `work`, committed
     /// if it succeeds, rolled back if it fails, and retried whole on lock contention.
     /// A write begins `IMMEDIATE`, holding the write lock from its first statement: a
     /// deferred transaction would take a read lock and upgrade it at its first write,
@@ -126,9 +125,7 @@ impl Backend for SqliteStore {
             });
         }
         let inner = Arc::clone(&self.inner);
-        let runtime = Handle::try_current()
-            .map_err(|e| StoreError::backend("sqlite store outside a tokio runtime", e))?;
-        let blocking = tokio::task::spawn_blocking(move || {
+        buildstate_store::run_blocking("sqlite worker thread", move |runtime| {
             // Owned by this thread and called once per attempt.
             let mut work = work;
             let mut conn = inner.conn.lock().map_err(|_| poisoned())?;
@@ -141,7 +138,7 @@ impl Backend for SqliteStore {
                 // The primitives never wait on anything async; the runtime handle is
                 // there in case a future ever does.
                 let result = buildstate_store::finish_on_this_thread(
-                    &runtime,
+                    runtime,
                     work(&mut SqlTx::new(SqliteConn(&mut conn), &DIALECT, mode)),
                 );
                 let result =
@@ -153,8 +150,8 @@ impl Backend for SqliteStore {
                 }
                 result
             })
-        });
-        blocking.await.map_err(|e| StoreError::backend("sqlite worker thread", e))?
+        })
+        .await
     }
 }
 

@@ -2,6 +2,7 @@
 //! once over the primitives of [`Tx`], and `impl<B: Backend> Store for B`.
 
 mod backend;
+mod blocking;
 mod builds;
 mod catalog;
 mod documents;
@@ -10,6 +11,7 @@ mod records;
 mod store;
 
 pub use backend::{Backend, Mode, Tx, TxFuture, Work};
+pub use blocking::run_blocking;
 
 /// Wraps a unit of work over `args` into a [`Work`]: each run (a retry runs it again)
 /// gets its own copy of the inputs, so the work owns everything it borrows and can move

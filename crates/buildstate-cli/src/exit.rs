@@ -177,7 +177,7 @@ impl From<StoreError> for CliError {
             StoreError::Busy { .. } => {
                 Some("another process held the database too long; run the command again")
             }
-            StoreError::Unavailable { .. } => Some("check the path given by --db or BUILDSTATE_DB"),
+            StoreError::Unavailable { location, .. } => Some(unavailable_hint(location)),
             StoreError::LeaseHeld { .. } => Some("`buildstate lease list` shows every runner's lease"),
             StoreError::Backend { .. } => {
                 Some("set BUILDSTATE_LOG=debug for details, and report it if it persists")
@@ -221,6 +221,19 @@ impl From<RunError> for CliError {
             RunError::Metadata(_) | RunError::TaskFailed(_) => CliError::internal(e.to_string())
                 .with_hint("set BUILDSTATE_LOG=debug for details, and report it if it persists"),
         }
+    }
+}
+
+/// What to check when the store cannot be used, for its kind: a PostgreSQL store is
+/// reached through its connection string (a server, an account, TLS), the others are
+/// a file or a directory.
+fn unavailable_hint(location: &str) -> &'static str {
+    if crate::conninfo::is_url(location) {
+        "check the URL given by --db or BUILDSTATE_DB: its host, port, database, user and password, and sslmode"
+    } else if crate::conninfo::is_key_value(location) {
+        "check the connection string given by --db or BUILDSTATE_DB: its host, port, dbname, user and password, and sslmode"
+    } else {
+        "check the path given by --db or BUILDSTATE_DB"
     }
 }
 
@@ -381,5 +394,23 @@ mod tests {
         };
         assert!(at(missing).starts_with("platform `nope` is not in the catalog of /srv/bs.db (known: aws)"));
         assert_eq!(at(StoreError::Busy { waited_ms: 5 }), "the store stayed busy for 5 ms; try again");
+    }
+
+    #[test]
+    fn an_unavailable_store_is_checked_as_what_it_is() {
+        let hint = |location: &str| {
+            let e = StoreError::Unavailable { location: location.into(), reason: "r".into() };
+            CliError::from(e).hint.unwrap_or_default()
+        };
+        for url in ["postgres://ci:***@db/bs?sslmode=verify-full", "PostgreSQL://db/bs"] {
+            assert!(
+                hint(url).starts_with("check the URL given by --db") && hint(url).contains("sslmode"),
+                "{url}"
+            );
+        }
+        assert!(hint("host=db password=*** dbname=bs").starts_with("check the connection string"));
+        for path in ["/srv/bs.db", "/srv/json-store"] {
+            assert_eq!(hint(path), "check the path given by --db or BUILDSTATE_DB", "{path}");
+        }
     }
 }

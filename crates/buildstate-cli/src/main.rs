@@ -5,6 +5,7 @@ mod ci_env;
 mod cli;
 mod commands;
 mod config;
+mod conninfo;
 mod exit;
 mod input;
 mod open;

@@ -1,6 +1,7 @@
 //! Opening the store a `--db` / `BUILDSTATE_DB` value names:
 //!
-//! - `postgres://…` or `postgresql://…` — PostgreSQL, for fleets of CI workers;
+//! - `postgres://…` or `postgresql://…`, or libpq's key/value form (`host=db dbname=bs
+//!   user=ci`) — PostgreSQL, for fleets of CI workers;
 //! - `file:///dir`, or a directory that already holds one — JSON files, one document per
 //!   build;
 //! - any other path — the embedded SQLite file;
@@ -14,8 +15,9 @@
 //! storage (`s3://`, `az://`, `gs://`) is not a store but a place for copies, and is
 //! refused here with a pointer to `--sync`.
 //!
-//! Nothing here prints the value given: a PostgreSQL URL carries its password, so
-//! messages use the backend's redacted location.
+//! Nothing here prints the value given: a PostgreSQL connection string carries its
+//! password, so messages use the backend's redacted location, and paths are shown
+//! through the same redactor as `config show` ([`shown`]).
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -25,8 +27,8 @@ use buildstate_postgres::PostgresStore;
 use buildstate_sqlite::SqliteStore;
 use buildstate_store::Store;
 
-use crate::config;
 use crate::exit::{CliError, io_error};
+use crate::{config, conninfo};
 
 /// What a command does with the store, which decides what happens when it is missing.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -103,6 +105,11 @@ fn spec(given: Option<&Path>) -> Result<Spec, CliError> {
         return Ok(Spec::Sqlite { path, default: true });
     };
     let text = given.to_string_lossy();
+    // libpq's other form: a file whose name has a `host=` word is no SQLite path (as
+    // for libpq), and such a string must never reach a "no store at PATH" message.
+    if conninfo::is_key_value(&text) {
+        return Ok(Spec::Postgres(text.into_owned()));
+    }
     if let Some((scheme, rest)) = url_scheme(&text) {
         return match scheme.to_ascii_lowercase().as_str() {
             "postgres" | "postgresql" => Ok(Spec::Postgres(text.into_owned())),
@@ -125,6 +132,13 @@ fn spec(given: Option<&Path>) -> Result<Spec, CliError> {
                 .with_hint("give a path (SQLite), file:///dir (JSON files) or postgres://…")),
         };
     }
+    // `postgres:/u:pw@db/bs`, one slash short: a URL with its password, not a file to
+    // name in "no store at PATH".
+    let lower = text.get(..11).unwrap_or(&text).to_ascii_lowercase();
+    if let Some(scheme) = ["postgresql:", "postgres:"].into_iter().find(|p| lower.starts_with(p)) {
+        return Err(CliError::usage(format!("--db starts with {scheme} but is not a {scheme}// URL"))
+            .with_hint("give PostgreSQL as postgres://user@host/database or as host=… dbname=… user=…; a SQLite file named so as ./postgres:…"));
+    }
     let path = absolute(given)?;
     Ok(if path.is_dir() {
         Spec::Files { dir: path, explicit: false }
@@ -146,7 +160,7 @@ fn url_scheme(text: &str) -> Option<(&str, &str)> {
 /// Relative paths are resolved here, once: steps run in other directories and must
 /// reach the same store, and logs recorded with a relative path would be lost.
 fn absolute(path: &Path) -> Result<PathBuf, CliError> {
-    std::path::absolute(path).map_err(|e| io_error(&format!("resolve the store path {}", path.display()), &e))
+    std::path::absolute(path).map_err(|e| io_error(&format!("resolve the store path {}", shown(path)), &e))
 }
 
 async fn open_postgres(url: &str) -> Result<Opened, CliError> {
@@ -154,7 +168,7 @@ async fn open_postgres(url: &str) -> Result<Opened, CliError> {
     let location = Store::location(&store);
     Ok(Opened {
         schema_version: store.schema_version(),
-        local_anchor: postgres_anchor(&location)?,
+        local_anchor: postgres_anchor(url)?,
         location,
         step_db: url.to_owned(),
         store: Arc::new(store),
@@ -162,7 +176,8 @@ async fn open_postgres(url: &str) -> Result<Opened, CliError> {
 }
 
 fn open_files(dir: PathBuf, explicit: bool, access: Access) -> Result<Opened, CliError> {
-    let location = format!("file://{}", dir.display());
+    let step_db = format!("file://{}", dir.display());
+    let location = config::redact_url(&step_db);
     if dir.exists() && !dir.is_dir() {
         return Err(CliError::usage(format!("{location} is not a directory, which a JSON-file store is"))
             .with_hint(
@@ -182,7 +197,7 @@ fn open_files(dir: PathBuf, explicit: bool, access: Access) -> Result<Opened, Cl
     }
     Ok(Opened {
         schema_version: 1,
-        step_db: location.clone(),
+        step_db,
         location,
         local_anchor: dir.join("buildstate.json-store"),
         store: Arc::new(store),
@@ -190,7 +205,7 @@ fn open_files(dir: PathBuf, explicit: bool, access: Access) -> Result<Opened, Cl
 }
 
 fn open_sqlite(path: PathBuf, default: bool, access: Access) -> Result<Opened, CliError> {
-    let location = path.display().to_string();
+    let location = shown(&path);
     let at = what_is_at(&path);
     let exists = match at {
         At::Nothing | At::EmptyFile => false,
@@ -219,7 +234,7 @@ fn open_sqlite(path: PathBuf, default: bool, access: Access) -> Result<Opened, C
     }
     Ok(Opened {
         schema_version: store.schema_version(),
-        step_db: location.clone(),
+        step_db: path.display().to_string(),
         location,
         local_anchor: path,
         store: Arc::new(store),
@@ -292,7 +307,7 @@ fn may_create(
             None => Ok(()),
             Some(parent) => Err(CliError::not_found(format!(
                 "no store at {location}, and no directory {} to create it in",
-                parent.display()
+                shown(parent)
             ))
             .with_hint(format!(
                 "check --db or BUILDSTATE_DB; `{init}` creates the store and its directories"
@@ -316,47 +331,36 @@ fn holds_file_store(dir: &Path) -> bool {
 
 /// An existing directory given without `file://` and holding no store: which was meant?
 fn not_a_store(dir: &Path) -> CliError {
-    let shown = dir.display();
-    let sqlite = dir.join("buildstate.db");
-    let hint = if sqlite.is_file() {
-        format!("did you mean the SQLite store in it, --db {}?", shell_word(&sqlite.display().to_string()))
+    let sqlite = shown(&dir.join("buildstate.db"));
+    let hint = if dir.join("buildstate.db").is_file() {
+        format!("did you mean the SQLite store in it, --db {}?", shell_word(&sqlite))
     } else {
         format!(
             "for a SQLite store give a file (--db {}); to keep a JSON-file store in this directory, --db {}",
-            shell_word(&sqlite.display().to_string()),
-            shell_word(&format!("file://{shown}"))
+            shell_word(&sqlite),
+            shell_word(&config::redact_url(&format!("file://{}", dir.display())))
         )
     };
-    CliError::usage(format!("{shown} is a directory that holds no store")).with_hint(hint)
+    CliError::usage(format!("{} is a directory that holds no store", shown(dir))).with_hint(hint)
 }
 
-/// `<data dir>/buildstate/postgres/<host_port_database>/store`: the runs of each
-/// PostgreSQL store keep their logs and copy state in a directory of their own,
-/// apart from the default SQLite store's and from each other's.
-fn postgres_anchor(location: &str) -> Result<PathBuf, CliError> {
+/// A path of the store for messages: through the redactor of `config show`, which
+/// leaves a path as it is, unless it holds what would be a URL's password.
+fn shown(path: &Path) -> String {
+    config::redact_url(&path.display().to_string())
+}
+
+/// `<data dir>/buildstate/postgres/<name>/store`, the name from what identifies the
+/// database ([`conninfo::store_name`]: hosts, port, database, search path; not the
+/// password, user or TLS options): the runs of each PostgreSQL store keep their logs
+/// and copy state in a directory of their own, apart from the default SQLite store's
+/// and from each other's, wherever the URL asks for TLS.
+fn postgres_anchor(conninfo: &str) -> Result<PathBuf, CliError> {
     let default = config::default_db_path().ok_or_else(|| {
         CliError::usage("cannot find a data directory for local run logs (is HOME set?)")
             .with_hint("pass --logs-dir DIR")
     })?;
-    Ok(default.with_file_name("postgres").join(store_name(location)).join("store"))
-}
-
-/// A directory name for a PostgreSQL store, from its redacted location: without the
-/// scheme and the user, every character outside `[A-Za-z0-9._-]` as `_`.
-fn store_name(location: &str) -> String {
-    let rest = location.split_once("://").map_or(location, |(_, rest)| rest);
-    let authority_end = rest.find(['/', '?']).unwrap_or(rest.len());
-    let rest = match rest[..authority_end].rfind('@') {
-        Some(at) => &rest[at + 1..],
-        None => rest,
-    };
-    let name: String = rest
-        .chars()
-        .map(|c| if c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_') { c } else { '_' })
-        .take(120)
-        .collect();
-    let name = name.trim_matches(['_', '.']);
-    if name.is_empty() { "default".to_owned() } else { name.to_owned() }
+    Ok(default.with_file_name("postgres").join(conninfo::store_name(conninfo)).join("store"))
 }
 
 /// `text` as one shell word, quoted only when it needs to be, for commands in hints.
@@ -415,12 +419,26 @@ mod tests {
     }
 
     #[test]
+    fn key_value_connection_strings_are_postgres() {
+        let kv = "host=db user=x password=secret dbname=y";
+        assert_eq!(parsed(kv), Ok(Spec::Postgres(kv.into())));
+        assert_eq!(parsed("dbname = y"), Ok(Spec::Postgres("dbname = y".into())));
+        assert!(matches!(parsed("/srv/a=b.db"), Ok(Spec::Sqlite { .. })));
+    }
+
+    #[test]
+    fn a_postgres_url_one_slash_short_is_refused_without_echoing_it() {
+        for text in ["postgres:/ci:s3cret@db/bs", "PostgreSQL:ci:s3cret@db/bs", "postgres:s3cret"] {
+            let e = spec(Some(Path::new(text))).expect_err(text);
+            assert_eq!(e.exit, crate::exit::Exit::Usage, "{text}");
+            assert!(!format!("{e} {e:?}").contains("s3cret"), "{text}: {e:?}");
+        }
+    }
+
+    #[test]
     fn postgres_stores_get_a_directory_of_their_own() {
-        assert_eq!(store_name("postgres://ci:***@db.example:5432/buildstate"), "db.example_5432_buildstate");
-        assert_eq!(store_name("postgresql://db/bs?sslmode=disable"), "db_bs_sslmode_disable");
-        assert_eq!(store_name("postgres://ci@[::1]:5432/x"), "1__5432_x");
-        assert_eq!(store_name("postgres://"), "default");
-        assert_ne!(store_name("postgres://db/a"), store_name("postgres://db/b"));
+        let tls = "postgres://ci:pw@db/a?sslmode=require&sslrootcert=/etc/ca.pem";
+        assert_eq!(postgres_anchor(tls).ok(), postgres_anchor("postgres://ci@db/a").ok(), "{tls}");
         if let (Ok(anchor), Some(default)) = (postgres_anchor("postgres://db/a"), config::default_db_path()) {
             let logs = anchor.with_file_name("logs");
             assert_ne!(logs, default.with_file_name("logs"), "not the default store's logs");

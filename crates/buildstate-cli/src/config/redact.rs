@@ -1,5 +1,6 @@
-//! Secrets out of what is shown: the password of a URL's user, and query parameters
-//! that carry credentials (`password=`, `sig=`, `token=`, …).
+//! Secrets out of what is shown: the password of a URL's user, query parameters that
+//! carry credentials (`password=`, `sig=`, `token=`, …), and the `password=` of a
+//! PostgreSQL key/value connection string.
 
 /// Parts of a query parameter's name that mark its value as a secret.
 const SECRET_PARAMS: &[&str] = &["pass", "secret", "token", "sig", "key", "credential", "auth"];
@@ -7,8 +8,12 @@ const SECRET_PARAMS: &[&str] = &["pass", "secret", "token", "sig", "key", "crede
 pub const HIDDEN: &str = "***";
 
 /// `postgres://ci:s3cret@db/bs?sslmode=require` → `postgres://ci:***@db/bs?sslmode=require`.
-/// Text that is not a URL is returned as it is.
+/// `host=db password=s3cret` → `host=db password=***`. Other text that is not a URL (a
+/// path) is returned as it is.
 pub fn url(text: &str) -> String {
+    if crate::conninfo::is_key_value(text) {
+        return crate::conninfo::redact_key_values(text);
+    }
     let Some((scheme, rest)) = text.split_once("://") else { return text.to_owned() };
     // The user info runs to the last `@`, so that a password with an unencoded `?`,
     // `#`, `/` or `@` in it is hidden whole (an `@` further on hides more, never less).
@@ -75,5 +80,9 @@ mod tests {
         assert_eq!(url("postgres://ci@db/bs"), "postgres://ci@db/bs");
         assert_eq!(url("s3://bucket/prefix"), "s3://bucket/prefix");
         assert_eq!(url("/var/lib/bs.db"), "/var/lib/bs.db");
+        assert_eq!(
+            url("host=db user=ci password=s3cret dbname=bs"),
+            "host=db user=ci password=*** dbname=bs"
+        );
     }
 }

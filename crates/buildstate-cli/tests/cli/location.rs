@@ -10,7 +10,7 @@ use crate::common::{Env, Run, bare_cmd, bin, expect_error};
 
 /// The binary on `db` (`""`: the default store), in `env`'s directory, with a home and
 /// data dir inside it: the default store of these tests is never the real one.
-fn on(env: &Env, db: &str, args: &[&str]) -> Run {
+pub fn on(env: &Env, db: &str, args: &[&str]) -> Run {
     let mut cmd = bare_cmd();
     cmd.current_dir(env.dir.path())
         .env("HOME", env.path("home"))
@@ -232,7 +232,7 @@ fn the_password_in_buildstate_db_is_never_printed() {
 }
 
 /// The log path `exec` recorded for attempt 1 of `build` at 0.
-fn log_of(env: &Env, db: &str, build: &str) -> PathBuf {
+pub fn log_of(env: &Env, db: &str, build: &str) -> PathBuf {
     let r = on(env, db, &["exec", build, "0", "--", "echo", "hello from the step"]);
     assert_eq!(r.code, 0, "{r:?}");
     let r = on(env, db, &["history", build, "--json"]);
@@ -246,7 +246,7 @@ fn log_of(env: &Env, db: &str, build: &str) -> PathBuf {
     PathBuf::from(log)
 }
 
-fn catalog_and_build(env: &Env, db: &str, number: &str) {
+pub fn catalog_and_build(env: &Env, db: &str, number: &str) {
     for args in [
         &["platform", "add", "aws", "--provider", "aws"][..],
         &["os", "add", "rhel-9.6", "--family", "rhel", "--major", "9"],
@@ -259,14 +259,14 @@ fn catalog_and_build(env: &Env, db: &str, number: &str) {
 }
 
 /// A fresh PostgreSQL database, dropped at the end (as in `fleet.rs`).
-struct PgDb {
+pub struct PgDb {
     admin: String,
-    name: String,
-    url: String,
+    pub name: String,
+    pub url: String,
 }
 
 impl PgDb {
-    fn new() -> PgDb {
+    pub fn new() -> PgDb {
         let admin = std::env::var("BUILDSTATE_TEST_POSTGRES_URL").unwrap_or_else(|_| {
             panic!("BUILDSTATE_TEST_POSTGRES_URL is not set: run `source scripts/services.sh && start_postgres` first")
         });

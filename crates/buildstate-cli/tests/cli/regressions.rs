@@ -843,3 +843,155 @@ fn a_steps_timeout_starts_with_its_process_not_before_a_store_lock_wait() {
     let event_ms = failed["duration_ms"].as_u64().expect("duration_ms");
     assert!(event_ms < 4500, "the history's attempt does not start before the lock wait: {event_ms} ms");
 }
+
+/// The directory under `<data dir>/buildstate/postgres/` whose `logs/` holds `log`.
+fn postgres_store_dir(env: &Env, log: &std::path::Path) -> String {
+    let own = env.path("xdg/buildstate/postgres");
+    let rest =
+        log.strip_prefix(&own).unwrap_or_else(|_| panic!("{} is not under {}", log.display(), own.display()));
+    rest.components().next().and_then(|c| c.as_os_str().to_str()).unwrap_or_default().to_owned()
+}
+
+/// Review of 5240147: a PostgreSQL store's logs and sync-state directory was named
+/// after its URL with the query string, so asking the same database for TLS
+/// (`?sslmode=require`, `sslrootcert=…`) moved them, and `buildstate logs` of the
+/// earlier runs looked in the new one. The name comes from the hosts, port, database
+/// and `search_path` only: every spelling of one database shares one directory, the
+/// key/value form included.
+#[test]
+fn a_postgres_stores_logs_stay_put_whatever_its_tls_options() {
+    use crate::location::{PgDb, catalog_and_build, log_of, on};
+    let env = Env::new();
+    let pg = PgDb::new();
+    let ca = std::env::var("BUILDSTATE_TEST_POSTGRES_CA").unwrap_or_else(|_| {
+        panic!(
+            "BUILDSTATE_TEST_POSTGRES_CA is not set: run `source scripts/services.sh && start_postgres` first"
+        )
+    });
+    let (_, authority) = pg.url.split_once("://").expect("a URL");
+    let (creds, _) = authority.split_once('@').expect("credentials in the test URL");
+    let (user, password) = creds.split_once(':').expect("user:password");
+    let spellings = [
+        pg.url.clone(),
+        format!("{}?sslmode=require", pg.url),
+        format!("{}?sslmode=verify-full&sslrootcert={ca}", pg.url),
+        format!("{}?application_name=other&sslmode=disable&connect_timeout=5", pg.url),
+        format!(
+            "host=127.0.0.1 port=5432 user={user} password={password} dbname={} sslmode=require",
+            pg.name
+        ),
+    ];
+    catalog_and_build(&env, &spellings[0], "tls-0");
+    let first = postgres_store_dir(&env, &log_of(&env, &spellings[0], "tls-0"));
+    assert!(first.ends_with(&pg.name), "named after the database: {first}");
+    for (i, db) in spellings.iter().enumerate().skip(1) {
+        let number = format!("tls-{i}");
+        let r = on(
+            &env,
+            db,
+            &[
+                "build",
+                "create",
+                "--platform",
+                "aws",
+                "--os",
+                "rhel-9.6",
+                "--image",
+                "base",
+                "--number",
+                &number,
+            ],
+        );
+        assert_eq!(r.code, 0, "{db}: {r:?}");
+        let dir = postgres_store_dir(&env, &log_of(&env, db, &number));
+        assert_eq!(dir, first, "{db}");
+        // The earlier runs' logs are still found through this spelling.
+        let r = on(&env, db, &["logs", "tls-0"]);
+        assert_eq!((r.code, r.stdout.as_str()), (0, "hello from the step\n"), "{db}: {r:?}");
+    }
+    let names: Vec<String> = std::fs::read_dir(env.path("xdg/buildstate/postgres"))
+        .expect("the postgres directory")
+        .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(names, [first], "one directory for the one database");
+}
+
+/// Review of 5240147: a libpq key/value string (`host=… password=… dbname=…`) was taken
+/// for a SQLite path, and "no store at …" printed it, password and all. It is a
+/// PostgreSQL connection string (the backend reads that form), and its password is
+/// hidden everywhere: errors, `config show`, `--help`; a `postgres:` URL one slash
+/// short is refused without being echoed.
+#[test]
+fn a_key_value_connection_string_is_postgres_and_its_password_is_never_shown() {
+    use crate::location::{PgDb, on};
+    const SECRET: &str = "kv-s3cret-42";
+    let env = Env::new();
+    let pg = PgDb::new();
+    let (_, authority) = pg.url.split_once("://").expect("a URL");
+    let (creds, _) = authority.split_once('@').expect("credentials in the test URL");
+    let (user, password) = creds.split_once(':').expect("user:password");
+
+    let good = format!("host=127.0.0.1 port=5432 user={user} password='{password}' dbname={}", pg.name);
+    let r = on(&env, &good, &["platform", "add", "aws", "--provider", "aws"]);
+    assert_eq!(r.code, 0, "{r:?}");
+    let r = on(&env, &good, &["platform", "list", "--json"]);
+    assert!(r.code == 0 && r.stdout.contains("\"aws\""), "{r:?}");
+    assert!(!env.path(&good).exists() && !env.path("buildstate.db").exists(), "no SQLite file was made");
+
+    let wrong = format!("host=127.0.0.1 port=5432 user={user} password={SECRET} dbname={}", pg.name);
+    let nobody = format!("host=127.0.0.1 port=1 user=x password='{SECRET} x' dbname=y");
+    for db in [&wrong, &nobody] {
+        let r = on(&env, db, &["build", "list"]);
+        assert_eq!(r.code, 6, "{db}: {r:?}");
+        assert!(!r.stderr.contains(SECRET) && !r.stdout.contains(SECRET), "{r:?}");
+        assert!(r.stderr.contains("password=***"), "the location is shown, redacted: {r:?}");
+        assert!(!r.stderr.contains("no store at"), "not taken for a file: {r:?}");
+        let r = on(&env, "", &["build", "list", "--db", db]);
+        assert!(r.code == 6 && !r.stderr.contains(SECRET), "as a flag: {r:?}");
+        for args in [&["config", "show"][..], &["config", "show", "--json"], &["--help"], &["run", "--help"]]
+        {
+            let r = on(&env, db, args);
+            assert_eq!(r.code, 0, "{args:?}: {r:?}");
+            assert!(!r.stdout.contains(SECRET) && !r.stderr.contains(SECRET), "{args:?}: {r:?}");
+        }
+        let shown = on(&env, db, &["config", "show"]).stdout;
+        assert!(shown.contains("password=***"), "{shown}");
+    }
+    let config = env.write("kv.toml", &format!("db = \"{wrong}\"\n"));
+    let r = on(&env, "", &["--config", config.to_str().expect("utf-8"), "config", "show"]);
+    assert!(r.code == 0 && !r.stdout.contains(SECRET) && r.stdout.contains("password=***"), "{r:?}");
+
+    for typo in [format!("postgres:/{user}:{SECRET}@127.0.0.1/{}", pg.name), format!("postgresql:{SECRET}")] {
+        let r = on(&env, &typo, &["build", "list"]);
+        assert_eq!(r.code, 2, "{typo}: {r:?}");
+        assert!(!r.stderr.contains(SECRET), "{r:?}");
+    }
+}
+
+/// Review of 5240147: a PostgreSQL store that cannot be used (TLS refused, a
+/// certificate that does not verify, a wrong password) got the hint "check the path
+/// given by --db", which is about files. The hint fits the kind of store.
+#[test]
+fn an_unusable_postgres_store_gets_a_hint_about_its_url() {
+    use crate::location::{PgDb, on};
+    let env = Env::new();
+    let pg = PgDb::new();
+    let (_, authority) = pg.url.split_once("://").expect("a URL");
+    let (creds, _) = authority.split_once('@').expect("credentials in the test URL");
+    let (user, _) = creds.split_once(':').expect("user:password");
+    let hint = |r: &crate::common::Run| {
+        r.stderr.lines().find_map(|l| l.strip_prefix("hint: ")).unwrap_or_default().to_owned()
+    };
+    // verify-full without a CA (HOME has no ~/.postgresql/root.crt), and a wrong password.
+    let bad_password = pg.url.replacen(&format!("{creds}@"), &format!("{user}:wrong-password@"), 1);
+    for db in [format!("{}?sslmode=verify-full", pg.url), bad_password] {
+        let r = on(&env, &db, &["build", "list"]);
+        assert_eq!(r.code, 6, "{db}: {r:?}");
+        let hint = hint(&r);
+        assert!(hint.starts_with("check the URL given by --db or BUILDSTATE_DB"), "{db}: {r:?}");
+        assert!(hint.contains("sslmode") && !hint.contains("path"), "{hint}");
+    }
+    let r = on(&env, &format!("host=127.0.0.1 port=1 dbname={}", pg.name), &["build", "list"]);
+    assert_eq!(r.code, 6, "{r:?}");
+    assert!(hint(&r).starts_with("check the connection string given by --db"), "{r:?}");
+}

@@ -90,6 +90,7 @@ pub async fn enqueue_run(a: EnqueueArgs, ctx: &Ctx) -> Result<(), CliError> {
 pub async fn worker_run(a: WorkerArgs, ctx: &Ctx) -> Result<Exit, CliError> {
     let (pipeline, filter) = load(&a.pipeline, &a.only)?;
     let name = a.name.clone().unwrap_or_else(|| format!("worker-{}-{}", hostname(), std::process::id()));
+    a.runner.usable_logs_dir(ctx)?; // before a build is taken, as `run` and `exec` do (exit 2)
     let opts = WorkerOptions {
         run: options(ctx, filter, false, name.clone(), &a.runner),
         poll: a.poll,

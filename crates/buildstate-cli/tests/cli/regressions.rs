@@ -995,3 +995,28 @@ fn an_unusable_postgres_store_gets_a_hint_about_its_url() {
     assert_eq!(r.code, 6, "{r:?}");
     assert!(hint(&r).starts_with("check the connection string given by --db"), "{r:?}");
 }
+
+/// Review of 2e46c3b: `run` and `exec` refuse a logs directory that cannot be written
+/// before any step runs, but `worker` took builds and failed each at its first step,
+/// recording a persistent failure the build did not have. It refuses it too (exit 2),
+/// leaving the queued builds to other workers.
+#[test]
+fn a_worker_refuses_an_unwritable_logs_directory_before_taking_builds() {
+    let env = Env::new().with_catalog();
+    let pipeline = env.pipeline("queued", &crate::common::step_pipeline("queued", &["base"], &[]));
+    let pipeline = pipeline.to_str().expect("utf-8");
+    env.ok(&["enqueue", pipeline]);
+    let queued = env.ok(&["build", "list", "--json"]);
+    env.write("a-file", "");
+    let under_a_file = env.path("a-file/logs").display().to_string();
+    let worker = ["worker", pipeline, "--exit-when-idle", "--poll", "100ms"];
+    let err = env.fails(&[&worker[..], &["--logs-dir", &under_a_file]].concat(), 2);
+    assert!(err.contains("attempt logs cannot be written to") && err.contains("a-file/logs"), "{err}");
+    // The default, `logs/` beside the store, taken by a regular file.
+    env.write("logs", "");
+    let err = env.fails(&worker, 2);
+    assert!(err.contains("is not a directory"), "{err}");
+    assert_eq!(env.ok(&["build", "list", "--json"]), queued, "no build was taken or changed");
+    assert!(!env.path("side.log").exists(), "no step ran");
+    assert_eq!(env.json(&["failure", "list"]), serde_json::json!([]), "no failure was recorded");
+}

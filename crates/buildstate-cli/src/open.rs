@@ -25,7 +25,7 @@ use std::sync::Arc;
 use buildstate_files::FileStore;
 use buildstate_postgres::PostgresStore;
 use buildstate_sqlite::SqliteStore;
-use buildstate_store::Store;
+use buildstate_store::{Store, StoreError};
 
 use crate::exit::{CliError, io_error};
 use crate::{config, conninfo};
@@ -164,7 +164,14 @@ fn absolute(path: &Path) -> Result<PathBuf, CliError> {
 }
 
 async fn open_postgres(url: &str) -> Result<Opened, CliError> {
-    let store = PostgresStore::connect(url).await?;
+    let store = PostgresStore::connect(url).await.map_err(|e| match e {
+        // The backend hides `password`; a string it cannot read may hold other secrets
+        // (`sslpassword`, which it does not know), so it is shown as `config show` does.
+        StoreError::Unavailable { reason, .. } => {
+            StoreError::Unavailable { location: config::redact_url(url), reason }
+        }
+        other => other,
+    })?;
     let location = Store::location(&store);
     Ok(Opened {
         schema_version: store.schema_version(),
@@ -224,7 +231,7 @@ fn open_sqlite(path: PathBuf, default: bool, access: Access) -> Result<Opened, C
         // A store shipped read-only (file 0444, a read-only directory or mount) cannot
         // be opened for writing; commands that need an existing store may still read
         // it, and its writes are refused as unavailable.
-        Err(e @ buildstate_store::StoreError::Unavailable { .. }) if exists && access == Access::Existing => {
+        Err(e @ StoreError::Unavailable { .. }) if exists && access == Access::Existing => {
             SqliteStore::open_read_only(&path).map_err(|_| e)?
         }
         Err(e) => return Err(e.into()),

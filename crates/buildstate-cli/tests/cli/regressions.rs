@@ -940,7 +940,8 @@ fn a_key_value_connection_string_is_postgres_and_its_password_is_never_shown() {
 
     let wrong = format!("host=127.0.0.1 port=5432 user={user} password={SECRET} dbname={}", pg.name);
     let nobody = format!("host=127.0.0.1 port=1 user=x password='{SECRET} x' dbname=y");
-    for db in [&wrong, &nobody] {
+    let unread = format!("host=127.0.0.1 port=1 dbname=y sslpassword={SECRET}");
+    for db in [&wrong, &nobody, &unread] {
         let r = on(&env, db, &["build", "list"]);
         assert_eq!(r.code, 6, "{db}: {r:?}");
         assert!(!r.stderr.contains(SECRET) && !r.stdout.contains(SECRET), "{r:?}");
@@ -957,6 +958,8 @@ fn a_key_value_connection_string_is_postgres_and_its_password_is_never_shown() {
         let shown = on(&env, db, &["config", "show"]).stdout;
         assert!(shown.contains("password=***"), "{shown}");
     }
+    let r = on(&env, &format!("postgres://127.0.0.1:1/y?sslpassword={SECRET}"), &["build", "list"]);
+    assert!(r.code == 6 && !r.stderr.contains(SECRET), "a parameter the backend does not know: {r:?}");
     let config = env.write("kv.toml", &format!("db = \"{wrong}\"\n"));
     let r = on(&env, "", &["--config", config.to_str().expect("utf-8"), "config", "show"]);
     assert!(r.code == 0 && !r.stdout.contains(SECRET) && r.stdout.contains("password=***"), "{r:?}");

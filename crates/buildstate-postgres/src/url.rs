@@ -24,6 +24,13 @@ use crate::tls::Tls;
 
 const MASK: &str = "***";
 
+/// The keys whose values are secrets: the password, and the client key's passphrase
+/// (which the driver does not know, so a string holding one fails to parse and is
+/// shown in the error).
+fn is_secret(key: &str) -> bool {
+    key == "password" || key == "sslpassword"
+}
+
 /// The connection string with every password replaced by `***`.
 pub(crate) fn redact(conninfo: &str) -> String {
     for scheme in ["postgres://", "postgresql://"] {
@@ -62,7 +69,7 @@ fn redact_url_rest(rest: &str) -> String {
             let params: Vec<String> = query
                 .split('&')
                 .map(|p| match p.split_once('=') {
-                    Some((k, _)) if k == "password" => format!("{k}={MASK}"),
+                    Some((k, _)) if is_secret(k) => format!("{k}={MASK}"),
                     _ => p.to_owned(),
                 })
                 .collect();
@@ -97,7 +104,7 @@ fn redact_key_values(s: &str) -> String {
         let value_start = value_and_rest.trim_start();
         let (value_len, _) = value(value_start);
         let consumed = rest.len() - value_start.len() + value_len;
-        if key == "password" {
+        if is_secret(key) {
             out.push_str(&rest[..rest.len() - value_start.len()]);
             out.push_str(MASK);
         } else {
@@ -301,6 +308,10 @@ mod tests {
                 "postgres://host/db?user=u&password=s3cret&sslmode=disable",
                 "postgres://host/db?user=u&password=***&sslmode=disable",
             ),
+            (
+                "postgres://host/db?sslpassword=k3y&sslmode=require",
+                "postgres://host/db?sslpassword=***&sslmode=require",
+            ),
             ("postgres:///db", "postgres:///db"),
         ];
         for (url, shown) in cases {
@@ -316,6 +327,7 @@ mod tests {
             ("password='unterminated", "password=***"),
             ("  user=u  password=x", "  user=u  password=***"),
             ("host=h dbname=password", "host=h dbname=password"),
+            ("host=h sslpassword=k3y user=u", "host=h sslpassword=*** user=u"),
         ];
         for (s, shown) in cases {
             assert_eq!(redact(s), shown, "{s}");

@@ -191,6 +191,8 @@ async fn builds(store: &dyn Store, actor: &str) -> StoreResult<Vec<String>> {
                     size_bytes: None,
                     sha256: None,
                     created_at: buildstate_store::now(),
+                    milestone: None,
+                    invalidated_at: None,
                 };
                 store.add_artifact(d.build.id, &ami, Guard::none()).await?;
             }

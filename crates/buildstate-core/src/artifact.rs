@@ -3,6 +3,7 @@ use std::fmt;
 use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
 
+use crate::StateCode;
 use crate::status::word_enum;
 
 word_enum!(
@@ -62,7 +63,8 @@ impl fmt::Display for Sha256Hex {
     }
 }
 
-/// Something a build produced: where it is, how big, and its digest.
+/// Something a build produced: where it is, how big, and its digest, the milestone that
+/// produced it, and whether a rewind has since invalidated it.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Artifact {
     pub name: String,
@@ -76,4 +78,82 @@ pub struct Artifact {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sha256: Option<Sha256Hex>,
     pub created_at: Timestamp,
+    /// The build's milestone when the artifact was recorded (the store sets it from the
+    /// build as stored). `None` for artifacts recorded before buildstate kept it: those
+    /// are never invalidated by a rewind, since nobody knows which milestone made them.
+    #[serde(default)]
+    pub milestone: Option<StateCode>,
+    /// When a rewind invalidated it: the milestone that produced it runs again, so it is
+    /// no longer one of the build's current artifacts (it stays on record, marked).
+    #[serde(default)]
+    pub invalidated_at: Option<Timestamp>,
+}
+
+impl Artifact {
+    /// Not invalidated by a rewind: one of the build's current artifacts.
+    pub fn is_current(&self) -> bool {
+        self.invalidated_at.is_none()
+    }
+
+    /// Whether a rewind to `to` invalidates this artifact: it is current and was recorded
+    /// at `to` or a later milestone, which the rewound build runs again.
+    pub fn invalidated_by_rewind(&self, to: StateCode) -> bool {
+        self.is_current() && self.milestone.is_some_and(|m| m >= to)
+    }
+}
+
+/// The artifacts among `artifacts` that a rewind to `to` at `at` invalidates, marked
+/// invalidated at `at` (the rewind's own time), in their order. The store writes them in
+/// the rewind's transaction.
+pub fn invalidated_by_rewind(artifacts: &[Artifact], to: StateCode, at: Timestamp) -> Vec<Artifact> {
+    artifacts
+        .iter()
+        .filter(|a| a.invalidated_by_rewind(to))
+        .map(|a| Artifact { invalidated_at: Some(at), ..a.clone() })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn at(milestone: Option<i64>) -> Artifact {
+        Artifact {
+            name: "ami".into(),
+            kind: ArtifactKind::Image,
+            uri: "ami-1".into(),
+            region: None,
+            size_bytes: None,
+            sha256: None,
+            created_at: Timestamp::UNIX_EPOCH,
+            milestone: milestone.map(|m| StateCode::new(m).expect("code")),
+            invalidated_at: None,
+        }
+    }
+
+    #[test]
+    fn a_rewind_invalidates_the_artifacts_of_its_target_and_later() {
+        let code = |n| StateCode::new(n).expect("code");
+        let when = Timestamp::from_second(1_770_000_000).expect("time");
+        let artifacts = [at(Some(10)), at(Some(20)), at(Some(45)), at(None)];
+        let marked = invalidated_by_rewind(&artifacts, code(20), when);
+        let milestones: Vec<Option<u8>> = marked.iter().map(|a| a.milestone.map(StateCode::get)).collect();
+        assert_eq!(
+            milestones,
+            vec![Some(20), Some(45)],
+            "20 runs again, and so does 45; 10 and unknown stay"
+        );
+        assert!(marked.iter().all(|a| a.invalidated_at == Some(when) && !a.is_current()));
+        // An artifact invalidated once keeps its time: a later rewind does not move it.
+        assert!(invalidated_by_rewind(&marked, code(0), when).is_empty());
+    }
+
+    #[test]
+    fn documents_without_the_fields_read() {
+        let old = r#"{"name":"ami","kind":"image","uri":"ami-1","created_at":"2026-02-12T10:00:00Z"}"#;
+        let a: Artifact = serde_json::from_str(old).expect("an artifact written before milestones");
+        assert_eq!((a.milestone, a.invalidated_at), (None, None));
+        let text = serde_json::to_value(at(Some(45))).expect("encode");
+        assert_eq!((text["milestone"].as_u64(), text["invalidated_at"].is_null()), (Some(45), true));
+    }
 }

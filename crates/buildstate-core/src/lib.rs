@@ -22,7 +22,7 @@ mod state;
 mod status;
 mod text;
 
-pub use artifact::{Artifact, ArtifactKind, Sha256Hex};
+pub use artifact::{Artifact, ArtifactKind, Sha256Hex, invalidated_by_rewind};
 pub use build::{Build, NewBuild};
 pub use catalog::{CatalogError, Milestone, StateCatalog};
 pub use command::Command;

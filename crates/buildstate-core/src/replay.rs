@@ -103,6 +103,50 @@ pub fn check(parts: &BuildParts) -> Result<(), DocumentError> {
     if let Some(dup) = parts.artifacts.iter().find(|a| !names.insert(a.name.as_str())) {
         return Err(bad(format!("two artifacts are named `{}`; names are unique per build", dup.name)));
     }
+    check_artifacts(parts)
+}
+
+/// What the rewinds of the history say about the artifacts: a current artifact's
+/// milestone is one the build is at or past (a rewind below it would have invalidated
+/// it), and an invalidated one was invalidated by a rewind of the history — at that
+/// rewind's time, back to its milestone or below, from its milestone or above. The
+/// artifacts' own times come from the recording machine's clock and are not compared
+/// with the history's, which come from the store's.
+fn check_artifacts(parts: &BuildParts) -> Result<(), DocumentError> {
+    let build = &parts.build;
+    let rewinds: Vec<&HistoryEvent> = parts.history.iter().filter(|e| e.kind == EventKind::Rewound).collect();
+    for a in &parts.artifacts {
+        if let Some(m) = a.milestone
+            && !build.catalog.contains(m)
+        {
+            return Err(bad(format!(
+                "artifact `{}` names milestone {m}, which is not in the catalog",
+                a.name
+            )));
+        }
+        match (a.milestone, a.invalidated_at) {
+            (Some(m), None) if m > build.state => {
+                return Err(bad(format!(
+                    "artifact `{}` of milestone {m} is listed as current, but the build is back at {}: the rewind invalidated it",
+                    a.name, build.state
+                )));
+            }
+            (_, Some(at)) => {
+                let explains = |e: &HistoryEvent| {
+                    e.at == at
+                        && a.milestone
+                            .is_none_or(|m| e.state <= m && e.from_state.is_some_and(|from| from >= m))
+                };
+                if !rewinds.iter().any(|e| explains(e)) {
+                    return Err(bad(format!(
+                        "artifact `{}` is marked invalidated at {at}, but no rewind of the history then went back through its milestone",
+                        a.name
+                    )));
+                }
+            }
+            _ => {}
+        }
+    }
     Ok(())
 }
 
@@ -476,6 +520,8 @@ mod tests {
             size_bytes: None,
             sha256: None,
             created_at: p.build.created_at,
+            milestone: None,
+            invalidated_at: None,
         };
         p.artifacts = vec![artifact.clone(), artifact];
         refused(&p, "two artifacts of one name");
@@ -487,5 +533,57 @@ mod tests {
         let mut p = good;
         p.history.truncate(1);
         refused(&p, "a history cut short");
+    }
+
+    #[test]
+    fn artifacts_agree_with_the_rewinds_of_the_history() {
+        let code = |n| StateCode::new(n).expect("code");
+        let complete =
+            |n| Command::Complete { state: code(n), actor: "ci".into(), exit_code: None, log: None };
+        let rewind = Command::Rewind { to: code(10), actor: "ci".into(), reason: "redo".into() };
+        let good = after(&[complete(0), complete(5), complete(10), complete(15), rewind]);
+        assert_eq!(good.build.state, code(10));
+        let rewound_at = good.history.last().expect("the rewind").at;
+        let artifact = |name: &str, milestone: Option<i64>, invalidated_at: Option<Timestamp>| Artifact {
+            name: name.into(),
+            kind: ArtifactKind::Disk,
+            uri: format!("s3://b/{name}"),
+            region: None,
+            size_bytes: None,
+            sha256: None,
+            created_at: good.build.created_at,
+            milestone: milestone.map(code),
+            invalidated_at,
+        };
+        let mut p = good.clone();
+        p.artifacts = vec![
+            artifact("before", Some(5), None),
+            artifact("at-the-target", Some(10), None),
+            artifact("rerun", Some(15), Some(rewound_at)),
+            artifact("target-rerun", Some(10), Some(rewound_at)),
+            artifact("unknown", None, None),
+            artifact("unknown-invalidated", None, Some(rewound_at)),
+        ];
+        assert_eq!(check(&p), Ok(()), "current below or at the build's state, invalidated by the rewind");
+
+        let one = |a: Artifact| BuildParts { artifacts: vec![a], ..good.clone() };
+        refused(
+            &one(artifact("ahead", Some(15), None)),
+            "a current artifact of a milestone the build is back before",
+        );
+        refused(&one(artifact("seven", Some(7), None)), "an artifact of a milestone outside the catalog");
+        let later = rewound_at.checked_add(jiff::SignedDuration::from_secs(1)).expect("time");
+        refused(
+            &one(artifact("when", Some(15), Some(later))),
+            "an invalidation at a time no rewind happened",
+        );
+        refused(
+            &one(artifact("below", Some(5), Some(rewound_at))),
+            "an invalidation by a rewind that did not go back through its milestone",
+        );
+        refused(
+            &one(artifact("never", Some(5), Some(good.build.created_at))),
+            "an invalidation without a rewind",
+        );
     }
 }

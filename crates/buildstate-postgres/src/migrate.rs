@@ -25,8 +25,14 @@ pub(crate) struct Migration {
     pub(crate) sql: &'static str,
 }
 
-pub(crate) const MIGRATIONS: &[Migration] =
-    &[Migration { version: 1, name: "init", sql: include_str!("../migrations/0001_init.sql") }];
+pub(crate) const MIGRATIONS: &[Migration] = &[
+    Migration { version: 1, name: "init", sql: include_str!("../migrations/0001_init.sql") },
+    Migration {
+        version: 2,
+        name: "artifact milestones",
+        sql: include_str!("../migrations/0002_artifact_milestones.sql"),
+    },
+];
 
 /// The schema version this binary writes: the last migration's.
 pub const SCHEMA_VERSION: u32 = MIGRATIONS.len() as u32;
@@ -138,7 +144,14 @@ mod tests {
             MIGRATIONS.iter().map(|m| (m.version, m.name, checksum(m.sql))).collect();
         assert_eq!(
             listed,
-            vec![(1, "init", "38eb5aefa6afe27f6957218d0b35d07407728737fe81ad11eabacfd10f607c9d".to_owned())]
+            vec![
+                (1, "init", "38eb5aefa6afe27f6957218d0b35d07407728737fe81ad11eabacfd10f607c9d".to_owned()),
+                (
+                    2,
+                    "artifact milestones",
+                    "c68da9210853fbf025c9e6c2eb23933da10f02255508163030c81c3ffeb51e31".to_owned()
+                ),
+            ]
         );
     }
 

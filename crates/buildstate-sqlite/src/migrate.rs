@@ -27,6 +27,11 @@ pub(crate) const MIGRATIONS: &[Migration] = &[
     Migration { version: 1, name: "init", sql: include_str!("../migrations/0001_init.sql") },
     Migration { version: 2, name: "leases", sql: include_str!("../migrations/0002_leases.sql") },
     Migration { version: 3, name: "json columns", sql: include_str!("../migrations/0003_json_columns.sql") },
+    Migration {
+        version: 4,
+        name: "artifact milestones",
+        sql: include_str!("../migrations/0004_artifact_milestones.sql"),
+    },
 ];
 
 /// The schema version this binary writes: the last migration's.
@@ -106,6 +111,7 @@ mod tests {
         (1, "init", "451580e0e95a4c04f191917106b988afe0aeec777ae157714f5647858a1f443d"),
         (2, "leases", "3b136c49fc668d4ba323c67e9cfd7a3d81fcef72193cc4bf1b32a41e45fe4e50"),
         (3, "json columns", "e5d7957da897665ec042b8256f07157e40ac50bb43c885d815dc3c5038ab7c92"),
+        (4, "artifact milestones", "2a469a363b991fd8624d3418acd569931a3f1d7ca31920cdbbc27089f91a5e8a"),
     ];
 
     #[test]
@@ -215,6 +221,45 @@ mod tests {
         let leases: i64 = c.query_row("SELECT count(*) FROM leases", [], |r| r.get(0)).expect("leases table");
         let kept: i64 = c.query_row("SELECT count(*) FROM image_types", [], |r| r.get(0)).expect("data");
         assert_eq!((leases, kept), (0, 1));
+    }
+
+    /// Artifacts recorded before milestones were kept read back with none, current.
+    #[test]
+    fn a_schema_2_database_keeps_its_artifacts() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("s.db");
+        let c = raw(&path);
+        c.execute(sql::CREATE_MIGRATIONS_TABLE, []).expect("bookkeeping table");
+        for m in &MIGRATIONS[..2] {
+            c.execute_batch(m.sql).expect("an old migration");
+            c.execute(sql::INSERT_MIGRATION, rusqlite::params![m.version, m.name, checksum(m.sql), 0])
+                .expect("record it");
+        }
+        c.pragma_update(None, "user_version", 2).expect("schema 2");
+        let id = "0190a3c5-7e4b-7c3d-8a1b-123456789abc";
+        c.execute_batch(&format!(
+            "INSERT INTO platforms (name, display_name, provider) VALUES ('aws', 'AWS', 'aws');
+             INSERT INTO os_versions (name, display_name, family, major) VALUES ('rhel-9.6', 'RHEL', 'rhel', 9);
+             INSERT INTO image_types (name, display_name) VALUES ('base', 'Base');
+             INSERT INTO builds (id, number, platform, os, image_type, state, status, needs_intervention,
+                 attempt, created_at, updated_at, created_by, version, history_len, failure_count)
+                 VALUES ('{id}', 'rhel-9.6-base-aws-20260101-001', 'aws', 'rhel-9.6', 'base', 0, 'pending',
+                 0, 0, 0, 0, 'test', 1, 1, 0);
+             INSERT INTO artifacts (build_id, name, kind, uri, created_at)
+                 VALUES ('{id}', 'ami', 'image', 'ami-1', 0);"
+        ))
+        .expect("schema 2 data");
+        drop(c);
+
+        let store = SqliteStore::open(&path).expect("open upgrades");
+        assert_eq!(store.schema_version(), SCHEMA_VERSION);
+        let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
+        let artifacts = runtime.block_on(async {
+            use buildstate_store::Store;
+            store.artifacts(id.parse().expect("id")).await.expect("artifacts")
+        });
+        assert_eq!(artifacts.len(), 1);
+        assert_eq!((artifacts[0].milestone, artifacts[0].invalidated_at), (None, None));
     }
 
     #[test]

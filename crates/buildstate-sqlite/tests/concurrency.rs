@@ -62,6 +62,8 @@ async fn mark(store: &dyn Store, id: BuildId, w: usize) {
         size_bytes: Some(w as u64),
         sha256: None,
         created_at: buildstate_store::now(),
+        milestone: None,
+        invalidated_at: None,
     };
     store.add_artifact(id, &artifact, Guard::none()).await.expect("add artifact");
 }

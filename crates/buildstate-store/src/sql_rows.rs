@@ -73,7 +73,7 @@ macro_rules! lease_columns {
 #[macro_export]
 macro_rules! artifact_columns {
     () => {
-        "name, kind, uri, region, size_bytes, sha256, created_at"
+        "name, kind, uri, region, size_bytes, sha256, created_at, milestone, invalidated_at"
     };
 }
 
@@ -372,6 +372,8 @@ pub fn artifact(build: &BuildId, row: &impl ColumnReader) -> StoreResult<Artifac
         size_bytes: c.opt_int(4, "size_bytes")?,
         sha256: c.check("sha256", sha256.map(|s| Sha256Hex::new(&s)).transpose())?,
         created_at: c.time(6, "created_at")?,
+        milestone: c.opt_state(7, "milestone")?,
+        invalidated_at: c.opt_time(8, "invalidated_at")?,
     })
 }
 

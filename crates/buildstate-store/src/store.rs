@@ -101,8 +101,12 @@ pub trait Store: Send + Sync + std::fmt::Debug {
         guard: Guard,
     ) -> StoreResult<Vec<FailureRecord>>;
     /// Records an artifact; an artifact of the same name is replaced (re-runs are
-    /// idempotent). Fenced by `guard` like [`Store::apply`].
+    /// idempotent). Its `milestone` is the build's state as stored, whatever the caller
+    /// passed, and it is current (`invalidated_at: None`). A rewind to that milestone or
+    /// an earlier one marks it invalidated, in the rewind's transaction. Fenced by
+    /// `guard` like [`Store::apply`].
     async fn add_artifact(&self, id: BuildId, artifact: &Artifact, guard: Guard) -> StoreResult<()>;
+    /// Every artifact of the build, current and invalidated, in the order first recorded.
     async fn artifacts(&self, id: BuildId) -> StoreResult<Vec<Artifact>>;
 
     // ── documents ────────────────────────────────────────────────────────────────────

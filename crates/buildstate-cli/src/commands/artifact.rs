@@ -3,7 +3,7 @@
 use std::io::Read;
 use std::path::{Path, PathBuf};
 
-use buildstate_core::{Artifact, ArtifactKind, Sha256Hex};
+use buildstate_core::{Artifact, ArtifactKind, Build, Sha256Hex};
 use comfy_table::Table;
 use sha2::{Digest, Sha256};
 
@@ -16,8 +16,15 @@ use crate::output;
 pub enum Args {
     /// Record an artifact (one of the same name is replaced)
     Add(AddArgs),
-    /// List a build's artifacts
-    List { reference: String },
+    /// List a build's current artifacts (those of milestones a rewind sent the build
+    /// back through are invalidated: shown with --all)
+    List {
+        /// Build id, build number, or a unique prefix of either
+        reference: String,
+        /// Also list the artifacts a rewind invalidated, marked with when
+        #[arg(long)]
+        all: bool,
+    },
 }
 
 #[derive(Debug, clap::Args)]
@@ -48,11 +55,41 @@ pub struct AddArgs {
 pub async fn run(args: Args, ctx: &Ctx) -> Result<(), CliError> {
     match args {
         Args::Add(a) => add(a, ctx).await,
-        Args::List { reference } => {
+        Args::List { reference, all } => {
             let b = ctx.find(&reference).await?;
             let artifacts = ctx.store.artifacts(b.id).await?;
-            if ctx.json { output::json(&artifacts) } else { output::print_table(&table(&artifacts)) }
+            let (shown, hidden) = shown(&artifacts, all);
+            if ctx.json {
+                return output::json(&shown);
+            }
+            if shown.is_empty() {
+                output::line(format!("build {} has no current artifacts", b.number))?;
+            } else {
+                output::print_table(&table(&b, &shown, all))?;
+            }
+            hidden_note(hidden);
+            Ok(())
         }
+    }
+}
+
+/// The artifacts to show — the current ones, or with `all` every one — and how many
+/// invalidated ones that leaves out.
+pub fn shown(artifacts: &[Artifact], all: bool) -> (Vec<Artifact>, usize) {
+    let shown: Vec<Artifact> = artifacts.iter().filter(|a| all || a.is_current()).cloned().collect();
+    let hidden = artifacts.len() - shown.len();
+    (shown, hidden)
+}
+
+/// Says that invalidated artifacts were left out, and how to see them (information:
+/// not under `--quiet`).
+pub fn hidden_note(hidden: usize) {
+    match hidden {
+        0 => {}
+        1 => output::progress_line("(1 artifact invalidated by a rewind is not shown; --all shows it)"),
+        n => output::progress_line(&format!(
+            "({n} artifacts invalidated by a rewind are not shown; --all shows them)"
+        )),
     }
 }
 
@@ -75,10 +112,15 @@ async fn add(a: AddArgs, ctx: &Ctx) -> Result<(), CliError> {
         size_bytes: size,
         sha256,
         created_at: buildstate_store::now(),
+        // The store records the milestone the build is at.
+        milestone: None,
+        invalidated_at: None,
     };
     ctx.store.add_artifact(b.id, &artifact, ctx.guard).await?;
     if ctx.json {
-        output::json(&artifact)
+        // What was stored, with the milestone the store recorded it at.
+        let stored = ctx.store.artifacts(b.id).await?.into_iter().find(|a| a.name == artifact.name);
+        output::json(&stored.unwrap_or(artifact))
     } else {
         output::line(format!("recorded {} {} for build {}", artifact.kind, artifact.name, b.number))
     }
@@ -114,17 +156,28 @@ fn measure(path: &Path) -> Result<(u64, Sha256Hex), CliError> {
     Ok((size, digest))
 }
 
-pub fn table(artifacts: &[Artifact]) -> Table {
-    let mut t = output::table(&["NAME", "KIND", "REGION", "SIZE", "SHA256", "URI"]);
+/// The artifacts of build `b` as a table; `marked` adds the INVALIDATED column (when a
+/// rewind invalidated each, `-` for current ones).
+pub fn table(b: &Build, artifacts: &[Artifact], marked: bool) -> Table {
+    let mut header = vec!["NAME", "KIND", "MILESTONE", "REGION", "SIZE", "SHA256", "URI"];
+    if marked {
+        header.push("INVALIDATED");
+    }
+    let mut t = output::table(&header);
     for a in artifacts {
-        t.add_row(vec![
+        let mut row = vec![
             output::cell(&a.name, 40),
             a.kind.to_string(),
+            a.milestone.map_or_else(|| "-".to_owned(), |m| format!("{m} ({})", b.catalog.name_of(m))),
             a.region.clone().unwrap_or_else(|| "-".to_owned()),
             a.size_bytes.map_or_else(|| "-".to_owned(), |s| s.to_string()),
             a.sha256.as_ref().map_or_else(|| "-".to_owned(), |h| h.as_str()[..12].to_owned()),
             output::cell(&a.uri, 80),
-        ]);
+        ];
+        if marked {
+            row.push(output::opt_time(a.invalidated_at));
+        }
+        t.add_row(row);
     }
     t
 }

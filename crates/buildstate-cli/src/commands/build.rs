@@ -22,10 +22,13 @@ pub enum Args {
     Create(CreateArgs),
     /// List builds, newest first
     List(ListArgs),
-    /// Show a build: fields, metadata, artifacts, attempts and history
+    /// Show a build: fields, metadata, current artifacts, attempts and history
     Show {
         /// Build id, build number, or a unique prefix of either
         reference: String,
+        /// Also show the artifacts a rewind invalidated, marked with when
+        #[arg(long)]
+        all: bool,
     },
     /// Cancel a build (terminal until rewound)
     Cancel {
@@ -92,7 +95,7 @@ pub async fn run(args: Args, ctx: &Ctx) -> Result<(), CliError> {
     match args {
         Args::Create(a) => create(a, ctx).await,
         Args::List(a) => list(a, ctx).await,
-        Args::Show { reference } => show(&reference, ctx).await,
+        Args::Show { reference, all } => show(&reference, all, ctx).await,
         Args::Cancel { reference, reason } => {
             let b = ctx.find(&reference).await?;
             let cmd = Command::Cancel { actor: ctx.actor.clone(), reason };
@@ -199,12 +202,12 @@ struct Shown<'a> {
     artifacts: Vec<buildstate_core::Artifact>,
 }
 
-async fn show(reference: &str, ctx: &Ctx) -> Result<(), CliError> {
+async fn show(reference: &str, all: bool, ctx: &Ctx) -> Result<(), CliError> {
     let b = ctx.find(reference).await?;
     let history = ctx.store.history(b.id).await?;
     let failures =
         ctx.store.failures(&FailureFilter { build: Some(b.id), ..FailureFilter::default() }).await?;
-    let artifacts = ctx.store.artifacts(b.id).await?;
+    let (artifacts, hidden) = super::artifact::shown(&ctx.store.artifacts(b.id).await?, all);
     let shown =
         Shown { build: BuildView::new(&b), attempts: attempts(&history), history, failures, artifacts };
     if ctx.json {
@@ -221,7 +224,13 @@ async fn show(reference: &str, ctx: &Ctx) -> Result<(), CliError> {
     }
     if !shown.artifacts.is_empty() {
         output::line("\nartifacts:")?;
-        output::print_table(&super::artifact::table(&shown.artifacts))?;
+        output::print_table(&super::artifact::table(&b, &shown.artifacts, all))?;
+    }
+    if hidden > 0 {
+        if shown.artifacts.is_empty() {
+            output::progress_line("");
+        }
+        super::artifact::hidden_note(hidden);
     }
     output::line("\nattempts:")?;
     let mut t = output::table(&["STATE", "ATTEMPT", "STATUS", "STARTED", "DURATION", "EXIT", "ERROR"]);

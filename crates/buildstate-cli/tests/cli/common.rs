@@ -654,3 +654,28 @@ fn the_fixture_keeps_the_callers_buildstate_variables_out() {
     assert_ne!(settings["actor"]["value"], "from-the-users-file", "{v}");
     assert_eq!(settings["lease_ttl"]["source"], "default", "{v}");
 }
+
+/// Replaces every time as the CLI prints it with a placeholder of the same width, so
+/// that tables keep their layout.
+pub fn redact_times(text: &str) -> String {
+    let shape = b"dddd-dd-dd dd:dd:ddZ";
+    let bytes = text.as_bytes();
+    let mut out = String::new();
+    let mut i = 0;
+    while i < bytes.len() {
+        let fits = bytes.len() - i >= shape.len()
+            && shape
+                .iter()
+                .zip(&bytes[i..])
+                .all(|(s, b)| if *s == b'd' { b.is_ascii_digit() } else { s == b });
+        if fits {
+            out.push_str("YYYY-MM-DD hh:mm:ssZ");
+            i += shape.len();
+        } else {
+            let c = text[i..].chars().next().expect("in bounds");
+            out.push(c);
+            i += c.len_utf8();
+        }
+    }
+    out
+}

@@ -9,7 +9,7 @@ use buildstate_core::{Command, Lease, LeaseRequest, StateCode};
 use buildstate_sqlite::SqliteStore;
 use buildstate_store::{Guard, Store, StoreError};
 
-use crate::common::Env;
+use crate::common::{Env, redact_times};
 
 fn runtime() -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime")
@@ -33,31 +33,6 @@ fn write_as_runner(db: &Path, lease: &Lease, code: i64) -> Result<(), StoreError
         let cmd = Command::Complete { state, actor: "runner-7".into(), exit_code: Some(0), log: None };
         store.apply(lease.build_id, &cmd, Guard::lease(lease.token)).await.map(|_| ())
     })
-}
-
-/// Replaces every time as the CLI prints it with a placeholder of the same width, so
-/// that tables keep their layout.
-fn redact_times(text: &str) -> String {
-    let shape = b"dddd-dd-dd dd:dd:ddZ";
-    let bytes = text.as_bytes();
-    let mut out = String::new();
-    let mut i = 0;
-    while i < bytes.len() {
-        let fits = bytes.len() - i >= shape.len()
-            && shape
-                .iter()
-                .zip(&bytes[i..])
-                .all(|(s, b)| if *s == b'd' { b.is_ascii_digit() } else { s == b });
-        if fits {
-            out.push_str("YYYY-MM-DD hh:mm:ssZ");
-            i += shape.len();
-        } else {
-            let c = text[i..].chars().next().expect("in bounds");
-            out.push(c);
-            i += c.len_utf8();
-        }
-    }
-    out
 }
 
 #[test]

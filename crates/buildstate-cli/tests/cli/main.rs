@@ -3,6 +3,7 @@
 
 mod common;
 
+mod artifacts;
 mod concurrency;
 mod config;
 mod demo;

@@ -19,6 +19,8 @@ fn a_build_file_is_its_export_document() {
             size_bytes: None,
             sha256: None,
             created_at: now(),
+            milestone: None,
+            invalidated_at: None,
         };
         store.add_artifact(b.id, &artifact, buildstate_store::Guard::none()).await.expect("add artifact");
         let path = dir.path().join("builds").join(format!("{}.json", b.number));
@@ -28,7 +30,8 @@ fn a_build_file_is_its_export_document() {
         assert_eq!(BuildDocument::from_parts(parts), exported, "the file is exactly the export");
         assert!(text.contains("\n  \"current_state\": 15,"), "pretty, with the state at top level:\n{text}");
         assert_eq!(exported.provider.as_deref(), Some("aws"));
-        assert_eq!(exported.artifacts, vec![artifact]);
+        let recorded = Artifact { milestone: Some(b.state), ..artifact };
+        assert_eq!(exported.artifacts, vec![recorded], "recorded at the build's milestone");
     });
 }
 

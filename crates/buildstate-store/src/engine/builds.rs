@@ -1,6 +1,8 @@
 //! Builds: create (with numbering), read, find, list, transitions, history.
 
-use buildstate_core::{Build, BuildId, BuildNumber, CatalogKind, Command, HistoryEvent, NewBuild, Outcome};
+use buildstate_core::{
+    Build, BuildId, BuildNumber, CatalogKind, Command, HistoryEvent, NewBuild, Outcome, invalidated_by_rewind,
+};
 
 use super::{Tx, catalog};
 use crate::{
@@ -85,11 +87,18 @@ pub(crate) async fn apply(
 ) -> StoreResult<Outcome> {
     let build = get(tx, id).await?;
     let lease = tx.lease(id).await?;
-    let outcome =
-        plan_transition(&build, lease.as_ref().and_then(LeaseRecord::held), command, guard, tx.now().await?)?;
+    let now = tx.now().await?;
+    let outcome = plan_transition(&build, lease.as_ref().and_then(LeaseRecord::held), command, guard, now)?;
     swap(tx, &outcome.build, build.version).await?;
     tx.append_events(id, &outcome.events).await?;
     tx.insert_failures(&outcome.failures).await?;
+    if let Command::Rewind { to, .. } = command {
+        // The milestones from `to` on run again: what they produced is no longer the
+        // build's, from the instant of the rewind (its event's time).
+        for artifact in invalidated_by_rewind(&tx.artifacts(id).await?, *to, now) {
+            tx.put_artifact(id, &artifact).await?;
+        }
+    }
     Ok(outcome)
 }
 

@@ -47,6 +47,8 @@ pub(crate) async fn resolve(
 }
 
 /// Records an artifact, replacing one of the same name, and bumps the build's version.
+/// The artifact belongs to the milestone the build is at as stored (whatever the caller
+/// thinks), which is what a later rewind judges it by.
 pub(crate) async fn add_artifact(
     tx: &mut dyn Tx,
     id: BuildId,
@@ -55,8 +57,13 @@ pub(crate) async fn add_artifact(
 ) -> StoreResult<()> {
     check_artifact(artifact)?;
     let build = guarded(tx, id, guard).await?;
-    // Stored times are whole microseconds in every backend (see `crate::now`).
-    let artifact = Artifact { created_at: whole_micros(artifact.created_at), ..artifact.clone() };
+    let artifact = Artifact {
+        // Stored times are whole microseconds in every backend (see `crate::now`).
+        created_at: whole_micros(artifact.created_at),
+        milestone: Some(build.state),
+        invalidated_at: None,
+        ..artifact.clone()
+    };
     tx.put_artifact(id, &artifact).await?;
     let at = tx.now().await?;
     bump_version(tx, build, at).await

@@ -96,10 +96,11 @@ pub const RESOLVE_FAILURE: &str = "UPDATE failures SET resolved = true, resoluti
 pub const UPSERT_ARTIFACT: &str = concat!(
     "INSERT INTO artifacts (build_id, ",
     artifact_columns!(),
-    ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8) \
+    ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) \
      ON CONFLICT (build_id, name) DO UPDATE SET kind = excluded.kind, uri = excluded.uri, \
      region = excluded.region, size_bytes = excluded.size_bytes, sha256 = excluded.sha256, \
-     created_at = excluded.created_at"
+     created_at = excluded.created_at, milestone = excluded.milestone, \
+     invalidated_at = excluded.invalidated_at"
 );
 /// `$1` build_id: a build's artifacts in the order they were first recorded, which each
 /// dialect keeps in its own way (SQLite's `rowid`, a PostgreSQL identity column).

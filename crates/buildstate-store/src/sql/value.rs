@@ -200,6 +200,8 @@ pub fn artifact(build: BuildId, a: &Artifact) -> StoreResult<Vec<SqlValue>> {
         a.size_bytes.map(|s| to_i64("artifact size", s)).transpose()?,
         a.sha256.as_ref().map(|h| h.as_str()),
         a.created_at,
+        a.milestone.map(|m| m.get()),
+        a.invalidated_at,
     ])
 }
 

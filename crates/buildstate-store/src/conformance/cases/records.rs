@@ -1,11 +1,12 @@
 use std::collections::BTreeSet;
 
 use buildstate_core::{
-    Artifact, ArtifactKind, AttemptStatus, FailureClass, FailureType, MAX_NOTE_BYTES, attempts, clean_text,
+    Artifact, ArtifactKind, AttemptStatus, BuildDocument, BuildId, Command, FailureClass, FailureType,
+    MAX_NOTE_BYTES, Rejection, attempts, clean_text,
 };
 
 use crate::conformance::Harness;
-use crate::{FailureFilter, Guard, StoreError, now};
+use crate::{FailureFilter, Guard, ImportMode, StoreError, now};
 
 use super::support::*;
 
@@ -169,6 +170,9 @@ pub async fn artifacts_add_list_replace(h: &impl Harness) {
         size_bytes: None,
         sha256: None,
         created_at: now(),
+        // What the caller claims is not what the store records: the build's state is.
+        milestone: Some(code(45)),
+        invalidated_at: Some(now()),
     };
     st.add_artifact(b.id, &ami, Guard::none()).await.expect("add image artifact");
     st.add_artifact(b.id, &disk, Guard::none()).await.expect("add disk artifact");
@@ -176,14 +180,103 @@ pub async fn artifacts_add_list_replace(h: &impl Harness) {
         v.sort_by(|a, b| a.name.cmp(&b.name));
         v
     };
-    assert_eq!(sorted(st.artifacts(b.id).await.expect("artifacts")), vec![ami.clone(), disk.clone()]);
+    let (ami, disk) = (recorded_at(&ami, 0), recorded_at(&disk, 0));
+    assert_eq!(
+        sorted(st.artifacts(b.id).await.expect("artifacts")),
+        vec![ami.clone(), disk.clone()],
+        "every field is kept; the milestone is the build's, and a new artifact is current"
+    );
     assert_eq!(reload(st, b.id).await.version, b.version + 2, "each artifact is a change: the version moves");
 
+    advance_to(st, b.id, 10).await;
     let replaced = Artifact { uri: "ami-0fff".into(), size_bytes: Some(1), ..ami.clone() };
     st.add_artifact(b.id, &replaced, Guard::none()).await.expect("replace by name");
     let listed = sorted(st.artifacts(b.id).await.expect("artifacts"));
-    assert_eq!(listed, vec![replaced, disk], "an artifact of the same name is replaced, not duplicated");
+    assert_eq!(
+        listed,
+        vec![recorded_at(&replaced, 10), disk],
+        "an artifact of the same name is replaced (with the milestone it was recorded at now), not duplicated"
+    );
     assert_eq!(sorted(export(st, b.id).await.artifacts), listed, "the document carries the artifacts");
+}
+
+/// After a rewind to C, the milestones from C on run again: every artifact recorded at
+/// C or later is marked invalidated at the rewind's time, in the rewind's transaction;
+/// those of earlier milestones stay current. The marks travel with the document.
+pub async fn rewind_invalidates_the_artifacts_of_the_milestones_it_reruns(h: &impl Harness) {
+    let s = h.open().await;
+    let st = s.as_ref();
+    let b = create(st, &seed(st).await).await;
+    let add = |name: &'static str| async move {
+        st.add_artifact(b.id, &artifact(name, &format!("s3://images/{name}")), Guard::none())
+            .await
+            .unwrap_or_else(|e| panic!("add artifact {name}: {e}"));
+    };
+    advance_to(st, b.id, 10).await;
+    add("kickstart.log").await;
+    advance_to(st, b.id, 25).await;
+    add("disk.qcow2").await;
+    advance_to(st, b.id, 45).await;
+    add("ami/us-east-1").await;
+    add("manifest.json").await;
+    let milestones = |artifacts: &[Artifact]| -> Vec<(String, Option<u8>, bool)> {
+        artifacts.iter().map(|a| (a.name.clone(), a.milestone.map(|m| m.get()), a.is_current())).collect()
+    };
+    let recorded = st.artifacts(b.id).await.expect("artifacts");
+
+    // A refused rewind invalidates nothing (assert_rejected compares the whole export).
+    assert_rejected!(st, b.id, rewind(50, "forward"), Rejection::RewindForward { .. });
+    let version = reload(st, b.id).await.version;
+    let outcome = run(st, b.id, rewind(25, "security role changed")).await;
+    let rewound_at = outcome.events.last().expect("the rewind event").at;
+    assert_eq!(outcome.build.version, version + 1, "one rewind, one change, whatever it invalidates");
+    let listed = st.artifacts(b.id).await.expect("artifacts");
+    assert_eq!(
+        milestones(&listed),
+        vec![
+            ("kickstart.log".to_owned(), Some(10), true),
+            ("disk.qcow2".to_owned(), Some(25), false),
+            ("ami/us-east-1".to_owned(), Some(45), false),
+            ("manifest.json".to_owned(), Some(45), false),
+        ],
+        "the rewind target and later milestones are invalidated, in recorded order"
+    );
+    for (after, before) in listed.iter().zip(&recorded) {
+        let expected = if after.is_current() { None } else { Some(rewound_at) };
+        assert_eq!(after.invalidated_at, expected, "{} is invalidated at the rewind's time", after.name);
+        assert_eq!(&Artifact { invalidated_at: None, ..after.clone() }, before, "nothing else changed");
+    }
+    let doc = export(st, b.id).await;
+    assert_eq!(doc.artifacts, listed, "the document carries the marks");
+    let copy = renamed(&doc, "rhel-8.8-base-aws-commercial-20260101-901").into_parts().expect("valid");
+    let copy = st
+        .import_build(copy, ImportMode::CreateOnly)
+        .await
+        .expect("a document with invalidated artifacts imports");
+    assert_eq!(
+        st.artifacts(copy.id).await.expect("artifacts of the copy"),
+        listed,
+        "and imports them as they are"
+    );
+
+    // Re-recording at 25 makes the name current again; a rewind further back then
+    // invalidates it and the kickstart log, and leaves the earlier marks as they were.
+    add("disk.qcow2").await;
+    let again = run(st, b.id, rewind(0, "new base image")).await.events.last().expect("rewind").at;
+    let listed = st.artifacts(b.id).await.expect("artifacts");
+    let marks: Vec<(&str, Option<jiff::Timestamp>)> =
+        listed.iter().map(|a| (a.name.as_str(), a.invalidated_at)).collect();
+    assert_eq!(
+        marks,
+        vec![
+            ("kickstart.log", Some(again)),
+            ("disk.qcow2", Some(again)),
+            ("ami/us-east-1", Some(rewound_at)),
+            ("manifest.json", Some(rewound_at)),
+        ]
+    );
+    BuildDocument::parse(&serde_json::to_string(&export(st, b.id).await).expect("encode"))
+        .expect("the export replays");
 }
 
 // ── documents ────────────────────────────────────────────────────────────────────

@@ -204,7 +204,15 @@ pub(super) fn artifact(n: &str, uri: &str) -> Artifact {
         size_bytes: Some(8 * 1024 * 1024 * 1024),
         sha256: Some(Sha256Hex::new(&"ab".repeat(32)).expect("64 hex characters")),
         created_at: now(),
+        milestone: None,
+        invalidated_at: None,
     }
+}
+
+/// `a` as the store keeps it when recorded on a build at `state`: the store sets the
+/// milestone from the build, and a new artifact is current.
+pub(super) fn recorded_at(a: &Artifact, state: i64) -> Artifact {
+    Artifact { milestone: Some(code(state)), invalidated_at: None, ..a.clone() }
 }
 
 /// Applies a command the rules must refuse with `$pat`, and checks that the build

@@ -21,6 +21,7 @@ mod rules;
 mod state;
 mod status;
 mod text;
+mod worker;
 
 pub use artifact::{Artifact, ArtifactKind, Sha256Hex, invalidated_by_rewind};
 pub use build::{Build, NewBuild};
@@ -38,6 +39,7 @@ pub use rules::{Outcome, Rejection, apply};
 pub use state::{StateCode, StateCodeError};
 pub use status::{BuildStatus, ParseWordError};
 pub use text::{MetaKey, MetaValue, TextError, clean_text, details_object};
+pub use worker::{STALE_HEARTBEATS, WorkerBeat, WorkerRecord, WorkerState};
 
 /// Longest stored error message; longer ones keep their head and tail (see `clean_text`).
 pub const MAX_MESSAGE_BYTES: usize = 64 * 1024;

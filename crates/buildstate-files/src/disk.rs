@@ -1,7 +1,7 @@
 //! Reading and writing each kind of file the store keeps. Called only by a transaction
 //! (`tx.rs`), under the store's lock: shared to read, exclusive to write.
 
-use buildstate_core::{BuildDocument, BuildId, BuildNumber, BuildParts, Lease};
+use buildstate_core::{BuildDocument, BuildId, BuildNumber, BuildParts, Lease, WorkerRecord};
 use buildstate_store::{LeaseRecord, StoreError, StoreResult};
 use serde::{Deserialize, Serialize};
 
@@ -17,6 +17,33 @@ struct LeaseFile {
     #[serde(flatten)]
     lease: Lease,
     released: bool,
+}
+
+/// `workers.json`: every worker's record, by name.
+#[derive(Serialize, Deserialize)]
+struct WorkersFile {
+    workers: Vec<WorkerRecord>,
+}
+
+/// The worker registry; empty when no worker ever beat.
+pub(crate) fn read_workers(layout: &Layout) -> StoreResult<Vec<WorkerRecord>> {
+    let path = layout.workers_file();
+    match atomic::read(&path)? {
+        None => Ok(Vec::new()),
+        Some(text) => {
+            serde_json::from_str::<WorkersFile>(&text).map(|f| f.workers).map_err(|e| corrupt(&path, e))
+        }
+    }
+}
+
+pub(crate) fn write_workers(layout: &Layout, workers: &[WorkerRecord]) -> StoreResult<()> {
+    let mut workers = workers.to_vec();
+    workers.sort_by(|a, b| a.name.cmp(&b.name));
+    let file = WorkersFile { workers };
+    let mut bytes =
+        serde_json::to_vec_pretty(&file).map_err(|e| StoreError::backend("encode the workers", e))?;
+    bytes.push(b'\n');
+    atomic::write(&layout.workers_file(), &bytes)
 }
 
 pub(crate) fn read_catalog(layout: &Layout) -> StoreResult<Catalog> {

@@ -50,6 +50,11 @@ impl Layout {
         self.root.join("catalog.json")
     }
 
+    /// `workers.json`: the worker registry, one document for every worker.
+    pub(crate) fn workers_file(&self) -> PathBuf {
+        self.root.join("workers.json")
+    }
+
     pub(crate) fn index_file(&self) -> PathBuf {
         self.root.join("index.json")
     }

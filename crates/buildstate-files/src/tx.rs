@@ -15,9 +15,10 @@
 //!    one it names wins;
 //! 4. the removals: the old file of a renumbered (or deleted) build and the strays of
 //!    earlier interrupted renumberings, which the index already disowns;
-//! 5. the lease files, last: a lease of a build that is gone is ignored, and the one
-//!    write that goes with a document (`import --replace` putting the record back) is
-//!    the record as it already was.
+//! 5. the lease files: a lease of a build that is gone is ignored, and the one write
+//!    that goes with a document (`import --replace` putting the record back) is the
+//!    record as it already was;
+//! 6. the worker registry (`workers.json`), which no other file refers to.
 
 use std::cmp::Reverse;
 use std::collections::btree_map::Entry;
@@ -26,7 +27,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use async_trait::async_trait;
 use buildstate_core::{
     Artifact, Build, BuildId, BuildNumber, BuildParts, CatalogItem, CatalogKind, FailureRecord, HistoryEvent,
-    Lease, Name,
+    Lease, Name, WorkerRecord,
 };
 use buildstate_store::{BuildFilter, FailureFilter, LeaseRecord, Mode, StoreError, StoreResult, Tx};
 
@@ -64,6 +65,7 @@ pub(crate) struct FileTx<'a> {
     catalog: Option<Cached<Catalog>>,
     docs: BTreeMap<BuildId, Doc>,
     leases: BTreeMap<BuildId, Cached<Option<LeaseRecord>>>,
+    workers: Option<Cached<Vec<WorkerRecord>>>,
 }
 
 struct Cached<T> {
@@ -83,7 +85,15 @@ struct Doc {
 
 impl<'a> FileTx<'a> {
     pub(crate) fn new(layout: &'a Layout, mode: Mode) -> Self {
-        FileTx { layout, mode, entries: None, catalog: None, docs: BTreeMap::new(), leases: BTreeMap::new() }
+        FileTx {
+            layout,
+            mode,
+            entries: None,
+            catalog: None,
+            docs: BTreeMap::new(),
+            leases: BTreeMap::new(),
+            workers: None,
+        }
     }
 
     pub(crate) fn entries(&mut self) -> StoreResult<&mut Entries> {
@@ -136,6 +146,14 @@ impl<'a> FileTx<'a> {
         Ok(ids.iter().filter_map(|id| self.docs.get(id)?.parts.as_ref()).collect())
     }
 
+    fn workers_file(&mut self) -> StoreResult<&mut Cached<Vec<WorkerRecord>>> {
+        let workers = match self.workers.take() {
+            Some(workers) => workers,
+            None => Cached { value: disk::read_workers(self.layout)?, dirty: false },
+        };
+        Ok(self.workers.insert(workers))
+    }
+
     fn lease_file(&mut self, id: BuildId) -> StoreResult<Option<&LeaseRecord>> {
         let lease = match self.leases.entry(id) {
             Entry::Occupied(cached) => cached.into_mut(),
@@ -156,7 +174,7 @@ impl<'a> FileTx<'a> {
             // A document records its platform's provider as the catalog has it now.
             self.catalog_file()?;
         }
-        let FileTx { layout, catalog, mut docs, entries, leases, .. } = self;
+        let FileTx { layout, catalog, mut docs, entries, leases, workers, .. } = self;
         if let Some(catalog) = catalog.as_ref().filter(|c| c.dirty) {
             disk::write_catalog(layout, &catalog.value)?;
         }
@@ -184,6 +202,9 @@ impl<'a> FileTx<'a> {
                 Some(record) => disk::write_lease(layout, record)?,
                 None => atomic::remove(&layout.lease_file(*id))?,
             }
+        }
+        if let Some(workers) = workers.filter(|w| w.dirty) {
+            disk::write_workers(layout, &workers.value)?;
         }
         Ok(())
     }
@@ -390,5 +411,29 @@ impl Tx for FileTx<'_> {
             }
         }
         Ok(held)
+    }
+
+    async fn worker(&mut self, name: &str) -> StoreResult<Option<WorkerRecord>> {
+        Ok(self.workers_file()?.value.iter().find(|w| w.name == name).cloned())
+    }
+
+    async fn put_worker(&mut self, record: &WorkerRecord) -> StoreResult<()> {
+        let workers = self.workers_file()?;
+        workers.value.retain(|w| w.name != record.name);
+        workers.value.push(record.clone());
+        workers.dirty = true;
+        Ok(())
+    }
+
+    async fn workers_seen_since(&mut self, since: jiff::Timestamp) -> StoreResult<Vec<WorkerRecord>> {
+        Ok(self.workers_file()?.value.iter().filter(|w| w.last_seen >= since).cloned().collect())
+    }
+
+    async fn forget_workers(&mut self, before: jiff::Timestamp) -> StoreResult<()> {
+        let workers = self.workers_file()?;
+        let kept = workers.value.len();
+        workers.value.retain(|w| w.last_seen >= before);
+        workers.dirty |= workers.value.len() != kept;
+        Ok(())
     }
 }

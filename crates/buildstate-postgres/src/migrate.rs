@@ -32,6 +32,7 @@ pub(crate) const MIGRATIONS: &[Migration] = &[
         name: "artifact milestones",
         sql: include_str!("../migrations/0002_artifact_milestones.sql"),
     },
+    Migration { version: 3, name: "workers", sql: include_str!("../migrations/0003_workers.sql") },
 ];
 
 /// The schema version this binary writes: the last migration's.
@@ -151,6 +152,7 @@ mod tests {
                     "artifact milestones",
                     "c68da9210853fbf025c9e6c2eb23933da10f02255508163030c81c3ffeb51e31".to_owned()
                 ),
+                (3, "workers", "cb9b8ec535a534c5ba9964d4f94e0f8ceead52a690010c7816ae0977ae83d8da".to_owned()),
             ]
         );
     }
@@ -188,8 +190,8 @@ mod tests {
             .expect("count tables")
             .get(0);
         assert_eq!(
-            tables, 9,
-            "3 catalog tables, builds, events, failures, artifacts, leases, schema_migrations"
+            tables, 10,
+            "3 catalog tables, builds, events, failures, artifacts, leases, workers, schema_migrations"
         );
     }
 

@@ -32,6 +32,7 @@ pub(crate) const MIGRATIONS: &[Migration] = &[
         name: "artifact milestones",
         sql: include_str!("../migrations/0004_artifact_milestones.sql"),
     },
+    Migration { version: 5, name: "workers", sql: include_str!("../migrations/0005_workers.sql") },
 ];
 
 /// The schema version this binary writes: the last migration's.
@@ -112,6 +113,7 @@ mod tests {
         (2, "leases", "3b136c49fc668d4ba323c67e9cfd7a3d81fcef72193cc4bf1b32a41e45fe4e50"),
         (3, "json columns", "e5d7957da897665ec042b8256f07157e40ac50bb43c885d815dc3c5038ab7c92"),
         (4, "artifact milestones", "2a469a363b991fd8624d3418acd569931a3f1d7ca31920cdbbc27089f91a5e8a"),
+        (5, "workers", "1858d9ea722114869ceb87ce8e76f51af60f7385449621cc0c7d02c9a4461dd5"),
     ];
 
     #[test]
@@ -223,7 +225,8 @@ mod tests {
         assert_eq!((leases, kept), (0, 1));
     }
 
-    /// Artifacts recorded before milestones were kept read back with none, current.
+    /// Artifacts recorded before milestones were kept read back with none, current, and
+    /// the worker registry starts empty.
     #[test]
     fn a_schema_2_database_keeps_its_artifacts() {
         let dir = tempfile::tempdir().expect("tempdir");
@@ -254,12 +257,15 @@ mod tests {
         let store = SqliteStore::open(&path).expect("open upgrades");
         assert_eq!(store.schema_version(), SCHEMA_VERSION);
         let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
-        let artifacts = runtime.block_on(async {
+        let (artifacts, workers) = runtime.block_on(async {
             use buildstate_store::Store;
-            store.artifacts(id.parse().expect("id")).await.expect("artifacts")
+            let artifacts = store.artifacts(id.parse().expect("id")).await.expect("artifacts");
+            let workers = store.workers(std::time::Duration::from_secs(3600)).await.expect("workers");
+            (artifacts, workers.workers)
         });
         assert_eq!(artifacts.len(), 1);
         assert_eq!((artifacts[0].milestone, artifacts[0].invalidated_at), (None, None));
+        assert!(workers.is_empty());
     }
 
     #[test]

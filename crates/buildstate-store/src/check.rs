@@ -2,7 +2,7 @@
 //! leave to the store (free-text catalog fields, artifact fields). Written once here so
 //! that no backend accepts what another refuses.
 
-use buildstate_core::{Artifact, CatalogItem, LeaseRequest, MAX_NOTE_BYTES, NewBuild};
+use buildstate_core::{Artifact, CatalogItem, LeaseRequest, MAX_NOTE_BYTES, NewBuild, WorkerBeat};
 
 use crate::{StoreError, StoreResult};
 
@@ -84,6 +84,26 @@ pub fn check_lease_request(request: &LeaseRequest) -> StoreResult<()> {
         if value.chars().any(char::is_control) {
             return Err(StoreError::InvalidInput(format!(
                 "the lease {what} must not contain control characters"
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// Checks what a worker says about itself before its record is written: the name and
+/// host are what `workers` lists, bounded like a lease's holder (a worker's name is the
+/// owner of its leases).
+pub fn check_worker_beat(beat: &WorkerBeat) -> StoreResult<()> {
+    for (what, value) in [("name", &beat.name), ("host", &beat.host)] {
+        if value.trim().is_empty() {
+            return Err(StoreError::InvalidInput(format!("the worker {what} is empty")));
+        }
+        if value.len() > 256 {
+            return Err(StoreError::InvalidInput(format!("the worker {what} is longer than 256 bytes")));
+        }
+        if value.chars().any(char::is_control) {
+            return Err(StoreError::InvalidInput(format!(
+                "the worker {what} must not contain control characters"
             )));
         }
     }

@@ -19,8 +19,12 @@ pub mod sql;
 pub mod sql_rows;
 mod store;
 
-pub use check::{check_artifact, check_catalog_item, check_lease_request, check_new_build};
-pub use engine::{Backend, Mode, Tx, TxFuture, Work, finish_on_this_thread, run_blocking};
+pub use check::{
+    check_artifact, check_catalog_item, check_lease_request, check_new_build, check_worker_beat,
+};
+pub use engine::{
+    Backend, FORGET_WORKERS_AFTER, Mode, Tx, TxFuture, Work, WorkerList, finish_on_this_thread, run_blocking,
+};
 pub use error::{StoreError, StoreResult};
 pub use filter::{BuildFilter, FailureFilter, ImportMode};
 pub use guard::Guard;

@@ -10,13 +10,14 @@
 //! The column lists are shared too, so the decoders' positions and the backends'
 //! `SELECT`s cannot drift apart. Only the JSON columns are named differently (SQLite
 //! suffixes them `_json`): `build_columns!` and `failure_columns!` take their names.
+//! The lease, artifact and worker columns are the same in both.
 
 use std::fmt::Display;
 use std::str::FromStr;
 
 use buildstate_core::{
     Artifact, Build, BuildId, BuildNumber, FailureInfo, FailureRecord, HistoryEvent, Lease, LeaseToken, Name,
-    Sha256Hex, StateCatalog, StateCode,
+    Sha256Hex, StateCatalog, StateCode, WorkerRecord,
 };
 use jiff::Timestamp;
 use serde::de::DeserializeOwned;
@@ -77,6 +78,14 @@ macro_rules! artifact_columns {
     };
 }
 
+/// The columns of a worker record, in the order [`worker`] reads them.
+#[macro_export]
+macro_rules! worker_columns {
+    () => {
+        "name, host, pid, started_at, last_seen, heartbeat_ms, build_id, exited_at"
+    };
+}
+
 /// Stamps out the decoders of this module for one backend's row type, as plain
 /// functions (`rows::build`, `rows::event`, …) that the backend passes where a
 /// `Fn(&Row)` is expected: a generic function cannot be, the row's lifetimes being the
@@ -125,6 +134,11 @@ macro_rules! row_decoders {
         ) -> $crate::StoreResult<::buildstate_core::Artifact> {
             $crate::sql_rows::artifact(build, &$wrap(row))
         }
+
+        /// Decodes a row of `worker_columns!`.
+        pub(crate) fn worker(row: &$row) -> $crate::StoreResult<::buildstate_core::WorkerRecord> {
+            $crate::sql_rows::worker(&$wrap(row))
+        }
     };
 }
 
@@ -149,6 +163,13 @@ pub trait ColumnReader {
         self.text(i)?.parse().map_err(|e: <BuildId as FromStr>::Err| e.to_string())
     }
 
+    /// A build id column that may be NULL. By default the id's text form; a backend
+    /// that overrides [`ColumnReader::id`] overrides this too.
+    fn opt_id(&self, i: usize) -> Result<Option<BuildId>, String> {
+        let text = self.opt_text(i)?;
+        text.map(|t| t.parse().map_err(|e: <BuildId as FromStr>::Err| e.to_string())).transpose()
+    }
+
     /// How messages name the build whose id is in column `i`, even when it does not
     /// decode.
     fn build_label(&self, i: usize) -> String {
@@ -161,20 +182,24 @@ pub fn corrupt_row<R: ColumnReader>(build: &str, what: impl Display) -> StoreErr
     StoreError::Backend { context: R::CORRUPT, source: format!("build {build}: {what}").into() }
 }
 
-/// Reads the columns of one row on behalf of one build, so that every decoding error
-/// names the build and the column.
+/// Reads the columns of one row on behalf of one build (or worker), so that every
+/// decoding error names the build and the column.
 struct Cols<'r, R> {
     row: &'r R,
-    build: String,
+    /// `build <id>`, `worker <name>`.
+    subject: String,
 }
 
 impl<'r, R: ColumnReader> Cols<'r, R> {
     fn new(row: &'r R, build_column: usize) -> Self {
-        Cols { row, build: row.build_label(build_column) }
+        Cols { row, subject: format!("build {}", row.build_label(build_column)) }
     }
 
     fn check<T, E: Display>(&self, column: &str, value: Result<T, E>) -> StoreResult<T> {
-        value.map_err(|e| corrupt_row::<R>(&self.build, format_args!("column {column}: {e}")))
+        value.map_err(|e| StoreError::Backend {
+            context: R::CORRUPT,
+            source: format!("{}: column {column}: {e}", self.subject).into(),
+        })
     }
 
     fn text(&self, i: usize, column: &str) -> StoreResult<String> {
@@ -362,7 +387,7 @@ pub fn held_lease(row: &impl ColumnReader) -> StoreResult<(BuildNumber, Lease)> 
 
 /// Decodes a row of `artifact_columns!` for `build`.
 pub fn artifact(build: &BuildId, row: &impl ColumnReader) -> StoreResult<Artifact> {
-    let c = Cols { row, build: build.to_string() };
+    let c = Cols { row, subject: format!("build {build}") };
     let sha256 = c.opt_text(5, "sha256")?;
     Ok(Artifact {
         name: c.text(0, "name")?,
@@ -374,6 +399,22 @@ pub fn artifact(build: &BuildId, row: &impl ColumnReader) -> StoreResult<Artifac
         created_at: c.time(6, "created_at")?,
         milestone: c.opt_state(7, "milestone")?,
         invalidated_at: c.opt_time(8, "invalidated_at")?,
+    })
+}
+
+/// Decodes a row of `worker_columns!`.
+pub fn worker(row: &impl ColumnReader) -> StoreResult<WorkerRecord> {
+    let label = row.text(0).unwrap_or_else(|_| "(unreadable name)".to_owned());
+    let c = Cols { row, subject: format!("worker {label}") };
+    Ok(WorkerRecord {
+        name: c.text(0, "name")?,
+        host: c.text(1, "host")?,
+        pid: c.int(2, "pid")?,
+        started_at: c.time(3, "started_at")?,
+        last_seen: c.time(4, "last_seen")?,
+        heartbeat_ms: c.int(5, "heartbeat_ms")?,
+        build: c.check("build_id", c.row.opt_id(6))?,
+        exited_at: c.opt_time(7, "exited_at")?,
     })
 }
 

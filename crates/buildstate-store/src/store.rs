@@ -3,10 +3,10 @@ use std::time::Duration;
 use async_trait::async_trait;
 use buildstate_core::{
     Artifact, Build, BuildDocument, BuildId, BuildParts, CatalogItem, CatalogKind, Command, FailureRecord,
-    HistoryEvent, Lease, LeaseRequest, LeaseToken, Name, NewBuild, Outcome,
+    HistoryEvent, Lease, LeaseRequest, LeaseToken, Name, NewBuild, Outcome, WorkerBeat, WorkerRecord,
 };
 
-use crate::{BuildFilter, FailureFilter, Guard, ImportMode, StoreResult};
+use crate::{BuildFilter, FailureFilter, Guard, ImportMode, StoreResult, WorkerList};
 
 /// The one way to read and change buildstate data.
 ///
@@ -108,6 +108,23 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     async fn add_artifact(&self, id: BuildId, artifact: &Artifact, guard: Guard) -> StoreResult<()>;
     /// Every artifact of the build, current and invalidated, in the order first recorded.
     async fn artifacts(&self, id: BuildId) -> StoreResult<Vec<Artifact>>;
+
+    // ── the worker registry ──────────────────────────────────────────────────────────
+    // One record per fleet worker, by name; its times are the store's clock, like lease
+    // expiry. Not a change of any build.
+
+    /// A worker's heartbeat — also its first (`beat.starting`) and whenever it takes or
+    /// finishes a build: its record now says `beat` with `last_seen` = now. Returns the
+    /// record as it was before, if any (a live worker of another host or pid there means
+    /// two workers share a name).
+    async fn worker_beat(&self, beat: &WorkerBeat) -> StoreResult<Option<WorkerRecord>>;
+    /// A clean exit of the worker of `beat`: its record is marked exited (and idle), so it
+    /// is never taken for stale. A record that another process has taken over since is
+    /// left alone.
+    async fn worker_exited(&self, beat: &WorkerBeat) -> StoreResult<()>;
+    /// Every worker heard from within `within` of the store's clock, by name, with that
+    /// clock's reading.
+    async fn workers(&self, within: Duration) -> StoreResult<WorkerList>;
 
     // ── documents ────────────────────────────────────────────────────────────────────
     /// The build as one self-contained document (SPEC §2).

@@ -13,9 +13,9 @@ use std::time::Duration;
 use async_trait::async_trait;
 use buildstate_core::{
     Artifact, Build, BuildDocument, BuildId, BuildParts, CatalogItem, CatalogKind, Command, FailureRecord,
-    HistoryEvent, Lease, LeaseRequest, LeaseToken, Name, NewBuild, Outcome,
+    HistoryEvent, Lease, LeaseRequest, LeaseToken, Name, NewBuild, Outcome, WorkerBeat, WorkerRecord,
 };
-use buildstate_store::{BuildFilter, FailureFilter, Guard, ImportMode, Store, StoreResult};
+use buildstate_store::{BuildFilter, FailureFilter, Guard, ImportMode, Store, StoreResult, WorkerList};
 
 use crate::{PushOutcome, Syncer};
 
@@ -187,6 +187,19 @@ impl Store for SyncedStore {
 
     async fn break_lease(&self, id: BuildId) -> StoreResult<Option<Lease>> {
         self.inner.break_lease(id).await
+    }
+
+    // The worker registry is not part of any build's document: nothing to copy.
+    async fn worker_beat(&self, beat: &WorkerBeat) -> StoreResult<Option<WorkerRecord>> {
+        self.inner.worker_beat(beat).await
+    }
+
+    async fn worker_exited(&self, beat: &WorkerBeat) -> StoreResult<()> {
+        self.inner.worker_exited(beat).await
+    }
+
+    async fn workers(&self, within: Duration) -> StoreResult<WorkerList> {
+        self.inner.workers(within).await
     }
 }
 

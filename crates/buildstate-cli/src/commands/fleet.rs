@@ -1,8 +1,7 @@
 //! Fleet mode: `enqueue` queues a pipeline's matrix builds; `worker` claims and runs
-//! them (any number of workers, on any machines sharing the store); `workers` shows who
-//! runs what.
+//! them (any number of workers, on any machines sharing the store); `workers`
+//! (`workers.rs`) shows who is there and runs what.
 
-use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
@@ -123,40 +122,4 @@ fn worker_exit(interrupted: Option<i32>, undelivered: usize) -> Exit {
         None if undelivered > 0 => Exit::Undelivered,
         None => Exit::Ok,
     }
-}
-
-/// `workers`: who holds which builds, from the leases (a worker holds one lease per
-/// build it is running; an idle worker holds none).
-pub async fn workers_run(ctx: &Ctx) -> Result<(), CliError> {
-    let leases = ctx.store.leases().await?;
-    let now = jiff::Timestamp::now();
-    let mut by_worker: BTreeMap<(String, String, u32), Vec<String>> = BTreeMap::new();
-    let mut numbers = BTreeMap::new();
-    for lease in leases.iter().filter(|l| !l.is_expired(now)) {
-        let number = match numbers.get(&lease.build_id) {
-            Some(n) => Clone::clone(n),
-            None => {
-                let n =
-                    ctx.store.build(lease.build_id).await.map(|b| b.number.to_string()).unwrap_or_default();
-                numbers.insert(lease.build_id, n.clone());
-                n
-            }
-        };
-        by_worker.entry((lease.owner.clone(), lease.host.clone(), lease.pid)).or_default().push(number);
-    }
-    if ctx.json {
-        let rows: Vec<serde_json::Value> = by_worker
-            .iter()
-            .map(|((owner, host, pid), builds)| serde_json::json!({"worker": owner, "host": host, "pid": pid, "builds": builds}))
-            .collect();
-        return output::json(&rows);
-    }
-    if by_worker.is_empty() {
-        return output::line("no worker is running a build");
-    }
-    let mut t = output::table(&["WORKER", "HOST", "PID", "RUNNING"]);
-    for ((owner, host, pid), builds) in &by_worker {
-        t.add_row(vec![owner.clone(), host.clone(), pid.to_string(), builds.join(", ")]);
-    }
-    output::print_table(&t)
 }

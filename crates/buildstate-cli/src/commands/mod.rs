@@ -28,6 +28,7 @@ mod run;
 mod state;
 mod sync;
 mod transfer;
+mod workers;
 
 pub use demo::run as run_demo;
 pub use run::parse_duration;
@@ -69,7 +70,7 @@ pub enum Command {
     Enqueue(fleet::EnqueueArgs),
     /// Claim and run a pipeline's queued builds, with other workers sharing the store
     Worker(fleet::WorkerArgs),
-    /// List live workers and the builds each is running
+    /// List the workers seen in the last 24 h: the build each runs or idle, last seen, stale or exited
     Workers,
     /// Object-storage copies of builds (needs --sync URL): push, pull, status
     #[command(subcommand)]
@@ -143,7 +144,7 @@ impl Command {
             Command::Logs(a) => logs::run(a, ctx).await,
             Command::Enqueue(a) => fleet::enqueue_run(a, ctx).await,
             Command::Worker(a) => return fleet::worker_run(a, ctx).await,
-            Command::Workers => fleet::workers_run(ctx).await,
+            Command::Workers => workers::run(ctx).await,
             Command::Sync(a) => return sync::run(a, ctx).await,
             Command::History(a) => history::run(a, ctx).await,
             Command::Failure(a) => failure::run(a, ctx).await,

@@ -448,15 +448,21 @@ impl Env {
 
     /// `run PIPELINE ARGS…` (see [`RUN_FLAGS`]), in the background.
     pub fn spawn_run(&self, label: &str, pipeline: &Path, args: &[&str]) -> Runner {
+        self.spawn(label, &run_args(pipeline, args))
+    }
+
+    /// `buildstate ARGS…` in the background, acting as `label`, its output going to
+    /// `LABEL.stdout` and `LABEL.stderr`.
+    pub fn spawn(&self, label: &str, args: &[&str]) -> Runner {
         let stdout = self.path(&format!("{label}.stdout"));
         let stderr = self.path(&format!("{label}.stderr"));
         let mut c = self.std_cmd();
         c.env("BUILDSTATE_ACTOR", label)
-            .args(run_args(pipeline, args))
+            .args(args)
             .stdin(Stdio::null())
             .stdout(std::fs::File::create(&stdout).expect("create stdout file"))
             .stderr(std::fs::File::create(&stderr).expect("create stderr file"));
-        let child = c.spawn().expect("start buildstate run");
+        let child = c.spawn().expect("start buildstate");
         Runner { child, label: label.to_owned(), stdout, stderr }
     }
 

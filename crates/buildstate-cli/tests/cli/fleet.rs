@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-use crate::common::{Env, attempts, bare_std_cmd, eventually};
+use crate::common::{Env, attempts, bare_std_cmd, eventually, step_pipeline};
 
 /// A fresh PostgreSQL database for one test, dropped at the end.
 struct PgDb {
@@ -178,5 +178,85 @@ fn workers_with_nothing_running() {
     let env = Env::new();
     env.ok(&["init"]);
     let out = bare_std_cmd().args(["workers"]).env("BUILDSTATE_DB", &env.db).output().expect("run");
-    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "no worker is running a build");
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "no worker seen in the last 24 hours");
+    assert_eq!(env.json(&["workers"]), Value::Array(Vec::new()));
+}
+
+/// The worker registry with real processes: a busy worker and an idle one are listed
+/// (the idle one holds no lease), a worker killed with SIGKILL turns stale after three
+/// of its heartbeats (1 s with a 3 s lease ttl), one stopped with SIGTERM is listed as
+/// exited, and a `run` holding a lease is listed beside them.
+#[test]
+fn workers_lists_idle_stale_and_exited_workers() {
+    let env = Env::new().with_catalog();
+    let pipeline = env.pipeline("reg", &step_pipeline("reg", &["base"], &[]));
+    // The step at 10 hangs: the build stays busy for as long as the test needs.
+    env.write("hang-10", "");
+    let queued = env.json(&["enqueue", pipeline.to_str().expect("utf-8")]);
+    let number = queued[0]["number"].as_str().expect("a queued build").to_owned();
+    let worker = |name: &str| {
+        let p = pipeline.to_str().expect("utf-8");
+        env.spawn(
+            name,
+            &["worker", p, "--name", name, "--poll", "200ms", "--lease-ttl", "3s", "--grace", "1s"],
+        )
+    };
+    let mut busy = worker("w-busy");
+    let seen = |name: &str, state: &str| -> Option<Value> {
+        let listed = env.json(&["workers"]);
+        listed.as_array()?.iter().find(|w| w["worker"] == name && w["state"] == state).cloned()
+    };
+    assert!(eventually(Duration::from_secs(30), || seen("w-busy", "running").is_some()), "{}", busy.output());
+    let mut idle = worker("w-idle");
+    assert!(eventually(Duration::from_secs(30), || seen("w-idle", "idle").is_some()), "{}", idle.output());
+
+    let running = seen("w-busy", "running").expect("listed");
+    assert_eq!(running["build"], number.as_str(), "{running}");
+    assert_eq!(running["builds"], serde_json::json!([number]), "its lease, too");
+    assert_eq!(
+        (running["kind"].as_str(), running["pid"].as_u64()),
+        (Some("worker"), Some(u64::from(busy.pid())))
+    );
+    assert_eq!((running["heartbeat_ms"].as_u64(), running["stale"].as_bool()), (Some(1000), Some(false)));
+    let waiting = seen("w-idle", "idle").expect("listed");
+    assert_eq!((waiting["build"].is_null(), waiting["builds"].as_array().map(Vec::len)), (true, Some(0)));
+    let table = env.ok(&["workers"]);
+    let row =
+        |name: &str| table.lines().find(|l| l.starts_with(name)).unwrap_or_else(|| panic!("{name}: {table}"));
+    assert!(table.starts_with("WORKER "), "{table}");
+    assert!(row("w-busy").contains(&number) && row("w-busy").ends_with(" live"), "{table}");
+    assert!(row("w-idle").contains(" idle ") && row("w-idle").contains(" ago "), "{table}");
+
+    // Killed: it cannot say goodbye, so it goes stale once three heartbeats are missed.
+    idle.kill();
+    assert!(
+        eventually(Duration::from_secs(15), || seen("w-idle", "stale").is_some()),
+        "w-idle never went stale"
+    );
+    let stale = seen("w-idle", "stale").expect("listed");
+    assert!(stale["last_seen_secs"].as_u64() >= Some(3), "{stale}");
+    assert!(env.ok(&["workers"]).lines().any(|l| l.starts_with("w-idle") && l.ends_with(" stale")));
+
+    // Stopped by SIGTERM: the step is stopped and recorded, and the worker says goodbye.
+    busy.signal("TERM");
+    assert_eq!(busy.wait(Duration::from_secs(30)), 0, "{}", busy.output());
+    let gone = seen("w-busy", "exited").expect("an exited worker is still listed");
+    assert_eq!((gone["build"].is_null(), gone["stale"].as_bool()), (true, Some(false)), "{gone}");
+    assert!(gone["exited_at"].is_string(), "{gone}");
+    let table = env.ok(&["workers"]);
+    assert!(
+        table.lines().any(|l| l.starts_with("w-busy") && l.contains(" - ") && l.ends_with(" exited")),
+        "{table}"
+    );
+
+    // A `run` is no worker, but its lease shows who runs the build.
+    let mut run = env.spawn_run("r-1", &pipeline, &[]);
+    assert!(
+        eventually(Duration::from_secs(30), || seen("r-1", "running").is_some_and(|r| r["kind"] == "runner")),
+        "{}",
+        run.output()
+    );
+    assert_eq!(seen("r-1", "running").expect("listed")["build"], number.as_str());
+    run.signal("TERM");
+    run.wait(Duration::from_secs(30));
 }

@@ -400,6 +400,7 @@ async fn pick_up(
         out.saved = Duration::from_millis(done.values().sum());
     }
     let _ = progress.send(Progress::Picked {
+        id: build.id,
         build: build.number.clone(),
         cell: target.cell.clone(),
         state: build.state,

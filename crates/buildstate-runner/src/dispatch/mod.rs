@@ -8,6 +8,7 @@ mod classify;
 mod error;
 mod keeper;
 mod logfile;
+mod presence;
 mod select;
 #[cfg(test)]
 mod tests;
@@ -27,6 +28,7 @@ use crate::pipeline::{MatrixCell, MatrixFilter, Pipeline};
 pub use classify::failure_for;
 pub use error::{LeaseTtl, RunError};
 pub use keeper::{LeaseKeeper, holder_is_gone, hostname, pid_alive};
+pub use presence::worker_heartbeat;
 pub use track::{TrackOptions, TrackOutcome, track};
 pub use worker::{WorkerOptions, WorkerSummary, enqueue, work};
 
@@ -55,8 +57,15 @@ pub struct RunOptions {
 /// What the dispatcher reports while it works (the CLI prints it).
 #[derive(Clone, Debug)]
 pub enum Progress {
-    /// A build was picked up: new, or resumed at `state`.
-    Picked { build: BuildNumber, cell: MatrixCell, state: StateCode, resumed: bool, done_before: usize },
+    /// A build was picked up (its lease taken): new, or resumed at `state`.
+    Picked {
+        id: BuildId,
+        build: BuildNumber,
+        cell: MatrixCell,
+        state: StateCode,
+        resumed: bool,
+        done_before: usize,
+    },
     /// An attempt started.
     Started { build: BuildNumber, state: StateCode, name: String, attempt: u32 },
     /// An attempt ended.

@@ -1,7 +1,8 @@
 //! The dispatcher in process, against a real SQLite store in a temp dir and real `sh -c`
 //! steps: delivery, retries under the step's policy, resuming a failed build where it
-//! failed, and a build whose lease another runner holds. Nothing is mocked: the store
-//! is the embedded backend, the steps are processes, the lease is the store's.
+//! failed, a build whose lease another runner holds, and a fleet worker's record in the
+//! worker registry. Nothing is mocked: the store is the embedded backend, the steps are
+//! processes, the lease is the store's.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -15,7 +16,9 @@ use buildstate_store::{FailureFilter, Guard, Store, StoreError};
 use tempfile::TempDir;
 use tokio::sync::{mpsc, watch};
 
-use super::{BuildOutcome, LeaseTtl, Progress, RunOptions, RunSummary, enqueue, run_pipeline};
+use super::{
+    BuildOutcome, LeaseTtl, Progress, RunOptions, RunSummary, WorkerOptions, enqueue, run_pipeline, work,
+};
 use crate::pipeline::{MatrixFilter, Pipeline};
 
 fn code(n: i64) -> StateCode {
@@ -371,4 +374,41 @@ async fn a_run_stopped_while_another_runner_holds_the_lease_touches_nothing() {
         leases.iter().map(|l| (l.owner.as_str(), l.token)).collect::<Vec<_>>(),
         [("other", held.token)]
     );
+}
+
+/// A fleet worker is in the store's registry while it works: under its name, with the
+/// build it runs while it runs it, beating every third of its lease ttl (1 s for 3 s),
+/// and marked exited — idle, never stale — when it runs out of work.
+#[tokio::test]
+async fn a_worker_is_in_the_registry_with_its_build_until_it_exits() {
+    let f = Fixture::new(&["base"]).await;
+    let states = format!("  0: {}\n  100: {}\n", step("sleep 1"), step("true"));
+    let pipeline = f.pipeline(&["base"], &states);
+    let id = enqueue(f.store.as_ref(), &pipeline, &f.options()).await.expect("enqueue")[0].id;
+    let opts = WorkerOptions { run: f.options(), poll: Duration::from_millis(100), exit_when_idle: true };
+    let (tx, mut rx) = mpsc::unbounded_channel();
+    let (_stop_tx, stop) = no_stop();
+    let worker = tokio::spawn(work(f.store.clone(), pipeline.clone(), opts, tx, stop));
+    let day = Duration::from_secs(24 * 3600);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let busy = loop {
+        let list = f.store.workers(day).await.expect("workers");
+        if let Some(w) = list.workers.iter().find(|w| w.build == Some(id)) {
+            break w.clone();
+        }
+        assert!(Instant::now() < deadline, "the worker never recorded its build: {list:?}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    assert_eq!((busy.name.as_str(), busy.pid, busy.heartbeat_ms), ("unit-runner", std::process::id(), 1000));
+    let summary = worker.await.expect("the worker task").expect("the worker");
+    assert_eq!(summary.outcomes.len(), 1, "{summary:?}");
+    let list = f.store.workers(day).await.expect("workers");
+    let [gone] = list.workers.as_slice() else { panic!("one worker: {list:?}") };
+    assert_eq!((gone.build, gone.started_at), (None, busy.started_at));
+    assert!(gone.exited_at.is_some() && !gone.is_stale(list.now), "{gone:?}");
+    let mut picked = false;
+    while let Ok(p) = rx.try_recv() {
+        picked |= matches!(p, Progress::Picked { id: picked_id, .. } if picked_id == id);
+    }
+    assert!(picked, "the worker's progress still reaches its caller");
 }

@@ -12,6 +12,7 @@ use buildstate_core::{Build, BuildId, BuildNumber, BuildStatus};
 use buildstate_store::{BuildFilter, Store};
 use tokio::sync::{mpsc, watch};
 
+use super::presence::Presence;
 use super::select::{self, Target};
 use super::{BuildOutcome, Progress, RunError, RunOptions, build_loop};
 use crate::pipeline::{MatrixCell, Pipeline};
@@ -44,22 +45,44 @@ pub async fn enqueue(
     Ok(select::targets(store, pipeline, opts).await?.into_iter().map(|t| t.build).collect())
 }
 
-/// Claims and drives builds until stopped (or idle, with `exit_when_idle`).
+/// Claims and drives builds until stopped (or idle, with `exit_when_idle`). The worker
+/// is in the store's worker registry meanwhile, under its name (`opts.run.actor`):
+/// beating every [`super::worker_heartbeat`] of its lease ttl, with the build it runs,
+/// and marked exited when it returns.
 pub async fn work(
     store: Arc<dyn Store>,
     pipeline: Arc<Pipeline>,
     opts: WorkerOptions,
     progress: mpsc::UnboundedSender<Progress>,
-    mut stop: watch::Receiver<Option<i32>>,
+    stop: watch::Receiver<Option<i32>>,
 ) -> Result<WorkerSummary, RunError> {
     // A filter that selects no cell of the matrix would leave the worker idle for ever.
     super::select_cells(&pipeline, &opts.run.filter)?;
+    let heartbeat = super::worker_heartbeat(opts.run.lease_ttl.get());
+    let (presence, progress) = Presence::start(store.clone(), &opts.run.actor, heartbeat, progress).await;
+    let outcomes = claim_and_drive(&store, &pipeline, &opts, &progress, stop.clone()).await;
+    drop(progress);
+    presence.exit().await;
+    let outcomes = outcomes?;
+    let interrupted = *stop.borrow();
+    let undelivered = undelivered(store.as_ref(), &outcomes).await?;
+    Ok(WorkerSummary { outcomes, interrupted, undelivered })
+}
+
+/// The worker's loop: what `work` does between registering and exiting.
+async fn claim_and_drive(
+    store: &Arc<dyn Store>,
+    pipeline: &Pipeline,
+    opts: &WorkerOptions,
+    progress: &mpsc::UnboundedSender<Progress>,
+    mut stop: watch::Receiver<Option<i32>>,
+) -> Result<Vec<BuildOutcome>, RunError> {
     let mut outcomes = Vec::new();
     loop {
         if stop.borrow().is_some() {
             break;
         }
-        let open = claimable(store.as_ref(), &pipeline, &opts).await?;
+        let open = claimable(store.as_ref(), pipeline, opts).await?;
         if open.is_empty() && opts.exit_when_idle {
             break;
         }
@@ -74,16 +97,9 @@ pub async fn work(
                 image_type: build.image_type.clone(),
             };
             let target = Target { cell, build, created: false };
-            let outcome = build_loop::drive(
-                store.clone(),
-                &pipeline,
-                &opts.run,
-                target,
-                &progress,
-                stop.clone(),
-                false,
-            )
-            .await;
+            let outcome =
+                build_loop::drive(store.clone(), pipeline, &opts.run, target, progress, stop.clone(), false)
+                    .await;
             if outcome.taken {
                 let _ = progress.send(Progress::Done(outcome.clone()));
                 outcomes.push(outcome);
@@ -99,9 +115,7 @@ pub async fn work(
             }
         }
     }
-    let interrupted = *stop.borrow();
-    let undelivered = undelivered(store.as_ref(), &outcomes).await?;
-    Ok(WorkerSummary { outcomes, interrupted, undelivered })
+    Ok(outcomes)
 }
 
 /// The builds among `outcomes` that are not delivered now, each once, in the order run.

@@ -13,6 +13,7 @@ mod lifecycle;
 mod records;
 mod rejections;
 mod text;
+mod workers;
 
 pub use builds::*;
 pub use catalog::*;
@@ -23,3 +24,4 @@ pub use lifecycle::*;
 pub use records::*;
 pub use rejections::*;
 pub use text::*;
+pub use workers::*;

@@ -87,6 +87,8 @@ macro_rules! conformance_tests {
             concurrent_acquirers_one_wins,
             artifact_and_resolution_writes_are_fenced,
             a_dead_holders_lease_is_taken_over_at_once,
+            workers_are_recorded_listed_and_marked_exited,
+            stale_workers_are_flagged_and_old_ones_left_out,
         );
     };
     (@cases $harness:expr; $($case:ident),+ $(,)?) => {

@@ -1,6 +1,7 @@
 //! The primitives a backend implements. Everything above them — create and numbering,
-//! find, apply, import, leases, failures, artifacts — is written once, in this module's
-//! siblings, and every backend gets the whole [`crate::Store`] contract from them.
+//! find, apply, import, leases, failures, artifacts, the worker registry — is written
+//! once, in this module's siblings, and every backend gets the whole [`crate::Store`]
+//! contract from them.
 //!
 //! A backend is two things:
 //!
@@ -21,7 +22,8 @@ use std::pin::Pin;
 
 use async_trait::async_trait;
 use buildstate_core::{
-    Artifact, Build, BuildId, BuildNumber, CatalogItem, CatalogKind, FailureRecord, HistoryEvent, Lease, Name,
+    Artifact, Build, BuildId, BuildNumber, CatalogItem, CatalogKind, FailureRecord, HistoryEvent, Lease,
+    Name, WorkerRecord,
 };
 use jiff::Timestamp;
 
@@ -140,4 +142,14 @@ pub trait Tx: Send {
     async fn put_lease(&mut self, record: &LeaseRecord) -> StoreResult<()>;
     /// Every unreleased lease of a build that exists, with the build's number.
     async fn held_leases(&mut self) -> StoreResult<Vec<(BuildNumber, Lease)>>;
+
+    // ── the worker registry ──────────────────────────────────────────────────────────
+    /// The record of the worker named `name`.
+    async fn worker(&mut self, name: &str) -> StoreResult<Option<WorkerRecord>>;
+    /// Inserts the record, or replaces the one of the same name.
+    async fn put_worker(&mut self, record: &WorkerRecord) -> StoreResult<()>;
+    /// Every record whose `last_seen` is at or after `since`, in any order.
+    async fn workers_seen_since(&mut self, since: Timestamp) -> StoreResult<Vec<WorkerRecord>>;
+    /// Deletes every record whose `last_seen` is before `before`.
+    async fn forget_workers(&mut self, before: Timestamp) -> StoreResult<()>;
 }

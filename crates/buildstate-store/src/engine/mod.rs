@@ -9,9 +9,11 @@ mod documents;
 mod leases;
 mod records;
 mod store;
+mod workers;
 
 pub use backend::{Backend, Mode, Tx, TxFuture, Work};
 pub use blocking::run_blocking;
+pub use workers::{FORGET_WORKERS_AFTER, WorkerList};
 
 /// Wraps a unit of work over `args` into a [`Work`]: each run (a retry runs it again)
 /// gets its own copy of the inputs, so the work owns everything it borrows and can move

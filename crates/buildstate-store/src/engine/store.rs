@@ -6,11 +6,11 @@ use std::time::Duration;
 use async_trait::async_trait;
 use buildstate_core::{
     Artifact, Build, BuildDocument, BuildId, BuildParts, CatalogItem, CatalogKind, Command, FailureRecord,
-    HistoryEvent, Lease, LeaseRequest, LeaseToken, Name, NewBuild, Outcome,
+    HistoryEvent, Lease, LeaseRequest, LeaseToken, Name, NewBuild, Outcome, WorkerBeat, WorkerRecord,
 };
 
-use super::{Backend, Mode, builds, catalog, documents, leases, records, work};
-use crate::{BuildFilter, FailureFilter, Guard, ImportMode, Store, StoreResult};
+use super::{Backend, Mode, builds, catalog, documents, leases, records, work, workers};
+use crate::{BuildFilter, FailureFilter, Guard, ImportMode, Store, StoreResult, WorkerList};
 
 use Mode::{Read, Write};
 
@@ -131,6 +131,21 @@ impl<B: Backend> Store for B {
 
     async fn artifacts(&self, id: BuildId) -> StoreResult<Vec<Artifact>> {
         self.transact(Read, "list artifacts", work(id, |tx, id| Box::pin(records::artifacts(tx, *id)))).await
+    }
+
+    async fn worker_beat(&self, beat: &WorkerBeat) -> StoreResult<Option<WorkerRecord>> {
+        let w = work(beat.clone(), |tx, beat| Box::pin(workers::beat(tx, beat)));
+        self.transact(Write, "record a worker's heartbeat", w).await
+    }
+
+    async fn worker_exited(&self, beat: &WorkerBeat) -> StoreResult<()> {
+        let w = work(beat.clone(), |tx, beat| Box::pin(workers::exited(tx, beat)));
+        self.transact(Write, "record a worker's exit", w).await
+    }
+
+    async fn workers(&self, within: Duration) -> StoreResult<WorkerList> {
+        self.transact(Read, "list workers", work(within, |tx, within| Box::pin(workers::list(tx, *within))))
+            .await
     }
 
     async fn export_build(&self, id: BuildId) -> StoreResult<BuildDocument> {

@@ -94,6 +94,10 @@ impl ColumnReader for ValueRow<'_> {
         }
     }
 
+    fn opt_id(&self, i: usize) -> Result<Option<BuildId>, String> {
+        self.opt(i, Self::id)
+    }
+
     fn build_label(&self, i: usize) -> String {
         self.id(i).map_or_else(
             |_| self.text(i).unwrap_or_else(|_| "(unreadable id)".to_owned()),

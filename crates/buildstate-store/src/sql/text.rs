@@ -14,7 +14,7 @@
 
 use buildstate_core::CatalogKind;
 
-use crate::{artifact_columns, build_columns, event_columns, failure_columns, lease_columns};
+use crate::{artifact_columns, build_columns, event_columns, failure_columns, lease_columns, worker_columns};
 
 // ── the hot transition path ─────────────────────────────────────────────────────────
 
@@ -134,6 +134,25 @@ pub const SELECT_HELD_LEASES: &str = concat!(
     lease_columns!(),
     ", number FROM leases JOIN builds ON id = build_id WHERE NOT released"
 );
+
+// ── the worker registry ─────────────────────────────────────────────────────────────
+
+/// `$1` = worker name.
+pub const SELECT_WORKER: &str = concat!("SELECT ", worker_columns!(), " FROM workers WHERE name = $1");
+/// A worker's row, written whole: `$1`..`$8` in `worker_columns!` order.
+pub const UPSERT_WORKER: &str = concat!(
+    "INSERT INTO workers (",
+    worker_columns!(),
+    ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8) \
+     ON CONFLICT (name) DO UPDATE SET host = excluded.host, pid = excluded.pid, \
+     started_at = excluded.started_at, last_seen = excluded.last_seen, \
+     heartbeat_ms = excluded.heartbeat_ms, build_id = excluded.build_id, exited_at = excluded.exited_at"
+);
+/// Workers last seen at `$1` or later.
+pub const SELECT_WORKERS_SINCE: &str =
+    concat!("SELECT ", worker_columns!(), " FROM workers WHERE last_seen >= $1");
+/// Workers last seen before `$1`.
+pub const DELETE_WORKERS_BEFORE: &str = "DELETE FROM workers WHERE last_seen < $1";
 
 // ── catalog ────────────────────────────────────────────────────────────────────────
 

@@ -3,7 +3,8 @@
 
 use async_trait::async_trait;
 use buildstate_core::{
-    Artifact, Build, BuildId, BuildNumber, CatalogItem, CatalogKind, FailureRecord, HistoryEvent, Lease, Name,
+    Artifact, Build, BuildId, BuildNumber, CatalogItem, CatalogKind, FailureRecord, HistoryEvent, Lease,
+    Name, WorkerRecord,
 };
 use jiff::Timestamp;
 
@@ -351,5 +352,21 @@ impl<C: SqlConn> Tx for SqlTx<C> {
 
     async fn held_leases(&mut self) -> StoreResult<Vec<(BuildNumber, Lease)>> {
         self.all(text::SELECT_HELD_LEASES, &[], decode::held_lease).await
+    }
+
+    async fn worker(&mut self, name: &str) -> StoreResult<Option<WorkerRecord>> {
+        self.first(text::SELECT_WORKER, &[name.into()], decode::worker).await
+    }
+
+    async fn put_worker(&mut self, record: &WorkerRecord) -> StoreResult<()> {
+        self.write(text::UPSERT_WORKER, "write worker", value::worker(record)?).await
+    }
+
+    async fn workers_seen_since(&mut self, since: Timestamp) -> StoreResult<Vec<WorkerRecord>> {
+        self.all(text::SELECT_WORKERS_SINCE, &[since.into()], decode::worker).await
+    }
+
+    async fn forget_workers(&mut self, before: Timestamp) -> StoreResult<()> {
+        self.write(text::DELETE_WORKERS_BEFORE, "forget workers", vec![before.into()]).await
     }
 }

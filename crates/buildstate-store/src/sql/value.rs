@@ -5,7 +5,7 @@
 //! `timestamptz`, `jsonb`, `uuid`, and the integer width of the parameter) and reads
 //! its rows back into them.
 
-use buildstate_core::{Artifact, Build, BuildId, CatalogItem, FailureRecord, HistoryEvent};
+use buildstate_core::{Artifact, Build, BuildId, CatalogItem, FailureRecord, HistoryEvent, WorkerRecord};
 use jiff::Timestamp;
 
 use crate::{LeaseRecord, StoreError, StoreResult};
@@ -202,6 +202,20 @@ pub fn artifact(build: BuildId, a: &Artifact) -> StoreResult<Vec<SqlValue>> {
         a.created_at,
         a.milestone.map(|m| m.get()),
         a.invalidated_at,
+    ])
+}
+
+/// The columns of a worker record (`worker_columns!` order).
+pub fn worker(w: &WorkerRecord) -> StoreResult<Vec<SqlValue>> {
+    Ok(values![
+        &w.name,
+        &w.host,
+        w.pid,
+        w.started_at,
+        w.last_seen,
+        to_i64("heartbeat", w.heartbeat_ms)?,
+        w.build,
+        w.exited_at,
     ])
 }
 

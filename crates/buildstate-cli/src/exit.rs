@@ -228,9 +228,9 @@ impl From<RunError> for CliError {
 /// reached through its connection string (a server, an account, TLS), the others are
 /// a file or a directory.
 fn unavailable_hint(location: &str) -> &'static str {
-    if crate::conninfo::is_url(location) {
+    if buildstate_postgres::conninfo::is_url(location) {
         "check the URL given by --db or BUILDSTATE_DB: its host, port, database, user and password, and sslmode"
-    } else if crate::conninfo::is_key_value(location) {
+    } else if buildstate_postgres::conninfo::is_key_value(location) {
         "check the connection string given by --db or BUILDSTATE_DB: its host, port, dbname, user and password, and sslmode"
     } else {
         "check the path given by --db or BUILDSTATE_DB"

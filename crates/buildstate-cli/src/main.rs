@@ -5,7 +5,6 @@ mod ci_env;
 mod cli;
 mod commands;
 mod config;
-mod conninfo;
 mod exit;
 mod input;
 mod open;

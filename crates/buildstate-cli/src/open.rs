@@ -28,7 +28,9 @@ use buildstate_sqlite::SqliteStore;
 use buildstate_store::{Store, StoreError};
 
 use crate::exit::{CliError, io_error};
-use crate::{config, conninfo};
+use buildstate_postgres::conninfo;
+
+use crate::config;
 
 /// What a command does with the store, which decides what happens when it is missing.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -24,6 +24,7 @@
 //! - The connection string's password never appears in messages: `location()` shows it
 //!   as `***`.
 
+pub mod conninfo;
 mod error;
 mod handle;
 mod migrate;

@@ -38,7 +38,7 @@ pub(crate) fn redact(conninfo: &str) -> String {
             return format!("{scheme}{}", redact_url_rest(rest));
         }
     }
-    redact_key_values(conninfo)
+    crate::conninfo::redact_key_values(conninfo)
 }
 
 /// `user:pass@host/db?password=x&…` → `user:***@host/db?password=***&…`.
@@ -78,65 +78,6 @@ fn redact_url_rest(rest: &str) -> String {
         None => out.push_str(tail),
     }
     out
-}
-
-/// `host=h password='a b' user=u` → `host=h password=*** user=u`. Values are either
-/// single-quoted (with `\` escapes) or run to the next whitespace, as libpq reads them.
-fn redact_key_values(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    let mut rest = s;
-    loop {
-        let trimmed = rest.trim_start();
-        out.push_str(&rest[..rest.len() - trimmed.len()]);
-        rest = trimmed;
-        if rest.is_empty() {
-            return out;
-        }
-        let key_end = rest.find(|c: char| c == '=' || c.is_whitespace()).unwrap_or(rest.len());
-        let key = &rest[..key_end];
-        let after_key = rest[key_end..].trim_start();
-        let Some(value_and_rest) = after_key.strip_prefix('=') else {
-            // Not `key = value`: keep the word and move on.
-            out.push_str(&rest[..key_end]);
-            rest = &rest[key_end..];
-            continue;
-        };
-        let value_start = value_and_rest.trim_start();
-        let (value_len, _) = value(value_start);
-        let consumed = rest.len() - value_start.len() + value_len;
-        if is_secret(key) {
-            out.push_str(&rest[..rest.len() - value_start.len()]);
-            out.push_str(MASK);
-        } else {
-            out.push_str(&rest[..consumed]);
-        }
-        rest = &rest[consumed..];
-    }
-}
-
-/// The value at the start of `s`, read as the driver reads it: its length in bytes and
-/// what it says. Single-quoted, or running to the next whitespace; `\` escapes the next
-/// character in both (so `a\ b` is one value).
-fn value(s: &str) -> (usize, String) {
-    let (quoted, body) = match s.strip_prefix('\'') {
-        Some(body) => (true, body),
-        None => (false, s),
-    };
-    let mut text = String::new();
-    let mut escaped = false;
-    for (i, c) in body.char_indices() {
-        match c {
-            _ if escaped => {
-                escaped = false;
-                text.push(c);
-            }
-            '\\' => escaped = true,
-            '\'' if quoted => return (i + 2, text),
-            c if !quoted && c.is_whitespace() => return (i, text),
-            c => text.push(c),
-        }
-    }
-    (s.len(), text)
 }
 
 /// The TLS options of a connection string, as written in it.
@@ -213,7 +154,7 @@ pub(crate) fn take_tls_params(conninfo: &str) -> Result<(Cow<'_, str>, TlsParams
             return Ok((Cow::Owned(out), params));
         };
         let value_start = value_and_rest.trim_start();
-        let (value_len, text) = value(value_start);
+        let (value_len, text) = crate::conninfo::value(value_start);
         let consumed = rest.len() - value_start.len() + value_len;
         if !params.take(&rest[..key_end], text) {
             out.push_str(&rest[..consumed]);

@@ -11,8 +11,8 @@ pub const HIDDEN: &str = "***";
 /// `host=db password=s3cret` → `host=db password=***`. Other text that is not a URL (a
 /// path) is returned as it is.
 pub fn url(text: &str) -> String {
-    if crate::conninfo::is_key_value(text) {
-        return crate::conninfo::redact_key_values(text);
+    if buildstate_postgres::conninfo::is_key_value(text) {
+        return buildstate_postgres::conninfo::redact_key_values(text);
     }
     let Some((scheme, rest)) = text.split_once("://") else { return text.to_owned() };
     // The user info runs to the last `@`, so that a password with an unencoded `?`,

@@ -1,11 +1,10 @@
-//! PostgreSQL connection strings, as far as the CLI needs to read them before the
-//! backend does: whether a `--db` value is one (a `postgres://` URL, or libpq's
+//! PostgreSQL connection strings, as far as a caller needs to read them before
+//! connecting: whether a `--db` value is one (a `postgres://` URL, or libpq's
 //! key/value form `host=db dbname=bs user=ci`), how to show it without its password,
 //! and which database it names — the name of the store's own local directory for
 //! attempt logs and copy state.
 //!
-//! Connecting is the backend's (`buildstate-postgres`); this reads the strings by the
-//! same rules as its driver (tokio-postgres, after libpq): in a URL the hosts run to
+//! This reads the strings by the same rules as the driver (tokio-postgres, after libpq): in a URL the hosts run to
 //! the first `/` or `?` after the user info, the database to the `?`; a key/value
 //! value is single-quoted or runs to the next whitespace, `\` escaping the next
 //! character in both. Only the end of a URL's user info is found as the redactors find
@@ -87,7 +86,7 @@ pub fn redact_key_values(text: &str) -> String {
     for p in pairs(text) {
         if SECRET_KEYS.contains(&p.key) {
             out.push_str(&text[at..p.value_start]);
-            out.push_str(crate::config::HIDDEN);
+            out.push_str("***");
             at = p.value_end;
         }
     }
@@ -133,7 +132,7 @@ fn pairs(text: &str) -> Vec<Pair<'_>> {
 
 /// The value at the start of `s`: its length in bytes and what it says. Single-quoted,
 /// or running to the next whitespace; `\` escapes the next character in both.
-fn value(s: &str) -> (usize, String) {
+pub(crate) fn value(s: &str) -> (usize, String) {
     let (quoted, body) = match s.strip_prefix('\'') {
         Some(body) => (true, body),
         None => (false, s),

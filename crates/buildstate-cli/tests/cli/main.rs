@@ -9,6 +9,7 @@ mod config;
 mod demo;
 mod errors;
 mod exec;
+mod exec_lease;
 mod exit_codes;
 mod first_use;
 mod fleet;

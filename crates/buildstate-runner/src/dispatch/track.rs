@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use buildstate_core::{Build, BuildStatus, Command, StateCode};
-use buildstate_store::Store;
+use buildstate_store::{Store, StoreError};
 use tokio::sync::watch;
 
 use super::classify::failure_for;
@@ -38,6 +38,12 @@ pub struct TrackOutcome {
 /// its output passed through. Refuses (before running anything) when the build is not
 /// at `state`; re-opens a build that failed at `state` (a CI re-run is a person's
 /// decision to try again).
+///
+/// When the lease is lost meanwhile (`lease break`, or a take-over), the command's
+/// process group is stopped as on SIGTERM (then SIGKILL after the grace) and nothing
+/// more is written, as `run` does: the store would refuse it (fencing), and the
+/// attempt is left open for the build's next runner, whose start closes it as
+/// abandoned. The error is [`StoreError::StaleLease`].
 pub async fn track(
     store: Arc<dyn Store>,
     build: &Build,
@@ -48,8 +54,26 @@ pub async fn track(
 ) -> Result<TrackOutcome, RunError> {
     let keeper = LeaseKeeper::acquire(store.clone(), build.id, &opts.actor, opts.lease_ttl.get()).await?;
     let outcome = attempt(store.as_ref(), build, state, argv, opts, &keeper, stop).await;
-    keeper.release().await;
+    // A lost lease is its successor's now (or nobody's): there is nothing to give back.
+    let lost =
+        *keeper.lost().borrow() || matches!(outcome, Err(RunError::Store(StoreError::StaleLease { .. })));
+    if !lost {
+        keeper.release().await;
+    }
     outcome
+}
+
+/// The error of a track whose lease was lost while its command ran, naming the lease
+/// that replaced it if there is one.
+async fn lease_lost(store: &dyn Store, build: &Build, keeper: &LeaseKeeper) -> StoreError {
+    let current = match store.leases().await {
+        Ok(leases) => leases.into_iter().find(|l| l.build_id == build.id).map(Box::new),
+        Err(e) => {
+            tracing::debug!(error = %e, "could not read the lease that replaced this one");
+            None
+        }
+    };
+    StoreError::StaleLease { build: build.number.clone(), token: keeper.token(), current }
 }
 
 async fn attempt(
@@ -114,7 +138,19 @@ async fn attempt(
         output: OutputMode::Passthrough,
         grace: opts.grace,
     };
-    let result = run_step(request, stop).await;
+    let (step_stop, step_stop_rx) = watch::channel(None);
+    let forward = tokio::spawn(super::build_loop::forward_stop(stop, keeper.lost(), step_stop));
+    let result = run_step(request, step_stop_rx).await;
+    forward.abort();
+    if *keeper.lost().borrow() {
+        tracing::warn!(
+            build = %current.number,
+            %state,
+            attempt,
+            "the lease was lost while the command ran; it was stopped and its attempt is not recorded"
+        );
+        return Err(lease_lost(store, &current, keeper).await.into());
+    }
     let log = Some(log.display().to_string());
     let command = if result.success() {
         Command::Complete { state, actor, exit_code: result.exit_code(), log }

@@ -107,11 +107,11 @@ pub fn check(parts: &BuildParts) -> Result<(), DocumentError> {
 }
 
 /// What the rewinds of the history say about the artifacts: a current artifact's
-/// milestone is one the build is at or past (a rewind below it would have invalidated
-/// it), and an invalidated one was invalidated by a rewind of the history — at that
-/// rewind's time, back to its milestone or below, from its milestone or above. The
-/// artifacts' own times come from the recording machine's clock and are not compared
-/// with the history's, which come from the store's.
+/// milestone is one the build is at or past, and it was recorded after every rewind
+/// that went back through its milestone (which would have invalidated it); an
+/// invalidated one was invalidated by a rewind of the history — at that rewind's time,
+/// back to its milestone or below, from its milestone or above — after it was
+/// recorded. Artifacts are recorded by the store's clock, as the history is.
 fn check_artifacts(parts: &BuildParts) -> Result<(), DocumentError> {
     let build = &parts.build;
     let rewinds: Vec<&HistoryEvent> = parts.history.iter().filter(|e| e.kind == EventKind::Rewound).collect();
@@ -124,11 +124,29 @@ fn check_artifacts(parts: &BuildParts) -> Result<(), DocumentError> {
                 a.name
             )));
         }
+        let through =
+            |e: &&&HistoryEvent, m: StateCode| e.state <= m && e.from_state.is_some_and(|from| from >= m);
         match (a.milestone, a.invalidated_at) {
             (Some(m), None) if m > build.state => {
                 return Err(bad(format!(
                     "artifact `{}` of milestone {m} is listed as current, but the build is back at {}: the rewind invalidated it",
                     a.name, build.state
+                )));
+            }
+            (Some(m), None) => {
+                if let Some(rewind) = rewinds.iter().filter(|e| through(e, m)).map(|e| e.at).max()
+                    && a.created_at < rewind
+                {
+                    return Err(bad(format!(
+                        "artifact `{}` of milestone {m} is listed as current, but it was recorded before the rewind at {rewind} that invalidated it",
+                        a.name
+                    )));
+                }
+            }
+            (_, Some(at)) if at < a.created_at => {
+                return Err(bad(format!(
+                    "artifact `{}` is marked invalidated at {at}, before it was recorded ({})",
+                    a.name, a.created_at
                 )));
             }
             (_, Some(at)) => {
@@ -535,6 +553,10 @@ mod tests {
         refused(&p, "a history cut short");
     }
 
+    fn later_than(t: Timestamp) -> Timestamp {
+        t.checked_add(jiff::SignedDuration::from_secs(1)).expect("time")
+    }
+
     #[test]
     fn artifacts_agree_with_the_rewinds_of_the_history() {
         let code = |n| StateCode::new(n).expect("code");
@@ -556,9 +578,10 @@ mod tests {
             invalidated_at,
         };
         let mut p = good.clone();
+        let recorded_after = |a: Artifact| Artifact { created_at: rewound_at, ..a };
         p.artifacts = vec![
             artifact("before", Some(5), None),
-            artifact("at-the-target", Some(10), None),
+            recorded_after(artifact("at-the-target", Some(10), None)),
             artifact("rerun", Some(15), Some(rewound_at)),
             artifact("target-rerun", Some(10), Some(rewound_at)),
             artifact("unknown", None, None),
@@ -570,6 +593,17 @@ mod tests {
         refused(
             &one(artifact("ahead", Some(15), None)),
             "a current artifact of a milestone the build is back before",
+        );
+        refused(
+            &one(artifact("rerun-before", Some(10), None)),
+            "a current artifact of the rewind's target recorded before the rewind",
+        );
+        refused(
+            &one(Artifact {
+                created_at: later_than(rewound_at),
+                ..artifact("early", Some(15), Some(rewound_at))
+            }),
+            "an invalidation before the artifact was recorded",
         );
         refused(&one(artifact("seven", Some(7), None)), "an artifact of a milestone outside the catalog");
         let later = rewound_at.checked_add(jiff::SignedDuration::from_secs(1)).expect("time");

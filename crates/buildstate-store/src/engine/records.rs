@@ -57,15 +57,12 @@ pub(crate) async fn add_artifact(
 ) -> StoreResult<()> {
     check_artifact(artifact)?;
     let build = guarded(tx, id, guard).await?;
-    let artifact = Artifact {
-        // Stored times are whole microseconds in every backend (see `crate::now`).
-        created_at: whole_micros(artifact.created_at),
-        milestone: Some(build.state),
-        invalidated_at: None,
-        ..artifact.clone()
-    };
-    tx.put_artifact(id, &artifact).await?;
+    // Recorded by the store's clock, as the history is, so that an import can tell an
+    // artifact recorded before a rewind from one recorded after it (`core::replay`).
     let at = tx.now().await?;
+    let artifact =
+        Artifact { created_at: at, milestone: Some(build.state), invalidated_at: None, ..artifact.clone() };
+    tx.put_artifact(id, &artifact).await?;
     bump_version(tx, build, at).await
 }
 
@@ -88,8 +85,4 @@ async fn bump_version(tx: &mut dyn Tx, mut build: buildstate_core::Build, at: Ti
     build.version += 1;
     build.updated_at = at;
     builds::swap(tx, &build, expected).await
-}
-
-fn whole_micros(t: Timestamp) -> Timestamp {
-    Timestamp::from_microsecond(t.as_microsecond()).unwrap_or(t)
 }

@@ -174,15 +174,22 @@ pub async fn artifacts_add_list_replace(h: &impl Harness) {
         milestone: Some(code(45)),
         invalidated_at: Some(now()),
     };
+    let before = now();
     st.add_artifact(b.id, &ami, Guard::none()).await.expect("add image artifact");
     st.add_artifact(b.id, &disk, Guard::none()).await.expect("add disk artifact");
+    let after = now();
     let sorted = |mut v: Vec<Artifact>| {
         v.sort_by(|a, b| a.name.cmp(&b.name));
         v
     };
     let (ami, disk) = (recorded_at(&ami, 0), recorded_at(&disk, 0));
+    let stored = st.artifacts(b.id).await.expect("artifacts");
+    assert!(
+        stored.iter().all(|a| before <= a.created_at && a.created_at <= after),
+        "artifacts are recorded by the store's clock, as the history is: {stored:?}"
+    );
     assert_eq!(
-        sorted(st.artifacts(b.id).await.expect("artifacts")),
+        unstamped(sorted(stored)),
         vec![ami.clone(), disk.clone()],
         "every field is kept; the milestone is the build's, and a new artifact is current"
     );
@@ -193,7 +200,7 @@ pub async fn artifacts_add_list_replace(h: &impl Harness) {
     st.add_artifact(b.id, &replaced, Guard::none()).await.expect("replace by name");
     let listed = sorted(st.artifacts(b.id).await.expect("artifacts"));
     assert_eq!(
-        listed,
+        unstamped(listed.clone()),
         vec![recorded_at(&replaced, 10), disk],
         "an artifact of the same name is replaced (with the milestone it was recorded at now), not duplicated"
     );

@@ -211,8 +211,20 @@ pub(super) fn artifact(n: &str, uri: &str) -> Artifact {
 
 /// `a` as the store keeps it when recorded on a build at `state`: the store sets the
 /// milestone from the build, and a new artifact is current.
+/// `a` as the store records it at `state`, with the recording time left out (the
+/// store's clock sets it; compare with [`unstamped`] lists).
 pub(super) fn recorded_at(a: &Artifact, state: i64) -> Artifact {
-    Artifact { milestone: Some(code(state)), invalidated_at: None, ..a.clone() }
+    Artifact {
+        milestone: Some(code(state)),
+        invalidated_at: None,
+        created_at: jiff::Timestamp::UNIX_EPOCH,
+        ..a.clone()
+    }
+}
+
+/// Artifacts with their recording times left out, to compare with [`recorded_at`].
+pub(super) fn unstamped(artifacts: Vec<Artifact>) -> Vec<Artifact> {
+    artifacts.into_iter().map(|a| Artifact { created_at: jiff::Timestamp::UNIX_EPOCH, ..a }).collect()
 }
 
 /// Applies a command the rules must refuse with `$pat`, and checks that the build

@@ -8,7 +8,7 @@
 //! plus, at worst, a stray temporary file that every listing ignores.
 
 use std::fs::{self, File};
-use std::io::{ErrorKind, Write};
+use std::io::{ErrorKind, Read, Write};
 use std::path::Path;
 
 use buildstate_store::StoreResult;
@@ -56,15 +56,163 @@ pub(crate) fn remove(path: &Path) -> StoreResult<()> {
     }
 }
 
-/// The whole file as text, or `None` if it does not exist.
-pub(crate) fn read(path: &Path) -> StoreResult<Option<String>> {
-    match fs::read(path) {
-        Ok(bytes) => String::from_utf8(bytes)
-            .map(Some)
-            .map_err(|e| crate::error::corrupt(path, format!("not UTF-8 text ({e})"))),
-        Err(e) if e.kind() == ErrorKind::NotFound => Ok(None),
-        Err(e) => Err(io("read a file", path, e)),
+/// Largest file of the store read: a build document is capped like an import document
+/// (README, text policy), and no catalog, index, lease or registry comes near it.
+pub(crate) const MAX_FILE_BYTES: u64 = 64 * 1024 * 1024;
+
+/// Why a file of the store was not read as text.
+#[derive(Debug)]
+pub(crate) enum Unreadable {
+    /// A symbolic link, FIFO, device, socket or directory where a file was expected: a
+    /// store never writes one, and reading one could block for ever (a FIFO) or never
+    /// end (`/dev/zero`).
+    NotRegular(&'static str),
+    /// Over [`MAX_FILE_BYTES`]; nothing past the cap was read.
+    TooLarge,
+    NotUtf8(std::string::FromUtf8Error),
+    /// The file system refused (permissions, I/O error).
+    Io(std::io::Error),
+}
+
+impl std::fmt::Display for Unreadable {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Unreadable::NotRegular(kind) => write!(f, "it is {kind}, not a regular file"),
+            Unreadable::TooLarge => {
+                write!(f, "it is larger than the {} MiB a store's file may be", MAX_FILE_BYTES >> 20)
+            }
+            Unreadable::NotUtf8(e) => write!(f, "not UTF-8 text ({e})"),
+            Unreadable::Io(e) => write!(f, "cannot read it: {e}"),
+        }
     }
+}
+
+/// The whole file as text, `Ok(None)` if it does not exist, else [`Unreadable`].
+///
+/// Every read of the store goes through here: anything in the directory may have been
+/// put there by hand. The name is checked without following it (`lstat`), the file is
+/// opened without blocking (a FIFO swapped in after the check does not hang the open),
+/// and the opened file must be the regular file that was checked (`fstat`: same device
+/// and inode), so nothing swapped in between is read. At most one byte past the cap is
+/// read, whatever the file claims its size is.
+pub(crate) fn read_text(path: &Path) -> Result<Option<String>, Unreadable> {
+    let meta = match fs::symlink_metadata(path) {
+        Ok(meta) => meta,
+        Err(e) if e.kind() == ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(Unreadable::Io(e)),
+    };
+    check_regular(&meta)?;
+    let file = match open_nonblocking(path) {
+        Ok(file) => file,
+        Err(e) if e.kind() == ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(Unreadable::Io(e)),
+    };
+    let opened = file.metadata().map_err(Unreadable::Io)?;
+    check_regular(&opened)?;
+    if !same_file(&meta, &opened) {
+        return Err(Unreadable::NotRegular("a file that was replaced while it was opened"));
+    }
+    if opened.len() > MAX_FILE_BYTES {
+        return Err(Unreadable::TooLarge);
+    }
+    let mut bytes = Vec::with_capacity(usize::try_from(opened.len()).unwrap_or(0));
+    file.take(MAX_FILE_BYTES + 1).read_to_end(&mut bytes).map_err(Unreadable::Io)?;
+    if bytes.len() as u64 > MAX_FILE_BYTES {
+        return Err(Unreadable::TooLarge);
+    }
+    String::from_utf8(bytes).map(Some).map_err(Unreadable::NotUtf8)
+}
+
+/// [`read_text`] for files whose damage is a store fault (catalog, index, leases, …).
+pub(crate) fn read(path: &Path) -> StoreResult<Option<String>> {
+    read_text(path).map_err(|e| match e {
+        Unreadable::Io(e) => io("read a file", path, e),
+        other => crate::error::corrupt(path, other),
+    })
+}
+
+fn check_regular(meta: &fs::Metadata) -> Result<(), Unreadable> {
+    let t = meta.file_type();
+    if t.is_file() {
+        return Ok(());
+    }
+    Err(Unreadable::NotRegular(if t.is_symlink() {
+        "a symbolic link"
+    } else if t.is_dir() {
+        "a directory"
+    } else {
+        special_kind(t)
+    }))
+}
+
+#[cfg(unix)]
+fn special_kind(t: fs::FileType) -> &'static str {
+    use std::os::unix::fs::FileTypeExt;
+    if t.is_fifo() {
+        "a FIFO"
+    } else if t.is_char_device() || t.is_block_device() {
+        "a device"
+    } else if t.is_socket() {
+        "a socket"
+    } else {
+        "not a file"
+    }
+}
+
+#[cfg(not(unix))]
+fn special_kind(_: fs::FileType) -> &'static str {
+    "not a file"
+}
+
+#[cfg(unix)]
+fn same_file(a: &fs::Metadata, b: &fs::Metadata) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    (a.dev(), a.ino()) == (b.dev(), b.ino())
+}
+
+#[cfg(not(unix))]
+fn same_file(_: &fs::Metadata, _: &fs::Metadata) -> bool {
+    true
+}
+
+/// `O_NONBLOCK` where its value is the generic Linux one (every architecture this is
+/// built for; mips, sparc, alpha and parisc differ): opening a FIFO then returns at once
+/// instead of waiting for a writer. The crate has no `libc` dependency for one constant;
+/// elsewhere the `lstat` before the open is the guard.
+#[cfg(all(
+    target_os = "linux",
+    any(
+        target_arch = "x86_64",
+        target_arch = "x86",
+        target_arch = "aarch64",
+        target_arch = "arm",
+        target_arch = "riscv64",
+        target_arch = "powerpc64",
+        target_arch = "s390x",
+        target_arch = "loongarch64"
+    )
+))]
+fn open_nonblocking(path: &Path) -> std::io::Result<File> {
+    use std::os::unix::fs::OpenOptionsExt;
+    const O_NONBLOCK: i32 = 0o4000;
+    fs::OpenOptions::new().read(true).custom_flags(O_NONBLOCK).open(path)
+}
+
+#[cfg(not(all(
+    target_os = "linux",
+    any(
+        target_arch = "x86_64",
+        target_arch = "x86",
+        target_arch = "aarch64",
+        target_arch = "arm",
+        target_arch = "riscv64",
+        target_arch = "powerpc64",
+        target_arch = "s390x",
+        target_arch = "loongarch64"
+    )
+)))]
+fn open_nonblocking(path: &Path) -> std::io::Result<File> {
+    File::open(path)
 }
 
 /// The names in `dir` ending in `.json` that a writer could have made: no temporary

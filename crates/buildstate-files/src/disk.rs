@@ -1,13 +1,16 @@
 //! Reading and writing each kind of file the store keeps. Called only by a transaction
 //! (`tx.rs`), under the store's lock: shared to read, exclusive to write.
 
-use buildstate_core::{BuildDocument, BuildId, BuildNumber, BuildParts, Lease, WorkerRecord};
+use std::io::ErrorKind;
+use std::path::Path;
+
+use buildstate_core::{BuildDocument, BuildId, BuildNumber, BuildParts, DocumentError, Lease, WorkerRecord};
 use buildstate_store::{LeaseRecord, StoreError, StoreResult};
 use serde::{Deserialize, Serialize};
 
-use crate::atomic;
+use crate::atomic::{self, Unreadable};
 use crate::catalog_file::Catalog;
-use crate::error::corrupt;
+use crate::error::{bad_document, corrupt, io};
 use crate::index::Entries;
 use crate::layout::Layout;
 
@@ -62,29 +65,38 @@ pub(crate) fn write_index(layout: &Layout, entries: &Entries) -> StoreResult<()>
     atomic::write(&layout.index_file(), &entries.to_json()?)
 }
 
+/// The text of a build document, or `None` if there is no such file. What cannot be
+/// read as one — a FIFO, a link, a device, a directory, a file over the cap, bytes that
+/// are not text, a file the user may not read — is a bad document naming the file; only
+/// a fault of the file system itself is a store fault.
+pub(crate) fn read_document(path: &Path) -> StoreResult<Option<String>> {
+    atomic::read_text(path).map_err(|e| match e {
+        Unreadable::Io(e) if e.kind() != ErrorKind::PermissionDenied => io("read a build document", path, e),
+        other => bad_document(path, DocumentError::Malformed(other.to_string())),
+    })
+}
+
 /// Reads and validates the document of build `number`, which the index says is `id`.
 pub(crate) fn read_build(layout: &Layout, number: &BuildNumber, id: BuildId) -> StoreResult<BuildParts> {
     let path = layout.build_file(number);
-    let text =
-        atomic::read(&path)?.ok_or_else(|| corrupt(&path, "the file vanished while the store was locked"))?;
+    let inconsistent = |what: String| bad_document(&path, DocumentError::Inconsistent(what));
+    let text = read_document(&path)?
+        .ok_or_else(|| inconsistent("the file vanished while the store was locked".to_owned()))?;
     // The same validation as an import: a hand edit that breaks the rules of a document
     // is reported, not loaded.
-    let parts = BuildDocument::parse(&text).map_err(|e| corrupt(&path, e))?;
+    let parts = BuildDocument::parse(&text).map_err(|e| bad_document(&path, e))?;
     if &parts.build.number != number {
-        return Err(corrupt(
-            &path,
-            format!("it holds build number {}; a build's file is named after its number", parts.build.number),
-        ));
+        return Err(inconsistent(format!(
+            "it holds build number {}; a build's file is named after its number",
+            parts.build.number
+        )));
     }
     if parts.build.id != id {
-        return Err(corrupt(
-            &path,
-            format!(
-                "it holds build id {}, but the index says {id}; if the id was changed on purpose, delete {} to rebuild the index",
-                parts.build.id,
-                layout.index_file().display()
-            ),
-        ));
+        return Err(inconsistent(format!(
+            "it holds build id {}, but the index says {id}; if the id was changed on purpose, delete {} to rebuild the index",
+            parts.build.id,
+            layout.index_file().display()
+        )));
     }
     Ok(parts)
 }

@@ -17,14 +17,15 @@ use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
 
 use buildstate_core::{BuildId, BuildNumber, DocumentError};
-use buildstate_store::StoreResult;
+use buildstate_store::{StoreError, StoreResult};
 use serde::Deserialize;
 
 use crate::atomic;
-use crate::error::corrupt;
+use crate::disk;
+use crate::error::{bad_document, corrupt};
 use crate::layout::Layout;
 
-#[derive(Clone, Debug, Default)]
+#[derive(Debug, Default)]
 pub(crate) struct Entries {
     pub(crate) by_number: BTreeMap<BuildNumber, BuildId>,
     by_id: HashMap<BuildId, BuildNumber>,
@@ -32,6 +33,11 @@ pub(crate) struct Entries {
     pub(crate) stale: bool,
     /// Files that hold a build another file holds too, and that the index does not name.
     pub(crate) strays: Vec<BuildNumber>,
+    /// Files named after a build number that the index does not cover and whose build
+    /// cannot be told (not a document, not readable): by number, with why. They hold no
+    /// build this store can use, but they are reported, never skipped in silence, and
+    /// their numbers are not given to new builds (which would overwrite them).
+    pub(crate) unreadable: BTreeMap<BuildNumber, StoreError>,
 }
 
 impl Entries {
@@ -41,6 +47,16 @@ impl Entries {
 
     pub(crate) fn id_of(&self, number: &BuildNumber) -> Option<BuildId> {
         self.by_number.get(number).copied()
+    }
+
+    /// Why the file named after `number` holds no usable build, if it is one of those.
+    pub(crate) fn unreadable(&self, number: &BuildNumber) -> Option<StoreError> {
+        self.unreadable.get(number).map(again)
+    }
+
+    /// The first unreadable file's error, for work that needs every build.
+    pub(crate) fn any_unreadable(&self) -> Option<StoreError> {
+        self.unreadable.values().next().map(again)
     }
 
     pub(crate) fn insert(&mut self, number: BuildNumber, id: BuildId) {
@@ -71,6 +87,7 @@ pub(crate) fn entries(layout: &Layout) -> StoreResult<Entries> {
         None => (BTreeMap::new(), true),
     };
     let mut found: Vec<(BuildNumber, BuildId, bool)> = Vec::new();
+    let mut unreadable = BTreeMap::new();
     for stem in atomic::json_stems(&layout.builds_dir())? {
         // A name that cannot be a build number is not a file this store wrote.
         let Ok(number) = BuildNumber::new(&stem) else {
@@ -81,8 +98,13 @@ pub(crate) fn entries(layout: &Layout) -> StoreResult<Entries> {
             Some(id) => found.push((number, *id, true)),
             None => {
                 stale = true;
-                let id = id_in_file(&layout.build_file(&number), &number)?;
-                found.push((number, id, false));
+                // One file that is not a document must not make every build unreachable.
+                match id_in_file(&layout.build_file(&number), &number) {
+                    Ok(id) => found.push((number, id, false)),
+                    Err(e) => {
+                        unreadable.insert(number, e);
+                    }
+                }
             }
         }
     }
@@ -90,7 +112,20 @@ pub(crate) fn entries(layout: &Layout) -> StoreResult<Entries> {
         // Entries for files that are gone.
         stale = true;
     }
-    settle(layout, found, stale)
+    let mut entries = settle(layout, found, stale)?;
+    entries.unreadable = unreadable;
+    Ok(entries)
+}
+
+/// The same error once more: one kept in [`Entries`] is reported by every use.
+fn again(e: &StoreError) -> StoreError {
+    match e {
+        StoreError::Document(d) => StoreError::Document(d.clone()),
+        StoreError::Backend { context, source } => {
+            StoreError::Backend { context, source: source.to_string().into() }
+        }
+        other => StoreError::Backend { context: "read a build document", source: other.to_string().into() },
+    }
 }
 
 /// Resolves builds found in two files: the file the index names wins.
@@ -153,18 +188,16 @@ fn id_in_file(path: &Path, number: &BuildNumber) -> StoreResult<BuildId> {
         build_id: BuildId,
         build_number: BuildNumber,
     }
-    let text =
-        atomic::read(path)?.ok_or_else(|| corrupt(path, "the file vanished while the store was locked"))?;
-    let identity: Identity =
-        serde_json::from_str(&text).map_err(|e| corrupt(path, DocumentError::Malformed(e.to_string())))?;
+    let inconsistent = |what: String| bad_document(path, DocumentError::Inconsistent(what));
+    let text = disk::read_document(path)?
+        .ok_or_else(|| inconsistent("the file vanished while the store was locked".to_owned()))?;
+    let identity: Identity = serde_json::from_str(&text)
+        .map_err(|e| bad_document(path, DocumentError::Malformed(e.to_string())))?;
     if &identity.build_number != number {
-        return Err(corrupt(
-            path,
-            format!(
-                "it holds build number {}, but a build's file is named after its number",
-                identity.build_number
-            ),
-        ));
+        return Err(inconsistent(format!(
+            "it holds build number {}, but a build's file is named after its number",
+            identity.build_number
+        )));
     }
     Ok(identity.build_id)
 }

@@ -139,6 +139,11 @@ impl<'a> FileTx<'a> {
 
     /// Every build, in number order (so a damaged file is reported the same way each time).
     fn all(&mut self) -> StoreResult<Vec<&BuildParts>> {
+        if let Some(e) = self.entries()?.any_unreadable() {
+            // Counting or searching every build without some of them would be a wrong
+            // answer (a catalog item in use deleted, failures missed), not a partial one.
+            return Err(e);
+        }
         let ids: Vec<BuildId> = self.entries()?.by_number.values().copied().collect();
         for &id in &ids {
             self.doc(id)?;
@@ -210,6 +215,14 @@ impl<'a> FileTx<'a> {
     }
 }
 
+/// What is wrong with a document, as a listing names it: the file, what, and what to do.
+fn reason(e: &StoreError) -> String {
+    match e {
+        StoreError::Backend { source, .. } => source.to_string(),
+        other => other.to_string(),
+    }
+}
+
 fn uses(build: &Build, kind: CatalogKind, name: &Name) -> bool {
     match kind {
         CatalogKind::Platform => &build.platform == name,
@@ -253,7 +266,12 @@ impl Tx for FileTx<'_> {
     async fn build_id_by_number(&mut self, number: &str) -> StoreResult<Option<BuildId>> {
         // Text that is no build number names no build.
         let Ok(number) = BuildNumber::new(number) else { return Ok(None) };
-        Ok(self.entries()?.id_of(&number))
+        let entries = self.entries()?;
+        // A file by that name that holds no readable build is reported, not "no build".
+        match entries.unreadable(&number) {
+            Some(e) => Err(e),
+            None => Ok(entries.id_of(&number)),
+        }
     }
 
     async fn prefix_candidates(
@@ -275,18 +293,24 @@ impl Tx for FileTx<'_> {
     /// can show both, and one that only wants the list still gets an error naming the
     /// files. Faults of the store as a whole (the lock, the directory) fail it whole.
     async fn list_builds(&mut self, filter: &BuildFilter) -> StoreResult<Vec<Build>> {
+        let entries = self.entries()?;
         let ids: Vec<(BuildNumber, BuildId)> =
-            self.entries()?.by_number.iter().map(|(number, id)| (number.clone(), *id)).collect();
+            entries.by_number.iter().map(|(number, id)| (number.clone(), *id)).collect();
+        // Files whose build could not even be told are unreadable documents too.
+        let mut unreadable: Vec<(BuildNumber, String)> =
+            entries.unreadable.iter().map(|(number, e)| (number.clone(), reason(e))).collect();
         let mut builds = Vec::new();
-        let mut unreadable = Vec::new();
         for (number, id) in ids {
             match self.parts(id) {
                 Ok(Some(parts)) if filter.matches(&parts.build) => builds.push(parts.build.clone()),
                 Ok(_) => {}
-                Err(StoreError::Backend { source, .. }) => unreadable.push((number, source.to_string())),
+                Err(e @ (StoreError::Backend { .. } | StoreError::Document(_))) => {
+                    unreadable.push((number, reason(&e)));
+                }
                 Err(e) => return Err(e),
             }
         }
+        unreadable.sort_by(|a, b| a.0.cmp(&b.0));
         builds.sort_by_key(|b| Reverse((b.created_at, b.id)));
         builds.truncate(filter.limit.unwrap_or(usize::MAX));
         if unreadable.is_empty() {
@@ -299,13 +323,19 @@ impl Tx for FileTx<'_> {
     }
 
     async fn numbers_under(&mut self, stem: &str) -> StoreResult<Vec<String>> {
-        let numbers = self.entries()?.by_number.keys().map(BuildNumber::as_str);
+        // A number taken by an unreadable file is not free: a new build would replace it.
+        let entries = self.entries()?;
+        let numbers = entries.by_number.keys().chain(entries.unreadable.keys()).map(BuildNumber::as_str);
         Ok(numbers.filter(|n| n.starts_with(stem)).map(str::to_owned).collect())
     }
 
     async fn insert_build(&mut self, build: &Build) -> StoreResult<()> {
         check_number(&build.number)?;
         let entries = self.entries()?;
+        if let Some(e) = entries.unreadable(&build.number) {
+            // Its file is somebody's, unreadable as it is; writing would destroy it.
+            return Err(e);
+        }
         entries.insert(build.number.clone(), build.id);
         entries.stale = true;
         // An import that replaces a build deleted it just before: its old file is

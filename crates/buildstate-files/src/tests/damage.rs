@@ -14,14 +14,14 @@ fn a_truncated_build_file_is_a_clear_error() {
     let text = std::fs::read_to_string(&path).expect("read");
     std::fs::write(&path, &text[..text.len() / 2]).expect("truncate");
 
-    let message = backend_naming(rt.block_on(store.build(b.id)), &path);
+    let message = document_naming(rt.block_on(store.build(b.id)), &path);
     assert!(message.contains("not a buildstate build document"), "{message}");
     assert!(message.contains("EOF while parsing"), "says what is wrong: {message}");
     backend_naming(rt.block_on(store.list_builds(&BuildFilter::default())), &path);
-    backend_naming(rt.block_on(store.failures(&FailureFilter::default())), &path);
-    backend_naming(rt.block_on(store.find_build(b.number.as_str())), &path);
+    document_naming(rt.block_on(store.failures(&FailureFilter::default())), &path);
+    document_naming(rt.block_on(store.find_build(b.number.as_str())), &path);
     let before = std::fs::read(&path).expect("read");
-    backend_naming(rt.block_on(store.apply(b.id, &complete(b.state), Guard::none())), &path);
+    document_naming(rt.block_on(store.apply(b.id, &complete(b.state), Guard::none())), &path);
     assert_eq!(std::fs::read(&path).expect("read"), before, "a failed write changes nothing");
 }
 
@@ -35,7 +35,7 @@ fn a_hand_edit_that_breaks_the_rules_is_reported() {
         serde_json::from_str(&std::fs::read_to_string(&path).expect("read")).expect("json");
     doc["history"][1]["seq"] = serde_json::json!(7);
     std::fs::write(&path, serde_json::to_string_pretty(&doc).expect("encode")).expect("edit");
-    let message = backend_naming(rt.block_on(store.history(b.id)), &path);
+    let message = document_naming(rt.block_on(store.history(b.id)), &path);
     assert!(message.contains("history must run 1, 2, 3"), "{message}");
 
     // A document put under another build's name is not taken for that build.

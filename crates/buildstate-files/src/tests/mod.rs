@@ -73,3 +73,16 @@ fn backend_naming(result: Result<impl std::fmt::Debug, StoreError>, file: &Path)
         other => panic!("expected a Backend error naming {}, got {other:?}", file.display()),
     }
 }
+
+/// The message of a bad-document error (exit 7 in the CLI, like a bad import), which
+/// must name `file`: what a build's file that cannot be read as one gives.
+fn document_naming(result: Result<impl std::fmt::Debug, StoreError>, file: &Path) -> String {
+    match result {
+        Err(e @ StoreError::Document(_)) => {
+            let text = e.to_string();
+            assert!(text.contains(&file.display().to_string()), "the error names {}: {text}", file.display());
+            text
+        }
+        other => panic!("expected a Document error naming {}, got {other:?}", file.display()),
+    }
+}

@@ -51,10 +51,12 @@ pub struct Global {
     pub sync: Option<String>,
     /// Write under this lease token: set by `run` and `exec` for the steps they run, so
     /// that a step's own `buildstate` calls act for its runner
-    #[arg(long, global = true, env = "BUILDSTATE_LEASE_TOKEN", value_name = "TOKEN", hide_env_values = true)]
+    // Its variable (and --config's) is added by `config::Early::command`, which leaves
+    // out an empty one as unset: CI templates write `BUILDSTATE_LEASE_TOKEN: ""`.
+    #[arg(long, global = true, value_name = "TOKEN", hide_env_values = true)]
     pub lease_token: Option<u64>,
     /// The config file [default: $XDG_CONFIG_HOME/buildstate/config.toml]
-    #[arg(long, global = true, env = crate::config::CONFIG_ENV, value_name = "FILE", hide_env_values = true)]
+    #[arg(long, global = true, value_name = "FILE", hide_env_values = true)]
     pub config: Option<PathBuf>,
     /// When to colour output (NO_COLOR turns auto off) [default: auto]
     #[arg(long, global = true, value_enum, value_name = "WHEN")]

@@ -28,6 +28,7 @@ use crate::output::ColorWhen;
 
 pub const CONFIG_ENV: &str = "BUILDSTATE_CONFIG";
 const COLOR_ENV: &str = "BUILDSTATE_COLOR";
+const LEASE_TOKEN_ENV: &str = "BUILDSTATE_LEASE_TOKEN";
 
 /// A runner setting: its config-file key, its flag's clap id and its environment variable.
 #[derive(Debug, Clone, Copy)]
@@ -170,7 +171,11 @@ impl Early {
     /// `cmd` with the colour, the environment of `--color` and of the runner flags, and
     /// the file's values as the runner flags' defaults.
     pub fn command(&self, cmd: Command) -> Command {
-        let mut cmd = cmd.color(self.color.clap()).mut_arg("color", |a| with_env(a, COLOR_ENV));
+        let mut cmd = cmd
+            .color(self.color.clap())
+            .mut_arg("color", |a| with_env(a, COLOR_ENV))
+            .mut_arg("lease_token", |a| with_env(a, LEASE_TOKEN_ENV))
+            .mut_arg("config", |a| with_env(a, CONFIG_ENV));
         let runners: Vec<String> = cmd
             .get_subcommands()
             .filter(|s| s.get_arguments().any(|a| a.get_id() == "lease_ttl"))
@@ -268,7 +273,7 @@ impl Early {
             None => color_below_flag(file)?,
         };
         let lease_token = global.lease_token.map(|_| match matches.value_source("lease_token") {
-            Some(ValueSource::EnvVariable) => Origin::Env("BUILDSTATE_LEASE_TOKEN"),
+            Some(ValueSource::EnvVariable) => Origin::Env(LEASE_TOKEN_ENV),
             _ => Origin::Flag("--lease-token"),
         });
         Ok(Settings {

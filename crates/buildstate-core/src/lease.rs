@@ -101,8 +101,12 @@ impl Lease {
         now >= self.expires_at
     }
 
-    /// `owner@host (pid N)`, how messages name the holder.
+    /// `owner@host (pid N)`, how messages name the holder; an owner that already names
+    /// the host (the default actor is `$USER@hostname`) is not given it twice.
     pub fn holder(&self) -> String {
+        if self.owner.ends_with(&format!("@{}", self.host)) {
+            return format!("{} (pid {})", self.owner, self.pid);
+        }
         format!("{}@{} (pid {})", self.owner, self.host, self.pid)
     }
 }
@@ -160,5 +164,7 @@ mod tests {
         assert!(lease.is_expired(at(130)), "the expiry instant itself is expired");
         assert!(lease.is_expired(at(200)));
         assert_eq!(lease.holder(), "ci@worker-1 (pid 42)");
+        let default_actor = Lease { owner: "ci@worker-1".into(), ..lease };
+        assert_eq!(default_actor.holder(), "ci@worker-1 (pid 42)", "the host is not named twice");
     }
 }

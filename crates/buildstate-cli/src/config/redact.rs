@@ -14,7 +14,16 @@ pub fn url(text: &str) -> String {
     if buildstate_postgres::conninfo::is_key_value(text) {
         return buildstate_postgres::conninfo::redact_key_values(text);
     }
-    let Some((scheme, rest)) = text.split_once("://") else { return text.to_owned() };
+    let Some((scheme, rest)) = text.split_once("://") else {
+        // `postgres:ci:pw@db/x` is no URL, and no path either: it may hold a password
+        // anywhere, so only its scheme is shown.
+        let lower = text.to_ascii_lowercase();
+        if lower.starts_with("postgres:") || lower.starts_with("postgresql:") {
+            let scheme = text.split(':').next().unwrap_or_default();
+            return format!("{scheme}:{HIDDEN}");
+        }
+        return text.to_owned();
+    };
     // The user info runs to the last `@`, so that a password with an unencoded `?`,
     // `#`, `/` or `@` in it is hidden whole (an `@` further on hides more, never less).
     let authority_end = match rest.rfind('@') {
@@ -80,6 +89,8 @@ mod tests {
         assert_eq!(url("postgres://ci@db/bs"), "postgres://ci@db/bs");
         assert_eq!(url("s3://bucket/prefix"), "s3://bucket/prefix");
         assert_eq!(url("/var/lib/bs.db"), "/var/lib/bs.db");
+        assert_eq!(url("postgres:ci:SuperSecret@127.0.0.1/x"), "postgres:***", "one slash short of a URL");
+        assert_eq!(url("PostgreSQL:/ci:s3cret@db/x"), "PostgreSQL:***");
         assert_eq!(
             url("host=db user=ci password=s3cret dbname=bs"),
             "host=db user=ci password=*** dbname=bs"

@@ -1023,3 +1023,32 @@ fn a_worker_refuses_an_unwritable_logs_directory_before_taking_builds() {
     assert!(!env.path("side.log").exists(), "no step ran");
     assert_eq!(env.json(&["failure", "list"]), serde_json::json!([]), "no failure was recorded");
 }
+
+/// Hostile review: CI templates write `BUILDSTATE_LEASE_TOKEN: ""` and
+/// `BUILDSTATE_CONFIG: ""`; an empty variable counts as unset, as the README says, not
+/// as an empty value that every command refuses.
+#[test]
+fn empty_lease_token_and_config_variables_count_as_unset() {
+    let env = Env::new().with_catalog();
+    env.build("empty-env-1");
+    for var in ["BUILDSTATE_LEASE_TOKEN", "BUILDSTATE_CONFIG"] {
+        let out = env.cmd().env(var, "").args(["build", "list"]).output().expect("run");
+        assert_eq!(out.status.code(), Some(0), "{var}=\"\": {}", String::from_utf8_lossy(&out.stderr));
+        assert!(String::from_utf8_lossy(&out.stdout).contains("empty-env-1"), "{var}");
+    }
+    let out = env.cmd().env("BUILDSTATE_LEASE_TOKEN", "abc").args(["build", "list"]).output().expect("run");
+    assert_eq!(out.status.code(), Some(2), "a token that is not a number is still refused");
+}
+
+/// Hostile review: `config show` printed a `postgres:` value one slash short of a URL
+/// whole, password included, while every command refused it without echoing it.
+#[test]
+fn config_show_hides_a_malformed_postgres_value() {
+    let env = Env::new();
+    let value = "postgres:ci:SuperSecret123@127.0.0.1/x";
+    for args in [&["--db", value, "config", "show"][..], &["--db", value, "config", "show", "--json"]] {
+        let out = env.ok(args);
+        assert!(!out.contains("SuperSecret123"), "{args:?}: {out}");
+        assert!(out.contains("postgres:***"), "{args:?}: {out}");
+    }
+}

@@ -14,6 +14,7 @@ mod exit_codes;
 mod first_use;
 mod fleet;
 mod hostile;
+mod hostile_files;
 mod leases;
 mod lifecycle;
 mod location;

@@ -30,7 +30,9 @@ fn a_build_file_is_its_export_document() {
         assert_eq!(BuildDocument::from_parts(parts), exported, "the file is exactly the export");
         assert!(text.contains("\n  \"current_state\": 15,"), "pretty, with the state at top level:\n{text}");
         assert_eq!(exported.provider.as_deref(), Some("aws"));
-        let recorded = Artifact { milestone: Some(b.state), ..artifact };
+        // The store stamps when it recorded the artifact, and the milestone the build is at.
+        let at = exported.artifacts.first().map_or(artifact.created_at, |a| a.created_at);
+        let recorded = Artifact { milestone: Some(b.state), created_at: at, ..artifact };
         assert_eq!(exported.artifacts, vec![recorded], "recorded at the build's milestone");
     });
 }

@@ -5,6 +5,7 @@
 mod crash;
 mod damage;
 mod disk;
+mod hostile;
 mod waiting;
 
 use std::collections::BTreeMap;

@@ -96,6 +96,16 @@ impl FileConfig {
                 .map_err(|e| src.at(s.span(), format!("{key}: {e}"))),
             None => Ok(None),
         };
+        // A lease ttl outside 3s..24h is this file's fault, said here, not later as if the
+        // flag had been given it.
+        let lease_ttl = |src: &Source, v: &Option<Spanned<String>>| -> Result<Option<String>, CliError> {
+            let Some(text) = duration(v, "lease_ttl")? else { return Ok(None) };
+            let ttl = crate::commands::parse_duration(&text).map_err(|e| src.at(0..0, e))?;
+            match buildstate_runner::dispatch::LeaseTtl::new(ttl) {
+                Ok(_) => Ok(Some(text)),
+                Err(e) => Err(src.at(v.as_ref().map_or(0..0, Spanned::span), format!("lease_ttl: {e}"))),
+            }
+        };
         let color = match &raw.color {
             Some(s) => Some(ColorWhen::parse(s.get_ref().trim()).ok_or_else(|| {
                 src.at(
@@ -113,7 +123,7 @@ impl FileConfig {
             db: non_empty(&raw.db, "db", "a SQLite path, a postgres:// URL or a file:// directory")?,
             sync: non_empty(&raw.sync, "sync", "an s3://, az://, gs:// or file:// URL")?,
             actor: non_empty(&raw.actor, "actor", "the name recorded in history")?,
-            lease_ttl: duration(&raw.lease_ttl, "lease_ttl")?,
+            lease_ttl: lease_ttl(&src, &raw.lease_ttl)?,
             grace: duration(&raw.grace, "grace")?,
             logs_dir: non_empty(&raw.logs_dir, "logs_dir", "a directory")?,
             color,

@@ -1052,3 +1052,20 @@ fn config_show_hides_a_malformed_postgres_value() {
         assert!(out.contains("postgres:***"), "{args:?}: {out}");
     }
 }
+
+/// Hostile review: a `lease_ttl` outside 3s … 24h in the config file passed `config
+/// show` and was then blamed on the `--lease-ttl` flag nobody gave.
+#[test]
+fn a_config_files_lease_ttl_out_of_range_is_the_files_error() {
+    let env = Env::new();
+    let file = env.path("config.toml");
+    std::fs::write(&file, "lease_ttl = \"1s\"\n").expect("write");
+    let config = file.to_str().expect("utf-8");
+    for args in
+        [&["--config", config, "config", "show"][..], &["--config", config, "exec", "x", "5", "--", "true"]]
+    {
+        let err = env.fails(args, 2);
+        assert!(err.contains("config.toml:1:13: lease_ttl:") && err.contains("3s"), "{args:?}: {err}");
+        assert!(!err.contains("--lease-ttl"), "{err}");
+    }
+}

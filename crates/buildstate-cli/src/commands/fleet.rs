@@ -25,6 +25,10 @@ pub struct EnqueueArgs {
     /// Queue fresh builds even where the pipeline already has some
     #[arg(long = "new")]
     fresh: bool,
+    /// Add the matrix's platforms, OS versions and image types missing from the catalog
+    /// if they are well-known ones (the sample catalog's, with its attributes)
+    #[arg(long)]
+    add_missing: bool,
 }
 
 #[derive(Debug, clap::Args)]
@@ -72,7 +76,7 @@ pub async fn enqueue_run(a: EnqueueArgs, ctx: &Ctx) -> Result<(), CliError> {
     let (pipeline, filter) = load(&a.pipeline, &a.only)?;
     // Before any build is created, as `run` does.
     let cells = select_cells(&pipeline, &filter)?;
-    crate::catalog_hint::ensure_cells(ctx.store.as_ref(), &cells, false).await?;
+    crate::catalog_hint::ensure_cells(ctx.store.as_ref(), &cells, a.add_missing).await?;
     let opts = options(ctx, filter, a.fresh, ctx.actor.clone(), &RunnerArgs::default());
     let builds = enqueue(ctx.store.as_ref(), &pipeline, &opts).await?;
     if ctx.json {

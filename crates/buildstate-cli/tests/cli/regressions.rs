@@ -1,7 +1,7 @@
 //! Regression tests for the data loss and security defects hostile testing found
 //! (issue 7, item 3), each against the real binary.
 
-use crate::common::{Env, read};
+use crate::common::{Env, expect_error, read};
 
 /// 3.1: coloured tool output under 4 KiB grew past the limit when escaped, was stored,
 /// and then no read of the store worked again.
@@ -1068,4 +1068,22 @@ fn a_config_files_lease_ttl_out_of_range_is_the_files_error() {
         assert!(err.contains("config.toml:1:13: lease_ttl:") && err.contains("3s"), "{args:?}: {err}");
         assert!(!err.contains("--lease-ttl"), "{err}");
     }
+}
+
+/// Hostile review: `enqueue` on a catalog without the matrix's names hinted "or pass
+/// --add-missing", which it did not take (exit 2); it takes it as `run` does.
+#[test]
+fn enqueue_takes_the_add_missing_it_suggests() {
+    let env = Env::new();
+    env.ok(&["init"]);
+    let pipeline = env.write(
+        "q.yml",
+        "name: q\nmatrix: {platform: [gcp], os: [rhel-9.6], image: [base]}\nstates: {0: {run: \"true\"}}\n",
+    );
+    let pipeline = pipeline.to_str().expect("utf-8 path");
+    let r = env.run(&["enqueue", pipeline]);
+    expect_error(&r, 3, "names missing from the catalog");
+    assert!(r.stderr.contains("--add-missing"), "the hint offers it: {r:?}");
+    let queued = env.json(&["enqueue", pipeline, "--add-missing"]);
+    assert_eq!(queued.as_array().map(Vec::len), Some(1), "{queued}");
 }

@@ -35,7 +35,10 @@ pub fn failure_for(step: &Step, result: &StepResult) -> FailureInfo {
     let mut details = BTreeMap::new();
     details.insert("command".to_owned(), serde_json::Value::String(describe(&step.program)));
     details.insert("log".to_owned(), serde_json::Value::String(result.log.display().to_string()));
-    details.insert("tail".to_owned(), serde_json::Value::String(result.tail.clone()));
+    // Escaped as every free text is (colour codes, CR progress bars, NUL): the raw tail
+    // is in the log. Its length is already bounded by the executor.
+    let tail = buildstate_core::clean_text(&result.tail, usize::MAX);
+    details.insert("tail".to_owned(), serde_json::Value::String(tail));
     details.insert("duration_ms".to_owned(), serde_json::Value::from(result.duration.as_millis() as u64));
     FailureInfo { failure_type, class, component: None, message, details, exit_code: result.exit_code() }
 }

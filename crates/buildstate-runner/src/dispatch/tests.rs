@@ -225,7 +225,10 @@ async fn a_transient_failure_is_retried_under_the_steps_policy() {
 async fn failures_stop_the_build_when_persistent_or_out_of_attempts() {
     let f = Fixture::new(&["base", "hana"]).await;
     // base: exit 2, persistent (not in the transient codes). hana: 75 every time.
-    let failing = step("case $BUILDSTATE_IMAGE in base) exit 2 ;; *) exit 75 ;; esac");
+    // Coloured output with a carriage return, as tools print it.
+    let failing = step(
+        "printf \"\\033[31mFAILED\\033[0m\\r\\n\"; case $BUILDSTATE_IMAGE in base) exit 2 ;; *) exit 75 ;; esac",
+    );
     let states = format!("  0: {}\n  10: {failing}\n  100: {}\n", step("true"), step("true"));
     let pipeline = f.pipeline(&["base", "hana"], &states);
     let (_tx, stop) = no_stop();
@@ -251,6 +254,9 @@ async fn failures_stop_the_build_when_persistent_or_out_of_attempts() {
             .expect("failures");
         assert_eq!(failures.len() as u32, attempts, "{image}: one record per attempt");
         assert!(failures.iter().all(|r| r.info.class == class), "{image}: {failures:?}");
+        let tail = failures[0].info.details.get("tail").and_then(|t| t.as_str()).unwrap_or_default();
+        assert!(tail.contains("FAILED"), "{image}: the tail is kept: {tail:?}");
+        assert!(!tail.contains(['\x1b', '\r']), "{image}: escaped like all free text: {tail:?}");
         let ran = f.side_log().iter().filter(|l| l.starts_with(&format!("{image} 10 "))).count();
         assert_eq!(ran as u32, attempts, "{image}: the step ran once per attempt");
         assert!(

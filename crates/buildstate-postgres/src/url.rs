@@ -175,6 +175,12 @@ pub(crate) fn parse(conninfo: &str, location: &str) -> StoreResult<(Config, Tls)
         // Shows who holds a connection in `pg_stat_activity`.
         config.application_name("buildstate");
     }
+    if config.get_hosts().is_empty() && config.get_hostaddrs().is_empty() {
+        // No host: the local server's Unix socket, as libpq (psql) connects, in the
+        // directory Debian's and most packages' servers use, else libpq's built-in one.
+        let debian = std::path::Path::new("/var/run/postgresql");
+        config.host_path(if debian.is_dir() { debian } else { std::path::Path::new("/tmp") });
+    }
     let home = std::env::var_os("HOME").map(PathBuf::from);
     let tls = Tls::new(params.sslmode.as_deref(), params.sslrootcert.as_deref(), home.as_deref())
         .map_err(&unavailable)?;
@@ -221,6 +227,8 @@ pub(crate) fn use_schema(config: &mut Config, schema: &str) {
 
 #[cfg(test)]
 mod tests {
+    use std::path::Path;
+
     use super::*;
 
     #[test]
@@ -347,6 +355,21 @@ mod tests {
             let config = Config::from_str(&shown).expect("a redacted string still parses");
             assert_ne!(config.get_password(), Some(b"hunter2".as_slice()));
         }
+    }
+
+    #[test]
+    fn no_host_is_the_local_unix_socket_as_for_libpq() {
+        for conninfo in ["postgres:///db", "dbname=db user=u"] {
+            let (config, _) = parse(conninfo, "here").expect("parses");
+            match config.get_hosts() {
+                [Host::Unix(dir)] => {
+                    assert!(dir == Path::new("/var/run/postgresql") || dir == Path::new("/tmp"))
+                }
+                hosts => panic!("{conninfo}: {hosts:?}"),
+            }
+        }
+        let (config, _) = parse("postgres://db.example/db", "here").expect("parses");
+        assert!(matches!(config.get_hosts(), [Host::Tcp(h)] if h == "db.example"), "a host is kept");
     }
 
     #[test]

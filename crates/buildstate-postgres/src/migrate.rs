@@ -12,18 +12,13 @@
 
 use buildstate_store::{StoreError, StoreResult};
 use deadpool_postgres::{GenericClient, Object};
-use sha2::{Digest, Sha256};
 
 use crate::error::PgContext;
 use crate::sql;
 
-/// One schema step. Never edit or reorder a released one: add a new file.
-#[derive(Debug)]
-pub(crate) struct Migration {
-    pub(crate) version: u32,
-    pub(crate) name: &'static str,
-    pub(crate) sql: &'static str,
-}
+// One schema step (never edit or reorder a released one: add a new file), and the
+// checksum `schema_migrations` records of it: shared with the other SQL backend.
+pub(crate) use buildstate_store::sql_rows::{Migration, checksum};
 
 pub(crate) const MIGRATIONS: &[Migration] = &[
     Migration { version: 1, name: "init", sql: include_str!("../migrations/0001_init.sql") },
@@ -37,11 +32,6 @@ pub(crate) const MIGRATIONS: &[Migration] = &[
 
 /// The schema version this binary writes: the last migration's.
 pub const SCHEMA_VERSION: u32 = MIGRATIONS.len() as u32;
-
-/// Lowercase hex SHA-256 of a migration's text.
-pub(crate) fn checksum(text: &str) -> String {
-    Sha256::digest(text.as_bytes()).iter().map(|b| format!("{b:02x}")).collect()
-}
 
 /// `(version, name, checksum)` of a recorded migration.
 type Applied = (i32, String, String);

@@ -418,6 +418,22 @@ pub fn worker(row: &impl ColumnReader) -> StoreResult<WorkerRecord> {
     })
 }
 
+/// One schema step of a SQL backend, embedded in its binary. Never edit or reorder a
+/// released one: add a new file.
+#[derive(Debug)]
+pub struct Migration {
+    pub version: u32,
+    pub name: &'static str,
+    pub sql: &'static str,
+}
+
+/// Lowercase hex SHA-256 of a migration's text, as `schema_migrations` records it and
+/// [`check_applied`] compares it.
+pub fn checksum(text: &str) -> String {
+    use sha2::{Digest, Sha256};
+    Sha256::digest(text.as_bytes()).iter().map(|b| format!("{b:02x}")).collect()
+}
+
 /// Every recorded migration must be one this binary embeds, with the same text.
 ///
 /// `known`: `(version, checksum)` of each embedded migration, versions 1, 2, 3, …;

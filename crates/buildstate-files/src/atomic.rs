@@ -175,42 +175,15 @@ fn same_file(_: &fs::Metadata, _: &fs::Metadata) -> bool {
     true
 }
 
-/// `O_NONBLOCK` where its value is the generic Linux one (every architecture this is
-/// built for; mips, sparc, alpha and parisc differ): opening a FIFO then returns at once
-/// instead of waiting for a writer. The crate has no `libc` dependency for one constant;
-/// elsewhere the `lstat` before the open is the guard.
-#[cfg(all(
-    target_os = "linux",
-    any(
-        target_arch = "x86_64",
-        target_arch = "x86",
-        target_arch = "aarch64",
-        target_arch = "arm",
-        target_arch = "riscv64",
-        target_arch = "powerpc64",
-        target_arch = "s390x",
-        target_arch = "loongarch64"
-    )
-))]
+/// Opens for reading without blocking: a FIFO swapped in after the `lstat` returns at
+/// once instead of waiting for a writer (and is then refused as not a regular file).
+#[cfg(unix)]
 fn open_nonblocking(path: &Path) -> std::io::Result<File> {
     use std::os::unix::fs::OpenOptionsExt;
-    const O_NONBLOCK: i32 = 0o4000;
-    fs::OpenOptions::new().read(true).custom_flags(O_NONBLOCK).open(path)
+    fs::OpenOptions::new().read(true).custom_flags(libc::O_NONBLOCK).open(path)
 }
 
-#[cfg(not(all(
-    target_os = "linux",
-    any(
-        target_arch = "x86_64",
-        target_arch = "x86",
-        target_arch = "aarch64",
-        target_arch = "arm",
-        target_arch = "riscv64",
-        target_arch = "powerpc64",
-        target_arch = "s390x",
-        target_arch = "loongarch64"
-    )
-)))]
+#[cfg(not(unix))]
 fn open_nonblocking(path: &Path) -> std::io::Result<File> {
     File::open(path)
 }

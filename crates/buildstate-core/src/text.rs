@@ -46,7 +46,9 @@ pub fn clean_text(raw: &str, max_bytes: usize) -> String {
         return out;
     }
     let cut = out.len() - max_bytes;
-    let marker = format!("\n… [{cut} bytes cut by buildstate; full output is in the log] …\n");
+    // The count is of the escaped text; a runner's step keeps its whole output in its
+    // attempt log, but text given by hand (`state fail --error @FILE`) has none.
+    let marker = format!("\n… [{cut} bytes cut by buildstate] …\n");
     // Keep an eighth for the head (what was being run) and the rest for the tail.
     let budget = max_bytes.saturating_sub(marker.len());
     let head_len = floor_boundary(&out, budget / 8);

@@ -84,6 +84,8 @@ pub struct Ctx {
     pub syncer: Option<std::sync::Arc<buildstate_sync::Syncer>>,
     /// What every write carries: the lease token of the runner we act for, if any.
     pub guard: Guard,
+    /// `[cost]` of the config file: the hourly rate of each platform.
+    pub cost_rates: std::collections::BTreeMap<String, f64>,
 }
 
 impl Ctx {
@@ -143,6 +145,7 @@ pub async fn run(cli: Cli, settings: Settings) -> Result<Exit, CliError> {
         json: cli.global.json,
         actor: settings.actor.value,
         guard: cli.global.lease_token.map_or_else(Guard::none, |t| Guard::lease(LeaseToken::new(t))),
+        cost_rates: settings.cost,
     };
     command.run(&ctx).await.map_err(|e| e.in_store(&ctx.location))
 }

@@ -114,6 +114,8 @@ pub struct Settings {
     pub lease_token: Option<Origin>,
     /// The config file's rules, by range (the file is their origin).
     pub retry: Vec<RetryRule>,
+    /// `[cost]` of the config file: hourly rate by platform.
+    pub cost: std::collections::BTreeMap<String, f64>,
     pub quiet: bool,
 }
 
@@ -287,6 +289,7 @@ impl Early {
             color,
             lease_token,
             retry: file.map(|f| f.retry.clone()).unwrap_or_default(),
+            cost: file.map(|f| f.cost.clone()).unwrap_or_default(),
             quiet: global.quiet,
         })
     }

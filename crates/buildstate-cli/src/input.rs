@@ -217,3 +217,48 @@ mod tests {
         assert_eq!(read_bounded(&invalid[..], "x", "t").ok().as_deref(), Some("f\u{fffd}o"));
     }
 }
+
+/// `--since` of reports and `prune`: a time or date as [`since`] reads it, or how long
+/// ago (`90d`, `2w`, `36h`, `1h30m`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Since {
+    At(Timestamp),
+    Ago(std::time::Duration),
+}
+
+impl Since {
+    /// The time meant, with "ago" counted back from `now`.
+    pub fn at(self, now: Timestamp) -> Timestamp {
+        match self {
+            Since::At(t) => t,
+            Since::Ago(d) => jiff::SignedDuration::try_from(d)
+                .ok()
+                .and_then(|d| now.checked_sub(d).ok())
+                .unwrap_or(Timestamp::MIN),
+        }
+    }
+}
+
+pub fn since_or_ago(raw: &str) -> Result<Since, String> {
+    let s = raw.trim();
+    if let Ok(t) = since(s) {
+        return Ok(Since::At(t));
+    }
+    // Days and weeks of 24-hour days, which jiff's durations leave out on purpose.
+    let day_units = [('d', 86_400u64), ('w', 7 * 86_400)];
+    for (unit, secs) in day_units {
+        if let Some(n) = s.strip_suffix(unit).and_then(|n| n.trim().parse::<u64>().ok()) {
+            return n
+                .checked_mul(secs)
+                .filter(|&total| total > 0 && total <= 100 * 365 * 86_400)
+                .map(|total| Since::Ago(std::time::Duration::from_secs(total)))
+                .ok_or_else(|| format!("`{s}` is out of range: between 1{unit} and 100 years"));
+        }
+    }
+    crate::commands::parse_duration(s).map(Since::Ago).map_err(|_| {
+        format!(
+            "`{}` is neither a time nor a duration: use 2026-02-12, 2026-02-12T10:00:00Z, or how long ago (90d, 2w, 36h)",
+            s.escape_debug()
+        )
+    })
+}

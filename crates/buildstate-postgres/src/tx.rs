@@ -34,6 +34,7 @@ pub(crate) static DIALECT: Dialect = Dialect {
     lock_stem: Some(crate::sql::LOCK_NUMBER_STEM),
     clock: Some(crate::sql::SERVER_CLOCK),
     select_artifacts: select_artifacts!("position"),
+    month_created: "to_char(created_at AT TIME ZONE 'UTC', 'YYYY-MM-01')",
 };
 
 type Sent<'a> = Pin<Box<dyn Future<Output = StoreResult<Vec<tokio_postgres::Row>>> + Send + 'a>>;

@@ -14,8 +14,13 @@ use crate::error::SqlContext;
 
 /// A write transaction holds the whole database (`BEGIN IMMEDIATE`): no row locks, no
 /// stem locks, and this machine's clock.
-pub(crate) static DIALECT: Dialect =
-    Dialect { row_locks: false, lock_stem: None, clock: None, select_artifacts: select_artifacts!("rowid") };
+pub(crate) static DIALECT: Dialect = Dialect {
+    row_locks: false,
+    lock_stem: None,
+    clock: None,
+    select_artifacts: select_artifacts!("rowid"),
+    month_created: "strftime('%Y-%m-01', created_at / 1000000, 'unixepoch')",
+};
 
 /// The connection of one transaction the handle began.
 pub(crate) struct SqliteConn<'c>(pub(crate) &'c mut Connection);

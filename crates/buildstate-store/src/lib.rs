@@ -15,6 +15,7 @@ mod guard;
 mod lease;
 mod naming;
 mod plan;
+pub mod report;
 pub mod sql;
 pub mod sql_rows;
 mod store;

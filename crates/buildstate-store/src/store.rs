@@ -6,6 +6,7 @@ use buildstate_core::{
     HistoryEvent, Lease, LeaseRequest, LeaseToken, Name, NewBuild, Outcome, WorkerBeat, WorkerRecord,
 };
 
+use crate::report::{Report, ReportRequest};
 use crate::{BuildFilter, FailureFilter, Guard, ImportMode, StoreResult, WorkerList};
 
 /// The one way to read and change buildstate data.
@@ -131,4 +132,8 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     async fn export_build(&self, id: BuildId) -> StoreResult<BuildDocument>;
     /// Stores a validated document, registering catalog items it names that are missing.
     async fn import_build(&self, parts: BuildParts, mode: ImportMode) -> StoreResult<Build>;
+
+    // ── reports ──────────────────────────────────────────────────────────────────────
+    /// Computes a report (`crate::report`) on one consistent snapshot of the store.
+    async fn report(&self, request: &ReportRequest) -> StoreResult<Report>;
 }

@@ -15,6 +15,7 @@ use buildstate_core::{
     Artifact, Build, BuildDocument, BuildId, BuildParts, CatalogItem, CatalogKind, Command, FailureRecord,
     HistoryEvent, Lease, LeaseRequest, LeaseToken, Name, NewBuild, Outcome, WorkerBeat, WorkerRecord,
 };
+use buildstate_store::report::{Report, ReportRequest};
 use buildstate_store::{BuildFilter, FailureFilter, Guard, ImportMode, Store, StoreResult, WorkerList};
 
 use crate::{PushOutcome, Syncer};
@@ -200,6 +201,10 @@ impl Store for SyncedStore {
 
     async fn workers(&self, within: Duration) -> StoreResult<WorkerList> {
         self.inner.workers(within).await
+    }
+
+    async fn report(&self, request: &ReportRequest) -> StoreResult<Report> {
+        self.inner.report(request).await
     }
 }
 

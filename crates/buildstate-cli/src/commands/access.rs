@@ -37,6 +37,7 @@ impl Command {
             | Command::Logs(_)
             | Command::Workers
             | Command::Sync(_)
+            | Command::Report(_)
             | Command::History(_)
             | Command::Failure(_)
             | Command::Lease(_)

@@ -98,6 +98,7 @@ pub async fn run(a: Args) -> Result<Exit, CliError> {
         actor: "demo".to_owned(),
         guard: buildstate_store::Guard::none(),
         syncer: None,
+        cost_rates: Default::default(),
     };
     let pipeline =
         Arc::new(Pipeline::load(&dir.join("pipeline.yaml")).map_err(|e| CliError::internal(e.to_string()))?);

@@ -21,6 +21,7 @@ mod init;
 mod lease;
 mod logs;
 mod meta;
+mod report;
 mod resume;
 mod retry;
 mod rewind;
@@ -75,6 +76,8 @@ pub enum Command {
     /// Object-storage copies of builds (needs --sync URL): push, pull, status
     #[command(subcommand)]
     Sync(sync::Args),
+    /// Answer a monitoring question: overview, matrix, running, attention, durations, cost, … (--list)
+    Report(report::Args),
     /// The history of a build
     History(history::Args),
     /// Failure records: list and resolve
@@ -146,6 +149,7 @@ impl Command {
             Command::Worker(a) => return fleet::worker_run(a, ctx).await,
             Command::Workers => workers::run(ctx).await,
             Command::Sync(a) => return sync::run(a, ctx).await,
+            Command::Report(a) => report::run(a, ctx).await,
             Command::History(a) => history::run(a, ctx).await,
             Command::Failure(a) => failure::run(a, ctx).await,
             Command::Lease(a) => lease::run(a, ctx).await,

@@ -20,7 +20,8 @@ const MAX_CONFIG_BYTES: u64 = 1 << 20;
 /// The top-level keys, in the order the README documents them (a test checks that it
 /// does; serde's own list names them in error messages).
 #[cfg(test)]
-pub const KEYS: &[&str] = &["db", "sync", "actor", "lease_ttl", "grace", "logs_dir", "color", "retry"];
+pub const KEYS: &[&str] =
+    &["db", "sync", "actor", "lease_ttl", "grace", "logs_dir", "color", "retry", "cost"];
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -34,6 +35,9 @@ struct Raw {
     color: Option<Spanned<String>>,
     #[serde(default)]
     retry: BTreeMap<Spanned<String>, Spanned<RawRetry>>,
+    /// Hourly rate per platform: `aws-commercial = 0.68`.
+    #[serde(default)]
+    cost: BTreeMap<Spanned<String>, Spanned<toml::Value>>,
 }
 
 /// A config file, read and checked: every value here is valid.
@@ -49,6 +53,8 @@ pub struct FileConfig {
     pub color: Option<ColorWhen>,
     /// By state range, no two overlapping.
     pub retry: Vec<RetryRule>,
+    /// `[cost]`: the hourly rate of each platform, for the cost reports.
+    pub cost: BTreeMap<String, f64>,
 }
 
 /// The text being read, for error positions.
@@ -128,8 +134,38 @@ impl FileConfig {
             logs_dir: non_empty(&raw.logs_dir, "logs_dir", "a directory")?,
             color,
             retry: retry::rules(src, &raw.retry)?,
+            cost: rates(src, &raw.cost)?,
         })
     }
+}
+
+/// `[cost]`: platform names (as the catalog spells them) to non-negative hourly rates.
+fn rates(
+    src: Source<'_>,
+    raw: &BTreeMap<Spanned<String>, Spanned<toml::Value>>,
+) -> Result<BTreeMap<String, f64>, CliError> {
+    let mut out = BTreeMap::new();
+    for (k, v) in raw {
+        let name = k.get_ref();
+        if let Err(e) = buildstate_core::Name::new(name) {
+            return Err(src.at(k.span(), format!("cost: `{name}` is not a platform name: {e}")));
+        }
+        let rate = match v.get_ref() {
+            toml::Value::Float(f) => *f,
+            toml::Value::Integer(i) => *i as f64,
+            other => {
+                return Err(src.at(
+                    v.span(),
+                    format!("cost.{name}: expected an hourly rate such as 0.68, not {}", other.type_str()),
+                ));
+            }
+        };
+        if !rate.is_finite() || !(0.0..=1e6).contains(&rate) {
+            return Err(src.at(v.span(), format!("cost.{name}: {rate} is not an hourly rate (0 to 1000000)")));
+        }
+        out.insert(name.clone(), rate);
+    }
+    Ok(out)
 }
 
 /// A TOML or shape error in our words: position first, one line, and for an unknown

@@ -22,11 +22,12 @@ use std::pin::Pin;
 
 use async_trait::async_trait;
 use buildstate_core::{
-    Artifact, Build, BuildId, BuildNumber, CatalogItem, CatalogKind, FailureRecord, HistoryEvent, Lease,
-    Name, WorkerRecord,
+    Artifact, Build, BuildId, BuildNumber, CatalogItem, CatalogKind, EventKind, FailureRecord, HistoryEvent,
+    Lease, Name, WorkerRecord,
 };
 use jiff::Timestamp;
 
+use crate::report::{BuildCount, Group, ReportFilter};
 use crate::{BuildFilter, FailureFilter, LeaseRecord, StoreResult, sequence_of};
 
 /// What a unit of work needs from its transaction.
@@ -152,4 +153,56 @@ pub trait Tx: Send {
     async fn workers_seen_since(&mut self, since: Timestamp) -> StoreResult<Vec<WorkerRecord>>;
     /// Deletes every record whose `last_seen` is before `before`.
     async fn forget_workers(&mut self, before: Timestamp) -> StoreResult<()>;
+
+    // ── reports ──────────────────────────────────────────────────────────────────────
+    // What `crate::report` computes every report from. The defaults are built on the
+    // primitives above, in memory: right for small stores (JSON files) and for any new
+    // backend until it answers them natively. SQL backends run them in the database.
+
+    /// Every build matching `filter`, in any order.
+    async fn report_builds(&mut self, filter: &ReportFilter) -> StoreResult<Vec<Build>> {
+        let mut builds = self.list_builds(&filter.base()).await?;
+        builds.retain(|b| filter.matches(b));
+        Ok(builds)
+    }
+
+    /// The latest build (by creation time, then id) of each platform × OS × image type
+    /// among those matching `filter`, in any order.
+    async fn latest_builds(&mut self, filter: &ReportFilter) -> StoreResult<Vec<Build>> {
+        Ok(crate::report::latest_of(self.report_builds(filter).await?))
+    }
+
+    /// Builds matching `filter`, counted by `by`, status and `needs_intervention`; only
+    /// non-zero counts, in any order.
+    async fn count_builds(&mut self, filter: &ReportFilter, by: Group) -> StoreResult<Vec<BuildCount>> {
+        Ok(crate::report::count_in_memory(&self.report_builds(filter).await?, by))
+    }
+
+    /// The events of `kinds` of every build matching `filter`, by build id, then `seq`.
+    async fn report_events(
+        &mut self,
+        filter: &ReportFilter,
+        kinds: &[EventKind],
+    ) -> StoreResult<Vec<(BuildId, HistoryEvent)>> {
+        let mut ids: Vec<BuildId> = self.report_builds(filter).await?.iter().map(|b| b.id).collect();
+        ids.sort();
+        let mut events = Vec::new();
+        for id in ids {
+            let history = self.history(id).await?;
+            events.extend(history.into_iter().filter(|e| kinds.contains(&e.kind)).map(|e| (id, e)));
+        }
+        Ok(events)
+    }
+
+    /// Every failure record of the builds matching `filter`, in any order.
+    async fn report_failures(&mut self, filter: &ReportFilter) -> StoreResult<Vec<FailureRecord>> {
+        let mut records = Vec::new();
+        for b in self.report_builds(filter).await? {
+            if b.failure_count > 0 {
+                let of_build = FailureFilter { build: Some(b.id), ..FailureFilter::default() };
+                records.extend(self.failures(&of_build).await?);
+            }
+        }
+        Ok(records)
+    }
 }

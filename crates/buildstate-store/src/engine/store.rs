@@ -10,6 +10,7 @@ use buildstate_core::{
 };
 
 use super::{Backend, Mode, builds, catalog, documents, leases, records, work, workers};
+use crate::report::{Report, ReportRequest};
 use crate::{BuildFilter, FailureFilter, Guard, ImportMode, Store, StoreResult, WorkerList};
 
 use Mode::{Read, Write};
@@ -155,5 +156,10 @@ impl<B: Backend> Store for B {
     async fn import_build(&self, parts: BuildParts, mode: ImportMode) -> StoreResult<Build> {
         let w = work((parts, mode), |tx, (parts, mode)| Box::pin(documents::import(tx, parts, *mode)));
         self.transact(Write, "import a build", w).await
+    }
+
+    async fn report(&self, request: &ReportRequest) -> StoreResult<Report> {
+        let w = work(request.clone(), |tx, r| Box::pin(crate::report::compute(tx, r)));
+        self.transact(Read, "compute a report", w).await
     }
 }

@@ -59,4 +59,6 @@ pub struct Dialect {
     pub clock: Option<&'static str>,
     /// `select_artifacts!` with the order artifacts were first recorded in.
     pub select_artifacts: &'static str,
+    /// `created_at`'s UTC month as text, `YYYY-MM-01`: the reports' month buckets.
+    pub month_created: &'static str,
 }

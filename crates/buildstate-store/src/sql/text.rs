@@ -83,6 +83,11 @@ pub const DELETE_BUILD: &str = "DELETE FROM builds WHERE id = $1";
 
 // ── history, failures, artifacts ────────────────────────────────────────────────────
 
+/// The start of the report query of events; conditions are appended.
+pub const SELECT_ALL_EVENTS: &str = concat!("SELECT ", event_columns!(), " FROM events");
+/// A build's `pipeline` metadata value is `$`: JSON text in SQLite and `jsonb` in
+/// PostgreSQL both read a key with `->>`.
+pub const PIPELINE_IS: &str = "metadata ->> 'pipeline' = $";
 pub const SELECT_EVENTS: &str =
     concat!("SELECT ", event_columns!(), " FROM events WHERE build_id = $1 ORDER BY seq");
 /// The start of every `failures` query; conditions are appended.

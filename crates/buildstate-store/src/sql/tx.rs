@@ -3,8 +3,8 @@
 
 use async_trait::async_trait;
 use buildstate_core::{
-    Artifact, Build, BuildId, BuildNumber, CatalogItem, CatalogKind, FailureRecord, HistoryEvent, Lease,
-    Name, WorkerRecord,
+    Artifact, Build, BuildId, BuildNumber, CatalogItem, CatalogKind, EventKind, FailureRecord, HistoryEvent,
+    Lease, Name, WorkerRecord,
 };
 use jiff::Timestamp;
 
@@ -12,8 +12,11 @@ use super::conn::{Dialect, Row, SqlConn, SqlWrite};
 use super::row::{ValueRow, catalog_item};
 use super::text::{self, KindSql};
 use super::value::{self, SqlValue, to_i64};
+use crate::report::{BuildCount, Group, ReportFilter};
 use crate::sql_rows::ColumnReader;
 use crate::{BuildFilter, FailureFilter, LeaseRecord, Mode, StoreResult, Tx, prefix_upper_bound};
+
+mod report;
 
 /// One transaction of the engine on a SQL connection.
 #[derive(Debug)]
@@ -368,5 +371,29 @@ impl<C: SqlConn> Tx for SqlTx<C> {
 
     async fn forget_workers(&mut self, before: Timestamp) -> StoreResult<()> {
         self.write(text::DELETE_WORKERS_BEFORE, "forget workers", vec![before.into()]).await
+    }
+
+    async fn report_builds(&mut self, filter: &ReportFilter) -> StoreResult<Vec<Build>> {
+        self.sql_report_builds(filter).await
+    }
+
+    async fn latest_builds(&mut self, filter: &ReportFilter) -> StoreResult<Vec<Build>> {
+        self.sql_latest_builds(filter).await
+    }
+
+    async fn count_builds(&mut self, filter: &ReportFilter, by: Group) -> StoreResult<Vec<BuildCount>> {
+        self.sql_count_builds(filter, by).await
+    }
+
+    async fn report_events(
+        &mut self,
+        filter: &ReportFilter,
+        kinds: &[EventKind],
+    ) -> StoreResult<Vec<(BuildId, HistoryEvent)>> {
+        self.sql_report_events(filter, kinds).await
+    }
+
+    async fn report_failures(&mut self, filter: &ReportFilter) -> StoreResult<Vec<FailureRecord>> {
+        self.sql_report_failures(filter).await
     }
 }

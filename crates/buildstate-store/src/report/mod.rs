@@ -1,0 +1,108 @@
+//! Reports: every monitoring question (SPEC §6) answered from the store, the same on
+//! every backend.
+//!
+//! Each report is written once, here, over a handful of [`Tx`] primitives that select
+//! builds, their attempts and their failure records by a [`ReportFilter`], and count
+//! builds by a [`Group`]. The primitives have in-memory defaults built on the other
+//! primitives (what the JSON-file store uses); the SQL backends answer them with shared
+//! SQL that filters, counts and picks the latest build per cell in the database.
+//! `Store::report` runs a report in one read transaction: one consistent snapshot.
+
+mod counts;
+mod failures;
+mod lists;
+mod request;
+mod stats;
+mod table;
+mod timing;
+
+use buildstate_core::BuildStatus;
+
+pub use counts::{latest_of, month_key};
+pub use request::{PIPELINE_KEY, ReportFilter, ReportName, ReportRequest};
+pub use stats::{Summary, mean, nearest_rank};
+pub use table::{Cell, CellKind, Column, Report, cents};
+pub use timing::{band, pattern, resume_savings};
+
+use crate::{StoreResult, Tx};
+
+/// What [`Tx::count_builds`] groups by, besides status and whether a person is needed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Group {
+    All,
+    Platform,
+    Os,
+    ImageType,
+    State,
+    /// The UTC month of creation, keyed `YYYY-MM-01` ([`month_key`]).
+    Month,
+}
+
+/// Builds of one group, status and need of a person.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct BuildCount {
+    /// The group's value: a name, a state code's digits, a month; empty for [`Group::All`].
+    pub key: String,
+    pub status: BuildStatus,
+    pub needs_intervention: bool,
+    pub builds: u64,
+}
+
+/// The group key of a build, as [`Tx::count_builds`] reports it.
+pub fn group_key(b: &buildstate_core::Build, by: Group) -> String {
+    match by {
+        Group::All => String::new(),
+        Group::Platform => b.platform.to_string(),
+        Group::Os => b.os.to_string(),
+        Group::ImageType => b.image_type.to_string(),
+        Group::State => b.state.get().to_string(),
+        Group::Month => month_key(b.created_at),
+    }
+}
+
+/// Counts builds in memory: [`Tx::count_builds`]'s meaning, and its default.
+pub fn count_in_memory(builds: &[buildstate_core::Build], by: Group) -> Vec<BuildCount> {
+    let mut counts: std::collections::BTreeMap<(String, &'static str, bool), (BuildStatus, u64)> =
+        Default::default();
+    for b in builds {
+        let e = counts
+            .entry((group_key(b, by), b.status.as_str(), b.needs_intervention))
+            .or_insert((b.status, 0));
+        e.1 += 1;
+    }
+    counts
+        .into_iter()
+        .map(|((key, _, needs_intervention), (status, builds))| BuildCount {
+            key,
+            status,
+            needs_intervention,
+            builds,
+        })
+        .collect()
+}
+
+/// Computes `req` on one transaction.
+pub(crate) async fn compute(tx: &mut dyn Tx, req: &ReportRequest) -> StoreResult<Report> {
+    let now = tx.now().await?;
+    match req.name {
+        ReportName::Overview => counts::overview(tx, req, now).await,
+        ReportName::Platforms => counts::per(tx, req, now, Group::Platform).await,
+        ReportName::Os => counts::per(tx, req, now, Group::Os).await,
+        ReportName::Images => counts::per(tx, req, now, Group::ImageType).await,
+        ReportName::Matrix => counts::matrix(tx, req, now).await,
+        ReportName::States => counts::states(tx, req, now).await,
+        ReportName::SuccessRate => counts::success_rate(tx, req, now).await,
+        ReportName::Running => timing::running(tx, req, now).await,
+        ReportName::Eta => timing::eta(tx, req, now).await,
+        ReportName::Attention => lists::attention(tx, req, now).await,
+        ReportName::ExcessiveFailures => lists::excessive(tx, req, now).await,
+        ReportName::Resumable => lists::resumable(tx, req, now).await,
+        ReportName::Ready => lists::ready(tx, req, now).await,
+        ReportName::Failures => failures::failures(tx, req, now).await,
+        ReportName::Durations => timing::durations(tx, req, now).await,
+        ReportName::PlatformDurations => timing::platform_durations(tx, req, now).await,
+        ReportName::TimeSaved => timing::time_saved(tx, req, now).await,
+        ReportName::Cost => timing::cost(tx, req, now).await,
+        ReportName::Flaky => timing::flaky(tx, req, now).await,
+    }
+}

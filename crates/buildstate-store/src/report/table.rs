@@ -1,0 +1,261 @@
+//! What every report produces: named, typed columns and rows of cells, so that one
+//! shape serves the CLI's table and CSV, stable JSON, and the HTTP API.
+
+use jiff::Timestamp;
+use serde::ser::{SerializeMap, SerializeStruct};
+use serde::{Serialize, Serializer};
+
+use super::ReportName;
+
+/// How a column's cells read; the CLI formats by it (durations as `4m 05s`, times in
+/// UTC), JSON and CSV keep the raw value (milliseconds, RFC 3339).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum CellKind {
+    Text,
+    Count,
+    /// Milliseconds.
+    Duration,
+    Time,
+    /// A percentage, 0–100, one decimal.
+    Percent,
+    /// Money in the configured rates' currency, two decimals.
+    Money,
+    Flag,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Column {
+    /// The JSON key and CSV header: snake_case, pinned by snapshot tests.
+    pub key: &'static str,
+    pub kind: CellKind,
+}
+
+/// One value. Numbers that are not whole (percentages, money) are kept as integer
+/// hundredths so that every backend gives byte-identical JSON.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Cell {
+    Null,
+    Text(String),
+    Int(i64),
+    /// Hundredths: 1234 is 12.34.
+    Cents(i64),
+    Time(Timestamp),
+    Flag(bool),
+}
+
+impl Cell {
+    pub fn text(s: impl Into<String>) -> Cell {
+        Cell::Text(s.into())
+    }
+
+    pub fn count(n: impl TryInto<i64>) -> Cell {
+        n.try_into().map_or(Cell::Null, Cell::Int)
+    }
+
+    pub fn opt_count(n: Option<u64>) -> Cell {
+        n.map_or(Cell::Null, Cell::count)
+    }
+
+    pub fn opt_text(s: Option<impl Into<String>>) -> Cell {
+        s.map_or(Cell::Null, |s| Cell::Text(s.into()))
+    }
+
+    pub fn opt_time(t: Option<Timestamp>) -> Cell {
+        t.map_or(Cell::Null, Cell::Time)
+    }
+
+    /// `part / whole` as a percentage with one decimal (kept as hundredths), `Null`
+    /// when `whole` is 0.
+    pub fn percent(part: u64, whole: u64) -> Cell {
+        if whole == 0 {
+            return Cell::Null;
+        }
+        // Round half up to one decimal, in integers: 10 * 100 * part / whole tenths.
+        let tenths = (part as u128 * 2000 / whole as u128).div_ceil(2);
+        Cell::Cents(tenths as i64 * 10)
+    }
+
+    /// An amount of money, rounded half up to the cent.
+    pub fn money(amount: Option<f64>) -> Cell {
+        match amount {
+            Some(a) if a.is_finite() => Cell::Cents((a * 100.0).round() as i64),
+            _ => Cell::Null,
+        }
+    }
+
+    pub fn as_int(&self) -> Option<i64> {
+        match self {
+            Cell::Int(n) | Cell::Cents(n) => Some(*n),
+            _ => None,
+        }
+    }
+
+    /// The value as plain text, as CSV holds it.
+    pub fn plain(&self) -> String {
+        match self {
+            Cell::Null => String::new(),
+            Cell::Text(s) => s.clone(),
+            Cell::Int(n) => n.to_string(),
+            Cell::Cents(c) => cents(*c),
+            Cell::Time(t) => t.to_string(),
+            Cell::Flag(b) => b.to_string(),
+        }
+    }
+}
+
+/// `1234` → `12.34`, `-5` → `-0.05`.
+pub fn cents(c: i64) -> String {
+    let sign = if c < 0 { "-" } else { "" };
+    let c = c.unsigned_abs();
+    format!("{sign}{}.{:02}", c / 100, c % 100)
+}
+
+impl Serialize for Cell {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match self {
+            Cell::Null => s.serialize_none(),
+            Cell::Text(t) => s.serialize_str(t),
+            Cell::Int(n) => s.serialize_i64(*n),
+            // A JSON number with exactly the decimals shown: 12.5 stays 12.5.
+            Cell::Cents(c) => s.serialize_f64(*c as f64 / 100.0),
+            Cell::Time(t) => t.serialize(s),
+            Cell::Flag(b) => s.serialize_bool(*b),
+        }
+    }
+}
+
+/// A computed report.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Report {
+    pub name: ReportName,
+    /// The store's clock when the report was computed: what "elapsed" and ETAs are from.
+    pub generated_at: Timestamp,
+    pub columns: Vec<Column>,
+    pub rows: Vec<Vec<Cell>>,
+    /// Figures about the whole report (totals), by key.
+    pub summary: Vec<(&'static str, Cell)>,
+    /// What a reader should know to read the figures right (a platform without a rate).
+    pub notes: Vec<String>,
+}
+
+impl Report {
+    pub(crate) fn new(
+        name: ReportName,
+        generated_at: Timestamp,
+        columns: &[(&'static str, CellKind)],
+    ) -> Self {
+        Report {
+            name,
+            generated_at,
+            columns: columns.iter().map(|&(key, kind)| Column { key, kind }).collect(),
+            rows: Vec::new(),
+            summary: Vec::new(),
+            notes: Vec::new(),
+        }
+    }
+
+    pub(crate) fn push(&mut self, row: Vec<Cell>) {
+        debug_assert_eq!(row.len(), self.columns.len(), "{}: a row of the wrong width", self.name);
+        self.rows.push(row);
+    }
+
+    /// The cell of `key` in `row`.
+    pub fn get<'r>(&self, row: &'r [Cell], key: &str) -> Option<&'r Cell> {
+        self.columns.iter().position(|c| c.key == key).and_then(|i| row.get(i))
+    }
+
+    /// The rows as CSV: a header of column keys, then one line per row (RFC 4180
+    /// quoting). Summary and notes are not part of it: a spreadsheet wants a rectangle.
+    pub fn to_csv(&self) -> String {
+        let mut out = String::new();
+        let header: Vec<String> = self.columns.iter().map(|c| csv_field(c.key)).collect();
+        out.push_str(&header.join(","));
+        out.push_str("\r\n");
+        for row in &self.rows {
+            let fields: Vec<String> = row.iter().map(|c| csv_field(&c.plain())).collect();
+            out.push_str(&fields.join(","));
+            out.push_str("\r\n");
+        }
+        out
+    }
+}
+
+/// A CSV field, quoted when it holds a comma, quote or line break. A field that a
+/// spreadsheet would run as a formula (`=`, `+`, `-`, `@` first) gets a leading `'`,
+/// since failure messages come from build output.
+fn csv_field(s: &str) -> String {
+    let s = match s.chars().next() {
+        Some('=' | '+' | '@' | '\t' | '\r') => format!("'{s}"),
+        Some('-') if s.parse::<f64>().is_err() => format!("'{s}"),
+        _ => s.to_owned(),
+    };
+    if s.contains([',', '"', '\n', '\r']) { format!("\"{}\"", s.replace('"', "\"\"")) } else { s }
+}
+
+/// `{"report", "generated_at", "columns", "rows": [{key: value}], "summary", "notes"}`.
+impl Serialize for Report {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        struct Row<'a>(&'a [Column], &'a [Cell]);
+        impl Serialize for Row<'_> {
+            fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+                let mut m = s.serialize_map(Some(self.0.len()))?;
+                for (c, v) in self.0.iter().zip(self.1) {
+                    m.serialize_entry(c.key, v)?;
+                }
+                m.end()
+            }
+        }
+        struct Summary<'a>(&'a [(&'static str, Cell)]);
+        impl Serialize for Summary<'_> {
+            fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+                let mut m = s.serialize_map(Some(self.0.len()))?;
+                for (k, v) in self.0 {
+                    m.serialize_entry(k, v)?;
+                }
+                m.end()
+            }
+        }
+        #[derive(Serialize)]
+        struct ColumnView {
+            key: &'static str,
+            kind: CellKind,
+        }
+        let columns: Vec<ColumnView> =
+            self.columns.iter().map(|c| ColumnView { key: c.key, kind: c.kind }).collect();
+        let rows: Vec<Row<'_>> = self.rows.iter().map(|r| Row(&self.columns, r)).collect();
+        let mut st = s.serialize_struct("Report", 6)?;
+        st.serialize_field("report", self.name.as_str())?;
+        st.serialize_field("generated_at", &self.generated_at)?;
+        st.serialize_field("columns", &columns)?;
+        st.serialize_field("rows", &rows)?;
+        st.serialize_field("summary", &Summary(&self.summary))?;
+        st.serialize_field("notes", &self.notes)?;
+        st.end()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn percentages_round_half_up_to_one_decimal() {
+        assert_eq!(Cell::percent(1, 3), Cell::Cents(3330));
+        assert_eq!(Cell::percent(2, 3), Cell::Cents(6670));
+        assert_eq!(Cell::percent(1, 8), Cell::Cents(1250));
+        assert_eq!(Cell::percent(0, 0), Cell::Null);
+        assert_eq!(Cell::percent(5, 5), Cell::Cents(10_000));
+    }
+
+    #[test]
+    fn csv_quotes_and_defuses_formulas() {
+        assert_eq!(csv_field("a,b"), "\"a,b\"");
+        assert_eq!(csv_field("say \"hi\""), "\"say \"\"hi\"\"\"");
+        assert_eq!(csv_field("=cmd()"), "'=cmd()");
+        assert_eq!(csv_field("-12.5"), "-12.5");
+        assert_eq!(csv_field("-rf"), "'-rf");
+        assert_eq!(cents(-5), "-0.05");
+        assert_eq!(cents(1234), "12.34");
+    }
+}

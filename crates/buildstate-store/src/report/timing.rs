@@ -1,0 +1,580 @@
+//! Reports about time (and the money it costs): milestone durations, build durations per
+//! platform, running builds and their expected finish, what resuming saved, cost per
+//! phase, and flaky milestones. Attempts are the `completed` and `failed` events of the
+//! history, each with its duration.
+
+use std::collections::{BTreeMap, HashMap};
+
+use buildstate_core::{
+    Build, BuildId, BuildStatus, EventKind, FailureClass, HistoryEvent, Name, StateCatalog, StateCode,
+};
+use jiff::{SignedDuration, Timestamp};
+
+use super::counts::milestone_name;
+use super::stats::{self, Summary};
+use super::table::{Cell, CellKind::*, Report};
+use super::{ReportFilter, ReportName, ReportRequest};
+use crate::{StoreResult, Tx};
+
+const ATTEMPTS: &[EventKind] = &[EventKind::Completed, EventKind::Failed];
+
+fn ms_between(a: Timestamp, b: Timestamp) -> u64 {
+    u64::try_from(b.as_millisecond() - a.as_millisecond()).unwrap_or(0)
+}
+
+fn summary_cells(s: Option<Summary>) -> Vec<Cell> {
+    match s {
+        Some(s) => [s.count, s.mean, s.min, s.p50, s.p90, s.max].into_iter().map(Cell::count).collect(),
+        None => vec![Cell::count(0), Cell::Null, Cell::Null, Cell::Null, Cell::Null, Cell::Null],
+    }
+}
+
+const SUMMARY_COLUMNS: [(&str, super::table::CellKind); 6] = [
+    ("count", Count),
+    ("mean_ms", Duration),
+    ("min_ms", Duration),
+    ("p50_ms", Duration),
+    ("p90_ms", Duration),
+    ("max_ms", Duration),
+];
+
+/// Per milestone, over completed attempts.
+pub(super) async fn durations(tx: &mut dyn Tx, req: &ReportRequest, now: Timestamp) -> StoreResult<Report> {
+    let mut by_state: BTreeMap<u8, Vec<u64>> = BTreeMap::new();
+    for (_, e) in tx.report_events(&req.filter, &[EventKind::Completed]).await? {
+        by_state.entry(e.state.get()).or_default().push(e.duration_ms.unwrap_or(0));
+    }
+    let mut columns = vec![("state", Count), ("state_name", Text)];
+    columns.extend(SUMMARY_COLUMNS);
+    let mut r = Report::new(ReportName::Durations, now, &columns);
+    let default = StateCatalog::default_catalog();
+    for (state, values) in by_state {
+        let mut row = vec![Cell::count(state), Cell::Text(milestone_name(tx, &default, state).await?)];
+        row.extend(summary_cells(Summary::of(values)));
+        r.push(row);
+    }
+    Ok(r)
+}
+
+/// Per platform, over delivered builds: first start to delivery.
+pub(super) async fn platform_durations(
+    tx: &mut dyn Tx,
+    req: &ReportRequest,
+    now: Timestamp,
+) -> StoreResult<Report> {
+    let mut by_platform: BTreeMap<String, Vec<u64>> = BTreeMap::new();
+    if let Some(filter) = req.filter.narrowed(&[BuildStatus::Completed]) {
+        for b in tx.report_builds(&filter).await? {
+            by_platform.entry(b.platform.to_string()).or_default().push(b.duration_ms(now).unwrap_or(0));
+        }
+    }
+    let mut columns = vec![("platform", Text)];
+    columns.extend(SUMMARY_COLUMNS);
+    let mut r = Report::new(ReportName::PlatformDurations, now, &columns);
+    let mut rows: Vec<(String, Summary)> =
+        by_platform.into_iter().filter_map(|(p, v)| Summary::of(v).map(|s| (p, s))).collect();
+    rows.sort_by(|a, b| b.1.count.cmp(&a.1.count).then_with(|| a.0.cmp(&b.0)));
+    for (p, s) in rows {
+        let mut row = vec![Cell::Text(p)];
+        row.extend(summary_cells(Some(s)));
+        r.push(row);
+    }
+    Ok(r)
+}
+
+// ── expected finish ─────────────────────────────────────────────────────────────────
+
+/// p50 and p90 of completed attempts per milestone, for one platform × OS × image type
+/// cell and over all builds.
+#[derive(Default)]
+struct History {
+    cell: HashMap<(Name, Name, Name, u8), (u64, u64)>,
+    all: HashMap<u8, (u64, u64)>,
+}
+
+impl History {
+    /// From every completed attempt in the store: an ETA learns from all builds,
+    /// whatever the filter selects to show.
+    async fn load(tx: &mut dyn Tx) -> StoreResult<History> {
+        let everything = ReportFilter::default();
+        let builds: HashMap<BuildId, (Name, Name, Name)> = tx
+            .report_builds(&everything)
+            .await?
+            .into_iter()
+            .map(|b| (b.id, (b.platform, b.os, b.image_type)))
+            .collect();
+        let mut cell: HashMap<(Name, Name, Name, u8), Vec<u64>> = HashMap::new();
+        let mut all: HashMap<u8, Vec<u64>> = HashMap::new();
+        for (id, e) in tx.report_events(&everything, &[EventKind::Completed]).await? {
+            let d = e.duration_ms.unwrap_or(0);
+            all.entry(e.state.get()).or_default().push(d);
+            if let Some((p, o, i)) = builds.get(&id) {
+                cell.entry((p.clone(), o.clone(), i.clone(), e.state.get())).or_default().push(d);
+            }
+        }
+        let q = |v: Vec<u64>| Summary::of(v).map(|s| (s.p50, s.p90)).unwrap_or((0, 0));
+        Ok(History {
+            cell: cell.into_iter().map(|(k, v)| (k, q(v))).collect(),
+            all: all.into_iter().map(|(k, v)| (k, q(v))).collect(),
+        })
+    }
+
+    fn estimate(&self, b: &Build, now: Timestamp) -> Estimate {
+        let elapsed = b.attempt_started_at.map_or(0, |t| ms_between(t, now));
+        let (mut p50, mut p90, mut from_cell, mut from_all, mut unknown) = (0u64, 0u64, 0u32, 0u32, 0u32);
+        for code in b.catalog.codes().filter(|c| *c >= b.state) {
+            let key = (b.platform.clone(), b.os.clone(), b.image_type.clone(), code.get());
+            let (m50, m90) = if let Some(q) = self.cell.get(&key) {
+                from_cell += 1;
+                *q
+            } else if let Some(q) = self.all.get(&code.get()) {
+                from_all += 1;
+                *q
+            } else {
+                unknown += 1;
+                (0, 0)
+            };
+            // The milestone under way has already run for `elapsed`.
+            let spent = if code == b.state { elapsed } else { 0 };
+            p50 += m50.saturating_sub(spent);
+            p90 += m90.saturating_sub(spent);
+        }
+        let basis = match (from_cell, from_all) {
+            (0, 0) => "none",
+            (_, 0) => "cell",
+            (0, _) => "all",
+            _ => "mixed",
+        };
+        Estimate { p50, p90, basis, unknown }
+    }
+}
+
+struct Estimate {
+    p50: u64,
+    p90: u64,
+    /// Whose history: `cell` (same platform × OS × image type), `all`, `mixed`, `none`.
+    basis: &'static str,
+    /// Milestones ahead that no build has completed yet.
+    unknown: u32,
+}
+
+impl Estimate {
+    fn finish(&self, now: Timestamp, ms: u64) -> Option<Timestamp> {
+        if self.basis == "none" {
+            return None;
+        }
+        now.checked_add(SignedDuration::from_millis(i64::try_from(ms).ok()?)).ok()
+    }
+}
+
+async fn running_builds(tx: &mut dyn Tx, req: &ReportRequest) -> StoreResult<Vec<Build>> {
+    let Some(filter) = req.filter.narrowed(&[BuildStatus::Running]) else { return Ok(Vec::new()) };
+    let mut builds = tx.report_builds(&filter).await?;
+    builds.sort_by_key(|b| (b.started_at, b.id));
+    Ok(builds)
+}
+
+fn build_cells(b: &Build) -> Vec<Cell> {
+    vec![
+        Cell::text(b.number.as_str()),
+        Cell::text(b.platform.as_str()),
+        Cell::text(b.os.as_str()),
+        Cell::text(b.image_type.as_str()),
+        Cell::count(b.state.get()),
+        Cell::text(b.state_name()),
+    ]
+}
+
+const BUILD_COLUMNS: [(&str, super::table::CellKind); 6] = [
+    ("build", Text),
+    ("platform", Text),
+    ("os", Text),
+    ("image_type", Text),
+    ("state", Count),
+    ("state_name", Text),
+];
+
+pub(super) async fn eta(tx: &mut dyn Tx, req: &ReportRequest, now: Timestamp) -> StoreResult<Report> {
+    let builds = running_builds(tx, req).await?;
+    let history = if builds.is_empty() { History::default() } else { History::load(tx).await? };
+    let mut columns = BUILD_COLUMNS.to_vec();
+    columns.extend([
+        ("elapsed_ms", Duration),
+        ("remaining_p50_ms", Duration),
+        ("remaining_p90_ms", Duration),
+        ("finish_p50", Time),
+        ("finish_p90", Time),
+        ("basis", Text),
+        ("milestones_without_history", Count),
+    ]);
+    let mut r = Report::new(ReportName::Eta, now, &columns);
+    for b in &builds {
+        let e = history.estimate(b, now);
+        let mut row = build_cells(b);
+        row.extend([
+            Cell::opt_count(b.duration_ms(now)),
+            Cell::count(e.p50),
+            Cell::count(e.p90),
+            Cell::opt_time(e.finish(now, e.p50)),
+            Cell::opt_time(e.finish(now, e.p90)),
+            Cell::text(e.basis),
+            Cell::count(e.unknown),
+        ]);
+        r.push(row);
+    }
+    Ok(r)
+}
+
+pub(super) async fn running(tx: &mut dyn Tx, req: &ReportRequest, now: Timestamp) -> StoreResult<Report> {
+    let builds = running_builds(tx, req).await?;
+    let history = if builds.is_empty() { History::default() } else { History::load(tx).await? };
+    let leases: HashMap<BuildId, buildstate_core::Lease> =
+        tx.held_leases().await?.into_iter().map(|(_, l)| (l.build_id, l)).collect();
+    let mut columns = BUILD_COLUMNS.to_vec();
+    columns.extend([
+        ("attempt", Count),
+        ("elapsed_ms", Duration),
+        ("attempt_elapsed_ms", Duration),
+        ("runner", Text),
+        ("lease_expires_at", Time),
+        ("eta", Time),
+    ]);
+    let mut r = Report::new(ReportName::Running, now, &columns);
+    for b in &builds {
+        let lease = leases.get(&b.id);
+        let e = history.estimate(b, now);
+        let mut row = build_cells(b);
+        row.extend([
+            Cell::count(b.attempt),
+            Cell::opt_count(b.duration_ms(now)),
+            Cell::opt_count(b.attempt_started_at.map(|t| ms_between(t, now))),
+            Cell::opt_text(lease.map(|l| l.holder())),
+            Cell::opt_time(lease.map(|l| l.expires_at)),
+            Cell::opt_time(e.finish(now, e.p50)),
+        ]);
+        r.push(row);
+    }
+    Ok(r)
+}
+
+// ── what resuming saved ─────────────────────────────────────────────────────────────
+
+/// What resuming saved one build: each attempt made after a failure (a resume) did not
+/// run again the milestones completed before its own, whose latest recorded durations
+/// are what starting over would have cost. A rewind to a code forgets what was
+/// completed from there on (it is run again).
+pub fn resume_savings(history: &[HistoryEvent]) -> (u32, u64) {
+    let mut done: BTreeMap<StateCode, u64> = BTreeMap::new();
+    let (mut resumes, mut saved, mut after_failure) = (0u32, 0u64, false);
+    let mut resume = |state: StateCode, done: &BTreeMap<StateCode, u64>, after_failure: &mut bool| {
+        if std::mem::take(after_failure) {
+            resumes += 1;
+            saved += done.range(..state).map(|(_, d)| d).sum::<u64>();
+        }
+    };
+    for e in history {
+        match e.kind {
+            EventKind::Started => resume(e.state, &done, &mut after_failure),
+            EventKind::Completed => {
+                resume(e.state, &done, &mut after_failure);
+                done.insert(e.state, e.duration_ms.unwrap_or(0));
+            }
+            EventKind::Failed => {
+                resume(e.state, &done, &mut after_failure);
+                after_failure = true;
+            }
+            EventKind::Rewound => {
+                done.retain(|s, _| *s < e.state);
+            }
+            _ => {}
+        }
+    }
+    (resumes, saved)
+}
+
+pub(super) async fn time_saved(tx: &mut dyn Tx, req: &ReportRequest, now: Timestamp) -> StoreResult<Report> {
+    let builds: HashMap<BuildId, Build> = tx
+        .report_builds(&req.filter)
+        .await?
+        .into_iter()
+        .filter(|b| b.failure_count > 0)
+        .map(|b| (b.id, b))
+        .collect();
+    let kinds = [EventKind::Started, EventKind::Completed, EventKind::Failed, EventKind::Rewound];
+    let mut histories: BTreeMap<BuildId, Vec<HistoryEvent>> = BTreeMap::new();
+    if !builds.is_empty() {
+        for (id, e) in tx.report_events(&req.filter, &kinds).await? {
+            if builds.contains_key(&id) {
+                histories.entry(id).or_default().push(e);
+            }
+        }
+    }
+    let mut rows = Vec::new();
+    for (id, mut events) in histories {
+        events.sort_by_key(|e| e.seq);
+        let (resumes, saved) = resume_savings(&events);
+        if resumes > 0 {
+            rows.push((&builds[&id], resumes, saved));
+        }
+    }
+    rows.sort_by(|a, b| b.2.cmp(&a.2).then_with(|| a.0.number.as_str().cmp(b.0.number.as_str())));
+    let mut r = Report::new(
+        ReportName::TimeSaved,
+        now,
+        &[
+            ("build", Text),
+            ("platform", Text),
+            ("os", Text),
+            ("image_type", Text),
+            ("resumes", Count),
+            ("saved_ms", Duration),
+            ("saved_cost", Money),
+        ],
+    );
+    let (mut total_ms, mut total_cost, mut priced) = (0u64, 0f64, true);
+    let mut unpriced = std::collections::BTreeSet::new();
+    for (b, resumes, saved) in &rows {
+        let cost = req.rate(&b.platform).map(|rate| stats::cost(*saved, rate));
+        total_ms += saved;
+        match cost {
+            Some(c) => total_cost += c,
+            None => {
+                priced = false;
+                unpriced.insert(b.platform.to_string());
+            }
+        }
+        r.push(vec![
+            Cell::text(b.number.as_str()),
+            Cell::text(b.platform.as_str()),
+            Cell::text(b.os.as_str()),
+            Cell::text(b.image_type.as_str()),
+            Cell::count(*resumes),
+            Cell::count(*saved),
+            Cell::money(cost),
+        ]);
+    }
+    r.summary.push(("builds", Cell::count(rows.len())));
+    r.summary.push(("saved_ms", Cell::count(total_ms)));
+    r.summary.push(("saved_cost", if priced { Cell::money(Some(total_cost)) } else { Cell::Null }));
+    r.notes.extend(no_rate_notes(unpriced));
+    Ok(r)
+}
+
+fn no_rate_notes(platforms: std::collections::BTreeSet<String>) -> Vec<String> {
+    platforms
+        .into_iter()
+        .map(|p| format!("no hourly rate for platform {p}: add `{p} = RATE` under [cost] in the config file"))
+        .collect()
+}
+
+// ── cost ────────────────────────────────────────────────────────────────────────────
+
+/// The phase a milestone belongs to, by code: build (Packer, below 15), configure
+/// (15–65), test (70–90), publish (95 and 100). Codes inserted between fall in with
+/// their neighbours.
+pub fn band(state: StateCode) -> &'static str {
+    match state.get() {
+        0..15 => "build",
+        15..70 => "configure",
+        70..95 => "test",
+        _ => "publish",
+    }
+}
+
+pub(super) async fn cost(tx: &mut dyn Tx, req: &ReportRequest, now: Timestamp) -> StoreResult<Report> {
+    let platforms: HashMap<BuildId, Name> =
+        tx.report_builds(&req.filter).await?.into_iter().map(|b| (b.id, b.platform)).collect();
+    // (platform, band order, band) → attempts, ms, failed attempts, failed ms
+    let mut groups: BTreeMap<(String, u8, &'static str), [u64; 4]> = BTreeMap::new();
+    for (id, e) in tx.report_events(&req.filter, ATTEMPTS).await? {
+        let Some(platform) = platforms.get(&id) else { continue };
+        let b = band(e.state);
+        let order = ["build", "configure", "test", "publish"].iter().position(|x| *x == b).unwrap_or(0) as u8;
+        let g = groups.entry((platform.to_string(), order, b)).or_default();
+        let d = e.duration_ms.unwrap_or(0);
+        g[0] += 1;
+        g[1] += d;
+        if e.kind == EventKind::Failed {
+            g[2] += 1;
+            g[3] += d;
+        }
+    }
+    let mut r = Report::new(
+        ReportName::Cost,
+        now,
+        &[
+            ("platform", Text),
+            ("band", Text),
+            ("attempts", Count),
+            ("duration_ms", Duration),
+            ("rate", Money),
+            ("cost", Money),
+            ("failed_attempts", Count),
+            ("failed_duration_ms", Duration),
+            ("failed_cost", Money),
+        ],
+    );
+    let (mut total, mut failed_total, mut priced) = (0f64, 0f64, true);
+    let mut unpriced = std::collections::BTreeSet::new();
+    for ((platform, _, band), [n, ms, fnum, fms]) in groups {
+        let rate = req.rates.get(&platform).copied();
+        let cost = rate.map(|r| stats::cost(ms, r));
+        let failed = rate.map(|r| stats::cost(fms, r));
+        match (cost, failed) {
+            (Some(c), Some(f)) => {
+                total += c;
+                failed_total += f;
+            }
+            _ => {
+                priced = false;
+                unpriced.insert(platform.clone());
+            }
+        }
+        r.push(vec![
+            Cell::Text(platform),
+            Cell::text(band),
+            Cell::count(n),
+            Cell::count(ms),
+            Cell::money(rate),
+            Cell::money(cost),
+            Cell::count(fnum),
+            Cell::count(fms),
+            Cell::money(failed),
+        ]);
+    }
+    r.summary.push(("cost", if priced { Cell::money(Some(total)) } else { Cell::Null }));
+    r.summary.push(("failed_cost", if priced { Cell::money(Some(failed_total)) } else { Cell::Null }));
+    r.notes.extend(no_rate_notes(unpriced));
+    Ok(r)
+}
+
+// ── flaky milestones ───────────────────────────────────────────────────────────────
+
+/// A failure message with its numbers taken out, so that "timeout after 31s on
+/// 10.0.3.7" and "timeout after 29s on 10.0.3.9" count as one pattern.
+pub fn pattern(message: &str) -> String {
+    let mut out = String::new();
+    let mut in_number = false;
+    for c in message.trim().chars() {
+        if c.is_ascii_digit() {
+            if !in_number {
+                out.push('#');
+            }
+            in_number = true;
+        } else {
+            in_number = false;
+            out.push(c);
+        }
+        if out.len() >= 120 {
+            break;
+        }
+    }
+    out
+}
+
+#[derive(Default)]
+struct Flakiness {
+    attempts: u64,
+    retries: u64,
+    transient: u64,
+    patterns: BTreeMap<String, u64>,
+    recoveries: Vec<u64>,
+}
+
+pub(super) async fn flaky(tx: &mut dyn Tx, req: &ReportRequest, now: Timestamp) -> StoreResult<Report> {
+    let mut by_state: BTreeMap<u8, Flakiness> = BTreeMap::new();
+    let mut by_build: BTreeMap<BuildId, Vec<HistoryEvent>> = BTreeMap::new();
+    for (id, e) in tx.report_events(&req.filter, ATTEMPTS).await? {
+        let f = by_state.entry(e.state.get()).or_default();
+        f.attempts += 1;
+        if e.attempt > 1 {
+            f.retries += 1;
+        }
+        by_build.entry(id).or_default().push(e);
+    }
+    for events in by_build.values_mut() {
+        events.sort_by_key(|e| e.seq);
+        // Each failure, to the next success at the same milestone of the same build.
+        for (i, e) in events.iter().enumerate() {
+            if e.kind != EventKind::Failed {
+                continue;
+            }
+            let next = events[i + 1..].iter().find(|n| n.state == e.state && n.kind == EventKind::Completed);
+            if let Some(n) = next {
+                by_state.entry(e.state.get()).or_default().recoveries.push(ms_between(e.at, n.at));
+            }
+        }
+    }
+    for f in tx.report_failures(&req.filter).await? {
+        if f.info.class == FailureClass::Transient {
+            let s = by_state.entry(f.state.get()).or_default();
+            s.transient += 1;
+            *s.patterns.entry(pattern(&f.info.message)).or_default() += 1;
+        }
+    }
+    let mut rows: Vec<(u8, Flakiness)> = by_state.into_iter().filter(|(_, f)| f.attempts > 0).collect();
+    rows.sort_by(|a, b| {
+        let rate = |f: &Flakiness| u128::from(f.retries) * 1_000_000 / u128::from(f.attempts.max(1));
+        rate(&b.1)
+            .cmp(&rate(&a.1))
+            .then_with(|| b.1.transient.cmp(&a.1.transient))
+            .then_with(|| a.0.cmp(&b.0))
+    });
+    let mut r = Report::new(
+        ReportName::Flaky,
+        now,
+        &[
+            ("state", Count),
+            ("state_name", Text),
+            ("attempts", Count),
+            ("retries", Count),
+            ("retry_pct", Percent),
+            ("transient_failures", Count),
+            ("common_pattern", Text),
+            ("pattern_count", Count),
+            ("mean_recovery_ms", Duration),
+        ],
+    );
+    let default = StateCatalog::default_catalog();
+    for (state, f) in rows {
+        // The most frequent pattern; the first in text order on a tie.
+        let common = f.patterns.iter().max_by(|a, b| a.1.cmp(b.1).then_with(|| b.0.cmp(a.0)));
+        let recovery = (!f.recoveries.is_empty()).then(|| {
+            stats::mean(f.recoveries.iter().map(|&v| u128::from(v)).sum(), f.recoveries.len() as u64)
+        });
+        r.push(vec![
+            Cell::count(state),
+            Cell::Text(milestone_name(tx, &default, state).await?),
+            Cell::count(f.attempts),
+            Cell::count(f.retries),
+            Cell::percent(f.retries, f.attempts),
+            Cell::count(f.transient),
+            Cell::opt_text(common.map(|(p, _)| p.clone())),
+            Cell::opt_count(common.map(|(_, n)| *n)),
+            Cell::opt_count(recovery),
+        ]);
+    }
+    Ok(r)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn patterns_drop_numbers() {
+        assert_eq!(pattern("timeout after 31s on 10.0.3.7"), "timeout after #s on #.#.#.#");
+        assert_eq!(pattern("  429 Too Many Requests "), "# Too Many Requests");
+    }
+
+    #[test]
+    fn bands_by_code() {
+        let code = |n| StateCode::new(n).expect("code");
+        assert_eq!(band(code(0)), "build");
+        assert_eq!(band(code(12)), "build");
+        assert_eq!(band(code(15)), "configure");
+        assert_eq!(band(code(70)), "test");
+        assert_eq!(band(code(95)), "publish");
+        assert_eq!(band(code(100)), "publish");
+    }
+}

@@ -1,0 +1,158 @@
+//! The report primitives in the database: one statement each, filtered, counted and
+//! grouped there, so that a report reads only the rows it shows or aggregates.
+
+use buildstate_core::{Build, BuildId, EventKind, FailureRecord, HistoryEvent};
+
+use super::super::text;
+use super::{SqlTx, SqlValue, ValueRow, column, decode};
+use crate::report::{BuildCount, Group, ReportFilter};
+use crate::sql::conn::SqlConn;
+use crate::sql_rows::ColumnReader;
+use crate::{StoreResult, Tx};
+
+/// The filter's conditions on `builds` columns, numbering their placeholders after the
+/// values already in `values` (to which theirs are added). Every value is bound.
+fn conditions(f: &ReportFilter, values: &mut Vec<SqlValue>) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut cond = |sql: &str, v: SqlValue, values: &mut Vec<SqlValue>| {
+        values.push(v);
+        out.push(sql.replace('$', &format!("${}", values.len())));
+    };
+    if let Some(t) = f.since {
+        cond("created_at >= $", t.into(), values);
+    }
+    if let Some(p) = &f.platform {
+        cond("platform = $", p.as_str().into(), values);
+    }
+    if let Some(o) = &f.os {
+        cond("os = $", o.as_str().into(), values);
+    }
+    if let Some(i) = &f.image_type {
+        cond("image_type = $", i.as_str().into(), values);
+    }
+    if let Some(p) = &f.pipeline {
+        cond(text::PIPELINE_IS, p.as_str().into(), values);
+    }
+    if !f.statuses.is_empty() {
+        let marks: Vec<String> = f
+            .statuses
+            .iter()
+            .map(|s| {
+                values.push(s.as_str().into());
+                format!("${}", values.len())
+            })
+            .collect();
+        out.push(format!("status IN ({})", marks.join(", ")));
+    }
+    out
+}
+
+fn where_clause(conds: &[String]) -> String {
+    if conds.is_empty() { String::new() } else { format!(" WHERE {}", conds.join(" AND ")) }
+}
+
+/// ` AND build_id IN (SELECT id FROM builds WHERE …)`, or nothing without a filter.
+fn of_builds(f: &ReportFilter, values: &mut Vec<SqlValue>) -> String {
+    let conds = conditions(f, values);
+    if conds.is_empty() {
+        return String::new();
+    }
+    format!(" AND build_id IN (SELECT id FROM builds{})", where_clause(&conds))
+}
+
+impl<C: SqlConn> SqlTx<C> {
+    pub(super) async fn sql_report_builds(&mut self, f: &ReportFilter) -> StoreResult<Vec<Build>> {
+        let mut values = Vec::new();
+        let sql = format!("{}{}", text::SELECT_BUILDS, where_clause(&conditions(f, &mut values)));
+        self.all(&sql, &values, decode::build).await
+    }
+
+    pub(super) async fn sql_latest_builds(&mut self, f: &ReportFilter) -> StoreResult<Vec<Build>> {
+        let mut values = Vec::new();
+        let sql = format!(
+            "{} WHERE (platform, os, image_type, created_at) IN \
+             (SELECT platform, os, image_type, max(created_at) FROM builds{} GROUP BY 1, 2, 3)",
+            text::SELECT_BUILDS,
+            where_clause(&conditions(f, &mut values)),
+        );
+        let found = self.all(&sql, &values, decode::build).await?;
+        // A build created in the same microsecond that the filter excludes shares the
+        // maximum; ties between matching ones go to the larger id, as in memory.
+        Ok(crate::report::latest_of(found.into_iter().filter(|b| f.matches(b))))
+    }
+
+    pub(super) async fn sql_count_builds(
+        &mut self,
+        f: &ReportFilter,
+        by: Group,
+    ) -> StoreResult<Vec<BuildCount>> {
+        let key = match by {
+            Group::All => None,
+            Group::Platform => Some("platform"),
+            Group::Os => Some("os"),
+            Group::ImageType => Some("image_type"),
+            Group::State => Some("state"),
+            Group::Month => Some(self.dialect.month_created),
+        };
+        let mut values = Vec::new();
+        let conds = where_clause(&conditions(f, &mut values));
+        let sql = match key {
+            Some(k) => format!(
+                "SELECT {k}, status, needs_intervention, count(*) FROM builds{conds} GROUP BY 1, 2, 3"
+            ),
+            None => format!("SELECT status, needs_intervention, count(*) FROM builds{conds} GROUP BY 1, 2"),
+        };
+        let rows = self.rows(&sql, &values).await?;
+        let first = usize::from(key.is_some());
+        rows.iter()
+            .map(|r| {
+                let row = ValueRow(r);
+                let key = match by {
+                    Group::All => String::new(),
+                    Group::State => column("read a report count", row.int(0))?.to_string(),
+                    _ => column("read a report count", row.text(0))?,
+                };
+                let status = column("read a report count", row.text(first))?;
+                Ok(BuildCount {
+                    key,
+                    status: status.parse().map_err(|e| crate::StoreError::Backend {
+                        context: "read a report count",
+                        source: Box::new(e),
+                    })?,
+                    needs_intervention: column("read a report count", row.bool(first + 1))?,
+                    builds: column("read a report count", row.int(first + 2))?.max(0) as u64,
+                })
+            })
+            .collect()
+    }
+
+    pub(super) async fn sql_report_events(
+        &mut self,
+        f: &ReportFilter,
+        kinds: &[EventKind],
+    ) -> StoreResult<Vec<(BuildId, HistoryEvent)>> {
+        if kinds.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut values: Vec<SqlValue> = kinds.iter().map(|k| k.as_str().into()).collect();
+        let marks: Vec<String> = (1..=kinds.len()).map(|i| format!("${i}")).collect();
+        let sql = format!(
+            "{} WHERE kind IN ({}){} ORDER BY build_id, seq",
+            text::SELECT_ALL_EVENTS,
+            marks.join(", "),
+            of_builds(f, &mut values)
+        );
+        self.all(&sql, &values, |r| Ok((column("read an event", ValueRow(r).id(0))?, decode::event(r)?)))
+            .await
+    }
+
+    pub(super) async fn sql_report_failures(&mut self, f: &ReportFilter) -> StoreResult<Vec<FailureRecord>> {
+        let mut values = Vec::new();
+        let sql = format!("{} WHERE true{}", text::SELECT_FAILURES, of_builds(f, &mut values));
+        self.all(&sql, &values, decode::failure).await
+    }
+}
+
+// Keeps `Tx` in scope for the default methods the SQL ones replace.
+#[allow(unused_imports)]
+use Tx as _;

@@ -12,6 +12,7 @@ mod leases;
 mod lifecycle;
 mod records;
 mod rejections;
+mod reports;
 mod text;
 mod workers;
 
@@ -23,5 +24,6 @@ pub use leases::*;
 pub use lifecycle::*;
 pub use records::*;
 pub use rejections::*;
+pub use reports::*;
 pub use text::*;
 pub use workers::*;

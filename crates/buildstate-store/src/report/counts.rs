@@ -9,7 +9,7 @@ use jiff::{Timestamp, ToSpan, tz::TimeZone};
 
 use super::table::{Cell, CellKind::*, Report};
 use super::{BuildCount, Group, ReportName, ReportRequest};
-use crate::{BuildFilter, StoreResult, Tx};
+use crate::{StoreResult, Tx};
 
 /// Counts per status, and how many need a person.
 #[derive(Clone, Copy, Debug, Default)]
@@ -115,9 +115,9 @@ pub(super) async fn states(tx: &mut dyn Tx, req: &ReportRequest, now: Timestamp)
             ("cancelled", Count),
         ],
     );
-    let default = StateCatalog::default_catalog();
+    let mut names = Names::new();
     for (code, t) in tallies {
-        let name = milestone_name(tx, &default, code).await?;
+        let name = names.of(tx, code).await?;
         r.push(vec![
             Cell::count(code),
             Cell::Text(name),
@@ -133,16 +133,37 @@ pub(super) async fn states(tx: &mut dyn Tx, req: &ReportRequest, now: Timestamp)
     Ok(r)
 }
 
-/// The name of a milestone: the default catalog's, or (for a code inserted by some
-/// builds' catalogs) the name one such build gives it.
-pub(super) async fn milestone_name(tx: &mut dyn Tx, default: &StateCatalog, code: u8) -> StoreResult<String> {
-    let Ok(state) = StateCode::new(i64::from(code)) else { return Ok(String::new()) };
-    if let Some(m) = default.get(state) {
-        return Ok(m.name.clone());
+/// Milestone names for report rows: the default catalog's, or for a code only some
+/// builds' catalogs insert, the name the first such catalog gives it (read once per
+/// report, and only when such a code turns up).
+pub(super) struct Names {
+    default: StateCatalog,
+    custom: Option<std::collections::HashMap<u8, String>>,
+}
+
+impl Names {
+    pub(super) fn new() -> Self {
+        Names { default: StateCatalog::default_catalog(), custom: None }
     }
-    let filter = BuildFilter { state: Some(state), limit: Some(1), ..BuildFilter::default() };
-    let one = tx.list_builds(&filter).await?;
-    Ok(one.first().map(|b| b.catalog.name_of(state).to_owned()).unwrap_or_default())
+
+    pub(super) async fn of(&mut self, tx: &mut dyn Tx, code: u8) -> StoreResult<String> {
+        let Ok(state) = StateCode::new(i64::from(code)) else { return Ok(String::new()) };
+        if let Some(m) = self.default.get(state) {
+            return Ok(m.name.clone());
+        }
+        if self.custom.is_none() {
+            let mut names = std::collections::HashMap::new();
+            for b in tx.report_builds(&super::ReportFilter::default()).await? {
+                if !b.catalog.is_default() {
+                    for m in b.catalog.milestones() {
+                        names.entry(m.code.get()).or_insert_with(|| m.name.clone());
+                    }
+                }
+            }
+            self.custom = Some(names);
+        }
+        Ok(self.custom.as_ref().and_then(|n| n.get(&code)).cloned().unwrap_or_default())
+    }
 }
 
 pub(super) async fn matrix(tx: &mut dyn Tx, req: &ReportRequest, now: Timestamp) -> StoreResult<Report> {

@@ -2,11 +2,11 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use buildstate_core::{BuildId, FailureRecord, StateCatalog};
+use buildstate_core::{BuildId, FailureRecord};
 use jiff::Timestamp;
 
 use super::table::{Cell, CellKind::*, Report};
-use super::{ReportName, ReportRequest, counts::milestone_name};
+use super::{ReportName, ReportRequest, counts::Names};
 use crate::{StoreResult, Tx};
 
 #[derive(Default)]
@@ -50,12 +50,12 @@ pub(super) async fn failures(tx: &mut dyn Tx, req: &ReportRequest, now: Timestam
             ("latest_message", Text),
         ],
     );
-    let default = StateCatalog::default_catalog();
+    let mut names = Names::new();
     for ((state, kind), g) in rows {
         let latest = g.latest.as_ref();
         r.push(vec![
             Cell::count(state),
-            Cell::Text(milestone_name(tx, &default, state).await?),
+            Cell::Text(names.of(tx, state).await?),
             Cell::Text(kind),
             Cell::count(g.count),
             Cell::count(g.builds.len()),

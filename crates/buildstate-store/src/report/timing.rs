@@ -5,12 +5,10 @@
 
 use std::collections::{BTreeMap, HashMap};
 
-use buildstate_core::{
-    Build, BuildId, BuildStatus, EventKind, FailureClass, HistoryEvent, Name, StateCatalog, StateCode,
-};
+use buildstate_core::{Build, BuildId, BuildStatus, EventKind, FailureClass, HistoryEvent, Name, StateCode};
 use jiff::{SignedDuration, Timestamp};
 
-use super::counts::milestone_name;
+use super::counts::Names;
 use super::stats::{self, Summary};
 use super::table::{Cell, CellKind::*, Report};
 use super::{ReportFilter, ReportName, ReportRequest};
@@ -47,9 +45,9 @@ pub(super) async fn durations(tx: &mut dyn Tx, req: &ReportRequest, now: Timesta
     let mut columns = vec![("state", Count), ("state_name", Text)];
     columns.extend(SUMMARY_COLUMNS);
     let mut r = Report::new(ReportName::Durations, now, &columns);
-    let default = StateCatalog::default_catalog();
+    let mut names = Names::new();
     for (state, values) in by_state {
-        let mut row = vec![Cell::count(state), Cell::Text(milestone_name(tx, &default, state).await?)];
+        let mut row = vec![Cell::count(state), Cell::Text(names.of(tx, state).await?)];
         row.extend(summary_cells(Summary::of(values)));
         r.push(row);
     }
@@ -535,7 +533,7 @@ pub(super) async fn flaky(tx: &mut dyn Tx, req: &ReportRequest, now: Timestamp) 
             ("mean_recovery_ms", Duration),
         ],
     );
-    let default = StateCatalog::default_catalog();
+    let mut names = Names::new();
     for (state, f) in rows {
         // The most frequent pattern; the first in text order on a tie.
         let common = f.patterns.iter().max_by(|a, b| a.1.cmp(b.1).then_with(|| b.0.cmp(a.0)));
@@ -544,7 +542,7 @@ pub(super) async fn flaky(tx: &mut dyn Tx, req: &ReportRequest, now: Timestamp) 
         });
         r.push(vec![
             Cell::count(state),
-            Cell::Text(milestone_name(tx, &default, state).await?),
+            Cell::Text(names.of(tx, state).await?),
             Cell::count(f.attempts),
             Cell::count(f.retries),
             Cell::percent(f.retries, f.attempts),

@@ -34,7 +34,7 @@ impl Life {
         let (p, o, i) = triple;
         let number = BuildNumber::new(&format!("{o}-{i}-{p}-report-{n:03}")).expect("a valid number");
         let mut metadata = BTreeMap::new();
-        if n % 3 == 0 {
+        if n.is_multiple_of(3) {
             metadata.insert(key("pipeline"), value("pipeline", "images"));
         }
         let new = NewBuild {

@@ -20,6 +20,7 @@ mod lifecycle;
 mod location;
 mod qemu_example;
 mod regressions;
+mod reports;
 mod resume;
 mod runner;
 mod runner_faults;

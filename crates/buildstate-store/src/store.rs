@@ -7,7 +7,7 @@ use buildstate_core::{
 };
 
 use crate::report::{Report, ReportRequest};
-use crate::{BuildFilter, FailureFilter, Guard, ImportMode, StoreResult, WorkerList};
+use crate::{BuildFilter, FailureFilter, Guard, ImportMode, PruneRule, StoreResult, WorkerList};
 
 /// The one way to read and change buildstate data.
 ///
@@ -132,6 +132,16 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     async fn export_build(&self, id: BuildId) -> StoreResult<BuildDocument>;
     /// Stores a validated document, registering catalog items it names that are missing.
     async fn import_build(&self, parts: BuildParts, mode: ImportMode) -> StoreResult<Build>;
+
+    // ── retention ────────────────────────────────────────────────────────────────────
+    /// Deletes the build with its history, failures, artifacts and lease record, in one
+    /// transaction, if as stored in that transaction it still satisfies `rule`
+    /// ([`PruneRule::qualifies`]): one of the rule's statuses, finished before its time,
+    /// no lease held (expired or not), and, if failed, no unresolved failure. Returns
+    /// what was deleted, as [`Store::export_build`] would have written it then; `None`,
+    /// with nothing changed, if the build no longer qualifies (changed since the caller
+    /// chose it). `BuildNotFound` for an unknown build.
+    async fn prune_build(&self, id: BuildId, rule: &PruneRule) -> StoreResult<Option<BuildDocument>>;
 
     // ── reports ──────────────────────────────────────────────────────────────────────
     /// Computes a report (`crate::report`) on one consistent snapshot of the store.

@@ -16,7 +16,9 @@ use buildstate_core::{
     HistoryEvent, Lease, LeaseRequest, LeaseToken, Name, NewBuild, Outcome, WorkerBeat, WorkerRecord,
 };
 use buildstate_store::report::{Report, ReportRequest};
-use buildstate_store::{BuildFilter, FailureFilter, Guard, ImportMode, Store, StoreResult, WorkerList};
+use buildstate_store::{
+    BuildFilter, FailureFilter, Guard, ImportMode, PruneRule, Store, StoreResult, WorkerList,
+};
 
 use crate::{PushOutcome, Syncer};
 
@@ -205,6 +207,12 @@ impl Store for SyncedStore {
 
     async fn report(&self, request: &ReportRequest) -> StoreResult<Report> {
         self.inner.report(request).await
+    }
+
+    // The object-storage copy of a pruned build stays: retention here is this store's;
+    // the bucket's is its own (lifecycle rules), and the copy is what remains to restore.
+    async fn prune_build(&self, id: BuildId, rule: &PruneRule) -> StoreResult<Option<BuildDocument>> {
+        self.inner.prune_build(id, rule).await
     }
 }
 

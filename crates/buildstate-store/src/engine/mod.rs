@@ -7,6 +7,7 @@ mod builds;
 mod catalog;
 mod documents;
 mod leases;
+mod prune;
 mod records;
 mod store;
 mod workers;

@@ -9,9 +9,9 @@ use buildstate_core::{
     HistoryEvent, Lease, LeaseRequest, LeaseToken, Name, NewBuild, Outcome, WorkerBeat, WorkerRecord,
 };
 
-use super::{Backend, Mode, builds, catalog, documents, leases, records, work, workers};
+use super::{Backend, Mode, builds, catalog, documents, leases, prune, records, work, workers};
 use crate::report::{Report, ReportRequest};
-use crate::{BuildFilter, FailureFilter, Guard, ImportMode, Store, StoreResult, WorkerList};
+use crate::{BuildFilter, FailureFilter, Guard, ImportMode, PruneRule, Store, StoreResult, WorkerList};
 
 use Mode::{Read, Write};
 
@@ -156,6 +156,11 @@ impl<B: Backend> Store for B {
     async fn import_build(&self, parts: BuildParts, mode: ImportMode) -> StoreResult<Build> {
         let w = work((parts, mode), |tx, (parts, mode)| Box::pin(documents::import(tx, parts, *mode)));
         self.transact(Write, "import a build", w).await
+    }
+
+    async fn prune_build(&self, id: BuildId, rule: &PruneRule) -> StoreResult<Option<BuildDocument>> {
+        let w = work((id, rule.clone()), |tx, (id, rule)| Box::pin(prune::prune(tx, *id, rule)));
+        self.transact(Write, "prune a build", w).await
     }
 
     async fn report(&self, request: &ReportRequest) -> StoreResult<Report> {

@@ -256,7 +256,7 @@ mod tests {
         let e = FileConfig::parse("dbb = \"x\"\n", Path::new("c.toml")).expect_err("typo");
         assert_eq!(
             e.to_string(),
-            "c.toml:1:1: unknown key `dbb` in the config file; valid keys: db, sync, actor, lease_ttl, grace, logs_dir, color, retry"
+            "c.toml:1:1: unknown key `dbb` in the config file; valid keys: db, sync, actor, lease_ttl, grace, logs_dir, color, retry, cost"
         );
         assert_eq!(
             closest("lease-ttl", &KEYS.iter().map(|k| (*k).to_owned()).collect::<Vec<_>>()),

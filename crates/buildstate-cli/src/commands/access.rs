@@ -43,7 +43,8 @@ impl Command {
             | Command::Lease(_)
             | Command::Meta(_)
             | Command::Artifact(_)
-            | Command::Export(_) => Existing,
+            | Command::Export(_)
+            | Command::Prune(_) => Existing,
             // Run before any store is opened (`run_without_store`, `cli::run`).
             Command::Demo(_) | Command::Config(_) | Command::Completions(_) | Command::Man(_) => Existing,
         }

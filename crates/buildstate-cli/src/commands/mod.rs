@@ -21,6 +21,7 @@ mod init;
 mod lease;
 mod logs;
 mod meta;
+mod prune;
 mod report;
 mod resume;
 mod retry;
@@ -96,6 +97,8 @@ pub enum Command {
     Export(transfer::ExportArgs),
     /// Read a build from a JSON document written by `export`
     Import(transfer::ImportArgs),
+    /// Delete old finished builds with their records and attempt logs (--dry-run: only say which)
+    Prune(prune::Args),
     /// Settings from defaults, the config file, the environment and flags
     #[command(subcommand)]
     Config(config::Args),
@@ -157,6 +160,7 @@ impl Command {
             Command::Artifact(a) => artifact::run(a, ctx).await,
             Command::Export(a) => transfer::export(a, ctx).await,
             Command::Import(a) => transfer::import(a, ctx).await,
+            Command::Prune(a) => prune::run(a, ctx).await,
             // Dispatched by `run_without_store` before any store is opened.
             Command::Config(_) | Command::Completions(_) | Command::Man(_) => {
                 Err(CliError::internal("this command runs without a store"))

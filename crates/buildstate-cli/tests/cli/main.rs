@@ -18,6 +18,7 @@ mod hostile_files;
 mod leases;
 mod lifecycle;
 mod location;
+mod prune;
 mod qemu_example;
 mod regressions;
 mod reports;

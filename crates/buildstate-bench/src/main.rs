@@ -16,13 +16,27 @@
 //!     when `BUILDSTATE_TEST_S3_ENDPOINT` is set), against no copy, in the same run.
 //! (g) the PostgreSQL store's transitions/s (from (e), distinct builds) against `pgbench`
 //!     running the same statements with the same number of clients (target ≥ 0.7).
+//! (h) with `--reports` (and only then; the others do not run): every report and `build
+//!     list` of the newest 50, median of 5 runs, on a generated year of 100,000 builds
+//!     and about 2 million attempts in SQLite and PostgreSQL (targets: every report
+//!     < 100 ms on SQLite, < 200 ms on PostgreSQL; overview and matrix < 50 ms; the list
+//!     < 20 ms), with the generation rate through the store engine. The JSON-file store
+//!     is measured at 5,000 builds: its reports read every build's document, so their
+//!     time grows linearly with the builds, and the run prints up to how many builds
+//!     they stay under 100 ms. `--quick` shrinks the data set to 5,000 builds (1,000 in
+//!     files). `--reports-db PATH` keeps the SQLite data set there and reuses it on the
+//!     next run (so does `--reports-pg-schema NAME` for PostgreSQL), for re-measuring
+//!     after a change without regenerating.
 //!
-//! Usage: `cargo build --release --workspace && target/release/buildstate-bench [--quick]`
+//! Usage: `cargo build --release --workspace && target/release/buildstate-bench [--quick]`,
+//! or `cargo build --release -p buildstate-bench && target/release/buildstate-bench
+//! --reports [--quick] [--reports-db PATH] [--reports-pg-schema NAME]`
 
 mod api_vs_raw;
 mod cli_vs_sqlite3;
 mod fixture;
 mod pgbench;
+mod reports;
 mod runner_overhead;
 mod stats;
 mod sync_latency;
@@ -34,22 +48,43 @@ use std::process::ExitCode;
 struct Options {
     quick: bool,
     cli: PathBuf,
+    /// `Some`: run only the report benchmark (h).
+    reports: Option<reports::Options>,
 }
 
 fn options() -> Result<Options, String> {
     let mut quick = false;
     let mut cli = None;
+    let mut wants_reports = false;
+    let mut report_opts = reports::Options::default();
     let mut args = std::env::args().skip(1);
+    let value = |args: &mut dyn Iterator<Item = String>, flag: &str| {
+        args.next().ok_or_else(|| format!("{flag} needs a value; see --help"))
+    };
     while let Some(arg) = args.next() {
         match arg.as_str() {
             "--quick" => quick = true,
             "--cli" => cli = args.next().map(PathBuf::from),
+            "--reports" => wants_reports = true,
+            "--reports-db" => report_opts.db = Some(PathBuf::from(value(&mut args, "--reports-db")?)),
+            "--reports-pg-schema" => report_opts.pg_schema = Some(value(&mut args, "--reports-pg-schema")?),
             "-h" | "--help" => {
                 println!("usage: buildstate-bench [--quick] [--cli PATH-TO-buildstate]");
+                println!(
+                    "       buildstate-bench --reports [--quick] [--reports-db PATH] [--reports-pg-schema NAME]"
+                );
                 std::process::exit(0);
             }
             other => return Err(format!("unknown argument `{other}`; see --help")),
         }
+    }
+    if !wants_reports && (report_opts.db.is_some() || report_opts.pg_schema.is_some()) {
+        return Err("--reports-db and --reports-pg-schema go with --reports".into());
+    }
+    if wants_reports {
+        report_opts.quick = quick;
+        // The report benchmark never runs the CLI.
+        return Ok(Options { quick, cli: cli.unwrap_or_default(), reports: Some(report_opts) });
     }
     let cli = match cli {
         Some(p) => p,
@@ -63,7 +98,7 @@ fn options() -> Result<Options, String> {
             cli.display()
         ));
     }
-    Ok(Options { quick, cli })
+    Ok(Options { quick, cli, reports: None })
 }
 
 fn main() -> ExitCode {
@@ -97,6 +132,11 @@ fn run() -> Result<(), String> {
         if opts.quick { "quick (smoke run: too few samples for the figures to mean much)" } else { "full" };
     println!("buildstate benchmark — {mode}");
     println!("scratch: {}", dir.path().display());
+    let pg = std::env::var("BUILDSTATE_TEST_POSTGRES_URL").ok().filter(|u| !u.is_empty());
+
+    if let Some(report_opts) = &opts.reports {
+        return reports::run(dir.path(), pg.as_deref(), report_opts);
+    }
 
     let a = api_vs_raw::run(&rt, dir.path(), opts.quick)?;
     println!();
@@ -132,7 +172,6 @@ fn run() -> Result<(), String> {
         d.overhead_ms() / 5.0
     );
 
-    let pg = std::env::var("BUILDSTATE_TEST_POSTGRES_URL").ok().filter(|u| !u.is_empty());
     let rows = writers::run(dir.path(), pg.as_deref(), opts.quick)?;
     let rows_e = &rows;
     println!();

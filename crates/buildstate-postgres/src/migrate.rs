@@ -28,7 +28,15 @@ pub(crate) const MIGRATIONS: &[Migration] = &[
         sql: include_str!("../migrations/0002_artifact_milestones.sql"),
     },
     Migration { version: 3, name: "workers", sql: include_str!("../migrations/0003_workers.sql") },
+    Migration {
+        version: 4,
+        name: "attempt stats",
+        sql: include_str!("../migrations/0004_attempt_stats.sql"),
+    },
 ];
+
+/// The migration whose table starts with what existing histories contribute.
+const ATTEMPT_STATS: u32 = 4;
 
 /// The schema version this binary writes: the last migration's.
 pub const SCHEMA_VERSION: u32 = MIGRATIONS.len() as u32;
@@ -74,6 +82,9 @@ async fn run(client: &mut Object, schema: Option<&str>, location: &str) -> Store
         MIGRATIONS.iter().filter(|m| !applied.iter().any(|(v, _, _)| i64::from(*v) == i64::from(m.version)))
     {
         tx.batch_execute(m.sql).await.ctx("apply a migration")?;
+        if m.version == ATTEMPT_STATS {
+            backfill_attempt_stats(&tx).await?;
+        }
         let version = i32::try_from(m.version).map_err(|e| StoreError::backend("number a migration", e))?;
         tx.execute(sql::INSERT_MIGRATION, &[&version, &m.name, &checksum(m.sql)])
             .await
@@ -82,6 +93,54 @@ async fn run(client: &mut Object, schema: Option<&str>, location: &str) -> Store
     }
     tx.commit().await.ctx("commit the migration")?;
     Ok(SCHEMA_VERSION)
+}
+
+/// Sums the attempts already recorded into `attempt_stats`, in the migration's
+/// transaction: the table is never seen half-filled.
+async fn backfill_attempt_stats(tx: &impl GenericClient) -> StoreResult<()> {
+    use buildstate_store::report::{StatSource, from_sources};
+    use buildstate_store::sql::text;
+    let what = "read the attempts to sum";
+    let bad = |e: String| StoreError::Backend { context: what, source: e.into() };
+    let rows = tx.query(text::SELECT_STAT_SOURCES, &[]).await.ctx(what)?;
+    let mut sources = Vec::with_capacity(rows.len());
+    for r in &rows {
+        let name = |i: usize| -> StoreResult<buildstate_core::Name> {
+            let s: String = r.try_get(i).ctx(what)?;
+            s.parse().map_err(|e: buildstate_core::NameError| bad(e.to_string()))
+        };
+        let kind: String = r.try_get(5).ctx(what)?;
+        let state: i16 = r.try_get(6).ctx(what)?;
+        let attempt: i64 = r.try_get(7).ctx(what)?;
+        let duration: Option<i64> = r.try_get(9).ctx(what)?;
+        sources.push(StatSource {
+            platform: name(0)?,
+            os: name(1)?,
+            image_type: name(2)?,
+            build: r.try_get::<_, uuid::Uuid>(3).ctx(what)?.to_string(),
+            kind: kind.parse().map_err(|e: buildstate_core::ParseWordError| bad(e.to_string()))?,
+            state: buildstate_core::StateCode::new(i64::from(state)).map_err(|e| bad(e.to_string()))?,
+            attempt: u32::try_from(attempt).unwrap_or(0),
+            at: r.try_get(8).ctx(what)?,
+            duration_ms: duration.map(|d| d.max(0) as u64),
+        });
+    }
+    for row in from_sources(sources) {
+        let (state, bucket) = (i16::from(row.state.get()), i32::try_from(row.bucket).unwrap_or(i32::MAX));
+        let params: [&(dyn tokio_postgres::types::ToSql + Sync); 9] = [
+            &row.platform.as_str(),
+            &row.os.as_str(),
+            &row.image_type.as_str(),
+            &state,
+            &row.kind.as_str(),
+            &bucket,
+            &row.attempts,
+            &row.total_ms,
+            &row.retries,
+        ];
+        tx.execute(text::ADD_ATTEMPT_STAT, &params).await.ctx("sum the attempts")?;
+    }
+    Ok(())
 }
 
 /// The recorded migrations, or `None` when the bookkeeping table does not exist yet.
@@ -143,6 +202,11 @@ mod tests {
                     "c68da9210853fbf025c9e6c2eb23933da10f02255508163030c81c3ffeb51e31".to_owned()
                 ),
                 (3, "workers", "cb9b8ec535a534c5ba9964d4f94e0f8ceead52a690010c7816ae0977ae83d8da".to_owned()),
+                (
+                    4,
+                    "attempt stats",
+                    "f47d0ed3803a4945aedb3e454c43630c6716de5351f7afc861d8a03fc7356c08".to_owned()
+                ),
             ]
         );
     }
@@ -180,8 +244,8 @@ mod tests {
             .expect("count tables")
             .get(0);
         assert_eq!(
-            tables, 10,
-            "3 catalog tables, builds, events, failures, artifacts, leases, workers, schema_migrations"
+            tables, 11,
+            "3 catalog tables, builds, events, failures, artifacts, leases, workers, attempt_stats, schema_migrations"
         );
     }
 

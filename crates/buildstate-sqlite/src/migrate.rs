@@ -28,7 +28,15 @@ pub(crate) const MIGRATIONS: &[Migration] = &[
         sql: include_str!("../migrations/0004_artifact_milestones.sql"),
     },
     Migration { version: 5, name: "workers", sql: include_str!("../migrations/0005_workers.sql") },
+    Migration {
+        version: 6,
+        name: "attempt stats",
+        sql: include_str!("../migrations/0006_attempt_stats.sql"),
+    },
 ];
+
+/// The migration whose table starts with what existing histories contribute.
+const ATTEMPT_STATS: u32 = 6;
 
 /// The schema version this binary writes: the last migration's.
 pub const SCHEMA_VERSION: u32 = MIGRATIONS.len() as u32;
@@ -56,6 +64,9 @@ pub(crate) fn migrate(conn: &mut Connection, location: &str) -> StoreResult<u32>
     let now = buildstate_store::now().as_microsecond();
     for m in MIGRATIONS.iter().filter(|m| !applied.iter().any(|(v, _, _)| *v == m.version)) {
         tx.execute_batch(m.sql).ctx("apply a migration")?;
+        if m.version == ATTEMPT_STATS {
+            backfill_attempt_stats(&tx)?;
+        }
         tx.execute(sql::INSERT_MIGRATION, rusqlite::params![m.version, m.name, checksum(m.sql), now])
             .ctx("record a migration")?;
         tracing::info!(version = m.version, name = m.name, location, "applied sqlite migration");
@@ -64,6 +75,48 @@ pub(crate) fn migrate(conn: &mut Connection, location: &str) -> StoreResult<u32>
     tx.pragma_update(None, "user_version", SCHEMA_VERSION).ctx("set user_version")?;
     tx.commit().ctx("commit migration")?;
     Ok(SCHEMA_VERSION)
+}
+
+/// Sums the attempts already recorded into `attempt_stats`, in the migration's
+/// transaction: the table is never seen half-filled.
+fn backfill_attempt_stats(conn: &Connection) -> StoreResult<()> {
+    use buildstate_store::report::{StatSource, from_sources};
+    use buildstate_store::sql::{text, value};
+    let mut stmt = conn.prepare(text::SELECT_STAT_SOURCES).ctx("read the attempts to sum")?;
+    let sources = stmt
+        .query_map([], |r| {
+            let word = |i: usize| -> rusqlite::Result<String> { r.get(i) };
+            let bad = |i: usize, e: String| {
+                rusqlite::Error::FromSqlConversionFailure(i, rusqlite::types::Type::Text, e.into())
+            };
+            let name =
+                |i: usize| word(i)?.parse().map_err(|e: buildstate_core::NameError| bad(i, e.to_string()));
+            let kind =
+                word(5)?.parse().map_err(|e: buildstate_core::ParseWordError| bad(5, e.to_string()))?;
+            let state: i64 = r.get(6)?;
+            let at: i64 = r.get(8)?;
+            Ok(StatSource {
+                platform: name(0)?,
+                os: name(1)?,
+                image_type: name(2)?,
+                build: word(3)?,
+                kind,
+                state: buildstate_core::StateCode::new(state).map_err(|e| bad(6, e.to_string()))?,
+                attempt: r.get(7)?,
+                at: jiff::Timestamp::from_microsecond(at).map_err(|e| bad(8, e.to_string()))?,
+                duration_ms: r.get::<_, Option<i64>>(9)?.map(|d| d.max(0) as u64),
+            })
+        })
+        .ctx("read the attempts to sum")?
+        .collect::<rusqlite::Result<Vec<_>>>()
+        .ctx("read the attempts to sum")?;
+    let mut add = conn.prepare(&crate::conn::placeholders(text::ADD_ATTEMPT_STAT)).ctx("sum the attempts")?;
+    for row in from_sources(sources) {
+        let params = value::attempt_stat(&row);
+        add.execute(rusqlite::params_from_iter(params.iter().map(crate::conn::Bind)))
+            .ctx("sum the attempts")?;
+    }
+    Ok(())
 }
 
 fn user_version(conn: &Connection) -> StoreResult<u32> {
@@ -104,6 +157,7 @@ mod tests {
         (3, "json columns", "e5d7957da897665ec042b8256f07157e40ac50bb43c885d815dc3c5038ab7c92"),
         (4, "artifact milestones", "2a469a363b991fd8624d3418acd569931a3f1d7ca31920cdbbc27089f91a5e8a"),
         (5, "workers", "1858d9ea722114869ceb87ce8e76f51af60f7385449621cc0c7d02c9a4461dd5"),
+        (6, "attempt stats", "71ef2b686c4f6cc4fe4198bc81eac8202446b9bd379376bc1dc811ce7b09f488"),
     ];
 
     #[test]
@@ -268,5 +322,70 @@ mod tests {
         let again = SqliteStore::open(&path).expect("reopen");
         assert_eq!(again.schema_version(), SCHEMA_VERSION);
         assert_eq!(user_version(&raw(&path)).expect("user_version"), SCHEMA_VERSION);
+    }
+
+    /// A store written before attempt statistics existed (schema 5) gets them summed
+    /// from its histories by the migration: the reports that read them agree with those
+    /// computed from the histories.
+    #[tokio::test(flavor = "current_thread")]
+    async fn a_schema_5_database_gets_its_attempt_statistics() {
+        use buildstate_core::{Command, FailureClass, FailureInfo, StateCode};
+        use buildstate_store::report::{ReportFilter, ReportName, ReportRequest};
+        use buildstate_store::{Guard, Store};
+
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("s.db");
+        let store = SqliteStore::open(&path).expect("open");
+        let new = buildstate_store::conformance::seed_sample_catalog(&store, "t").await;
+        let code = |n| StateCode::new(n).expect("code");
+        for failing in [false, true] {
+            let b = store.create_build(&new).await.expect("create");
+            for c in [0, 5, 10] {
+                let complete =
+                    Command::Complete { state: code(c), actor: "t".into(), exit_code: None, log: None };
+                if failing && c == 10 {
+                    let failure = FailureInfo {
+                        failure_type: "network".parse().expect("type"),
+                        class: FailureClass::Transient,
+                        component: None,
+                        message: "mirror down".into(),
+                        details: Default::default(),
+                        exit_code: None,
+                    };
+                    let fail = Command::Fail {
+                        state: code(c),
+                        actor: "t".into(),
+                        failure,
+                        max_attempts: 3,
+                        log: None,
+                    };
+                    store.apply(b.id, &fail, Guard::none()).await.expect("fail");
+                    let retry = Command::Retry { actor: "t".into(), reason: None, force: false };
+                    store.apply(b.id, &retry, Guard::none()).await.expect("retry");
+                }
+                store.apply(b.id, &complete, Guard::none()).await.expect("complete");
+            }
+        }
+        drop(store);
+        let c = raw(&path);
+        c.execute_batch(
+            "DROP TABLE attempt_stats; DROP INDEX builds_by_cell; DROP INDEX builds_by_failure_count; \
+             DELETE FROM schema_migrations WHERE version = 6; PRAGMA user_version = 5;",
+        )
+        .expect("back to schema 5");
+        drop(c);
+        let store = SqliteStore::open(&path).expect("migrate to the current schema");
+        let rows: i64 =
+            raw(&path).query_row("SELECT count(*) FROM attempt_stats", [], |r| r.get(0)).expect("count");
+        assert!(rows > 0, "the histories were summed");
+        for name in [ReportName::Durations, ReportName::Cost, ReportName::Flaky] {
+            let kept = store.report(&ReportRequest::new(name)).await.expect("report");
+            let mut from_history = ReportRequest::new(name);
+            from_history.filter =
+                ReportFilter { since: Some(jiff::Timestamp::UNIX_EPOCH), ..Default::default() };
+            let recomputed = store.report(&from_history).await.expect("report");
+            assert_eq!(kept.rows, recomputed.rows, "{name}");
+            assert!(!kept.rows.is_empty(), "{name}");
+        }
     }
 }

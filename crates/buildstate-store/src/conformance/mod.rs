@@ -112,6 +112,7 @@ macro_rules! conformance_tests {
             report_time_saved_agrees_with_the_records,
             report_cost_agrees_with_the_records,
             report_flaky_agrees_with_the_records,
+            attempt_statistics_follow_every_change,
         );
     };
     (@cases $harness:expr; $($case:ident),+ $(,)?) => {

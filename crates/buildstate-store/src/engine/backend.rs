@@ -27,7 +27,7 @@ use buildstate_core::{
 };
 use jiff::Timestamp;
 
-use crate::report::{BuildCount, Group, ReportFilter};
+use crate::report::{BuildCount, Group, ReportFilter, STAT_EVENTS, StatRow, aggregate};
 use crate::{BuildFilter, FailureFilter, LeaseRecord, StoreResult, sequence_of};
 
 /// What a unit of work needs from its transaction.
@@ -204,5 +204,25 @@ pub trait Tx: Send {
             }
         }
         Ok(records)
+    }
+
+    /// The attempt statistics of the builds matching `filter`, in any order. Default:
+    /// computed from their histories ([`crate::report::aggregate`]).
+    async fn attempt_stats(&mut self, filter: &ReportFilter) -> StoreResult<Vec<StatRow>> {
+        let builds = self.report_builds(filter).await?;
+        let events = self.report_events(filter, STAT_EVENTS).await?;
+        Ok(aggregate(&builds, events))
+    }
+
+    /// Whether the backend stores attempt statistics, which the engine then keeps up to
+    /// date through [`Tx::add_attempt_stats`]. Default: no (they are computed on read).
+    fn keeps_attempt_stats(&self) -> bool {
+        false
+    }
+
+    /// Adds the deltas `rows` (sums per key, negative for what is taken away) to the
+    /// stored statistics.
+    async fn add_attempt_stats(&mut self, _rows: &[StatRow]) -> StoreResult<()> {
+        Ok(())
     }
 }

@@ -92,6 +92,7 @@ pub(crate) async fn apply(
     swap(tx, &outcome.build, build.version).await?;
     tx.append_events(id, &outcome.events).await?;
     tx.insert_failures(&outcome.failures).await?;
+    super::stats::after_transition(tx, &outcome).await?;
     if let Command::Rewind { to, .. } = command {
         // The milestones from `to` on run again: what they produced is no longer the
         // build's, from the instant of the rewind (its event's time).

@@ -44,7 +44,12 @@ pub(crate) async fn import(tx: &mut dyn Tx, parts: &BuildParts, mode: ImportMode
         ImportMode::CreateOnly | ImportMode::Replace if number_taken_by_other => {
             return Err(StoreError::AlreadyExists { what: "build number", key: b.number.to_string() });
         }
-        ImportMode::Replace if existing.is_some() => tx.delete_build(b.id).await?,
+        ImportMode::Replace if existing.is_some() => {
+            if let Some(old) = &existing {
+                super::stats::forget(tx, old).await?;
+            }
+            tx.delete_build(b.id).await?
+        }
         ImportMode::CreateOnly | ImportMode::Replace => {}
     }
     // The document's provider is what the exporting store's catalog said; a store that
@@ -62,6 +67,7 @@ pub(crate) async fn import(tx: &mut dyn Tx, parts: &BuildParts, mode: ImportMode
     catalog::register_missing(tx, b, parts.provider.as_deref()).await?;
     tx.insert_build(b).await?;
     tx.append_events(b.id, &parts.history).await?;
+    super::stats::remember(tx, b, &parts.history).await?;
     tx.insert_failures(&parts.failures).await?;
     for a in &parts.artifacts {
         tx.put_artifact(b.id, a).await?;

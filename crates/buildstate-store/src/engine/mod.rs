@@ -9,6 +9,7 @@ mod documents;
 mod leases;
 mod prune;
 mod records;
+mod stats;
 mod store;
 mod workers;
 

@@ -32,6 +32,7 @@ pub(crate) async fn prune(
     let document = documents::export(tx, id).await?;
     // The lease record goes too: a pruned build is gone for good, and a later import of
     // its document is a new build whose tokens may start again.
+    super::stats::forget(tx, &build).await?;
     tx.delete_build(id).await?;
     Ok(Some(document))
 }

@@ -8,6 +8,7 @@
 //! SQL that filters, counts and picks the latest build per cell in the database.
 //! `Store::report` runs a report in one read transaction: one consistent snapshot.
 
+mod attempts;
 mod counts;
 mod failures;
 mod lists;
@@ -18,6 +19,10 @@ mod timing;
 
 use buildstate_core::BuildStatus;
 
+pub use attempts::{
+    STAT_EVENTS, StatKind, StatRow, StatSource, aggregate, bucket, bucket_floor, contributions,
+    contributions_in, contributions_of_tail, from_sources, sum,
+};
 pub use counts::{latest_of, month_key};
 pub use request::{PIPELINE_KEY, ReportFilter, ReportName, ReportRequest};
 pub use stats::{Summary, mean, nearest_rank};

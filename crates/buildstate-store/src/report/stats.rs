@@ -32,6 +32,38 @@ impl Summary {
     }
 }
 
+impl Summary {
+    /// From a histogram of duration buckets (`report::bucket`) and the exact sum: count
+    /// and mean exact, min, p50, p90 and max the lower bounds of their buckets.
+    pub fn of_histogram(buckets: &std::collections::BTreeMap<u32, u64>, sum_ms: u128) -> Option<Summary> {
+        let count: u64 = buckets.values().sum();
+        if count == 0 {
+            return None;
+        }
+        let at_rank = |p: u64| {
+            let rank = (count * p).div_ceil(100).max(1);
+            let mut seen = 0;
+            for (&b, &n) in buckets {
+                seen += n;
+                if seen >= rank {
+                    return super::bucket_floor(b);
+                }
+            }
+            0
+        };
+        let first = buckets.iter().find(|(_, n)| **n > 0).map_or(0, |(b, _)| *b);
+        let last = buckets.iter().rev().find(|(_, n)| **n > 0).map_or(0, |(b, _)| *b);
+        Some(Summary {
+            count,
+            mean: mean(sum_ms, count),
+            min: super::bucket_floor(first),
+            p50: at_rank(50),
+            p90: at_rank(90),
+            max: super::bucket_floor(last),
+        })
+    }
+}
+
 /// The mean rounded half up to a whole millisecond.
 pub fn mean(sum: u128, count: u64) -> u64 {
     if count == 0 {

@@ -12,9 +12,8 @@ use super::counts::Names;
 use super::stats::{self, Summary};
 use super::table::{Cell, CellKind::*, Report};
 use super::{ReportFilter, ReportName, ReportRequest};
+use super::{StatKind, StatRow};
 use crate::{StoreResult, Tx};
-
-const ATTEMPTS: &[EventKind] = &[EventKind::Completed, EventKind::Failed];
 
 fn ms_between(a: Timestamp, b: Timestamp) -> u64 {
     u64::try_from(b.as_millisecond() - a.as_millisecond()).unwrap_or(0)
@@ -36,19 +35,39 @@ const SUMMARY_COLUMNS: [(&str, super::table::CellKind); 6] = [
     ("max_ms", Duration),
 ];
 
+/// A duration histogram with the exact sum.
+#[derive(Default)]
+struct Histogram {
+    buckets: BTreeMap<u32, u64>,
+    sum_ms: u128,
+}
+
+impl Histogram {
+    fn add(&mut self, r: &StatRow) {
+        *self.buckets.entry(r.bucket).or_default() += r.attempts.max(0) as u64;
+        self.sum_ms += r.total_ms.max(0) as u128;
+    }
+
+    fn summary(&self) -> Option<Summary> {
+        Summary::of_histogram(&self.buckets, self.sum_ms)
+    }
+}
+
 /// Per milestone, over completed attempts.
 pub(super) async fn durations(tx: &mut dyn Tx, req: &ReportRequest, now: Timestamp) -> StoreResult<Report> {
-    let mut by_state: BTreeMap<u8, Vec<u64>> = BTreeMap::new();
-    for (_, e) in tx.report_events(&req.filter, &[EventKind::Completed]).await? {
-        by_state.entry(e.state.get()).or_default().push(e.duration_ms.unwrap_or(0));
+    let mut by_state: BTreeMap<u8, Histogram> = BTreeMap::new();
+    for r in tx.attempt_stats(&req.filter).await? {
+        if r.kind == StatKind::Completed {
+            by_state.entry(r.state.get()).or_default().add(&r);
+        }
     }
     let mut columns = vec![("state", Count), ("state_name", Text)];
     columns.extend(SUMMARY_COLUMNS);
     let mut r = Report::new(ReportName::Durations, now, &columns);
     let mut names = Names::new();
-    for (state, values) in by_state {
+    for (state, h) in by_state {
         let mut row = vec![Cell::count(state), Cell::Text(names.of(tx, state).await?)];
-        row.extend(summary_cells(Summary::of(values)));
+        row.extend(summary_cells(h.summary()));
         r.push(row);
     }
     Ok(r)
@@ -91,29 +110,23 @@ struct History {
 }
 
 impl History {
-    /// From every completed attempt in the store: an ETA learns from all builds,
-    /// whatever the filter selects to show.
+    /// From the statistics of every completed attempt in the store: an ETA learns from
+    /// all builds, whatever the filter selects to show.
     async fn load(tx: &mut dyn Tx) -> StoreResult<History> {
-        let everything = ReportFilter::default();
-        let builds: HashMap<BuildId, (Name, Name, Name)> = tx
-            .report_builds(&everything)
-            .await?
-            .into_iter()
-            .map(|b| (b.id, (b.platform, b.os, b.image_type)))
-            .collect();
-        let mut cell: HashMap<(Name, Name, Name, u8), Vec<u64>> = HashMap::new();
-        let mut all: HashMap<u8, Vec<u64>> = HashMap::new();
-        for (id, e) in tx.report_events(&everything, &[EventKind::Completed]).await? {
-            let d = e.duration_ms.unwrap_or(0);
-            all.entry(e.state.get()).or_default().push(d);
-            if let Some((p, o, i)) = builds.get(&id) {
-                cell.entry((p.clone(), o.clone(), i.clone(), e.state.get())).or_default().push(d);
+        let mut cell: HashMap<(Name, Name, Name, u8), Histogram> = HashMap::new();
+        let mut all: HashMap<u8, Histogram> = HashMap::new();
+        for r in tx.attempt_stats(&ReportFilter::default()).await? {
+            if r.kind != StatKind::Completed {
+                continue;
             }
+            all.entry(r.state.get()).or_default().add(&r);
+            let key = (r.platform.clone(), r.os.clone(), r.image_type.clone(), r.state.get());
+            cell.entry(key).or_default().add(&r);
         }
-        let q = |v: Vec<u64>| Summary::of(v).map(|s| (s.p50, s.p90)).unwrap_or((0, 0));
+        let q = |h: Histogram| h.summary().map(|s| (s.p50, s.p90)).unwrap_or((0, 0));
         Ok(History {
-            cell: cell.into_iter().map(|(k, v)| (k, q(v))).collect(),
-            all: all.into_iter().map(|(k, v)| (k, q(v))).collect(),
+            cell: cell.into_iter().map(|(k, h)| (k, q(h))).collect(),
+            all: all.into_iter().map(|(k, h)| (k, q(h))).collect(),
         })
     }
 
@@ -380,20 +393,20 @@ pub fn band(state: StateCode) -> &'static str {
 }
 
 pub(super) async fn cost(tx: &mut dyn Tx, req: &ReportRequest, now: Timestamp) -> StoreResult<Report> {
-    let platforms: HashMap<BuildId, Name> =
-        tx.report_builds(&req.filter).await?.into_iter().map(|b| (b.id, b.platform)).collect();
     // (platform, band order, band) → attempts, ms, failed attempts, failed ms
     let mut groups: BTreeMap<(String, u8, &'static str), [u64; 4]> = BTreeMap::new();
-    for (id, e) in tx.report_events(&req.filter, ATTEMPTS).await? {
-        let Some(platform) = platforms.get(&id) else { continue };
-        let b = band(e.state);
+    for s in tx.attempt_stats(&req.filter).await? {
+        if s.kind == StatKind::Recovered {
+            continue;
+        }
+        let b = band(s.state);
         let order = ["build", "configure", "test", "publish"].iter().position(|x| *x == b).unwrap_or(0) as u8;
-        let g = groups.entry((platform.to_string(), order, b)).or_default();
-        let d = e.duration_ms.unwrap_or(0);
-        g[0] += 1;
+        let g = groups.entry((s.platform.to_string(), order, b)).or_default();
+        let (n, d) = (s.attempts.max(0) as u64, s.total_ms.max(0) as u64);
+        g[0] += n;
         g[1] += d;
-        if e.kind == EventKind::Failed {
-            g[2] += 1;
+        if s.kind == StatKind::Failed {
+            g[2] += n;
             g[3] += d;
         }
     }
@@ -476,30 +489,23 @@ struct Flakiness {
     retries: u64,
     transient: u64,
     patterns: BTreeMap<String, u64>,
-    recoveries: Vec<u64>,
+    recovered: u64,
+    recovery_ms: u128,
 }
 
 pub(super) async fn flaky(tx: &mut dyn Tx, req: &ReportRequest, now: Timestamp) -> StoreResult<Report> {
     let mut by_state: BTreeMap<u8, Flakiness> = BTreeMap::new();
-    let mut by_build: BTreeMap<BuildId, Vec<HistoryEvent>> = BTreeMap::new();
-    for (id, e) in tx.report_events(&req.filter, ATTEMPTS).await? {
-        let f = by_state.entry(e.state.get()).or_default();
-        f.attempts += 1;
-        if e.attempt > 1 {
-            f.retries += 1;
-        }
-        by_build.entry(id).or_default().push(e);
-    }
-    for events in by_build.values_mut() {
-        events.sort_by_key(|e| e.seq);
-        // Each failure, to the next success at the same milestone of the same build.
-        for (i, e) in events.iter().enumerate() {
-            if e.kind != EventKind::Failed {
-                continue;
+    for s in tx.attempt_stats(&req.filter).await? {
+        let f = by_state.entry(s.state.get()).or_default();
+        let n = s.attempts.max(0) as u64;
+        match s.kind {
+            StatKind::Recovered => {
+                f.recovered += n;
+                f.recovery_ms += s.total_ms.max(0) as u128;
             }
-            let next = events[i + 1..].iter().find(|n| n.state == e.state && n.kind == EventKind::Completed);
-            if let Some(n) = next {
-                by_state.entry(e.state.get()).or_default().recoveries.push(ms_between(e.at, n.at));
+            _ => {
+                f.attempts += n;
+                f.retries += s.retries.max(0) as u64;
             }
         }
     }
@@ -537,9 +543,7 @@ pub(super) async fn flaky(tx: &mut dyn Tx, req: &ReportRequest, now: Timestamp) 
     for (state, f) in rows {
         // The most frequent pattern; the first in text order on a tie.
         let common = f.patterns.iter().max_by(|a, b| a.1.cmp(b.1).then_with(|| b.0.cmp(a.0)));
-        let recovery = (!f.recoveries.is_empty()).then(|| {
-            stats::mean(f.recoveries.iter().map(|&v| u128::from(v)).sum(), f.recoveries.len() as u64)
-        });
+        let recovery = (f.recovered > 0).then(|| stats::mean(f.recovery_ms, f.recovered));
         r.push(vec![
             Cell::count(state),
             Cell::Text(names.of(tx, state).await?),

@@ -140,6 +140,27 @@ pub const SELECT_HELD_LEASES: &str = concat!(
     ", number FROM leases JOIN builds ON id = build_id WHERE NOT released"
 );
 
+// ── attempt statistics (reports) ────────────────────────────────────────────────────
+
+/// Adds a delta to one statistics row (`$1`..`$9`: platform, os, image_type, state,
+/// kind, bucket, attempts, total_ms, retries).
+pub const ADD_ATTEMPT_STAT: &str = "INSERT INTO attempt_stats \
+     (platform, os, image_type, state, kind, bucket, attempts, total_ms, retries) \
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) \
+     ON CONFLICT (platform, os, image_type, state, kind, bucket) DO UPDATE SET \
+     attempts = attempt_stats.attempts + excluded.attempts, \
+     total_ms = attempt_stats.total_ms + excluded.total_ms, \
+     retries = attempt_stats.retries + excluded.retries";
+/// The start of the statistics query; conditions on platform, os and image_type are
+/// appended.
+pub const SELECT_ATTEMPT_STATS: &str = "SELECT platform, os, image_type, state, kind, bucket, attempts, \
+     total_ms, retries FROM attempt_stats WHERE attempts <> 0";
+/// What existing histories contribute, for the migration that creates the table: every
+/// attempt with its build's platform, OS and image type, build by build, in order.
+pub const SELECT_STAT_SOURCES: &str = "SELECT b.platform, b.os, b.image_type, e.build_id, e.seq, e.kind, \
+     e.state, e.attempt, e.at, e.duration_ms FROM events e JOIN builds b ON b.id = e.build_id \
+     WHERE e.kind IN ('completed', 'failed') ORDER BY e.build_id, e.seq";
+
 // ── the worker registry ─────────────────────────────────────────────────────────────
 
 /// `$1` = worker name.

@@ -12,7 +12,7 @@ use super::conn::{Dialect, Row, SqlConn, SqlWrite};
 use super::row::{ValueRow, catalog_item};
 use super::text::{self, KindSql};
 use super::value::{self, SqlValue, to_i64};
-use crate::report::{BuildCount, Group, ReportFilter};
+use crate::report::{BuildCount, Group, ReportFilter, StatRow};
 use crate::sql_rows::ColumnReader;
 use crate::{BuildFilter, FailureFilter, LeaseRecord, Mode, StoreResult, Tx, prefix_upper_bound};
 
@@ -395,5 +395,17 @@ impl<C: SqlConn> Tx for SqlTx<C> {
 
     async fn report_failures(&mut self, filter: &ReportFilter) -> StoreResult<Vec<FailureRecord>> {
         self.sql_report_failures(filter).await
+    }
+
+    async fn attempt_stats(&mut self, filter: &ReportFilter) -> StoreResult<Vec<StatRow>> {
+        self.sql_attempt_stats(filter).await
+    }
+
+    fn keeps_attempt_stats(&self) -> bool {
+        true
+    }
+
+    async fn add_attempt_stats(&mut self, rows: &[StatRow]) -> StoreResult<()> {
+        self.sql_add_attempt_stats(rows).await
     }
 }

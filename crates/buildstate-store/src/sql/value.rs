@@ -243,3 +243,18 @@ pub fn catalog_item(item: &CatalogItem) -> Vec<SqlValue> {
         CatalogItem::ImageType(i) => values![i.name.as_str(), &i.display_name, &i.description],
     }
 }
+
+/// The parameters of `text::ADD_ATTEMPT_STAT`.
+pub fn attempt_stat(r: &crate::report::StatRow) -> Vec<SqlValue> {
+    vec![
+        r.platform.as_str().into(),
+        r.os.as_str().into(),
+        r.image_type.as_str().into(),
+        r.state.get().into(),
+        r.kind.as_str().into(),
+        SqlValue::Int(i64::from(r.bucket)),
+        r.attempts.into(),
+        r.total_ms.into(),
+        r.retries.into(),
+    ]
+}

@@ -5,7 +5,7 @@ use buildstate_core::{Build, BuildId, EventKind, FailureRecord, HistoryEvent};
 
 use super::super::text;
 use super::{SqlTx, SqlValue, ValueRow, column, decode};
-use crate::report::{BuildCount, Group, ReportFilter};
+use crate::report::{BuildCount, Group, ReportFilter, STAT_EVENTS, StatKind, StatRow, aggregate};
 use crate::sql::conn::SqlConn;
 use crate::sql_rows::ColumnReader;
 use crate::{StoreResult, Tx};
@@ -150,6 +150,67 @@ impl<C: SqlConn> SqlTx<C> {
         let mut values = Vec::new();
         let sql = format!("{} WHERE true{}", text::SELECT_FAILURES, of_builds(f, &mut values));
         self.all(&sql, &values, decode::failure).await
+    }
+}
+
+/// A statistics row as read back.
+fn stat_row(r: &[SqlValue]) -> StoreResult<StatRow> {
+    let row = ValueRow(r);
+    let what = "read attempt statistics";
+    let name = |i| -> StoreResult<buildstate_core::Name> {
+        let text = column(what, row.text(i))?;
+        text.parse().map_err(|e: buildstate_core::NameError| crate::StoreError::Backend {
+            context: what,
+            source: e.into(),
+        })
+    };
+    let state = column(what, row.int(3))?;
+    let kind = column(what, row.text(4))?;
+    Ok(StatRow {
+        platform: name(0)?,
+        os: name(1)?,
+        image_type: name(2)?,
+        state: buildstate_core::StateCode::new(state)
+            .map_err(|e| crate::StoreError::Backend { context: what, source: e.into() })?,
+        kind: StatKind::parse(&kind).ok_or_else(|| crate::StoreError::Backend {
+            context: what,
+            source: format!("kind `{kind}`").into(),
+        })?,
+        bucket: u32::try_from(column(what, row.int(5))?).unwrap_or(0),
+        attempts: column(what, row.int(6))?,
+        total_ms: column(what, row.int(7))?,
+        retries: column(what, row.int(8))?,
+    })
+}
+
+impl<C: SqlConn> SqlTx<C> {
+    /// From the `attempt_stats` table when the filter is by platform, OS and image
+    /// type only (what the table is keyed by); otherwise from the histories.
+    pub(super) async fn sql_attempt_stats(&mut self, f: &ReportFilter) -> StoreResult<Vec<StatRow>> {
+        if f.since.is_some() || f.pipeline.is_some() || !f.statuses.is_empty() {
+            let builds = self.sql_report_builds(f).await?;
+            let events = self.sql_report_events(f, STAT_EVENTS).await?;
+            return Ok(aggregate(&builds, events));
+        }
+        let mut values = Vec::new();
+        let mut sql = text::SELECT_ATTEMPT_STATS.to_owned();
+        for c in conditions(f, &mut values) {
+            sql.push_str(" AND ");
+            sql.push_str(&c);
+        }
+        self.all(&sql, &values, stat_row).await
+    }
+
+    pub(super) async fn sql_add_attempt_stats(&mut self, rows: &[StatRow]) -> StoreResult<()> {
+        for r in rows {
+            self.write(
+                text::ADD_ATTEMPT_STAT,
+                "add to the attempt statistics",
+                super::value::attempt_stat(r),
+            )
+            .await?;
+        }
+        Ok(())
     }
 }
 

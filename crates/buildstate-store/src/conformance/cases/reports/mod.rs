@@ -91,6 +91,90 @@ async fn check(h: &impl Harness, name: ReportName) {
     }
 }
 
+/// The attempt statistics a SQL store keeps in the transaction of each change (what the
+/// unfiltered duration, cost, flaky and ETA reports read) agree with the histories
+/// (what a report filtered by time reads) after transitions of every kind, an import, a
+/// replacing import and a prune.
+pub async fn attempt_statistics_follow_every_change(h: &impl Harness) {
+    use buildstate_core::{BuildParts, FailureClass};
+
+    use super::support::{complete, create, fail, retry, rewind, run, seed, start, start_forced};
+    use crate::{ImportMode, PruneRule};
+
+    let s = h.open().await;
+    let st = s.as_ref();
+    fixture::seed_reports(st).await;
+    let new = seed(st).await;
+    // Transitions: completions, failures and their recovery, a forced start over an open
+    // attempt, a rewind and the milestones run again.
+    let a = create(st, &new).await;
+    for c in [0, 5, 10] {
+        run(st, a.id, start(c)).await;
+        run(st, a.id, complete(c)).await;
+    }
+    run(st, a.id, start(15)).await;
+    run(st, a.id, fail(15, FailureClass::Transient, 5)).await;
+    run(st, a.id, retry(false, None)).await;
+    run(st, a.id, start(15)).await;
+    run(st, a.id, start_forced(15)).await;
+    run(st, a.id, complete(15)).await;
+    run(st, a.id, rewind(5, "rebuild the image")).await;
+    run(st, a.id, start(5)).await;
+    run(st, a.id, complete(5)).await;
+    // A delivered build, imported, replaced by its own document, and pruned.
+    let b = create(st, &new).await;
+    for c in buildstate_core::StateCatalog::default_catalog().codes() {
+        run(st, b.id, complete(i64::from(c.get()))).await;
+    }
+    let doc = st.export_build(b.id).await.expect("export");
+    let parts: BuildParts = doc.clone().into_parts().expect("valid");
+    st.import_build(parts.clone(), ImportMode::Replace).await.expect("replace with itself");
+    let mut copy = parts;
+    copy.build.id = buildstate_core::BuildId::generate(1, 42);
+    copy.build.number = buildstate_core::BuildNumber::new("copied-by-import").expect("a number");
+    for f in &mut copy.failures {
+        f.build_id = copy.build.id;
+    }
+    st.import_build(copy, ImportMode::CreateOnly).await.expect("import a copy");
+    let rule = PruneRule::new([BuildStatus::Completed], crate::now()).expect("a rule");
+    assert!(st.prune_build(b.id, &rule).await.expect("prune").is_some(), "the delivered build is pruned");
+
+    let everything = ReportFilter { since: Some(jiff::Timestamp::UNIX_EPOCH), ..Default::default() };
+    for name in [ReportName::Durations, ReportName::Cost, ReportName::Flaky, ReportName::Eta] {
+        let mut kept = ReportRequest::new(name);
+        kept.rates.insert("aws-commercial".into(), 0.68);
+        let mut recomputed = kept.clone();
+        recomputed.filter = everything.clone();
+        let kept = st.report(&kept).await.expect("the report from the statistics");
+        let recomputed = st.report(&recomputed).await.expect("the report from the histories");
+        if name == ReportName::Eta {
+            // Elapsed times move between the two reports; the estimates must not.
+            let pick = |r: &crate::report::Report| -> Vec<_> {
+                r.rows
+                    .iter()
+                    .map(|row| {
+                        (
+                            r.get(row, "build").cloned(),
+                            r.get(row, "remaining_p50_ms").cloned(),
+                            r.get(row, "basis").cloned(),
+                        )
+                    })
+                    .collect()
+            };
+            assert_eq!(
+                pick(&kept),
+                pick(&recomputed),
+                "report eta: kept statistics disagree with the histories"
+            );
+        } else {
+            assert_eq!(
+                kept.rows, recomputed.rows,
+                "report {name}: kept statistics disagree with the histories"
+            );
+        }
+    }
+}
+
 macro_rules! report_cases {
     ($($case:ident => $name:ident),+ $(,)?) => {
         $(

@@ -48,6 +48,25 @@ fn avg(v: &[u64]) -> u64 {
     ((sum * 2 + n) / (n * 2)) as u64
 }
 
+/// A milestone duration as reports give its percentiles: the lower bound of its 1 %
+/// bucket (a definition, shared like the cell type).
+fn coarse(ms: u64) -> u64 {
+    crate::report::bucket_floor(crate::report::bucket(ms))
+}
+
+/// count, mean, then min, p50, p90, max to their buckets' lower bounds.
+fn six_coarse(mut v: Vec<u64>) -> Vec<Cell> {
+    v.sort_unstable();
+    vec![
+        Cell::count(v.len()),
+        Cell::count(avg(&v)),
+        Cell::count(coarse(v[0])),
+        Cell::count(coarse(pct(&v, 50))),
+        Cell::count(coarse(pct(&v, 90))),
+        Cell::count(coarse(v[v.len() - 1])),
+    ]
+}
+
 /// count, mean, min, p50, p90, max.
 fn six(mut v: Vec<u64>) -> Vec<Cell> {
     v.sort_unstable();
@@ -338,7 +357,7 @@ pub fn expected(req: &ReportRequest, all: &[BuildDocument], leases: &[Lease], no
             }
             rows(
                 by.into_iter()
-                    .map(|(s, v)| [vec![Cell::count(s), Cell::Text(name_of(all, s))], six(v)].concat())
+                    .map(|(s, v)| [vec![Cell::count(s), Cell::Text(name_of(all, s))], six_coarse(v)].concat())
                     .collect(),
             )
         }
@@ -390,8 +409,8 @@ fn remaining(all: &[BuildDocument], d: &BuildDocument, now: Timestamp) -> (u64, 
             cell += 1;
         }
         let used = if code == d.current_state { spent } else { 0 };
-        p50 += pct(&v, 50).saturating_sub(used);
-        p90 += pct(&v, 90).saturating_sub(used);
+        p50 += coarse(pct(&v, 50)).saturating_sub(used);
+        p90 += coarse(pct(&v, 90)).saturating_sub(used);
     }
     let basis = match (cell, any) {
         (0, 0) => "none",

@@ -1,0 +1,22 @@
+-- 0004 attempt stats: completed and failed attempts (and recoveries from failures)
+-- summed per platform × OS × image type × milestone × duration bucket, kept in the
+-- transaction of every transition by the store engine, so that the duration, cost,
+-- flakiness and ETA reports read a few thousand rows instead of every attempt.
+-- Existing histories are summed into it by the migration runner right after this file.
+CREATE TABLE attempt_stats (
+    platform   text NOT NULL,
+    os         text NOT NULL,
+    image_type text NOT NULL,
+    state      smallint NOT NULL CHECK (state BETWEEN 0 AND 100),
+    kind       text NOT NULL CHECK (kind IN ('completed', 'failed', 'recovered')),
+    bucket     integer NOT NULL CHECK (bucket >= 0),
+    attempts   bigint NOT NULL,
+    total_ms   bigint NOT NULL,
+    retries    bigint NOT NULL,
+    PRIMARY KEY (platform, os, image_type, state, kind, bucket)
+);
+
+-- `matrix`: the latest build of each cell.
+CREATE INDEX builds_by_cell ON builds (platform, os, image_type, created_at);
+-- `excessive-failures`, `time-saved`: the few builds that ever failed.
+CREATE INDEX builds_by_failure_count ON builds (failure_count) WHERE failure_count > 0;

@@ -83,6 +83,7 @@ pub async fn run(a: Args, ctx: &Ctx) -> Result<(), CliError> {
             image_type: a.image,
             pipeline: a.pipeline,
             statuses: a.status,
+            more_failures_than: None,
         },
         threshold: a.threshold,
         from: a.from,

@@ -7,7 +7,7 @@ use buildstate_core::{Build, BuildId, BuildStatus, FailureRecord};
 use jiff::Timestamp;
 
 use super::table::{Cell, CellKind::*, Report};
-use super::{ReportName, ReportRequest};
+use super::{ReportFilter, ReportName, ReportRequest};
 use crate::{StoreResult, Tx};
 
 /// The latest failure record of each build (the highest number).
@@ -133,12 +133,12 @@ pub(super) async fn attention(tx: &mut dyn Tx, req: &ReportRequest, now: Timesta
 
 /// Builds with more than `threshold` failure records, in any status; most first.
 pub(super) async fn excessive(tx: &mut dyn Tx, req: &ReportRequest, now: Timestamp) -> StoreResult<Report> {
-    let builds = tx.report_builds(&req.filter).await?;
-    let mut builds: Vec<Build> = builds.into_iter().filter(|b| b.failure_count > req.threshold).collect();
+    let filter = ReportFilter { more_failures_than: Some(req.threshold), ..req.filter.clone() };
+    let mut builds = tx.report_builds(&filter).await?;
     builds.sort_by(|a, b| {
         b.failure_count.cmp(&a.failure_count).then_with(|| a.number.as_str().cmp(b.number.as_str()))
     });
-    let failures = if builds.is_empty() { Vec::new() } else { tx.report_failures(&req.filter).await? };
+    let failures = if builds.is_empty() { Vec::new() } else { tx.report_failures(&filter).await? };
     let mut last = last_failures(failures);
     let cols = columns(&[("status", Text), ("failures", Count)], &[]);
     let mut r = Report::new(ReportName::ExcessiveFailures, now, &cols);

@@ -84,6 +84,9 @@ pub struct ReportFilter {
     pub pipeline: Option<String>,
     /// Any of these statuses (empty: any status).
     pub statuses: Vec<BuildStatus>,
+    /// Builds with more failure records than this (reports that are only about builds
+    /// that failed narrow to them in the store, where an index finds the few).
+    pub more_failures_than: Option<u32>,
 }
 
 impl ReportFilter {
@@ -96,6 +99,7 @@ impl ReportFilter {
             && self.image_type.as_ref().is_none_or(|i| &b.image_type == i)
             && self.pipeline.as_ref().is_none_or(|p| pipeline_of(b) == Some(p.as_str()))
             && (self.statuses.is_empty() || self.statuses.contains(&b.status))
+            && self.more_failures_than.is_none_or(|n| b.failure_count > n)
     }
 
     /// The same filter with `statuses` narrowed to those also in `only`; `None` when

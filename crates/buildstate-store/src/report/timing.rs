@@ -304,17 +304,14 @@ pub fn resume_savings(history: &[HistoryEvent]) -> (u32, u64) {
 }
 
 pub(super) async fn time_saved(tx: &mut dyn Tx, req: &ReportRequest, now: Timestamp) -> StoreResult<Report> {
-    let builds: HashMap<BuildId, Build> = tx
-        .report_builds(&req.filter)
-        .await?
-        .into_iter()
-        .filter(|b| b.failure_count > 0)
-        .map(|b| (b.id, b))
-        .collect();
+    // Only a build that failed was ever resumed.
+    let failed = ReportFilter { more_failures_than: Some(0), ..req.filter.clone() };
+    let builds: HashMap<BuildId, Build> =
+        tx.report_builds(&failed).await?.into_iter().map(|b| (b.id, b)).collect();
     let kinds = [EventKind::Started, EventKind::Completed, EventKind::Failed, EventKind::Rewound];
     let mut histories: BTreeMap<BuildId, Vec<HistoryEvent>> = BTreeMap::new();
     if !builds.is_empty() {
-        for (id, e) in tx.report_events(&req.filter, &kinds).await? {
+        for (id, e) in tx.report_events(&failed, &kinds).await? {
             if builds.contains_key(&id) {
                 histories.entry(id).or_default().push(e);
             }

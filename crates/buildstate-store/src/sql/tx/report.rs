@@ -33,6 +33,9 @@ fn conditions(f: &ReportFilter, values: &mut Vec<SqlValue>) -> Vec<String> {
     if let Some(p) = &f.pipeline {
         cond(text::PIPELINE_IS, p.as_str().into(), values);
     }
+    if let Some(n) = f.more_failures_than {
+        cond("failure_count > $", n.into(), values);
+    }
     if !f.statuses.is_empty() {
         let marks: Vec<String> = f
             .statuses
@@ -187,7 +190,11 @@ impl<C: SqlConn> SqlTx<C> {
     /// From the `attempt_stats` table when the filter is by platform, OS and image
     /// type only (what the table is keyed by); otherwise from the histories.
     pub(super) async fn sql_attempt_stats(&mut self, f: &ReportFilter) -> StoreResult<Vec<StatRow>> {
-        if f.since.is_some() || f.pipeline.is_some() || !f.statuses.is_empty() {
+        if f.since.is_some()
+            || f.pipeline.is_some()
+            || !f.statuses.is_empty()
+            || f.more_failures_than.is_some()
+        {
             let builds = self.sql_report_builds(f).await?;
             let events = self.sql_report_events(f, STAT_EVENTS).await?;
             return Ok(aggregate(&builds, events));

@@ -180,7 +180,9 @@ impl Early {
             .mut_arg("config", |a| with_env(a, CONFIG_ENV));
         let runners: Vec<String> = cmd
             .get_subcommands()
-            .filter(|s| s.get_arguments().any(|a| a.get_id() == "lease_ttl"))
+            // Every command with a runner setting (`run`, `exec`, `worker`; `prune` reads
+            // `logs_dir` to know which log files are its own).
+            .filter(|s| s.get_arguments().any(|a| RUNNER_KEYS.iter().any(|k| a.get_id() == k.key)))
             .map(|s| s.get_name().to_owned())
             .collect();
         for name in runners {

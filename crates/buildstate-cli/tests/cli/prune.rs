@@ -290,3 +290,32 @@ fn prune_killed_at_random_instants_leaves_every_build_whole_or_gone() {
     assert!(total.starts_with(&format!("removed {left} build")), "{out}");
     assert_eq!(whole_or_gone(&env, &template), 0);
 }
+
+/// A `logs_dir` set in the config file is where `exec` writes and where `prune` deletes:
+/// the same setting for both (a hostile review found prune looked beside the store).
+#[test]
+fn prune_deletes_logs_in_the_configured_logs_dir() {
+    let env = Env::new().with_catalog();
+    let logs = env.path("configured-logs");
+    let config = env.path("bs.toml");
+    std::fs::write(&config, format!("logs_dir = \"{}\"\n", logs.display())).expect("write config");
+    let config = config.to_str().expect("utf-8").to_owned();
+    let b = env.build("pr-config");
+    let r = here(&env, &["--config", &config, "exec", &b, "5", "--", "sh", "-c", "echo building"]);
+    assert_eq!(r.code, 0, "{r:?}");
+    let written: Vec<PathBuf> = env
+        .history(&b)
+        .iter()
+        .filter_map(|e| e["log"].as_str())
+        .map(PathBuf::from)
+        .map(|p| if p.is_absolute() { p } else { env.dir.path().join(p) })
+        .collect();
+    assert!(
+        !written.is_empty() && written.iter().all(|p| p.starts_with(&logs) && p.is_file()),
+        "{written:?}"
+    );
+    deliver(&env, &b);
+    let r = here(&env, &["--config", &config, "prune", "--completed-before", &now()]);
+    assert_eq!(r.code, 0, "{r:?}");
+    assert!(written.iter().all(|p| !p.exists()), "the configured logs are deleted: {}", r.stdout);
+}

@@ -59,7 +59,8 @@ async fn through_api(store: &SqliteStore, build: &Build) -> Result<(Duration, us
 }
 
 /// The same writes, statement for statement, without the store: read the row and its
-/// lease record, swap the row, append the event, in one `BEGIN IMMEDIATE` transaction per transition, with cached
+/// lease record, swap the row, append the event (and, for a completion, add it to the
+/// attempt statistics), in one `BEGIN IMMEDIATE` transaction per transition, with cached
 /// prepared statements as the store uses them.
 fn through_raw(conn: &Connection, build: &Build) -> Result<Duration, String> {
     let codes: Vec<i64> = build.catalog.codes().map(|c| i64::from(c.get())).collect();
@@ -131,6 +132,20 @@ fn raw_transition(
         None::<i64>,
         0
     ])?;
+    if completing {
+        // A completed attempt is added to the report statistics in the same transaction.
+        conn.prepare_cached(&sql::placeholders(text::ADD_ATTEMPT_STAT))?.execute(params![
+            "aws-commercial",
+            "rhel-8.8",
+            "base",
+            state,
+            "completed",
+            0,
+            1,
+            0,
+            0
+        ])?;
+    }
     conn.execute_batch("COMMIT")
 }
 

@@ -321,4 +321,31 @@ mod tests {
         assert_eq!(store.schema_version(), SCHEMA_VERSION);
         assert_eq!(recorded(&raw).await.len(), MIGRATIONS.len());
     }
+
+    /// A schema written before attempt statistics existed (version 3) gets them summed
+    /// from its histories by the migration.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_version_3_schema_gets_its_attempt_statistics() {
+        let schema = TestSchema::new("stats");
+        let store = PostgresStore::connect_with_schema(&schema.url, &schema.name).await.expect("connect");
+        buildstate_store::conformance::seed_attempts(&store).await;
+        drop(store);
+        raw_client(&schema)
+            .await
+            .batch_execute(
+                "DROP TABLE attempt_stats; DROP INDEX builds_by_cell; DROP INDEX builds_by_failure_count; \
+                 DELETE FROM schema_migrations WHERE version = 4;",
+            )
+            .await
+            .expect("back to version 3");
+        let store = PostgresStore::connect_with_schema(&schema.url, &schema.name).await.expect("migrate");
+        let rows: i64 = raw_client(&schema)
+            .await
+            .query_one("SELECT count(*) FROM attempt_stats", &[])
+            .await
+            .expect("count")
+            .get(0);
+        assert!(rows > 0, "the histories were summed");
+        buildstate_store::conformance::assert_attempt_stats_agree(&store).await;
+    }
 }

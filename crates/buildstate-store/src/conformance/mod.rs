@@ -127,7 +127,7 @@ macro_rules! conformance_tests {
 }
 
 mod seed;
-pub use seed::seed_sample_catalog;
+pub use seed::{assert_attempt_stats_agree, seed_attempts, seed_sample_catalog};
 
 /// The cases. Each takes a harness and panics (with a message naming the rule) when
 /// the backend breaks the contract.

@@ -205,7 +205,7 @@ mod tests {
                 (
                     4,
                     "attempt stats",
-                    "f47d0ed3803a4945aedb3e454c43630c6716de5351f7afc861d8a03fc7356c08".to_owned()
+                    "58ad1d0948b8a8af64d564e3f8e4219154f7f9193b7404e2e54a930126f2b9f4".to_owned()
                 ),
             ]
         );
@@ -334,6 +334,7 @@ mod tests {
             .await
             .batch_execute(
                 "DROP TABLE attempt_stats; DROP INDEX builds_by_cell; DROP INDEX builds_by_failure_count; \
+                 DROP INDEX builds_by_status_and_need; \
                  DELETE FROM schema_migrations WHERE version = 4;",
             )
             .await

@@ -16,8 +16,23 @@ CREATE TABLE attempt_stats (
     PRIMARY KEY (platform, os, image_type, state, kind, bucket)
 ) STRICT, WITHOUT ROWID;
 
--- `report running`, `attention`, `ready`: builds by status, newest first (exists);
 -- `matrix`: the latest build of each cell.
 CREATE INDEX builds_by_cell ON builds (platform, os, image_type, created_at);
 -- `excessive-failures`, `time-saved`: the few builds that ever failed.
 CREATE INDEX builds_by_failure_count ON builds (failure_count) WHERE failure_count > 0;
+
+-- Report counts read indexes, not the table: per platform, OS, image type and milestone
+-- by status and need of a person (these replace the single-column indexes, which also
+-- served the catalog's foreign-key checks and every list filter: their prefixes still
+-- do); the overview by status; the month buckets of `success-rate` by creation time.
+DROP INDEX builds_by_platform;
+CREATE INDEX builds_by_platform ON builds (platform, status, needs_intervention);
+DROP INDEX builds_by_os;
+CREATE INDEX builds_by_os ON builds (os, status, needs_intervention);
+DROP INDEX builds_by_image_type;
+CREATE INDEX builds_by_image_type ON builds (image_type, status, needs_intervention);
+DROP INDEX builds_by_state;
+CREATE INDEX builds_by_state ON builds (state, status, needs_intervention);
+CREATE INDEX builds_by_status_and_need ON builds (status, needs_intervention);
+DROP INDEX builds_by_created_at;
+CREATE INDEX builds_by_created_at ON builds (created_at, id, status, needs_intervention);

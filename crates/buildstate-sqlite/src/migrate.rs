@@ -157,7 +157,7 @@ mod tests {
         (3, "json columns", "e5d7957da897665ec042b8256f07157e40ac50bb43c885d815dc3c5038ab7c92"),
         (4, "artifact milestones", "2a469a363b991fd8624d3418acd569931a3f1d7ca31920cdbbc27089f91a5e8a"),
         (5, "workers", "1858d9ea722114869ceb87ce8e76f51af60f7385449621cc0c7d02c9a4461dd5"),
-        (6, "attempt stats", "71ef2b686c4f6cc4fe4198bc81eac8202446b9bd379376bc1dc811ce7b09f488"),
+        (6, "attempt stats", "074ac2c6b13352a43fec86c0a063f68cf301a24a75124b396c050cd0a6d149f1"),
     ];
 
     #[test]
@@ -335,6 +335,7 @@ mod tests {
         raw(&path)
             .execute_batch(
                 "DROP TABLE attempt_stats; DROP INDEX builds_by_cell; DROP INDEX builds_by_failure_count; \
+                 DROP INDEX builds_by_status_and_need; \
                  DELETE FROM schema_migrations WHERE version = 6; PRAGMA user_version = 5;",
             )
             .expect("back to schema 5");

@@ -27,7 +27,9 @@ use buildstate_core::{
 };
 use jiff::Timestamp;
 
-use crate::report::{BuildCount, Group, ReportFilter, STAT_EVENTS, StatRow, aggregate};
+use crate::report::{
+    BuildCount, FailureGroup, Group, ReportFilter, STAT_EVENTS, StatRow, aggregate, group_failures,
+};
 use crate::{BuildFilter, FailureFilter, LeaseRecord, StoreResult, sequence_of};
 
 /// What a unit of work needs from its transaction.
@@ -204,6 +206,23 @@ pub trait Tx: Send {
             }
         }
         Ok(records)
+    }
+
+    /// The failure records of the builds matching `filter`, grouped by milestone and
+    /// type ([`crate::report::group_failures`]), in any order.
+    async fn failure_groups(&mut self, filter: &ReportFilter) -> StoreResult<Vec<FailureGroup>> {
+        Ok(group_failures(self.report_failures(filter).await?))
+    }
+
+    /// The platform and the time from first start to delivery (ms) of every delivered
+    /// build among those matching `filter`, in any order.
+    async fn delivery_times(&mut self, filter: &ReportFilter) -> StoreResult<Vec<(Name, u64)>> {
+        let builds = self.report_builds(filter).await?;
+        Ok(builds
+            .into_iter()
+            .filter(|b| b.status == buildstate_core::BuildStatus::Completed)
+            .map(|b| (b.platform.clone(), crate::report::delivery_ms(b.started_at, b.ended_at)))
+            .collect())
     }
 
     /// The attempt statistics of the builds matching `filter`, in any order. Default:

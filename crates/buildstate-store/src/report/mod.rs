@@ -53,6 +53,57 @@ pub struct BuildCount {
     pub builds: u64,
 }
 
+/// The failure records of one milestone and type ([`Tx::failure_groups`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FailureGroup {
+    pub state: buildstate_core::StateCode,
+    pub failure_type: buildstate_core::FailureType,
+    pub failures: u64,
+    /// How many builds they belong to.
+    pub builds: u64,
+    /// The latest: by time, then build id, then number (so every backend picks one).
+    pub latest: buildstate_core::FailureRecord,
+}
+
+/// Groups failure records by milestone and type: [`Tx::failure_groups`]'s meaning, and
+/// its default.
+pub fn group_failures(records: Vec<buildstate_core::FailureRecord>) -> Vec<FailureGroup> {
+    use std::collections::{BTreeMap, BTreeSet};
+    let mut groups: BTreeMap<(u8, String), (FailureGroup, BTreeSet<buildstate_core::BuildId>)> =
+        BTreeMap::new();
+    for f in records {
+        let key = (f.state.get(), f.info.failure_type.as_str().to_owned());
+        match groups.get_mut(&key) {
+            Some((g, builds)) => {
+                g.failures += 1;
+                builds.insert(f.build_id);
+                if (f.at, f.build_id, f.number) > (g.latest.at, g.latest.build_id, g.latest.number) {
+                    g.latest = f;
+                }
+            }
+            None => {
+                let g = FailureGroup {
+                    state: f.state,
+                    failure_type: f.info.failure_type.clone(),
+                    failures: 1,
+                    builds: 0,
+                    latest: f.clone(),
+                };
+                groups.insert(key, (g, BTreeSet::from([f.build_id])));
+            }
+        }
+    }
+    groups.into_values().map(|(g, builds)| FailureGroup { builds: builds.len() as u64, ..g }).collect()
+}
+
+/// A delivered build's time from its first start to its delivery, in milliseconds.
+pub fn delivery_ms(started_at: Option<jiff::Timestamp>, ended_at: Option<jiff::Timestamp>) -> u64 {
+    match (started_at, ended_at) {
+        (Some(s), Some(e)) => (e.as_millisecond() - s.as_millisecond()).max(0) as u64,
+        _ => 0,
+    }
+}
+
 /// The group key of a build, as [`Tx::count_builds`] reports it.
 pub fn group_key(b: &buildstate_core::Build, by: Group) -> String {
     match by {

@@ -81,8 +81,8 @@ pub(super) async fn platform_durations(
 ) -> StoreResult<Report> {
     let mut by_platform: BTreeMap<String, Vec<u64>> = BTreeMap::new();
     if let Some(filter) = req.filter.narrowed(&[BuildStatus::Completed]) {
-        for b in tx.report_builds(&filter).await? {
-            by_platform.entry(b.platform.to_string()).or_default().push(b.duration_ms(now).unwrap_or(0));
+        for (platform, took) in tx.delivery_times(&filter).await? {
+            by_platform.entry(platform.to_string()).or_default().push(took);
         }
     }
     let mut columns = vec![("platform", Text)];

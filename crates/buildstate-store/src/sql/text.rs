@@ -140,6 +140,25 @@ pub const SELECT_HELD_LEASES: &str = concat!(
     ", number FROM leases JOIN builds ON id = build_id WHERE NOT released"
 );
 
+// ── reports ─────────────────────────────────────────────────────────────────────────
+
+/// Failure records by milestone and type: count, distinct builds, latest time. The
+/// build filter is appended as ` AND build_id IN (…)`, then [`FAILURE_GROUPS_END`].
+pub const FAILURE_GROUPS: &str = "SELECT state, failure_type, count(*), count(DISTINCT build_id), max(at) \
+     FROM failures WHERE true";
+pub const FAILURE_GROUPS_END: &str = " GROUP BY state, failure_type";
+/// The latest record of a group (`$1` state, `$2` type, `$3` its latest time): the
+/// larger build id, then number, on a tie.
+pub const LATEST_OF_FAILURE_GROUP: &str = concat!(
+    "SELECT ",
+    failure_columns!("details"),
+    " FROM failures WHERE state = $1 AND failure_type = $2 AND at = $3"
+);
+pub const LATEST_OF_FAILURE_GROUP_END: &str = " ORDER BY build_id DESC, number DESC LIMIT 1";
+/// Delivered builds' platform and first start and delivery times; conditions appended.
+pub const DELIVERY_TIMES: &str =
+    "SELECT platform, started_at, ended_at FROM builds WHERE status = 'completed'";
+
 // ── attempt statistics (reports) ────────────────────────────────────────────────────
 
 /// Adds a delta to one statistics row (`$1`..`$9`: platform, os, image_type, state,

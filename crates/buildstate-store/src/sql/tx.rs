@@ -12,7 +12,7 @@ use super::conn::{Dialect, Row, SqlConn, SqlWrite};
 use super::row::{ValueRow, catalog_item};
 use super::text::{self, KindSql};
 use super::value::{self, SqlValue, to_i64};
-use crate::report::{BuildCount, Group, ReportFilter, StatRow};
+use crate::report::{BuildCount, FailureGroup, Group, ReportFilter, StatRow};
 use crate::sql_rows::ColumnReader;
 use crate::{BuildFilter, FailureFilter, LeaseRecord, Mode, StoreResult, Tx, prefix_upper_bound};
 
@@ -399,6 +399,14 @@ impl<C: SqlConn> Tx for SqlTx<C> {
 
     async fn attempt_stats(&mut self, filter: &ReportFilter) -> StoreResult<Vec<StatRow>> {
         self.sql_attempt_stats(filter).await
+    }
+
+    async fn failure_groups(&mut self, filter: &ReportFilter) -> StoreResult<Vec<FailureGroup>> {
+        self.sql_failure_groups(filter).await
+    }
+
+    async fn delivery_times(&mut self, filter: &ReportFilter) -> StoreResult<Vec<(Name, u64)>> {
+        self.sql_delivery_times(filter).await
     }
 
     fn keeps_attempt_stats(&self) -> bool {

@@ -5,7 +5,9 @@ use buildstate_core::{Build, BuildId, EventKind, FailureRecord, HistoryEvent};
 
 use super::super::text;
 use super::{SqlTx, SqlValue, ValueRow, column, decode};
-use crate::report::{BuildCount, Group, ReportFilter, STAT_EVENTS, StatKind, StatRow, aggregate};
+use crate::report::{
+    BuildCount, FailureGroup, Group, ReportFilter, STAT_EVENTS, StatKind, StatRow, aggregate, delivery_ms,
+};
 use crate::sql::conn::SqlConn;
 use crate::sql_rows::ColumnReader;
 use crate::{StoreResult, Tx};
@@ -147,6 +149,56 @@ impl<C: SqlConn> SqlTx<C> {
         );
         self.all(&sql, &values, |r| Ok((column("read an event", ValueRow(r).id(0))?, decode::event(r)?)))
             .await
+    }
+
+    pub(super) async fn sql_failure_groups(&mut self, f: &ReportFilter) -> StoreResult<Vec<FailureGroup>> {
+        let what = "read failure groups";
+        let mut values = Vec::new();
+        let restrict = of_builds(f, &mut values);
+        let sql = format!("{}{restrict}{}", text::FAILURE_GROUPS, text::FAILURE_GROUPS_END);
+        let groups = self.rows(&sql, &values).await?;
+        let mut out = Vec::with_capacity(groups.len());
+        for g in &groups {
+            let row = ValueRow(g);
+            let (state, kind, at) = (g[0].clone(), g[1].clone(), g[4].clone());
+            let mut latest_values = vec![state, kind, at];
+            let restrict = of_builds(f, &mut latest_values);
+            let latest_sql =
+                format!("{}{restrict}{}", text::LATEST_OF_FAILURE_GROUP, text::LATEST_OF_FAILURE_GROUP_END);
+            let Some(latest) = self.first(&latest_sql, &latest_values, decode::failure).await? else {
+                continue;
+            };
+            out.push(FailureGroup {
+                state: latest.state,
+                failure_type: latest.info.failure_type.clone(),
+                failures: column(what, row.int(2))?.max(0) as u64,
+                builds: column(what, row.int(3))?.max(0) as u64,
+                latest,
+            });
+        }
+        Ok(out)
+    }
+
+    pub(super) async fn sql_delivery_times(
+        &mut self,
+        f: &ReportFilter,
+    ) -> StoreResult<Vec<(buildstate_core::Name, u64)>> {
+        let what = "read delivery times";
+        let mut values = Vec::new();
+        let mut sql = text::DELIVERY_TIMES.to_owned();
+        for c in conditions(f, &mut values) {
+            sql.push_str(" AND ");
+            sql.push_str(&c);
+        }
+        self.all(&sql, &values, |r| {
+            let row = ValueRow(r);
+            let platform: buildstate_core::Name =
+                column(what, row.text(0))?.parse().map_err(|e: buildstate_core::NameError| {
+                    crate::StoreError::Backend { context: what, source: e.into() }
+                })?;
+            Ok((platform, delivery_ms(column(what, row.opt_time(1))?, column(what, row.opt_time(2))?)))
+        })
+        .await
     }
 
     pub(super) async fn sql_report_failures(&mut self, f: &ReportFilter) -> StoreResult<Vec<FailureRecord>> {

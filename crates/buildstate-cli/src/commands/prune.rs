@@ -1,12 +1,16 @@
 //! `prune --completed-before DURATION|DATE [--status LIST] [--dry-run]`: retention.
 //! Deletes old finished builds with their history, failures and artifact records, one
-//! transaction per build (`Store::prune_build`), then the attempt logs their history
-//! names — only files inside this store's logs directory.
+//! transaction per build (`Store::prune_build`), and the build's own log directory
+//! (`<logs>/<build number>/`, where runners write its attempt logs; a log recorded
+//! anywhere else is left alone and listed).
 //!
 //! The candidates are chosen from a listing, and each is judged again by the store in
 //! the transaction that deletes it: a build that a runner took up, a person rewound or
-//! retried meanwhile is skipped, never deleted. A kill at any instant leaves every build
-//! either whole or gone; at worst the log files of the build being pruned stay behind.
+//! retried meanwhile is skipped, never deleted. The log directory is moved aside
+//! (`<logs>/.pruning-<pid>/`) before that transaction, removed after it, and moved back
+//! if the build stayed; a prune killed in between is finished by the next one, which
+//! puts back what belongs to a build that still exists and removes the rest. So a kill
+//! at any instant leaves every build, with its logs, either whole or gone.
 
 use std::collections::HashMap;
 use std::path::{Component, Path, PathBuf};
@@ -133,7 +137,7 @@ impl Removed {
         recorded.sort_unstable();
         recorded.dedup();
         for log in recorded {
-            match logs.locate(log) {
+            match logs.locate(log, doc.build_number.as_str()) {
                 LogFile::Ours(path) => files.push(path),
                 LogFile::Missing => {}
                 LogFile::NotOurs => removed.logs_kept.push(log.to_owned()),
@@ -166,11 +170,16 @@ fn plural(n: usize, what: &str) -> String {
 }
 
 pub async fn run(a: Args, ctx: &Ctx) -> Result<(), CliError> {
-    let before = a.completed_before.at(buildstate_store::now());
+    let now = buildstate_store::now();
+    let before = a.completed_before.at(now);
+    check_cutoff(a.completed_before, before, now)?;
     let rule = PruneRule::new(a.status.0.iter().copied(), before)?;
     // An empty BUILDSTATE_LOGS_DIR is unset, as the runner reads it.
     let given = a.logs_dir.filter(|d| !d.as_os_str().is_empty());
     let logs = LogsDir::new(given.unwrap_or_else(|| crate::open::beside(&ctx.db_path, "logs")));
+    if !a.dry_run {
+        logs.recover(ctx).await?;
+    }
     let candidates = candidates(ctx, &rule).await?;
     let held: HashMap<BuildId, Lease> =
         ctx.store.leases().await?.into_iter().map(|l| (l.build_id, l)).collect();
@@ -192,6 +201,31 @@ pub async fn run(a: Args, ctx: &Ctx) -> Result<(), CliError> {
         return output::json(&rows);
     }
     output::line(total(&rows, &rule, a.dry_run))
+}
+
+/// The shortest "how long ago" prune takes: below it, `90s` typed for `90d` would
+/// delete every finished build.
+const MIN_AGE: std::time::Duration = std::time::Duration::from_secs(3600);
+
+/// Refuses a cutoff that would take builds that just finished by mistake: one in the
+/// future, or a duration under an hour (a time given as such is taken as meant).
+fn check_cutoff(given: Since, before: Timestamp, now: Timestamp) -> Result<(), CliError> {
+    if before > now {
+        return Err(CliError::usage(format!(
+            "--completed-before {} is in the future: every finished build would go; give a time in the past or how long ago (90d)",
+            output::time(before)
+        )));
+    }
+    if let Since::Ago(d) = given
+        && d < MIN_AGE
+    {
+        return Err(CliError::usage(format!(
+            "--completed-before {}s ago is under an hour: did you mean days (90d)? To prune builds that finished that recently, give the time itself ({})",
+            d.as_secs(),
+            before
+        )));
+    }
+    Ok(())
 }
 
 /// Builds of the rule's statuses that finished before its time, oldest first.
@@ -227,11 +261,17 @@ async fn prune_one(
         let doc = ctx.store.export_build(b.id).await?;
         return Ok(row(b, Action::WouldRemove, Removed::of(&doc, logs).0));
     }
-    let Some(doc) = ctx.store.prune_build(b.id, rule).await? else {
-        return Ok(skipped(b, changed_meanwhile(ctx, rule, b).await?));
+    let aside = logs.move_aside(b.number.as_str());
+    let pruned = ctx.store.prune_build(b.id, rule).await;
+    let Ok(Some(doc)) = pruned else {
+        logs.put_back(aside.as_deref(), b.number.as_str());
+        return match pruned {
+            Ok(_) => Ok(skipped(b, changed_meanwhile(ctx, rule, b).await?)),
+            Err(e) => Err(e),
+        };
     };
-    let (mut removed, files) = Removed::of(&doc, logs);
-    removed.log_files = logs.remove(&files);
+    let (mut removed, _) = Removed::of(&doc, logs);
+    removed.log_files = aside.as_deref().map_or(0, |dir| logs.remove_aside(dir));
     Ok(row(b, Action::Removed, removed))
 }
 
@@ -354,9 +394,11 @@ impl LogsDir {
 
     /// A relative path is taken from the current directory, as `buildstate logs` reads it.
     /// The directory part is resolved (symbolic links followed) and must lie inside the
-    /// logs directory; the file itself must be a regular file (a symbolic link is never
-    /// followed, nor removed). A path with `..` is never ours, wherever it would lead.
-    fn locate(&self, recorded: &str) -> LogFile {
+    /// build's own log directory (`<logs>/<number>`: no other build's log, nor a file
+    /// someone named with `--log`, is ever ours); the file itself must be a regular file
+    /// (a symbolic link is never followed, nor removed). A path with `..` is never ours,
+    /// wherever it would lead.
+    fn locate(&self, recorded: &str, number: &str) -> LogFile {
         let path = Path::new(recorded);
         let exists = || std::fs::symlink_metadata(path).is_ok();
         if path.components().any(|c| c == Component::ParentDir) {
@@ -370,30 +412,115 @@ impl LogsDir {
         let file = parent.join(name);
         match std::fs::symlink_metadata(&file) {
             Err(_) => LogFile::Missing,
-            Ok(m) if m.is_file() && parent.starts_with(root) => LogFile::Ours(file),
+            Ok(m)
+                if m.is_file()
+                    && parent.starts_with(buildstate_runner::dispatch::build_log_dir(root, number)) =>
+            {
+                LogFile::Ours(file)
+            }
             Ok(_) => LogFile::NotOurs,
         }
     }
 
-    /// Deletes `files` (each from [`LogsDir::locate`]), then the build's directories they
-    /// leave empty (never the logs directory itself); returns how many files went.
-    fn remove(&self, files: &[PathBuf]) -> usize {
-        let mut removed = 0;
-        for f in files {
-            match std::fs::remove_file(f) {
-                Ok(()) => removed += 1,
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-                Err(e) => output::warning(format!("cannot remove the log {}: {e}", f.display())),
-            }
-        }
-        for dir in files.iter().filter_map(|f| f.parent()) {
-            if self.root.as_deref().is_some_and(|root| dir != root && dir.starts_with(root)) {
-                // Fails, harmlessly, while the directory holds anything else.
-                let _ = std::fs::remove_dir(dir);
-            }
-        }
-        removed
+    /// Where this process moves a build's log directory while its prune transaction runs.
+    fn aside_root(&self) -> Option<PathBuf> {
+        self.root.as_ref().map(|r| r.join(format!("{ASIDE_PREFIX}{}", std::process::id())))
     }
+
+    /// Moves the build's log directory aside; `None` if it has none (or it cannot move,
+    /// which is said: its logs then stay, as a log outside would).
+    fn move_aside(&self, number: &str) -> Option<PathBuf> {
+        let root = self.root.as_ref()?;
+        let dir = buildstate_runner::dispatch::build_log_dir(root, number);
+        let meta = std::fs::symlink_metadata(&dir).ok()?;
+        if !meta.is_dir() {
+            return None;
+        }
+        let aside = self.aside_root()?;
+        let target = aside.join(dir.file_name()?);
+        let moved = std::fs::create_dir_all(&aside).and_then(|()| std::fs::rename(&dir, &target));
+        match moved {
+            Ok(()) => Some(target),
+            Err(e) => {
+                output::warning(format!(
+                    "cannot move the logs of {number} aside ({e}): they stay in {}",
+                    dir.display()
+                ));
+                None
+            }
+        }
+    }
+
+    /// Puts a build's log directory back where it was (its build stayed).
+    fn put_back(&self, aside: Option<&Path>, number: &str) {
+        let (Some(aside), Some(root)) = (aside, &self.root) else { return };
+        let dir = buildstate_runner::dispatch::build_log_dir(root, number);
+        if let Err(e) = std::fs::rename(aside, &dir) {
+            output::warning(format!("cannot put the logs of {number} back from {} ({e})", aside.display()));
+        }
+    }
+
+    /// Removes a pruned build's log directory from where it was moved aside; returns how
+    /// many files were in it.
+    fn remove_aside(&self, aside: &Path) -> usize {
+        let files = walk_files(aside);
+        if let Err(e) = std::fs::remove_dir_all(aside) {
+            output::warning(format!("cannot remove the logs in {}: {e}", aside.display()));
+        }
+        if let Some(parent) = aside.parent() {
+            // Only once empty: another build's logs may be on their way through.
+            let _ = std::fs::remove_dir(parent);
+        }
+        files
+    }
+
+    /// Finishes what a prune killed mid-way left aside: a log directory whose build
+    /// still exists goes back, any other is removed. Only the directories of processes
+    /// that are gone are touched (another prune may be running).
+    async fn recover(&self, ctx: &Ctx) -> Result<(), CliError> {
+        let Some(root) = &self.root else { return Ok(()) };
+        let Ok(entries) = std::fs::read_dir(root) else { return Ok(()) };
+        for entry in entries.flatten() {
+            let name = entry.file_name().to_string_lossy().into_owned();
+            let Some(pid) = name.strip_prefix(ASIDE_PREFIX).and_then(|p| p.parse::<u32>().ok()) else {
+                continue;
+            };
+            if pid == std::process::id() || buildstate_runner::dispatch::pid_alive(pid) {
+                continue;
+            }
+            let Ok(builds) = std::fs::read_dir(entry.path()) else { continue };
+            for b in builds.flatten() {
+                let number = b.file_name().to_string_lossy().into_owned();
+                match ctx.store.find_build(&number).await {
+                    Ok(found) if found.number.as_str() == number => {
+                        self.put_back(Some(&b.path()), &number);
+                    }
+                    Err(StoreError::BuildNotFound(_)) | Ok(_) => {
+                        self.remove_aside(&b.path());
+                    }
+                    Err(e) => return Err(e.into()),
+                }
+            }
+            let _ = std::fs::remove_dir(entry.path());
+        }
+        Ok(())
+    }
+}
+
+/// The directories a prune moves log directories into, one per process.
+const ASIDE_PREFIX: &str = ".pruning-";
+
+/// How many regular files are under `dir` (symbolic links are not followed).
+fn walk_files(dir: &Path) -> usize {
+    let Ok(entries) = std::fs::read_dir(dir) else { return 0 };
+    entries
+        .flatten()
+        .map(|e| match e.file_type() {
+            Ok(t) if t.is_dir() => walk_files(&e.path()),
+            Ok(t) if t.is_file() => 1,
+            _ => 0,
+        })
+        .sum()
 }
 
 #[cfg(test)]
@@ -424,7 +551,7 @@ mod tests {
         let link = build.join("link.log");
         std::os::unix::fs::symlink(&outside, &link).expect("symlink");
         let dir = LogsDir::new(logs.clone());
-        let at = |p: &Path| dir.locate(p.to_str().expect("utf-8"));
+        let at = |p: &Path| dir.locate(p.to_str().expect("utf-8"), "b-1");
 
         assert_eq!(at(&inside), LogFile::Ours(std::fs::canonicalize(&inside).expect("exists")));
         assert_eq!(at(&outside), LogFile::NotOurs);
@@ -432,10 +559,22 @@ mod tests {
         assert_eq!(at(&build.join("../../elsewhere.log")), LogFile::NotOurs, "never through ..");
         assert_eq!(at(&build.join("never-written.log")), LogFile::Missing);
         assert_eq!(at(&build), LogFile::NotOurs, "a directory is not a log");
-        assert_eq!(dir.locate("s3://bucket/logs/x.log"), LogFile::Missing);
+        assert_eq!(dir.locate("s3://bucket/logs/x.log", "b-1"), LogFile::Missing);
+        assert_eq!(
+            dir.locate(inside.to_str().expect("utf-8"), "b-2"),
+            LogFile::NotOurs,
+            "another build's log"
+        );
+        let shared = logs.join("shared.log");
+        std::fs::write(&shared, "named by several builds").expect("write");
+        assert_eq!(at(&shared), LogFile::NotOurs, "a log outside the build's own directory");
 
-        assert_eq!(dir.remove(&[std::fs::canonicalize(&inside).expect("exists")]), 1);
-        assert!(!inside.exists() && outside.exists() && logs.is_dir());
-        assert!(build.is_dir(), "a build directory that still holds something stays");
+        let aside = dir.move_aside("b-1").expect("moved aside");
+        assert!(!build.exists() && aside.is_dir());
+        dir.put_back(Some(&aside), "b-1");
+        assert!(inside.exists(), "put back");
+        let aside = dir.move_aside("b-1").expect("moved aside");
+        assert_eq!(dir.remove_aside(&aside), 1, "one regular file (the link is not counted)");
+        assert!(!aside.exists() && outside.exists() && logs.is_dir() && shared.exists());
     }
 }

@@ -213,7 +213,36 @@ fn two_hundred_builds(env: &Env) -> BuildDocument {
             store.import_build(parts, ImportMode::CreateOnly).await.expect("import a copy");
         }
     });
+    // Each build's attempt logs, where runners write them: `logs/<number>/`.
+    for i in 0..200u32 {
+        let dir = env.dir.path().join("logs").join(format!("kill-{i:03}"));
+        std::fs::create_dir_all(&dir).expect("a build's log directory");
+        std::fs::write(dir.join("000-initial-1-e2.log"), "output").expect("a log");
+    }
     doc
+}
+
+/// After a prune that removes nothing has finished what a killed one left aside, every
+/// build that is there has its log directory and every build that is gone has none.
+fn logs_whole_or_gone(env: &Env) {
+    env.ok(&["prune", "--completed-before", "2000-01-01"]);
+    let logs = env.dir.path().join("logs");
+    let present = |i: u32| {
+        runtime().block_on(async {
+            let store = SqliteStore::open(&env.db).expect("open the store");
+            store.find_build(&format!("kill-{i:03}")).await.is_ok()
+        })
+    };
+    for i in 0..200u32 {
+        let dir = logs.join(format!("kill-{i:03}"));
+        assert_eq!(dir.join("000-initial-1-e2.log").is_file(), present(i), "the logs of kill-{i:03}");
+    }
+    let aside: Vec<_> = std::fs::read_dir(&logs)
+        .map(|d| {
+            d.flatten().map(|e| e.file_name()).filter(|n| n.to_string_lossy().starts_with('.')).collect()
+        })
+        .unwrap_or_default();
+    assert!(aside.is_empty(), "nothing is left aside: {aside:?}");
 }
 
 /// Every build is whole (exports with the template's history, failures and artifacts)
@@ -282,6 +311,7 @@ fn prune_killed_at_random_instants_leaves_every_build_whole_or_gone() {
         let now_left = whole_or_gone(&env, &template);
         assert!(now_left < left, "round {round}: the killed prune removed nothing ({now_left} left)");
         assert!(now_left > 0, "round {round}: the prune finished before it was killed");
+        logs_whole_or_gone(&env);
         left = now_left;
     }
     // A prune run to its end finishes the job: nothing half-pruned stands in its way.
@@ -289,6 +319,7 @@ fn prune_killed_at_random_instants_leaves_every_build_whole_or_gone() {
     let total = out.lines().last().unwrap_or_default();
     assert!(total.starts_with(&format!("removed {left} build")), "{out}");
     assert_eq!(whole_or_gone(&env, &template), 0);
+    logs_whole_or_gone(&env);
 }
 
 /// A `logs_dir` set in the config file is where `exec` writes and where `prune` deletes:
@@ -318,4 +349,55 @@ fn prune_deletes_logs_in_the_configured_logs_dir() {
     let r = here(&env, &["--config", &config, "prune", "--completed-before", &now()]);
     assert_eq!(r.code, 0, "{r:?}");
     assert!(written.iter().all(|p| !p.exists()), "the configured logs are deleted: {}", r.stdout);
+}
+
+/// What a prune killed between moving a build's logs aside and its transaction leaves
+/// (`logs/.pruning-<pid>/<number>`) is finished by the next prune: put back for a build
+/// that is still there, removed for one that is gone. A live prune's is left alone.
+#[test]
+fn the_next_prune_finishes_what_a_killed_one_left_aside() {
+    let env = Env::new().with_catalog();
+    let kept = env.build("aside-kept");
+    let logs = env.dir.path().join("logs");
+    let dead = logs.join(".pruning-999999999");
+    for number in ["aside-kept", "aside-gone"] {
+        std::fs::create_dir_all(dead.join(number)).expect("mkdir");
+        std::fs::write(dead.join(number).join("005-kickstart-1-e3.log"), "output").expect("write");
+    }
+    let live = logs.join(format!(".pruning-{}", std::process::id()));
+    std::fs::create_dir_all(live.join("someone-elses")).expect("mkdir");
+    env.ok(&["prune", "--completed-before", "2000-01-01"]);
+    assert!(
+        logs.join(&kept).join("005-kickstart-1-e3.log").is_file(),
+        "put back for the build that is there"
+    );
+    assert!(!logs.join("aside-gone").exists() && !dead.exists(), "removed for the build that is gone");
+    assert!(live.join("someone-elses").is_dir(), "a running prune's directory is not touched");
+}
+
+/// Only a build's own log directory goes: a log file named by hand (`--log`), shared
+/// with a build that stays or planted anywhere, is kept and listed, whatever
+/// `--logs-dir` says (a hostile review deleted one with `--logs-dir /`).
+#[test]
+fn logs_named_by_hand_are_never_deleted() {
+    let env = Env::new().with_catalog();
+    let logs = env.dir.path().join("logs");
+    std::fs::create_dir_all(&logs).expect("mkdir");
+    let shared = logs.join("shared.log");
+    std::fs::write(&shared, "shared").expect("write");
+    let precious = env.path("precious.txt");
+    std::fs::write(&precious, "precious").expect("write");
+    let (old, stays) = (env.build("hand-old"), env.build("hand-stays"));
+    for b in [&old, &stays] {
+        env.ok(&["state", "start", b, "5"]);
+        env.ok(&["state", "complete", b, "5", "--log", shared.to_str().expect("utf-8")]);
+    }
+    env.ok(&["state", "start", &old, "10"]);
+    env.ok(&["state", "complete", &old, "10", "--log", precious.to_str().expect("utf-8")]);
+    env.ok(&["build", "cancel", &old, "--reason", "old"]);
+    let out = env.json(&["prune", "--completed-before", &now(), "--logs-dir", "/"]);
+    assert_eq!(out[0]["action"], "removed", "{out}");
+    assert!(shared.is_file() && precious.is_file(), "logs named by hand stay: {out}");
+    let kept = out[0]["logs_kept"].as_array().map_or(0, Vec::len);
+    assert_eq!(kept, 2, "and are listed: {out}");
 }

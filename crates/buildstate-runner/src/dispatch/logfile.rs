@@ -16,7 +16,12 @@ use buildstate_core::{Build, StateCode};
 pub(crate) fn attempt_log(logs: &Path, build: &Build, state: StateCode, attempt: u32) -> PathBuf {
     let name = build.catalog.name_of(state);
     let file = format!("{:03}-{}-{attempt}-e{}.log", state.get(), component(name), build.history_len + 1);
-    logs.join(component(build.number.as_str())).join(file)
+    build_log_dir(logs, build.number.as_str()).join(file)
+}
+
+/// `<logs>/<build number>`: the directory that holds a build's attempt logs, and only its.
+pub fn build_log_dir(logs: &Path, number: &str) -> PathBuf {
+    logs.join(component(number))
 }
 
 /// One path component: only `a-z 0-9 . _ -`, never empty, never starting with `.`.

@@ -28,6 +28,7 @@ use crate::pipeline::{MatrixCell, MatrixFilter, Pipeline};
 pub use classify::failure_for;
 pub use error::{LeaseTtl, RunError};
 pub use keeper::{LeaseKeeper, holder_is_gone, hostname, pid_alive};
+pub use logfile::build_log_dir;
 pub use presence::worker_heartbeat;
 pub use track::{TrackOptions, TrackOutcome, track};
 pub use worker::{WorkerOptions, WorkerSummary, enqueue, work};

@@ -63,6 +63,16 @@ pub fn since(raw: &str) -> Result<Timestamp, String> {
     if let Ok(t) = s.parse::<Timestamp>() {
         return Ok(t);
     }
+    // A date and time without an offset is UTC, as every time buildstate prints is; the
+    // time is never dropped (a plain date is midnight).
+    if s.len() > 10
+        && let Ok(dt) = s.parse::<jiff::civil::DateTime>()
+    {
+        return dt
+            .to_zoned(jiff::tz::TimeZone::UTC)
+            .map(|z| z.timestamp())
+            .map_err(|e| format!("`{s}` is not a time buildstate can use: {e}"));
+    }
     s.parse::<jiff::civil::Date>()
         .ok()
         .and_then(|d| d.to_zoned(jiff::tz::TimeZone::UTC).ok())
@@ -252,8 +262,12 @@ pub fn since_or_ago(raw: &str) -> Result<Since, String> {
                 .checked_mul(secs)
                 .filter(|&total| total > 0 && total <= 100 * 365 * 86_400)
                 .map(|total| Since::Ago(std::time::Duration::from_secs(total)))
-                .ok_or_else(|| format!("`{s}` is out of range: between 1{unit} and 100 years"));
+                .ok_or_else(|| format!("`{s}` is out of range: from 1{unit} to 100 years ago"));
         }
+    }
+    if s.parse::<jiff::SignedDuration>().is_ok() {
+        // A duration, but not a usable one (zero or negative): say so.
+        return crate::commands::parse_duration(s).map(Since::Ago);
     }
     crate::commands::parse_duration(s).map(Since::Ago).map_err(|_| {
         format!(

@@ -16,6 +16,14 @@ CREATE TABLE attempt_stats (
     PRIMARY KEY (platform, os, image_type, state, kind, bucket)
 );
 
+
+-- What resuming saved each resumed build (`report time-saved`), kept like attempt_stats.
+CREATE TABLE resume_savings (
+    build_id uuid PRIMARY KEY REFERENCES builds (id) ON DELETE CASCADE,
+    resumes  bigint NOT NULL,
+    saved_ms bigint NOT NULL
+);
+
 -- `matrix`: the latest build of each cell.
 CREATE INDEX builds_by_cell ON builds (platform, os, image_type, created_at);
 -- `excessive-failures`, `time-saved`: the few builds that ever failed.

@@ -125,7 +125,13 @@ async fn backfill_attempt_stats(tx: &impl GenericClient) -> StoreResult<()> {
             duration_ms: duration.map(|d| d.max(0) as u64),
         });
     }
-    for row in from_sources(sources) {
+    let (stats, savings) = from_sources(sources);
+    for (build, resumes, saved) in savings {
+        let id: uuid::Uuid = build.parse().map_err(|e: uuid::Error| bad(e.to_string()))?;
+        let (resumes, saved) = (i64::from(resumes), i64::try_from(saved).unwrap_or(i64::MAX));
+        tx.execute(text::ADD_RESUME_SAVINGS, &[&id, &resumes, &saved]).await.ctx("sum the savings")?;
+    }
+    for row in stats {
         let (state, bucket) = (i16::from(row.state.get()), i32::try_from(row.bucket).unwrap_or(i32::MAX));
         let params: [&(dyn tokio_postgres::types::ToSql + Sync); 9] = [
             &row.platform.as_str(),
@@ -205,7 +211,7 @@ mod tests {
                 (
                     4,
                     "attempt stats",
-                    "58ad1d0948b8a8af64d564e3f8e4219154f7f9193b7404e2e54a930126f2b9f4".to_owned()
+                    "e504753c98d8a0a6f9b5577075d993fc09afdaf3c1f2f62df8033c4b04b86332".to_owned()
                 ),
             ]
         );
@@ -244,8 +250,8 @@ mod tests {
             .expect("count tables")
             .get(0);
         assert_eq!(
-            tables, 11,
-            "3 catalog tables, builds, events, failures, artifacts, leases, workers, attempt_stats, schema_migrations"
+            tables, 12,
+            "3 catalog tables, builds, events, failures, artifacts, leases, workers, attempt_stats, resume_savings, schema_migrations"
         );
     }
 
@@ -333,7 +339,7 @@ mod tests {
         raw_client(&schema)
             .await
             .batch_execute(
-                "DROP TABLE attempt_stats; DROP INDEX builds_by_cell; DROP INDEX builds_by_failure_count; \
+                "DROP TABLE attempt_stats; DROP TABLE resume_savings; DROP INDEX builds_by_cell; DROP INDEX builds_by_failure_count; \
                  DROP INDEX builds_by_status_and_need; \
                  DELETE FROM schema_migrations WHERE version = 4;",
             )

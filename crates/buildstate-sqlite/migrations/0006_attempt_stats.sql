@@ -16,6 +16,14 @@ CREATE TABLE attempt_stats (
     PRIMARY KEY (platform, os, image_type, state, kind, bucket)
 ) STRICT, WITHOUT ROWID;
 
+
+-- What resuming saved each resumed build (`report time-saved`), kept like attempt_stats.
+CREATE TABLE resume_savings (
+    build_id TEXT PRIMARY KEY NOT NULL REFERENCES builds (id) ON DELETE CASCADE,
+    resumes  INTEGER NOT NULL,
+    saved_ms INTEGER NOT NULL
+) STRICT;
+
 -- `matrix`: the latest build of each cell.
 CREATE INDEX builds_by_cell ON builds (platform, os, image_type, created_at);
 -- `excessive-failures`, `time-saved`: the few builds that ever failed.

@@ -111,10 +111,17 @@ fn backfill_attempt_stats(conn: &Connection) -> StoreResult<()> {
         .collect::<rusqlite::Result<Vec<_>>>()
         .ctx("read the attempts to sum")?;
     let mut add = conn.prepare(&crate::conn::placeholders(text::ADD_ATTEMPT_STAT)).ctx("sum the attempts")?;
-    for row in from_sources(sources) {
+    let (stats, savings) = from_sources(sources);
+    for row in stats {
         let params = value::attempt_stat(&row);
         add.execute(rusqlite::params_from_iter(params.iter().map(crate::conn::Bind)))
             .ctx("sum the attempts")?;
+    }
+    let mut save =
+        conn.prepare(&crate::conn::placeholders(text::ADD_RESUME_SAVINGS)).ctx("sum the savings")?;
+    for (build, resumes, saved) in savings {
+        save.execute(rusqlite::params![build, resumes, i64::try_from(saved).unwrap_or(i64::MAX)])
+            .ctx("sum the savings")?;
     }
     Ok(())
 }
@@ -157,7 +164,7 @@ mod tests {
         (3, "json columns", "e5d7957da897665ec042b8256f07157e40ac50bb43c885d815dc3c5038ab7c92"),
         (4, "artifact milestones", "2a469a363b991fd8624d3418acd569931a3f1d7ca31920cdbbc27089f91a5e8a"),
         (5, "workers", "1858d9ea722114869ceb87ce8e76f51af60f7385449621cc0c7d02c9a4461dd5"),
-        (6, "attempt stats", "074ac2c6b13352a43fec86c0a063f68cf301a24a75124b396c050cd0a6d149f1"),
+        (6, "attempt stats", "6fee9ddbe5f8ee4a6fb918cd19599017f5406d039cf60abccfd364da37d899c4"),
     ];
 
     #[test]
@@ -334,7 +341,7 @@ mod tests {
         buildstate_store::conformance::seed_attempts(&SqliteStore::open(&path).expect("open")).await;
         raw(&path)
             .execute_batch(
-                "DROP TABLE attempt_stats; DROP INDEX builds_by_cell; DROP INDEX builds_by_failure_count; \
+                "DROP TABLE attempt_stats; DROP TABLE resume_savings; DROP INDEX builds_by_cell; DROP INDEX builds_by_failure_count; \
                  DROP INDEX builds_by_status_and_need; \
                  DELETE FROM schema_migrations WHERE version = 6; PRAGMA user_version = 5;",
             )

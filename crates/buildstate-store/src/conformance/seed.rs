@@ -93,7 +93,7 @@ pub async fn seed_attempts(store: &(impl Store + ?Sized)) {
 /// build makes the store compute them so), and have something to show.
 pub async fn assert_attempt_stats_agree(store: &(impl Store + ?Sized)) {
     use crate::report::{ReportFilter, ReportName, ReportRequest};
-    for name in [ReportName::Durations, ReportName::Cost, ReportName::Flaky] {
+    for name in [ReportName::Durations, ReportName::Cost, ReportName::Flaky, ReportName::TimeSaved] {
         let kept = store.report(&ReportRequest::new(name)).await.expect("a report");
         let mut from_history = ReportRequest::new(name);
         from_history.filter = ReportFilter { since: Some(jiff::Timestamp::UNIX_EPOCH), ..Default::default() };

@@ -28,7 +28,8 @@ use buildstate_core::{
 use jiff::Timestamp;
 
 use crate::report::{
-    BuildCount, FailureGroup, Group, ReportFilter, STAT_EVENTS, StatRow, aggregate, group_failures,
+    BuildCount, FailureGroup, Group, ReportFilter, SAVING_EVENTS, STAT_EVENTS, Saving, StatRow, aggregate,
+    group_failures, savings_in_memory,
 };
 use crate::{BuildFilter, FailureFilter, LeaseRecord, StoreResult, sequence_of};
 
@@ -233,10 +234,25 @@ pub trait Tx: Send {
         Ok(aggregate(&builds, events))
     }
 
-    /// Whether the backend stores attempt statistics, which the engine then keeps up to
-    /// date through [`Tx::add_attempt_stats`]. Default: no (they are computed on read).
-    fn keeps_attempt_stats(&self) -> bool {
+    /// What resuming saved each build matching `filter` that was resumed (see
+    /// `report::resume_savings`), in any order. Default: from the histories.
+    async fn resume_savings(&mut self, filter: &ReportFilter) -> StoreResult<Vec<Saving>> {
+        let builds = self.report_builds(filter).await?;
+        let events = self.report_events(filter, SAVING_EVENTS).await?;
+        Ok(savings_in_memory(&builds, events))
+    }
+
+    /// Whether the backend stores report statistics (attempt statistics and resume
+    /// savings), which the engine then keeps up to date through
+    /// [`Tx::add_attempt_stats`] and [`Tx::add_resume_savings`]. Default: no (they are
+    /// computed on read).
+    fn keeps_report_stats(&self) -> bool {
         false
+    }
+
+    /// Adds resumes and the time they saved to the build's savings.
+    async fn add_resume_savings(&mut self, _id: BuildId, _resumes: u32, _saved_ms: u64) -> StoreResult<()> {
+        Ok(())
     }
 
     /// Adds the deltas `rows` (sums per key, negative for what is taken away) to the

@@ -6,25 +6,31 @@ use buildstate_core::{Build, Outcome};
 
 use super::Tx;
 use crate::StoreResult;
-use crate::report::{STAT_EVENTS, StatRow, contributions, contributions_of_tail, sum};
+use crate::report::{
+    SAVING_EVENTS, StatRow, contributions, contributions_of_tail, resume_savings, savings_of_tail, sum,
+};
 
 /// After `outcome` was written.
 pub(crate) async fn after_transition(tx: &mut dyn Tx, outcome: &Outcome) -> StoreResult<()> {
-    if !tx.keeps_attempt_stats() || !outcome.events.iter().any(|e| STAT_EVENTS.contains(&e.kind)) {
+    if !tx.keeps_report_stats() || !outcome.events.iter().any(|e| SAVING_EVENTS.contains(&e.kind)) {
         return Ok(());
     }
     let b = &outcome.build;
-    let rows = if b.failure_count == 0 {
-        // Never failed: nothing earlier can be recovered from, so the new events say it all.
-        contributions(b, &outcome.events)
-    } else {
-        // A success may recover from failures recorded earlier: read them (this
-        // transaction sees the events it appended).
-        let history = tx.history(b.id).await?;
-        let before = history.len().saturating_sub(outcome.events.len());
-        contributions_of_tail(b, &history, before)
-    };
-    tx.add_attempt_stats(&sum(rows)).await
+    if b.failure_count == 0 {
+        // Never failed: nothing earlier can be recovered from or resumed after, so the
+        // new events say it all.
+        return tx.add_attempt_stats(&sum(contributions(b, &outcome.events))).await;
+    }
+    // A success may recover from failures recorded earlier, an attempt may resume after
+    // one: read them (this transaction sees the events it appended).
+    let history = tx.history(b.id).await?;
+    let before = history.len().saturating_sub(outcome.events.len());
+    tx.add_attempt_stats(&sum(contributions_of_tail(b, &history, before))).await?;
+    let (resumes, saved) = savings_of_tail(&history, before);
+    if resumes > 0 {
+        tx.add_resume_savings(b.id, resumes, saved).await?;
+    }
+    Ok(())
 }
 
 /// After a whole history was stored (an import).
@@ -33,15 +39,21 @@ pub(crate) async fn remember(
     b: &Build,
     history: &[buildstate_core::HistoryEvent],
 ) -> StoreResult<()> {
-    if !tx.keeps_attempt_stats() {
+    if !tx.keeps_report_stats() {
         return Ok(());
     }
-    tx.add_attempt_stats(&sum(contributions(b, history))).await
+    tx.add_attempt_stats(&sum(contributions(b, history))).await?;
+    let (resumes, saved) = resume_savings(history);
+    if resumes > 0 {
+        tx.add_resume_savings(b.id, resumes, saved).await?;
+    }
+    Ok(())
 }
 
-/// Before the build is deleted: takes its contributions away.
+/// Before the build is deleted: takes its contributions away (its savings go with the
+/// build itself).
 pub(crate) async fn forget(tx: &mut dyn Tx, b: &Build) -> StoreResult<()> {
-    if !tx.keeps_attempt_stats() {
+    if !tx.keeps_report_stats() {
         return Ok(());
     }
     let history = tx.history(b.id).await?;

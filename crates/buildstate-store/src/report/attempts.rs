@@ -196,13 +196,21 @@ pub struct StatSource {
     pub duration_ms: Option<u64>,
 }
 
-/// The statistics of existing histories: what the table starts with.
-pub fn from_sources(sources: impl IntoIterator<Item = StatSource>) -> Vec<StatRow> {
+/// The statistics and the savings of resumes (by build id text, when there were any)
+/// of existing histories: what the tables start with.
+pub fn from_sources(
+    sources: impl IntoIterator<Item = StatSource>,
+) -> (Vec<StatRow>, Vec<(String, u32, u64)>) {
     let mut rows = Vec::new();
+    let mut savings = Vec::new();
     let mut current: Option<(StatSource, Vec<HistoryEvent>)> = None;
-    let flush = |c: Option<(StatSource, Vec<HistoryEvent>)>, rows: &mut Vec<StatRow>| {
+    let mut flush = |c: Option<(StatSource, Vec<HistoryEvent>)>, rows: &mut Vec<StatRow>| {
         if let Some((s, h)) = c {
             rows.extend(contributions_in(&s.platform, &s.os, &s.image_type, &h));
+            let (resumes, saved) = super::resume_savings(&h);
+            if resumes > 0 {
+                savings.push((s.build.clone(), resumes, saved));
+            }
         }
     };
     for s in sources {
@@ -230,8 +238,24 @@ pub fn from_sources(sources: impl IntoIterator<Item = StatSource>) -> Vec<StatRo
         }
     }
     flush(current, &mut rows);
-    sum(rows)
+    (sum(rows), savings)
 }
+
+/// What resuming saved one build ([`Tx::resume_savings`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Saving {
+    pub build: BuildId,
+    pub number: buildstate_core::BuildNumber,
+    pub platform: Name,
+    pub os: Name,
+    pub image_type: Name,
+    pub resumes: u32,
+    pub saved_ms: u64,
+}
+
+/// The events [`super::resume_savings`] reads.
+pub const SAVING_EVENTS: &[EventKind] =
+    &[EventKind::Started, EventKind::Completed, EventKind::Failed, EventKind::Rewound];
 
 /// The events [`contributions`] reads.
 pub const STAT_EVENTS: &[EventKind] = &[EventKind::Completed, EventKind::Failed];

@@ -20,14 +20,14 @@ mod timing;
 use buildstate_core::BuildStatus;
 
 pub use attempts::{
-    STAT_EVENTS, StatKind, StatRow, StatSource, aggregate, bucket, bucket_floor, contributions,
-    contributions_in, contributions_of_tail, from_sources, sum,
+    SAVING_EVENTS, STAT_EVENTS, Saving, StatKind, StatRow, StatSource, aggregate, bucket, bucket_floor,
+    contributions, contributions_in, contributions_of_tail, from_sources, sum,
 };
 pub use counts::{latest_of, month_key};
 pub use request::{PIPELINE_KEY, ReportFilter, ReportName, ReportRequest};
 pub use stats::{Summary, mean, nearest_rank};
 pub use table::{Cell, CellKind, Column, Report, cents};
-pub use timing::{band, pattern, resume_savings};
+pub use timing::{band, pattern, resume_savings, savings_in_memory, savings_of_tail};
 
 use crate::{StoreResult, Tx};
 

@@ -303,28 +303,47 @@ pub fn resume_savings(history: &[HistoryEvent]) -> (u32, u64) {
     (resumes, saved)
 }
 
+/// What the events after the first `before` of `history` add to its savings.
+pub fn savings_of_tail(history: &[HistoryEvent], before: usize) -> (u32, u64) {
+    let (all_resumes, all_saved) = resume_savings(history);
+    let (resumes, saved) = resume_savings(&history[..before.min(history.len())]);
+    (all_resumes - resumes, all_saved - saved)
+}
+
+/// The savings of the builds matching `filter` that have any, from their histories:
+/// [`Tx::resume_savings`]'s meaning, and its default.
+pub fn savings_in_memory(builds: &[Build], events: Vec<(BuildId, HistoryEvent)>) -> Vec<super::Saving> {
+    let by_id: HashMap<BuildId, &Build> = builds.iter().map(|b| (b.id, b)).collect();
+    let mut histories: BTreeMap<BuildId, Vec<HistoryEvent>> = BTreeMap::new();
+    for (id, e) in events {
+        histories.entry(id).or_default().push(e);
+    }
+    let mut out = Vec::new();
+    for (id, mut events) in histories {
+        let Some(b) = by_id.get(&id) else { continue };
+        events.sort_by_key(|e| e.seq);
+        let (resumes, saved_ms) = resume_savings(&events);
+        if resumes > 0 {
+            out.push(super::Saving {
+                build: id,
+                number: b.number.clone(),
+                platform: b.platform.clone(),
+                os: b.os.clone(),
+                image_type: b.image_type.clone(),
+                resumes,
+                saved_ms,
+            });
+        }
+    }
+    out
+}
+
 pub(super) async fn time_saved(tx: &mut dyn Tx, req: &ReportRequest, now: Timestamp) -> StoreResult<Report> {
     // Only a build that failed was ever resumed.
     let failed = ReportFilter { more_failures_than: Some(0), ..req.filter.clone() };
-    let builds: HashMap<BuildId, Build> =
-        tx.report_builds(&failed).await?.into_iter().map(|b| (b.id, b)).collect();
-    let kinds = [EventKind::Started, EventKind::Completed, EventKind::Failed, EventKind::Rewound];
-    let mut histories: BTreeMap<BuildId, Vec<HistoryEvent>> = BTreeMap::new();
-    if !builds.is_empty() {
-        for (id, e) in tx.report_events(&failed, &kinds).await? {
-            if builds.contains_key(&id) {
-                histories.entry(id).or_default().push(e);
-            }
-        }
-    }
-    let mut rows = Vec::new();
-    for (id, mut events) in histories {
-        events.sort_by_key(|e| e.seq);
-        let (resumes, saved) = resume_savings(&events);
-        if resumes > 0 {
-            rows.push((&builds[&id], resumes, saved));
-        }
-    }
+    let savings = tx.resume_savings(&failed).await?;
+    let mut rows: Vec<(&super::Saving, u32, u64)> =
+        savings.iter().filter(|s| s.resumes > 0).map(|s| (s, s.resumes, s.saved_ms)).collect();
     rows.sort_by(|a, b| b.2.cmp(&a.2).then_with(|| a.0.number.as_str().cmp(b.0.number.as_str())));
     let mut r = Report::new(
         ReportName::TimeSaved,

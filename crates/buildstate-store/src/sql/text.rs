@@ -178,7 +178,15 @@ pub const SELECT_ATTEMPT_STATS: &str = "SELECT platform, os, image_type, state, 
 /// attempt with its build's platform, OS and image type, build by build, in order.
 pub const SELECT_STAT_SOURCES: &str = "SELECT b.platform, b.os, b.image_type, e.build_id, e.seq, e.kind, \
      e.state, e.attempt, e.at, e.duration_ms FROM events e JOIN builds b ON b.id = e.build_id \
-     WHERE e.kind IN ('completed', 'failed') ORDER BY e.build_id, e.seq";
+     WHERE e.kind IN ('started', 'completed', 'failed', 'rewound') ORDER BY e.build_id, e.seq";
+/// Adds resumes and their savings to a build's row (`$1` build id, `$2` resumes, `$3`
+/// saved ms).
+pub const ADD_RESUME_SAVINGS: &str = "INSERT INTO resume_savings (build_id, resumes, saved_ms) \
+     VALUES ($1, $2, $3) ON CONFLICT (build_id) DO UPDATE SET \
+     resumes = resume_savings.resumes + excluded.resumes, saved_ms = resume_savings.saved_ms + excluded.saved_ms";
+/// Resumed builds with what they saved; the build filter is appended (on `builds`).
+pub const SELECT_RESUME_SAVINGS: &str = "SELECT s.build_id, b.number, b.platform, b.os, b.image_type, \
+     s.resumes, s.saved_ms FROM resume_savings s JOIN builds b ON b.id = s.build_id WHERE s.resumes > 0";
 
 // ── the worker registry ─────────────────────────────────────────────────────────────
 

@@ -12,7 +12,7 @@ use super::conn::{Dialect, Row, SqlConn, SqlWrite};
 use super::row::{ValueRow, catalog_item};
 use super::text::{self, KindSql};
 use super::value::{self, SqlValue, to_i64};
-use crate::report::{BuildCount, FailureGroup, Group, ReportFilter, StatRow};
+use crate::report::{BuildCount, FailureGroup, Group, ReportFilter, Saving, StatRow};
 use crate::sql_rows::ColumnReader;
 use crate::{BuildFilter, FailureFilter, LeaseRecord, Mode, StoreResult, Tx, prefix_upper_bound};
 
@@ -409,8 +409,16 @@ impl<C: SqlConn> Tx for SqlTx<C> {
         self.sql_delivery_times(filter).await
     }
 
-    fn keeps_attempt_stats(&self) -> bool {
+    fn keeps_report_stats(&self) -> bool {
         true
+    }
+
+    async fn resume_savings(&mut self, filter: &ReportFilter) -> StoreResult<Vec<Saving>> {
+        self.sql_resume_savings(filter).await
+    }
+
+    async fn add_resume_savings(&mut self, id: BuildId, resumes: u32, saved_ms: u64) -> StoreResult<()> {
+        self.sql_add_resume_savings(id, resumes, saved_ms).await
     }
 
     async fn add_attempt_stats(&mut self, rows: &[StatRow]) -> StoreResult<()> {

@@ -6,7 +6,8 @@ use buildstate_core::{Build, BuildId, EventKind, FailureRecord, HistoryEvent};
 use super::super::text;
 use super::{SqlTx, SqlValue, ValueRow, column, decode};
 use crate::report::{
-    BuildCount, FailureGroup, Group, ReportFilter, STAT_EVENTS, StatKind, StatRow, aggregate, delivery_ms,
+    BuildCount, FailureGroup, Group, ReportFilter, STAT_EVENTS, Saving, StatKind, StatRow, aggregate,
+    delivery_ms,
 };
 use crate::sql::conn::SqlConn;
 use crate::sql_rows::ColumnReader;
@@ -258,6 +259,46 @@ impl<C: SqlConn> SqlTx<C> {
             sql.push_str(&c);
         }
         self.all(&sql, &values, stat_row).await
+    }
+
+    pub(super) async fn sql_resume_savings(&mut self, f: &ReportFilter) -> StoreResult<Vec<Saving>> {
+        let what = "read resume savings";
+        let mut values = Vec::new();
+        let mut sql = text::SELECT_RESUME_SAVINGS.to_owned();
+        for c in conditions(f, &mut values) {
+            // The filter's columns are the build's (`resume_savings` has none of them).
+            sql.push_str(" AND ");
+            sql.push_str(&c);
+        }
+        self.all(&sql, &values, |r| {
+            let row = ValueRow(r);
+            let name = |i| -> StoreResult<buildstate_core::Name> {
+                column(what, row.text(i))?.parse().map_err(|e: buildstate_core::NameError| {
+                    crate::StoreError::Backend { context: what, source: e.into() }
+                })
+            };
+            Ok(Saving {
+                build: column(what, row.id(0))?,
+                number: buildstate_core::BuildNumber::new(&column(what, row.text(1))?)
+                    .map_err(|e| crate::StoreError::Backend { context: what, source: e.into() })?,
+                platform: name(2)?,
+                os: name(3)?,
+                image_type: name(4)?,
+                resumes: u32::try_from(column(what, row.int(5))?).unwrap_or(0),
+                saved_ms: column(what, row.int(6))?.max(0) as u64,
+            })
+        })
+        .await
+    }
+
+    pub(super) async fn sql_add_resume_savings(
+        &mut self,
+        id: BuildId,
+        resumes: u32,
+        saved_ms: u64,
+    ) -> StoreResult<()> {
+        let params = vec![id.into(), resumes.into(), super::value::to_i64("saved ms", saved_ms)?.into()];
+        self.write(text::ADD_RESUME_SAVINGS, "add to the resume savings", params).await
     }
 
     pub(super) async fn sql_add_attempt_stats(&mut self, rows: &[StatRow]) -> StoreResult<()> {

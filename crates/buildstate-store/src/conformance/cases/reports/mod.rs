@@ -140,7 +140,9 @@ pub async fn attempt_statistics_follow_every_change(h: &impl Harness) {
     assert!(st.prune_build(b.id, &rule).await.expect("prune").is_some(), "the delivered build is pruned");
 
     let everything = ReportFilter { since: Some(jiff::Timestamp::UNIX_EPOCH), ..Default::default() };
-    for name in [ReportName::Durations, ReportName::Cost, ReportName::Flaky, ReportName::Eta] {
+    for name in
+        [ReportName::Durations, ReportName::Cost, ReportName::Flaky, ReportName::TimeSaved, ReportName::Eta]
+    {
         let mut kept = ReportRequest::new(name);
         kept.rates.insert("aws-commercial".into(), 0.68);
         let mut recomputed = kept.clone();

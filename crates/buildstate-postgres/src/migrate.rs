@@ -125,13 +125,19 @@ async fn backfill_attempt_stats(tx: &impl GenericClient) -> StoreResult<()> {
             duration_ms: duration.map(|d| d.max(0) as u64),
         });
     }
-    let (stats, savings) = from_sources(sources);
-    for (build, resumes, saved) in savings {
+    let filled = from_sources(sources);
+    for row in &filled.durations {
+        let (state, bucket) = (i16::from(row.state.get()), i32::try_from(row.bucket).unwrap_or(i32::MAX));
+        tx.execute(text::ADD_DURATION, &[&state, &bucket, &row.attempts, &row.total_ms])
+            .await
+            .ctx("sum the durations")?;
+    }
+    for (build, resumes, saved) in filled.savings {
         let id: uuid::Uuid = build.parse().map_err(|e: uuid::Error| bad(e.to_string()))?;
         let (resumes, saved) = (i64::from(resumes), i64::try_from(saved).unwrap_or(i64::MAX));
         tx.execute(text::ADD_RESUME_SAVINGS, &[&id, &resumes, &saved]).await.ctx("sum the savings")?;
     }
-    for row in stats {
+    for row in filled.stats {
         let (state, bucket) = (i16::from(row.state.get()), i32::try_from(row.bucket).unwrap_or(i32::MAX));
         let params: [&(dyn tokio_postgres::types::ToSql + Sync); 9] = [
             &row.platform.as_str(),
@@ -211,7 +217,7 @@ mod tests {
                 (
                     4,
                     "attempt stats",
-                    "e504753c98d8a0a6f9b5577075d993fc09afdaf3c1f2f62df8033c4b04b86332".to_owned()
+                    "ce6b22c938ae20e64e1d19c32ffc964f7a4ad12edd416cdcac4ce38da9eee2dd".to_owned()
                 ),
             ]
         );
@@ -250,8 +256,8 @@ mod tests {
             .expect("count tables")
             .get(0);
         assert_eq!(
-            tables, 12,
-            "3 catalog tables, builds, events, failures, artifacts, leases, workers, attempt_stats, resume_savings, schema_migrations"
+            tables, 13,
+            "3 catalog tables, builds, events, failures, artifacts, leases, workers, attempt_stats, duration_histogram, resume_savings, schema_migrations"
         );
     }
 
@@ -339,8 +345,8 @@ mod tests {
         raw_client(&schema)
             .await
             .batch_execute(
-                "DROP TABLE attempt_stats; DROP TABLE resume_savings; DROP INDEX builds_by_cell; DROP INDEX builds_by_failure_count; \
-                 DROP INDEX builds_by_status_and_need; \
+                "DROP TABLE attempt_stats; DROP TABLE resume_savings; DROP TABLE duration_histogram; DROP INDEX builds_by_cell; DROP INDEX builds_by_failure_count; \
+                 DROP INDEX builds_by_status_and_need; DROP INDEX failures_by_group; \
                  DELETE FROM schema_migrations WHERE version = 4;",
             )
             .await

@@ -111,15 +111,23 @@ fn backfill_attempt_stats(conn: &Connection) -> StoreResult<()> {
         .collect::<rusqlite::Result<Vec<_>>>()
         .ctx("read the attempts to sum")?;
     let mut add = conn.prepare(&crate::conn::placeholders(text::ADD_ATTEMPT_STAT)).ctx("sum the attempts")?;
-    let (stats, savings) = from_sources(sources);
-    for row in stats {
+    let filled = from_sources(sources);
+    let mut add_duration =
+        conn.prepare(&crate::conn::placeholders(text::ADD_DURATION)).ctx("sum the durations")?;
+    for row in &filled.durations {
+        let params = value::duration_row(row);
+        add_duration
+            .execute(rusqlite::params_from_iter(params.iter().map(crate::conn::Bind)))
+            .ctx("sum the durations")?;
+    }
+    for row in filled.stats {
         let params = value::attempt_stat(&row);
         add.execute(rusqlite::params_from_iter(params.iter().map(crate::conn::Bind)))
             .ctx("sum the attempts")?;
     }
     let mut save =
         conn.prepare(&crate::conn::placeholders(text::ADD_RESUME_SAVINGS)).ctx("sum the savings")?;
-    for (build, resumes, saved) in savings {
+    for (build, resumes, saved) in filled.savings {
         save.execute(rusqlite::params![build, resumes, i64::try_from(saved).unwrap_or(i64::MAX)])
             .ctx("sum the savings")?;
     }
@@ -164,7 +172,7 @@ mod tests {
         (3, "json columns", "e5d7957da897665ec042b8256f07157e40ac50bb43c885d815dc3c5038ab7c92"),
         (4, "artifact milestones", "2a469a363b991fd8624d3418acd569931a3f1d7ca31920cdbbc27089f91a5e8a"),
         (5, "workers", "1858d9ea722114869ceb87ce8e76f51af60f7385449621cc0c7d02c9a4461dd5"),
-        (6, "attempt stats", "6fee9ddbe5f8ee4a6fb918cd19599017f5406d039cf60abccfd364da37d899c4"),
+        (6, "attempt stats", "c2a479dc41166b0aab679a99a29b8ca4a01536149639be88b429b2aef3d279f4"),
     ];
 
     #[test]
@@ -341,8 +349,8 @@ mod tests {
         buildstate_store::conformance::seed_attempts(&SqliteStore::open(&path).expect("open")).await;
         raw(&path)
             .execute_batch(
-                "DROP TABLE attempt_stats; DROP TABLE resume_savings; DROP INDEX builds_by_cell; DROP INDEX builds_by_failure_count; \
-                 DROP INDEX builds_by_status_and_need; \
+                "DROP TABLE attempt_stats; DROP TABLE resume_savings; DROP TABLE duration_histogram; DROP INDEX builds_by_cell; DROP INDEX builds_by_failure_count; \
+                 DROP INDEX builds_by_status_and_need; DROP INDEX failures_by_group; \
                  DELETE FROM schema_migrations WHERE version = 6; PRAGMA user_version = 5;",
             )
             .expect("back to schema 5");

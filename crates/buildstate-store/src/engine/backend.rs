@@ -28,8 +28,8 @@ use buildstate_core::{
 use jiff::Timestamp;
 
 use crate::report::{
-    BuildCount, FailureGroup, Group, ReportFilter, SAVING_EVENTS, STAT_EVENTS, Saving, StatRow, aggregate,
-    group_failures, savings_in_memory,
+    BuildCount, DurationRow, FailureGroup, Group, ReportFilter, SAVING_EVENTS, STAT_EVENTS, Saving, StatRow,
+    aggregate, group_failures, savings_in_memory,
 };
 use crate::{BuildFilter, FailureFilter, LeaseRecord, StoreResult, sequence_of};
 
@@ -232,6 +232,19 @@ pub trait Tx: Send {
         let builds = self.report_builds(filter).await?;
         let events = self.report_events(filter, STAT_EVENTS).await?;
         Ok(aggregate(&builds, events))
+    }
+
+    /// The completed attempts of the builds matching `filter`, per milestone and fine
+    /// duration bucket. Default: from the histories.
+    async fn duration_histogram(&mut self, filter: &ReportFilter) -> StoreResult<Vec<DurationRow>> {
+        let events = self.report_events(filter, &[buildstate_core::EventKind::Completed]).await?;
+        let events: Vec<HistoryEvent> = events.into_iter().map(|(_, e)| e).collect();
+        Ok(crate::report::sum_durations(crate::report::durations_of(&events)))
+    }
+
+    /// Adds the deltas `rows` to the stored duration histogram.
+    async fn add_duration_histogram(&mut self, _rows: &[DurationRow]) -> StoreResult<()> {
+        Ok(())
     }
 
     /// What resuming saved each build matching `filter` that was resumed (see

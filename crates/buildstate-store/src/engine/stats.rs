@@ -7,7 +7,8 @@ use buildstate_core::{Build, Outcome};
 use super::Tx;
 use crate::StoreResult;
 use crate::report::{
-    SAVING_EVENTS, StatRow, contributions, contributions_of_tail, resume_savings, savings_of_tail, sum,
+    DurationRow, SAVING_EVENTS, StatRow, contributions, contributions_of_tail, durations_of, resume_savings,
+    savings_of_tail, sum, sum_durations,
 };
 
 /// After `outcome` was written.
@@ -16,6 +17,7 @@ pub(crate) async fn after_transition(tx: &mut dyn Tx, outcome: &Outcome) -> Stor
         return Ok(());
     }
     let b = &outcome.build;
+    tx.add_duration_histogram(&sum_durations(durations_of(&outcome.events))).await?;
     if b.failure_count == 0 {
         // Never failed: nothing earlier can be recovered from or resumed after, so the
         // new events say it all.
@@ -43,6 +45,7 @@ pub(crate) async fn remember(
         return Ok(());
     }
     tx.add_attempt_stats(&sum(contributions(b, history))).await?;
+    tx.add_duration_histogram(&sum_durations(durations_of(history))).await?;
     let (resumes, saved) = resume_savings(history);
     if resumes > 0 {
         tx.add_resume_savings(b.id, resumes, saved).await?;
@@ -63,5 +66,11 @@ pub(crate) async fn forget(tx: &mut dyn Tx, b: &Build) -> StoreResult<()> {
         retries: -r.retries,
         ..r
     });
-    tx.add_attempt_stats(&sum(negated)).await
+    tx.add_attempt_stats(&sum(negated)).await?;
+    let negated = durations_of(&history).into_iter().map(|r| DurationRow {
+        attempts: -r.attempts,
+        total_ms: -r.total_ms,
+        ..r
+    });
+    tx.add_duration_histogram(&sum_durations(negated)).await
 }

@@ -7,9 +7,12 @@
 //! ([`aggregate`]), as the JSON-file store does and as every report filtered by
 //! something the table does not hold (time, pipeline, status) does.
 //!
-//! Durations are summed exactly; for percentiles each is counted in a bucket about 1 %
-//! wide ([`bucket`]), so p50, p90, min and max are a bucket's lower bound: at most 1 %
-//! (and less than 1 ms below 100 ms) under the exact value, the same on every backend.
+//! Durations are summed exactly; for percentiles each completed attempt is counted in a
+//! bucket about 1 % wide ([`bucket`]) over all builds ([`DurationRow`], what `durations`
+//! reads), and in one about 10 % wide ([`coarse`]) per platform × OS × image type (what
+//! ETAs read: per cell, fine buckets would be nearly one row per attempt). A percentile
+//! is its bucket's lower bound: at most 1 % (ETAs: 10 %) under the exact value, the same
+//! on every backend.
 
 use std::collections::BTreeMap;
 use std::sync::OnceLock;
@@ -85,6 +88,57 @@ pub fn bucket_floor(bucket: u32) -> u64 {
     b[(bucket as usize).min(b.len() - 1)]
 }
 
+/// How many fine buckets make one coarse bucket (about 10 % wide).
+pub const COARSE: u32 = 10;
+
+/// The coarse bucket of a fine one.
+pub fn coarse(fine: u32) -> u32 {
+    fine / COARSE
+}
+
+/// The lower bound of a coarse bucket.
+pub fn coarse_floor(coarse: u32) -> u64 {
+    bucket_floor(coarse.saturating_mul(COARSE))
+}
+
+/// Completed attempts over all builds, per milestone and fine duration bucket.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DurationRow {
+    pub state: StateCode,
+    pub bucket: u32,
+    pub attempts: i64,
+    pub total_ms: i64,
+}
+
+/// The completed attempts among `events`, as duration rows (each with `attempts` 1).
+pub fn durations_of(events: &[HistoryEvent]) -> Vec<DurationRow> {
+    events
+        .iter()
+        .filter(|e| e.kind == EventKind::Completed)
+        .map(|e| {
+            let d = e.duration_ms.unwrap_or(0);
+            DurationRow { state: e.state, bucket: bucket(d), attempts: 1, total_ms: d as i64 }
+        })
+        .collect()
+}
+
+/// Sums duration rows with the same milestone and bucket, dropping empty sums.
+pub fn sum_durations(rows: impl IntoIterator<Item = DurationRow>) -> Vec<DurationRow> {
+    let mut sums: BTreeMap<(StateCode, u32), DurationRow> = BTreeMap::new();
+    for r in rows {
+        match sums.get_mut(&(r.state, r.bucket)) {
+            Some(s) => {
+                s.attempts += r.attempts;
+                s.total_ms += r.total_ms;
+            }
+            None => {
+                sums.insert((r.state, r.bucket), r);
+            }
+        }
+    }
+    sums.into_values().filter(|r| r.attempts != 0).collect()
+}
+
 /// The statistics rows of one build's history, each with `attempts` 1: its completed
 /// and failed attempts, and each failure that a later success at the same milestone
 /// recovered from.
@@ -119,7 +173,9 @@ pub fn contributions_in(
             EventKind::Failed => (StatKind::Failed, e.duration_ms.unwrap_or(0)),
             _ => continue,
         };
-        rows.push(row(e.state, kind, bucket(d), d, e.attempt > 1));
+        // Per cell, completed attempts by coarse bucket; failures only counted and summed.
+        let b = if kind == StatKind::Completed { coarse(bucket(d)) } else { 0 };
+        rows.push(row(e.state, kind, b, d, e.attempt > 1));
         match kind {
             StatKind::Failed => open.entry(e.state).or_default().push(e.at),
             _ => {
@@ -196,17 +252,25 @@ pub struct StatSource {
     pub duration_ms: Option<u64>,
 }
 
-/// The statistics and the savings of resumes (by build id text, when there were any)
-/// of existing histories: what the tables start with.
-pub fn from_sources(
-    sources: impl IntoIterator<Item = StatSource>,
-) -> (Vec<StatRow>, Vec<(String, u32, u64)>) {
+/// What existing histories hold, for the tables that start from them.
+#[derive(Debug, Default)]
+pub struct Backfill {
+    pub stats: Vec<StatRow>,
+    pub durations: Vec<DurationRow>,
+    /// Per resumed build (its id's text): resumes and the time they saved.
+    pub savings: Vec<(String, u32, u64)>,
+}
+
+/// The statistics, duration histogram and savings of existing histories.
+pub fn from_sources(sources: impl IntoIterator<Item = StatSource>) -> Backfill {
     let mut rows = Vec::new();
+    let mut durations = Vec::new();
     let mut savings = Vec::new();
     let mut current: Option<(StatSource, Vec<HistoryEvent>)> = None;
     let mut flush = |c: Option<(StatSource, Vec<HistoryEvent>)>, rows: &mut Vec<StatRow>| {
         if let Some((s, h)) = c {
             rows.extend(contributions_in(&s.platform, &s.os, &s.image_type, &h));
+            durations.extend(durations_of(&h));
             let (resumes, saved) = super::resume_savings(&h);
             if resumes > 0 {
                 savings.push((s.build.clone(), resumes, saved));
@@ -238,7 +302,7 @@ pub fn from_sources(
         }
     }
     flush(current, &mut rows);
-    (sum(rows), savings)
+    Backfill { stats: sum(rows), durations: sum_durations(durations), savings }
 }
 
 /// What resuming saved one build ([`Tx::resume_savings`]).

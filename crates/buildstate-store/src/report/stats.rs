@@ -35,7 +35,12 @@ impl Summary {
 impl Summary {
     /// From a histogram of duration buckets (`report::bucket`) and the exact sum: count
     /// and mean exact, min, p50, p90 and max the lower bounds of their buckets.
-    pub fn of_histogram(buckets: &std::collections::BTreeMap<u32, u64>, sum_ms: u128) -> Option<Summary> {
+    /// `floor` gives a bucket's lower bound.
+    pub fn of_histogram(
+        buckets: &std::collections::BTreeMap<u32, u64>,
+        sum_ms: u128,
+        floor: fn(u32) -> u64,
+    ) -> Option<Summary> {
         let count: u64 = buckets.values().sum();
         if count == 0 {
             return None;
@@ -46,7 +51,7 @@ impl Summary {
             for (&b, &n) in buckets {
                 seen += n;
                 if seen >= rank {
-                    return super::bucket_floor(b);
+                    return floor(b);
                 }
             }
             0
@@ -56,10 +61,10 @@ impl Summary {
         Some(Summary {
             count,
             mean: mean(sum_ms, count),
-            min: super::bucket_floor(first),
+            min: floor(first),
             p50: at_rank(50),
             p90: at_rank(90),
-            max: super::bucket_floor(last),
+            max: floor(last),
         })
     }
 }

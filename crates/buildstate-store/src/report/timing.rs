@@ -8,11 +8,11 @@ use std::collections::{BTreeMap, HashMap};
 use buildstate_core::{Build, BuildId, BuildStatus, EventKind, FailureClass, HistoryEvent, Name, StateCode};
 use jiff::{SignedDuration, Timestamp};
 
+use super::StatKind;
 use super::counts::Names;
 use super::stats::{self, Summary};
 use super::table::{Cell, CellKind::*, Report};
 use super::{ReportFilter, ReportName, ReportRequest};
-use super::{StatKind, StatRow};
 use crate::{StoreResult, Tx};
 
 fn ms_between(a: Timestamp, b: Timestamp) -> u64 {
@@ -43,23 +43,21 @@ struct Histogram {
 }
 
 impl Histogram {
-    fn add(&mut self, r: &StatRow) {
-        *self.buckets.entry(r.bucket).or_default() += r.attempts.max(0) as u64;
-        self.sum_ms += r.total_ms.max(0) as u128;
+    fn add(&mut self, bucket: u32, attempts: i64, total_ms: i64) {
+        *self.buckets.entry(bucket).or_default() += attempts.max(0) as u64;
+        self.sum_ms += total_ms.max(0) as u128;
     }
 
-    fn summary(&self) -> Option<Summary> {
-        Summary::of_histogram(&self.buckets, self.sum_ms)
+    fn summary(&self, floor: fn(u32) -> u64) -> Option<Summary> {
+        Summary::of_histogram(&self.buckets, self.sum_ms, floor)
     }
 }
 
 /// Per milestone, over completed attempts.
 pub(super) async fn durations(tx: &mut dyn Tx, req: &ReportRequest, now: Timestamp) -> StoreResult<Report> {
     let mut by_state: BTreeMap<u8, Histogram> = BTreeMap::new();
-    for r in tx.attempt_stats(&req.filter).await? {
-        if r.kind == StatKind::Completed {
-            by_state.entry(r.state.get()).or_default().add(&r);
-        }
+    for r in tx.duration_histogram(&req.filter).await? {
+        by_state.entry(r.state.get()).or_default().add(r.bucket, r.attempts, r.total_ms);
     }
     let mut columns = vec![("state", Count), ("state_name", Text)];
     columns.extend(SUMMARY_COLUMNS);
@@ -67,7 +65,7 @@ pub(super) async fn durations(tx: &mut dyn Tx, req: &ReportRequest, now: Timesta
     let mut names = Names::new();
     for (state, h) in by_state {
         let mut row = vec![Cell::count(state), Cell::Text(names.of(tx, state).await?)];
-        row.extend(summary_cells(h.summary()));
+        row.extend(summary_cells(h.summary(super::bucket_floor)));
         r.push(row);
     }
     Ok(r)
@@ -119,11 +117,11 @@ impl History {
             if r.kind != StatKind::Completed {
                 continue;
             }
-            all.entry(r.state.get()).or_default().add(&r);
+            all.entry(r.state.get()).or_default().add(r.bucket, r.attempts, r.total_ms);
             let key = (r.platform.clone(), r.os.clone(), r.image_type.clone(), r.state.get());
-            cell.entry(key).or_default().add(&r);
+            cell.entry(key).or_default().add(r.bucket, r.attempts, r.total_ms);
         }
-        let q = |h: Histogram| h.summary().map(|s| (s.p50, s.p90)).unwrap_or((0, 0));
+        let q = |h: Histogram| h.summary(super::coarse_floor).map(|s| (s.p50, s.p90)).unwrap_or((0, 0));
         Ok(History {
             cell: cell.into_iter().map(|(k, h)| (k, q(h))).collect(),
             all: all.into_iter().map(|(k, h)| (k, q(h))).collect(),

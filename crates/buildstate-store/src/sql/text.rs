@@ -179,6 +179,14 @@ pub const SELECT_ATTEMPT_STATS: &str = "SELECT platform, os, image_type, state, 
 pub const SELECT_STAT_SOURCES: &str = "SELECT b.platform, b.os, b.image_type, e.build_id, e.seq, e.kind, \
      e.state, e.attempt, e.at, e.duration_ms FROM events e JOIN builds b ON b.id = e.build_id \
      WHERE e.kind IN ('started', 'completed', 'failed', 'rewound') ORDER BY e.build_id, e.seq";
+/// Adds a delta to one row of the duration histogram (`$1` state, `$2` bucket, `$3`
+/// attempts, `$4` total_ms).
+pub const ADD_DURATION: &str = "INSERT INTO duration_histogram (state, bucket, attempts, total_ms) \
+     VALUES ($1, $2, $3, $4) ON CONFLICT (state, bucket) DO UPDATE SET \
+     attempts = duration_histogram.attempts + excluded.attempts, \
+     total_ms = duration_histogram.total_ms + excluded.total_ms";
+pub const SELECT_DURATIONS: &str =
+    "SELECT state, bucket, attempts, total_ms FROM duration_histogram WHERE attempts <> 0";
 /// Adds resumes and their savings to a build's row (`$1` build id, `$2` resumes, `$3`
 /// saved ms).
 pub const ADD_RESUME_SAVINGS: &str = "INSERT INTO resume_savings (build_id, resumes, saved_ms) \

@@ -12,7 +12,7 @@ use super::conn::{Dialect, Row, SqlConn, SqlWrite};
 use super::row::{ValueRow, catalog_item};
 use super::text::{self, KindSql};
 use super::value::{self, SqlValue, to_i64};
-use crate::report::{BuildCount, FailureGroup, Group, ReportFilter, Saving, StatRow};
+use crate::report::{BuildCount, DurationRow, FailureGroup, Group, ReportFilter, Saving, StatRow};
 use crate::sql_rows::ColumnReader;
 use crate::{BuildFilter, FailureFilter, LeaseRecord, Mode, StoreResult, Tx, prefix_upper_bound};
 
@@ -411,6 +411,14 @@ impl<C: SqlConn> Tx for SqlTx<C> {
 
     fn keeps_report_stats(&self) -> bool {
         true
+    }
+
+    async fn duration_histogram(&mut self, filter: &ReportFilter) -> StoreResult<Vec<DurationRow>> {
+        self.sql_duration_histogram(filter).await
+    }
+
+    async fn add_duration_histogram(&mut self, rows: &[DurationRow]) -> StoreResult<()> {
+        self.sql_add_duration_histogram(rows).await
     }
 
     async fn resume_savings(&mut self, filter: &ReportFilter) -> StoreResult<Vec<Saving>> {

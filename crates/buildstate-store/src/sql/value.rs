@@ -258,3 +258,8 @@ pub fn attempt_stat(r: &crate::report::StatRow) -> Vec<SqlValue> {
         r.retries.into(),
     ]
 }
+
+/// The parameters of `text::ADD_DURATION`.
+pub fn duration_row(r: &crate::report::DurationRow) -> Vec<SqlValue> {
+    vec![r.state.get().into(), SqlValue::Int(i64::from(r.bucket)), r.attempts.into(), r.total_ms.into()]
+}

@@ -6,8 +6,8 @@ use buildstate_core::{Build, BuildId, EventKind, FailureRecord, HistoryEvent};
 use super::super::text;
 use super::{SqlTx, SqlValue, ValueRow, column, decode};
 use crate::report::{
-    BuildCount, FailureGroup, Group, ReportFilter, STAT_EVENTS, Saving, StatKind, StatRow, aggregate,
-    delivery_ms,
+    BuildCount, DurationRow, FailureGroup, Group, ReportFilter, STAT_EVENTS, Saving, StatKind, StatRow,
+    aggregate, delivery_ms,
 };
 use crate::sql::conn::SqlConn;
 use crate::sql_rows::ColumnReader;
@@ -259,6 +259,36 @@ impl<C: SqlConn> SqlTx<C> {
             sql.push_str(&c);
         }
         self.all(&sql, &values, stat_row).await
+    }
+
+    /// From the table when nothing is filtered (it is over all builds); otherwise from
+    /// the histories.
+    pub(super) async fn sql_duration_histogram(&mut self, f: &ReportFilter) -> StoreResult<Vec<DurationRow>> {
+        if *f != ReportFilter::default() {
+            let events = self.sql_report_events(f, &[buildstate_core::EventKind::Completed]).await?;
+            let events: Vec<HistoryEvent> = events.into_iter().map(|(_, e)| e).collect();
+            return Ok(crate::report::sum_durations(crate::report::durations_of(&events)));
+        }
+        let what = "read the duration histogram";
+        self.all(text::SELECT_DURATIONS, &[], |r| {
+            let row = ValueRow(r);
+            Ok(DurationRow {
+                state: buildstate_core::StateCode::new(column(what, row.int(0))?)
+                    .map_err(|e| crate::StoreError::Backend { context: what, source: e.into() })?,
+                bucket: u32::try_from(column(what, row.int(1))?).unwrap_or(0),
+                attempts: column(what, row.int(2))?,
+                total_ms: column(what, row.int(3))?,
+            })
+        })
+        .await
+    }
+
+    pub(super) async fn sql_add_duration_histogram(&mut self, rows: &[DurationRow]) -> StoreResult<()> {
+        for r in rows {
+            self.write(text::ADD_DURATION, "add to the duration histogram", super::value::duration_row(r))
+                .await?;
+        }
+        Ok(())
     }
 
     pub(super) async fn sql_resume_savings(&mut self, f: &ReportFilter) -> StoreResult<Vec<Saving>> {

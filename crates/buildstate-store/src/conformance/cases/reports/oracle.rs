@@ -54,6 +54,11 @@ fn coarse(ms: u64) -> u64 {
     crate::report::bucket_floor(crate::report::bucket(ms))
 }
 
+/// A duration as ETAs read it: the lower bound of its 10 % bucket.
+fn coarser(ms: u64) -> u64 {
+    crate::report::coarse_floor(crate::report::coarse(crate::report::bucket(ms)))
+}
+
 /// count, mean, then min, p50, p90, max to their buckets' lower bounds.
 fn six_coarse(mut v: Vec<u64>) -> Vec<Cell> {
     v.sort_unstable();
@@ -409,8 +414,8 @@ fn remaining(all: &[BuildDocument], d: &BuildDocument, now: Timestamp) -> (u64, 
             cell += 1;
         }
         let used = if code == d.current_state { spent } else { 0 };
-        p50 += coarse(pct(&v, 50)).saturating_sub(used);
-        p90 += coarse(pct(&v, 90)).saturating_sub(used);
+        p50 += coarser(pct(&v, 50)).saturating_sub(used);
+        p90 += coarser(pct(&v, 90)).saturating_sub(used);
     }
     let basis = match (cell, any) {
         (0, 0) => "none",

@@ -20,6 +20,7 @@ use clap::parser::ValueSource;
 use clap::{ArgMatches, Command};
 
 pub use file::FileConfig;
+pub(crate) use file::closest;
 pub use redact::{HIDDEN, url as redact_url};
 
 use crate::cli::Global;

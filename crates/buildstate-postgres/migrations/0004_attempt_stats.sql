@@ -60,3 +60,5 @@ CREATE INDEX builds_by_created_at ON builds (created_at, id, status, needs_inter
 -- `report failures`: failure records grouped by milestone and type, and the latest of
 -- each group, from the index alone.
 CREATE INDEX failures_by_group ON failures (state, failure_type, at, build_id);
+-- Milestone names of reports: the few catalogs builds have of their own.
+CREATE INDEX builds_with_own_catalog ON builds (id) WHERE catalog IS NOT NULL;

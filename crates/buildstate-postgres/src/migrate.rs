@@ -217,7 +217,7 @@ mod tests {
                 (
                     4,
                     "attempt stats",
-                    "ce6b22c938ae20e64e1d19c32ffc964f7a4ad12edd416cdcac4ce38da9eee2dd".to_owned()
+                    "3486f6dd1268cc87bb19ca807ac8690452f06c0573d6cbd6fd2c86312a4c4490".to_owned()
                 ),
             ]
         );
@@ -346,7 +346,7 @@ mod tests {
             .await
             .batch_execute(
                 "DROP TABLE attempt_stats; DROP TABLE resume_savings; DROP TABLE duration_histogram; DROP INDEX builds_by_cell; DROP INDEX builds_by_failure_count; \
-                 DROP INDEX builds_by_status_and_need; DROP INDEX failures_by_group; \
+                 DROP INDEX builds_by_status_and_need; DROP INDEX failures_by_group; DROP INDEX builds_with_own_catalog; \
                  DELETE FROM schema_migrations WHERE version = 4;",
             )
             .await

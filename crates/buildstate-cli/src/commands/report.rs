@@ -1,8 +1,10 @@
 //! `report NAME`: the monitoring questions of SPEC §6, answered by the store engine's
 //! reports (`buildstate_store::report`) and shown as a table, JSON or CSV.
 
-use buildstate_core::{BuildStatus, Name, StateCode};
-use buildstate_store::report::{Cell, CellKind, Report, ReportFilter, ReportName, ReportRequest, cents};
+use buildstate_core::{BuildStatus, CatalogKind, Name, StateCode};
+use buildstate_store::report::{
+    Cell, CellKind, Column, Report, ReportFilter, ReportName, ReportRequest, cents,
+};
 
 use crate::cli::Ctx;
 use crate::exit::CliError;
@@ -34,9 +36,9 @@ pub struct Args {
     /// Builds in these statuses (comma-separated or repeated)
     #[arg(long, value_delimiter = ',')]
     status: Vec<BuildStatus>,
-    /// excessive-failures: more than this many failure records
-    #[arg(long, default_value_t = 5)]
-    threshold: u32,
+    /// excessive-failures: more than this many failure records [default: 5]
+    #[arg(long)]
+    threshold: Option<u32>,
     /// resumable: builds failed at this milestone
     #[arg(long)]
     from: Option<StateCode>,
@@ -62,7 +64,7 @@ fn after_help() -> String {
 
 pub async fn run(a: Args, ctx: &Ctx) -> Result<(), CliError> {
     if a.list {
-        return list(ctx.json);
+        return list(a.format.unwrap_or(if ctx.json { Format::Json } else { Format::Table }));
     }
     let raw = a.name.as_deref().unwrap_or_default();
     let name: ReportName = raw.parse().map_err(|e: String| {
@@ -72,6 +74,23 @@ pub async fn run(a: Args, ctx: &Ctx) -> Result<(), CliError> {
         return Err(CliError::usage(format!(
             "--from is an option of `report resumable`, not of `report {name}`"
         )));
+    }
+    if a.threshold.is_some() && name != ReportName::ExcessiveFailures {
+        return Err(CliError::usage(format!(
+            "--threshold is an option of `report excessive-failures`, not of `report {name}`"
+        )));
+    }
+    if ctx.json && a.format.is_some_and(|f| f != Format::Json) {
+        return Err(CliError::usage("--json and --format disagree: give one of them"));
+    }
+    for (kind, name) in [
+        (CatalogKind::Platform, a.platform.as_ref()),
+        (CatalogKind::Os, a.os.as_ref()),
+        (CatalogKind::ImageType, a.image.as_ref()),
+    ] {
+        if let Some(name) = name {
+            known(ctx, kind, name).await?;
+        }
     }
     let now = buildstate_store::now();
     let request = ReportRequest {
@@ -85,21 +104,74 @@ pub async fn run(a: Args, ctx: &Ctx) -> Result<(), CliError> {
             statuses: a.status,
             more_failures_than: None,
         },
-        threshold: a.threshold,
+        threshold: a.threshold.unwrap_or(5),
         from: a.from,
         rates: ctx.cost_rates.clone(),
     };
-    let report = ctx.store.report(&request).await?;
+    let filtered = request.filter != ReportFilter::default();
+    let mut report = ctx.store.report(&request).await?;
+    report.notes.extend(unknown_rates(ctx, &request).await?);
     match a.format.unwrap_or(if ctx.json { Format::Json } else { Format::Table }) {
         Format::Json => output::json(&report),
         Format::Csv => output::raw(report.to_csv().as_bytes()),
-        Format::Table if name == ReportName::Matrix => print_matrix(&report),
-        Format::Table => print(&report),
+        Format::Table if name == ReportName::Matrix => print_matrix(&report, filtered),
+        Format::Table => print(&report, filtered),
     }
 }
 
-fn list(json: bool) -> Result<(), CliError> {
-    if json {
+/// A filter naming a platform, OS or image type the catalog does not have matches
+/// nothing: say so (exit 3), with the closest name, rather than print zeros.
+async fn known(ctx: &Ctx, kind: CatalogKind, name: &Name) -> Result<(), CliError> {
+    let items = ctx.store.catalog(kind).await?;
+    if items.iter().any(|i| i.name() == name) {
+        return Ok(());
+    }
+    let names: Vec<String> = items.iter().map(|i| i.name().to_string()).collect();
+    let mut e = CliError::not_found(format!("there is no {kind} `{name}` in the catalog"));
+    e = match crate::config::closest(name.as_str(), &names) {
+        Some(near) => e.with_hint(format!("did you mean `{near}`?")),
+        None => e.with_hint(format!("`buildstate {} list` shows them", kind_command(kind))),
+    };
+    Err(e)
+}
+
+fn kind_command(kind: CatalogKind) -> &'static str {
+    match kind {
+        CatalogKind::Platform => "platform",
+        CatalogKind::Os => "os",
+        CatalogKind::ImageType => "image-type",
+    }
+}
+
+/// `[cost]` keys that name no platform of the catalog (a typo prices nothing).
+async fn unknown_rates(ctx: &Ctx, request: &ReportRequest) -> Result<Vec<String>, CliError> {
+    if request.rates.is_empty() || !matches!(request.name, ReportName::Cost | ReportName::TimeSaved) {
+        return Ok(Vec::new());
+    }
+    let platforms: Vec<String> =
+        ctx.store.catalog(CatalogKind::Platform).await?.iter().map(|i| i.name().to_string()).collect();
+    Ok(request
+        .rates
+        .keys()
+        .filter(|k| !platforms.contains(k))
+        .map(|k| match crate::config::closest(k, &platforms) {
+            Some(near) => {
+                format!("[cost] names `{k}`, which is not a platform of the catalog; did you mean `{near}`?")
+            }
+            None => format!("[cost] names `{k}`, which is not a platform of the catalog"),
+        })
+        .collect())
+}
+
+fn list(format: Format) -> Result<(), CliError> {
+    if format == Format::Csv {
+        let mut out = String::from("report,answers\r\n");
+        for n in ReportName::ALL {
+            out.push_str(&format!("{},\"{}\"\r\n", n.as_str(), n.about().replace('"', "\"\"")));
+        }
+        return output::raw(out.as_bytes());
+    }
+    if format == Format::Json {
         let all: Vec<serde_json::Value> = ReportName::ALL
             .iter()
             .map(|n| serde_json::json!({"name": n.as_str(), "answers": n.about()}))
@@ -113,34 +185,61 @@ fn list(json: bool) -> Result<(), CliError> {
     output::print_table(&t)
 }
 
-/// A cell for people: durations as `4m 05s`, times in UTC, text cut to a line.
-fn shown(cell: &Cell, kind: CellKind) -> String {
-    match (cell, kind) {
+/// A cell for people: durations as `4m 05s`, times in UTC, messages cut to a line
+/// (build numbers and commands whole: they are copied and run).
+fn shown(cell: &Cell, col: &Column) -> String {
+    match (cell, col.kind) {
         (Cell::Null, _) => "-".to_owned(),
         (Cell::Int(ms), CellKind::Duration) => output::duration((*ms).max(0) as u64),
-        (Cell::Cents(c), CellKind::Percent) => {
-            format!("{}%", cents(*c).trim_end_matches('0').trim_end_matches('.'))
-        }
+        (Cell::Cents(c), CellKind::Percent) => format!("{}%", percent(*c)),
         (Cell::Cents(c), _) => cents(*c),
         (Cell::Time(t), _) => output::time(*t),
         (Cell::Flag(b), _) => if *b { "yes" } else { "" }.to_owned(),
-        (Cell::Text(s), _) => output::cell(s, 60),
+        (Cell::Text(s), _) if col.key.ends_with("message") || col.key.ends_with("pattern") => {
+            output::cell(&visible(s), 60)
+        }
+        (Cell::Text(s), _) => visible(s),
         (other, _) => other.plain(),
     }
+}
+
+/// A percentage in hundredths with one decimal, as reports round them (`33.3`, `100`).
+fn percent(c: i64) -> String {
+    let text = cents(c);
+    let one = &text[..text.len() - 1];
+    one.trim_end_matches('0').trim_end_matches('.').to_owned()
+}
+
+/// Text with the controls that reorder a terminal line (bidirectional overrides and
+/// isolates) shown as escapes: stored text keeps them, a table must not obey them.
+fn visible(s: &str) -> String {
+    s.chars()
+        .map(|c| match c {
+            '\u{200e}' | '\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}' => {
+                c.escape_unicode().to_string()
+            }
+            c => c.to_string(),
+        })
+        .collect()
 }
 
 fn header(key: &str) -> String {
     key.trim_end_matches("_ms").replace('_', " ").to_uppercase()
 }
 
-fn print(r: &Report) -> Result<(), CliError> {
+fn nothing(r: &Report, filtered: bool) -> String {
+    let under = if filtered { " under these filters" } else { "" };
+    format!("nothing for `report {}`{under}", r.name)
+}
+
+fn print(r: &Report, filtered: bool) -> Result<(), CliError> {
     if r.rows.is_empty() {
-        output::line(format!("no builds for `report {}` (under the filters given)", r.name))?;
+        output::line(nothing(r, filtered))?;
     } else {
         let headers: Vec<String> = r.columns.iter().map(|c| header(c.key)).collect();
         let mut t = output::table(&headers.iter().map(String::as_str).collect::<Vec<_>>());
         for row in &r.rows {
-            t.add_row(row.iter().zip(&r.columns).map(|(c, col)| shown(c, col.kind)).collect::<Vec<_>>());
+            t.add_row(row.iter().zip(&r.columns).map(|(c, col)| shown(c, col)).collect::<Vec<_>>());
         }
         output::print_table(&t)?;
     }
@@ -157,7 +256,8 @@ fn print_footer(r: &Report) -> Result<(), CliError> {
                     k if k.ends_with("_ms") => CellKind::Duration,
                     _ => CellKind::Count,
                 };
-                format!("{}: {}", k.trim_end_matches("_ms").replace('_', " "), shown(v, kind))
+                let col = Column { key: k, kind };
+                format!("{}: {}", k.trim_end_matches("_ms").replace('_', " "), shown(v, &col))
             })
             .collect();
         output::line(format!("\n{}", parts.join(" · ")))?;
@@ -170,10 +270,10 @@ fn print_footer(r: &Report) -> Result<(), CliError> {
 
 /// The matrix as people look at it: per image type, OS versions down, platforms across,
 /// each cell the latest build's milestone and status.
-fn print_matrix(r: &Report) -> Result<(), CliError> {
+fn print_matrix(r: &Report, filtered: bool) -> Result<(), CliError> {
     use std::collections::{BTreeMap, BTreeSet};
     if r.rows.is_empty() {
-        return output::line("no builds for `report matrix` (under the filters given)");
+        return output::line(nothing(r, filtered));
     }
     let text = |row: &[Cell], key: &str| r.get(row, key).map(Cell::plain).unwrap_or_default();
     let mut images: BTreeMap<String, Vec<&Vec<Cell>>> = BTreeMap::new();

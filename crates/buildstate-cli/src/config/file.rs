@@ -196,7 +196,7 @@ fn unknown_field(message: &str) -> Option<(String, Vec<String>)> {
 }
 
 /// The valid key nearest to `key`, if it is near enough to be a typo of it.
-fn closest<'a>(key: &str, valid: &'a [String]) -> Option<&'a str> {
+pub(crate) fn closest<'a>(key: &str, valid: &'a [String]) -> Option<&'a str> {
     valid
         .iter()
         .map(|v| (edit_distance(key, v), v))

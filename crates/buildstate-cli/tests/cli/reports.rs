@@ -165,6 +165,18 @@ fn json_is_pinned() {
 }
 
 #[test]
+fn tables_keep_build_numbers_and_commands_whole_and_show_bidi_controls() {
+    let env = data();
+    let long = "rhel-9.6-base-aws-commercial-a-rather-long-build-number-for-a-table-cell";
+    env.build(long);
+    env.advance_to(long, 10);
+    env.ok(&["state", "fail", long, "10", "--error", "evil \u{202e}txt.exe", "--class", "persistent"]);
+    let out = env.ok(&["report", "attention"]);
+    assert!(out.contains(&format!("buildstate retry {long} --force --reason")), "{out}");
+    assert!(!out.contains('\u{202e}') && out.contains("\\u{202e}"), "{out}");
+}
+
+#[test]
 fn csv_defuses_formulas_from_build_output() {
     let env = data();
     let csv = env.ok(&["report", "failures", "--format", "csv"]);
@@ -188,7 +200,18 @@ fn mistakes_get_clear_errors() {
     let empty = Env::new();
     empty.ok(&["init"]);
     let out = empty.ok(&["report", "running"]);
-    assert!(out.contains("no builds"), "{out}");
+    assert_eq!(out.trim(), "nothing for `report running`");
+    let out = env.ok(&["report", "running", "--status", "failed"]);
+    assert_eq!(out.trim(), "nothing for `report running` under these filters");
+    // A name the catalog does not have is a mistake, not a row of zeros.
+    let e = env.fails(&["report", "overview", "--platform", "aws-comercial"], 3);
+    assert!(e.contains("no platform `aws-comercial`"), "{e}");
+    let r = env.run(&["report", "overview", "--platform", "aws-comercial"]);
+    assert!(r.stderr.contains("did you mean `aws-commercial`?"), "{}", r.stderr);
+    let e = env.fails(&["report", "overview", "--threshold", "3"], 2);
+    assert!(e.contains("--threshold is an option of `report excessive-failures`"), "{e}");
+    let e = env.fails(&["report", "overview", "--json", "--format", "csv"], 2);
+    assert!(e.contains("--json and --format disagree"), "{e}");
 }
 
 #[test]
@@ -202,7 +225,11 @@ fn cost_rates_come_from_the_config_file() {
     assert_eq!(row["rate"], 0.68);
     assert!(v["summary"]["cost"].is_number(), "{v}");
     let no_rate = env.json(&["report", "cost"]);
-    assert!(no_rate["notes"][0].as_str().expect("a note").contains("[cost]"), "{no_rate}");
+    assert!(no_rate["notes"].to_string().contains("under [cost] in the config file"), "{no_rate}");
+    std::fs::write(&config, "[cost]\naws-comercial = 0.5\n").expect("write config");
+    let typo = env.json(&["--config", config.to_str().expect("utf-8"), "report", "cost"]);
+    let notes = typo["notes"].to_string();
+    assert!(notes.contains("did you mean `aws-commercial`"), "{notes}");
 
     std::fs::write(&config, "[cost]\naws-commercial = \"cheap\"\n").expect("write config");
     let e = env.fails(&["--config", config.to_str().expect("utf-8"), "report", "cost"], 2);

@@ -209,6 +209,17 @@ pub trait Tx: Send {
         Ok(records)
     }
 
+    /// The distinct catalogs of the builds that have their own (not the default one).
+    async fn custom_catalogs(&mut self) -> StoreResult<Vec<buildstate_core::StateCatalog>> {
+        let mut found: Vec<buildstate_core::StateCatalog> = Vec::new();
+        for b in self.report_builds(&ReportFilter::default()).await? {
+            if !b.catalog.is_default() && !found.contains(&b.catalog) {
+                found.push(b.catalog);
+            }
+        }
+        Ok(found)
+    }
+
     /// The failure records of the builds matching `filter`, grouped by milestone and
     /// type ([`crate::report::group_failures`]), in any order.
     async fn failure_groups(&mut self, filter: &ReportFilter) -> StoreResult<Vec<FailureGroup>> {

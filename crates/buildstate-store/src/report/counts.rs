@@ -133,9 +133,9 @@ pub(super) async fn states(tx: &mut dyn Tx, req: &ReportRequest, now: Timestamp)
     Ok(r)
 }
 
-/// Milestone names for report rows: the default catalog's, or for a code only some
-/// builds' catalogs insert, the name the first such catalog gives it (read once per
-/// report, and only when such a code turns up).
+/// Milestone names for report rows: the default catalog's, and the names teams' own
+/// catalogs give a code (all of them, `a / b`), since rows are per code (read once per
+/// report).
 pub(super) struct Names {
     default: StateCatalog,
     custom: Option<std::collections::HashMap<u8, String>>,
@@ -148,21 +148,26 @@ impl Names {
 
     pub(super) async fn of(&mut self, tx: &mut dyn Tx, code: u8) -> StoreResult<String> {
         let Ok(state) = StateCode::new(i64::from(code)) else { return Ok(String::new()) };
-        if let Some(m) = self.default.get(state) {
-            return Ok(m.name.clone());
-        }
         if self.custom.is_none() {
-            let mut names = std::collections::HashMap::new();
-            for b in tx.report_builds(&super::ReportFilter::default()).await? {
-                if !b.catalog.is_default() {
-                    for m in b.catalog.milestones() {
-                        names.entry(m.code.get()).or_insert_with(|| m.name.clone());
-                    }
+            let mut names: std::collections::HashMap<u8, std::collections::BTreeSet<String>> =
+                Default::default();
+            for catalog in tx.custom_catalogs().await? {
+                for m in catalog.milestones() {
+                    names.entry(m.code.get()).or_default().insert(m.name.clone());
                 }
             }
-            self.custom = Some(names);
+            self.custom = Some(
+                names.into_iter().map(|(k, v)| (k, v.into_iter().collect::<Vec<_>>().join(" / "))).collect(),
+            );
         }
-        Ok(self.custom.as_ref().and_then(|n| n.get(&code)).cloned().unwrap_or_default())
+        let custom = self.custom.as_ref().and_then(|n| n.get(&code)).cloned().unwrap_or_default();
+        Ok(match self.default.get(state) {
+            // A code the default catalog names and some team's catalog names otherwise:
+            // the row is both, and says so.
+            Some(m) if !custom.is_empty() && custom != m.name => format!("{} / {custom}", m.name),
+            Some(m) => m.name.clone(),
+            None => custom,
+        })
     }
 }
 
@@ -264,6 +269,7 @@ pub(super) async fn success_rate(
             ("success_pct", Percent),
         ],
     );
+    // Of the builds that finished: a build still running or pending has not failed.
     for (month, t) in months {
         r.push(vec![
             Cell::Text(month.strftime("%Y-%m").to_string()),
@@ -271,7 +277,10 @@ pub(super) async fn success_rate(
             Cell::count(t.get(BuildStatus::Completed)),
             Cell::count(t.get(BuildStatus::Failed)),
             Cell::count(t.get(BuildStatus::Cancelled)),
-            Cell::percent(t.get(BuildStatus::Completed), t.total),
+            Cell::percent(
+                t.get(BuildStatus::Completed),
+                t.get(BuildStatus::Completed) + t.get(BuildStatus::Failed) + t.get(BuildStatus::Cancelled),
+            ),
         ]);
     }
     Ok(r)

@@ -173,7 +173,18 @@ impl Report {
         out.push_str(&header.join(","));
         out.push_str("\r\n");
         for row in &self.rows {
-            let fields: Vec<String> = row.iter().map(|c| csv_field(&c.plain())).collect();
+            let fields: Vec<String> = row
+                .iter()
+                .zip(&self.columns)
+                .map(|(c, col)| match (c, col.kind) {
+                    // One decimal, as percentages are rounded.
+                    (Cell::Cents(v), CellKind::Percent) => {
+                        let text = cents(*v);
+                        text[..text.len() - 1].to_owned()
+                    }
+                    _ => csv_field(&c.plain()),
+                })
+                .collect();
             out.push_str(&fields.join(","));
             out.push_str("\r\n");
         }

@@ -220,10 +220,11 @@ pub(super) async fn eta(tx: &mut dyn Tx, req: &ReportRequest, now: Timestamp) ->
     for b in &builds {
         let e = history.estimate(b, now);
         let mut row = build_cells(b);
+        let known = |ms: u64| if e.basis == "none" { Cell::Null } else { Cell::count(ms) };
         row.extend([
             Cell::opt_count(b.duration_ms(now)),
-            Cell::count(e.p50),
-            Cell::count(e.p90),
+            known(e.p50),
+            known(e.p90),
             Cell::opt_time(e.finish(now, e.p50)),
             Cell::opt_time(e.finish(now, e.p90)),
             Cell::text(e.basis),
@@ -439,9 +440,12 @@ pub(super) async fn cost(tx: &mut dyn Tx, req: &ReportRequest, now: Timestamp) -
             ("failed_cost", Money),
         ],
     );
-    let (mut total, mut failed_total, mut priced) = (0f64, 0f64, true);
+    // Totals over the platforms that have a rate (the others are named in a note), and
+    // per band.
+    let (mut total, mut failed_total) = (0f64, 0f64);
+    let mut by_band: BTreeMap<u8, (&'static str, f64)> = BTreeMap::new();
     let mut unpriced = std::collections::BTreeSet::new();
-    for ((platform, _, band), [n, ms, fnum, fms]) in groups {
+    for ((platform, order, band), [n, ms, fnum, fms]) in groups {
         let rate = req.rates.get(&platform).copied();
         let cost = rate.map(|r| stats::cost(ms, r));
         let failed = rate.map(|r| stats::cost(fms, r));
@@ -449,9 +453,9 @@ pub(super) async fn cost(tx: &mut dyn Tx, req: &ReportRequest, now: Timestamp) -
             (Some(c), Some(f)) => {
                 total += c;
                 failed_total += f;
+                by_band.entry(order).or_insert((band, 0.0)).1 += c;
             }
             _ => {
-                priced = false;
                 unpriced.insert(platform.clone());
             }
         }
@@ -467,10 +471,29 @@ pub(super) async fn cost(tx: &mut dyn Tx, req: &ReportRequest, now: Timestamp) -
             Cell::money(failed),
         ]);
     }
-    r.summary.push(("cost", if priced { Cell::money(Some(total)) } else { Cell::Null }));
-    r.summary.push(("failed_cost", if priced { Cell::money(Some(failed_total)) } else { Cell::Null }));
+    r.summary.push(("cost", Cell::money(Some(total))));
+    r.summary.push(("failed_cost", Cell::money(Some(failed_total))));
+    for (band, cost) in by_band.into_values() {
+        r.summary.push((band_key(band), Cell::money(Some(cost))));
+    }
+    if !unpriced.is_empty() {
+        r.notes.push(format!(
+            "the totals leave out {}, which {} no rate",
+            unpriced.iter().cloned().collect::<Vec<_>>().join(", "),
+            if unpriced.len() == 1 { "has" } else { "have" }
+        ));
+    }
     r.notes.extend(no_rate_notes(unpriced));
     Ok(r)
+}
+
+fn band_key(band: &str) -> &'static str {
+    match band {
+        "build" => "cost_build",
+        "configure" => "cost_configure",
+        "test" => "cost_test",
+        _ => "cost_publish",
+    }
 }
 
 // ── flaky milestones ───────────────────────────────────────────────────────────────

@@ -155,6 +155,10 @@ pub const LATEST_OF_FAILURE_GROUP: &str = concat!(
     " FROM failures WHERE state = $1 AND failure_type = $2 AND at = $3"
 );
 pub const LATEST_OF_FAILURE_GROUP_END: &str = " ORDER BY build_id DESC, number DESC LIMIT 1";
+/// The catalogs builds have of their own (NULL is the default catalog).
+/// As text: PostgreSQL keeps them as `json`, which has no equality for `DISTINCT`.
+pub const CUSTOM_CATALOGS: &str =
+    "SELECT DISTINCT CAST(catalog AS TEXT) FROM builds WHERE catalog IS NOT NULL";
 /// Delivered builds' platform and first start and delivery times; conditions appended.
 pub const DELIVERY_TIMES: &str =
     "SELECT platform, started_at, ended_at FROM builds WHERE status = 'completed'";

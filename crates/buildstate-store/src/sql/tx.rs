@@ -405,6 +405,10 @@ impl<C: SqlConn> Tx for SqlTx<C> {
         self.sql_failure_groups(filter).await
     }
 
+    async fn custom_catalogs(&mut self) -> StoreResult<Vec<buildstate_core::StateCatalog>> {
+        self.sql_custom_catalogs().await
+    }
+
     async fn delivery_times(&mut self, filter: &ReportFilter) -> StoreResult<Vec<(Name, u64)>> {
         self.sql_delivery_times(filter).await
     }

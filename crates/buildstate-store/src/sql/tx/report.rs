@@ -180,6 +180,22 @@ impl<C: SqlConn> SqlTx<C> {
         Ok(out)
     }
 
+    pub(super) async fn sql_custom_catalogs(&mut self) -> StoreResult<Vec<buildstate_core::StateCatalog>> {
+        let what = "read the builds' own catalogs";
+        let rows = self.rows(text::CUSTOM_CATALOGS, &[]).await?;
+        let mut out: Vec<buildstate_core::StateCatalog> = Vec::new();
+        for r in &rows {
+            let Some(text) = column(what, ValueRow(r).opt_text(0))? else { continue };
+            let catalog: buildstate_core::StateCatalog = serde_json::from_str(&text)
+                .map_err(|e| crate::StoreError::Backend { context: what, source: e.into() })?;
+            // Texts that differ in spacing or order are the same catalog.
+            if !out.contains(&catalog) {
+                out.push(catalog);
+            }
+        }
+        Ok(out)
+    }
+
     pub(super) async fn sql_delivery_times(
         &mut self,
         f: &ReportFilter,

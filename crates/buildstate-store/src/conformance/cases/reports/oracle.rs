@@ -231,7 +231,10 @@ pub fn expected(req: &ReportRequest, all: &[BuildDocument], leases: &[Lease], no
                     Cell::count(n(BuildStatus::Completed)),
                     Cell::count(n(BuildStatus::Failed)),
                     Cell::count(n(BuildStatus::Cancelled)),
-                    Cell::percent(n(BuildStatus::Completed), in_month.len() as u64),
+                    Cell::percent(
+                        n(BuildStatus::Completed),
+                        n(BuildStatus::Completed) + n(BuildStatus::Failed) + n(BuildStatus::Cancelled),
+                    ),
                 ]);
             }
             rows(out)
@@ -444,10 +447,11 @@ fn running(
                 let mut row = ident(d);
                 let elapsed = d.started_at.map(|s| ms(s, now));
                 if req.name == ReportName::Eta {
+                    let known = |ms: u64| if basis == "none" { Cell::Null } else { Cell::count(ms) };
                     row.extend([
                         Cell::opt_count(elapsed),
-                        Cell::count(p50),
-                        Cell::count(p90),
+                        known(p50),
+                        known(p90),
                         Cell::opt_time(after(basis, p50)),
                         Cell::opt_time(after(basis, p90)),
                         Cell::text(basis),
@@ -557,17 +561,16 @@ fn cost(req: &ReportRequest, docs: &[&BuildDocument]) -> Expected {
             }
         }
     }
-    let (mut total, mut failed, mut priced) = (0.0, 0.0, true);
+    let (mut total, mut failed) = (0.0, 0.0);
+    let mut bands: BTreeMap<u8, (&'static str, f64)> = BTreeMap::new();
     let mut out = Vec::new();
-    for ((p, (_, band)), [n, took, fnum, ftook]) in groups {
+    for ((p, (order, band)), [n, took, fnum, ftook]) in groups {
         let rate = req.rates.get(&p).copied();
         let price = |ms: u64| rate.map(|r| ms as f64 / 3_600_000.0 * r);
-        match rate {
-            Some(_) => {
-                total += price(took).unwrap_or(0.0);
-                failed += price(ftook).unwrap_or(0.0);
-            }
-            None => priced = false,
+        if rate.is_some() {
+            total += price(took).unwrap_or(0.0);
+            failed += price(ftook).unwrap_or(0.0);
+            bands.entry(order).or_insert((band, 0.0)).1 += price(took).unwrap_or(0.0);
         }
         out.push(vec![
             Cell::Text(p.clone()),
@@ -581,11 +584,17 @@ fn cost(req: &ReportRequest, docs: &[&BuildDocument]) -> Expected {
             Cell::money(price(ftook)),
         ]);
     }
-    let priced_or_null = |v: f64| if priced { Cell::money(Some(v)) } else { Cell::Null };
-    Expected {
-        rows: out,
-        summary: vec![("cost", priced_or_null(total)), ("failed_cost", priced_or_null(failed))],
+    let mut summary = vec![("cost", Cell::money(Some(total))), ("failed_cost", Cell::money(Some(failed)))];
+    for (band, cost) in bands.into_values() {
+        let key = match band {
+            "build" => "cost_build",
+            "configure" => "cost_configure",
+            "test" => "cost_test",
+            _ => "cost_publish",
+        };
+        summary.push((key, Cell::money(Some(cost))));
     }
+    Expected { rows: out, summary }
 }
 
 fn flaky(all: &[BuildDocument], docs: &[&BuildDocument]) -> Expected {

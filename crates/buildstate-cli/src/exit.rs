@@ -158,6 +158,19 @@ pub fn one_line(s: &str) -> String {
 
 impl From<StoreError> for CliError {
     fn from(e: StoreError) -> Self {
+        // A JSON-file store with damaged documents, met by a command that needs every
+        // build (a report, prune): a bad document (exit 7) naming each one, as `build list`
+        // does, not an internal error.
+        if let StoreError::Backend { source, .. } = &e
+            && let Some(partial) = source.downcast_ref::<buildstate_files::UnreadableBuilds>()
+        {
+            let reasons: Vec<&str> = partial.unreadable.iter().map(|(_, why)| why.as_str()).collect();
+            return CliError::new(
+                Exit::BadDocument,
+                format!("build documents cannot be read: {}", reasons.join("; ")),
+            )
+            .with_hint("restore or fix each file named, or move it out of the store's builds/ directory");
+        }
         let exit = match &e {
             StoreError::BuildNotFound(_)
             | StoreError::CatalogItemNotFound { .. }

@@ -129,3 +129,19 @@ fn build_show_of_a_garbage_document_is_exit_7() {
     let r = bounded(&env, &["build", "show", &all[0]]);
     assert_eq!(r.code, 7, "{r:?}");
 }
+
+/// A report or a prune over a store with a damaged document is exit 7 naming it, as
+/// `build list` is (a hostile review got exit 1, "storage error").
+#[test]
+fn reports_and_prune_over_a_damaged_document_are_exit_7() {
+    let (env, root) = store();
+    let victim = numbers(&env).pop().expect("a sample build");
+    let path = root.join("builds").join(format!("{victim}.json"));
+    let text = std::fs::read_to_string(&path).expect("read the document");
+    std::fs::write(&path, &text[..text.len() / 2]).expect("cut it in half");
+    for args in [&["report", "overview"][..], &["prune", "--completed-before", "2000-01-01", "--dry-run"]] {
+        let r = bounded(&env, args);
+        assert_eq!(r.code, 7, "{args:?}: {r:?}");
+        assert!(r.stderr.contains(&victim), "{args:?} names the document: {}", r.stderr);
+    }
+}

@@ -98,37 +98,52 @@ pub fn run(scratch: &Path, pg_url: Option<&str>, opts: &Options) -> Result<(), S
     let anchor = Timestamp::from_second(now - now.rem_euclid(3600)).map_err(|e| e.to_string())?;
     let spec = generate::Spec { builds, seed: SEED, anchor };
     let mut measured = Vec::new();
+    // A backend that cannot be measured (unreachable, a schema from a newer buildstate)
+    // is said so at the end; the other backends' figures are still printed.
+    let mut missing: Vec<(&'static str, String)> = Vec::new();
+    let mut keep = |backend: &'static str, result: Result<Measured, String>| match result {
+        Ok(m) => measured.push(m),
+        Err(e) => {
+            eprintln!("{backend}: not measured: {e}");
+            missing.push((backend, e));
+        }
+    };
 
     let db = opts.db.clone().unwrap_or_else(|| scratch.join("reports.db"));
-    let sqlite = SqliteStore::open(&db).map_err(|e| format!("cannot open {}: {e}", db.display()))?;
-    let sqlite: Arc<dyn Store> = Arc::new(sqlite);
     let kept = if opts.db.is_some() { format!("kept at {}", db.display()) } else { "scratch".into() };
-    measured.push(rt.block_on(measure("sqlite", kept, sqlite, spec, 1))?);
+    let sqlite = SqliteStore::open(&db).map_err(|e| format!("cannot open {}: {e}", db.display()));
+    keep("sqlite", sqlite.and_then(|s| rt.block_on(measure("sqlite", kept, Arc::new(s), spec, 1))));
 
     if let Some(url) = pg_url {
         let schema =
             opts.pg_schema.clone().unwrap_or_else(|| format!("bench_reports_{}", std::process::id()));
-        let store = rt
-            .block_on(PostgresStore::connect_with_schema(url, &schema))
-            .map_err(|e| format!("cannot connect to PostgreSQL: {e}"))?;
         let kept =
             if opts.pg_schema.is_some() { format!("kept in schema {schema}") } else { "scratch".into() };
-        let row = rt.block_on(measure("postgres", kept, Arc::new(store), spec, PG_IMPORTERS));
+        let row = rt
+            .block_on(PostgresStore::connect_with_schema(url, &schema))
+            .map_err(|e| format!("cannot connect to PostgreSQL: {e}"))
+            .and_then(|store| rt.block_on(measure("postgres", kept, Arc::new(store), spec, PG_IMPORTERS)));
         if opts.pg_schema.is_none() {
             let _ = std::process::Command::new("psql")
                 .arg(url)
                 .args(["-qAtc", &format!("DROP SCHEMA IF EXISTS {schema} CASCADE")])
                 .output();
         }
-        measured.push(row?);
+        keep("postgres", row);
     }
 
     let dir = scratch.join("reports-files");
-    let files = FileStore::open(&dir).map_err(|e| format!("cannot open {}: {e}", dir.display()))?;
     let files_spec = generate::Spec { builds: file_builds, ..spec };
-    measured.push(rt.block_on(measure("files", "scratch".into(), Arc::new(files), files_spec, 1))?);
+    let files = FileStore::open(&dir).map_err(|e| format!("cannot open {}: {e}", dir.display()));
+    keep(
+        "files",
+        files.and_then(|f| rt.block_on(measure("files", "scratch".into(), Arc::new(f), files_spec, 1))),
+    );
 
-    print(&spec, pg_url.is_some(), &measured);
+    print(&spec, pg_url.is_some(), &measured, &missing);
+    if measured.is_empty() {
+        return Err("no backend could be measured".into());
+    }
     Ok(())
 }
 
@@ -308,7 +323,7 @@ fn cell(backend: &str, report: Option<ReportName>, figure: &Result<Duration, Str
     }
 }
 
-fn print(spec: &generate::Spec, pg: bool, measured: &[Measured]) {
+fn print(spec: &generate::Spec, pg: bool, measured: &[Measured], missing: &[(&str, String)]) {
     println!();
     println!(
         "(h) reports on a generated year of builds, median of {RUNS} runs in ms (✓ under the target, ✗ over it; printed, never failed)"
@@ -330,6 +345,9 @@ fn print(spec: &generate::Spec, pg: bool, measured: &[Measured]) {
         };
         println!("    {:<8}: {} builds, {} attempts; {how}; {}", m.backend, m.builds, m.attempts, m.location);
         println!("    {:<8}  ({})", "", m.statuses);
+    }
+    for (backend, why) in missing {
+        println!("    {backend:<8}: not measured: {why}");
     }
     if !pg {
         println!(

@@ -23,7 +23,7 @@ use std::pin::Pin;
 use async_trait::async_trait;
 use buildstate_core::{
     Artifact, Build, BuildId, BuildNumber, CatalogItem, CatalogKind, EventKind, FailureRecord, HistoryEvent,
-    Lease, Name, WorkerRecord,
+    Lease, Name, StateCode, WorkerRecord,
 };
 use jiff::Timestamp;
 
@@ -264,6 +264,31 @@ pub trait Tx: Send {
         let builds = self.report_builds(filter).await?;
         let events = self.report_events(filter, SAVING_EVENTS).await?;
         Ok(savings_in_memory(&builds, events))
+    }
+
+    /// The attempt statistics of the builds matching `filter`, summed per milestone and
+    /// kind (and platform, with `by_platform`). Default: from [`Tx::attempt_stats`].
+    async fn attempt_totals(
+        &mut self,
+        filter: &ReportFilter,
+        by_platform: bool,
+    ) -> StoreResult<Vec<crate::report::StatTotal>> {
+        Ok(crate::report::totals(self.attempt_stats(filter).await?, by_platform))
+    }
+
+    /// The failure messages of the transient failures of the builds matching `filter`,
+    /// counted per milestone and message.
+    async fn transient_messages(
+        &mut self,
+        filter: &ReportFilter,
+    ) -> StoreResult<Vec<(StateCode, String, u64)>> {
+        let mut counts: std::collections::BTreeMap<(StateCode, String), u64> = Default::default();
+        for f in self.report_failures(filter).await? {
+            if f.info.class == buildstate_core::FailureClass::Transient {
+                *counts.entry((f.state, f.info.message)).or_default() += 1;
+            }
+        }
+        Ok(counts.into_iter().map(|((s, m), n)| (s, m, n)).collect())
     }
 
     /// Whether the backend stores report statistics (attempt statistics and resume

@@ -88,6 +88,39 @@ pub fn bucket_floor(bucket: u32) -> u64 {
     b[(bucket as usize).min(b.len() - 1)]
 }
 
+/// Attempt statistics summed over buckets (and over cells, or all but the platform):
+/// what cost and flakiness read ([`Tx::attempt_totals`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StatTotal {
+    /// `None` when summed over every platform.
+    pub platform: Option<Name>,
+    pub state: StateCode,
+    pub kind: StatKind,
+    pub attempts: i64,
+    pub total_ms: i64,
+    pub retries: i64,
+}
+
+/// Sums statistics rows per (platform,) milestone and kind.
+pub fn totals(rows: impl IntoIterator<Item = StatRow>, by_platform: bool) -> Vec<StatTotal> {
+    let mut sums: BTreeMap<(Option<Name>, StateCode, StatKind), StatTotal> = BTreeMap::new();
+    for r in rows {
+        let platform = by_platform.then(|| r.platform.clone());
+        let t = sums.entry((platform.clone(), r.state, r.kind)).or_insert(StatTotal {
+            platform,
+            state: r.state,
+            kind: r.kind,
+            attempts: 0,
+            total_ms: 0,
+            retries: 0,
+        });
+        t.attempts += r.attempts;
+        t.total_ms += r.total_ms;
+        t.retries += r.retries;
+    }
+    sums.into_values().filter(|t| t.attempts != 0).collect()
+}
+
 /// How many fine buckets make one coarse bucket (about 10 % wide).
 pub const COARSE: u32 = 10;
 

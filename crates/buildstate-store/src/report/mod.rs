@@ -21,8 +21,8 @@ use buildstate_core::BuildStatus;
 
 pub use attempts::{
     Backfill, COARSE, DurationRow, SAVING_EVENTS, STAT_EVENTS, Saving, StatKind, StatRow, StatSource,
-    aggregate, bucket, bucket_floor, coarse, coarse_floor, contributions, contributions_in,
-    contributions_of_tail, durations_of, from_sources, sum, sum_durations,
+    StatTotal, aggregate, bucket, bucket_floor, coarse, coarse_floor, contributions, contributions_in,
+    contributions_of_tail, durations_of, from_sources, sum, sum_durations, totals,
 };
 pub use counts::{latest_of, month_key};
 pub use request::{PIPELINE_KEY, ReportFilter, ReportName, ReportRequest};

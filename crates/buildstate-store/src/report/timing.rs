@@ -5,7 +5,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 
-use buildstate_core::{Build, BuildId, BuildStatus, EventKind, FailureClass, HistoryEvent, Name, StateCode};
+use buildstate_core::{Build, BuildId, BuildStatus, EventKind, HistoryEvent, Name, StateCode};
 use jiff::{SignedDuration, Timestamp};
 
 use super::StatKind;
@@ -410,13 +410,14 @@ pub fn band(state: StateCode) -> &'static str {
 pub(super) async fn cost(tx: &mut dyn Tx, req: &ReportRequest, now: Timestamp) -> StoreResult<Report> {
     // (platform, band order, band) → attempts, ms, failed attempts, failed ms
     let mut groups: BTreeMap<(String, u8, &'static str), [u64; 4]> = BTreeMap::new();
-    for s in tx.attempt_stats(&req.filter).await? {
+    for s in tx.attempt_totals(&req.filter, true).await? {
+        let Some(platform) = &s.platform else { continue };
         if s.kind == StatKind::Recovered {
             continue;
         }
         let b = band(s.state);
         let order = ["build", "configure", "test", "publish"].iter().position(|x| *x == b).unwrap_or(0) as u8;
-        let g = groups.entry((s.platform.to_string(), order, b)).or_default();
+        let g = groups.entry((platform.to_string(), order, b)).or_default();
         let (n, d) = (s.attempts.max(0) as u64, s.total_ms.max(0) as u64);
         g[0] += n;
         g[1] += d;
@@ -532,7 +533,7 @@ struct Flakiness {
 
 pub(super) async fn flaky(tx: &mut dyn Tx, req: &ReportRequest, now: Timestamp) -> StoreResult<Report> {
     let mut by_state: BTreeMap<u8, Flakiness> = BTreeMap::new();
-    for s in tx.attempt_stats(&req.filter).await? {
+    for s in tx.attempt_totals(&req.filter, false).await? {
         let f = by_state.entry(s.state.get()).or_default();
         let n = s.attempts.max(0) as u64;
         match s.kind {
@@ -546,12 +547,10 @@ pub(super) async fn flaky(tx: &mut dyn Tx, req: &ReportRequest, now: Timestamp) 
             }
         }
     }
-    for f in tx.report_failures(&req.filter).await? {
-        if f.info.class == FailureClass::Transient {
-            let s = by_state.entry(f.state.get()).or_default();
-            s.transient += 1;
-            *s.patterns.entry(pattern(&f.info.message)).or_default() += 1;
-        }
+    for (state, message, n) in tx.transient_messages(&req.filter).await? {
+        let s = by_state.entry(state.get()).or_default();
+        s.transient += n;
+        *s.patterns.entry(pattern(&message)).or_default() += n;
     }
     let mut rows: Vec<(u8, Flakiness)> = by_state.into_iter().filter(|(_, f)| f.attempts > 0).collect();
     rows.sort_by(|a, b| {

@@ -155,6 +155,11 @@ pub const LATEST_OF_FAILURE_GROUP: &str = concat!(
     " FROM failures WHERE state = $1 AND failure_type = $2 AND at = $3"
 );
 pub const LATEST_OF_FAILURE_GROUP_END: &str = " ORDER BY build_id DESC, number DESC LIMIT 1";
+/// Transient failure messages counted per milestone and message; the build filter is
+/// appended as ` AND build_id IN (…)`, then [`TRANSIENT_MESSAGES_END`].
+pub const TRANSIENT_MESSAGES: &str =
+    "SELECT state, message, count(*) FROM failures WHERE class = 'transient'";
+pub const TRANSIENT_MESSAGES_END: &str = " GROUP BY state, message";
 /// The catalogs builds have of their own (NULL is the default catalog).
 /// As text: PostgreSQL keeps them as `json`, which has no equality for `DISTINCT`.
 pub const CUSTOM_CATALOGS: &str =
@@ -174,6 +179,12 @@ pub const ADD_ATTEMPT_STAT: &str = "INSERT INTO attempt_stats \
      attempts = attempt_stats.attempts + excluded.attempts, \
      total_ms = attempt_stats.total_ms + excluded.total_ms, \
      retries = attempt_stats.retries + excluded.retries";
+/// Statistics summed over buckets and cells, per platform (`{p}` is `platform, ` or
+/// nothing), milestone and kind; conditions go in `{w}`.
+/// (PostgreSQL sums `bigint` as `numeric`: cast back.)
+pub const ATTEMPT_TOTALS: &str = "SELECT {p}state, kind, CAST(sum(attempts) AS BIGINT), \
+     CAST(sum(total_ms) AS BIGINT), CAST(sum(retries) AS BIGINT) \
+     FROM attempt_stats WHERE attempts <> 0{w} GROUP BY {p}state, kind";
 /// The start of the statistics query; conditions on platform, os and image_type are
 /// appended.
 pub const SELECT_ATTEMPT_STATS: &str = "SELECT platform, os, image_type, state, kind, bucket, attempts, \

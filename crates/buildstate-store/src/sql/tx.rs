@@ -401,6 +401,21 @@ impl<C: SqlConn> Tx for SqlTx<C> {
         self.sql_attempt_stats(filter).await
     }
 
+    async fn attempt_totals(
+        &mut self,
+        filter: &ReportFilter,
+        by_platform: bool,
+    ) -> StoreResult<Vec<crate::report::StatTotal>> {
+        self.sql_attempt_totals(filter, by_platform).await
+    }
+
+    async fn transient_messages(
+        &mut self,
+        filter: &ReportFilter,
+    ) -> StoreResult<Vec<(buildstate_core::StateCode, String, u64)>> {
+        self.sql_transient_messages(filter).await
+    }
+
     async fn failure_groups(&mut self, filter: &ReportFilter) -> StoreResult<Vec<FailureGroup>> {
         self.sql_failure_groups(filter).await
     }

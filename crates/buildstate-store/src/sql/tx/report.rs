@@ -74,17 +74,23 @@ impl<C: SqlConn> SqlTx<C> {
     }
 
     pub(super) async fn sql_latest_builds(&mut self, f: &ReportFilter) -> StoreResult<Vec<Build>> {
+        // For each cell, its newest build by the cell's index (`ORDER BY … LIMIT 1`, read
+        // backwards), rather than a max over every build.
         let mut values = Vec::new();
+        let outer = where_clause(&conditions(f, &mut values));
+        let mut inner = conditions(f, &mut values);
+        inner.extend([
+            "n.platform = c.platform".into(),
+            "n.os = c.os".into(),
+            "n.image_type = c.image_type".into(),
+        ]);
         let sql = format!(
-            "{} WHERE (platform, os, image_type, created_at) IN \
-             (SELECT platform, os, image_type, max(created_at) FROM builds{} GROUP BY 1, 2, 3)",
+            "{} WHERE id IN (SELECT (SELECT id FROM builds n WHERE {} ORDER BY created_at DESC, id DESC LIMIT 1) \
+             FROM (SELECT DISTINCT platform, os, image_type FROM builds{outer}) c)",
             text::SELECT_BUILDS,
-            where_clause(&conditions(f, &mut values)),
+            inner.join(" AND "),
         );
-        let found = self.all(&sql, &values, decode::build).await?;
-        // A build created in the same microsecond that the filter excludes shares the
-        // maximum; ties between matching ones go to the larger id, as in memory.
-        Ok(crate::report::latest_of(found.into_iter().filter(|b| f.matches(b))))
+        self.all(&sql, &values, decode::build).await
     }
 
     pub(super) async fn sql_count_builds(
@@ -345,6 +351,68 @@ impl<C: SqlConn> SqlTx<C> {
     ) -> StoreResult<()> {
         let params = vec![id.into(), resumes.into(), super::value::to_i64("saved ms", saved_ms)?.into()];
         self.write(text::ADD_RESUME_SAVINGS, "add to the resume savings", params).await
+    }
+
+    pub(super) async fn sql_attempt_totals(
+        &mut self,
+        f: &ReportFilter,
+        by_platform: bool,
+    ) -> StoreResult<Vec<crate::report::StatTotal>> {
+        if f.since.is_some()
+            || f.pipeline.is_some()
+            || !f.statuses.is_empty()
+            || f.more_failures_than.is_some()
+        {
+            return Ok(crate::report::totals(self.sql_attempt_stats(f).await?, by_platform));
+        }
+        let what = "read attempt totals";
+        let mut values = Vec::new();
+        let w: String = conditions(f, &mut values).iter().map(|c| format!(" AND {c}")).collect();
+        let sql = text::ATTEMPT_TOTALS
+            .replace("{p}", if by_platform { "platform, " } else { "" })
+            .replace("{w}", &w);
+        let first = usize::from(by_platform);
+        self.all(&sql, &values, |r| {
+            let row = ValueRow(r);
+            let platform = if by_platform {
+                Some(column(what, row.text(0))?.parse().map_err(|e: buildstate_core::NameError| {
+                    crate::StoreError::Backend { context: what, source: e.into() }
+                })?)
+            } else {
+                None
+            };
+            let kind = column(what, row.text(first + 1))?;
+            Ok(crate::report::StatTotal {
+                platform,
+                state: buildstate_core::StateCode::new(column(what, row.int(first))?)
+                    .map_err(|e| crate::StoreError::Backend { context: what, source: e.into() })?,
+                kind: StatKind::parse(&kind).ok_or_else(|| crate::StoreError::Backend {
+                    context: what,
+                    source: format!("kind `{kind}`").into(),
+                })?,
+                attempts: column(what, row.int(first + 2))?,
+                total_ms: column(what, row.int(first + 3))?,
+                retries: column(what, row.int(first + 4))?,
+            })
+        })
+        .await
+    }
+
+    pub(super) async fn sql_transient_messages(
+        &mut self,
+        f: &ReportFilter,
+    ) -> StoreResult<Vec<(buildstate_core::StateCode, String, u64)>> {
+        let what = "read transient failure messages";
+        let mut values = Vec::new();
+        let restrict = of_builds(f, &mut values);
+        let sql = format!("{}{restrict}{}", text::TRANSIENT_MESSAGES, text::TRANSIENT_MESSAGES_END);
+        self.all(&sql, &values, |r| {
+            let row = ValueRow(r);
+            let state = buildstate_core::StateCode::new(column(what, row.int(0))?)
+                .map_err(|e| crate::StoreError::Backend { context: what, source: e.into() })?;
+            Ok((state, column(what, row.text(1))?, column(what, row.int(2))?.max(0) as u64))
+        })
+        .await
     }
 
     pub(super) async fn sql_add_attempt_stats(&mut self, rows: &[StatRow]) -> StoreResult<()> {

@@ -276,6 +276,13 @@ pub trait Tx: Send {
         Ok(crate::report::totals(self.attempt_stats(filter).await?, by_platform))
     }
 
+    /// The p50 and p90 (their coarse buckets) of every build's completed attempts, per
+    /// cell and milestone and over all cells: what ETAs read. Default: from
+    /// [`Tx::attempt_stats`].
+    async fn eta_percentiles(&mut self) -> StoreResult<crate::report::EtaPercentiles> {
+        Ok(crate::report::eta_percentiles_of(self.attempt_stats(&ReportFilter::default()).await?))
+    }
+
     /// The failure messages of the transient failures of the builds matching `filter`,
     /// counted per milestone and message.
     async fn transient_messages(

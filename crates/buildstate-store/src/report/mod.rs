@@ -28,7 +28,9 @@ pub use counts::{latest_of, month_key};
 pub use request::{PIPELINE_KEY, ReportFilter, ReportName, ReportRequest};
 pub use stats::{Summary, mean, nearest_rank};
 pub use table::{Cell, CellKind, Column, Report, cents};
-pub use timing::{band, pattern, resume_savings, savings_in_memory, savings_of_tail};
+pub use timing::{
+    EtaPercentiles, band, eta_percentiles_of, pattern, resume_savings, savings_in_memory, savings_of_tail,
+};
 
 use crate::{StoreResult, Tx};
 

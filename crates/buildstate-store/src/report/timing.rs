@@ -99,6 +99,47 @@ pub(super) async fn platform_durations(
 
 // ── expected finish ─────────────────────────────────────────────────────────────────
 
+/// The coarse buckets of the p50 and p90 of completed attempts per milestone, for each
+/// platform × OS × image type cell and over all builds ([`Tx::eta_percentiles`]).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct EtaPercentiles {
+    pub cell: HashMap<(Name, Name, Name, u8), (u32, u32)>,
+    pub all: HashMap<u8, (u32, u32)>,
+}
+
+/// [`Tx::eta_percentiles`]'s meaning, and its default: from the statistics rows.
+pub fn eta_percentiles_of(rows: Vec<super::StatRow>) -> EtaPercentiles {
+    let mut cell: HashMap<(Name, Name, Name, u8), BTreeMap<u32, u64>> = HashMap::new();
+    let mut all: HashMap<u8, BTreeMap<u32, u64>> = HashMap::new();
+    for r in rows.into_iter().filter(|r| r.kind == StatKind::Completed && r.attempts > 0) {
+        let n = r.attempts as u64;
+        *all.entry(r.state.get()).or_default().entry(r.bucket).or_default() += n;
+        let key = (r.platform, r.os, r.image_type, r.state.get());
+        *cell.entry(key).or_default().entry(r.bucket).or_default() += n;
+    }
+    EtaPercentiles {
+        cell: cell.into_iter().map(|(k, h)| (k, bucket_ranks(&h))).collect(),
+        all: all.into_iter().map(|(k, h)| (k, bucket_ranks(&h))).collect(),
+    }
+}
+
+/// The buckets holding the nearest-rank p50 and p90 of a histogram.
+fn bucket_ranks(h: &BTreeMap<u32, u64>) -> (u32, u32) {
+    let total: u64 = h.values().sum();
+    let at = |p: u64| {
+        let mut seen = 0;
+        for (&b, &n) in h {
+            seen += n;
+            // seen ≥ ⌈total·p/100⌉, in integers.
+            if seen * 100 >= total * p {
+                return b;
+            }
+        }
+        0
+    };
+    (at(50), at(90))
+}
+
 /// p50 and p90 of completed attempts per milestone, for one platform × OS × image type
 /// cell and over all builds.
 #[derive(Default)]
@@ -111,20 +152,11 @@ impl History {
     /// From the statistics of every completed attempt in the store: an ETA learns from
     /// all builds, whatever the filter selects to show.
     async fn load(tx: &mut dyn Tx) -> StoreResult<History> {
-        let mut cell: HashMap<(Name, Name, Name, u8), Histogram> = HashMap::new();
-        let mut all: HashMap<u8, Histogram> = HashMap::new();
-        for r in tx.attempt_stats(&ReportFilter::default()).await? {
-            if r.kind != StatKind::Completed {
-                continue;
-            }
-            all.entry(r.state.get()).or_default().add(r.bucket, r.attempts, r.total_ms);
-            let key = (r.platform.clone(), r.os.clone(), r.image_type.clone(), r.state.get());
-            cell.entry(key).or_default().add(r.bucket, r.attempts, r.total_ms);
-        }
-        let q = |h: Histogram| h.summary(super::coarse_floor).map(|s| (s.p50, s.p90)).unwrap_or((0, 0));
+        let p = tx.eta_percentiles().await?;
+        let floors = |(a, b): (u32, u32)| (super::coarse_floor(a), super::coarse_floor(b));
         Ok(History {
-            cell: cell.into_iter().map(|(k, h)| (k, q(h))).collect(),
-            all: all.into_iter().map(|(k, h)| (k, q(h))).collect(),
+            cell: p.cell.into_iter().map(|(k, q)| (k, floors(q))).collect(),
+            all: p.all.into_iter().map(|(k, q)| (k, floors(q))).collect(),
         })
     }
 

@@ -155,6 +155,25 @@ pub const LATEST_OF_FAILURE_GROUP: &str = concat!(
     " FROM failures WHERE state = $1 AND failure_type = $2 AND at = $3"
 );
 pub const LATEST_OF_FAILURE_GROUP_END: &str = " ORDER BY build_id DESC, number DESC LIMIT 1";
+/// The coarse buckets of each cell's and milestone's p50 and p90 of completed attempts:
+/// the first bucket whose running count reaches the nearest rank (`cum ≥ ⌈n·p/100⌉`).
+pub const ETA_CELL_PERCENTILES: &str = "SELECT platform, os, image_type, state, \
+     min(CASE WHEN cum * 100 >= total * 50 THEN bucket END), \
+     min(CASE WHEN cum * 100 >= total * 90 THEN bucket END) \
+     FROM (SELECT platform, os, image_type, state, bucket, \
+       sum(attempts) OVER (PARTITION BY platform, os, image_type, state ORDER BY bucket) AS cum, \
+       sum(attempts) OVER (PARTITION BY platform, os, image_type, state) AS total \
+       FROM attempt_stats WHERE kind = 'completed' AND attempts > 0) t \
+     GROUP BY platform, os, image_type, state";
+/// The same over all cells, per milestone.
+pub const ETA_ALL_PERCENTILES: &str = "SELECT state, \
+     min(CASE WHEN cum * 100 >= total * 50 THEN bucket END), \
+     min(CASE WHEN cum * 100 >= total * 90 THEN bucket END) \
+     FROM (SELECT state, bucket, sum(n) OVER (PARTITION BY state ORDER BY bucket) AS cum, \
+       sum(n) OVER (PARTITION BY state) AS total \
+       FROM (SELECT state, bucket, sum(attempts) AS n FROM attempt_stats \
+         WHERE kind = 'completed' AND attempts > 0 GROUP BY state, bucket) g) t \
+     GROUP BY state";
 /// Transient failure messages counted per milestone and message; the build filter is
 /// appended as ` AND build_id IN (…)`, then [`TRANSIENT_MESSAGES_END`].
 pub const TRANSIENT_MESSAGES: &str =

@@ -409,6 +409,10 @@ impl<C: SqlConn> Tx for SqlTx<C> {
         self.sql_attempt_totals(filter, by_platform).await
     }
 
+    async fn eta_percentiles(&mut self) -> StoreResult<crate::report::EtaPercentiles> {
+        self.sql_eta_percentiles().await
+    }
+
     async fn transient_messages(
         &mut self,
         filter: &ReportFilter,

@@ -398,6 +398,32 @@ impl<C: SqlConn> SqlTx<C> {
         .await
     }
 
+    pub(super) async fn sql_eta_percentiles(&mut self) -> StoreResult<crate::report::EtaPercentiles> {
+        let what = "read ETA percentiles";
+        let name = |row: &ValueRow<'_>, i| -> StoreResult<buildstate_core::Name> {
+            column(what, row.text(i))?.parse().map_err(|e: buildstate_core::NameError| {
+                crate::StoreError::Backend { context: what, source: e.into() }
+            })
+        };
+        let bucket = |row: &ValueRow<'_>, i| -> StoreResult<u32> {
+            Ok(u32::try_from(column(what, row.int(i))?).unwrap_or(0))
+        };
+        let state = |row: &ValueRow<'_>, i| -> StoreResult<u8> {
+            Ok(u8::try_from(column(what, row.int(i))?).unwrap_or(0))
+        };
+        let mut out = crate::report::EtaPercentiles::default();
+        for r in self.rows(text::ETA_CELL_PERCENTILES, &[]).await? {
+            let row = ValueRow(&r);
+            let key = (name(&row, 0)?, name(&row, 1)?, name(&row, 2)?, state(&row, 3)?);
+            out.cell.insert(key, (bucket(&row, 4)?, bucket(&row, 5)?));
+        }
+        for r in self.rows(text::ETA_ALL_PERCENTILES, &[]).await? {
+            let row = ValueRow(&r);
+            out.all.insert(state(&row, 0)?, (bucket(&row, 1)?, bucket(&row, 2)?));
+        }
+        Ok(out)
+    }
+
     pub(super) async fn sql_transient_messages(
         &mut self,
         f: &ReportFilter,

@@ -30,9 +30,14 @@ CREATE TABLE duration_histogram (
     PRIMARY KEY (state, bucket)
 );
 
--- What resuming saved each resumed build (`report time-saved`), kept like attempt_stats.
+-- What resuming saved each resumed build (`report time-saved`), kept like attempt_stats,
+-- with the build's number and cell so that the report reads this table alone.
 CREATE TABLE resume_savings (
     build_id uuid PRIMARY KEY REFERENCES builds (id) ON DELETE CASCADE,
+    number     text NOT NULL,
+    platform   text NOT NULL,
+    os         text NOT NULL,
+    image_type text NOT NULL,
     resumes  bigint NOT NULL,
     saved_ms bigint NOT NULL
 );
@@ -62,3 +67,5 @@ CREATE INDEX builds_by_created_at ON builds (created_at, id, status, needs_inter
 CREATE INDEX failures_by_group ON failures (state, failure_type, at, build_id);
 -- Milestone names of reports: the few catalogs builds have of their own.
 CREATE INDEX builds_with_own_catalog ON builds (id) WHERE catalog IS NOT NULL;
+-- `report flaky`: transient failure messages counted per milestone from the index.
+CREATE INDEX failures_by_class ON failures (class, state, message);

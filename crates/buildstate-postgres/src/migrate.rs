@@ -217,7 +217,7 @@ mod tests {
                 (
                     4,
                     "attempt stats",
-                    "3486f6dd1268cc87bb19ca807ac8690452f06c0573d6cbd6fd2c86312a4c4490".to_owned()
+                    "fdba3609c556a620d282d2ab1da5f98c0e3c52dec2a0588b5c2512aa59c45b95".to_owned()
                 ),
             ]
         );
@@ -346,7 +346,7 @@ mod tests {
             .await
             .batch_execute(
                 "DROP TABLE attempt_stats; DROP TABLE resume_savings; DROP TABLE duration_histogram; DROP INDEX builds_by_cell; DROP INDEX builds_by_failure_count; \
-                 DROP INDEX builds_by_status_and_need; DROP INDEX failures_by_group; DROP INDEX builds_with_own_catalog; \
+                 DROP INDEX builds_by_status_and_need; DROP INDEX failures_by_group; DROP INDEX builds_with_own_catalog; DROP INDEX failures_by_class; \
                  DELETE FROM schema_migrations WHERE version = 4;",
             )
             .await

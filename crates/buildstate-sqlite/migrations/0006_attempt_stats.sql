@@ -30,9 +30,14 @@ CREATE TABLE duration_histogram (
     PRIMARY KEY (state, bucket)
 ) STRICT, WITHOUT ROWID;
 
--- What resuming saved each resumed build (`report time-saved`), kept like attempt_stats.
+-- What resuming saved each resumed build (`report time-saved`), kept like attempt_stats,
+-- with the build's number and cell so that the report reads this table alone.
 CREATE TABLE resume_savings (
     build_id TEXT PRIMARY KEY NOT NULL REFERENCES builds (id) ON DELETE CASCADE,
+    number     TEXT NOT NULL,
+    platform   TEXT NOT NULL,
+    os         TEXT NOT NULL,
+    image_type TEXT NOT NULL,
     resumes  INTEGER NOT NULL,
     saved_ms INTEGER NOT NULL
 ) STRICT;
@@ -62,3 +67,5 @@ CREATE INDEX builds_by_created_at ON builds (created_at, id, status, needs_inter
 CREATE INDEX failures_by_group ON failures (state, failure_type, at, build_id);
 -- Milestone names of reports: the few catalogs builds have of their own.
 CREATE INDEX builds_with_own_catalog ON builds (id) WHERE catalog IS NOT NULL;
+-- `report flaky`: transient failure messages counted per milestone from the index.
+CREATE INDEX failures_by_class ON failures (class, state, message);

@@ -172,7 +172,7 @@ mod tests {
         (3, "json columns", "e5d7957da897665ec042b8256f07157e40ac50bb43c885d815dc3c5038ab7c92"),
         (4, "artifact milestones", "2a469a363b991fd8624d3418acd569931a3f1d7ca31920cdbbc27089f91a5e8a"),
         (5, "workers", "1858d9ea722114869ceb87ce8e76f51af60f7385449621cc0c7d02c9a4461dd5"),
-        (6, "attempt stats", "ca743c940fa4def14e18138b8114b4b1edc30ec0830cd05eb7c689f8ae81fca7"),
+        (6, "attempt stats", "afe3da2d499d5453354d0fdc06cb5bf40b783945e84d2e465909ff0e73a7da63"),
     ];
 
     #[test]
@@ -350,7 +350,7 @@ mod tests {
         raw(&path)
             .execute_batch(
                 "DROP TABLE attempt_stats; DROP TABLE resume_savings; DROP TABLE duration_histogram; DROP INDEX builds_by_cell; DROP INDEX builds_by_failure_count; \
-                 DROP INDEX builds_by_status_and_need; DROP INDEX failures_by_group; DROP INDEX builds_with_own_catalog; \
+                 DROP INDEX builds_by_status_and_need; DROP INDEX failures_by_group; DROP INDEX builds_with_own_catalog; DROP INDEX failures_by_class; \
                  DELETE FROM schema_migrations WHERE version = 6; PRAGMA user_version = 5;",
             )
             .expect("back to schema 5");

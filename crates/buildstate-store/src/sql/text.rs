@@ -155,25 +155,6 @@ pub const LATEST_OF_FAILURE_GROUP: &str = concat!(
     " FROM failures WHERE state = $1 AND failure_type = $2 AND at = $3"
 );
 pub const LATEST_OF_FAILURE_GROUP_END: &str = " ORDER BY build_id DESC, number DESC LIMIT 1";
-/// The coarse buckets of each cell's and milestone's p50 and p90 of completed attempts:
-/// the first bucket whose running count reaches the nearest rank (`cum ≥ ⌈n·p/100⌉`).
-pub const ETA_CELL_PERCENTILES: &str = "SELECT platform, os, image_type, state, \
-     min(CASE WHEN cum * 100 >= total * 50 THEN bucket END), \
-     min(CASE WHEN cum * 100 >= total * 90 THEN bucket END) \
-     FROM (SELECT platform, os, image_type, state, bucket, \
-       sum(attempts) OVER (PARTITION BY platform, os, image_type, state ORDER BY bucket) AS cum, \
-       sum(attempts) OVER (PARTITION BY platform, os, image_type, state) AS total \
-       FROM attempt_stats WHERE kind = 'completed' AND attempts > 0) t \
-     GROUP BY platform, os, image_type, state";
-/// The same over all cells, per milestone.
-pub const ETA_ALL_PERCENTILES: &str = "SELECT state, \
-     min(CASE WHEN cum * 100 >= total * 50 THEN bucket END), \
-     min(CASE WHEN cum * 100 >= total * 90 THEN bucket END) \
-     FROM (SELECT state, bucket, sum(n) OVER (PARTITION BY state ORDER BY bucket) AS cum, \
-       sum(n) OVER (PARTITION BY state) AS total \
-       FROM (SELECT state, bucket, sum(attempts) AS n FROM attempt_stats \
-         WHERE kind = 'completed' AND attempts > 0 GROUP BY state, bucket) g) t \
-     GROUP BY state";
 /// Transient failure messages counted per milestone and message; the build filter is
 /// appended as ` AND build_id IN (…)`, then [`TRANSIENT_MESSAGES_END`].
 pub const TRANSIENT_MESSAGES: &str =
@@ -222,13 +203,17 @@ pub const ADD_DURATION: &str = "INSERT INTO duration_histogram (state, bucket, a
 pub const SELECT_DURATIONS: &str =
     "SELECT state, bucket, attempts, total_ms FROM duration_histogram WHERE attempts <> 0";
 /// Adds resumes and their savings to a build's row (`$1` build id, `$2` resumes, `$3`
-/// saved ms).
-pub const ADD_RESUME_SAVINGS: &str = "INSERT INTO resume_savings (build_id, resumes, saved_ms) \
-     VALUES ($1, $2, $3) ON CONFLICT (build_id) DO UPDATE SET \
-     resumes = resume_savings.resumes + excluded.resumes, saved_ms = resume_savings.saved_ms + excluded.saved_ms";
-/// Resumed builds with what they saved; the build filter is appended (on `builds`).
-pub const SELECT_RESUME_SAVINGS: &str = "SELECT s.build_id, b.number, b.platform, b.os, b.image_type, \
-     s.resumes, s.saved_ms FROM resume_savings s JOIN builds b ON b.id = s.build_id WHERE s.resumes > 0";
+/// saved ms), which also keeps the build's number, platform, OS and image type, so that
+/// the report reads this table alone.
+pub const ADD_RESUME_SAVINGS: &str = "INSERT INTO resume_savings \
+     (build_id, number, platform, os, image_type, resumes, saved_ms) \
+     SELECT id, number, platform, os, image_type, $2, $3 FROM builds WHERE id = $1 \
+     ON CONFLICT (build_id) DO UPDATE SET resumes = resume_savings.resumes + excluded.resumes, \
+     saved_ms = resume_savings.saved_ms + excluded.saved_ms";
+/// Resumed builds with what they saved; a build filter is appended as
+/// ` AND build_id IN (…)`.
+pub const SELECT_RESUME_SAVINGS: &str = "SELECT build_id, number, platform, os, image_type, resumes, saved_ms \
+     FROM resume_savings WHERE resumes > 0";
 
 // ── the worker registry ─────────────────────────────────────────────────────────────
 

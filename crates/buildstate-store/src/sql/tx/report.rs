@@ -316,12 +316,10 @@ impl<C: SqlConn> SqlTx<C> {
     pub(super) async fn sql_resume_savings(&mut self, f: &ReportFilter) -> StoreResult<Vec<Saving>> {
         let what = "read resume savings";
         let mut values = Vec::new();
-        let mut sql = text::SELECT_RESUME_SAVINGS.to_owned();
-        for c in conditions(f, &mut values) {
-            // The filter's columns are the build's (`resume_savings` has none of them).
-            sql.push_str(" AND ");
-            sql.push_str(&c);
-        }
+        // Only builds that failed are resumed: the table holds nothing else, so that part of
+        // the filter needs no look at the builds.
+        let f = ReportFilter { more_failures_than: None, ..f.clone() };
+        let sql = format!("{}{}", text::SELECT_RESUME_SAVINGS, of_builds(&f, &mut values));
         self.all(&sql, &values, |r| {
             let row = ValueRow(r);
             let name = |i| -> StoreResult<buildstate_core::Name> {
@@ -398,30 +396,12 @@ impl<C: SqlConn> SqlTx<C> {
         .await
     }
 
+    /// From the completed rows of `attempt_stats` (a window query over them in SQLite
+    /// took longer than reading them).
     pub(super) async fn sql_eta_percentiles(&mut self) -> StoreResult<crate::report::EtaPercentiles> {
-        let what = "read ETA percentiles";
-        let name = |row: &ValueRow<'_>, i| -> StoreResult<buildstate_core::Name> {
-            column(what, row.text(i))?.parse().map_err(|e: buildstate_core::NameError| {
-                crate::StoreError::Backend { context: what, source: e.into() }
-            })
-        };
-        let bucket = |row: &ValueRow<'_>, i| -> StoreResult<u32> {
-            Ok(u32::try_from(column(what, row.int(i))?).unwrap_or(0))
-        };
-        let state = |row: &ValueRow<'_>, i| -> StoreResult<u8> {
-            Ok(u8::try_from(column(what, row.int(i))?).unwrap_or(0))
-        };
-        let mut out = crate::report::EtaPercentiles::default();
-        for r in self.rows(text::ETA_CELL_PERCENTILES, &[]).await? {
-            let row = ValueRow(&r);
-            let key = (name(&row, 0)?, name(&row, 1)?, name(&row, 2)?, state(&row, 3)?);
-            out.cell.insert(key, (bucket(&row, 4)?, bucket(&row, 5)?));
-        }
-        for r in self.rows(text::ETA_ALL_PERCENTILES, &[]).await? {
-            let row = ValueRow(&r);
-            out.all.insert(state(&row, 0)?, (bucket(&row, 1)?, bucket(&row, 2)?));
-        }
-        Ok(out)
+        let sql = format!("{} AND kind = 'completed'", text::SELECT_ATTEMPT_STATS);
+        let rows = self.all(&sql, &[], stat_row).await?;
+        Ok(crate::report::eta_percentiles_of(rows))
     }
 
     pub(super) async fn sql_transient_messages(

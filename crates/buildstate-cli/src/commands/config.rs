@@ -42,6 +42,8 @@ struct Report {
     /// In the order the README documents them.
     settings: serde_json::Map<String, serde_json::Value>,
     retry: Vec<RetryEntry>,
+    /// `[cost]`: hourly rate by platform (from the config file).
+    cost: std::collections::BTreeMap<String, f64>,
 }
 
 pub fn run(a: &Args, settings: &Settings, json: bool) -> Result<(), CliError> {
@@ -127,7 +129,7 @@ fn show(s: &Settings, json: bool) -> Result<(), CliError> {
                 .map_err(|err| CliError::internal(format!("cannot encode the output as JSON: {err}")))?;
             settings.insert((*key).to_owned(), value);
         }
-        return output::json(&Report { config_file, settings, retry });
+        return output::json(&Report { config_file, settings, retry, cost: s.cost.clone() });
     }
     let file = match (&s.config_file.value, &s.config_file.origin) {
         (Some(p), Origin::Default) => p.display().to_string(),
@@ -156,7 +158,16 @@ fn show(s: &Settings, json: bool) -> Result<(), CliError> {
             origin,
         ]);
     }
-    output::print_table(&t)
+    output::print_table(&t)?;
+    if !s.cost.is_empty() {
+        output::line("")?;
+        let mut t = output::table(&["COST PLATFORM", "HOURLY RATE", "SOURCE"]);
+        for (platform, rate) in &s.cost {
+            t.add_row(vec![platform.clone(), rate.to_string(), file.clone()]);
+        }
+        output::print_table(&t)?;
+    }
+    Ok(())
 }
 
 fn backoff_text(b: &Backoff) -> String {

@@ -224,6 +224,8 @@ fn cost_rates_come_from_the_config_file() {
     assert_eq!(row["platform"], "aws-commercial");
     assert_eq!(row["rate"], 0.68);
     assert!(v["summary"]["cost"].is_number(), "{v}");
+    let shown = env.json(&["--config", config.to_str().expect("utf-8"), "config", "show"]);
+    assert_eq!(shown["cost"]["aws-commercial"], 0.68, "config show lists the rates: {shown}");
     let no_rate = env.json(&["report", "cost"]);
     assert!(no_rate["notes"].to_string().contains("under [cost] in the config file"), "{no_rate}");
     std::fs::write(&config, "[cost]\naws-comercial = 0.5\n").expect("write config");

@@ -234,30 +234,41 @@ impl<C: SqlConn> SqlTx<C> {
 /// A statistics row as read back.
 fn stat_row(r: &[SqlValue]) -> StoreResult<StatRow> {
     let row = ValueRow(r);
-    let what = "read attempt statistics";
     let name = |i| -> StoreResult<buildstate_core::Name> {
-        let text = column(what, row.text(i))?;
+        let text = column(STATS, row.text(i))?;
         text.parse().map_err(|e: buildstate_core::NameError| crate::StoreError::Backend {
-            context: what,
+            context: STATS,
             source: e.into(),
         })
     };
-    let state = column(what, row.int(3))?;
-    let kind = column(what, row.text(4))?;
+    stat_row_named(r, (name(0)?, name(1)?, name(2)?))
+}
+
+const STATS: &str = "read attempt statistics";
+
+/// A statistics row whose platform, OS and image type were read already.
+fn stat_row_named(
+    r: &[SqlValue],
+    (platform, os, image_type): (buildstate_core::Name, buildstate_core::Name, buildstate_core::Name),
+) -> StoreResult<StatRow> {
+    let row = ValueRow(r);
+    let state = column(STATS, row.int(3))?;
+    let kind = match r.get(4) {
+        Some(SqlValue::Text(k)) => StatKind::parse(k),
+        _ => None,
+    };
     Ok(StatRow {
-        platform: name(0)?,
-        os: name(1)?,
-        image_type: name(2)?,
+        platform,
+        os,
+        image_type,
         state: buildstate_core::StateCode::new(state)
-            .map_err(|e| crate::StoreError::Backend { context: what, source: e.into() })?,
-        kind: StatKind::parse(&kind).ok_or_else(|| crate::StoreError::Backend {
-            context: what,
-            source: format!("kind `{kind}`").into(),
-        })?,
-        bucket: u32::try_from(column(what, row.int(5))?).unwrap_or(0),
-        attempts: column(what, row.int(6))?,
-        total_ms: column(what, row.int(7))?,
-        retries: column(what, row.int(8))?,
+            .map_err(|e| crate::StoreError::Backend { context: STATS, source: e.into() })?,
+        kind: kind
+            .ok_or_else(|| crate::StoreError::Backend { context: STATS, source: "an unknown kind".into() })?,
+        bucket: u32::try_from(column(STATS, row.int(5))?).unwrap_or(0),
+        attempts: column(STATS, row.int(6))?,
+        total_ms: column(STATS, row.int(7))?,
+        retries: column(STATS, row.int(8))?,
     })
 }
 
@@ -400,8 +411,32 @@ impl<C: SqlConn> SqlTx<C> {
     /// took longer than reading them).
     pub(super) async fn sql_eta_percentiles(&mut self) -> StoreResult<crate::report::EtaPercentiles> {
         let sql = format!("{} AND kind = 'completed'", text::SELECT_ATTEMPT_STATS);
-        let rows = self.all(&sql, &[], stat_row).await?;
-        Ok(crate::report::eta_percentiles_of(rows))
+        let rows = self.rows(&sql, &[]).await?;
+        // Tens of thousands of rows name a few hundred cells: each name is checked once.
+        let mut names: std::collections::HashMap<String, buildstate_core::Name> = Default::default();
+        let mut decoded = Vec::with_capacity(rows.len());
+        for r in &rows {
+            let mut named = [None, None, None];
+            for (i, slot) in named.iter_mut().enumerate() {
+                if let Some(SqlValue::Text(t)) = r.get(i) {
+                    *slot = names.get(t.as_str()).cloned();
+                }
+            }
+            let row = match named {
+                [Some(platform), Some(os), Some(image_type)] => {
+                    stat_row_named(r, (platform, os, image_type))?
+                }
+                _ => {
+                    let row = stat_row(r)?;
+                    for n in [&row.platform, &row.os, &row.image_type] {
+                        names.insert(n.to_string(), n.clone());
+                    }
+                    row
+                }
+            };
+            decoded.push(row);
+        }
+        Ok(crate::report::eta_percentiles_of(decoded))
     }
 
     pub(super) async fn sql_transient_messages(

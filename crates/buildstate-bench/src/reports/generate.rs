@@ -583,3 +583,50 @@ fn image_artifact(
         invalidated_at: None,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn spec(builds: usize) -> Spec {
+        let anchor = Timestamp::from_second(1_800_000_000).expect("a valid time");
+        Spec { builds, seed: 7, anchor }
+    }
+
+    #[test]
+    fn the_same_spec_makes_the_same_builds_in_any_order() {
+        let spec = spec(300);
+        let plan = plan(&spec);
+        let forward: Vec<BuildParts> =
+            plan.iter().map(|p| document(&spec, p).expect("generates").parts).collect();
+        let mut backward: Vec<BuildParts> =
+            plan.iter().rev().map(|p| document(&spec, p).expect("generates").parts).collect();
+        backward.reverse();
+        assert_eq!(forward, backward);
+        assert_eq!(plan.len(), 300);
+    }
+
+    #[test]
+    fn the_mix_is_the_one_the_issue_asks_for() {
+        let spec = spec(20_000);
+        let (mut attempts, mut failed_attempts, mut needs_person, mut delivered) = (0u64, 0u64, 0u64, 0u64);
+        let mut numbers = std::collections::HashSet::new();
+        for p in plan(&spec) {
+            let g = document(&spec, &p).expect("generates");
+            let b = &g.parts.build;
+            b.check_invariants().expect("a reachable build");
+            assert!(b.updated_at <= spec.anchor, "{}: after the anchor", b.number);
+            assert!(numbers.insert(b.number.clone()), "{}: a number twice", b.number);
+            attempts += g.attempts;
+            failed_attempts += g.parts.failures.len() as u64;
+            needs_person += u64::from(b.needs_intervention);
+            delivered += u64::from(b.is_delivered());
+        }
+        let share = |n: u64, of: u64| n as f64 / of as f64;
+        assert!((0.02..0.045).contains(&share(failed_attempts, attempts)), "{failed_attempts} of {attempts}");
+        assert!((0.008..0.015).contains(&share(needs_person, 20_000)), "{needs_person}");
+        assert!((0.93..0.98).contains(&share(delivered, 20_000)), "{delivered}");
+        // 21 milestones: about 20 attempts a build, 2 million for 100,000 builds.
+        assert!((19.0..23.0).contains(&share(attempts, 20_000)), "{attempts}");
+    }
+}

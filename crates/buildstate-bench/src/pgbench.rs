@@ -4,8 +4,10 @@
 //! Each pgbench transaction is one transition as the store issues it, statement for
 //! statement, each client on its own build (as the store's writers in (e) are): lock the
 //! build row (`FOR NO KEY UPDATE`, all columns, as `LOCK_BUILD`), read its lease record,
-//! compare-and-swap the row on `version`, append one history event, commit — prepared
-//! statements (`-M prepared`), as tokio-postgres uses.
+//! compare-and-swap the row on `version`, append one history event, and for half of the
+//! transactions (the store's writers alternate starts and completions) add the
+//! completion to the report statistics, commit — prepared statements (`-M prepared`), as
+//! tokio-postgres uses.
 
 use std::process::Command;
 
@@ -23,6 +25,11 @@ SELECT id, number, platform, os, image_type, catalog, state, status, needs_inter
 SELECT build_id, owner, host, pid, token, acquired_at, renewed_at, expires_at, released FROM leases WHERE build_id = :b_id;
 UPDATE builds SET state = :b_state, status = 'running', needs_intervention = false, attempt = :b_attempt, attempt_started_at = now(), started_at = now(), ended_at = NULL, updated_at = now(), metadata = '{}', version = :b_version + 1, history_len = :b_history_len + 1, failure_count = :b_failure_count WHERE id = :b_id AND version = :b_version;
 INSERT INTO events (build_id, seq, at, kind, state, attempt, actor, started_at, duration_ms, exit_code, message, log, from_state, forced) VALUES (:b_id, :b_history_len + 1, now(), 'started', :b_state, :b_attempt, 'bench', NULL, NULL, NULL, NULL, NULL, NULL, false);
+\set completing random(0, 1)
+\if :completing
+INSERT INTO attempt_stats (platform, os, image_type, state, kind, bucket, attempts, total_ms, retries) VALUES (:b_platform, :b_os, :b_image_type, :b_state, 'completed', 0, 1, 0, 0) ON CONFLICT (platform, os, image_type, state, kind, bucket) DO UPDATE SET attempts = attempt_stats.attempts + excluded.attempts, total_ms = attempt_stats.total_ms + excluded.total_ms, retries = attempt_stats.retries + excluded.retries;
+INSERT INTO duration_histogram (state, bucket, attempts, total_ms) VALUES (:b_state, 0, 1, 0) ON CONFLICT (state, bucket) DO UPDATE SET attempts = duration_histogram.attempts + excluded.attempts, total_ms = duration_histogram.total_ms + excluded.total_ms;
+\endif
 COMMIT;
 ";
 

@@ -52,7 +52,8 @@ async fn with_last_failure(
         .collect())
 }
 
-const BUILD_COLUMNS: [(&str, super::table::CellKind); 6] = [
+/// The columns that name a build and where it is, first in every report about builds.
+pub(super) const BUILD_COLUMNS: [(&str, super::table::CellKind); 6] = [
     ("build", Text),
     ("platform", Text),
     ("os", Text),
@@ -61,7 +62,7 @@ const BUILD_COLUMNS: [(&str, super::table::CellKind); 6] = [
     ("state_name", Text),
 ];
 
-fn build_cells(b: &Build) -> Vec<Cell> {
+pub(super) fn build_cells(b: &Build) -> Vec<Cell> {
     vec![
         Cell::text(b.number.as_str()),
         Cell::text(b.platform.as_str()),

@@ -10,6 +10,7 @@ use jiff::{SignedDuration, Timestamp};
 
 use super::StatKind;
 use super::counts::Names;
+use super::lists::{BUILD_COLUMNS, build_cells};
 use super::stats::{self, Summary};
 use super::table::{Cell, CellKind::*, Report};
 use super::{ReportFilter, ReportName, ReportRequest};
@@ -214,26 +215,6 @@ async fn running_builds(tx: &mut dyn Tx, req: &ReportRequest) -> StoreResult<Vec
     builds.sort_by_key(|b| (b.started_at, b.id));
     Ok(builds)
 }
-
-fn build_cells(b: &Build) -> Vec<Cell> {
-    vec![
-        Cell::text(b.number.as_str()),
-        Cell::text(b.platform.as_str()),
-        Cell::text(b.os.as_str()),
-        Cell::text(b.image_type.as_str()),
-        Cell::count(b.state.get()),
-        Cell::text(b.state_name()),
-    ]
-}
-
-const BUILD_COLUMNS: [(&str, super::table::CellKind); 6] = [
-    ("build", Text),
-    ("platform", Text),
-    ("os", Text),
-    ("image_type", Text),
-    ("state", Count),
-    ("state_name", Text),
-];
 
 pub(super) async fn eta(tx: &mut dyn Tx, req: &ReportRequest, now: Timestamp) -> StoreResult<Report> {
     let builds = running_builds(tx, req).await?;

@@ -71,16 +71,17 @@ pub struct BuildNumber(String);
 
 impl BuildNumber {
     pub fn new(raw: &str) -> Result<Self, IdError> {
+        BuildNumber::check(raw)?;
+        Ok(BuildNumber(raw.to_owned()))
+    }
+
+    fn check(raw: &str) -> Result<(), IdError> {
         let ok = (1..=MAX_BUILD_NUMBER_BYTES).contains(&raw.len())
             && raw.starts_with(|c: char| c.is_ascii_lowercase() || c.is_ascii_digit())
             && raw
                 .chars()
                 .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || matches!(c, '.' | '_' | '-'));
-        if ok {
-            Ok(BuildNumber(raw.to_owned()))
-        } else {
-            Err(IdError::BadNumber(crate::text::shorten(raw, 60)))
-        }
+        if ok { Ok(()) } else { Err(IdError::BadNumber(crate::text::shorten(raw, 60))) }
     }
 
     /// `<os>-<image>-<platform>-<yyyymmdd>-` — the stem that a per-day sequence completes.
@@ -100,8 +101,10 @@ impl BuildNumber {
 
 impl TryFrom<String> for BuildNumber {
     type Error = IdError;
+    /// Keeps the string it checked.
     fn try_from(s: String) -> Result<Self, Self::Error> {
-        BuildNumber::new(&s)
+        BuildNumber::check(&s)?;
+        Ok(BuildNumber(s))
     }
 }
 

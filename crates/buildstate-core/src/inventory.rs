@@ -19,12 +19,17 @@ pub struct Name(String);
 
 impl Name {
     pub fn new(raw: &str) -> Result<Self, NameError> {
+        Name::check(raw)?;
+        Ok(Name(raw.to_owned()))
+    }
+
+    fn check(raw: &str) -> Result<(), NameError> {
         let ok = (1..=64).contains(&raw.len())
             && raw.starts_with(|c: char| c.is_ascii_lowercase() || c.is_ascii_digit())
             && raw
                 .chars()
                 .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || matches!(c, '.' | '_' | '-'));
-        if ok { Ok(Name(raw.to_owned())) } else { Err(NameError(crate::text::shorten(raw, 40))) }
+        if ok { Ok(()) } else { Err(NameError(crate::text::shorten(raw, 40))) }
     }
 
     pub fn as_str(&self) -> &str {
@@ -41,8 +46,10 @@ impl FromStr for Name {
 
 impl TryFrom<String> for Name {
     type Error = NameError;
+    /// Keeps the string it checked (reading many rows, a copy each adds up).
     fn try_from(s: String) -> Result<Self, Self::Error> {
-        Name::new(&s)
+        Name::check(&s)?;
+        Ok(Name(s))
     }
 }
 

@@ -277,10 +277,13 @@ pub trait Tx: Send {
     }
 
     /// The p50 and p90 (their coarse buckets) of every build's completed attempts, per
-    /// cell and milestone and over all cells: what ETAs read. Default: from
+    /// milestone for each of `cells` and over all cells: what ETAs read. Default: from
     /// [`Tx::attempt_stats`].
-    async fn eta_percentiles(&mut self) -> StoreResult<crate::report::EtaPercentiles> {
-        Ok(crate::report::eta_percentiles_of(self.attempt_stats(&ReportFilter::default()).await?))
+    async fn eta_percentiles(
+        &mut self,
+        cells: &[crate::report::CellKey],
+    ) -> StoreResult<crate::report::EtaPercentiles> {
+        Ok(crate::report::eta_percentiles_of(self.attempt_stats(&ReportFilter::default()).await?, cells))
     }
 
     /// The failure messages of the transient failures of the builds matching `filter`,

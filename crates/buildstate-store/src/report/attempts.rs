@@ -341,7 +341,6 @@ pub fn from_sources(sources: impl IntoIterator<Item = StatSource>) -> Backfill {
 /// What resuming saved one build ([`Tx::resume_savings`]).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Saving {
-    pub build: BuildId,
     pub number: buildstate_core::BuildNumber,
     pub platform: Name,
     pub os: Name,

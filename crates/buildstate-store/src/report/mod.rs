@@ -29,7 +29,8 @@ pub use request::{PIPELINE_KEY, ReportFilter, ReportName, ReportRequest};
 pub use stats::{Summary, mean, nearest_rank};
 pub use table::{Cell, CellKind, Column, Report, cents};
 pub use timing::{
-    EtaPercentiles, band, eta_percentiles_of, pattern, resume_savings, savings_in_memory, savings_of_tail,
+    CellKey, EtaPercentiles, band, eta_percentiles_of, pattern, percentile_buckets, resume_savings,
+    savings_in_memory, savings_of_tail,
 };
 
 use crate::{StoreResult, Tx};

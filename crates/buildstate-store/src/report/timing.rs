@@ -100,28 +100,44 @@ pub(super) async fn platform_durations(
 
 // ── expected finish ─────────────────────────────────────────────────────────────────
 
-/// The coarse buckets of the p50 and p90 of completed attempts per milestone, for each
-/// platform × OS × image type cell and over all builds ([`Tx::eta_percentiles`]).
+/// A platform × OS × image type cell.
+pub type CellKey = (Name, Name, Name);
+
+/// The coarse buckets of the p50 and p90 of completed attempts per milestone, for some
+/// platform × OS × image type cells and over all builds ([`Tx::eta_percentiles`]).
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct EtaPercentiles {
     pub cell: HashMap<(Name, Name, Name, u8), (u32, u32)>,
     pub all: HashMap<u8, (u32, u32)>,
 }
 
-/// [`Tx::eta_percentiles`]'s meaning, and its default: from the statistics rows.
-pub fn eta_percentiles_of(rows: Vec<super::StatRow>) -> EtaPercentiles {
-    let mut cell: HashMap<(Name, Name, Name, u8), BTreeMap<u32, u64>> = HashMap::new();
-    let mut all: HashMap<u8, BTreeMap<u32, u64>> = HashMap::new();
+/// [`Tx::eta_percentiles`]'s meaning, and its default: from the statistics rows, the
+/// cells among `cells` and all builds.
+pub fn eta_percentiles_of(rows: Vec<super::StatRow>, cells: &[CellKey]) -> EtaPercentiles {
+    let wanted: std::collections::HashSet<&CellKey> = cells.iter().collect();
+    let mut cell = Vec::new();
+    let mut all = Vec::new();
     for r in rows.into_iter().filter(|r| r.kind == StatKind::Completed && r.attempts > 0) {
         let n = r.attempts as u64;
-        *all.entry(r.state.get()).or_default().entry(r.bucket).or_default() += n;
-        let key = (r.platform, r.os, r.image_type, r.state.get());
-        *cell.entry(key).or_default().entry(r.bucket).or_default() += n;
+        all.push((r.state.get(), r.bucket, n));
+        let key = (r.platform, r.os, r.image_type);
+        if wanted.contains(&key) {
+            cell.push(((key.0, key.1, key.2, r.state.get()), r.bucket, n));
+        }
     }
-    EtaPercentiles {
-        cell: cell.into_iter().map(|(k, h)| (k, bucket_ranks(&h))).collect(),
-        all: all.into_iter().map(|(k, h)| (k, bucket_ranks(&h))).collect(),
+    EtaPercentiles { cell: percentile_buckets(cell), all: percentile_buckets(all) }
+}
+
+/// The buckets holding the nearest-rank p50 and p90 of each key's histogram, from
+/// `(key, bucket, count)` rows in any order.
+pub fn percentile_buckets<K: std::hash::Hash + Eq>(
+    rows: impl IntoIterator<Item = (K, u32, u64)>,
+) -> HashMap<K, (u32, u32)> {
+    let mut histograms: HashMap<K, BTreeMap<u32, u64>> = HashMap::new();
+    for (key, bucket, n) in rows {
+        *histograms.entry(key).or_default().entry(bucket).or_default() += n;
     }
+    histograms.into_iter().map(|(k, h)| (k, bucket_ranks(&h))).collect()
 }
 
 /// The buckets holding the nearest-rank p50 and p90 of a histogram.
@@ -150,10 +166,17 @@ struct History {
 }
 
 impl History {
-    /// From the statistics of every completed attempt in the store: an ETA learns from
-    /// all builds, whatever the filter selects to show.
-    async fn load(tx: &mut dyn Tx) -> StoreResult<History> {
-        let p = tx.eta_percentiles().await?;
+    /// From the statistics of every completed attempt in the store, for the cells of
+    /// `builds`: an ETA learns from all builds, whatever the filter selects to show.
+    async fn load(tx: &mut dyn Tx, builds: &[Build]) -> StoreResult<History> {
+        if builds.is_empty() {
+            return Ok(History::default());
+        }
+        let mut cells: Vec<CellKey> =
+            builds.iter().map(|b| (b.platform.clone(), b.os.clone(), b.image_type.clone())).collect();
+        cells.sort();
+        cells.dedup();
+        let p = tx.eta_percentiles(&cells).await?;
         let floors = |(a, b): (u32, u32)| (super::coarse_floor(a), super::coarse_floor(b));
         Ok(History {
             cell: p.cell.into_iter().map(|(k, q)| (k, floors(q))).collect(),
@@ -218,7 +241,7 @@ async fn running_builds(tx: &mut dyn Tx, req: &ReportRequest) -> StoreResult<Vec
 
 pub(super) async fn eta(tx: &mut dyn Tx, req: &ReportRequest, now: Timestamp) -> StoreResult<Report> {
     let builds = running_builds(tx, req).await?;
-    let history = if builds.is_empty() { History::default() } else { History::load(tx).await? };
+    let history = History::load(tx, &builds).await?;
     let mut columns = BUILD_COLUMNS.to_vec();
     columns.extend([
         ("elapsed_ms", Duration),
@@ -250,7 +273,7 @@ pub(super) async fn eta(tx: &mut dyn Tx, req: &ReportRequest, now: Timestamp) ->
 
 pub(super) async fn running(tx: &mut dyn Tx, req: &ReportRequest, now: Timestamp) -> StoreResult<Report> {
     let builds = running_builds(tx, req).await?;
-    let history = if builds.is_empty() { History::default() } else { History::load(tx).await? };
+    let history = History::load(tx, &builds).await?;
     let leases: HashMap<BuildId, buildstate_core::Lease> =
         tx.held_leases().await?.into_iter().map(|(_, l)| (l.build_id, l)).collect();
     let mut columns = BUILD_COLUMNS.to_vec();
@@ -337,7 +360,6 @@ pub fn savings_in_memory(builds: &[Build], events: Vec<(BuildId, HistoryEvent)>)
         let (resumes, saved_ms) = resume_savings(&events);
         if resumes > 0 {
             out.push(super::Saving {
-                build: id,
                 number: b.number.clone(),
                 platform: b.platform.clone(),
                 os: b.os.clone(),
@@ -353,10 +375,9 @@ pub fn savings_in_memory(builds: &[Build], events: Vec<(BuildId, HistoryEvent)>)
 pub(super) async fn time_saved(tx: &mut dyn Tx, req: &ReportRequest, now: Timestamp) -> StoreResult<Report> {
     // Only a build that failed was ever resumed.
     let failed = ReportFilter { more_failures_than: Some(0), ..req.filter.clone() };
-    let savings = tx.resume_savings(&failed).await?;
-    let mut rows: Vec<(&super::Saving, u32, u64)> =
-        savings.iter().filter(|s| s.resumes > 0).map(|s| (s, s.resumes, s.saved_ms)).collect();
-    rows.sort_by(|a, b| b.2.cmp(&a.2).then_with(|| a.0.number.as_str().cmp(b.0.number.as_str())));
+    let mut rows: Vec<super::Saving> = tx.resume_savings(&failed).await?;
+    rows.retain(|s| s.resumes > 0);
+    rows.sort_by(|a, b| b.saved_ms.cmp(&a.saved_ms).then_with(|| a.number.as_str().cmp(b.number.as_str())));
     let mut r = Report::new(
         ReportName::TimeSaved,
         now,
@@ -370,29 +391,33 @@ pub(super) async fn time_saved(tx: &mut dyn Tx, req: &ReportRequest, now: Timest
             ("saved_cost", Money),
         ],
     );
-    let (mut total_ms, mut total_cost, mut priced) = (0u64, 0f64, true);
+    let (builds, mut total_ms, mut total_cost, mut priced) = (rows.len(), 0u64, 0f64, true);
     let mut unpriced = std::collections::BTreeSet::new();
-    for (b, resumes, saved) in &rows {
-        let cost = req.rate(&b.platform).map(|rate| stats::cost(*saved, rate));
-        total_ms += saved;
+    r.rows.reserve(builds);
+    // Tens of thousands of rows at scale: each saving's strings move into its row.
+    for s in rows {
+        let cost = req.rate(&s.platform).map(|rate| stats::cost(s.saved_ms, rate));
+        total_ms += s.saved_ms;
         match cost {
             Some(c) => total_cost += c,
             None => {
                 priced = false;
-                unpriced.insert(b.platform.to_string());
+                if !unpriced.contains(s.platform.as_str()) {
+                    unpriced.insert(s.platform.to_string());
+                }
             }
         }
         r.push(vec![
-            Cell::text(b.number.as_str()),
-            Cell::text(b.platform.as_str()),
-            Cell::text(b.os.as_str()),
-            Cell::text(b.image_type.as_str()),
-            Cell::count(*resumes),
-            Cell::count(*saved),
+            Cell::Text(s.number.into()),
+            Cell::Text(s.platform.into()),
+            Cell::Text(s.os.into()),
+            Cell::Text(s.image_type.into()),
+            Cell::count(s.resumes),
+            Cell::count(s.saved_ms),
             Cell::money(cost),
         ]);
     }
-    r.summary.push(("builds", Cell::count(rows.len())));
+    r.summary.push(("builds", Cell::count(builds)));
     r.summary.push(("saved_ms", Cell::count(total_ms)));
     r.summary.push(("saved_cost", if priced { Cell::money(Some(total_cost)) } else { Cell::Null }));
     r.notes.extend(no_rate_notes(unpriced));

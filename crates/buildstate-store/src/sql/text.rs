@@ -202,6 +202,14 @@ pub const ADD_DURATION: &str = "INSERT INTO duration_histogram (state, bucket, a
      total_ms = duration_histogram.total_ms + excluded.total_ms";
 pub const SELECT_DURATIONS: &str =
     "SELECT state, bucket, attempts, total_ms FROM duration_histogram WHERE attempts <> 0";
+/// Completed attempts over all builds per milestone and coarse bucket (`{c}`, the fine
+/// buckets per coarse one): what the histogram sums to, the ETAs' fallback.
+pub const ETA_ALL: &str = "SELECT state, bucket / {c}, CAST(sum(attempts) AS BIGINT) FROM duration_histogram \
+     WHERE attempts > 0 GROUP BY state, bucket / {c}";
+/// Completed attempts of some cells per milestone and coarse bucket: the cells'
+/// `($1, $2, $3), …` go in `{cells}`, read by the table's key.
+pub const ETA_CELLS: &str = "SELECT platform, os, image_type, state, bucket, attempts FROM attempt_stats \
+     WHERE kind = 'completed' AND attempts > 0 AND (platform, os, image_type) IN (VALUES {cells})";
 /// Adds resumes and their savings to a build's row (`$1` build id, `$2` resumes, `$3`
 /// saved ms), which also keeps the build's number, platform, OS and image type, so that
 /// the report reads this table alone.
@@ -212,7 +220,7 @@ pub const ADD_RESUME_SAVINGS: &str = "INSERT INTO resume_savings \
      saved_ms = resume_savings.saved_ms + excluded.saved_ms";
 /// Resumed builds with what they saved; a build filter is appended as
 /// ` AND build_id IN (…)`.
-pub const SELECT_RESUME_SAVINGS: &str = "SELECT build_id, number, platform, os, image_type, resumes, saved_ms \
+pub const SELECT_RESUME_SAVINGS: &str = "SELECT number, platform, os, image_type, resumes, saved_ms \
      FROM resume_savings WHERE resumes > 0";
 
 // ── the worker registry ─────────────────────────────────────────────────────────────

@@ -409,8 +409,11 @@ impl<C: SqlConn> Tx for SqlTx<C> {
         self.sql_attempt_totals(filter, by_platform).await
     }
 
-    async fn eta_percentiles(&mut self) -> StoreResult<crate::report::EtaPercentiles> {
-        self.sql_eta_percentiles().await
+    async fn eta_percentiles(
+        &mut self,
+        cells: &[crate::report::CellKey],
+    ) -> StoreResult<crate::report::EtaPercentiles> {
+        self.sql_eta_percentiles(cells).await
     }
 
     async fn transient_messages(

@@ -272,6 +272,27 @@ fn stat_row_named(
     })
 }
 
+/// A row of [`text::SELECT_RESUME_SAVINGS`], its strings moved out.
+fn saving(mut r: Vec<SqlValue>) -> StoreResult<Saving> {
+    const WHAT: &str = "read resume savings";
+    let bad = |e: String| crate::StoreError::Backend { context: WHAT, source: e.into() };
+    let row = ValueRow(&r);
+    let (resumes, saved_ms) = (column(WHAT, row.int(4))?, column(WHAT, row.int(5))?);
+    let mut take = |i: usize| match r.get_mut(i).map(|v| std::mem::replace(v, SqlValue::Null)) {
+        Some(SqlValue::Text(t)) => Ok(t),
+        _ => Err(bad(format!("column {i} is not text"))),
+    };
+    let name = |t: String| buildstate_core::Name::try_from(t).map_err(|e| bad(e.to_string()));
+    Ok(Saving {
+        number: buildstate_core::BuildNumber::try_from(take(0)?).map_err(|e| bad(e.to_string()))?,
+        platform: name(take(1)?)?,
+        os: name(take(2)?)?,
+        image_type: name(take(3)?)?,
+        resumes: u32::try_from(resumes).unwrap_or(0),
+        saved_ms: saved_ms.max(0) as u64,
+    })
+}
+
 impl<C: SqlConn> SqlTx<C> {
     /// From the `attempt_stats` table when the filter is by platform, OS and image
     /// type only (what the table is keyed by); otherwise from the histories.
@@ -325,31 +346,13 @@ impl<C: SqlConn> SqlTx<C> {
     }
 
     pub(super) async fn sql_resume_savings(&mut self, f: &ReportFilter) -> StoreResult<Vec<Saving>> {
-        let what = "read resume savings";
         let mut values = Vec::new();
         // Only builds that failed are resumed: the table holds nothing else, so that part of
         // the filter needs no look at the builds.
         let f = ReportFilter { more_failures_than: None, ..f.clone() };
         let sql = format!("{}{}", text::SELECT_RESUME_SAVINGS, of_builds(&f, &mut values));
-        self.all(&sql, &values, |r| {
-            let row = ValueRow(r);
-            let name = |i| -> StoreResult<buildstate_core::Name> {
-                column(what, row.text(i))?.parse().map_err(|e: buildstate_core::NameError| {
-                    crate::StoreError::Backend { context: what, source: e.into() }
-                })
-            };
-            Ok(Saving {
-                build: column(what, row.id(0))?,
-                number: buildstate_core::BuildNumber::new(&column(what, row.text(1))?)
-                    .map_err(|e| crate::StoreError::Backend { context: what, source: e.into() })?,
-                platform: name(2)?,
-                os: name(3)?,
-                image_type: name(4)?,
-                resumes: u32::try_from(column(what, row.int(5))?).unwrap_or(0),
-                saved_ms: column(what, row.int(6))?.max(0) as u64,
-            })
-        })
-        .await
+        // Tens of thousands of rows: each one's strings move into the saving, uncopied.
+        self.rows(&sql, &values).await?.into_iter().map(saving).collect()
     }
 
     pub(super) async fn sql_add_resume_savings(
@@ -407,36 +410,57 @@ impl<C: SqlConn> SqlTx<C> {
         .await
     }
 
-    /// From the completed rows of `attempt_stats` (a window query over them in SQLite
-    /// took longer than reading them).
-    pub(super) async fn sql_eta_percentiles(&mut self) -> StoreResult<crate::report::EtaPercentiles> {
-        let sql = format!("{} AND kind = 'completed'", text::SELECT_ATTEMPT_STATS);
-        let rows = self.rows(&sql, &[]).await?;
-        // Tens of thousands of rows name a few hundred cells: each name is checked once.
-        let mut names: std::collections::HashMap<String, buildstate_core::Name> = Default::default();
-        let mut decoded = Vec::with_capacity(rows.len());
-        for r in &rows {
-            let mut named = [None, None, None];
-            for (i, slot) in named.iter_mut().enumerate() {
-                if let Some(SqlValue::Text(t)) = r.get(i) {
-                    *slot = names.get(t.as_str()).cloned();
-                }
-            }
-            let row = match named {
-                [Some(platform), Some(os), Some(image_type)] => {
-                    stat_row_named(r, (platform, os, image_type))?
-                }
-                _ => {
-                    let row = stat_row(r)?;
-                    for n in [&row.platform, &row.os, &row.image_type] {
-                        names.insert(n.to_string(), n.clone());
-                    }
-                    row
-                }
-            };
-            decoded.push(row);
+    /// The fallback from the duration histogram (a few thousand rows, coarsened in the
+    /// database), the cells' own from their rows of `attempt_stats` by its key: an ETA
+    /// reads the history of the cells it estimates for, not of all of them.
+    pub(super) async fn sql_eta_percentiles(
+        &mut self,
+        cells: &[crate::report::CellKey],
+    ) -> StoreResult<crate::report::EtaPercentiles> {
+        let what = "read the ETA history";
+        let coarse = crate::report::COARSE.to_string();
+        let all_rows = self.rows(&text::ETA_ALL.replace("{c}", &coarse), &[]).await?;
+        let mut all = Vec::with_capacity(all_rows.len());
+        for r in &all_rows {
+            let row = ValueRow(r);
+            let state = u8::try_from(column(what, row.int(0))?).unwrap_or(u8::MAX);
+            let bucket = u32::try_from(column(what, row.int(1))?).unwrap_or(0);
+            all.push((state, bucket, column(what, row.int(2))?.max(0) as u64));
         }
-        Ok(crate::report::eta_percentiles_of(decoded))
+        let mut cell = Vec::new();
+        // A few hundred cells at most in practice; chunked to stay far below any limit on
+        // bound parameters.
+        for chunk in cells.chunks(300) {
+            let mut values: Vec<SqlValue> = Vec::with_capacity(chunk.len() * 3);
+            let mut marks = Vec::with_capacity(chunk.len());
+            for (platform, os, image_type) in chunk {
+                let n = values.len();
+                marks.push(format!("(${}, ${}, ${})", n + 1, n + 2, n + 3));
+                values.extend([platform.as_str().into(), os.as_str().into(), image_type.as_str().into()]);
+            }
+            let asked: std::collections::HashMap<(&str, &str, &str), &crate::report::CellKey> =
+                chunk.iter().map(|c| ((c.0.as_str(), c.1.as_str(), c.2.as_str()), c)).collect();
+            let sql = text::ETA_CELLS.replace("{cells}", &marks.join(", "));
+            for r in &self.rows(&sql, &values).await? {
+                let row = ValueRow(r);
+                // The names are the ones asked for: take them from the request.
+                let named = match (r.first(), r.get(1), r.get(2)) {
+                    (Some(SqlValue::Text(a)), Some(SqlValue::Text(b)), Some(SqlValue::Text(c))) => {
+                        asked.get(&(a.as_str(), b.as_str(), c.as_str()))
+                    }
+                    _ => None,
+                };
+                let Some((platform, os, image_type)) = named.copied() else { continue };
+                let state = u8::try_from(column(what, row.int(3))?).unwrap_or(u8::MAX);
+                let bucket = u32::try_from(column(what, row.int(4))?).unwrap_or(0);
+                let n = column(what, row.int(5))?.max(0) as u64;
+                cell.push(((platform.clone(), os.clone(), image_type.clone(), state), bucket, n));
+            }
+        }
+        Ok(crate::report::EtaPercentiles {
+            cell: crate::report::percentile_buckets(cell),
+            all: crate::report::percentile_buckets(all),
+        })
     }
 
     pub(super) async fn sql_transient_messages(

@@ -68,18 +68,31 @@ fn options() -> Result<Options, String> {
             "--reports" => wants_reports = true,
             "--reports-db" => report_opts.db = Some(PathBuf::from(value(&mut args, "--reports-db")?)),
             "--reports-pg-schema" => report_opts.pg_schema = Some(value(&mut args, "--reports-pg-schema")?),
+            "--reports-backends" => {
+                for b in value(&mut args, "--reports-backends")?.split(',').map(str::trim) {
+                    if !reports::BACKENDS.contains(&b) {
+                        return Err(format!(
+                            "unknown backend `{b}` in --reports-backends; use some of {}",
+                            reports::BACKENDS.join(", ")
+                        ));
+                    }
+                    report_opts.backends.push(b.to_owned());
+                }
+            }
             "-h" | "--help" => {
                 println!("usage: buildstate-bench [--quick] [--cli PATH-TO-buildstate]");
                 println!(
-                    "       buildstate-bench --reports [--quick] [--reports-db PATH] [--reports-pg-schema NAME]"
+                    "       buildstate-bench --reports [--quick] [--reports-db PATH] [--reports-pg-schema NAME] [--reports-backends sqlite,postgres,files]"
                 );
                 std::process::exit(0);
             }
             other => return Err(format!("unknown argument `{other}`; see --help")),
         }
     }
-    if !wants_reports && (report_opts.db.is_some() || report_opts.pg_schema.is_some()) {
-        return Err("--reports-db and --reports-pg-schema go with --reports".into());
+    if !wants_reports
+        && (report_opts.db.is_some() || report_opts.pg_schema.is_some() || !report_opts.backends.is_empty())
+    {
+        return Err("--reports-db, --reports-pg-schema and --reports-backends go with --reports".into());
     }
     if wants_reports {
         report_opts.quick = quick;

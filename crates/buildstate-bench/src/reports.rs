@@ -45,7 +45,18 @@ pub struct Options {
     pub db: Option<PathBuf>,
     /// Reuse (or generate into, and keep) this PostgreSQL schema.
     pub pg_schema: Option<String>,
+    /// Measure only these backends (`sqlite`, `postgres`, `files`); all when empty.
+    pub backends: Vec<String>,
 }
+
+impl Options {
+    fn wants(&self, backend: &str) -> bool {
+        self.backends.is_empty() || self.backends.iter().any(|b| b == backend)
+    }
+}
+
+/// The backends `--reports-backends` may name.
+pub const BACKENDS: [&str; 3] = ["sqlite", "postgres", "files"];
 
 /// How a data set got into a store.
 struct Generation {
@@ -111,10 +122,12 @@ pub fn run(scratch: &Path, pg_url: Option<&str>, opts: &Options) -> Result<(), S
 
     let db = opts.db.clone().unwrap_or_else(|| scratch.join("reports.db"));
     let kept = if opts.db.is_some() { format!("kept at {}", db.display()) } else { "scratch".into() };
-    let sqlite = SqliteStore::open(&db).map_err(|e| format!("cannot open {}: {e}", db.display()));
-    keep("sqlite", sqlite.and_then(|s| rt.block_on(measure("sqlite", kept, Arc::new(s), spec, 1))));
+    if opts.wants("sqlite") {
+        let sqlite = SqliteStore::open(&db).map_err(|e| format!("cannot open {}: {e}", db.display()));
+        keep("sqlite", sqlite.and_then(|s| rt.block_on(measure("sqlite", kept, Arc::new(s), spec, 1))));
+    }
 
-    if let Some(url) = pg_url {
+    if let Some(url) = pg_url.filter(|_| opts.wants("postgres")) {
         let schema =
             opts.pg_schema.clone().unwrap_or_else(|| format!("bench_reports_{}", std::process::id()));
         let kept =
@@ -132,15 +145,18 @@ pub fn run(scratch: &Path, pg_url: Option<&str>, opts: &Options) -> Result<(), S
         keep("postgres", row);
     }
 
-    let dir = scratch.join("reports-files");
-    let files_spec = generate::Spec { builds: file_builds, ..spec };
-    let files = FileStore::open(&dir).map_err(|e| format!("cannot open {}: {e}", dir.display()));
-    keep(
-        "files",
-        files.and_then(|f| rt.block_on(measure("files", "scratch".into(), Arc::new(f), files_spec, 1))),
-    );
+    if opts.wants("files") {
+        let dir = scratch.join("reports-files");
+        let files_spec = generate::Spec { builds: file_builds, ..spec };
+        let files = FileStore::open(&dir).map_err(|e| format!("cannot open {}: {e}", dir.display()));
+        keep(
+            "files",
+            files.and_then(|f| rt.block_on(measure("files", "scratch".into(), Arc::new(f), files_spec, 1))),
+        );
+    }
 
-    print(&spec, pg_url.is_some(), &measured, &missing);
+    // Postgres left out on purpose is not "not measured".
+    print(&spec, pg_url.is_some() || !opts.wants("postgres"), &measured, &missing);
     if measured.is_empty() {
         return Err("no backend could be measured".into());
     }

@@ -35,6 +35,11 @@ pub(crate) static DIALECT: Dialect = Dialect {
     clock: Some(crate::sql::SERVER_CLOCK),
     select_artifacts: select_artifacts!("position"),
     month_created: "to_char(created_at AT TIME ZONE 'UTC', 'YYYY-MM-01')",
+    distinct_cells: "WITH RECURSIVE cell AS (\
+        (SELECT platform, os, image_type FROM builds{w} ORDER BY 1, 2, 3 LIMIT 1) \
+        UNION ALL SELECT n.* FROM cell CROSS JOIN LATERAL (SELECT platform, os, image_type FROM builds \
+        WHERE (platform, os, image_type) > (cell.platform, cell.os, cell.image_type){and} \
+        ORDER BY 1, 2, 3 LIMIT 1) n) SELECT platform, os, image_type FROM cell",
 };
 
 type Sent<'a> = Pin<Box<dyn Future<Output = StoreResult<Vec<tokio_postgres::Row>>> + Send + 'a>>;

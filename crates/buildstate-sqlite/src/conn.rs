@@ -20,6 +20,7 @@ pub(crate) static DIALECT: Dialect = Dialect {
     clock: None,
     select_artifacts: select_artifacts!("rowid"),
     month_created: "strftime('%Y-%m-01', created_at / 1000000, 'unixepoch')",
+    distinct_cells: "SELECT DISTINCT platform, os, image_type FROM builds{w}",
 };
 
 /// The connection of one transaction the handle began.

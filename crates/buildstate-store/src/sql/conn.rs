@@ -61,4 +61,9 @@ pub struct Dialect {
     pub select_artifacts: &'static str,
     /// `created_at`'s UTC month as text, `YYYY-MM-01`: the reports' month buckets.
     pub month_created: &'static str,
+    /// The distinct `platform, os, image_type` of the builds meeting conditions given
+    /// as `{w}` (` WHERE …` or nothing) and `{and}` (` AND …` or nothing): what `matrix`
+    /// has a cell for. SQLite reads the cell index in order; PostgreSQL would hash every
+    /// row, so it skips from one cell to the next along the index instead.
+    pub distinct_cells: &'static str,
 }

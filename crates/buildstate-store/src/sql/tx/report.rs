@@ -77,7 +77,9 @@ impl<C: SqlConn> SqlTx<C> {
         // For each cell, its newest build by the cell's index (`ORDER BY … LIMIT 1`, read
         // backwards), rather than a max over every build.
         let mut values = Vec::new();
-        let outer = where_clause(&conditions(f, &mut values));
+        let outer = conditions(f, &mut values);
+        let and: String = outer.iter().map(|c| format!(" AND {c}")).collect();
+        let cells = self.dialect.distinct_cells.replace("{w}", &where_clause(&outer)).replace("{and}", &and);
         let mut inner = conditions(f, &mut values);
         inner.extend([
             "n.platform = c.platform".into(),
@@ -86,7 +88,7 @@ impl<C: SqlConn> SqlTx<C> {
         ]);
         let sql = format!(
             "{} WHERE id IN (SELECT (SELECT id FROM builds n WHERE {} ORDER BY created_at DESC, id DESC LIMIT 1) \
-             FROM (SELECT DISTINCT platform, os, image_type FROM builds{outer}) c)",
+             FROM ({cells}) c)",
             text::SELECT_BUILDS,
             inner.join(" AND "),
         );

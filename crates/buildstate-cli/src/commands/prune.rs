@@ -259,16 +259,30 @@ async fn prune_one(
     }
     if dry_run {
         let doc = ctx.store.export_build(b.id).await?;
-        return Ok(row(b, Action::WouldRemove, Removed::of(&doc, logs).0));
+        let (mut removed, _) = Removed::of(&doc, logs);
+        // What the real run removes: every file in the build's own log directory.
+        removed.log_files = logs.count(b.number.as_str());
+        return Ok(row(b, Action::WouldRemove, removed));
     }
     let aside = logs.move_aside(b.number.as_str());
     let pruned = ctx.store.prune_build(b.id, rule).await;
-    let Ok(Some(doc)) = pruned else {
-        logs.put_back(aside.as_deref(), b.number.as_str());
-        return match pruned {
-            Ok(_) => Ok(skipped(b, changed_meanwhile(ctx, rule, b).await?)),
-            Err(e) => Err(e),
-        };
+    let doc = match pruned {
+        Ok(Some(doc)) => doc,
+        Err(StoreError::BuildNotFound(e)) => {
+            // Another prune deleted the build first: its logs go too, never back.
+            if let Some(dir) = aside.as_deref() {
+                logs.remove_aside(dir);
+            }
+            return Err(StoreError::BuildNotFound(e));
+        }
+        Ok(None) => {
+            logs.put_back(aside.as_deref(), b.number.as_str());
+            return Ok(skipped(b, changed_meanwhile(ctx, rule, b).await?));
+        }
+        Err(e) => {
+            logs.put_back(aside.as_deref(), b.number.as_str());
+            return Err(e);
+        }
     };
     let (mut removed, _) = Removed::of(&doc, logs);
     removed.log_files = aside.as_deref().map_or(0, |dir| logs.remove_aside(dir));
@@ -441,6 +455,8 @@ impl LogsDir {
         let moved = std::fs::create_dir_all(&aside).and_then(|()| std::fs::rename(&dir, &target));
         match moved {
             Ok(()) => Some(target),
+            // Another prune moved them first: they are its to remove or put back.
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
             Err(e) => {
                 output::warning(format!(
                     "cannot move the logs of {number} aside ({e}): they stay in {}",
@@ -449,6 +465,13 @@ impl LogsDir {
                 None
             }
         }
+    }
+
+    /// How many files the build's own log directory holds: what pruning it removes.
+    fn count(&self, number: &str) -> usize {
+        let Some(root) = &self.root else { return 0 };
+        let dir = buildstate_runner::dispatch::build_log_dir(root, number);
+        if std::fs::symlink_metadata(&dir).is_ok_and(|m| m.is_dir()) { walk_files(&dir) } else { 0 }
     }
 
     /// Puts a build's log directory back where it was (its build stayed).

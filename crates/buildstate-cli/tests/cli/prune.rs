@@ -401,3 +401,56 @@ fn logs_named_by_hand_are_never_deleted() {
     let kept = out[0]["logs_kept"].as_array().map_or(0, Vec::len);
     assert_eq!(kept, 2, "and are listed: {out}");
 }
+
+/// Two prunes at once (two cron jobs): every build goes with its logs, none is left
+/// without a build, and nothing stays aside (a hostile review found the prune that lost
+/// the race for a build moved its logs back after the other had deleted it).
+#[test]
+fn two_prunes_at_once_leave_no_logs_without_a_build() {
+    let env = Env::new().with_catalog();
+    two_hundred_builds(&env);
+    let cut = now();
+    let spawn = || {
+        bare_std_cmd()
+            .env("BUILDSTATE_DB", &env.db)
+            .current_dir(env.dir.path())
+            .args(["prune", "--completed-before", &cut])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("start prune")
+    };
+    let (a, b) = (spawn(), spawn());
+    let (a, b) = (a.wait_with_output().expect("prune a"), b.wait_with_output().expect("prune b"));
+    assert!(a.status.success() && b.status.success(), "{a:?} {b:?}");
+    for out in [&a, &b] {
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(!err.contains("cannot move"), "losing a race for a build's logs is not a warning: {err}");
+    }
+    let left = runtime().block_on(async {
+        let store = SqliteStore::open(&env.db).expect("open");
+        store.list_builds(&BuildFilter::default()).await.expect("list").len()
+    });
+    assert_eq!(left, 0, "between them, the two prunes removed every build");
+    logs_whole_or_gone(&env);
+}
+
+/// `--dry-run` says how many log files the real run removes: every file in the build's
+/// own log directory, recorded in its history or not (it said 0 for files written there
+/// by hand, which the real run then removed).
+#[test]
+fn dry_run_counts_the_log_files_the_prune_removes() {
+    let env = Env::new().with_catalog();
+    two_hundred_builds(&env);
+    let extra = env.dir.path().join("logs").join("kill-007").join("45-1.log");
+    std::fs::write(&extra, "written by a step").expect("a log nobody recorded");
+    let cut = now();
+    let dry = env.ok(&["prune", "--completed-before", &cut, "--dry-run"]);
+    let real = env.ok(&["prune", "--completed-before", &cut]);
+    let files = |out: &str| -> String {
+        let total = out.lines().last().unwrap_or_default();
+        total.split(", ").find(|p| p.contains("log file")).unwrap_or_default().trim_end_matches(')').to_owned()
+    };
+    assert_eq!(files(&dry), "201 log files", "{dry}");
+    assert_eq!(files(&dry), files(&real), "the dry run predicts the real one:\n{dry}\n{real}");
+}

@@ -262,7 +262,7 @@ pub fn since_or_ago(raw: &str) -> Result<Since, String> {
                 .checked_mul(secs)
                 .filter(|&total| total > 0 && total <= 100 * 365 * 86_400)
                 .map(|total| Since::Ago(std::time::Duration::from_secs(total)))
-                .ok_or_else(|| format!("`{s}` is out of range: from 1{unit} to 100 years ago"));
+                .ok_or_else(|| format!("`{s}` is out of range: give 1{unit} or more (or a shorter time such as 36h), up to 100 years"));
         }
     }
     if s.parse::<jiff::SignedDuration>().is_ok() {

@@ -71,16 +71,27 @@ pub fn opt_time(t: Option<Timestamp>) -> String {
     t.map_or_else(|| "-".to_owned(), time)
 }
 
-/// `350ms`, `12s`, `4m 05s`, `1h 02m`, `2d 03h`.
+/// `350ms`, `2.5s`, `12s`, `4m 05s`, `1h 02m`, `2d 03h`: rounded to the last unit shown
+/// (never cut down: a p90 of 2,990 ms next to a mean of 3,000 ms must not read 2s and
+/// 3s), with tenths of a second under ten seconds.
 pub fn duration(ms: u64) -> String {
-    let s = ms / 1000;
-    match s {
-        0 => format!("{ms}ms"),
-        1..60 => format!("{s}s"),
-        60..3600 => format!("{}m {:02}s", s / 60, s % 60),
-        3600..86_400 => format!("{}h {:02}m", s / 3600, (s % 3600) / 60),
-        _ => format!("{}d {:02}h", s / 86_400, (s % 86_400) / 3600),
+    if ms < 1000 {
+        return format!("{ms}ms");
     }
+    let tenths = (ms + 50) / 100;
+    if tenths < 100 {
+        return format!("{}.{}s", tenths / 10, tenths % 10);
+    }
+    let s = (ms + 500) / 1000;
+    if s < 3600 {
+        return if s < 60 { format!("{s}s") } else { format!("{}m {:02}s", s / 60, s % 60) };
+    }
+    let m = (s + 30) / 60;
+    if m < 24 * 60 {
+        return format!("{}h {:02}m", m / 60, m % 60);
+    }
+    let h = (m + 30) / 60;
+    format!("{}d {:02}h", h / 24, h % 24)
 }
 
 pub fn opt_duration(ms: Option<u64>) -> String {
@@ -303,6 +314,16 @@ mod tests {
     #[test]
     fn durations_read_naturally() {
         assert_eq!(duration(350), "350ms");
+        assert_eq!(duration(999), "999ms");
+        assert_eq!(duration(1_000), "1.0s");
+        assert_eq!(duration(1_989), "2.0s", "rounded, not cut down");
+        assert_eq!(duration(2_990), "3.0s");
+        assert_eq!(duration(9_949), "9.9s");
+        assert_eq!(duration(9_950), "10s");
+        assert_eq!(duration(59_600), "1m 00s");
+        assert_eq!(duration(3_599_400), "59m 59s");
+        assert_eq!(duration(3_599_600), "1h 00m");
+        assert_eq!(duration(86_370_000), "1d 00h");
         assert_eq!(duration(12_000), "12s");
         assert_eq!(duration(245_000), "4m 05s");
         assert_eq!(duration(3_720_000), "1h 02m");

@@ -21,7 +21,7 @@ pub struct Args {
     #[arg(long, conflicts_with = "name")]
     list: bool,
     /// Builds created since a time (2026-02-12, 2026-02-12T10:00:00Z) or for how long (90d, 2w, 36h)
-    #[arg(long, value_parser = since_or_ago)]
+    #[arg(long, value_parser = since_or_ago, allow_negative_numbers = true)]
     since: Option<Since>,
     #[arg(long)]
     platform: Option<Name>,
@@ -37,10 +37,10 @@ pub struct Args {
     #[arg(long, value_delimiter = ',')]
     status: Vec<BuildStatus>,
     /// excessive-failures: more than this many failure records [default: 5]
-    #[arg(long)]
+    #[arg(long, allow_negative_numbers = true)]
     threshold: Option<u32>,
     /// resumable: builds failed at this milestone
-    #[arg(long)]
+    #[arg(long, allow_negative_numbers = true)]
     from: Option<StateCode>,
     /// table (default), json or csv; --json is the same as --format json
     #[arg(long, value_enum)]
@@ -93,10 +93,21 @@ pub async fn run(a: Args, ctx: &Ctx) -> Result<(), CliError> {
         }
     }
     let now = buildstate_store::now();
+    let since = a.since.map(|s| s.at(now));
+    if let Some(t) = since.filter(|t| *t > now) {
+        return Err(CliError::usage(format!(
+            "--since {} is in the future: no build was created after it; give a time in the past or how long ago (30d)",
+            output::time(t)
+        )));
+    }
+    check_statuses(name, &a.status)?;
+    if let Some(p) = &a.pipeline {
+        known_pipeline(ctx, p).await?;
+    }
     let request = ReportRequest {
         name,
         filter: ReportFilter {
-            since: a.since.map(|s| s.at(now)),
+            since,
             platform: a.platform,
             os: a.os,
             image_type: a.image,
@@ -110,6 +121,18 @@ pub async fn run(a: Args, ctx: &Ctx) -> Result<(), CliError> {
     };
     let filtered = request.filter != ReportFilter::default();
     let mut report = ctx.store.report(&request).await?;
+    if let Some(code) = request.from
+        && report.rows.is_empty()
+        && !buildstate_core::StateCatalog::default().contains(code)
+    {
+        // Not a milestone of the default catalog, and no build with a catalog of its own
+        // failed there either: most likely a typo.
+        return Err(CliError::new(
+            crate::exit::Exit::Rejected,
+            format!("--from {code} is not a milestone of the default catalog, and no build failed there"),
+        )
+        .with_hint("the default catalog's milestones are 0, 5, 10, … 100"));
+    }
     report.notes.extend(unknown_rates(ctx, &request).await?);
     match a.format.unwrap_or(if ctx.json { Format::Json } else { Format::Table }) {
         Format::Json => output::json(&report),
@@ -117,6 +140,49 @@ pub async fn run(a: Args, ctx: &Ctx) -> Result<(), CliError> {
         Format::Table if name == ReportName::Matrix => print_matrix(&report, filtered),
         Format::Table => print(&report, filtered),
     }
+}
+
+/// The statuses a report shows builds in, if it shows only some: a `--status` outside
+/// them selects nothing, which is a mistake worth saying.
+fn shown_statuses(name: ReportName) -> Option<&'static [BuildStatus]> {
+    use BuildStatus::*;
+    match name {
+        ReportName::Running | ReportName::Eta => Some(&[Running]),
+        ReportName::Attention | ReportName::Resumable => Some(&[Failed]),
+        ReportName::Ready => Some(&[Pending, Failed]),
+        ReportName::PlatformDurations => Some(&[Completed]),
+        _ => None,
+    }
+}
+
+fn check_statuses(name: ReportName, given: &[BuildStatus]) -> Result<(), CliError> {
+    let Some(shown) = shown_statuses(name) else { return Ok(()) };
+    if given.is_empty() || given.iter().any(|s| shown.contains(s)) {
+        return Ok(());
+    }
+    let words = |s: &[BuildStatus]| s.iter().map(|s| s.as_str()).collect::<Vec<_>>().join(", ");
+    Err(CliError::usage(format!(
+        "report {name} shows {} builds only: --status {} selects none of them",
+        words(shown),
+        words(given)
+    )))
+}
+
+/// A `--pipeline` no build was run by is most likely a typo: say so (exit 3) rather
+/// than print zeros.
+async fn known_pipeline(ctx: &Ctx, pipeline: &str) -> Result<(), CliError> {
+    let mut any = ReportRequest::new(ReportName::Overview);
+    any.filter.pipeline = Some(pipeline.to_owned());
+    let overview = ctx.store.report(&any).await?;
+    let total = overview.rows.first().and_then(|row| overview.get(row, "total"));
+    if total.is_some_and(|t| *t != buildstate_store::report::Cell::count(0)) {
+        return Ok(());
+    }
+    Err(CliError::not_found(format!(
+        "no build was run by pipeline `{}`",
+        output::cell(pipeline, 60)
+    ))
+    .with_hint("`buildstate build list` shows builds; `buildstate run` records their pipeline"))
 }
 
 /// A filter naming a platform, OS or image type the catalog does not have matches
@@ -211,13 +277,15 @@ fn percent(c: i64) -> String {
 }
 
 /// Text with the controls that reorder a terminal line (bidirectional overrides and
-/// isolates) shown as escapes: stored text keeps them, a table must not obey them.
+/// isolates) and every other control character (a tab, a newline) shown as escapes:
+/// stored text keeps them, a table must neither obey them nor lose its columns to them.
 fn visible(s: &str) -> String {
     s.chars()
         .map(|c| match c {
             '\u{200e}' | '\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}' => {
                 c.escape_unicode().to_string()
             }
+            c if c.is_control() => c.escape_debug().to_string(),
             c => c.to_string(),
         })
         .collect()

@@ -143,7 +143,7 @@ fn reports_answer_the_questions() {
     assert_eq!(piped["rows"][0]["total"], 1);
     let only = env.json(&["report", "platforms", "--status", "failed,cancelled"]);
     assert_eq!(only["rows"][0]["total"], 2);
-    let later = env.json(&["report", "overview", "--since", "2999-01-01"]);
+    let later = env.json(&["report", "overview", "--since", &jiff::Timestamp::now().to_string()]);
     assert_eq!(later["rows"][0]["total"], 0);
     let recent = env.json(&["report", "overview", "--since", "1d"]);
     assert_eq!(recent["rows"][0]["total"], 5);
@@ -174,6 +174,12 @@ fn tables_keep_build_numbers_and_commands_whole_and_show_bidi_controls() {
     let out = env.ok(&["report", "attention"]);
     assert!(out.contains(&format!("buildstate retry {long} --force --reason")), "{out}");
     assert!(!out.contains('\u{202e}') && out.contains("\\u{202e}"), "{out}");
+    // A tab in a message does not push the columns apart.
+    let tabbed = env.build("r-tabbed");
+    env.advance_to(&tabbed, 5);
+    env.ok(&["state", "fail", &tabbed, "5", "--error", "col1\tcol2", "--class", "persistent"]);
+    let out = env.ok(&["report", "attention"]);
+    assert!(!out.contains('\t'), "no raw tab in a table: {out:?}");
 }
 
 #[test]
@@ -201,8 +207,26 @@ fn mistakes_get_clear_errors() {
     empty.ok(&["init"]);
     let out = empty.ok(&["report", "running"]);
     assert_eq!(out.trim(), "nothing for `report running`");
-    let out = env.ok(&["report", "running", "--status", "failed"]);
+    let out = env.ok(&["report", "running", "--since", &jiff::Timestamp::now().to_string()]);
     assert_eq!(out.trim(), "nothing for `report running` under these filters");
+    // From a hostile review: filters that can only select nothing are mistakes too.
+    let e = env.fails(&["report", "running", "--status", "completed"], 2);
+    assert!(e.contains("report running shows running builds only: --status completed selects none"), "{e}");
+    let e = env.fails(&["report", "resumable", "--status", "completed,cancelled"], 2);
+    assert!(e.contains("shows failed builds only"), "{e}");
+    env.ok(&["report", "attention", "--status", "failed,completed"]);
+    let e = env.fails(&["report", "overview", "--since", "2099-01-01"], 2);
+    assert!(e.contains("--since 2099-01-01") && e.contains("is in the future"), "{e}");
+    let e = env.fails(&["report", "overview", "--pipeline", "imagse"], 3);
+    assert!(e.contains("no build was run by pipeline `imagse`"), "{e}");
+    env.ok(&["report", "overview", "--pipeline", "images"]);
+    let e = env.fails(&["report", "resumable", "--from", "7"], 4);
+    assert!(e.contains("--from 7 is not a milestone of the default catalog"), "{e}");
+    env.ok(&["report", "resumable", "--from", "45"]);
+    let e = env.fails(&["report", "excessive-failures", "--threshold", "-1"], 2);
+    assert!(e.contains("-1") && !e.contains("unexpected argument"), "{e}");
+    let e = env.fails(&["report", "overview", "--since", "0d"], 2);
+    assert!(e.contains("give 1d or more"), "{e}");
     // A name the catalog does not have is a mistake, not a row of zeros.
     let e = env.fails(&["report", "overview", "--platform", "aws-comercial"], 3);
     assert!(e.contains("no platform `aws-comercial`"), "{e}");

@@ -178,11 +178,8 @@ async fn known_pipeline(ctx: &Ctx, pipeline: &str) -> Result<(), CliError> {
     if total.is_some_and(|t| *t != buildstate_store::report::Cell::count(0)) {
         return Ok(());
     }
-    Err(CliError::not_found(format!(
-        "no build was run by pipeline `{}`",
-        output::cell(pipeline, 60)
-    ))
-    .with_hint("`buildstate build list` shows builds; `buildstate run` records their pipeline"))
+    Err(CliError::not_found(format!("no build was run by pipeline `{}`", output::cell(pipeline, 60)))
+        .with_hint("`buildstate build list` shows builds; `buildstate run` records their pipeline"))
 }
 
 /// A filter naming a platform, OS or image type the catalog does not have matches

@@ -163,7 +163,9 @@ fn rates(
         if !rate.is_finite() || !(0.0..=1e6).contains(&rate) {
             // 1e308 written out would be 309 digits.
             let shown = if rate.abs() < 1e9 { rate.to_string() } else { format!("{rate:e}") };
-            return Err(src.at(v.span(), format!("cost.{name}: {shown} is not an hourly rate (0 to 1000000)")));
+            return Err(
+                src.at(v.span(), format!("cost.{name}: {shown} is not an hourly rate (0 to 1000000)"))
+            );
         }
         out.insert(name.clone(), rate);
     }

@@ -449,7 +449,12 @@ fn dry_run_counts_the_log_files_the_prune_removes() {
     let real = env.ok(&["prune", "--completed-before", &cut]);
     let files = |out: &str| -> String {
         let total = out.lines().last().unwrap_or_default();
-        total.split(", ").find(|p| p.contains("log file")).unwrap_or_default().trim_end_matches(')').to_owned()
+        total
+            .split(", ")
+            .find(|p| p.contains("log file"))
+            .unwrap_or_default()
+            .trim_end_matches(')')
+            .to_owned()
     };
     assert_eq!(files(&dry), "201 log files", "{dry}");
     assert_eq!(files(&dry), files(&real), "the dry run predicts the real one:\n{dry}\n{real}");

@@ -174,7 +174,8 @@ impl From<StoreError> for CliError {
         let exit = match &e {
             StoreError::BuildNotFound(_)
             | StoreError::CatalogItemNotFound { .. }
-            | StoreError::FailureNotFound { .. } => Exit::NotFound,
+            | StoreError::FailureNotFound { .. }
+            | StoreError::TokenNotFound(_) => Exit::NotFound,
             StoreError::AmbiguousRef { .. } | StoreError::InvalidInput(_) => Exit::Usage,
             StoreError::Rejected(_) => Exit::Rejected,
             StoreError::AlreadyExists { .. }
@@ -316,6 +317,7 @@ mod tests {
                 StoreError::CatalogItemInUse { .. } => ("CatalogItemInUse", Exit::Conflict),
                 StoreError::AlreadyExists { .. } => ("AlreadyExists", Exit::Conflict),
                 StoreError::FailureNotFound { .. } => ("FailureNotFound", Exit::NotFound),
+                StoreError::TokenNotFound(_) => ("TokenNotFound", Exit::NotFound),
                 StoreError::Rejected(_) => ("Rejected", Exit::Rejected),
                 StoreError::Conflict { .. } => ("Conflict", Exit::Conflict),
                 StoreError::LeaseHeld { .. } => ("LeaseHeld", Exit::Conflict),
@@ -351,6 +353,7 @@ mod tests {
             store(StoreError::CatalogItemInUse { kind: CatalogKind::Os, name: "x".into(), builds: 1 }),
             store(StoreError::AlreadyExists { what: "build", key: "k".into() }),
             store(StoreError::FailureNotFound { build: number(), number: 1 }),
+            store(StoreError::TokenNotFound("ci".into())),
             store(StoreError::Rejected(Rejection::SkipDelivery { build: number() })),
             store(StoreError::Conflict { build: number(), expected: 1, found: 2 }),
             store(StoreError::LeaseHeld { build: number(), lease: Box::new(lease()) }),

@@ -21,6 +21,7 @@ mod rules;
 mod state;
 mod status;
 mod text;
+mod token;
 mod worker;
 
 pub use artifact::{Artifact, ArtifactKind, Sha256Hex, invalidated_by_rewind};
@@ -39,6 +40,9 @@ pub use rules::{Outcome, Rejection, apply};
 pub use state::{StateCode, StateCodeError};
 pub use status::{BuildStatus, ParseWordError};
 pub use text::{MetaKey, MetaValue, TextError, clean_text, details_object};
+pub use token::{
+    Scope, Scopes, TOKEN_PREFIX, TokenError, TokenId, TokenRecord, TokenSecret, constant_time_eq, hex,
+};
 pub use worker::{STALE_HEARTBEATS, WorkerBeat, WorkerRecord, WorkerState};
 
 /// Longest stored error message; longer ones keep their head and tail (see `clean_text`).

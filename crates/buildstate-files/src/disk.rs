@@ -4,7 +4,9 @@
 use std::io::ErrorKind;
 use std::path::Path;
 
-use buildstate_core::{BuildDocument, BuildId, BuildNumber, BuildParts, DocumentError, Lease, WorkerRecord};
+use buildstate_core::{
+    BuildDocument, BuildId, BuildNumber, BuildParts, DocumentError, Lease, TokenRecord, WorkerRecord,
+};
 use buildstate_store::{LeaseRecord, StoreError, StoreResult};
 use serde::{Deserialize, Serialize};
 
@@ -22,31 +24,47 @@ struct LeaseFile {
     released: bool,
 }
 
-/// `workers.json`: every worker's record, by name.
-#[derive(Serialize, Deserialize)]
-struct WorkersFile {
-    workers: Vec<WorkerRecord>,
+/// A file of records of one kind, `{"<field>": [ … ]}`: `workers.json` (every worker, by
+/// name) and `tokens.json` (every API token, by name; secrets' hashes only).
+pub(crate) fn read_records<T: serde::de::DeserializeOwned>(path: &Path, field: &str) -> StoreResult<Vec<T>> {
+    let Some(text) = atomic::read(path)? else { return Ok(Vec::new()) };
+    let mut file: serde_json::Map<String, serde_json::Value> =
+        serde_json::from_str(&text).map_err(|e| corrupt(path, e))?;
+    match file.remove(field) {
+        Some(list) => serde_json::from_value(list).map_err(|e| corrupt(path, e)),
+        None => Err(corrupt(path, format!("no `{field}` list"))),
+    }
+}
+
+pub(crate) fn write_records<T: Serialize>(path: &Path, field: &str, records: &[T]) -> StoreResult<()> {
+    let mut file = serde_json::Map::new();
+    let list = serde_json::to_value(records).map_err(|e| StoreError::backend("encode records", e))?;
+    file.insert(field.to_owned(), list);
+    let mut bytes = serde_json::to_vec_pretty(&file).map_err(|e| StoreError::backend("encode records", e))?;
+    bytes.push(b'\n');
+    atomic::write(path, &bytes)
 }
 
 /// The worker registry; empty when no worker ever beat.
 pub(crate) fn read_workers(layout: &Layout) -> StoreResult<Vec<WorkerRecord>> {
-    let path = layout.workers_file();
-    match atomic::read(&path)? {
-        None => Ok(Vec::new()),
-        Some(text) => {
-            serde_json::from_str::<WorkersFile>(&text).map(|f| f.workers).map_err(|e| corrupt(&path, e))
-        }
-    }
+    read_records(&layout.workers_file(), "workers")
 }
 
 pub(crate) fn write_workers(layout: &Layout, workers: &[WorkerRecord]) -> StoreResult<()> {
     let mut workers = workers.to_vec();
     workers.sort_by(|a, b| a.name.cmp(&b.name));
-    let file = WorkersFile { workers };
-    let mut bytes =
-        serde_json::to_vec_pretty(&file).map_err(|e| StoreError::backend("encode the workers", e))?;
-    bytes.push(b'\n');
-    atomic::write(&layout.workers_file(), &bytes)
+    write_records(&layout.workers_file(), "workers", &workers)
+}
+
+/// The API tokens; empty when none was ever created.
+pub(crate) fn read_tokens(layout: &Layout) -> StoreResult<Vec<TokenRecord>> {
+    read_records(&layout.tokens_file(), "tokens")
+}
+
+pub(crate) fn write_tokens(layout: &Layout, tokens: &[TokenRecord]) -> StoreResult<()> {
+    let mut tokens = tokens.to_vec();
+    tokens.sort_by(|a, b| a.name.cmp(&b.name));
+    write_records(&layout.tokens_file(), "tokens", &tokens)
 }
 
 pub(crate) fn read_catalog(layout: &Layout) -> StoreResult<Catalog> {

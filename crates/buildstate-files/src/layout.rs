@@ -55,6 +55,11 @@ impl Layout {
         self.root.join("workers.json")
     }
 
+    /// `tokens.json`: the API tokens, their secrets' hashes only.
+    pub(crate) fn tokens_file(&self) -> PathBuf {
+        self.root.join("tokens.json")
+    }
+
     pub(crate) fn index_file(&self) -> PathBuf {
         self.root.join("index.json")
     }

@@ -18,7 +18,8 @@
 //! 5. the lease files: a lease of a build that is gone is ignored, and the one write
 //!    that goes with a document (`import --replace` putting the record back) is the
 //!    record as it already was;
-//! 6. the worker registry (`workers.json`), which no other file refers to.
+//! 6. the worker registry (`workers.json`) and the API tokens (`tokens.json`), which no
+//!    other file refers to.
 
 use std::cmp::Reverse;
 use std::collections::btree_map::Entry;
@@ -66,6 +67,7 @@ pub(crate) struct FileTx<'a> {
     docs: BTreeMap<BuildId, Doc>,
     leases: BTreeMap<BuildId, Cached<Option<LeaseRecord>>>,
     workers: Option<Cached<Vec<WorkerRecord>>>,
+    tokens: Option<Cached<Vec<buildstate_core::TokenRecord>>>,
 }
 
 struct Cached<T> {
@@ -93,6 +95,7 @@ impl<'a> FileTx<'a> {
             docs: BTreeMap::new(),
             leases: BTreeMap::new(),
             workers: None,
+            tokens: None,
         }
     }
 
@@ -159,6 +162,14 @@ impl<'a> FileTx<'a> {
         Ok(self.workers.insert(workers))
     }
 
+    fn tokens_file(&mut self) -> StoreResult<&mut Cached<Vec<buildstate_core::TokenRecord>>> {
+        let tokens = match self.tokens.take() {
+            Some(tokens) => tokens,
+            None => Cached { value: disk::read_tokens(self.layout)?, dirty: false },
+        };
+        Ok(self.tokens.insert(tokens))
+    }
+
     fn lease_file(&mut self, id: BuildId) -> StoreResult<Option<&LeaseRecord>> {
         let lease = match self.leases.entry(id) {
             Entry::Occupied(cached) => cached.into_mut(),
@@ -179,7 +190,7 @@ impl<'a> FileTx<'a> {
             // A document records its platform's provider as the catalog has it now.
             self.catalog_file()?;
         }
-        let FileTx { layout, catalog, mut docs, entries, leases, workers, .. } = self;
+        let FileTx { layout, catalog, mut docs, entries, leases, workers, tokens, .. } = self;
         if let Some(catalog) = catalog.as_ref().filter(|c| c.dirty) {
             disk::write_catalog(layout, &catalog.value)?;
         }
@@ -210,6 +221,9 @@ impl<'a> FileTx<'a> {
         }
         if let Some(workers) = workers.filter(|w| w.dirty) {
             disk::write_workers(layout, &workers.value)?;
+        }
+        if let Some(tokens) = tokens.filter(|t| t.dirty) {
+            disk::write_tokens(layout, &tokens.value)?;
         }
         Ok(())
     }
@@ -441,6 +455,25 @@ impl Tx for FileTx<'_> {
             }
         }
         Ok(held)
+    }
+
+    async fn tokens(&mut self) -> StoreResult<Vec<buildstate_core::TokenRecord>> {
+        Ok(self.tokens_file()?.value.clone())
+    }
+
+    async fn token(
+        &mut self,
+        id: &buildstate_core::TokenId,
+    ) -> StoreResult<Option<buildstate_core::TokenRecord>> {
+        Ok(self.tokens_file()?.value.iter().find(|t| t.id == *id).cloned())
+    }
+
+    async fn put_token(&mut self, record: &buildstate_core::TokenRecord) -> StoreResult<()> {
+        let tokens = self.tokens_file()?;
+        tokens.value.retain(|t| t.id != record.id);
+        tokens.value.push(record.clone());
+        tokens.dirty = true;
+        Ok(())
     }
 
     async fn worker(&mut self, name: &str) -> StoreResult<Option<WorkerRecord>> {

@@ -33,6 +33,7 @@ pub(crate) const MIGRATIONS: &[Migration] = &[
         name: "attempt stats",
         sql: include_str!("../migrations/0004_attempt_stats.sql"),
     },
+    Migration { version: 5, name: "tokens", sql: include_str!("../migrations/0005_tokens.sql") },
 ];
 
 /// The migration whose table starts with what existing histories contribute.
@@ -219,6 +220,7 @@ mod tests {
                     "attempt stats",
                     "fdba3609c556a620d282d2ab1da5f98c0e3c52dec2a0588b5c2512aa59c45b95".to_owned()
                 ),
+                (5, "tokens", "2ee2b38f4f8c4d42d6a4cfacdfb945b9075df513da9fba6ec9c19b5179273f64".to_owned()),
             ]
         );
     }
@@ -256,8 +258,8 @@ mod tests {
             .expect("count tables")
             .get(0);
         assert_eq!(
-            tables, 13,
-            "3 catalog tables, builds, events, failures, artifacts, leases, workers, attempt_stats, duration_histogram, resume_savings, schema_migrations"
+            tables, 14,
+            "3 catalog tables, builds, events, failures, artifacts, leases, workers, attempt_stats, duration_histogram, resume_savings, tokens, schema_migrations"
         );
     }
 
@@ -347,7 +349,7 @@ mod tests {
             .batch_execute(
                 "DROP TABLE attempt_stats; DROP TABLE resume_savings; DROP TABLE duration_histogram; DROP INDEX builds_by_cell; DROP INDEX builds_by_failure_count; \
                  DROP INDEX builds_by_status_and_need; DROP INDEX failures_by_group; DROP INDEX builds_with_own_catalog; DROP INDEX failures_by_class; \
-                 DELETE FROM schema_migrations WHERE version = 4;",
+                 DROP TABLE tokens; DELETE FROM schema_migrations WHERE version >= 4;",
             )
             .await
             .expect("back to version 3");

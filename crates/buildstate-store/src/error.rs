@@ -18,6 +18,8 @@ pub enum StoreError {
     CatalogItemNotFound { kind: CatalogKind, name: String, known: String },
     #[error("{kind} `{name}` is used by {builds} build(s); it cannot be removed while builds refer to it")]
     CatalogItemInUse { kind: CatalogKind, name: String, builds: u64 },
+    #[error("no token matches `{0}`; list tokens with `buildstate token list`")]
+    TokenNotFound(String),
     #[error("{what} `{key}` already exists")]
     AlreadyExists { what: &'static str, key: String },
     #[error("build {build} has no failure number {number}; see `buildstate failure list --build {build}`")]

@@ -3,7 +3,8 @@ use std::time::Duration;
 use async_trait::async_trait;
 use buildstate_core::{
     Artifact, Build, BuildDocument, BuildId, BuildParts, CatalogItem, CatalogKind, Command, FailureRecord,
-    HistoryEvent, Lease, LeaseRequest, LeaseToken, Name, NewBuild, Outcome, WorkerBeat, WorkerRecord,
+    HistoryEvent, Lease, LeaseRequest, LeaseToken, Name, NewBuild, Outcome, TokenId, TokenRecord, WorkerBeat,
+    WorkerRecord,
 };
 
 use crate::report::{Report, ReportRequest};
@@ -142,6 +143,20 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     /// with nothing changed, if the build no longer qualifies (changed since the caller
     /// chose it). `BuildNotFound` for an unknown build.
     async fn prune_build(&self, id: BuildId, rule: &PruneRule) -> StoreResult<Option<BuildDocument>>;
+
+    // ── API tokens ───────────────────────────────────────────────────────────────────
+    // Records only: the secret is never stored, only its SHA-256 (`crate::tokens`).
+
+    /// Stores a new token, created now by the store's clock, and returns it as stored;
+    /// `AlreadyExists` if its name (or id) is taken.
+    async fn create_token(&self, token: &TokenRecord) -> StoreResult<TokenRecord>;
+    /// Every token, revoked and expired ones too, by name.
+    async fn tokens(&self) -> StoreResult<Vec<TokenRecord>>;
+    /// The token with this id, if any: the one lookup a request costs.
+    async fn token(&self, id: &TokenId) -> StoreResult<Option<TokenRecord>>;
+    /// Revokes the token with this name or id, at the store's clock, and returns it;
+    /// one revoked already keeps its time. `TokenNotFound` if there is none.
+    async fn revoke_token(&self, reference: &str) -> StoreResult<TokenRecord>;
 
     // ── reports ──────────────────────────────────────────────────────────────────────
     /// Computes a report (`crate::report`) on one consistent snapshot of the store.

@@ -205,6 +205,29 @@ impl Store for SyncedStore {
         self.inner.workers(within).await
     }
 
+    // Tokens are not part of any build's copy: they stay in the store they were made in.
+    async fn create_token(
+        &self,
+        token: &buildstate_core::TokenRecord,
+    ) -> StoreResult<buildstate_core::TokenRecord> {
+        self.inner.create_token(token).await
+    }
+
+    async fn tokens(&self) -> StoreResult<Vec<buildstate_core::TokenRecord>> {
+        self.inner.tokens().await
+    }
+
+    async fn token(
+        &self,
+        id: &buildstate_core::TokenId,
+    ) -> StoreResult<Option<buildstate_core::TokenRecord>> {
+        self.inner.token(id).await
+    }
+
+    async fn revoke_token(&self, reference: &str) -> StoreResult<buildstate_core::TokenRecord> {
+        self.inner.revoke_token(reference).await
+    }
+
     async fn report(&self, request: &ReportRequest) -> StoreResult<Report> {
         self.inner.report(request).await
     }

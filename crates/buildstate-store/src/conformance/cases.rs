@@ -15,6 +15,7 @@ mod records;
 mod rejections;
 mod reports;
 mod text;
+mod tokens;
 mod workers;
 
 pub use builds::*;
@@ -28,4 +29,5 @@ pub use records::*;
 pub use rejections::*;
 pub use reports::*;
 pub use text::*;
+pub use tokens::*;
 pub use workers::*;

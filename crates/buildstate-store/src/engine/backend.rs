@@ -23,7 +23,7 @@ use std::pin::Pin;
 use async_trait::async_trait;
 use buildstate_core::{
     Artifact, Build, BuildId, BuildNumber, CatalogItem, CatalogKind, EventKind, FailureRecord, HistoryEvent,
-    Lease, Name, StateCode, WorkerRecord,
+    Lease, Name, StateCode, TokenId, TokenRecord, WorkerRecord,
 };
 use jiff::Timestamp;
 
@@ -156,6 +156,14 @@ pub trait Tx: Send {
     async fn workers_seen_since(&mut self, since: Timestamp) -> StoreResult<Vec<WorkerRecord>>;
     /// Deletes every record whose `last_seen` is before `before`.
     async fn forget_workers(&mut self, before: Timestamp) -> StoreResult<()>;
+
+    // ── API tokens ───────────────────────────────────────────────────────────────────
+    /// Every token record, in any order (a store has a few).
+    async fn tokens(&mut self) -> StoreResult<Vec<TokenRecord>>;
+    /// The record with this id.
+    async fn token(&mut self, id: &TokenId) -> StoreResult<Option<TokenRecord>>;
+    /// Inserts the record, or replaces the one with the same id.
+    async fn put_token(&mut self, record: &TokenRecord) -> StoreResult<()>;
 
     // ── reports ──────────────────────────────────────────────────────────────────────
     // What `crate::report` computes every report from. The defaults are built on the

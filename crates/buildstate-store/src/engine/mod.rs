@@ -11,6 +11,7 @@ mod prune;
 mod records;
 mod stats;
 mod store;
+mod tokens;
 mod workers;
 
 pub use backend::{Backend, Mode, Tx, TxFuture, Work};

@@ -6,10 +6,11 @@ use std::time::Duration;
 use async_trait::async_trait;
 use buildstate_core::{
     Artifact, Build, BuildDocument, BuildId, BuildParts, CatalogItem, CatalogKind, Command, FailureRecord,
-    HistoryEvent, Lease, LeaseRequest, LeaseToken, Name, NewBuild, Outcome, WorkerBeat, WorkerRecord,
+    HistoryEvent, Lease, LeaseRequest, LeaseToken, Name, NewBuild, Outcome, TokenId, TokenRecord, WorkerBeat,
+    WorkerRecord,
 };
 
-use super::{Backend, Mode, builds, catalog, documents, leases, prune, records, work, workers};
+use super::{Backend, Mode, builds, catalog, documents, leases, prune, records, tokens, work, workers};
 use crate::report::{Report, ReportRequest};
 use crate::{BuildFilter, FailureFilter, Guard, ImportMode, PruneRule, Store, StoreResult, WorkerList};
 
@@ -147,6 +148,25 @@ impl<B: Backend> Store for B {
     async fn workers(&self, within: Duration) -> StoreResult<WorkerList> {
         self.transact(Read, "list workers", work(within, |tx, within| Box::pin(workers::list(tx, *within))))
             .await
+    }
+
+    async fn create_token(&self, token: &TokenRecord) -> StoreResult<TokenRecord> {
+        let w = work(token.clone(), |tx, token| Box::pin(tokens::create(tx, token)));
+        self.transact(Write, "create a token", w).await
+    }
+
+    async fn tokens(&self) -> StoreResult<Vec<TokenRecord>> {
+        self.transact(Read, "list tokens", work((), |tx, ()| Box::pin(tokens::list(tx)))).await
+    }
+
+    async fn token(&self, id: &TokenId) -> StoreResult<Option<TokenRecord>> {
+        self.transact(Read, "look up a token", work(id.clone(), |tx, id| Box::pin(tokens::find(tx, id))))
+            .await
+    }
+
+    async fn revoke_token(&self, reference: &str) -> StoreResult<TokenRecord> {
+        let w = work(reference.to_owned(), |tx, r| Box::pin(tokens::revoke(tx, r)));
+        self.transact(Write, "revoke a token", w).await
     }
 
     async fn export_build(&self, id: BuildId) -> StoreResult<BuildDocument> {

@@ -17,6 +17,7 @@ use crate::sql_rows::ColumnReader;
 use crate::{BuildFilter, FailureFilter, LeaseRecord, Mode, StoreResult, Tx, prefix_upper_bound};
 
 mod report;
+mod tokens;
 
 /// One transaction of the engine on a SQL connection.
 #[derive(Debug)]
@@ -371,6 +372,21 @@ impl<C: SqlConn> Tx for SqlTx<C> {
 
     async fn forget_workers(&mut self, before: Timestamp) -> StoreResult<()> {
         self.write(text::DELETE_WORKERS_BEFORE, "forget workers", vec![before.into()]).await
+    }
+
+    async fn tokens(&mut self) -> StoreResult<Vec<buildstate_core::TokenRecord>> {
+        self.sql_tokens().await
+    }
+
+    async fn token(
+        &mut self,
+        id: &buildstate_core::TokenId,
+    ) -> StoreResult<Option<buildstate_core::TokenRecord>> {
+        self.sql_token(id).await
+    }
+
+    async fn put_token(&mut self, record: &buildstate_core::TokenRecord) -> StoreResult<()> {
+        self.sql_put_token(record).await
     }
 
     async fn report_builds(&mut self, filter: &ReportFilter) -> StoreResult<Vec<Build>> {

@@ -44,7 +44,8 @@ impl Command {
             | Command::Meta(_)
             | Command::Artifact(_)
             | Command::Export(_)
-            | Command::Prune(_) => Existing,
+            | Command::Prune(_)
+            | Command::Token(_) => Existing,
             // Run before any store is opened (`run_without_store`, `cli::run`).
             Command::Demo(_) | Command::Config(_) | Command::Completions(_) | Command::Man(_) => Existing,
         }

@@ -29,6 +29,7 @@ mod rewind;
 mod run;
 mod state;
 mod sync;
+mod token;
 mod transfer;
 mod workers;
 
@@ -97,6 +98,9 @@ pub enum Command {
     Export(transfer::ExportArgs),
     /// Read a build from a JSON document written by `export`
     Import(transfer::ImportArgs),
+    /// API tokens for `buildstate serve`: create (shown once), list, revoke
+    #[command(subcommand)]
+    Token(token::Args),
     /// Delete old finished builds with their records and attempt logs (--dry-run: only say which)
     Prune(prune::Args),
     /// Settings from defaults, the config file, the environment and flags
@@ -161,6 +165,7 @@ impl Command {
             Command::Export(a) => transfer::export(a, ctx).await,
             Command::Import(a) => transfer::import(a, ctx).await,
             Command::Prune(a) => prune::run(a, ctx).await,
+            Command::Token(a) => token::run(a, ctx).await,
             // Dispatched by `run_without_store` before any store is opened.
             Command::Config(_) | Command::Completions(_) | Command::Man(_) => {
                 Err(CliError::internal("this command runs without a store"))

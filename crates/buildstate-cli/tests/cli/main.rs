@@ -29,4 +29,5 @@ mod sample;
 mod settings;
 mod snapshots;
 mod sync;
+mod tokens;
 mod transfer;

@@ -22,7 +22,9 @@ impl Command {
             | Command::Enqueue(_)
             | Command::Worker(_)
             | Command::Sync(sync::Args::Pull { .. })
-            | Command::Import(_) => Create,
+            | Command::Import(_)
+            // A server on a fresh machine starts with an empty store, as `run` does.
+            | Command::Serve(_) => Create,
             // `--from` pulls the build into the store first: a fresh machine's first command.
             Command::Resume(a) if a.pulls() => Create,
             Command::Platform(_)

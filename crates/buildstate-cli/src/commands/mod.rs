@@ -27,6 +27,7 @@ mod resume;
 mod retry;
 mod rewind;
 mod run;
+mod serve;
 mod state;
 mod sync;
 mod token;
@@ -98,6 +99,8 @@ pub enum Command {
     Export(transfer::ExportArgs),
     /// Read a build from a JSON document written by `export`
     Import(transfer::ImportArgs),
+    /// Serve the HTTP API over this store (--listen 127.0.0.1:8080)
+    Serve(serve::Args),
     /// API tokens for `buildstate serve`: create (shown once), list, revoke
     #[command(subcommand)]
     Token(token::Args),
@@ -166,6 +169,7 @@ impl Command {
             Command::Import(a) => transfer::import(a, ctx).await,
             Command::Prune(a) => prune::run(a, ctx).await,
             Command::Token(a) => token::run(a, ctx).await,
+            Command::Serve(a) => serve::run(a, ctx).await,
             // Dispatched by `run_without_store` before any store is opened.
             Command::Config(_) | Command::Completions(_) | Command::Man(_) => {
                 Err(CliError::internal("this command runs without a store"))

@@ -26,6 +26,7 @@ mod resume;
 mod runner;
 mod runner_faults;
 mod sample;
+mod serve;
 mod settings;
 mod snapshots;
 mod sync;

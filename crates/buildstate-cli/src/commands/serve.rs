@@ -1,0 +1,39 @@
+//! `serve [--listen ADDR] [--allow-anonymous-read]`: the HTTP API over this store
+//! (`buildstate-server`), until SIGTERM or Ctrl-C; requests in flight are finished.
+
+use std::net::SocketAddr;
+
+use buildstate_server::{AppState, Options};
+
+use crate::cli::Ctx;
+use crate::exit::{CliError, Exit};
+use crate::output;
+
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// Address and port to listen on (port 0: any free port, printed)
+    #[arg(long, default_value = "127.0.0.1:8080", env = "BUILDSTATE_LISTEN")]
+    listen: SocketAddr,
+    /// Let requests without a token read (never write)
+    #[arg(long)]
+    allow_anonymous_read: bool,
+}
+
+pub async fn run(a: Args, ctx: &Ctx) -> Result<(), CliError> {
+    let listener = tokio::net::TcpListener::bind(a.listen).await.map_err(|e| {
+        CliError::new(Exit::Unavailable, format!("cannot listen on {}: {e}", a.listen))
+            .with_hint("another process may have the port; choose one with --listen HOST:PORT")
+    })?;
+    let addr =
+        listener.local_addr().map_err(|e| CliError::internal(format!("the listening address: {e}")))?;
+    let options = Options { allow_anonymous_read: a.allow_anonymous_read, rates: ctx.cost_rates.clone() };
+    let router = buildstate_server::router(AppState { store: ctx.store.clone(), options });
+    // The address on stdout, for scripts that started it on port 0; the rest on stderr.
+    output::line(format!("http://{addr}"))?;
+    output::notice(format!("serving {} on http://{addr}; stop with Ctrl-C or SIGTERM", ctx.location));
+    buildstate_server::serve(listener, router, buildstate_server::shutdown_signal())
+        .await
+        .map_err(|e| CliError::new(Exit::Unavailable, format!("the server stopped: {e}")))?;
+    output::notice("stopped: every request in flight was answered");
+    Ok(())
+}

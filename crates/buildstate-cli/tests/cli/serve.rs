@@ -1,0 +1,57 @@
+//! `serve`: the real binary on a real socket — the address printed for scripts, a
+//! token made with `token create` accepted, SIGTERM answered by a clean stop.
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::time::{Duration, Instant};
+
+use crate::common::Env;
+
+/// One HTTP/1.1 request on a fresh connection: status and body.
+fn get(addr: &str, path: &str, token: Option<&str>) -> (u16, String) {
+    let mut s = TcpStream::connect(addr).expect("connect to the server");
+    s.set_read_timeout(Some(Duration::from_secs(10))).expect("timeout");
+    let auth = token.map(|t| format!("Authorization: Bearer {t}\r\n")).unwrap_or_default();
+    write!(s, "GET {path} HTTP/1.1\r\nHost: {addr}\r\n{auth}Connection: close\r\n\r\n").expect("send");
+    let mut text = String::new();
+    s.read_to_string(&mut text).expect("read the answer");
+    let status = text.split(' ').nth(1).and_then(|c| c.parse().ok()).unwrap_or(0);
+    let body = text.split_once("\r\n\r\n").map(|(_, b)| b.to_owned()).unwrap_or_default();
+    (status, body)
+}
+
+#[test]
+fn serve_answers_with_tokens_and_stops_on_sigterm() {
+    let env = Env::new().with_catalog();
+    let b = env.build("srv-1");
+    let token = env.ok(&["token", "create", "--name", "ci", "--scopes", "read"]).trim().to_owned();
+    let mut server = env.spawn("server", &["serve", "--listen", "127.0.0.1:0"]);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let addr = loop {
+        let out = std::fs::read_to_string(env.path("server.stdout")).unwrap_or_default();
+        if let Some(url) = out.lines().next() {
+            break url.trim_start_matches("http://").to_owned();
+        }
+        assert!(Instant::now() < deadline, "the server printed no address: {}", server.output());
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    assert_eq!(get(&addr, "/healthz", None).0, 200);
+    let (status, body) = get(&addr, &format!("/api/v1/builds/{b}"), None);
+    assert_eq!(status, 401, "{body}");
+    assert!(body.contains("\"code\":\"unauthorized\""), "{body}");
+    let (status, body) = get(&addr, &format!("/api/v1/builds/{b}"), Some(&token));
+    assert_eq!(status, 200, "{body}");
+    assert!(body.contains("\"number\":\"srv-1\""), "{body}");
+    server.signal("TERM");
+    assert_eq!(server.wait(Duration::from_secs(30)), 0, "{}", server.output());
+    assert!(server.output().contains("stopped"), "{}", server.output());
+}
+
+#[test]
+fn a_port_in_use_is_a_clear_error() {
+    let env = Env::new().with_catalog();
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let addr = taken.local_addr().expect("addr").to_string();
+    let e = env.fails(&["serve", "--listen", &addr], 6);
+    assert!(e.contains(&format!("cannot listen on {addr}")), "{e}");
+}

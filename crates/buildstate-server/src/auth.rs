@@ -1,0 +1,84 @@
+//! Who may do what: a bearer token (`Authorization: Bearer bst_…`), looked up by its
+//! public id and compared in constant time ([`buildstate_store::tokens::authenticate`]),
+//! and the scope each route needs, declared by the extractor it takes: [`CanRead`],
+//! [`CanWrite`], [`CanAdmin`]. A missing, malformed, unknown, wrong, expired or revoked
+//! token all get the same 401; a valid token without the scope gets 403.
+
+use axum::extract::FromRequestParts;
+use axum::http::header::AUTHORIZATION;
+use axum::http::request::Parts;
+use buildstate_core::{Scope, TokenRecord};
+
+use crate::AppState;
+use crate::error::ApiError;
+
+/// Who is calling: the token they signed in with, or nobody (anonymous reads, when the
+/// server allows them).
+#[derive(Clone, Debug)]
+pub struct Caller {
+    pub token: Option<TokenRecord>,
+}
+
+impl Caller {
+    /// How the caller is named in history events (`actor`): the token's name.
+    pub fn actor(&self) -> String {
+        self.token.as_ref().map_or_else(|| "anonymous".to_owned(), |t| format!("token:{}", t.name))
+    }
+}
+
+async fn authorize(parts: &Parts, state: &AppState, needed: Scope) -> Result<Caller, ApiError> {
+    let header = parts.headers.get(AUTHORIZATION).map(|v| v.to_str().unwrap_or_default());
+    let Some(header) = header else {
+        if needed == Scope::Read && state.options.allow_anonymous_read {
+            return Ok(Caller { token: None });
+        }
+        return Err(ApiError::unauthorized());
+    };
+    // The scheme is case-insensitive (RFC 9110); anything else is no token at all.
+    let presented = match header.split_once(' ') {
+        Some((scheme, rest)) if scheme.eq_ignore_ascii_case("bearer") => rest.trim(),
+        _ => return Err(ApiError::unauthorized()),
+    };
+    let now = buildstate_store::now();
+    match buildstate_store::tokens::authenticate(state.store.as_ref(), presented, now).await? {
+        Ok(token) if token.scopes.allow(needed) => Ok(Caller { token: Some(token) }),
+        Ok(_) => Err(ApiError::forbidden(needed)),
+        Err(refusal) => {
+            // Which refusal is for the log; the caller gets the one answer.
+            tracing::info!(?refusal, "a token was refused");
+            Err(ApiError::unauthorized())
+        }
+    }
+}
+
+macro_rules! scope_extractor {
+    ($(#[$doc:meta])* $name:ident, $scope:expr) => {
+        $(#[$doc])*
+        #[derive(Clone, Debug)]
+        pub struct $name(pub Caller);
+
+        impl FromRequestParts<AppState> for $name {
+            type Rejection = ApiError;
+
+            async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+                authorize(parts, state, $scope).await.map($name)
+            }
+        }
+    };
+}
+
+scope_extractor!(
+    /// The route reads: a token with any scope (or none, with `--allow-anonymous-read`).
+    CanRead,
+    Scope::Read
+);
+scope_extractor!(
+    /// The route records a change: a `write` or `admin` token.
+    CanWrite,
+    Scope::Write
+);
+scope_extractor!(
+    /// The route manages the server (tokens, webhooks, removals): an `admin` token.
+    CanAdmin,
+    Scope::Admin
+);

@@ -1,0 +1,116 @@
+//! One JSON shape for every error: `{"error": {"code", "message", "hint"}}`, with the
+//! HTTP status that says what kind. Messages say what was wrong and what to do, as the
+//! CLI's do; a cause that is the server's (a database error) is logged with the
+//! request, never sent: no SQL, no paths, no stack text reach a client.
+
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use buildstate_store::StoreError;
+use serde::Serialize;
+
+/// An error answer.
+#[derive(Debug)]
+pub struct ApiError {
+    pub status: StatusCode,
+    /// Stable, for programs: `not_found`, `rejected`, `conflict`, …
+    pub code: &'static str,
+    pub message: String,
+    pub hint: Option<String>,
+}
+
+impl ApiError {
+    pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
+        ApiError { status, code, message: message.into(), hint: None }
+    }
+
+    pub fn with_hint(self, hint: impl Into<String>) -> Self {
+        ApiError { hint: Some(hint.into()), ..self }
+    }
+
+    pub fn bad_request(message: impl Into<String>) -> Self {
+        ApiError::new(StatusCode::BAD_REQUEST, "bad_request", message)
+    }
+
+    pub fn invalid(message: impl Into<String>) -> Self {
+        ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid_input", message)
+    }
+
+    pub fn not_found(message: impl Into<String>) -> Self {
+        ApiError::new(StatusCode::NOT_FOUND, "not_found", message)
+    }
+
+    /// No token, or one that is not a usable token of this store: the same answer for
+    /// every reason, so that a caller learns nothing about which tokens exist.
+    pub fn unauthorized() -> Self {
+        ApiError::new(StatusCode::UNAUTHORIZED, "unauthorized", "a valid token is needed")
+            .with_hint("send `Authorization: Bearer <token>`; `buildstate token create` makes one")
+    }
+
+    pub fn forbidden(needed: buildstate_core::Scope) -> Self {
+        ApiError::new(
+            StatusCode::FORBIDDEN,
+            "forbidden",
+            format!("this needs a token with the {needed} scope"),
+        )
+    }
+
+    /// A failure of the server's own: logged here with its cause, answered without it.
+    pub fn internal(what: &str, cause: &dyn std::fmt::Display) -> Self {
+        tracing::error!(%cause, "{what}");
+        ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", format!("{what} failed on the server"))
+            .with_hint("the server's log has the cause")
+    }
+}
+
+#[derive(Serialize)]
+struct Body<'a> {
+    error: Inner<'a>,
+}
+
+#[derive(Serialize)]
+struct Inner<'a> {
+    code: &'a str,
+    message: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    hint: Option<&'a str>,
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let body =
+            Body { error: Inner { code: self.code, message: &self.message, hint: self.hint.as_deref() } };
+        (self.status, axum::Json(body)).into_response()
+    }
+}
+
+impl From<StoreError> for ApiError {
+    fn from(e: StoreError) -> Self {
+        use StatusCode as S;
+        let (status, code) = match &e {
+            StoreError::BuildNotFound(_)
+            | StoreError::CatalogItemNotFound { .. }
+            | StoreError::FailureNotFound { .. }
+            | StoreError::TokenNotFound(_) => (S::NOT_FOUND, "not_found"),
+            StoreError::AmbiguousRef { .. } => (S::BAD_REQUEST, "ambiguous_reference"),
+            StoreError::InvalidInput(_) => (S::UNPROCESSABLE_ENTITY, "invalid_input"),
+            StoreError::Document(_) => (S::UNPROCESSABLE_ENTITY, "invalid_document"),
+            StoreError::Rejected(_) => (S::UNPROCESSABLE_ENTITY, "rejected"),
+            StoreError::AlreadyExists { .. } => (S::CONFLICT, "already_exists"),
+            StoreError::CatalogItemInUse { .. } => (S::CONFLICT, "in_use"),
+            StoreError::Conflict { .. } => (S::CONFLICT, "conflict"),
+            StoreError::LeaseHeld { .. } => (S::CONFLICT, "lease_held"),
+            StoreError::StaleLease { .. } => (S::CONFLICT, "stale_lease"),
+            StoreError::Busy { .. } => {
+                return ApiError::new(S::SERVICE_UNAVAILABLE, "busy", e.to_string());
+            }
+            StoreError::Unavailable { .. } => {
+                // The message names the store's location: for the log only.
+                tracing::error!(cause = %e, "the store is unavailable");
+                return ApiError::new(S::SERVICE_UNAVAILABLE, "unavailable", "the store cannot be reached")
+                    .with_hint("try again; the server's log has the cause");
+            }
+            StoreError::Backend { .. } => return ApiError::internal("a store operation", &e),
+        };
+        ApiError::new(status, code, e.to_string())
+    }
+}

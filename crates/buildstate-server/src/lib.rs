@@ -1,0 +1,74 @@
+//! `buildstate serve`: the HTTP API over any store (`Arc<dyn Store>`), so that CI
+//! workers in every cloud record transitions with a token instead of database
+//! credentials, and a platform team sees every build without a shell on the machine
+//! that holds the store.
+//!
+//! - [`router`] builds the routes (`/healthz`, `/readyz`, `/api/v1/…`) over a store;
+//!   every rule is the store engine's, so the API refuses exactly what the CLI refuses.
+//! - [`auth`]: bearer tokens (`buildstate token create`), checked by one lookup and one
+//!   constant-time comparison; each route names the scope it needs.
+//! - [`error`]: one JSON shape for every error, `{"error": {"code", "message", "hint"}}`;
+//!   a cause is logged, never sent.
+//! - [`serve`] runs it until SIGTERM or SIGINT, then stops accepting and finishes the
+//!   requests in flight.
+
+pub mod auth;
+pub mod error;
+mod routes;
+
+use std::sync::Arc;
+
+use buildstate_store::Store;
+
+pub use routes::router;
+
+/// Largest request body accepted (413 above it): a build document with a long history
+/// fits many times over; nothing a client sends needs more.
+pub const BODY_LIMIT: usize = 4 * 1024 * 1024;
+
+/// How the server answers.
+#[derive(Clone, Debug, Default)]
+pub struct Options {
+    /// Reads (the `read` scope) without a token. Off unless asked for.
+    pub allow_anonymous_read: bool,
+    /// Hourly rates per platform for the `cost` and `time-saved` reports (the config
+    /// file's `[cost]`).
+    pub rates: std::collections::BTreeMap<String, f64>,
+}
+
+/// What every handler shares.
+#[derive(Clone, Debug)]
+pub struct AppState {
+    pub store: Arc<dyn Store>,
+    pub options: Options,
+}
+
+/// Serves `router` on `listener` until `shutdown` resolves; requests in flight are
+/// finished first.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    router: axum::Router,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    axum::serve(listener, router).with_graceful_shutdown(shutdown).await
+}
+
+/// Resolves on SIGTERM (a service manager stopping the server) or SIGINT (Ctrl-C).
+pub async fn shutdown_signal() {
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            // Without a SIGTERM handler, only Ctrl-C stops it.
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    tokio::select! {
+        _ = term => {}
+        _ = tokio::signal::ctrl_c() => {}
+    }
+}
+
+#[cfg(test)]
+mod tests;

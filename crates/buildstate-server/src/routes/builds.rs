@@ -1,0 +1,257 @@
+//! Builds: list, create, get, cancel, history, and transitions
+//! (`POST /api/v1/builds/{ref}/transitions`). A reference is what the CLI takes: a full
+//! id, a build number, or a unique prefix of either. Every write goes through
+//! `Store::apply` with the same rules as the CLI; `If-Match: <version>` makes it
+//! conditional on the version the client read (412 when it moved on).
+
+use std::collections::BTreeMap;
+
+use axum::Json;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode};
+use buildstate_core::{
+    Build, BuildNumber, BuildStatus, Command, FailureClass, FailureInfo, FailureType, HistoryEvent, MetaKey,
+    MetaValue, Name, NewBuild, RetryPolicy, StateCatalog, StateCode,
+};
+use buildstate_store::{BuildFilter, Guard, StoreError};
+use jiff::Timestamp;
+use serde::Deserialize;
+
+use super::body::{Body, Query};
+use crate::AppState;
+use crate::auth::{CanRead, CanWrite};
+use crate::error::ApiError;
+
+/// Most builds one list answers (`limit` may ask for fewer).
+const MAX_LIST: usize = 1000;
+
+/// `GET /api/v1/builds`: the filters of `buildstate build list`, newest first.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ListQuery {
+    status: Option<BuildStatus>,
+    platform: Option<Name>,
+    os: Option<Name>,
+    image: Option<Name>,
+    state: Option<StateCode>,
+    since: Option<Timestamp>,
+    needs_intervention: Option<bool>,
+    limit: Option<usize>,
+}
+
+pub async fn list(
+    _: CanRead,
+    State(state): State<AppState>,
+    Query(q): Query<ListQuery>,
+) -> Result<Json<Vec<Build>>, ApiError> {
+    let limit = q.limit.unwrap_or(100);
+    if limit == 0 || limit > MAX_LIST {
+        return Err(ApiError::invalid(format!("limit must be 1 to {MAX_LIST}, not {limit}")));
+    }
+    let filter = BuildFilter {
+        status: q.status,
+        platform: q.platform,
+        os: q.os,
+        image_type: q.image,
+        state: q.state,
+        since: q.since,
+        needs_intervention: q.needs_intervention,
+        limit: Some(limit),
+    };
+    Ok(Json(state.store.list_builds(&filter).await?))
+}
+
+/// `POST /api/v1/builds`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CreateBody {
+    platform: Name,
+    os: Name,
+    image_type: Name,
+    number: Option<BuildNumber>,
+    ci_url: Option<String>,
+    #[serde(default)]
+    metadata: BTreeMap<MetaKey, MetaValue>,
+    /// The build's own milestones; the default catalog if absent.
+    catalog: Option<StateCatalog>,
+}
+
+pub async fn create(
+    CanWrite(caller): CanWrite,
+    State(state): State<AppState>,
+    Body(b): Body<CreateBody>,
+) -> Result<(StatusCode, Json<Build>), ApiError> {
+    let new = NewBuild {
+        platform: b.platform,
+        os: b.os,
+        image_type: b.image_type,
+        number: b.number,
+        catalog: b.catalog.unwrap_or_default(),
+        created_by: caller.actor(),
+        ci_url: b.ci_url,
+        metadata: b.metadata,
+    };
+    Ok((StatusCode::CREATED, Json(state.store.create_build(&new).await?)))
+}
+
+pub async fn get(
+    _: CanRead,
+    State(state): State<AppState>,
+    Path(reference): Path<String>,
+) -> Result<Json<Build>, ApiError> {
+    Ok(Json(state.store.find_build(&reference).await?))
+}
+
+pub async fn history(
+    _: CanRead,
+    State(state): State<AppState>,
+    Path(reference): Path<String>,
+) -> Result<Json<Vec<HistoryEvent>>, ApiError> {
+    let b = state.store.find_build(&reference).await?;
+    Ok(Json(state.store.history(b.id).await?))
+}
+
+/// A failure as a client reports it.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FailureBody {
+    #[serde(rename = "type", default = "unknown_type")]
+    failure_type: FailureType,
+    class: FailureClass,
+    #[serde(default)]
+    message: String,
+    component: Option<String>,
+    #[serde(default)]
+    details: BTreeMap<String, serde_json::Value>,
+    exit_code: Option<i32>,
+}
+
+fn unknown_type() -> FailureType {
+    FailureType::unknown()
+}
+
+/// `POST /api/v1/builds/{ref}/transitions`: one command of the transition rules.
+#[derive(Debug, Deserialize)]
+#[serde(tag = "action", rename_all = "lowercase", deny_unknown_fields)]
+pub enum TransitionBody {
+    Start {
+        state: StateCode,
+        log: Option<String>,
+        #[serde(default)]
+        force: bool,
+    },
+    Complete {
+        state: StateCode,
+        exit_code: Option<i32>,
+        log: Option<String>,
+    },
+    Fail {
+        state: StateCode,
+        error: FailureBody,
+        /// The attempts the milestone's policy allows; its default policy's if absent.
+        max_attempts: Option<u32>,
+        log: Option<String>,
+    },
+    Skip {
+        state: StateCode,
+        reason: String,
+    },
+    Retry {
+        reason: Option<String>,
+        #[serde(default)]
+        force: bool,
+    },
+    Rewind {
+        to: StateCode,
+        reason: String,
+    },
+}
+
+impl TransitionBody {
+    fn command(self, actor: String) -> Command {
+        match self {
+            TransitionBody::Start { state, log, force } => Command::Start { state, actor, log, force },
+            TransitionBody::Complete { state, exit_code, log } => {
+                Command::Complete { state, actor, exit_code, log }
+            }
+            TransitionBody::Fail { state, error, max_attempts, log } => Command::Fail {
+                state,
+                actor,
+                max_attempts: max_attempts.unwrap_or_else(|| RetryPolicy::default_for(state).max_attempts),
+                failure: FailureInfo {
+                    failure_type: error.failure_type,
+                    class: error.class,
+                    component: error.component,
+                    message: error.message,
+                    details: error.details,
+                    exit_code: error.exit_code,
+                },
+                log,
+            },
+            TransitionBody::Skip { state, reason } => Command::Skip { state, actor, reason },
+            TransitionBody::Retry { reason, force } => Command::Retry { actor, reason, force },
+            TransitionBody::Rewind { to, reason } => Command::Rewind { to, actor, reason },
+        }
+    }
+}
+
+/// `If-Match: <version>` (quoted as an entity tag, or bare): the version the write
+/// expects the build to be at.
+fn expected_version(headers: &HeaderMap) -> Result<Option<u64>, ApiError> {
+    let Some(v) = headers.get(axum::http::header::IF_MATCH) else { return Ok(None) };
+    let text = v.to_str().unwrap_or_default().trim().trim_start_matches("W/").trim_matches('"');
+    text.parse().map(Some).map_err(|_| {
+        ApiError::bad_request(
+            "If-Match must be the build's version, a whole number (the `version` a read returned)",
+        )
+    })
+}
+
+async fn apply(
+    state: &AppState,
+    reference: &str,
+    headers: &HeaderMap,
+    cmd: Command,
+) -> Result<Json<Build>, ApiError> {
+    let expected = expected_version(headers)?;
+    let b = state.store.find_build(reference).await?;
+    let guard = match expected {
+        Some(v) => Guard::version(v),
+        None => Guard::none(),
+    };
+    match state.store.apply(b.id, &cmd, guard).await {
+        Ok(outcome) => Ok(Json(outcome.build)),
+        // With If-Match the caller asked for this precondition: 412, as HTTP says.
+        Err(e @ StoreError::Conflict { .. }) if expected.is_some() => {
+            Err(ApiError::new(StatusCode::PRECONDITION_FAILED, "precondition_failed", e.to_string())
+                .with_hint("read the build again and retry with its current version"))
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+pub async fn transition(
+    CanWrite(caller): CanWrite,
+    State(state): State<AppState>,
+    Path(reference): Path<String>,
+    headers: HeaderMap,
+    Body(t): Body<TransitionBody>,
+) -> Result<Json<Build>, ApiError> {
+    apply(&state, &reference, &headers, t.command(caller.actor())).await
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CancelBody {
+    reason: String,
+}
+
+pub async fn cancel(
+    CanWrite(caller): CanWrite,
+    State(state): State<AppState>,
+    Path(reference): Path<String>,
+    headers: HeaderMap,
+    Body(c): Body<CancelBody>,
+) -> Result<Json<Build>, ApiError> {
+    apply(&state, &reference, &headers, Command::Cancel { actor: caller.actor(), reason: c.reason }).await
+}

@@ -1,0 +1,30 @@
+//! The routes, one module per resource. Every handler takes the scope extractor its
+//! route needs ([`crate::auth`]), and answers errors in one shape ([`crate::error`]).
+
+mod body;
+mod builds;
+mod health;
+mod reports;
+
+use axum::Router;
+use axum::extract::DefaultBodyLimit;
+use axum::routing::{get, post};
+
+use crate::error::ApiError;
+use crate::{AppState, BODY_LIMIT};
+
+/// Every route of the server over `state`'s store.
+pub fn router(state: AppState) -> Router {
+    Router::new()
+        .route("/healthz", get(health::healthz))
+        .route("/readyz", get(health::readyz))
+        .route("/api/v1/builds", get(builds::list).post(builds::create))
+        .route("/api/v1/builds/{reference}", get(builds::get))
+        .route("/api/v1/builds/{reference}/transitions", post(builds::transition))
+        .route("/api/v1/builds/{reference}/cancel", post(builds::cancel))
+        .route("/api/v1/builds/{reference}/history", get(builds::history))
+        .route("/api/v1/reports/{name}", get(reports::report))
+        .fallback(|| async { ApiError::not_found("no such route").with_hint("the API is under /api/v1") })
+        .layer(DefaultBodyLimit::max(BODY_LIMIT))
+        .with_state(state)
+}

@@ -1,0 +1,64 @@
+//! `GET /api/v1/reports/{name}`: every report of `buildstate report`, with the same
+//! filters and the same JSON.
+
+use axum::Json;
+use axum::extract::{Path, State};
+use buildstate_core::{BuildStatus, Name, StateCode};
+use buildstate_store::report::{Report, ReportFilter, ReportName, ReportRequest};
+use jiff::Timestamp;
+use serde::Deserialize;
+
+use super::body::Query;
+use crate::AppState;
+use crate::auth::CanRead;
+use crate::error::ApiError;
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReportQuery {
+    since: Option<Timestamp>,
+    platform: Option<Name>,
+    os: Option<Name>,
+    image: Option<Name>,
+    pipeline: Option<String>,
+    /// Comma-separated, as on the command line.
+    status: Option<String>,
+    threshold: Option<u32>,
+    from: Option<StateCode>,
+}
+
+pub async fn report(
+    _: CanRead,
+    State(state): State<AppState>,
+    Path(name): Path<String>,
+    Query(q): Query<ReportQuery>,
+) -> Result<Json<Report>, ApiError> {
+    let name: ReportName = name.parse().map_err(|e: String| {
+        ApiError::not_found(e).with_hint("GET /api/v1/reports/overview, /matrix, /running, …")
+    })?;
+    let statuses = match &q.status {
+        None => Vec::new(),
+        Some(list) => list
+            .split(',')
+            .filter(|s| !s.trim().is_empty())
+            .map(|s| s.trim().parse::<BuildStatus>().map_err(|e| ApiError::invalid(e.to_string())))
+            .collect::<Result<_, _>>()?,
+    };
+    let request = ReportRequest {
+        name,
+        filter: ReportFilter {
+            since: q.since,
+            platform: q.platform,
+            os: q.os,
+            image_type: q.image,
+            pipeline: q.pipeline,
+            statuses,
+            more_failures_than: None,
+        },
+        threshold: q.threshold.unwrap_or(5),
+        from: q.from,
+        // Rates are the server's configuration, not the caller's.
+        rates: state.options.rates.clone(),
+    };
+    Ok(Json(state.store.report(&request).await?))
+}

@@ -1,0 +1,301 @@
+//! The API over a real SQLite store, request by request through the router (no socket:
+//! the same service `serve` runs).
+
+use std::sync::Arc;
+
+use axum::body::Body as HttpBody;
+use axum::http::{Request, StatusCode};
+use buildstate_core::{CatalogItem, ImageType, Name, OsVersion, Platform, Scopes};
+use buildstate_store::Store;
+use http_body_util::BodyExt;
+use serde_json::{Value, json};
+use tower::ServiceExt;
+
+use crate::{AppState, Options, router};
+
+struct App {
+    store: Arc<dyn Store>,
+    options: Options,
+    _dir: tempfile::TempDir,
+    read: String,
+    write: String,
+}
+
+fn name(n: &str) -> Name {
+    Name::new(n).expect("name")
+}
+
+async fn token(store: &dyn Store, n: &str, scopes: &str) -> String {
+    let scopes: Scopes = scopes.parse().expect("scopes");
+    let (record, secret) =
+        buildstate_store::tokens::issue(name(n), scopes, None, buildstate_store::now()).expect("issue");
+    store.create_token(&record).await.expect("create token");
+    secret.reveal()
+}
+
+impl App {
+    async fn new() -> App {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store: Arc<dyn Store> =
+            Arc::new(buildstate_sqlite::SqliteStore::open(dir.path().join("s.db")).expect("open"));
+        for item in [
+            CatalogItem::Platform(Platform {
+                name: name("aws-commercial"),
+                display_name: "AWS".into(),
+                provider: "aws".into(),
+                region: Some("us-east-1".into()),
+            }),
+            CatalogItem::Os(OsVersion {
+                name: name("rhel-9.6"),
+                display_name: "RHEL 9.6".into(),
+                family: "rhel".into(),
+                major: 9,
+                minor: Some(6),
+            }),
+            CatalogItem::ImageType(ImageType {
+                name: name("base"),
+                display_name: "Base".into(),
+                description: String::new(),
+            }),
+        ] {
+            store.add_catalog_item(&item).await.expect("catalog");
+        }
+        let read = token(store.as_ref(), "dashboard", "read").await;
+        let write = token(store.as_ref(), "ci", "write").await;
+        App { store, options: Options::default(), _dir: dir, read, write }
+    }
+
+    async fn call(
+        &self,
+        method: &str,
+        uri: &str,
+        auth: Option<&str>,
+        body: Option<Value>,
+    ) -> (StatusCode, Value) {
+        self.raw(method, uri, auth, body.map(|b| b.to_string()), "application/json", &[]).await
+    }
+
+    async fn raw(
+        &self,
+        method: &str,
+        uri: &str,
+        auth: Option<&str>,
+        body: Option<String>,
+        content_type: &str,
+        headers: &[(&str, &str)],
+    ) -> (StatusCode, Value) {
+        let mut req = Request::builder().method(method).uri(uri);
+        if let Some(t) = auth {
+            req = req.header("authorization", format!("Bearer {t}"));
+        }
+        if body.is_some() {
+            req = req.header("content-type", content_type);
+        }
+        for (k, v) in headers {
+            req = req.header(*k, *v);
+        }
+        let req = req.body(body.map_or_else(HttpBody::empty, HttpBody::from)).expect("request");
+        let app = router(AppState { store: Arc::clone(&self.store), options: self.options.clone() });
+        let resp = app.oneshot(req).await.expect("a response");
+        let status = resp.status();
+        let bytes = resp.into_body().collect().await.expect("body").to_bytes();
+        let value =
+            if bytes.is_empty() { Value::Null } else { serde_json::from_slice(&bytes).expect("JSON") };
+        (status, value)
+    }
+
+    async fn create(&self) -> Value {
+        let (s, b) = self
+            .call(
+                "POST",
+                "/api/v1/builds",
+                Some(&self.write),
+                Some(json!({"platform": "aws-commercial", "os": "rhel-9.6", "image_type": "base"})),
+            )
+            .await;
+        assert_eq!(s, StatusCode::CREATED, "{b}");
+        b
+    }
+
+    async fn step(&self, number: &str, body: Value) -> (StatusCode, Value) {
+        self.call("POST", &format!("/api/v1/builds/{number}/transitions"), Some(&self.write), Some(body))
+            .await
+    }
+}
+
+fn error_code(v: &Value) -> &str {
+    v["error"]["code"].as_str().unwrap_or_else(|| panic!("an error body: {v}"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn health_and_readiness() {
+    let app = App::new().await;
+    assert_eq!(app.call("GET", "/healthz", None, None).await, (StatusCode::OK, json!({"status": "ok"})));
+    assert_eq!(app.call("GET", "/readyz", None, None).await, (StatusCode::OK, json!({"status": "ready"})));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tokens_and_scopes_decide_who_may_do_what() {
+    let app = App::new().await;
+    let (s, none) = app.call("GET", "/api/v1/builds", None, None).await;
+    assert_eq!((s, error_code(&none)), (StatusCode::UNAUTHORIZED, "unauthorized"));
+    // Unknown, malformed, wrong secret: the same answer.
+    let unknown = format!("bst_000000000000_{}", "0".repeat(64));
+    let forged = format!("{}{}", &app.read[..17], "f".repeat(64));
+    for bad in [unknown.as_str(), "nonsense", forged.as_str()] {
+        assert_eq!(app.call("GET", "/api/v1/builds", Some(bad), None).await, (s, none.clone()), "{bad}");
+    }
+    let (s, _) = app
+        .raw("GET", "/api/v1/builds", None, None, "", &[("authorization", &format!("Basic {}", app.read))])
+        .await;
+    assert_eq!(s, StatusCode::UNAUTHORIZED, "only bearer tokens");
+    assert_eq!(app.call("GET", "/api/v1/builds", Some(&app.read), None).await, (StatusCode::OK, json!([])));
+    let body = json!({"platform": "aws-commercial", "os": "rhel-9.6", "image_type": "base"});
+    let (s, e) = app.call("POST", "/api/v1/builds", Some(&app.read), Some(body)).await;
+    assert_eq!((s, error_code(&e)), (StatusCode::FORBIDDEN, "forbidden"));
+    assert!(e["error"]["message"].as_str().is_some_and(|m| m.contains("write scope")), "{e}");
+    assert_eq!(
+        app.store.list_builds(&Default::default()).await.expect("list").len(),
+        0,
+        "refused: nothing stored"
+    );
+    app.store.revoke_token("ci").await.expect("revoke");
+    let (s, _) = app.call("GET", "/api/v1/builds", Some(&app.write), None).await;
+    assert_eq!(s, StatusCode::UNAUTHORIZED, "a revoked token is refused");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn anonymous_reads_only_when_allowed() {
+    let mut app = App::new().await;
+    app.options.allow_anonymous_read = true;
+    assert_eq!(app.call("GET", "/api/v1/builds", None, None).await.0, StatusCode::OK);
+    let body = json!({"platform": "aws-commercial", "os": "rhel-9.6", "image_type": "base"});
+    assert_eq!(app.call("POST", "/api/v1/builds", None, Some(body)).await.0, StatusCode::UNAUTHORIZED);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn transitions_follow_the_rules_of_the_cli() {
+    let app = App::new().await;
+    let b = app.create().await;
+    let number = b["number"].as_str().expect("a number").to_owned();
+    assert_eq!(b["created_by"], "token:ci");
+    let (s, started) = app.step(&number, json!({"action": "start", "state": 5})).await;
+    assert_eq!((s, started["status"].as_str()), (StatusCode::OK, Some("running")), "{started}");
+    let (s, done) = app.step(&number, json!({"action": "complete", "state": 5, "exit_code": 0})).await;
+    assert_eq!((s, done["state"].as_u64()), (StatusCode::OK, Some(10)), "on to the next milestone: {done}");
+    let fail = json!({"action": "fail", "state": 10, "error": {"class": "transient", "message": "mirror 503", "type": "network"}});
+    assert_eq!(app.step(&number, json!({"action": "start", "state": 10})).await.0, StatusCode::OK);
+    let (s, failed) = app.step(&number, fail).await;
+    assert_eq!((s, failed["status"].as_str()), (StatusCode::OK, Some("failed")), "{failed}");
+    let (s, retried) = app.step(&number, json!({"action": "retry"})).await;
+    assert_eq!((s, retried["status"].as_str()), (StatusCode::OK, Some("running")), "re-opened: {retried}");
+
+    // A backward move is the rules' refusal, and changes nothing.
+    let before = app.call("GET", &format!("/api/v1/builds/{number}"), Some(&app.read), None).await.1;
+    let (s, e) = app.step(&number, json!({"action": "complete", "state": 0})).await;
+    assert_eq!((s, error_code(&e)), (StatusCode::UNPROCESSABLE_ENTITY, "rejected"), "{e}");
+    let (s, e) = app.step(&number, json!({"action": "start", "state": 7})).await;
+    assert_eq!(
+        (s, error_code(&e)),
+        (StatusCode::UNPROCESSABLE_ENTITY, "rejected"),
+        "a code outside the catalog: {e}"
+    );
+    let after = app.call("GET", &format!("/api/v1/builds/{number}"), Some(&app.read), None).await.1;
+    assert_eq!(before, after, "a refused transition changes nothing");
+
+    let (s, history) =
+        app.call("GET", &format!("/api/v1/builds/{number}/history"), Some(&app.read), None).await;
+    assert_eq!(s, StatusCode::OK);
+    let kinds: Vec<&str> =
+        history.as_array().expect("events").iter().filter_map(|e| e["kind"].as_str()).collect();
+    assert!(
+        kinds.starts_with(&["created"]) && kinds.contains(&"failed") && kinds.contains(&"retried"),
+        "{kinds:?}"
+    );
+    let (s, e) = app.call("GET", "/api/v1/builds/nope", Some(&app.read), None).await;
+    assert_eq!((s, error_code(&e)), (StatusCode::NOT_FOUND, "not_found"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn if_match_makes_a_write_conditional() {
+    let app = App::new().await;
+    let b = app.create().await;
+    let (number, version) =
+        (b["number"].as_str().expect("number").to_owned(), b["version"].as_u64().expect("version"));
+    let uri = format!("/api/v1/builds/{number}/transitions");
+    let start = json!({"action": "start", "state": 5}).to_string();
+    let stale = (version + 7).to_string();
+    let (s, e) = app
+        .raw("POST", &uri, Some(&app.write), Some(start.clone()), "application/json", &[("if-match", &stale)])
+        .await;
+    assert_eq!((s, error_code(&e)), (StatusCode::PRECONDITION_FAILED, "precondition_failed"), "{e}");
+    let (s, e) = app
+        .raw("POST", &uri, Some(&app.write), Some(start.clone()), "application/json", &[("if-match", "abc")])
+        .await;
+    assert_eq!((s, error_code(&e)), (StatusCode::BAD_REQUEST, "bad_request"));
+    let current = format!("\"{version}\"");
+    let (s, ok) = app
+        .raw("POST", &uri, Some(&app.write), Some(start), "application/json", &[("if-match", &current)])
+        .await;
+    assert_eq!((s, ok["status"].as_str()), (StatusCode::OK, Some("running")), "{ok}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn malformed_requests_get_the_error_shape_and_change_nothing() {
+    let app = App::new().await;
+    let uri = "/api/v1/builds";
+    let w = Some(app.write.as_str());
+    let (s, e) = app.raw("POST", uri, w, Some("{not json".into()), "application/json", &[]).await;
+    assert_eq!((s, error_code(&e)), (StatusCode::BAD_REQUEST, "bad_request"));
+    let (s, e) = app.raw("POST", uri, w, Some("{}".into()), "text/plain", &[]).await;
+    assert_eq!((s, error_code(&e)), (StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type"));
+    let extra =
+        json!({"platform": "aws-commercial", "os": "rhel-9.6", "image_type": "base", "colour": "red"});
+    let (s, e) = app.call("POST", uri, w, Some(extra)).await;
+    assert_eq!(
+        (s, error_code(&e)),
+        (StatusCode::UNPROCESSABLE_ENTITY, "invalid_input"),
+        "unknown fields: {e}"
+    );
+    let bad_name = json!({"platform": "AWS Commercial", "os": "rhel-9.6", "image_type": "base"});
+    assert_eq!(app.call("POST", uri, w, Some(bad_name)).await.0, StatusCode::UNPROCESSABLE_ENTITY);
+    let missing = json!({"platform": "azure", "os": "rhel-9.6", "image_type": "base"});
+    let (s, e) = app.call("POST", uri, w, Some(missing)).await;
+    assert_eq!(
+        (s, error_code(&e)),
+        (StatusCode::NOT_FOUND, "not_found"),
+        "a platform the catalog lacks: {e}"
+    );
+    let huge = format!("{{\"platform\": \"{}\"}}", "x".repeat(crate::BODY_LIMIT + 1));
+    let (s, e) = app.raw("POST", uri, w, Some(huge), "application/json", &[]).await;
+    assert_eq!((s, error_code(&e)), (StatusCode::PAYLOAD_TOO_LARGE, "too_large"));
+    let (s, e) = app.call("GET", "/api/v1/builds?limit=0", Some(&app.read), None).await;
+    assert_eq!((s, error_code(&e)), (StatusCode::UNPROCESSABLE_ENTITY, "invalid_input"));
+    let (s, e) = app.call("GET", "/api/v1/builds?colour=red", Some(&app.read), None).await;
+    assert_eq!((s, error_code(&e)), (StatusCode::BAD_REQUEST, "bad_request"));
+    let (s, e) = app.call("GET", "/api/v2/nothing", Some(&app.read), None).await;
+    assert_eq!((s, error_code(&e)), (StatusCode::NOT_FOUND, "not_found"));
+    assert_eq!(
+        app.store.list_builds(&Default::default()).await.expect("list").len(),
+        0,
+        "nothing was stored"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reports_are_the_cli_reports() {
+    let app = App::new().await;
+    app.create().await;
+    let (s, over) = app.call("GET", "/api/v1/reports/overview", Some(&app.read), None).await;
+    assert_eq!(s, StatusCode::OK);
+    assert_eq!(over["report"], "overview");
+    assert_eq!(over["rows"][0]["total"], 1);
+    assert_eq!(over["rows"][0]["pending"], 1);
+    let (s, e) = app.call("GET", "/api/v1/reports/overveiw", Some(&app.read), None).await;
+    assert_eq!((s, error_code(&e)), (StatusCode::NOT_FOUND, "not_found"));
+    let (s, matrix) =
+        app.call("GET", "/api/v1/reports/matrix?status=pending,running", Some(&app.read), None).await;
+    assert_eq!((s, matrix["rows"].as_array().map(Vec::len)), (StatusCode::OK, Some(1)), "{matrix}");
+    let (s, e) = app.call("GET", "/api/v1/reports/overview?status=bogus", Some(&app.read), None).await;
+    assert_eq!((s, error_code(&e)), (StatusCode::UNPROCESSABLE_ENTITY, "invalid_input"));
+}

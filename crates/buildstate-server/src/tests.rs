@@ -299,3 +299,87 @@ async fn reports_are_the_cli_reports() {
     let (s, e) = app.call("GET", "/api/v1/reports/overview?status=bogus", Some(&app.read), None).await;
     assert_eq!((s, error_code(&e)), (StatusCode::UNPROCESSABLE_ENTITY, "invalid_input"));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn failures_artifacts_metadata_and_documents() {
+    let app = App::new().await;
+    let b = app.create().await;
+    let number = b["number"].as_str().expect("number").to_owned();
+    let at = |tail: &str| format!("/api/v1/builds/{number}{tail}");
+    app.step(&number, json!({"action": "start", "state": 5})).await;
+    let fail = json!({"action": "fail", "state": 5, "error": {"class": "persistent", "message": "disk full", "type": "infrastructure"}});
+    assert_eq!(app.step(&number, fail).await.0, StatusCode::OK);
+
+    let (s, failures) = app.call("GET", &at("/failures?unresolved=true"), Some(&app.read), None).await;
+    assert_eq!((s, failures[0]["message"].as_str()), (StatusCode::OK, Some("disk full")), "{failures}");
+    let (s, all) = app.call("GET", "/api/v1/failures?type=infrastructure", Some(&app.read), None).await;
+    assert_eq!((s, all.as_array().map(Vec::len)), (StatusCode::OK, Some(1)));
+    let (s, resolved) = app
+        .call("POST", &at("/failures/resolve"), Some(&app.write), Some(json!({"notes": "grew the disk"})))
+        .await;
+    assert_eq!((s, resolved[0]["resolved"].as_bool()), (StatusCode::OK, Some(true)), "{resolved}");
+
+    let artifact = json!({"name": "ami", "kind": "image", "uri": "ami-0abc", "region": "us-east-1"});
+    let (s, list) = app.call("POST", &at("/artifacts"), Some(&app.write), Some(artifact)).await;
+    assert_eq!(
+        (s, list[0]["milestone"].as_u64()),
+        (StatusCode::CREATED, Some(5)),
+        "the store's milestone: {list}"
+    );
+    let (s, list) = app.call("GET", &at("/artifacts"), Some(&app.read), None).await;
+    assert_eq!((s, list[0]["uri"].as_str()), (StatusCode::OK, Some("ami-0abc")));
+
+    let (s, meta) =
+        app.call("PUT", &at("/metadata/pipeline"), Some(&app.write), Some(json!({"value": "images"}))).await;
+    assert_eq!((s, meta["metadata"]["pipeline"].as_str()), (StatusCode::OK, Some("images")), "{meta}");
+    let (s, e) =
+        app.call("PUT", &at("/metadata/Bad%20Key"), Some(&app.write), Some(json!({"value": "x"}))).await;
+    assert_eq!((s, error_code(&e)), (StatusCode::UNPROCESSABLE_ENTITY, "invalid_input"));
+    let (s, meta) = app.call("DELETE", &at("/metadata/pipeline"), Some(&app.write), None).await;
+    assert_eq!((s, meta["metadata"].get("pipeline")), (StatusCode::OK, None));
+
+    let (s, doc) = app.call("GET", &at("/export"), Some(&app.read), None).await;
+    assert_eq!((s, doc["build_number"].as_str()), (StatusCode::OK, Some(number.as_str())));
+    let (s, e) = app.call("POST", "/api/v1/import", Some(&app.write), Some(doc.clone())).await;
+    assert_eq!((s, error_code(&e)), (StatusCode::CONFLICT, "already_exists"), "{e}");
+    let (s, again) =
+        app.call("POST", "/api/v1/import?replace=true", Some(&app.write), Some(doc.clone())).await;
+    assert_eq!((s, again["number"].as_str()), (StatusCode::CREATED, Some(number.as_str())), "{again}");
+    let mut torn = doc;
+    torn["history"] = json!([]);
+    let (s, e) = app.call("POST", "/api/v1/import?replace=true", Some(&app.write), Some(torn)).await;
+    assert_eq!((s, error_code(&e)), (StatusCode::UNPROCESSABLE_ENTITY, "invalid_document"), "{e}");
+
+    let (s, platforms) = app.call("GET", "/api/v1/catalog/platforms", Some(&app.read), None).await;
+    assert_eq!((s, platforms.as_array().map(Vec::len)), (StatusCode::OK, Some(1)), "{platforms}");
+    assert_eq!(
+        app.call("GET", "/api/v1/catalog/clouds", Some(&app.read), None).await.0,
+        StatusCode::NOT_FOUND
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn leases_are_listed_without_their_tokens() {
+    let app = App::new().await;
+    let b = app.create().await;
+    let id: buildstate_core::BuildId = b["id"].as_str().expect("id").parse().expect("an id");
+    let request = buildstate_core::LeaseRequest {
+        owner: "runner-7".into(),
+        host: "ci-host".into(),
+        pid: 42,
+        ttl: std::time::Duration::from_secs(600),
+    };
+    let lease = app.store.acquire_lease(id, &request).await.expect("lease");
+    let (s, leases) = app.call("GET", "/api/v1/leases", Some(&app.read), None).await;
+    assert_eq!((s, leases[0]["owner"].as_str()), (StatusCode::OK, Some("runner-7")), "{leases}");
+    assert!(
+        !leases.to_string().contains(&lease.token.get().to_string()),
+        "the token is the runner's secret: {leases}"
+    );
+    assert_eq!(leases[0]["generation"].as_u64(), Some(lease.token.generation()));
+    let number = b["number"].as_str().expect("number");
+    let (s, broken) =
+        app.call("POST", &format!("/api/v1/builds/{number}/lease/break"), Some(&app.write), None).await;
+    assert_eq!((s, broken["owner"].as_str()), (StatusCode::OK, Some("runner-7")));
+    assert_eq!(app.call("GET", "/api/v1/leases", Some(&app.read), None).await.1, json!([]));
+}

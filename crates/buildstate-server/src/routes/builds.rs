@@ -207,7 +207,7 @@ fn expected_version(headers: &HeaderMap) -> Result<Option<u64>, ApiError> {
     })
 }
 
-async fn apply(
+pub(super) async fn apply(
     state: &AppState,
     reference: &str,
     headers: &HeaderMap,

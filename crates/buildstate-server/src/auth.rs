@@ -26,7 +26,27 @@ impl Caller {
     }
 }
 
+/// The client's address, as the connection gave it (absent for requests that did not
+/// come through a socket, such as the tests' calls into the router).
+fn client(parts: &Parts) -> Option<std::net::IpAddr> {
+    parts.extensions.get::<axum::extract::ConnectInfo<std::net::SocketAddr>>().map(|c| c.0.ip())
+}
+
 async fn authorize(parts: &Parts, state: &AppState, needed: Scope) -> Result<Caller, ApiError> {
+    let addr = client(parts);
+    if let Some(wait) = addr.and_then(|a| state.failed_sign_ins.blocked(a, std::time::Instant::now())) {
+        return Err(ApiError::new(
+            axum::http::StatusCode::TOO_MANY_REQUESTS,
+            "too_many_failures",
+            format!("too many refused tokens from this address; try again in {} s", wait.as_secs() + 1),
+        ));
+    }
+    let refused = || {
+        if let Some(a) = addr {
+            state.failed_sign_ins.record(a, std::time::Instant::now());
+        }
+        ApiError::unauthorized()
+    };
     let header = parts.headers.get(AUTHORIZATION).map(|v| v.to_str().unwrap_or_default());
     let Some(header) = header else {
         if needed == Scope::Read && state.options.allow_anonymous_read {
@@ -37,7 +57,7 @@ async fn authorize(parts: &Parts, state: &AppState, needed: Scope) -> Result<Cal
     // The scheme is case-insensitive (RFC 9110); anything else is no token at all.
     let presented = match header.split_once(' ') {
         Some((scheme, rest)) if scheme.eq_ignore_ascii_case("bearer") => rest.trim(),
-        _ => return Err(ApiError::unauthorized()),
+        _ => return Err(refused()),
     };
     let now = buildstate_store::now();
     match buildstate_store::tokens::authenticate(state.store.as_ref(), presented, now).await? {
@@ -45,8 +65,8 @@ async fn authorize(parts: &Parts, state: &AppState, needed: Scope) -> Result<Cal
         Ok(_) => Err(ApiError::forbidden(needed)),
         Err(refusal) => {
             // Which refusal is for the log; the caller gets the one answer.
-            tracing::info!(?refusal, "a token was refused");
-            Err(ApiError::unauthorized())
+            tracing::info!(?refusal, client = ?addr, "a token was refused");
+            Err(refused())
         }
     }
 }

@@ -14,6 +14,7 @@
 
 pub mod auth;
 pub mod error;
+pub mod limit;
 mod routes;
 
 use std::sync::Arc;
@@ -41,6 +42,14 @@ pub struct Options {
 pub struct AppState {
     pub store: Arc<dyn Store>,
     pub options: Options,
+    /// Refused tokens per client address ([`limit`]).
+    pub failed_sign_ins: Arc<limit::FailedSignIns>,
+}
+
+impl AppState {
+    pub fn new(store: Arc<dyn Store>, options: Options) -> Self {
+        AppState { store, options, failed_sign_ins: Arc::default() }
+    }
 }
 
 /// Serves `router` on `listener` until `shutdown` resolves; requests in flight are
@@ -50,7 +59,9 @@ pub async fn serve(
     router: axum::Router,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    axum::serve(listener, router).with_graceful_shutdown(shutdown).await
+    // The peer's address reaches the handlers: failed sign-ins are limited by it.
+    let service = router.into_make_service_with_connect_info::<std::net::SocketAddr>();
+    axum::serve(listener, service).with_graceful_shutdown(shutdown).await
 }
 
 /// Resolves on SIGTERM (a service manager stopping the server) or SIGINT (Ctrl-C).

@@ -95,7 +95,7 @@ impl App {
             req = req.header(*k, *v);
         }
         let req = req.body(body.map_or_else(HttpBody::empty, HttpBody::from)).expect("request");
-        let app = router(AppState { store: Arc::clone(&self.store), options: self.options.clone() });
+        let app = router(AppState::new(Arc::clone(&self.store), self.options.clone()));
         let resp = app.oneshot(req).await.expect("a response");
         let status = resp.status();
         let bytes = resp.into_body().collect().await.expect("body").to_bytes();

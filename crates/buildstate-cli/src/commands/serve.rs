@@ -27,7 +27,7 @@ pub async fn run(a: Args, ctx: &Ctx) -> Result<(), CliError> {
     let addr =
         listener.local_addr().map_err(|e| CliError::internal(format!("the listening address: {e}")))?;
     let options = Options { allow_anonymous_read: a.allow_anonymous_read, rates: ctx.cost_rates.clone() };
-    let router = buildstate_server::router(AppState { store: ctx.store.clone(), options });
+    let router = buildstate_server::router(AppState::new(ctx.store.clone(), options));
     // The address on stdout, for scripts that started it on port 0; the rest on stderr.
     output::line(format!("http://{addr}"))?;
     output::notice(format!("serving {} on http://{addr}; stop with Ctrl-C or SIGTERM", ctx.location));

@@ -42,6 +42,14 @@ fn serve_answers_with_tokens_and_stops_on_sigterm() {
     let (status, body) = get(&addr, &format!("/api/v1/builds/{b}"), Some(&token));
     assert_eq!(status, 200, "{body}");
     assert!(body.contains("\"number\":\"srv-1\""), "{body}");
+    // Guessing tokens: refused alike, then limited for this address.
+    let guess = format!("bst_000000000000_{}", "0".repeat(64));
+    let statuses: Vec<u16> = (0..=30).map(|_| get(&addr, "/api/v1/builds", Some(&guess)).0).collect();
+    assert!(statuses[..30].iter().all(|&s| s == 401), "{statuses:?}");
+    let (status, body) = get(&addr, "/api/v1/builds", Some(&token));
+    assert_eq!(status, 429, "even a good token waits out the window: {body}");
+    assert!(body.contains("too many refused tokens from this address"), "{body}");
+    assert_eq!(get(&addr, "/healthz", None).0, 200, "health needs no token and is never limited");
     server.signal("TERM");
     assert_eq!(server.wait(Duration::from_secs(30)), 0, "{}", server.output());
     assert!(server.output().contains("stopped"), "{}", server.output());

@@ -149,7 +149,10 @@ async fn tokens_and_scopes_decide_who_may_do_what() {
         .raw("GET", "/api/v1/builds", None, None, "", &[("authorization", &format!("Basic {}", app.read))])
         .await;
     assert_eq!(s, StatusCode::UNAUTHORIZED, "only bearer tokens");
-    assert_eq!(app.call("GET", "/api/v1/builds", Some(&app.read), None).await, (StatusCode::OK, json!([])));
+    assert_eq!(
+        app.call("GET", "/api/v1/builds", Some(&app.read), None).await,
+        (StatusCode::OK, json!({"builds": [], "next": null}))
+    );
     let body = json!({"platform": "aws-commercial", "os": "rhel-9.6", "image_type": "base"});
     let (s, e) = app.call("POST", "/api/v1/builds", Some(&app.read), Some(body)).await;
     assert_eq!((s, error_code(&e)), (StatusCode::FORBIDDEN, "forbidden"));
@@ -382,4 +385,33 @@ async fn leases_are_listed_without_their_tokens() {
         app.call("POST", &format!("/api/v1/builds/{number}/lease/break"), Some(&app.write), None).await;
     assert_eq!((s, broken["owner"].as_str()), (StatusCode::OK, Some("runner-7")));
     assert_eq!(app.call("GET", "/api/v1/leases", Some(&app.read), None).await.1, json!([]));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn lists_page_by_cursor() {
+    let app = App::new().await;
+    let mut made = Vec::new();
+    for _ in 0..5 {
+        made.push(app.create().await["number"].as_str().expect("number").to_owned());
+    }
+    made.reverse();
+    let (mut seen, mut uri) = (Vec::new(), "/api/v1/builds?limit=2".to_owned());
+    loop {
+        let (s, page) = app.call("GET", &uri, Some(&app.read), None).await;
+        assert_eq!(s, StatusCode::OK, "{page}");
+        seen.extend(
+            page["builds"]
+                .as_array()
+                .expect("builds")
+                .iter()
+                .map(|b| b["number"].as_str().expect("n").to_owned()),
+        );
+        match page["next"].as_str() {
+            Some(next) => uri = format!("/api/v1/builds?limit=2&after={next}"),
+            None => break,
+        }
+    }
+    assert_eq!(seen, made, "newest first, each once");
+    let (s, e) = app.call("GET", "/api/v1/builds?after=garbage", Some(&app.read), None).await;
+    assert_eq!((s, error_code(&e)), (StatusCode::UNPROCESSABLE_ENTITY, "invalid_input"));
 }

@@ -12,6 +12,10 @@ pub struct BuildFilter {
     /// Created at or after this time.
     pub since: Option<Timestamp>,
     pub needs_intervention: Option<bool>,
+    /// Only builds after this one in the listing's order (newest first): strictly older
+    /// by `(created_at, id)`. A page's last build is the next page's cursor, so paging
+    /// neither skips nor repeats a build, whatever is created meanwhile.
+    pub after: Option<(jiff::Timestamp, buildstate_core::BuildId)>,
     pub limit: Option<usize>,
 }
 
@@ -45,6 +49,7 @@ impl BuildFilter {
             && self.state.is_none_or(|s| b.state == s)
             && self.since.is_none_or(|t| b.created_at >= t)
             && self.needs_intervention.is_none_or(|n| b.needs_intervention == n)
+            && self.after.is_none_or(|cursor| (b.created_at, b.id) < cursor)
     }
 }
 

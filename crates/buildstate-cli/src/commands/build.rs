@@ -143,6 +143,7 @@ async fn list(a: ListArgs, ctx: &Ctx) -> Result<(), CliError> {
         state: a.state,
         since: a.since,
         needs_intervention: a.needs_intervention.then_some(true),
+        after: None,
         limit: a.limit,
     };
     let (builds, unreadable) = match ctx.store.list_builds(&filter).await {

@@ -37,17 +37,39 @@ pub struct ListQuery {
     since: Option<Timestamp>,
     needs_intervention: Option<bool>,
     limit: Option<usize>,
+    /// The `next` of the page before.
+    after: Option<String>,
+}
+
+/// A page of builds, and the cursor of the next one (`None`: this was the last).
+#[derive(Debug, serde::Serialize)]
+pub struct Page {
+    builds: Vec<Build>,
+    next: Option<String>,
+}
+
+/// A cursor: the last build's creation time (microseconds) and id, `<micros>.<id>`.
+fn cursor(b: &Build) -> String {
+    format!("{}.{}", b.created_at.as_microsecond(), b.id)
+}
+
+fn parse_cursor(raw: &str) -> Result<(Timestamp, buildstate_core::BuildId), ApiError> {
+    let bad = || ApiError::invalid("`after` is not a cursor: pass the `next` of the page before, unchanged");
+    let (micros, id) = raw.split_once('.').ok_or_else(bad)?;
+    let at = micros.parse::<i64>().ok().and_then(|m| Timestamp::from_microsecond(m).ok()).ok_or_else(bad)?;
+    Ok((at, id.parse().map_err(|_| bad())?))
 }
 
 pub async fn list(
     _: CanRead,
     State(state): State<AppState>,
     Query(q): Query<ListQuery>,
-) -> Result<Json<Vec<Build>>, ApiError> {
+) -> Result<Json<Page>, ApiError> {
     let limit = q.limit.unwrap_or(100);
     if limit == 0 || limit > MAX_LIST {
         return Err(ApiError::invalid(format!("limit must be 1 to {MAX_LIST}, not {limit}")));
     }
+    let after = q.after.as_deref().map(parse_cursor).transpose()?;
     let filter = BuildFilter {
         status: q.status,
         platform: q.platform,
@@ -56,9 +78,15 @@ pub async fn list(
         state: q.state,
         since: q.since,
         needs_intervention: q.needs_intervention,
-        limit: Some(limit),
+        after,
+        // One more than asked for says whether there is a next page.
+        limit: Some(limit + 1),
     };
-    Ok(Json(state.store.list_builds(&filter).await?))
+    let mut builds = state.store.list_builds(&filter).await?;
+    let more = builds.len() > limit;
+    builds.truncate(limit);
+    let next = if more { builds.last().map(cursor) } else { None };
+    Ok(Json(Page { builds, next }))
 }
 
 /// `POST /api/v1/builds`.

@@ -90,6 +90,7 @@ macro_rules! conformance_tests {
             workers_are_recorded_listed_and_marked_exited,
             stale_workers_are_flagged_and_old_ones_left_out,
             tokens_are_stored_hashed_looked_up_and_revoked,
+            list_builds_pages_by_cursor_without_gaps_or_repeats,
             prune_deletes_old_finished_builds_whole,
             prune_never_touches_running_leased_or_failed_open_builds,
             prune_of_a_build_that_changed_is_a_no_op,

@@ -263,8 +263,16 @@ impl<C: SqlConn> Tx for SqlTx<C> {
             .and_if("image_type = $", filter.image_type.as_ref().map(Name::as_str))
             .and_if("state = $", filter.state.map(|s| s.get()))
             .and_if("created_at >= $", filter.since)
-            .and_if("needs_intervention = $", filter.needs_intervention)
-            .ordered(" ORDER BY created_at DESC, id DESC", filter.limit)?;
+            .and_if("needs_intervention = $", filter.needs_intervention);
+        if let Some((at, id)) = filter.after {
+            // (created_at, id) < cursor, spelled out so that both dialects range over
+            // the creation-time index; the time's placeholder is used twice.
+            q.and("created_at <= $", Some(at.into()));
+            let at_mark = format!("${}", q.values.len());
+            q.and("(created_at < @ OR id < $)", Some(id.into()));
+            q.sql = q.sql.replace('@', &at_mark);
+        }
+        q.ordered(" ORDER BY created_at DESC, id DESC", filter.limit)?;
         self.all(&q.sql, &q.values, decode::build).await
     }
 

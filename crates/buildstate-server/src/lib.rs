@@ -21,7 +21,7 @@ use std::sync::Arc;
 
 use buildstate_store::Store;
 
-pub use routes::router;
+pub use routes::{Route, router, routes};
 
 /// Largest request body accepted (413 above it): a build document with a long history
 /// fits many times over; nothing a client sends needs more.

@@ -415,3 +415,50 @@ async fn lists_page_by_cursor() {
     let (s, e) = app.call("GET", "/api/v1/builds?after=garbage", Some(&app.read), None).await;
     assert_eq!((s, error_code(&e)), (StatusCode::UNPROCESSABLE_ENTITY, "invalid_input"));
 }
+
+/// Every route of the table, with no token, a read token, a write token and an admin
+/// token: 401 without one (health checks aside), 403 when the token's scope is below
+/// the route's, and never either when it is enough (the request may still be wrong in
+/// other ways: the scope is checked first).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_route_enforces_its_scope() {
+    use buildstate_core::Scope;
+    let app = App::new().await;
+    let admin = token(app.store.as_ref(), "ops", "admin").await;
+    let tokens = [(Scope::Read, app.read.clone()), (Scope::Write, app.write.clone()), (Scope::Admin, admin)];
+    let routes = crate::routes();
+    assert!(routes.len() >= 20, "the table lists every route");
+    for r in &routes {
+        let path = r
+            .path
+            .replace("{reference}", "no-such-build")
+            .replace("{key}", "k")
+            .replace("{kind}", "platforms")
+            .replace("{name}", "overview");
+        let method = r.method.as_str();
+        let body = (method != "GET" && method != "DELETE").then(|| "{}".to_owned());
+        let (s, e) = app.raw(method, &path, None, body.clone(), "application/json", &[]).await;
+        match r.scope {
+            None => assert_ne!(s, StatusCode::UNAUTHORIZED, "{method} {path} is public"),
+            Some(_) => {
+                assert_eq!((s, error_code(&e)), (StatusCode::UNAUTHORIZED, "unauthorized"), "{method} {path}")
+            }
+        }
+        for (held, t) in &tokens {
+            let (s, e) = app.raw(method, &path, Some(t), body.clone(), "application/json", &[]).await;
+            let needed = r.scope.unwrap_or(Scope::Read);
+            if held < &needed {
+                assert_eq!(
+                    (s, error_code(&e)),
+                    (StatusCode::FORBIDDEN, "forbidden"),
+                    "{method} {path} with {held}"
+                );
+            } else {
+                assert!(
+                    s != StatusCode::UNAUTHORIZED && s != StatusCode::FORBIDDEN,
+                    "{method} {path} with {held}: {s} {e}"
+                );
+            }
+        }
+    }
+}

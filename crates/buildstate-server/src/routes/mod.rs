@@ -1,5 +1,7 @@
-//! The routes, one module per resource. Every handler takes the scope extractor its
-//! route needs ([`crate::auth`]), and answers errors in one shape ([`crate::error`]).
+//! The routes, one module per resource, declared once in [`routes`]: the router is built
+//! from that table, and so are the checks that walk every route (and, later, the API
+//! document). Every handler takes the scope extractor its route needs
+//! ([`crate::auth`]), and answers errors in one shape ([`crate::error`]).
 
 mod body;
 mod builds;
@@ -9,35 +11,150 @@ mod reports;
 
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
-use axum::routing::{get, post, put};
+use axum::http::Method;
+use axum::routing::{MethodRouter, delete, get, post, put};
+use buildstate_core::Scope;
 
 use crate::error::ApiError;
 use crate::{AppState, BODY_LIMIT};
 
+/// One method on one path.
+#[derive(Debug)]
+pub struct Route {
+    pub method: Method,
+    /// As axum writes it: `/api/v1/builds/{reference}`.
+    pub path: &'static str,
+    /// What the caller's token needs; `None`: anyone (health checks).
+    pub scope: Option<Scope>,
+    pub summary: &'static str,
+    handler: MethodRouter<AppState>,
+}
+
+fn route(
+    method: Method,
+    path: &'static str,
+    scope: Option<Scope>,
+    summary: &'static str,
+    handler: MethodRouter<AppState>,
+) -> Route {
+    Route { method, path, scope, summary, handler }
+}
+
+/// Every route of the server.
+pub fn routes() -> Vec<Route> {
+    use Method as M;
+    use Scope::{Read as R, Write as W};
+    vec![
+        route(M::GET, "/healthz", None, "the process answers", get(health::healthz)),
+        route(M::GET, "/readyz", None, "the store answers", get(health::readyz)),
+        route(M::GET, "/api/v1/builds", Some(R), "builds, newest first, a page at a time", get(builds::list)),
+        route(M::POST, "/api/v1/builds", Some(W), "create a build", post(builds::create)),
+        route(M::GET, "/api/v1/builds/{reference}", Some(R), "one build", get(builds::get)),
+        route(
+            M::POST,
+            "/api/v1/builds/{reference}/transitions",
+            Some(W),
+            "start, complete, fail, skip, retry or rewind",
+            post(builds::transition),
+        ),
+        route(M::POST, "/api/v1/builds/{reference}/cancel", Some(W), "cancel a build", post(builds::cancel)),
+        route(
+            M::GET,
+            "/api/v1/builds/{reference}/history",
+            Some(R),
+            "a build's history, oldest first",
+            get(builds::history),
+        ),
+        route(
+            M::GET,
+            "/api/v1/builds/{reference}/failures",
+            Some(R),
+            "a build's failure records",
+            get(records::failures),
+        ),
+        route(
+            M::POST,
+            "/api/v1/builds/{reference}/failures/resolve",
+            Some(W),
+            "resolve one failure or all",
+            post(records::resolve),
+        ),
+        route(
+            M::GET,
+            "/api/v1/builds/{reference}/artifacts",
+            Some(R),
+            "a build's artifacts",
+            get(records::artifacts),
+        ),
+        route(
+            M::POST,
+            "/api/v1/builds/{reference}/artifacts",
+            Some(W),
+            "record an artifact",
+            post(records::add_artifact),
+        ),
+        route(
+            M::PUT,
+            "/api/v1/builds/{reference}/metadata/{key}",
+            Some(W),
+            "set a metadata value",
+            put(records::set_meta),
+        ),
+        route(
+            M::DELETE,
+            "/api/v1/builds/{reference}/metadata/{key}",
+            Some(W),
+            "remove a metadata value",
+            delete(records::delete_meta),
+        ),
+        route(
+            M::POST,
+            "/api/v1/builds/{reference}/lease/break",
+            Some(W),
+            "release a build's lease",
+            post(records::break_lease),
+        ),
+        route(
+            M::GET,
+            "/api/v1/builds/{reference}/export",
+            Some(R),
+            "a build as one document",
+            get(records::export),
+        ),
+        route(M::POST, "/api/v1/import", Some(W), "store a build document", post(records::import)),
+        route(
+            M::GET,
+            "/api/v1/failures",
+            Some(R),
+            "failure records across builds",
+            get(records::all_failures),
+        ),
+        route(M::GET, "/api/v1/leases", Some(R), "held leases (never their tokens)", get(records::leases)),
+        route(
+            M::GET,
+            "/api/v1/catalog/{kind}",
+            Some(R),
+            "platforms, os-versions or image-types",
+            get(records::catalog),
+        ),
+        route(
+            M::GET,
+            "/api/v1/reports/{name}",
+            Some(R),
+            "a report of `buildstate report`",
+            get(reports::report),
+        ),
+    ]
+}
+
 /// Every route of the server over `state`'s store.
 pub fn router(state: AppState) -> Router {
-    Router::new()
-        .route("/healthz", get(health::healthz))
-        .route("/readyz", get(health::readyz))
-        .route("/api/v1/builds", get(builds::list).post(builds::create))
-        .route("/api/v1/builds/{reference}", get(builds::get))
-        .route("/api/v1/builds/{reference}/transitions", post(builds::transition))
-        .route("/api/v1/builds/{reference}/cancel", post(builds::cancel))
-        .route("/api/v1/builds/{reference}/history", get(builds::history))
-        .route("/api/v1/builds/{reference}/failures", get(records::failures))
-        .route("/api/v1/builds/{reference}/failures/resolve", post(records::resolve))
-        .route("/api/v1/builds/{reference}/artifacts", get(records::artifacts).post(records::add_artifact))
-        .route(
-            "/api/v1/builds/{reference}/metadata/{key}",
-            put(records::set_meta).delete(records::delete_meta),
-        )
-        .route("/api/v1/builds/{reference}/lease/break", post(records::break_lease))
-        .route("/api/v1/builds/{reference}/export", get(records::export))
-        .route("/api/v1/import", post(records::import))
-        .route("/api/v1/failures", get(records::all_failures))
-        .route("/api/v1/leases", get(records::leases))
-        .route("/api/v1/catalog/{kind}", get(records::catalog))
-        .route("/api/v1/reports/{name}", get(reports::report))
+    let mut router = Router::new();
+    for r in routes() {
+        // Methods of one path are merged into one method router.
+        router = router.route(r.path, r.handler);
+    }
+    router
         .fallback(|| async { ApiError::not_found("no such route").with_hint("the API is under /api/v1") })
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
         .with_state(state)

@@ -13,6 +13,7 @@
 //!   requests in flight.
 
 pub mod auth;
+pub mod cors;
 pub mod error;
 pub mod limit;
 mod routes;
@@ -35,6 +36,8 @@ pub struct Options {
     /// Hourly rates per platform for the `cost` and `time-saved` reports (the config
     /// file's `[cost]`).
     pub rates: std::collections::BTreeMap<String, f64>,
+    /// Origins whose pages may call the API from a browser ([`cors`]); none by default.
+    pub cors_origins: Vec<String>,
 }
 
 /// What every handler shares.

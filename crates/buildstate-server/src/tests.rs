@@ -88,7 +88,7 @@ impl App {
         if let Some(t) = auth {
             req = req.header("authorization", format!("Bearer {t}"));
         }
-        if body.is_some() {
+        if body.is_some() && !content_type.is_empty() {
             req = req.header("content-type", content_type);
         }
         for (k, v) in headers {
@@ -461,4 +461,43 @@ async fn every_route_enforces_its_scope() {
             }
         }
     }
+}
+
+/// The origin a GET from `origin` is allowed for, if any.
+async fn allow(app: &App, origin: &str) -> Option<String> {
+    let req = Request::builder()
+        .method("GET")
+        .uri("/api/v1/builds")
+        .header("origin", origin)
+        .header("authorization", format!("Bearer {}", app.read))
+        .body(HttpBody::empty())
+        .expect("req");
+    let resp =
+        router(AppState::new(Arc::clone(&app.store), app.options.clone())).oneshot(req).await.expect("resp");
+    resp.headers().get("access-control-allow-origin").map(|v| v.to_str().unwrap_or_default().to_owned())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cors_only_for_configured_origins() {
+    let mut app = App::new().await;
+    assert_eq!(allow(&app, "https://dash.example.com").await, None, "off unless configured");
+    app.options.cors_origins = vec!["https://dash.example.com".into()];
+    assert_eq!(allow(&app, "https://dash.example.com").await.as_deref(), Some("https://dash.example.com"));
+    assert_eq!(allow(&app, "https://evil.example.com").await, None, "another origin gets nothing");
+    let preflight = Request::builder()
+        .method("OPTIONS")
+        .uri("/api/v1/builds")
+        .header("origin", "https://dash.example.com")
+        .header("access-control-request-method", "POST")
+        .body(HttpBody::empty())
+        .expect("req");
+    let resp = router(AppState::new(Arc::clone(&app.store), app.options.clone()))
+        .oneshot(preflight)
+        .await
+        .expect("resp");
+    assert_eq!(resp.status(), StatusCode::NO_CONTENT);
+    let allowed =
+        resp.headers().get("access-control-allow-headers").and_then(|v| v.to_str().ok()).unwrap_or_default();
+    assert!(allowed.contains("authorization"), "{allowed}");
+    assert!(resp.headers().get("access-control-allow-credentials").is_none(), "never credentials");
 }

@@ -17,6 +17,9 @@ pub struct Args {
     /// Let requests without a token read (never write)
     #[arg(long)]
     allow_anonymous_read: bool,
+    /// Let pages from this origin call the API from a browser (repeat for more; never `*`)
+    #[arg(long, value_parser = buildstate_server::cors::parse_origin)]
+    cors_origin: Vec<String>,
 }
 
 pub async fn run(a: Args, ctx: &Ctx) -> Result<(), CliError> {
@@ -26,7 +29,11 @@ pub async fn run(a: Args, ctx: &Ctx) -> Result<(), CliError> {
     })?;
     let addr =
         listener.local_addr().map_err(|e| CliError::internal(format!("the listening address: {e}")))?;
-    let options = Options { allow_anonymous_read: a.allow_anonymous_read, rates: ctx.cost_rates.clone() };
+    let options = Options {
+        allow_anonymous_read: a.allow_anonymous_read,
+        rates: ctx.cost_rates.clone(),
+        cors_origins: a.cors_origin,
+    };
     let router = buildstate_server::router(AppState::new(ctx.store.clone(), options));
     // The address on stdout, for scripts that started it on port 0; the rest on stderr.
     output::line(format!("http://{addr}"))?;

@@ -157,5 +157,6 @@ pub fn router(state: AppState) -> Router {
     router
         .fallback(|| async { ApiError::not_found("no such route").with_hint("the API is under /api/v1") })
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
+        .layer(axum::middleware::from_fn_with_state(state.clone(), crate::cors::layer))
         .with_state(state)
 }

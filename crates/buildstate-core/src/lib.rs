@@ -39,7 +39,7 @@ pub use retry::{Backoff, RetryPolicy, TransientMatch};
 pub use rules::{Outcome, Rejection, apply};
 pub use state::{StateCode, StateCodeError};
 pub use status::{BuildStatus, ParseWordError};
-pub use text::{MetaKey, MetaValue, TextError, clean_text, details_object};
+pub use text::{MAX_DETAILS_BYTES, MetaKey, MetaValue, TextError, clean_text, details_object};
 pub use token::{
     Scope, Scopes, TOKEN_PREFIX, TokenError, TokenId, TokenRecord, TokenSecret, constant_time_eq, hex,
 };

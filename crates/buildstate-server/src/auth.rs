@@ -39,7 +39,9 @@ async fn authorize(parts: &Parts, state: &AppState, needed: Scope) -> Result<Cal
             axum::http::StatusCode::TOO_MANY_REQUESTS,
             "too_many_failures",
             format!("too many refused tokens from this address; try again in {} s", wait.as_secs() + 1),
-        ));
+        )
+        .with_hint("check the token: `buildstate token list` shows which are active")
+        .retry_after(wait.as_secs() + 1));
     }
     let refused = || {
         if let Some(a) = addr {

@@ -10,19 +10,22 @@
 //! - [`error`]: one JSON shape for every error, `{"error": {"code", "message", "hint"}}`;
 //!   a cause is logged, never sent.
 //! - [`serve`] runs it until SIGTERM or SIGINT, then stops accepting and finishes the
-//!   requests in flight.
+//!   requests in flight; a client gets [`HEADER_TIMEOUT`] to send its headers, and at
+//!   most [`MAX_CONNECTIONS`] are open.
 
 pub mod auth;
 pub mod cors;
 pub mod error;
 pub mod limit;
 mod routes;
+mod serve;
 
 use std::sync::Arc;
 
 use buildstate_store::Store;
 
 pub use routes::{Route, router, routes};
+pub use serve::{GRACE, HEADER_TIMEOUT, MAX_CONNECTIONS, serve};
 
 /// Largest request body accepted (413 above it): a build document with a long history
 /// fits many times over; nothing a client sends needs more.
@@ -53,18 +56,6 @@ impl AppState {
     pub fn new(store: Arc<dyn Store>, options: Options) -> Self {
         AppState { store, options, failed_sign_ins: Arc::default() }
     }
-}
-
-/// Serves `router` on `listener` until `shutdown` resolves; requests in flight are
-/// finished first.
-pub async fn serve(
-    listener: tokio::net::TcpListener,
-    router: axum::Router,
-    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
-) -> std::io::Result<()> {
-    // The peer's address reaches the handlers: failed sign-ins are limited by it.
-    let service = router.into_make_service_with_connect_info::<std::net::SocketAddr>();
-    axum::serve(listener, service).with_graceful_shutdown(shutdown).await
 }
 
 /// Resolves on SIGTERM (a service manager stopping the server) or SIGINT (Ctrl-C).

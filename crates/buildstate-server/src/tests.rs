@@ -278,6 +278,8 @@ async fn malformed_requests_get_the_error_shape_and_change_nothing() {
     assert_eq!((s, error_code(&e)), (StatusCode::BAD_REQUEST, "bad_request"));
     let (s, e) = app.call("GET", "/api/v2/nothing", Some(&app.read), None).await;
     assert_eq!((s, error_code(&e)), (StatusCode::NOT_FOUND, "not_found"));
+    let (s, e) = app.call("PATCH", "/api/v1/builds", Some(&app.write), None).await;
+    assert_eq!((s, error_code(&e)), (StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed"), "{e}");
     assert_eq!(
         app.store.list_builds(&Default::default()).await.expect("list").len(),
         0,
@@ -343,14 +345,17 @@ async fn failures_artifacts_metadata_and_documents() {
 
     let (s, doc) = app.call("GET", &at("/export"), Some(&app.read), None).await;
     assert_eq!((s, doc["build_number"].as_str()), (StatusCode::OK, Some(number.as_str())));
+    // A document carries its history's actors: importing one is an admin's act.
     let (s, e) = app.call("POST", "/api/v1/import", Some(&app.write), Some(doc.clone())).await;
+    assert_eq!((s, error_code(&e)), (StatusCode::FORBIDDEN, "forbidden"), "{e}");
+    let admin = token(app.store.as_ref(), "ops", "admin").await;
+    let (s, e) = app.call("POST", "/api/v1/import", Some(&admin), Some(doc.clone())).await;
     assert_eq!((s, error_code(&e)), (StatusCode::CONFLICT, "already_exists"), "{e}");
-    let (s, again) =
-        app.call("POST", "/api/v1/import?replace=true", Some(&app.write), Some(doc.clone())).await;
+    let (s, again) = app.call("POST", "/api/v1/import?replace=true", Some(&admin), Some(doc.clone())).await;
     assert_eq!((s, again["number"].as_str()), (StatusCode::CREATED, Some(number.as_str())), "{again}");
     let mut torn = doc;
     torn["history"] = json!([]);
-    let (s, e) = app.call("POST", "/api/v1/import?replace=true", Some(&app.write), Some(torn)).await;
+    let (s, e) = app.call("POST", "/api/v1/import?replace=true", Some(&admin), Some(torn)).await;
     assert_eq!((s, error_code(&e)), (StatusCode::UNPROCESSABLE_ENTITY, "invalid_document"), "{e}");
 
     let (s, platforms) = app.call("GET", "/api/v1/catalog/platforms", Some(&app.read), None).await;
@@ -500,4 +505,48 @@ async fn cors_only_for_configured_origins() {
         resp.headers().get("access-control-allow-headers").and_then(|v| v.to_str().ok()).unwrap_or_default();
     assert!(allowed.contains("authorization"), "{allowed}");
     assert!(resp.headers().get("access-control-allow-credentials").is_none(), "never credentials");
+}
+
+/// From a hostile review: details nested too deep for an export to import back are
+/// refused where they are written; If-Match is honoured by every write that takes it and
+/// refused where there is nothing to compare; a path that is not UTF-8 gets the shape.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn writes_are_bounded_and_conditional_everywhere() {
+    let app = App::new().await;
+    let b = app.create().await;
+    let number = b["number"].as_str().expect("number").to_owned();
+    app.step(&number, json!({"action": "start", "state": 5})).await;
+    let mut deep = json!("leaf");
+    for _ in 0..40 {
+        deep = json!([deep]);
+    }
+    let fail =
+        json!({"action": "fail", "state": 5, "error": {"class": "persistent", "details": {"d": deep}}});
+    let before = app.call("GET", &format!("/api/v1/builds/{number}"), Some(&app.read), None).await.1;
+    let (s, e) = app.step(&number, fail).await;
+    assert_eq!((s, error_code(&e)), (StatusCode::UNPROCESSABLE_ENTITY, "invalid_input"), "{e}");
+    assert!(e["error"]["message"].as_str().is_some_and(|m| m.contains("nest deeper")), "{e}");
+    assert_eq!(app.call("GET", &format!("/api/v1/builds/{number}"), Some(&app.read), None).await.1, before);
+    let fail =
+        json!({"action": "fail", "state": 5, "error": {"class": "persistent", "message": "disk full"}});
+    let (_, failed) = app.step(&number, fail).await;
+    let stale = (failed["version"].as_u64().expect("version") - 1).to_string();
+    let w = Some(app.write.as_str());
+    let uri = format!("/api/v1/builds/{number}/failures/resolve");
+    let body = json!({"notes": "fixed"}).to_string();
+    let (s, e) = app.raw("POST", &uri, w, Some(body), "application/json", &[("if-match", &stale)]).await;
+    assert_eq!((s, error_code(&e)), (StatusCode::PRECONDITION_FAILED, "precondition_failed"), "{e}");
+    let uri = format!("/api/v1/builds/{number}/artifacts");
+    let body = json!({"name": "ami", "kind": "image", "uri": "ami-1"}).to_string();
+    let (s, e) = app.raw("POST", &uri, w, Some(body), "application/json", &[("if-match", &stale)]).await;
+    assert_eq!((s, error_code(&e)), (StatusCode::PRECONDITION_FAILED, "precondition_failed"), "{e}");
+    assert_eq!(
+        app.store.artifacts(failed["id"].as_str().expect("id").parse().expect("id")).await.expect("list"),
+        vec![]
+    );
+    let uri = format!("/api/v1/builds/{number}/lease/break");
+    let (s, e) = app.raw("POST", &uri, w, None, "", &[("if-match", &stale)]).await;
+    assert_eq!((s, error_code(&e)), (StatusCode::BAD_REQUEST, "bad_request"), "{e}");
+    let (s, e) = app.call("GET", "/api/v1/builds/%FF%FE", Some(&app.read), None).await;
+    assert_eq!((s, error_code(&e)), (StatusCode::BAD_REQUEST, "bad_request"), "{e}");
 }

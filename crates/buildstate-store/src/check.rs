@@ -17,6 +17,39 @@ fn check_text(field: &str, value: &str, multi_line: bool) -> StoreResult<()> {
     Ok(())
 }
 
+/// How deeply failure details may nest: far more than any tool writes, and well inside
+/// what every JSON reader of an exported document (serde's 128) takes back.
+pub const MAX_DETAILS_DEPTH: usize = 32;
+
+fn depth(v: &serde_json::Value) -> usize {
+    match v {
+        serde_json::Value::Array(a) => 1 + a.iter().map(depth).max().unwrap_or(0),
+        serde_json::Value::Object(o) => 1 + o.values().map(depth).max().unwrap_or(0),
+        _ => 0,
+    }
+}
+
+/// Checks a command before it is applied: what the rules leave to the store. A
+/// failure's details are bounded in size and depth, however they arrived (the CLI
+/// parses them bounded; the API takes them as JSON), so that whatever is stored exports
+/// and imports back.
+pub fn check_command(cmd: &buildstate_core::Command) -> StoreResult<()> {
+    let buildstate_core::Command::Fail { failure, .. } = cmd else { return Ok(()) };
+    let size = serde_json::to_string(&failure.details).map_or(usize::MAX, |s| s.len());
+    if size > buildstate_core::MAX_DETAILS_BYTES {
+        return Err(StoreError::InvalidInput(format!(
+            "the failure's details are {size} bytes of JSON; the limit is {} bytes",
+            buildstate_core::MAX_DETAILS_BYTES
+        )));
+    }
+    if failure.details.values().map(depth).max().unwrap_or(0) >= MAX_DETAILS_DEPTH {
+        return Err(StoreError::InvalidInput(format!(
+            "the failure's details nest deeper than {MAX_DETAILS_DEPTH} levels"
+        )));
+    }
+    Ok(())
+}
+
 /// Checks a catalog item before `add_catalog_item` stores it.
 pub fn check_catalog_item(item: &CatalogItem) -> StoreResult<()> {
     check_text("display name", item.display_name(), false)?;

@@ -9,6 +9,12 @@ use crate::common::Env;
 
 /// One HTTP/1.1 request on a fresh connection: status and body.
 fn get(addr: &str, path: &str, token: Option<&str>) -> (u16, String) {
+    let (status, _, body) = exchange(addr, path, token);
+    (status, body)
+}
+
+/// One HTTP/1.1 request: status, headers (lowercased) and body.
+fn exchange(addr: &str, path: &str, token: Option<&str>) -> (u16, String, String) {
     let mut s = TcpStream::connect(addr).expect("connect to the server");
     s.set_read_timeout(Some(Duration::from_secs(10))).expect("timeout");
     let auth = token.map(|t| format!("Authorization: Bearer {t}\r\n")).unwrap_or_default();
@@ -16,8 +22,22 @@ fn get(addr: &str, path: &str, token: Option<&str>) -> (u16, String) {
     let mut text = String::new();
     s.read_to_string(&mut text).expect("read the answer");
     let status = text.split(' ').nth(1).and_then(|c| c.parse().ok()).unwrap_or(0);
-    let body = text.split_once("\r\n\r\n").map(|(_, b)| b.to_owned()).unwrap_or_default();
-    (status, body)
+    let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
+    (status, head.to_ascii_lowercase(), body.to_owned())
+}
+
+/// Starts `serve` on a free port; its address.
+fn start(env: &Env) -> (crate::common::Runner, String) {
+    let server = env.spawn("server", &["serve", "--listen", "127.0.0.1:0"]);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let out = std::fs::read_to_string(env.path("server.stdout")).unwrap_or_default();
+        if let Some(url) = out.lines().next() {
+            return (server, url.trim_start_matches("http://").to_owned());
+        }
+        assert!(Instant::now() < deadline, "the server printed no address: {}", server.output());
+        std::thread::sleep(Duration::from_millis(20));
+    }
 }
 
 #[test]
@@ -25,19 +45,11 @@ fn serve_answers_with_tokens_and_stops_on_sigterm() {
     let env = Env::new().with_catalog();
     let b = env.build("srv-1");
     let token = env.ok(&["token", "create", "--name", "ci", "--scopes", "read"]).trim().to_owned();
-    let mut server = env.spawn("server", &["serve", "--listen", "127.0.0.1:0"]);
-    let deadline = Instant::now() + Duration::from_secs(30);
-    let addr = loop {
-        let out = std::fs::read_to_string(env.path("server.stdout")).unwrap_or_default();
-        if let Some(url) = out.lines().next() {
-            break url.trim_start_matches("http://").to_owned();
-        }
-        assert!(Instant::now() < deadline, "the server printed no address: {}", server.output());
-        std::thread::sleep(Duration::from_millis(20));
-    };
+    let (mut server, addr) = start(&env);
     assert_eq!(get(&addr, "/healthz", None).0, 200);
-    let (status, body) = get(&addr, &format!("/api/v1/builds/{b}"), None);
+    let (status, head, body) = exchange(&addr, &format!("/api/v1/builds/{b}"), None);
     assert_eq!(status, 401, "{body}");
+    assert!(head.contains("www-authenticate: bearer"), "{head}");
     assert!(body.contains("\"code\":\"unauthorized\""), "{body}");
     let (status, body) = get(&addr, &format!("/api/v1/builds/{b}"), Some(&token));
     assert_eq!(status, 200, "{body}");
@@ -46,8 +58,9 @@ fn serve_answers_with_tokens_and_stops_on_sigterm() {
     let guess = format!("bst_000000000000_{}", "0".repeat(64));
     let statuses: Vec<u16> = (0..=30).map(|_| get(&addr, "/api/v1/builds", Some(&guess)).0).collect();
     assert!(statuses[..30].iter().all(|&s| s == 401), "{statuses:?}");
-    let (status, body) = get(&addr, "/api/v1/builds", Some(&token));
+    let (status, head, body) = exchange(&addr, "/api/v1/builds", Some(&token));
     assert_eq!(status, 429, "even a good token waits out the window: {body}");
+    assert!(head.contains("retry-after: "), "{head}");
     assert!(body.contains("too many refused tokens from this address"), "{body}");
     assert_eq!(get(&addr, "/healthz", None).0, 200, "health needs no token and is never limited");
     server.signal("TERM");
@@ -62,4 +75,20 @@ fn a_port_in_use_is_a_clear_error() {
     let addr = taken.local_addr().expect("addr").to_string();
     let e = env.fails(&["serve", "--listen", &addr], 6);
     assert!(e.contains(&format!("cannot listen on {addr}")), "{e}");
+}
+
+/// From a hostile review: a client that sends half a request and waits holds neither
+/// its connection past the header deadline nor a stop for ever.
+#[test]
+fn a_stalled_client_does_not_hold_off_a_stop() {
+    let env = Env::new().with_catalog();
+    let (mut server, addr) = start(&env);
+    let mut stalled = TcpStream::connect(&addr).expect("connect");
+    stalled.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n").expect("half a request");
+    std::thread::sleep(Duration::from_millis(200));
+    let asked = Instant::now();
+    server.signal("TERM");
+    assert_eq!(server.wait(Duration::from_secs(30)), 0, "{}", server.output());
+    assert!(asked.elapsed() < Duration::from_secs(20), "stopped after {:?}", asked.elapsed());
+    drop(stalled);
 }

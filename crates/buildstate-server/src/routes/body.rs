@@ -44,6 +44,21 @@ fn json_error(e: &JsonRejection) -> ApiError {
     }
 }
 
+/// Path parameters (a reference with bytes that are not UTF-8 is a 400 in the API's
+/// shape, not axum's plain text).
+pub struct Path<T>(pub T);
+
+impl<S: Send + Sync, T: DeserializeOwned + Send> FromRequestParts<S> for Path<T> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
+        match axum::extract::Path::<T>::from_request_parts(parts, state).await {
+            Ok(axum::extract::Path(v)) => Ok(Path(v)),
+            Err(e) => Err(ApiError::bad_request(e.body_text())),
+        }
+    }
+}
+
 /// A query string.
 pub struct Query<T>(pub T);
 

@@ -7,7 +7,7 @@
 use std::collections::BTreeMap;
 
 use axum::Json;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use buildstate_core::{
     Build, BuildNumber, BuildStatus, Command, FailureClass, FailureInfo, FailureType, HistoryEvent, MetaKey,
@@ -17,7 +17,7 @@ use buildstate_store::{BuildFilter, Guard, StoreError};
 use jiff::Timestamp;
 use serde::Deserialize;
 
-use super::body::{Body, Query};
+use super::body::{Body, Path, Query};
 use crate::AppState;
 use crate::auth::{CanRead, CanWrite};
 use crate::error::ApiError;
@@ -224,8 +224,9 @@ impl TransitionBody {
 }
 
 /// `If-Match: <version>` (quoted as an entity tag, or bare): the version the write
-/// expects the build to be at.
-fn expected_version(headers: &HeaderMap) -> Result<Option<u64>, ApiError> {
+/// expects the build to be at. A precondition that fails is 412, from every write that
+/// takes one ([`precondition`]).
+pub(super) fn expected_version(headers: &HeaderMap) -> Result<Option<u64>, ApiError> {
     let Some(v) = headers.get(axum::http::header::IF_MATCH) else { return Ok(None) };
     let text = v.to_str().unwrap_or_default().trim().trim_start_matches("W/").trim_matches('"');
     text.parse().map(Some).map_err(|_| {
@@ -247,14 +248,18 @@ pub(super) async fn apply(
         Some(v) => Guard::version(v),
         None => Guard::none(),
     };
-    match state.store.apply(b.id, &cmd, guard).await {
-        Ok(outcome) => Ok(Json(outcome.build)),
-        // With If-Match the caller asked for this precondition: 412, as HTTP says.
-        Err(e @ StoreError::Conflict { .. }) if expected.is_some() => {
-            Err(ApiError::new(StatusCode::PRECONDITION_FAILED, "precondition_failed", e.to_string())
-                .with_hint("read the build again and retry with its current version"))
+    state.store.apply(b.id, &cmd, guard).await.map(|o| Json(o.build)).map_err(|e| precondition(e, expected))
+}
+
+/// A store error as answered: with If-Match the caller asked for the version
+/// precondition, so a version conflict is 412, as HTTP says.
+pub(super) fn precondition(e: StoreError, expected: Option<u64>) -> ApiError {
+    match e {
+        e @ StoreError::Conflict { .. } if expected.is_some() => {
+            ApiError::new(StatusCode::PRECONDITION_FAILED, "precondition_failed", e.to_string())
+                .with_hint("read the build again and retry with its current version")
         }
-        Err(e) => Err(e.into()),
+        e => e.into(),
     }
 }
 

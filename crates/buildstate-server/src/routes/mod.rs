@@ -121,7 +121,7 @@ pub fn routes() -> Vec<Route> {
             "a build as one document",
             get(records::export),
         ),
-        route(M::POST, "/api/v1/import", Some(W), "store a build document", post(records::import)),
+        route(M::POST, "/api/v1/import", Some(Scope::Admin), "store a build document", post(records::import)),
         route(
             M::GET,
             "/api/v1/failures",
@@ -156,6 +156,13 @@ pub fn router(state: AppState) -> Router {
     }
     router
         .fallback(|| async { ApiError::not_found("no such route").with_hint("the API is under /api/v1") })
+        .method_not_allowed_fallback(|| async {
+            ApiError::new(
+                axum::http::StatusCode::METHOD_NOT_ALLOWED,
+                "method_not_allowed",
+                "this path does not take that method",
+            )
+        })
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
         .layer(axum::middleware::from_fn_with_state(state.clone(), crate::cors::layer))
         .with_state(state)

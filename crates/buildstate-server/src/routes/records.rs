@@ -4,7 +4,7 @@
 //! `export` and `import`.
 
 use axum::Json;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use buildstate_core::{
     Artifact, ArtifactKind, Build, BuildDocument, CatalogItem, CatalogKind, Command, FailureRecord,
@@ -13,10 +13,10 @@ use buildstate_core::{
 use buildstate_store::{FailureFilter, Guard, ImportMode};
 use serde::Deserialize;
 
-use super::body::{Body, Query};
-use super::builds::apply;
+use super::body::{Body, Path, Query};
+use super::builds::{apply, expected_version, precondition};
 use crate::AppState;
-use crate::auth::{CanRead, CanWrite};
+use crate::auth::{CanAdmin, CanRead, CanWrite};
 use crate::error::ApiError;
 
 #[derive(Debug, Default, Deserialize)]
@@ -74,10 +74,14 @@ pub async fn resolve(
     _: CanWrite,
     State(state): State<AppState>,
     Path(reference): Path<String>,
+    headers: HeaderMap,
     Body(r): Body<ResolveBody>,
 ) -> Result<Json<Vec<FailureRecord>>, ApiError> {
+    let expected = expected_version(&headers)?;
     let b = state.store.find_build(&reference).await?;
-    Ok(Json(state.store.resolve_failures(b.id, r.number, &r.notes, Guard::none()).await?))
+    let guard = expected.map_or(Guard::none(), Guard::version);
+    let resolved = state.store.resolve_failures(b.id, r.number, &r.notes, guard).await;
+    resolved.map(Json).map_err(|e| precondition(e, expected))
 }
 
 /// `GET /api/v1/builds/{ref}/artifacts`: current and invalidated, as first recorded.
@@ -107,8 +111,10 @@ pub async fn add_artifact(
     _: CanWrite,
     State(state): State<AppState>,
     Path(reference): Path<String>,
+    headers: HeaderMap,
     Body(a): Body<ArtifactBody>,
 ) -> Result<(StatusCode, Json<Vec<Artifact>>), ApiError> {
+    let expected = expected_version(&headers)?;
     let b = state.store.find_build(&reference).await?;
     let artifact = Artifact {
         name: a.name,
@@ -122,7 +128,8 @@ pub async fn add_artifact(
         milestone: None,
         invalidated_at: None,
     };
-    state.store.add_artifact(b.id, &artifact, Guard::none()).await?;
+    let guard = expected.map_or(Guard::none(), Guard::version);
+    state.store.add_artifact(b.id, &artifact, guard).await.map_err(|e| precondition(e, expected))?;
     Ok((StatusCode::CREATED, Json(state.store.artifacts(b.id).await?)))
 }
 
@@ -197,7 +204,14 @@ pub async fn break_lease(
     _: CanWrite,
     State(state): State<AppState>,
     Path(reference): Path<String>,
+    headers: HeaderMap,
 ) -> Result<Json<Option<LeaseView>>, ApiError> {
+    if headers.contains_key(axum::http::header::IF_MATCH) {
+        // A lease is not part of the build's version: there is nothing to compare.
+        return Err(ApiError::bad_request(
+            "breaking a lease takes no If-Match: a lease does not change the build's version",
+        ));
+    }
     let b = state.store.find_build(&reference).await?;
     let now = buildstate_store::now();
     Ok(Json(state.store.break_lease(b.id).await?.map(|l| LeaseView::of(l, now))))
@@ -221,9 +235,10 @@ pub struct ImportQuery {
 }
 
 /// `POST /api/v1/import[?replace=true]`: a document `export` wrote, checked whole
-/// before the store is touched.
+/// before the store is touched. Admin only: a document carries its history as written,
+/// actors included, so importing one is recording on others' behalf.
 pub async fn import(
-    _: CanWrite,
+    _: CanAdmin,
     State(state): State<AppState>,
     Query(q): Query<ImportQuery>,
     Body(doc): Body<BuildDocument>,

@@ -2,13 +2,13 @@
 //! filters and the same JSON.
 
 use axum::Json;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use buildstate_core::{BuildStatus, Name, StateCode};
 use buildstate_store::report::{Report, ReportFilter, ReportName, ReportRequest};
 use jiff::Timestamp;
 use serde::Deserialize;
 
-use super::body::Query;
+use super::body::{Path, Query};
 use crate::AppState;
 use crate::auth::CanRead;
 use crate::error::ApiError;

@@ -85,6 +85,7 @@ pub(crate) async fn apply(
     command: &Command,
     guard: Guard,
 ) -> StoreResult<Outcome> {
+    crate::check::check_command(command)?;
     let build = get(tx, id).await?;
     let lease = tx.lease(id).await?;
     let now = tx.now().await?;

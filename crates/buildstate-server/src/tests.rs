@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use axum::body::Body as HttpBody;
 use axum::http::{Request, StatusCode};
-use buildstate_core::{CatalogItem, ImageType, Name, OsVersion, Platform, Scopes};
+use buildstate_core::{Name, Scopes};
 use buildstate_store::Store;
 use http_body_util::BodyExt;
 use serde_json::{Value, json};
@@ -38,28 +38,7 @@ impl App {
         let dir = tempfile::tempdir().expect("tempdir");
         let store: Arc<dyn Store> =
             Arc::new(buildstate_sqlite::SqliteStore::open(dir.path().join("s.db")).expect("open"));
-        for item in [
-            CatalogItem::Platform(Platform {
-                name: name("aws-commercial"),
-                display_name: "AWS".into(),
-                provider: "aws".into(),
-                region: Some("us-east-1".into()),
-            }),
-            CatalogItem::Os(OsVersion {
-                name: name("rhel-9.6"),
-                display_name: "RHEL 9.6".into(),
-                family: "rhel".into(),
-                major: 9,
-                minor: Some(6),
-            }),
-            CatalogItem::ImageType(ImageType {
-                name: name("base"),
-                display_name: "Base".into(),
-                description: String::new(),
-            }),
-        ] {
-            store.add_catalog_item(&item).await.expect("catalog");
-        }
+        buildstate_store::conformance::seed_sample_catalog(store.as_ref(), "test").await;
         let read = token(store.as_ref(), "dashboard", "read").await;
         let write = token(store.as_ref(), "ci", "write").await;
         App { store, options: Options::default(), _dir: dir, read, write }
@@ -110,7 +89,7 @@ impl App {
                 "POST",
                 "/api/v1/builds",
                 Some(&self.write),
-                Some(json!({"platform": "aws-commercial", "os": "rhel-9.6", "image_type": "base"})),
+                Some(json!({"platform": "aws-commercial", "os": "rhel-8.8", "image_type": "base"})),
             )
             .await;
         assert_eq!(s, StatusCode::CREATED, "{b}");
@@ -153,7 +132,7 @@ async fn tokens_and_scopes_decide_who_may_do_what() {
         app.call("GET", "/api/v1/builds", Some(&app.read), None).await,
         (StatusCode::OK, json!({"builds": [], "next": null}))
     );
-    let body = json!({"platform": "aws-commercial", "os": "rhel-9.6", "image_type": "base"});
+    let body = json!({"platform": "aws-commercial", "os": "rhel-8.8", "image_type": "base"});
     let (s, e) = app.call("POST", "/api/v1/builds", Some(&app.read), Some(body)).await;
     assert_eq!((s, error_code(&e)), (StatusCode::FORBIDDEN, "forbidden"));
     assert!(e["error"]["message"].as_str().is_some_and(|m| m.contains("write scope")), "{e}");
@@ -172,7 +151,7 @@ async fn anonymous_reads_only_when_allowed() {
     let mut app = App::new().await;
     app.options.allow_anonymous_read = true;
     assert_eq!(app.call("GET", "/api/v1/builds", None, None).await.0, StatusCode::OK);
-    let body = json!({"platform": "aws-commercial", "os": "rhel-9.6", "image_type": "base"});
+    let body = json!({"platform": "aws-commercial", "os": "rhel-8.8", "image_type": "base"});
     assert_eq!(app.call("POST", "/api/v1/builds", None, Some(body)).await.0, StatusCode::UNAUTHORIZED);
 }
 
@@ -253,16 +232,16 @@ async fn malformed_requests_get_the_error_shape_and_change_nothing() {
     let (s, e) = app.raw("POST", uri, w, Some("{}".into()), "text/plain", &[]).await;
     assert_eq!((s, error_code(&e)), (StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type"));
     let extra =
-        json!({"platform": "aws-commercial", "os": "rhel-9.6", "image_type": "base", "colour": "red"});
+        json!({"platform": "aws-commercial", "os": "rhel-8.8", "image_type": "base", "colour": "red"});
     let (s, e) = app.call("POST", uri, w, Some(extra)).await;
     assert_eq!(
         (s, error_code(&e)),
         (StatusCode::UNPROCESSABLE_ENTITY, "invalid_input"),
         "unknown fields: {e}"
     );
-    let bad_name = json!({"platform": "AWS Commercial", "os": "rhel-9.6", "image_type": "base"});
+    let bad_name = json!({"platform": "AWS Commercial", "os": "rhel-8.8", "image_type": "base"});
     assert_eq!(app.call("POST", uri, w, Some(bad_name)).await.0, StatusCode::UNPROCESSABLE_ENTITY);
-    let missing = json!({"platform": "azure", "os": "rhel-9.6", "image_type": "base"});
+    let missing = json!({"platform": "azure", "os": "rhel-8.8", "image_type": "base"});
     let (s, e) = app.call("POST", uri, w, Some(missing)).await;
     assert_eq!(
         (s, error_code(&e)),

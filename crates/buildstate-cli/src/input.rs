@@ -5,7 +5,6 @@ use std::io::Read;
 use std::path::Path;
 
 use buildstate_core::{MetaKey, MetaValue, Sha256Hex};
-use jiff::Timestamp;
 
 use crate::exit::CliError;
 
@@ -57,30 +56,13 @@ pub fn meta_pair(raw: &str) -> Result<(MetaKey, MetaValue), String> {
     Ok((key, value))
 }
 
-/// `--since`: an RFC 3339 time (`2026-02-12T10:00:00Z`) or a UTC date (`2026-02-12`).
-pub fn since(raw: &str) -> Result<Timestamp, String> {
-    let s = raw.trim();
-    if let Ok(t) = s.parse::<Timestamp>() {
-        return Ok(t);
-    }
-    // A date and time without an offset is UTC, as every time buildstate prints is; the
-    // time is never dropped (a plain date is midnight).
-    if s.len() > 10
-        && let Ok(dt) = s.parse::<jiff::civil::DateTime>()
-    {
-        return dt
-            .to_zoned(jiff::tz::TimeZone::UTC)
-            .map(|z| z.timestamp())
-            .map_err(|e| format!("`{s}` is not a time buildstate can use: {e}"));
-    }
-    s.parse::<jiff::civil::Date>()
-        .ok()
-        .and_then(|d| d.to_zoned(jiff::tz::TimeZone::UTC).ok())
-        .map(|z| z.timestamp())
-        .ok_or_else(|| {
-            "expected an RFC 3339 time such as 2026-02-12T10:00:00Z or a date such as 2026-02-12".to_owned()
-        })
-}
+/// `--since`: an RFC 3339 time (`2026-02-12T10:00:00Z`) or a UTC date (`2026-02-12`),
+/// read as the API reads it ([`buildstate_core::parse_time`]).
+pub use buildstate_core::parse_time as since;
+
+/// `--since` of reports and `prune`: a time or date as [`since`] reads it, or how long
+/// ago (`90d`, `2w`, `36h`, `1h30m`), read as the API reads it.
+pub use buildstate_core::{Since, parse_since as since_or_ago};
 
 /// Where a long value comes from: `-` is stdin, `@PATH` a file, anything else itself.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -226,53 +208,4 @@ mod tests {
         let invalid = [0x66, 0xff, 0x6f];
         assert_eq!(read_bounded(&invalid[..], "x", "t").ok().as_deref(), Some("f\u{fffd}o"));
     }
-}
-
-/// `--since` of reports and `prune`: a time or date as [`since`] reads it, or how long
-/// ago (`90d`, `2w`, `36h`, `1h30m`).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Since {
-    At(Timestamp),
-    Ago(std::time::Duration),
-}
-
-impl Since {
-    /// The time meant, with "ago" counted back from `now`.
-    pub fn at(self, now: Timestamp) -> Timestamp {
-        match self {
-            Since::At(t) => t,
-            Since::Ago(d) => jiff::SignedDuration::try_from(d)
-                .ok()
-                .and_then(|d| now.checked_sub(d).ok())
-                .unwrap_or(Timestamp::MIN),
-        }
-    }
-}
-
-pub fn since_or_ago(raw: &str) -> Result<Since, String> {
-    let s = raw.trim();
-    if let Ok(t) = since(s) {
-        return Ok(Since::At(t));
-    }
-    // Days and weeks of 24-hour days, which jiff's durations leave out on purpose.
-    let day_units = [('d', 86_400u64), ('w', 7 * 86_400)];
-    for (unit, secs) in day_units {
-        if let Some(n) = s.strip_suffix(unit).and_then(|n| n.trim().parse::<u64>().ok()) {
-            return n
-                .checked_mul(secs)
-                .filter(|&total| total > 0 && total <= 100 * 365 * 86_400)
-                .map(|total| Since::Ago(std::time::Duration::from_secs(total)))
-                .ok_or_else(|| format!("`{s}` is out of range: give 1{unit} or more (or a shorter time such as 36h), up to 100 years"));
-        }
-    }
-    if s.parse::<jiff::SignedDuration>().is_ok() {
-        // A duration, but not a usable one (zero or negative): say so.
-        return crate::commands::parse_duration(s).map(Since::Ago);
-    }
-    crate::commands::parse_duration(s).map(Since::Ago).map_err(|_| {
-        format!(
-            "`{}` is neither a time nor a duration: use 2026-02-12, 2026-02-12T10:00:00Z, or how long ago (90d, 2w, 36h)",
-            s.escape_debug()
-        )
-    })
 }

@@ -22,6 +22,7 @@ mod state;
 mod status;
 mod text;
 mod token;
+mod when;
 mod worker;
 
 pub use artifact::{Artifact, ArtifactKind, Sha256Hex, invalidated_by_rewind};
@@ -43,6 +44,7 @@ pub use text::{MAX_DETAILS_BYTES, MetaKey, MetaValue, TextError, clean_text, det
 pub use token::{
     Scope, Scopes, TOKEN_PREFIX, TokenError, TokenId, TokenRecord, TokenSecret, constant_time_eq, hex,
 };
+pub use when::{Since, parse_duration, parse_since, parse_time};
 pub use worker::{STALE_HEARTBEATS, WorkerBeat, WorkerRecord, WorkerState};
 
 /// Longest stored error message; longer ones keep their head and tail (see `clean_text`).

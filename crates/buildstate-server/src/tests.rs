@@ -280,6 +280,28 @@ async fn reports_are_the_cli_reports() {
     let (s, matrix) =
         app.call("GET", "/api/v1/reports/matrix?status=pending,running", Some(&app.read), None).await;
     assert_eq!((s, matrix["rows"].as_array().map(Vec::len)), (StatusCode::OK, Some(1)), "{matrix}");
+    // `since` as the CLI reads it.
+    for since in ["90d", "36h", "2026-01-01", "2026-01-01T00:00:00Z"] {
+        let (s, over) =
+            app.call("GET", &format!("/api/v1/reports/overview?since={since}"), Some(&app.read), None).await;
+        assert_eq!(
+            (s, over["rows"][0]["total"].as_u64()),
+            (StatusCode::OK, Some(1)),
+            "since={since}: {over}"
+        );
+        let (s, page) =
+            app.call("GET", &format!("/api/v1/builds?since={since}"), Some(&app.read), None).await;
+        assert_eq!((s, page["builds"].as_array().map(Vec::len)), (StatusCode::OK, Some(1)), "since={since}");
+    }
+    for bad in ["yesterday", "0d", "2999-01-01"] {
+        let (s, e) =
+            app.call("GET", &format!("/api/v1/reports/overview?since={bad}"), Some(&app.read), None).await;
+        assert_eq!(
+            (s, error_code(&e)),
+            (StatusCode::UNPROCESSABLE_ENTITY, "invalid_input"),
+            "since={bad}: {e}"
+        );
+    }
     let (s, e) = app.call("GET", "/api/v1/reports/overview?status=bogus", Some(&app.read), None).await;
     assert_eq!((s, error_code(&e)), (StatusCode::UNPROCESSABLE_ENTITY, "invalid_input"));
 }

@@ -114,9 +114,7 @@ pub fn usable_logs_dir(dir: &Path) -> Result<(), CliError> {
 
 /// `90s`, `2m`, `1h30m`, `500ms`.
 pub fn parse_duration(s: &str) -> Result<Duration, String> {
-    let d: jiff::SignedDuration =
-        s.parse().map_err(|_| format!("`{s}` is not a duration: use forms like 500ms, 90s, 2m or 1h30m"))?;
-    Duration::try_from(d).ok().filter(|d| !d.is_zero()).ok_or_else(|| format!("`{s}` must be more than zero"))
+    buildstate_core::parse_duration(s)
 }
 
 /// `--lease-ttl`: a duration in the range the runner accepts, checked while the command

@@ -59,6 +59,19 @@ impl<S: Send + Sync, T: DeserializeOwned + Send> FromRequestParts<S> for Path<T>
     }
 }
 
+/// A `since` parameter as the CLI's `--since` reads it (`2026-02-12`, an RFC 3339
+/// time, or how long ago: `90d`, `36h`), as a time; one in the future selects nothing
+/// and is refused.
+pub fn since(raw: Option<&str>) -> Result<Option<jiff::Timestamp>, ApiError> {
+    let Some(raw) = raw else { return Ok(None) };
+    let now = buildstate_store::now();
+    let t = buildstate_core::parse_since(raw).map_err(|e| ApiError::invalid(format!("since: {e}")))?.at(now);
+    if t > now {
+        return Err(ApiError::invalid("since is in the future: no build was created after it"));
+    }
+    Ok(Some(t))
+}
+
 /// A query string.
 pub struct Query<T>(pub T);
 

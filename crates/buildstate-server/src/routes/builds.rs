@@ -34,7 +34,7 @@ pub struct ListQuery {
     os: Option<Name>,
     image: Option<Name>,
     state: Option<StateCode>,
-    since: Option<Timestamp>,
+    since: Option<String>,
     needs_intervention: Option<bool>,
     limit: Option<usize>,
     /// The `next` of the page before.
@@ -76,7 +76,7 @@ pub async fn list(
         os: q.os,
         image_type: q.image,
         state: q.state,
-        since: q.since,
+        since: super::body::since(q.since.as_deref())?,
         needs_intervention: q.needs_intervention,
         after,
         // One more than asked for says whether there is a next page.

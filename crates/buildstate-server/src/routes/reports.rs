@@ -5,7 +5,6 @@ use axum::Json;
 use axum::extract::State;
 use buildstate_core::{BuildStatus, Name, StateCode};
 use buildstate_store::report::{Report, ReportFilter, ReportName, ReportRequest};
-use jiff::Timestamp;
 use serde::Deserialize;
 
 use super::body::{Path, Query};
@@ -16,7 +15,7 @@ use crate::error::ApiError;
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ReportQuery {
-    since: Option<Timestamp>,
+    since: Option<String>,
     platform: Option<Name>,
     os: Option<Name>,
     image: Option<Name>,
@@ -47,7 +46,7 @@ pub async fn report(
     let request = ReportRequest {
         name,
         filter: ReportFilter {
-            since: q.since,
+            since: super::body::since(q.since.as_deref())?,
             platform: q.platform,
             os: q.os,
             image_type: q.image,

@@ -22,9 +22,7 @@ impl Command {
             | Command::Enqueue(_)
             | Command::Worker(_)
             | Command::Sync(sync::Args::Pull { .. })
-            | Command::Import(_)
-            // A server on a fresh machine starts with an empty store, as `run` does.
-            | Command::Serve(_) => Create,
+            | Command::Import(_) => Create,
             // `--from` pulls the build into the store first: a fresh machine's first command.
             Command::Resume(a) if a.pulls() => Create,
             Command::Platform(_)
@@ -47,6 +45,9 @@ impl Command {
             | Command::Artifact(_)
             | Command::Export(_)
             | Command::Prune(_)
+            // A server needs tokens, which need a store: a mistyped --db is an error,
+            // not a new, empty store served to the world.
+            | Command::Serve(_)
             | Command::Token(_) => Existing,
             // Run before any store is opened (`run_without_store`, `cli::run`).
             Command::Demo(_) | Command::Config(_) | Command::Completions(_) | Command::Man(_) => Existing,

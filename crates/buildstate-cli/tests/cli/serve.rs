@@ -77,6 +77,15 @@ fn a_port_in_use_is_a_clear_error() {
     assert!(e.contains(&format!("cannot listen on {addr}")), "{e}");
 }
 
+#[test]
+fn a_mistyped_store_is_not_served_empty() {
+    let env = Env::new();
+    let missing = env.path("no-such-dir/typo.db");
+    let e = env.fails(&["serve", "--db", missing.to_str().expect("utf-8"), "--listen", "127.0.0.1:0"], 3);
+    assert!(e.contains("no store at"), "{e}");
+    assert!(!missing.exists(), "nothing was created");
+}
+
 /// From a hostile review: a client that sends half a request and waits holds neither
 /// its connection past the header deadline nor a stop for ever.
 #[test]

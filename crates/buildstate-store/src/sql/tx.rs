@@ -119,6 +119,23 @@ impl Query {
         self
     }
 
+    /// `AND <condition>`, where its `$`s stand for `values`, one each, in order.
+    fn and_each(&mut self, condition: &str, values: Vec<SqlValue>) -> &mut Self {
+        self.sql.push_str(if self.conditions == 0 { " WHERE " } else { " AND " });
+        self.conditions += 1;
+        let mut values = values.into_iter();
+        for (i, part) in condition.split('$').enumerate() {
+            if i > 0 {
+                if let Some(v) = values.next() {
+                    self.values.push(v);
+                }
+                self.sql.push_str(&format!("${}", self.values.len()));
+            }
+            self.sql.push_str(part);
+        }
+        self
+    }
+
     fn and_if<V: Into<SqlValue>>(&mut self, condition: &str, value: Option<V>) -> &mut Self {
         match value {
             Some(v) => self.and(condition, Some(v.into())),
@@ -266,11 +283,11 @@ impl<C: SqlConn> Tx for SqlTx<C> {
             .and_if("needs_intervention = $", filter.needs_intervention);
         if let Some((at, id)) = filter.after {
             // (created_at, id) < cursor, spelled out so that both dialects range over
-            // the creation-time index; the time's placeholder is used twice.
-            q.and("created_at <= $", Some(at.into()));
-            let at_mark = format!("${}", q.values.len());
-            q.and("(created_at < @ OR id < $)", Some(id.into()));
-            q.sql = q.sql.replace('@', &at_mark);
+            // the creation-time index.
+            q.and_each(
+                "created_at <= $ AND (created_at < $ OR id < $)",
+                vec![at.into(), at.into(), id.into()],
+            );
         }
         q.ordered(" ORDER BY created_at DESC, id DESC", filter.limit)?;
         self.all(&q.sql, &q.values, decode::build).await

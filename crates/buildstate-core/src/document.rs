@@ -51,7 +51,8 @@ pub struct BuildDocument {
     pub resume_token: String,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error, Serialize, Deserialize)]
+#[serde(tag = "kind", content = "message", rename_all = "snake_case")]
 pub enum DocumentError {
     #[error("not a buildstate build document: {0}")]
     Malformed(String),

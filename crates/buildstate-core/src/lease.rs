@@ -56,6 +56,12 @@ impl LeaseToken {
         self.0
     }
 
+    /// The same generation without the secret: what a lease held by somebody else looks
+    /// like to a client of the HTTP API, which must never be able to write under it.
+    pub const fn redacted(self) -> Self {
+        LeaseToken(self.0 & !SECRET_MASK)
+    }
+
     /// Which grant of the build's lease this is: 1, 2, 3, …
     pub const fn generation(self) -> u64 {
         self.0 >> SECRET_BITS

@@ -37,10 +37,10 @@ pub use inventory::{CatalogItem, CatalogKind, ImageType, Name, NameError, OsVers
 pub use lease::{Lease, LeaseRequest, LeaseToken};
 pub use replay::MAX_UNTRACKED_CHANGES;
 pub use retry::{Backoff, RetryPolicy, TransientMatch};
-pub use rules::{Outcome, Rejection, apply};
+pub use rules::{Outcome, ReasonAction, Rejection, apply};
 pub use state::{StateCode, StateCodeError};
 pub use status::{BuildStatus, ParseWordError};
-pub use text::{MAX_DETAILS_BYTES, MetaKey, MetaValue, TextError, clean_text, details_object};
+pub use text::{MAX_DETAILS_BYTES, MetaKey, MetaValue, TextError, clean_text, details_object, static_word};
 pub use token::{
     Scope, Scopes, TOKEN_PREFIX, TokenError, TokenId, TokenRecord, TokenSecret, constant_time_eq, hex,
 };

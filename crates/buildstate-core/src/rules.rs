@@ -20,7 +20,11 @@ pub struct Outcome {
 }
 
 /// Why a command was refused. A refused command changes nothing.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+///
+/// Serialized (tagged by `kind`) so that a client of the HTTP API gets back the same
+/// rejection the server's store made, and branches and words it as a local one would.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error, serde::Serialize, serde::Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
 pub enum Rejection {
     #[error("state {state} is not in the catalog of build {build} (valid: {valid})")]
     NotInCatalog { build: BuildNumber, state: StateCode, valid: String },
@@ -53,7 +57,24 @@ pub enum Rejection {
     #[error("state 100 (delivered) of build {build} cannot be skipped: it is the delivery itself")]
     SkipDelivery { build: BuildNumber },
     #[error("a reason is required to {action} build {build}: pass --reason \"…\"")]
-    ReasonRequired { build: BuildNumber, action: &'static str },
+    ReasonRequired { build: BuildNumber, action: ReasonAction },
+}
+
+/// The commands that need a reason (they undo work, so the history says why).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ReasonAction {
+    Rewind,
+    Cancel,
+}
+
+impl std::fmt::Display for ReasonAction {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            ReasonAction::Rewind => "rewind",
+            ReasonAction::Cancel => "cancel",
+        })
+    }
 }
 
 /// Applies `cmd` to `build` at time `at`.
@@ -201,7 +222,10 @@ fn apply_one(build: &Build, cmd: &Command, at: Timestamp) -> Result<Outcome, Rej
                 });
             }
             let Some(reason) = non_empty(reason) else {
-                return Err(Rejection::ReasonRequired { build: build.number.clone(), action: "rewind" });
+                return Err(Rejection::ReasonRequired {
+                    build: build.number.clone(),
+                    action: ReasonAction::Rewind,
+                });
             };
             t.b.state = *to;
             t.b.attempt = 0;
@@ -216,7 +240,10 @@ fn apply_one(build: &Build, cmd: &Command, at: Timestamp) -> Result<Outcome, Rej
         Command::Cancel { actor, reason } => {
             t.expect_not_terminal()?;
             let Some(reason) = non_empty(reason) else {
-                return Err(Rejection::ReasonRequired { build: build.number.clone(), action: "cancel" });
+                return Err(Rejection::ReasonRequired {
+                    build: build.number.clone(),
+                    action: ReasonAction::Cancel,
+                });
             };
             t.b.status = BuildStatus::Cancelled;
             t.b.attempt_started_at = None;

@@ -182,6 +182,14 @@ pub fn details_object(raw: &str) -> Result<BTreeMap<String, serde_json::Value>, 
     serde_json::from_str(raw).map_err(|e| TextError::BadDetails(e.to_string()))
 }
 
+/// The words that store errors carry as `&'static str` (a kind of record). A client of
+/// the HTTP API reads them back into the same type; a word that is not one of these (a
+/// newer server's) reads as `record`, so that a message stays a sentence.
+pub fn static_word(word: &str) -> &'static str {
+    const WORDS: &[&str] = &["build", "build number", "record", "token", "token id", "webhook"];
+    WORDS.iter().copied().find(|w| *w == word).unwrap_or("record")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

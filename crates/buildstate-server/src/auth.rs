@@ -17,13 +17,33 @@ use crate::error::ApiError;
 #[derive(Clone, Debug)]
 pub struct Caller {
     pub token: Option<TokenRecord>,
+    /// Who the client says acts (`Buildstate-Actor`: the CLI sends its `--actor`),
+    /// recorded beside the token's name, never instead of it.
+    pub on_behalf_of: Option<String>,
 }
 
+/// The header a client names its actor in.
+pub const ACTOR_HEADER: &str = "buildstate-actor";
+
 impl Caller {
-    /// How the caller is named in history events (`actor`): the token's name.
+    /// How the caller is named in history events (`actor`): the token's name, after the
+    /// actor the client named (`alice via token:ci-aws`).
     pub fn actor(&self) -> String {
-        self.token.as_ref().map_or_else(|| "anonymous".to_owned(), |t| format!("token:{}", t.name))
+        let token =
+            self.token.as_ref().map_or_else(|| "anonymous".to_owned(), |t| format!("token:{}", t.name));
+        match &self.on_behalf_of {
+            Some(who) => format!("{who} via {token}"),
+            None => token,
+        }
     }
+}
+
+/// The `Buildstate-Actor` header, cleaned as any text from a client is; `None` when
+/// absent, empty or not text.
+fn on_behalf_of(parts: &Parts) -> Option<String> {
+    let raw = parts.headers.get(ACTOR_HEADER)?.to_str().ok()?;
+    let who = buildstate_core::clean_text(raw.trim(), 128);
+    (!who.is_empty()).then_some(who)
 }
 
 /// The client's address, as the connection gave it (absent for requests that did not
@@ -52,7 +72,7 @@ async fn authorize(parts: &Parts, state: &AppState, needed: Scope) -> Result<Cal
     let header = parts.headers.get(AUTHORIZATION).map(|v| v.to_str().unwrap_or_default());
     let Some(header) = header else {
         if needed == Scope::Read && state.options.allow_anonymous_read {
-            return Ok(Caller { token: None });
+            return Ok(Caller { token: None, on_behalf_of: on_behalf_of(parts) });
         }
         return Err(ApiError::unauthorized());
     };
@@ -63,7 +83,9 @@ async fn authorize(parts: &Parts, state: &AppState, needed: Scope) -> Result<Cal
     };
     let now = buildstate_store::now();
     match buildstate_store::tokens::authenticate(state.store.as_ref(), presented, now).await? {
-        Ok(token) if token.scopes.allow(needed) => Ok(Caller { token: Some(token) }),
+        Ok(token) if token.scopes.allow(needed) => {
+            Ok(Caller { token: Some(token), on_behalf_of: on_behalf_of(parts) })
+        }
         Ok(_) => Err(ApiError::forbidden(needed)),
         Err(refusal) => {
             // Which refusal is for the log; the caller gets the one answer.

@@ -6,6 +6,7 @@
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use buildstate_store::StoreError;
+use buildstate_store::wire::WireError;
 use serde::Serialize;
 
 /// An error answer.
@@ -18,11 +19,14 @@ pub struct ApiError {
     pub hint: Option<String>,
     /// Seconds for a `Retry-After` header (429, 503).
     pub retry_after: Option<u64>,
+    /// The store's error in full, for clients that act on it (the CLI through
+    /// `--server`): [`WireError`], never a server fault's cause.
+    pub detail: Option<Box<WireError>>,
 }
 
 impl ApiError {
     pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
-        ApiError { status, code, message: message.into(), hint: None, retry_after: None }
+        ApiError { status, code, message: message.into(), hint: None, retry_after: None, detail: None }
     }
 
     pub fn retry_after(self, seconds: u64) -> Self {
@@ -79,12 +83,20 @@ struct Inner<'a> {
     message: &'a str,
     #[serde(skip_serializing_if = "Option::is_none")]
     hint: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    detail: Option<&'a WireError>,
 }
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let body =
-            Body { error: Inner { code: self.code, message: &self.message, hint: self.hint.as_deref() } };
+        let body = Body {
+            error: Inner {
+                code: self.code,
+                message: &self.message,
+                hint: self.hint.as_deref(),
+                detail: self.detail.as_deref(),
+            },
+        };
         let mut resp = (self.status, axum::Json(body)).into_response();
         if self.status == StatusCode::UNAUTHORIZED {
             // RFC 6750: a 401 names the scheme it wants.
@@ -116,7 +128,9 @@ impl From<StoreError> for ApiError {
             StoreError::LeaseHeld { .. } => (S::CONFLICT, "lease_held"),
             StoreError::StaleLease { .. } => (S::CONFLICT, "stale_lease"),
             StoreError::Busy { .. } => {
-                return ApiError::new(S::SERVICE_UNAVAILABLE, "busy", e.to_string());
+                let detail = WireError::of(&e).map(Box::new);
+                return ApiError { detail, ..ApiError::new(S::SERVICE_UNAVAILABLE, "busy", e.to_string()) }
+                    .retry_after(1);
             }
             StoreError::Unavailable { .. } => {
                 // The message names the store's location: for the log only.
@@ -126,6 +140,7 @@ impl From<StoreError> for ApiError {
             }
             StoreError::Backend { .. } => return ApiError::internal("a store operation", &e),
         };
-        ApiError::new(status, code, e.to_string())
+        let detail = WireError::of(&e).map(Box::new);
+        ApiError { detail, ..ApiError::new(status, code, e.to_string()) }
     }
 }

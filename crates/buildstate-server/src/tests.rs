@@ -551,3 +551,152 @@ async fn writes_are_bounded_and_conditional_everywhere() {
     let (s, e) = app.call("GET", "/api/v1/builds/%FF%FE", Some(&app.read), None).await;
     assert_eq!((s, error_code(&e)), (StatusCode::BAD_REQUEST, "bad_request"), "{e}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_remote_runner_holds_the_lease_and_fences_others() {
+    let app = App::new().await;
+    let number = app.create().await["number"].as_str().expect("number").to_owned();
+    let lease_path = format!("/api/v1/builds/{number}/lease");
+    let ask = json!({"owner": "runner-1", "host": "ci-east", "pid": 7, "ttl_ms": 60000});
+    let (s, lease) = app.call("POST", &lease_path, Some(&app.write), Some(ask.clone())).await;
+    assert_eq!(s, StatusCode::CREATED, "{lease}");
+    let token = lease["token"].as_u64().expect("the holder gets its token").to_string();
+
+    // A second runner is refused, and told who holds it (never the token).
+    let (s, held) = app.call("POST", &lease_path, Some(&app.write), Some(ask)).await;
+    assert_eq!((s, error_code(&held)), (StatusCode::CONFLICT, "lease_held"), "{held}");
+    assert!(!held.to_string().contains(&token), "{held}");
+    assert_eq!(held["error"]["detail"]["lease"]["owner"], "runner-1", "{held}");
+
+    // Writes without the token, or with a stale one, change nothing.
+    let start = json!({"action": "start", "state": 5});
+    let (s, b) = app.step(&number, start.clone()).await;
+    assert_eq!((s, error_code(&b)), (StatusCode::CONFLICT, "lease_held"), "{b}");
+    let path = format!("/api/v1/builds/{number}/transitions");
+    let stale = (lease["token"].as_u64().expect("token") ^ 1).to_string();
+    let (s, b) = app
+        .raw(
+            "POST",
+            &path,
+            Some(&app.write),
+            Some(start.to_string()),
+            "application/json",
+            &[("buildstate-lease-token", &stale)],
+        )
+        .await;
+    assert_eq!((s, error_code(&b)), (StatusCode::CONFLICT, "stale_lease"), "{b}");
+    let (s, b) = app
+        .raw(
+            "POST",
+            &path,
+            Some(&app.write),
+            Some(start.to_string()),
+            "application/json",
+            &[("buildstate-lease-token", "seven")],
+        )
+        .await;
+    assert_eq!((s, error_code(&b)), (StatusCode::BAD_REQUEST, "bad_request"), "{b}");
+    assert_eq!(
+        app.call("GET", &format!("/api/v1/builds/{number}"), Some(&app.read), None).await.1["state"],
+        0
+    );
+
+    // The holder writes, renews and lets go.
+    let (s, b) = app
+        .raw(
+            "POST",
+            &path,
+            Some(&app.write),
+            Some(start.to_string()),
+            "application/json",
+            &[("buildstate-lease-token", &token)],
+        )
+        .await;
+    assert_eq!((s, &b["state"]), (StatusCode::OK, &json!(5)), "{b}");
+    let holder = json!({"token": lease["token"], "ttl_ms": 120000});
+    let (s, renewed) = app.call("POST", &format!("{lease_path}/renew"), Some(&app.write), Some(holder)).await;
+    assert_eq!((s, &renewed["token"]), (StatusCode::OK, &lease["token"]), "{renewed}");
+    let (s, _) = app
+        .call(
+            "POST",
+            &format!("{lease_path}/renew"),
+            Some(&app.write),
+            Some(json!({"token": lease["token"]})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "a renewal names its ttl");
+    let (s, _) = app
+        .call(
+            "POST",
+            &format!("{lease_path}/release"),
+            Some(&app.write),
+            Some(json!({"token": lease["token"]})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::NO_CONTENT);
+    assert_eq!(app.call("GET", "/api/v1/leases", Some(&app.read), None).await.1, json!([]));
+    let (s, b) = app.call("POST", &lease_path, Some(&app.read), None).await;
+    assert_eq!((s, error_code(&b)), (StatusCode::FORBIDDEN, "forbidden"), "{b}");
+
+    // Heartbeats of a worker on another machine.
+    let beat = json!({"name": "w1", "host": "ci-west", "pid": 9, "heartbeat_ms": 5000});
+    let (s, first) = app.call("POST", "/api/v1/workers/beat", Some(&app.write), Some(beat.clone())).await;
+    assert_eq!((s, first), (StatusCode::OK, Value::Null));
+    let (s, again) = app.call("POST", "/api/v1/workers/beat", Some(&app.write), Some(beat.clone())).await;
+    assert_eq!((s, again["name"].as_str()), (StatusCode::OK, Some("w1")), "{again}");
+    let (s, list) = app.call("GET", "/api/v1/workers", Some(&app.read), None).await;
+    assert_eq!((s, list["workers"][0]["host"].as_str()), (StatusCode::OK, Some("ci-west")), "{list}");
+    let (s, _) = app.call("POST", "/api/v1/workers/exited", Some(&app.write), Some(beat)).await;
+    assert_eq!(s, StatusCode::NO_CONTENT);
+    let (s, b) = app
+        .call(
+            "POST",
+            "/api/v1/workers/beat",
+            Some(&app.write),
+            Some(json!({"name": "w", "host": "h", "pid": 1, "heartbeat_ms": 0})),
+        )
+        .await;
+    assert_eq!((s, error_code(&b)), (StatusCode::UNPROCESSABLE_ENTITY, "invalid_input"), "{b}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_catalog_and_tokens_are_administered_through_the_api() {
+    let app = App::new().await;
+    let admin = token(app.store.as_ref(), "ops", "admin").await;
+    let item = json!({"kind": "platform", "name": "oci", "display_name": "Oracle", "provider": "oci"});
+    let (s, b) = app.call("POST", "/api/v1/catalog/platforms", Some(&app.write), Some(item.clone())).await;
+    assert_eq!(s, StatusCode::CREATED, "{b}");
+    let (s, b) = app.call("POST", "/api/v1/catalog/platforms", Some(&app.write), Some(item)).await;
+    assert_eq!((s, error_code(&b)), (StatusCode::CONFLICT, "already_exists"), "{b}");
+    let (s, b) = app.call("GET", "/api/v1/catalog/platforms/oci", Some(&app.read), None).await;
+    assert_eq!((s, b["name"].as_str()), (StatusCode::OK, Some("oci")), "{b}");
+    let (s, b) = app.call("GET", "/api/v1/catalog/clouds/oci", Some(&app.read), None).await;
+    assert_eq!((s, error_code(&b)), (StatusCode::NOT_FOUND, "not_found"), "{b}");
+    let (s, _) = app.call("DELETE", "/api/v1/catalog/platforms/oci", Some(&app.write), None).await;
+    assert_eq!(s, StatusCode::FORBIDDEN, "removal is the admin's");
+    let (s, _) = app.call("DELETE", "/api/v1/catalog/platforms/oci", Some(&admin), None).await;
+    assert_eq!(s, StatusCode::NO_CONTENT);
+    let (s, _) = app.call("GET", "/api/v1/catalog/platforms/oci", Some(&app.read), None).await;
+    assert_eq!(s, StatusCode::NOT_FOUND);
+
+    // A token the client issued: the server sees only its hash, and it works at once.
+    let (record, secret) = buildstate_store::tokens::issue(
+        name("remote"),
+        "read".parse().expect("scopes"),
+        None,
+        buildstate_store::now(),
+    )
+    .expect("issue");
+    let body = serde_json::to_value(&record).expect("JSON");
+    assert!(!body.to_string().contains(&secret.reveal()));
+    let (s, b) = app.call("POST", "/api/v1/tokens", Some(&admin), Some(body)).await;
+    assert_eq!(s, StatusCode::CREATED, "{b}");
+    let (s, _) = app.call("GET", "/api/v1/builds", Some(&secret.reveal()), None).await;
+    assert_eq!(s, StatusCode::OK);
+    let (s, list) = app.call("GET", "/api/v1/tokens", Some(&admin), None).await;
+    assert_eq!((s, list.as_array().map(Vec::len)), (StatusCode::OK, Some(4)), "{list}");
+    let (s, b) = app.call("POST", "/api/v1/tokens/remote/revoke", Some(&admin), None).await;
+    assert_eq!((s, b["name"].as_str()), (StatusCode::OK, Some("remote")), "{b}");
+    let (s, _) = app.call("GET", "/api/v1/builds", Some(&secret.reveal()), None).await;
+    assert_eq!(s, StatusCode::UNAUTHORIZED, "a revoked token is refused at once");
+}

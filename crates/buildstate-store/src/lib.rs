@@ -21,6 +21,7 @@ pub mod sql;
 pub mod sql_rows;
 mod store;
 pub mod tokens;
+pub mod wire;
 
 pub use check::{
     check_artifact, check_catalog_item, check_lease_request, check_new_build, check_worker_beat,

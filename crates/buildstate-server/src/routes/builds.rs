@@ -236,18 +236,34 @@ pub(super) fn expected_version(headers: &HeaderMap) -> Result<Option<u64>, ApiEr
     })
 }
 
+/// The header a runner sends its lease token in: a write under it is fenced, as a
+/// local runner's is (refused once another runner took the build over).
+pub const LEASE_HEADER: &str = "buildstate-lease-token";
+
+/// The preconditions of a write: `If-Match` and the runner's lease token, and the
+/// version expected (for [`precondition`]).
+pub(super) fn guard(headers: &HeaderMap) -> Result<(Guard, Option<u64>), ApiError> {
+    let expected = expected_version(headers)?;
+    let mut guard = expected.map_or(Guard::none(), Guard::version);
+    if let Some(v) = headers.get(LEASE_HEADER) {
+        let token = v.to_str().ok().and_then(|t| t.trim().parse::<u64>().ok()).ok_or_else(|| {
+            ApiError::bad_request(format!(
+                "{LEASE_HEADER} must be the lease's token, a whole number (what acquiring the lease answered)"
+            ))
+        })?;
+        guard = guard.and_lease(buildstate_core::LeaseToken::new(token));
+    }
+    Ok((guard, expected))
+}
+
 pub(super) async fn apply(
     state: &AppState,
     reference: &str,
     headers: &HeaderMap,
     cmd: Command,
 ) -> Result<Json<Build>, ApiError> {
-    let expected = expected_version(headers)?;
+    let (guard, expected) = guard(headers)?;
     let b = state.store.find_build(reference).await?;
-    let guard = match expected {
-        Some(v) => Guard::version(v),
-        None => Guard::none(),
-    };
     state.store.apply(b.id, &cmd, guard).await.map(|o| Json(o.build)).map_err(|e| precondition(e, expected))
 }
 

@@ -3,11 +3,13 @@
 //! document). Every handler takes the scope extractor its route needs
 //! ([`crate::auth`]), and answers errors in one shape ([`crate::error`]).
 
+mod admin;
 mod body;
 mod builds;
 mod health;
 mod records;
 mod reports;
+mod runner;
 
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
@@ -131,11 +133,73 @@ pub fn routes() -> Vec<Route> {
         ),
         route(M::GET, "/api/v1/leases", Some(R), "held leases (never their tokens)", get(records::leases)),
         route(
+            M::POST,
+            "/api/v1/builds/{reference}/lease",
+            Some(W),
+            "acquire (or take over) a build's lease; answers its token, to this caller only",
+            post(runner::acquire),
+        ),
+        route(
+            M::POST,
+            "/api/v1/builds/{reference}/lease/renew",
+            Some(W),
+            "the holder's heartbeat",
+            post(runner::renew),
+        ),
+        route(
+            M::POST,
+            "/api/v1/builds/{reference}/lease/release",
+            Some(W),
+            "the holder lets the build go",
+            post(runner::release),
+        ),
+        route(M::POST, "/api/v1/workers/beat", Some(W), "a worker's heartbeat", post(runner::beat)),
+        route(M::POST, "/api/v1/workers/exited", Some(W), "a worker stops", post(runner::exited)),
+        route(M::GET, "/api/v1/workers", Some(R), "workers seen lately", get(runner::workers)),
+        route(
+            M::POST,
+            "/api/v1/builds/{reference}/prune",
+            Some(Scope::Admin),
+            "remove a finished build the rule names",
+            post(admin::prune),
+        ),
+        route(
+            M::GET,
+            "/api/v1/tokens",
+            Some(Scope::Admin),
+            "every token (never a secret)",
+            get(admin::tokens),
+        ),
+        route(
+            M::POST,
+            "/api/v1/tokens",
+            Some(Scope::Admin),
+            "store a token the client issued (its secret's hash only)",
+            post(admin::create_token),
+        ),
+        route(M::GET, "/api/v1/tokens/{id}", Some(Scope::Admin), "one token by id", get(admin::token)),
+        route(
+            M::POST,
+            "/api/v1/tokens/{reference}/revoke",
+            Some(Scope::Admin),
+            "revoke a token by name or id",
+            post(admin::revoke_token),
+        ),
+        route(
             M::GET,
             "/api/v1/catalog/{kind}",
             Some(R),
             "platforms, os-versions or image-types",
             get(records::catalog),
+        ),
+        route(M::POST, "/api/v1/catalog/{kind}", Some(W), "add a catalog item", post(admin::add_item)),
+        route(M::GET, "/api/v1/catalog/{kind}/{name}", Some(R), "one catalog item", get(admin::item)),
+        route(
+            M::DELETE,
+            "/api/v1/catalog/{kind}/{name}",
+            Some(Scope::Admin),
+            "remove an unused catalog item",
+            delete(admin::remove_item),
         ),
         route(
             M::GET,

@@ -7,14 +7,14 @@ use axum::Json;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use buildstate_core::{
-    Artifact, ArtifactKind, Build, BuildDocument, CatalogItem, CatalogKind, Command, FailureRecord,
-    FailureType, Lease, MetaKey, MetaValue, Sha256Hex, StateCode,
+    Artifact, ArtifactKind, Build, BuildDocument, CatalogItem, Command, FailureRecord, FailureType, Lease,
+    MetaKey, MetaValue, Sha256Hex, StateCode,
 };
-use buildstate_store::{FailureFilter, Guard, ImportMode};
+use buildstate_store::{FailureFilter, ImportMode};
 use serde::Deserialize;
 
 use super::body::{Body, Path, Query};
-use super::builds::{apply, expected_version, precondition};
+use super::builds::{apply, guard, precondition};
 use crate::AppState;
 use crate::auth::{CanAdmin, CanRead, CanWrite};
 use crate::error::ApiError;
@@ -77,9 +77,8 @@ pub async fn resolve(
     headers: HeaderMap,
     Body(r): Body<ResolveBody>,
 ) -> Result<Json<Vec<FailureRecord>>, ApiError> {
-    let expected = expected_version(&headers)?;
+    let (guard, expected) = guard(&headers)?;
     let b = state.store.find_build(&reference).await?;
-    let guard = expected.map_or(Guard::none(), Guard::version);
     let resolved = state.store.resolve_failures(b.id, r.number, &r.notes, guard).await;
     resolved.map(Json).map_err(|e| precondition(e, expected))
 }
@@ -114,7 +113,7 @@ pub async fn add_artifact(
     headers: HeaderMap,
     Body(a): Body<ArtifactBody>,
 ) -> Result<(StatusCode, Json<Vec<Artifact>>), ApiError> {
-    let expected = expected_version(&headers)?;
+    let (guard, expected) = guard(&headers)?;
     let b = state.store.find_build(&reference).await?;
     let artifact = Artifact {
         name: a.name,
@@ -128,7 +127,6 @@ pub async fn add_artifact(
         milestone: None,
         invalidated_at: None,
     };
-    let guard = expected.map_or(Guard::none(), Guard::version);
     state.store.add_artifact(b.id, &artifact, guard).await.map_err(|e| precondition(e, expected))?;
     Ok((StatusCode::CREATED, Json(state.store.artifacts(b.id).await?)))
 }
@@ -256,14 +254,6 @@ pub async fn catalog(
     State(state): State<AppState>,
     Path(kind): Path<String>,
 ) -> Result<Json<Vec<CatalogItem>>, ApiError> {
-    let kind = match kind.as_str() {
-        "platforms" => CatalogKind::Platform,
-        "os-versions" => CatalogKind::Os,
-        "image-types" => CatalogKind::ImageType,
-        _ => {
-            return Err(ApiError::not_found(format!("no catalog `{}`", kind.escape_debug()))
-                .with_hint("use platforms, os-versions or image-types"));
-        }
-    };
+    let kind = super::admin::catalog_kind(&kind)?;
     Ok(Json(state.store.catalog(kind).await?))
 }

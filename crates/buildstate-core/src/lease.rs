@@ -62,6 +62,12 @@ impl LeaseToken {
         LeaseToken(self.0 & !SECRET_MASK)
     }
 
+    /// The redacted token of a generation: a lease as listed by the HTTP API, which
+    /// answers only its generation.
+    pub const fn of_generation(generation: u64) -> Self {
+        LeaseToken(generation << SECRET_BITS)
+    }
+
     /// Which grant of the build's lease this is: 1, 2, 3, …
     pub const fn generation(self) -> u64 {
         self.0 >> SECRET_BITS

@@ -9,7 +9,10 @@
 //! ([`LeaseToken::redacted`](buildstate_core::LeaseToken::redacted)), which would let
 //! the reader write under it.
 
-use buildstate_core::{BuildNumber, CatalogKind, DocumentError, Lease, LeaseToken, Rejection};
+use buildstate_core::{
+    Build, BuildNumber, CatalogKind, DocumentError, FailureRecord, HistoryEvent, Lease, LeaseToken, Outcome,
+    Rejection,
+};
 use serde::{Deserialize, Serialize};
 
 use crate::StoreError;
@@ -112,6 +115,29 @@ impl From<WireError> for StoreError {
             WireError::Document { error } => E::Document(error),
             WireError::Busy { waited_ms } => E::Busy { waited_ms },
         }
+    }
+}
+
+/// What a write of a build answers (`POST …/transitions`, `…/cancel`, metadata): the
+/// build as it is now, with the history events and failure records the write appended
+/// beside its fields — a client reading only the build reads it as a `Build`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Applied {
+    #[serde(flatten)]
+    pub build: Build,
+    pub events: Vec<HistoryEvent>,
+    pub failures: Vec<FailureRecord>,
+}
+
+impl From<Outcome> for Applied {
+    fn from(o: Outcome) -> Self {
+        Applied { build: o.build, events: o.events, failures: o.failures }
+    }
+}
+
+impl From<Applied> for Outcome {
+    fn from(a: Applied) -> Self {
+        Outcome { build: a.build, events: a.events, failures: a.failures }
     }
 }
 

@@ -301,7 +301,7 @@ fn print(r: &Report, filtered: bool) -> Result<(), CliError> {
     if r.rows.is_empty() {
         output::line(nothing(r, filtered))?;
     } else {
-        let headers: Vec<String> = r.columns.iter().map(|c| header(c.key)).collect();
+        let headers: Vec<String> = r.columns.iter().map(|c| header(&c.key)).collect();
         let mut t = output::table(&headers.iter().map(String::as_str).collect::<Vec<_>>());
         for row in &r.rows {
             t.add_row(row.iter().zip(&r.columns).map(|(c, col)| shown(c, col)).collect::<Vec<_>>());
@@ -317,11 +317,8 @@ fn print_footer(r: &Report) -> Result<(), CliError> {
             .summary
             .iter()
             .map(|(k, v)| {
-                let kind = match *k {
-                    k if k.ends_with("_ms") => CellKind::Duration,
-                    _ => CellKind::Count,
-                };
-                let col = Column { key: k, kind };
+                let kind = if k.ends_with("_ms") { CellKind::Duration } else { CellKind::Count };
+                let col = Column { key: k.clone(), kind };
                 format!("{}: {}", k.trim_end_matches("_ms").replace('_', " "), shown(v, &col))
             })
             .collect();

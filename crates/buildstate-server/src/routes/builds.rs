@@ -13,6 +13,7 @@ use buildstate_core::{
     Build, BuildNumber, BuildStatus, Command, FailureClass, FailureInfo, FailureType, HistoryEvent, MetaKey,
     MetaValue, Name, NewBuild, RetryPolicy, StateCatalog, StateCode,
 };
+use buildstate_store::wire::{Applied, WireError};
 use buildstate_store::{BuildFilter, Guard, StoreError};
 use jiff::Timestamp;
 use serde::Deserialize;
@@ -261,20 +262,21 @@ pub(super) async fn apply(
     reference: &str,
     headers: &HeaderMap,
     cmd: Command,
-) -> Result<Json<Build>, ApiError> {
+) -> Result<Json<Applied>, ApiError> {
     let (guard, expected) = guard(headers)?;
     let b = state.store.find_build(reference).await?;
-    state.store.apply(b.id, &cmd, guard).await.map(|o| Json(o.build)).map_err(|e| precondition(e, expected))
+    state.store.apply(b.id, &cmd, guard).await.map(|o| Json(o.into())).map_err(|e| precondition(e, expected))
 }
 
 /// A store error as answered: with If-Match the caller asked for the version
 /// precondition, so a version conflict is 412, as HTTP says.
 pub(super) fn precondition(e: StoreError, expected: Option<u64>) -> ApiError {
     match e {
-        e @ StoreError::Conflict { .. } if expected.is_some() => {
-            ApiError::new(StatusCode::PRECONDITION_FAILED, "precondition_failed", e.to_string())
+        e @ StoreError::Conflict { .. } if expected.is_some() => ApiError {
+            detail: WireError::of(&e).map(Box::new),
+            ..ApiError::new(StatusCode::PRECONDITION_FAILED, "precondition_failed", e.to_string())
                 .with_hint("read the build again and retry with its current version")
-        }
+        },
         e => e.into(),
     }
 }
@@ -285,7 +287,7 @@ pub async fn transition(
     Path(reference): Path<String>,
     headers: HeaderMap,
     Body(t): Body<TransitionBody>,
-) -> Result<Json<Build>, ApiError> {
+) -> Result<Json<Applied>, ApiError> {
     apply(&state, &reference, &headers, t.command(caller.actor())).await
 }
 
@@ -301,6 +303,6 @@ pub async fn cancel(
     Path(reference): Path<String>,
     headers: HeaderMap,
     Body(c): Body<CancelBody>,
-) -> Result<Json<Build>, ApiError> {
+) -> Result<Json<Applied>, ApiError> {
     apply(&state, &reference, &headers, Command::Cancel { actor: caller.actor(), reason: c.reason }).await
 }

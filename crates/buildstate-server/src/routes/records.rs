@@ -10,6 +10,7 @@ use buildstate_core::{
     Artifact, ArtifactKind, Build, BuildDocument, CatalogItem, Command, FailureRecord, FailureType, Lease,
     MetaKey, MetaValue, Sha256Hex, StateCode,
 };
+use buildstate_store::wire::Applied;
 use buildstate_store::{FailureFilter, ImportMode};
 use serde::Deserialize;
 
@@ -144,7 +145,7 @@ pub async fn set_meta(
     Path((reference, key)): Path<(String, String)>,
     headers: HeaderMap,
     Body(m): Body<MetaBody>,
-) -> Result<Json<Build>, ApiError> {
+) -> Result<Json<Applied>, ApiError> {
     let key = MetaKey::new(&key).map_err(|e| ApiError::invalid(e.to_string()))?;
     apply(&state, &reference, &headers, Command::SetMeta { key, value: Some(m.value) }).await
 }
@@ -155,7 +156,7 @@ pub async fn delete_meta(
     State(state): State<AppState>,
     Path((reference, key)): Path<(String, String)>,
     headers: HeaderMap,
-) -> Result<Json<Build>, ApiError> {
+) -> Result<Json<Applied>, ApiError> {
     let key = MetaKey::new(&key).map_err(|e| ApiError::invalid(e.to_string()))?;
     apply(&state, &reference, &headers, Command::SetMeta { key, value: None }).await
 }

@@ -41,6 +41,6 @@ pub(super) async fn failures(tx: &mut dyn Tx, req: &ReportRequest, now: Timestam
             Cell::text(g.latest.info.message.clone()),
         ]);
     }
-    r.summary.push(("failures", Cell::count(total)));
+    r.sum("failures", Cell::count(total));
     Ok(r)
 }

@@ -127,8 +127,8 @@ pub(super) async fn attention(tx: &mut dyn Tx, req: &ReportRequest, now: Timesta
         row.push(Cell::Text(retry_command(b)));
         r.push(row);
     }
-    r.summary.push(("failed", Cell::count(rows.len())));
-    r.summary.push(("needs_person", Cell::count(rows.iter().filter(|(b, _)| b.needs_intervention).count())));
+    r.sum("failed", Cell::count(rows.len()));
+    r.sum("needs_person", Cell::count(rows.iter().filter(|(b, _)| b.needs_intervention).count()));
     Ok(r)
 }
 
@@ -149,7 +149,7 @@ pub(super) async fn excessive(tx: &mut dyn Tx, req: &ReportRequest, now: Timesta
         row.extend(failure_cells(last.remove(&b.id).as_ref()));
         r.push(row);
     }
-    r.summary.push(("threshold", Cell::count(req.threshold)));
+    r.sum("threshold", Cell::count(req.threshold));
     Ok(r)
 }
 
@@ -168,7 +168,7 @@ pub(super) async fn resumable(tx: &mut dyn Tx, req: &ReportRequest, now: Timesta
         r.push(row);
     }
     if let Some(from) = req.from {
-        r.summary.push(("from", Cell::count(from.get())));
+        r.sum("from", Cell::count(from.get()));
     }
     Ok(r)
 }

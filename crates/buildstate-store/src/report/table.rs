@@ -1,6 +1,8 @@
 //! What every report produces: named, typed columns and rows of cells, so that one
 //! shape serves the CLI's table and CSV, stable JSON, and the HTTP API.
 
+use std::borrow::Cow;
+
 use jiff::Timestamp;
 use serde::ser::{SerializeMap, SerializeStruct};
 use serde::{Serialize, Serializer};
@@ -9,7 +11,7 @@ use super::ReportName;
 
 /// How a column's cells read; the CLI formats by it (durations as `4m 05s`, times in
 /// UTC), JSON and CSV keep the raw value (milliseconds, RFC 3339).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, serde::Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum CellKind {
     Text,
@@ -26,8 +28,9 @@ pub enum CellKind {
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Column {
-    /// The JSON key and CSV header: snake_case, pinned by snapshot tests.
-    pub key: &'static str,
+    /// The JSON key and CSV header: snake_case, pinned by snapshot tests. Owned only in
+    /// a report read back from the HTTP API ([`Report::from_json`]).
+    pub key: Cow<'static, str>,
     pub kind: CellKind,
 }
 
@@ -134,7 +137,7 @@ pub struct Report {
     pub columns: Vec<Column>,
     pub rows: Vec<Vec<Cell>>,
     /// Figures about the whole report (totals), by key.
-    pub summary: Vec<(&'static str, Cell)>,
+    pub summary: Vec<(Cow<'static, str>, Cell)>,
     /// What a reader should know to read the figures right (a platform without a rate).
     pub notes: Vec<String>,
 }
@@ -148,11 +151,16 @@ impl Report {
         Report {
             name,
             generated_at,
-            columns: columns.iter().map(|&(key, kind)| Column { key, kind }).collect(),
+            columns: columns.iter().map(|&(key, kind)| Column { key: Cow::Borrowed(key), kind }).collect(),
             rows: Vec::new(),
             summary: Vec::new(),
             notes: Vec::new(),
         }
+    }
+
+    /// Adds a figure about the whole report.
+    pub(crate) fn sum(&mut self, key: &'static str, cell: Cell) {
+        self.summary.push((Cow::Borrowed(key), cell));
     }
 
     pub(crate) fn push(&mut self, row: Vec<Cell>) {
@@ -169,7 +177,7 @@ impl Report {
     /// quoting). Summary and notes are not part of it: a spreadsheet wants a rectangle.
     pub fn to_csv(&self) -> String {
         let mut out = String::new();
-        let header: Vec<String> = self.columns.iter().map(|c| csv_field(c.key)).collect();
+        let header: Vec<String> = self.columns.iter().map(|c| csv_field(&c.key)).collect();
         out.push_str(&header.join(","));
         out.push_str("\r\n");
         for row in &self.rows {
@@ -212,28 +220,28 @@ impl Serialize for Report {
             fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
                 let mut m = s.serialize_map(Some(self.0.len()))?;
                 for (c, v) in self.0.iter().zip(self.1) {
-                    m.serialize_entry(c.key, v)?;
+                    m.serialize_entry(&*c.key, v)?;
                 }
                 m.end()
             }
         }
-        struct Summary<'a>(&'a [(&'static str, Cell)]);
+        struct Summary<'a>(&'a [(Cow<'static, str>, Cell)]);
         impl Serialize for Summary<'_> {
             fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
                 let mut m = s.serialize_map(Some(self.0.len()))?;
                 for (k, v) in self.0 {
-                    m.serialize_entry(k, v)?;
+                    m.serialize_entry(&**k, v)?;
                 }
                 m.end()
             }
         }
         #[derive(Serialize)]
-        struct ColumnView {
-            key: &'static str,
+        struct ColumnView<'a> {
+            key: &'a str,
             kind: CellKind,
         }
-        let columns: Vec<ColumnView> =
-            self.columns.iter().map(|c| ColumnView { key: c.key, kind: c.kind }).collect();
+        let columns: Vec<ColumnView<'_>> =
+            self.columns.iter().map(|c| ColumnView { key: &c.key, kind: c.kind }).collect();
         let rows: Vec<Row<'_>> = self.rows.iter().map(|r| Row(&self.columns, r)).collect();
         let mut st = s.serialize_struct("Report", 6)?;
         st.serialize_field("report", self.name.as_str())?;
@@ -244,6 +252,92 @@ impl Serialize for Report {
         st.serialize_field("notes", &self.notes)?;
         st.end()
     }
+}
+
+impl Report {
+    /// The report back from its JSON (what the HTTP API answers), for a client that
+    /// shows it as it shows a report of its own store: the inverse of `Serialize`. A
+    /// cell is read by its column's kind; a summary figure, which has none, is a whole
+    /// number or hundredths by how the number is written. The summary keeps the order
+    /// it was written in, which is the order the CLI prints it in.
+    pub fn from_json(text: &[u8]) -> Result<Report, String> {
+        #[derive(serde::Deserialize)]
+        struct ColumnView {
+            key: String,
+            kind: CellKind,
+        }
+        #[derive(serde::Deserialize)]
+        struct Wire {
+            report: String,
+            generated_at: Timestamp,
+            columns: Vec<ColumnView>,
+            rows: Vec<serde_json::Map<String, serde_json::Value>>,
+            summary: Ordered,
+            notes: Vec<String>,
+        }
+        let w: Wire = serde_json::from_slice(text).map_err(|e| format!("not a report: {e}"))?;
+        let name: ReportName = w.report.parse()?;
+        let columns: Vec<Column> =
+            w.columns.into_iter().map(|c| Column { key: Cow::Owned(c.key), kind: c.kind }).collect();
+        let mut rows = Vec::with_capacity(w.rows.len());
+        for row in &w.rows {
+            let cells = columns
+                .iter()
+                .map(|c| cell(row.get(&*c.key).unwrap_or(&serde_json::Value::Null), Some(c.kind)))
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(|e| format!("a row: {e}"))?;
+            rows.push(cells);
+        }
+        let mut summary = Vec::with_capacity(w.summary.0.len());
+        for (k, value) in w.summary.0 {
+            let c = cell(&value, None).map_err(|e| format!("summary {k}: {e}"))?;
+            summary.push((Cow::Owned(k), c));
+        }
+        Ok(Report { name, generated_at: w.generated_at, columns, rows, summary, notes: w.notes })
+    }
+}
+
+/// A JSON object's entries in the order they were written.
+struct Ordered(Vec<(String, serde_json::Value)>);
+
+impl<'de> serde::Deserialize<'de> for Ordered {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Visitor;
+        impl<'de> serde::de::Visitor<'de> for Visitor {
+            type Value = Ordered;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("an object")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Ordered, A::Error> {
+                let mut entries = Vec::new();
+                while let Some(entry) = map.next_entry()? {
+                    entries.push(entry);
+                }
+                Ok(Ordered(entries))
+            }
+        }
+        d.deserialize_map(Visitor)
+    }
+}
+
+/// One cell from JSON, by its column's kind (`None`: a summary figure).
+fn cell(v: &serde_json::Value, kind: Option<CellKind>) -> Result<Cell, String> {
+    use serde_json::Value;
+    let hundredths = |n: &serde_json::Number| {
+        n.as_f64().map(|f| Cell::Cents((f * 100.0).round() as i64)).ok_or_else(|| format!("{n} is no number"))
+    };
+    Ok(match (v, kind) {
+        (Value::Null, _) => Cell::Null,
+        (Value::Bool(b), _) => Cell::Flag(*b),
+        (Value::String(t), Some(CellKind::Time)) => {
+            Cell::Time(t.parse().map_err(|e| format!("`{t}` is not a time: {e}"))?)
+        }
+        (Value::String(t), _) => Cell::Text(t.clone()),
+        (Value::Number(n), Some(CellKind::Percent | CellKind::Money)) => hundredths(n)?,
+        (Value::Number(n), None) if n.is_f64() => hundredths(n)?,
+        (Value::Number(n), _) => Cell::Int(n.as_i64().ok_or_else(|| format!("{n} is not a whole number"))?),
+        (other, _) => return Err(format!("a cell cannot be {other}")),
+    })
 }
 
 #[cfg(test)]
@@ -257,6 +351,43 @@ mod tests {
         assert_eq!(Cell::percent(1, 8), Cell::Cents(1250));
         assert_eq!(Cell::percent(0, 0), Cell::Null);
         assert_eq!(Cell::percent(5, 5), Cell::Cents(10_000));
+    }
+
+    /// What a client of the HTTP API shows is what the server computed, cell for cell
+    /// and with the summary in its order, or it would print a different table.
+    #[test]
+    fn a_report_reads_back_from_its_json() {
+        let at: Timestamp = "2026-02-12T10:00:00Z".parse().unwrap();
+        let mut r = Report::new(
+            ReportName::Running,
+            at,
+            &[
+                ("build", CellKind::Text),
+                ("attempts", CellKind::Count),
+                ("elapsed", CellKind::Duration),
+                ("started_at", CellKind::Time),
+                ("success_rate", CellKind::Percent),
+                ("cost", CellKind::Money),
+                ("resumed", CellKind::Flag),
+            ],
+        );
+        r.push(vec![
+            Cell::text("aws-rhel-9-base-#3"),
+            Cell::Int(2),
+            Cell::Int(245_000),
+            Cell::Time(at),
+            Cell::Cents(10_000),
+            Cell::Cents(1234),
+            Cell::Flag(true),
+        ]);
+        r.push(vec![Cell::Null; 7]);
+        r.sum("zeta", Cell::Int(3));
+        r.sum("alpha", Cell::Cents(1000));
+        r.sum("mid", Cell::Null);
+        r.notes.push("gcp has no rate".into());
+        let json = serde_json::to_vec(&r).unwrap();
+        assert_eq!(Report::from_json(&json).unwrap(), r);
+        assert!(Report::from_json(b"{\"report\": \"nope\"}").is_err());
     }
 
     #[test]

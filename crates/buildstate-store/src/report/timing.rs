@@ -417,9 +417,9 @@ pub(super) async fn time_saved(tx: &mut dyn Tx, req: &ReportRequest, now: Timest
             Cell::money(cost),
         ]);
     }
-    r.summary.push(("builds", Cell::count(builds)));
-    r.summary.push(("saved_ms", Cell::count(total_ms)));
-    r.summary.push(("saved_cost", if priced { Cell::money(Some(total_cost)) } else { Cell::Null }));
+    r.sum("builds", Cell::count(builds));
+    r.sum("saved_ms", Cell::count(total_ms));
+    r.sum("saved_cost", if priced { Cell::money(Some(total_cost)) } else { Cell::Null });
     r.notes.extend(no_rate_notes(unpriced));
     Ok(r)
 }
@@ -510,10 +510,10 @@ pub(super) async fn cost(tx: &mut dyn Tx, req: &ReportRequest, now: Timestamp) -
             Cell::money(failed),
         ]);
     }
-    r.summary.push(("cost", Cell::money(Some(total))));
-    r.summary.push(("failed_cost", Cell::money(Some(failed_total))));
+    r.sum("cost", Cell::money(Some(total)));
+    r.sum("failed_cost", Cell::money(Some(failed_total)));
     for (band, cost) in by_band.into_values() {
-        r.summary.push((band_key(band), Cell::money(Some(cost))));
+        r.sum(band_key(band), Cell::money(Some(cost)));
     }
     if !unpriced.is_empty() {
         r.notes.push(format!(

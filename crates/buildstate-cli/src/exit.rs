@@ -176,7 +176,9 @@ impl From<StoreError> for CliError {
             | StoreError::CatalogItemNotFound { .. }
             | StoreError::FailureNotFound { .. }
             | StoreError::TokenNotFound(_) => Exit::NotFound,
-            StoreError::AmbiguousRef { .. } | StoreError::InvalidInput(_) => Exit::Usage,
+            StoreError::AmbiguousRef { .. } | StoreError::InvalidInput(_) | StoreError::Denied { .. } => {
+                Exit::Usage
+            }
             StoreError::Rejected(_) => Exit::Rejected,
             StoreError::AlreadyExists { .. }
             | StoreError::CatalogItemInUse { .. }
@@ -193,6 +195,9 @@ impl From<StoreError> for CliError {
             }
             StoreError::Unavailable { location, .. } => Some(unavailable_hint(location)),
             StoreError::LeaseHeld { .. } => Some("`buildstate lease list` shows every runner's lease"),
+            StoreError::Denied { .. } => Some(
+                "set BUILDSTATE_TOKEN to a token with the scope this needs (`buildstate token create` on the server's store)",
+            ),
             StoreError::Backend { .. } => {
                 Some("set BUILDSTATE_LOG=debug for details, and report it if it persists")
             }
@@ -327,6 +332,7 @@ mod tests {
                 StoreError::Unavailable { .. } => ("Unavailable", Exit::Unavailable),
                 StoreError::Busy { .. } => ("Busy", Exit::Unavailable),
                 StoreError::Backend { .. } => ("Backend", Exit::Internal),
+                StoreError::Denied { .. } => ("Denied", Exit::Usage),
             },
             RunError::NothingSelected { .. } => ("NothingSelected", Exit::Usage),
             RunError::LeaseTtl { .. } => ("LeaseTtl", Exit::Usage),
@@ -365,6 +371,7 @@ mod tests {
             store(StoreError::InvalidInput("bad".into())),
             store(StoreError::Document(DocumentError::Inconsistent("x".into()))),
             store(StoreError::Unavailable { location: "l".into(), reason: "r".into() }),
+            store(StoreError::Denied { location: "l".into(), reason: "r".into() }),
             store(StoreError::Busy { waited_ms: 5 }),
             store(StoreError::backend("reading", std::io::Error::other("disk"))),
             RunError::NothingSelected {
@@ -381,7 +388,7 @@ mod tests {
         named.dedup();
         assert_eq!(named.len(), cases.len(), "one case per variant: {named:?}");
         // 16 store errors + 4 of the runner's own: raise it with the new variant's case.
-        assert_eq!(cases.len(), 20, "every variant of RunError and StoreError has a case");
+        assert_eq!(cases.len(), 21, "every variant of RunError and StoreError has a case");
         for e in cases {
             let (name, exit) = documented(&e);
             let message = e.to_string();

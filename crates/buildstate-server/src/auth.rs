@@ -32,7 +32,12 @@ impl Caller {
         let token =
             self.token.as_ref().map_or_else(|| "anonymous".to_owned(), |t| format!("token:{}", t.name));
         match &self.on_behalf_of {
-            Some(who) => format!("{who} via {token}"),
+            // The whole within the store's bound on an actor: the client's part is cut
+            // (marked) to make room for the token's, never the token's.
+            Some(who) => {
+                let room = MAX_ACTOR.saturating_sub(token.len() + " via ".len());
+                format!("{} via {token}", buildstate_core::clean_text(who, room))
+            }
             None => token,
         }
     }
@@ -40,11 +45,20 @@ impl Caller {
 
 /// The `Buildstate-Actor` header, cleaned as any text from a client is; `None` when
 /// absent, empty or not text.
-fn on_behalf_of(parts: &Parts) -> Option<String> {
-    let raw = parts.headers.get(ACTOR_HEADER)?.to_str().ok()?;
-    let who = buildstate_core::clean_text(raw.trim(), 128);
-    (!who.is_empty()).then_some(who)
+fn on_behalf_of(parts: &Parts) -> Result<Option<String>, ApiError> {
+    let Some(raw) = parts.headers.get(ACTOR_HEADER).and_then(|v| v.to_str().ok()) else { return Ok(None) };
+    let raw = raw.trim();
+    if raw.len() > MAX_ACTOR {
+        // As a local store refuses such an actor, rather than record a cut one.
+        return Err(ApiError::invalid(format!("{ACTOR_HEADER} is longer than {MAX_ACTOR} bytes"))
+            .with_hint("name the actor with at most 256 bytes (--actor, BUILDSTATE_ACTOR)"));
+    }
+    let who = buildstate_core::clean_text(raw, MAX_ACTOR);
+    Ok((!who.is_empty()).then_some(who))
 }
+
+/// The store's bound on an actor (`created_by`, a history event's `actor`).
+const MAX_ACTOR: usize = 256;
 
 /// The client's address, as the connection gave it (absent for requests that did not
 /// come through a socket, such as the tests' calls into the router).
@@ -72,7 +86,7 @@ async fn authorize(parts: &Parts, state: &AppState, needed: Scope) -> Result<Cal
     let header = parts.headers.get(AUTHORIZATION).map(|v| v.to_str().unwrap_or_default());
     let Some(header) = header else {
         if needed == Scope::Read && state.options.allow_anonymous_read {
-            return Ok(Caller { token: None, on_behalf_of: on_behalf_of(parts) });
+            return Ok(Caller { token: None, on_behalf_of: on_behalf_of(parts)? });
         }
         return Err(ApiError::unauthorized());
     };
@@ -84,7 +98,7 @@ async fn authorize(parts: &Parts, state: &AppState, needed: Scope) -> Result<Cal
     let now = buildstate_store::now();
     match buildstate_store::tokens::authenticate(state.store.as_ref(), presented, now).await? {
         Ok(token) if token.scopes.allow(needed) => {
-            Ok(Caller { token: Some(token), on_behalf_of: on_behalf_of(parts) })
+            Ok(Caller { token: Some(token), on_behalf_of: on_behalf_of(parts)? })
         }
         Ok(_) => Err(ApiError::forbidden(needed)),
         Err(refusal) => {

@@ -138,7 +138,11 @@ impl From<StoreError> for ApiError {
                 return ApiError::new(S::SERVICE_UNAVAILABLE, "unavailable", "the store cannot be reached")
                     .with_hint("try again; the server's log has the cause");
             }
-            StoreError::Backend { .. } => return ApiError::internal("a store operation", &e),
+            // A store that is itself a client of another server: that server's refusal
+            // is this server's fault to log, not the caller's.
+            StoreError::Backend { .. } | StoreError::Denied { .. } => {
+                return ApiError::internal("a store operation", &e);
+            }
         };
         let detail = WireError::of(&e).map(Box::new);
         ApiError { detail, ..ApiError::new(status, code, e.to_string()) }

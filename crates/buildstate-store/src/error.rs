@@ -54,6 +54,10 @@ pub enum StoreError {
     /// The store cannot be opened or used as it is (newer schema, changed migration, …).
     #[error("the store at {location} cannot be used: {reason}")]
     Unavailable { location: String, reason: String },
+    /// A server (`--server`) refused the caller: no valid token, or one without the
+    /// scope the request needs. Nothing was written.
+    #[error("the server at {location} refused the request: {reason}")]
+    Denied { location: String, reason: String },
     /// Lock contention that outlasted the store's patience.
     #[error("the store stayed busy for {waited_ms} ms; try again")]
     Busy { waited_ms: u64 },

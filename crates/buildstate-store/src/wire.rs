@@ -81,7 +81,7 @@ impl WireError {
             E::InvalidInput(m) => WireError::InvalidInput { message: m.clone() },
             E::Document(d) => WireError::Document { error: d.clone() },
             E::Busy { waited_ms } => WireError::Busy { waited_ms: *waited_ms },
-            E::Unavailable { .. } | E::Backend { .. } => return None,
+            E::Unavailable { .. } | E::Backend { .. } | E::Denied { .. } => return None,
         })
     }
 }

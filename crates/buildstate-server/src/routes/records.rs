@@ -242,9 +242,9 @@ pub async fn import(
     Query(q): Query<ImportQuery>,
     Body(doc): Body<BuildDocument>,
 ) -> Result<(StatusCode, Json<Build>), ApiError> {
-    let parts = doc
-        .into_parts()
-        .map_err(|e| ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid_document", e.to_string()))?;
+    // With the store's error in `detail`, as any refusal: a client reads back which
+    // rule the document broke.
+    let parts = doc.into_parts().map_err(|e| ApiError::from(buildstate_store::StoreError::Document(e)))?;
     let mode = if q.replace { ImportMode::Replace } else { ImportMode::CreateOnly };
     Ok((StatusCode::CREATED, Json(state.store.import_build(parts, mode).await?)))
 }

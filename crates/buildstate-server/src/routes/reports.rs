@@ -24,6 +24,25 @@ pub struct ReportQuery {
     status: Option<String>,
     threshold: Option<u32>,
     from: Option<StateCode>,
+    /// `cost` and `time-saved`: hourly rates per platform, `aws=1.20,azure=0.95` (a
+    /// client's own `[cost]`); the server's configured rates when absent.
+    rates: Option<String>,
+}
+
+/// `aws=1.20,azure=0.95` as rates by platform.
+fn rates(raw: &str) -> Result<std::collections::BTreeMap<String, f64>, ApiError> {
+    raw.split(',')
+        .filter(|s| !s.trim().is_empty())
+        .map(|pair| {
+            let bad = || ApiError::invalid(format!("rates: `{}` is not PLATFORM=RATE", pair.escape_debug()));
+            let (p, r) = pair.split_once('=').ok_or_else(bad)?;
+            let rate: f64 = r.trim().parse().map_err(|_| bad())?;
+            if !rate.is_finite() || rate < 0.0 {
+                return Err(bad());
+            }
+            Ok((Name::new(p.trim()).map_err(|e| ApiError::invalid(format!("rates: {e}")))?.to_string(), rate))
+        })
+        .collect()
 }
 
 pub async fn report(
@@ -56,8 +75,10 @@ pub async fn report(
         },
         threshold: q.threshold.unwrap_or(5),
         from: q.from,
-        // Rates are the server's configuration, not the caller's.
-        rates: state.options.rates.clone(),
+        rates: match &q.rates {
+            Some(raw) => rates(raw)?,
+            None => state.options.rates.clone(),
+        },
     };
     Ok(Json(state.store.report(&request).await?))
 }

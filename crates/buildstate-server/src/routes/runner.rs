@@ -48,7 +48,18 @@ pub async fn acquire(
     let b = state.store.find_build(&reference).await?;
     let request = LeaseRequest { owner: a.owner, host: a.host, pid: a.pid, ttl: ttl(a.ttl_ms)? };
     let lease = match a.take_over {
-        Some(dead) => state.store.take_over_lease(b.id, &request, dead).await?,
+        Some(dead) => {
+            // A client never saw the secret of a lease it does not hold (leases are
+            // listed redacted), so it names the dead lease by its generation: the held
+            // lease of that generation is superseded, exactly that one. No weaker than
+            // `lease/break`, which the same scope may call.
+            let held = state.store.leases().await?.into_iter().find(|l| l.build_id == b.id);
+            let dead = match held {
+                Some(l) if l.token.redacted() == dead.redacted() => l.token,
+                _ => dead,
+            };
+            state.store.take_over_lease(b.id, &request, dead).await?
+        }
         None => state.store.acquire_lease(b.id, &request).await?,
     };
     Ok((StatusCode::CREATED, Json(lease)))

@@ -27,6 +27,13 @@ use crate::Store;
 pub trait Harness: Send + Sync + 'static {
     /// Another handle on the same store (a new connection where the backend has them).
     async fn open(&self) -> Arc<dyn Store>;
+
+    /// How the store records `actor`, the name a caller gave (`NewBuild::created_by`,
+    /// a command's actor): as given, unless the store is a server's client, whose
+    /// server records the token a change came with beside it (`alice via token:ci`).
+    fn recorded_actor(&self, actor: &str) -> String {
+        actor.to_owned()
+    }
 }
 
 /// Expands to one `#[tokio::test]` per conformance case. `$harness` is an expression

@@ -21,7 +21,10 @@ pub async fn create_build_starts_pending_at_zero(h: &impl Harness) {
     assert!(!b.needs_intervention && !b.attempt_open());
     assert_eq!((b.started_at, b.ended_at), (None, None));
     assert_eq!((&b.platform, &b.os, &b.image_type), (&new.platform, &new.os, &new.image_type));
-    assert_eq!((b.created_by.as_str(), &b.ci_url, &b.metadata), ("alice", &new.ci_url, &new.metadata));
+    assert_eq!(
+        (&b.created_by, &b.ci_url, &b.metadata),
+        (&h.recorded_actor("alice"), &new.ci_url, &new.metadata)
+    );
     assert_eq!(b.catalog, StateCatalog::default_catalog());
     assert_eq!(b.check_invariants(), Ok(()));
     assert_eq!(reload(s.as_ref(), b.id).await, b, "build(id) reads back what create returned");
@@ -31,8 +34,8 @@ pub async fn create_build_starts_pending_at_zero(h: &impl Harness) {
     assert_eq!(events.len(), 1, "a new build has exactly its `created` event");
     let e = &events[0];
     assert_eq!(
-        (e.seq, e.kind, e.state, e.actor.as_str()),
-        (1, EventKind::Created, StateCode::INITIAL, "alice")
+        (e.seq, e.kind, e.state, e.actor.clone()),
+        (1, EventKind::Created, StateCode::INITIAL, h.recorded_actor("alice"))
     );
     assert_eq!(e.at, b.created_at);
     let filter = FailureFilter { build: Some(b.id), ..FailureFilter::default() };

@@ -41,7 +41,10 @@ async fn assert_stale(s: &dyn Store, id: BuildId, cmd: Command, guard: Guard, cu
     match &s.apply(id, &cmd, guard).await {
         Err(e @ StoreError::StaleLease { token, current: found, .. }) => {
             assert_eq!(Some(*token), guard.lease, "StaleLease names the token that was refused");
-            assert_eq!(found.as_deref(), current, "StaleLease names the current lease");
+            assert!(
+                found.as_deref().map_or(current.is_none(), |f| current.is_some_and(|c| is_lease(f, c))),
+                "StaleLease names the current lease: {found:?}, not {current:?}"
+            );
             let text = e.to_string();
             assert!(text.contains("must stop"), "the message tells the runner to stop: {text}");
             if let Some(l) = current {
@@ -58,7 +61,7 @@ async fn assert_held(s: &dyn Store, id: BuildId, cmd: Command, holder: &Lease) {
     let before = export(s, id).await;
     match &s.apply(id, &cmd, Guard::none()).await {
         Err(e @ StoreError::LeaseHeld { lease, .. }) => {
-            assert_eq!(lease.as_ref(), holder, "LeaseHeld names the held lease");
+            assert!(is_lease(lease, holder), "LeaseHeld names the held lease: {lease:?}, not {holder:?}");
             let text = e.to_string();
             assert!(text.contains(&holder.holder()), "the message names the holder: {text}");
             assert!(text.contains("lease break"), "the message says how to break it: {text}");
@@ -83,14 +86,14 @@ pub async fn lease_acquire_renew_release(h: &impl Harness) {
     assert_eq!(lease.renewed_at, lease.acquired_at);
     assert_eq!(lease.expires_at.as_microsecond() - lease.acquired_at.as_microsecond(), 30_000_000);
     assert!(!lease.is_expired(now()));
-    assert_eq!(st.leases().await.expect("leases"), vec![lease.clone()]);
+    assert_leases(&st.leases().await.expect("leases"), std::slice::from_ref(&lease), "the lease is listed");
 
     tick().await;
     let renewed = st.renew_lease(b.id, lease.token, Duration::from_secs(60)).await.expect("renew");
     assert_eq!((renewed.token, renewed.acquired_at), (lease.token, lease.acquired_at), "renewal keeps both");
     assert!(renewed.renewed_at > lease.renewed_at, "renewal records the heartbeat");
     assert_eq!(renewed.expires_at.as_microsecond() - renewed.renewed_at.as_microsecond(), 60_000_000);
-    assert_eq!(st.leases().await.expect("leases"), vec![renewed.clone()]);
+    assert_leases(&st.leases().await.expect("leases"), std::slice::from_ref(&renewed), "the lease is listed");
 
     st.release_lease(b.id, lease.token).await.expect("release");
     st.release_lease(b.id, lease.token).await.expect("releasing twice is not an error");
@@ -130,7 +133,7 @@ pub async fn leases_are_listed_by_build_number(h: &impl Harness) {
     st.release_lease(mm.id, m.token).await.expect("release");
     outlive(&a).await;
     let listed = st.leases().await.expect("leases");
-    assert_eq!(listed, vec![a.clone(), z], "held leases by build number, expired ones included");
+    assert_leases(&listed, &[a.clone(), z], "held leases by build number, expired ones included");
     assert!(listed[0].is_expired(now()) && !listed[1].is_expired(now()));
 }
 
@@ -142,7 +145,10 @@ pub async fn second_acquire_is_refused_naming_the_holder(h: &impl Harness) {
     for req in [request("b", 202, LONG), request("a", 101, LONG)] {
         match &st.acquire_lease(b.id, &req).await {
             Err(e @ StoreError::LeaseHeld { build, lease }) => {
-                assert_eq!((build, lease.as_ref()), (&b.number, &held), "LeaseHeld names build and holder");
+                assert!(
+                    build == &b.number && is_lease(lease, &held),
+                    "LeaseHeld names build and holder: {lease:?}"
+                );
                 let text = e.to_string();
                 assert!(text.contains("runner-a@host-a (pid 101)"), "the message names the holder: {text}");
                 assert!(text.contains(&held.expires_at.strftime("%Y-%m-%d %H:%M").to_string()), "{text}");
@@ -150,7 +156,7 @@ pub async fn second_acquire_is_refused_naming_the_holder(h: &impl Harness) {
             other => panic!("{} acquiring a held lease → LeaseHeld, got {other:?}", req.owner),
         }
     }
-    assert_eq!(st.leases().await.expect("leases"), vec![held], "the holder keeps its lease");
+    assert_leases(&st.leases().await.expect("leases"), &[held], "the holder keeps its lease");
 }
 
 pub async fn expired_lease_is_taken_over_with_the_next_token(h: &impl Harness) {
@@ -159,17 +165,21 @@ pub async fn expired_lease_is_taken_over_with_the_next_token(h: &impl Harness) {
     let b = create(st, &seed(st).await).await;
     let old = acquire(st, b.id, &request("a", 101, SHORT)).await;
     outlive(&old).await;
-    assert_eq!(st.leases().await.expect("leases"), vec![old.clone()], "expired, but held until taken over");
+    assert_leases(
+        &st.leases().await.expect("leases"),
+        std::slice::from_ref(&old),
+        "expired, but held until taken over",
+    );
 
     let new = acquire(st, b.id, &request("b", 202, LONG)).await;
     assert_eq!(new.token.generation(), old.token.generation() + 1, "a take-over gets the next token");
     assert_eq!((new.owner.as_str(), new.pid), ("runner-b", 202));
-    assert_eq!(st.leases().await.expect("leases"), vec![new.clone()]);
+    assert_leases(&st.leases().await.expect("leases"), std::slice::from_ref(&new), "the lease is listed");
 
     match &st.renew_lease(b.id, old.token, LONG).await {
         Err(e @ StoreError::StaleLease { current, .. }) => {
             let text = e.to_string();
-            assert_eq!(current.as_deref(), Some(&new), "StaleLease names the successor");
+            assert!(current.as_deref().is_some_and(|c| is_lease(c, &new)), "StaleLease names the successor");
             assert!(text.contains("runner-b@host-b (pid 202)") && text.contains("#2"), "{text}");
         }
         other => panic!("a heartbeat after a take-over → StaleLease, got {other:?}"),
@@ -179,7 +189,7 @@ pub async fn expired_lease_is_taken_over_with_the_next_token(h: &impl Harness) {
         matches!(r, Err(StoreError::StaleLease { .. })),
         "releasing an old token → StaleLease, got {r:?}"
     );
-    assert_eq!(st.leases().await.expect("leases"), vec![new], "the old holder cannot touch the new lease");
+    assert_leases(&st.leases().await.expect("leases"), &[new], "the old holder cannot touch the new lease");
 }
 
 pub async fn stale_token_writes_are_refused_and_change_nothing(h: &impl Harness) {
@@ -229,7 +239,7 @@ pub async fn untokened_writes_wait_for_the_lease(h: &impl Harness) {
     // Once expired, a person may write without a token.
     let o = st.apply(b.id, &complete(0), Guard::none()).await.expect("an expired lease lets people in");
     assert_eq!(o.build.state, code(5));
-    assert_eq!(st.leases().await.expect("leases"), vec![lease], "writing does not release the lease");
+    assert_leases(&st.leases().await.expect("leases"), &[lease], "writing does not release the lease");
 }
 
 pub async fn break_then_acquire_gets_the_next_token(h: &impl Harness) {
@@ -238,11 +248,8 @@ pub async fn break_then_acquire_gets_the_next_token(h: &impl Harness) {
     let b = create(st, &seed(st).await).await;
     let lease = acquire(st, b.id, &request("a", 101, LONG)).await;
     let before = export(st, b.id).await;
-    assert_eq!(
-        st.break_lease(b.id).await.expect("break"),
-        Some(lease.clone()),
-        "break returns what it broke"
-    );
+    let broken = st.break_lease(b.id).await.expect("break");
+    assert!(broken.as_ref().is_some_and(|l| is_lease(l, &lease)), "break returns what it broke: {broken:?}");
     assert_eq!(st.break_lease(b.id).await.expect("break again"), None, "nothing left to break");
     assert_eq!(export(st, b.id).await, before, "breaking a lease does not change the build");
     assert!(st.leases().await.expect("leases").is_empty());
@@ -281,7 +288,7 @@ pub async fn lease_tokens_never_decrease(h: &impl Harness) {
     let held = acquire(st, b.id, &request("r6", 6, LONG)).await;
     let parts = doc.clone().into_parts().expect("an exported document is valid");
     match st.import_build(parts.clone(), ImportMode::Replace).await {
-        Err(StoreError::LeaseHeld { lease, .. }) => assert_eq!(*lease, held),
+        Err(StoreError::LeaseHeld { lease, .. }) => assert!(is_lease(&lease, &held), "{lease:?}"),
         other => panic!("replacing a build while its lease is held → LeaseHeld, got {other:?}"),
     }
     st.release_lease(b.id, held.token).await.expect("release");
@@ -316,8 +323,8 @@ pub async fn concurrent_acquirers_one_wins(h: &impl Harness) {
     assert_eq!(refused.len(), 15);
     let winner = &winners[0];
     assert_eq!(winner.token.generation(), 1);
-    assert!(refused.iter().all(|l| l == winner), "every loser is told the winner's lease");
-    assert_eq!(s.leases().await.expect("leases"), winners);
+    assert!(refused.iter().all(|l| is_lease(l, winner)), "every loser is told the winner's lease");
+    assert_leases(&s.leases().await.expect("leases"), &winners, "the winner holds it");
 }
 
 /// Every write a runner's step makes — artifacts and failure resolutions as well as
@@ -364,10 +371,10 @@ pub async fn a_dead_holders_lease_is_taken_over_at_once(h: &impl Harness) {
     let dead = acquire(st, b.id, &request("a", 101, LONG)).await;
     let taken = st.take_over_lease(b.id, &request("b", 202, LONG), dead.token).await.expect("superseded");
     assert_eq!(taken.token.generation(), dead.token.generation() + 1);
-    assert_eq!(st.leases().await.expect("leases"), vec![taken.clone()]);
+    assert_leases(&st.leases().await.expect("leases"), std::slice::from_ref(&taken), "the lease is listed");
     // The dead token no longer supersedes anything: the new holder keeps the build.
     match st.take_over_lease(b.id, &request("c", 303, LONG), dead.token).await {
-        Err(StoreError::LeaseHeld { lease, .. }) => assert_eq!(*lease, taken),
+        Err(StoreError::LeaseHeld { lease, .. }) => assert!(is_lease(&lease, &taken), "{lease:?}"),
         other => panic!("superseding with a token that is not the held one → LeaseHeld, got {other:?}"),
     }
     assert_stale(st, b.id, start(0), Guard::lease(dead.token), Some(&taken)).await;

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use buildstate_core::{
     Artifact, ArtifactKind, Build, BuildDocument, BuildId, BuildNumber, CatalogItem, Command, FailureClass,
-    FailureInfo, FailureType, HistoryEvent, ImageType, MetaKey, MetaValue, Name, NewBuild, OsVersion,
+    FailureInfo, FailureType, HistoryEvent, ImageType, Lease, MetaKey, MetaValue, Name, NewBuild, OsVersion,
     Outcome, Platform, Sha256Hex, StateCatalog, StateCode,
 };
 
@@ -288,4 +288,20 @@ pub(super) fn renamed(doc: &BuildDocument, number: &str) -> BuildDocument {
         f.build_id = id;
     }
     BuildDocument::from_parts(parts)
+}
+
+/// A lease as listed, or as a refusal names it, is the held one: its token whole, or
+/// redacted ([`buildstate_core::LeaseToken::redacted`]) by a store that is a client of a
+/// server, which never learns the secret of a lease it does not hold.
+pub fn is_lease(seen: &Lease, held: &Lease) -> bool {
+    seen == held || *seen == Lease { token: held.token.redacted(), ..held.clone() }
+}
+
+/// [`is_lease`] for each of a listing, in order.
+#[track_caller]
+pub fn assert_leases(seen: &[Lease], held: &[Lease], what: &str) {
+    assert!(
+        seen.len() == held.len() && seen.iter().zip(held).all(|(s, h)| is_lease(s, h)),
+        "{what}: listed {seen:?}, held {held:?}"
+    );
 }

@@ -10,7 +10,7 @@ use clap::error::{ContextKind, ContextValue, ErrorKind};
 use clap::{CommandFactory, FromArgMatches, Parser, error::Error as ClapError};
 
 use crate::commands::Command;
-use crate::config::{Early, Settings};
+use crate::config::{Early, Settings, StoreChoice};
 use crate::exit::{CliError, Exit};
 use crate::output::ColorWhen;
 
@@ -39,6 +39,10 @@ pub struct Global {
         value_parser = clap::builder::TypedValueParser::map(clap::builder::OsStringValueParser::new(), PathBuf::from)
     )]
     pub db: Option<PathBuf>,
+    /// Work through a `buildstate serve` instead of a store (https://…); its token is read
+    /// from BUILDSTATE_TOKEN, or the config file's token_file, never from a flag
+    #[arg(long, global = true, env = "BUILDSTATE_SERVER", value_name = "URL", hide_env_values = true)]
+    pub server: Option<String>,
     /// Print JSON: reads print the data, writes print the resulting object
     #[arg(long, global = true)]
     pub json: bool,
@@ -126,7 +130,13 @@ pub async fn run(cli: Cli, settings: Settings) -> Result<Exit, CliError> {
         command => command,
     };
     command.preflight()?;
-    let opened = crate::open::open(settings.db.value.as_deref().map(Path::new), command.access()).await?;
+    let opened = match settings.store()? {
+        StoreChoice::Local(db) => crate::open::open(db.map(Path::new), command.access()).await?,
+        StoreChoice::Server(url) => {
+            command.through_server()?;
+            crate::open::open_server(url, settings.token.as_ref().map(|(t, _)| t.as_str()))?
+        }
+    };
     let syncer = match settings.sync.value.as_deref() {
         Some(url) => Some(crate::remote::syncer(url, &opened.local_anchor)?),
         None => None,

@@ -30,6 +30,20 @@ use crate::output::ColorWhen;
 pub const CONFIG_ENV: &str = "BUILDSTATE_CONFIG";
 const COLOR_ENV: &str = "BUILDSTATE_COLOR";
 const LEASE_TOKEN_ENV: &str = "BUILDSTATE_LEASE_TOKEN";
+pub const SERVER_ENV: &str = "BUILDSTATE_SERVER";
+pub const TOKEN_ENV: &str = "BUILDSTATE_TOKEN";
+
+/// The token in a `token_file`: its first line, trimmed.
+fn read_token_file(path: &Path) -> Result<String, CliError> {
+    let bytes = crate::input::read_file(path, "the token file", 64 * 1024)?;
+    let text = String::from_utf8_lossy(&bytes);
+    let token = text.lines().next().unwrap_or_default().trim().to_owned();
+    if token.is_empty() {
+        return Err(CliError::usage(format!("the token file {} is empty", path.display()))
+            .with_hint("put the token `buildstate token create` printed in it, on the first line"));
+    }
+    Ok(token)
+}
 
 /// A runner setting: its config-file key, its flag's clap id and its environment variable.
 #[derive(Debug, Clone, Copy)]
@@ -104,6 +118,11 @@ pub struct Settings {
     pub config_file: Setting<Option<PathBuf>>,
     /// `None`: the default SQLite file ([`default_db_path`]).
     pub db: Setting<Option<String>>,
+    /// A server to work through instead of `db` ([`Settings::store`] says which wins).
+    pub server: Setting<Option<String>>,
+    /// The server's token (`BUILDSTATE_TOKEN`, or the file named by `token_file`) and
+    /// where it came from; never shown.
+    pub token: Option<(String, Origin)>,
     pub sync: Setting<Option<String>>,
     pub actor: Setting<String>,
     pub lease_ttl: Setting<String>,
@@ -118,6 +137,60 @@ pub struct Settings {
     /// `[cost]` of the config file: hourly rate by platform.
     pub cost: std::collections::BTreeMap<String, f64>,
     pub quiet: bool,
+}
+
+/// Which store the settings name.
+#[derive(Debug, PartialEq, Eq)]
+pub enum StoreChoice<'s> {
+    /// `db` (`None`: the default SQLite file).
+    Local(Option<&'s str>),
+    Server(&'s str),
+}
+
+impl Settings {
+    /// `--server` or `--db`: the one given at the higher layer (flag over environment
+    /// over config file), so that `--db x` on the command line works on a machine whose
+    /// config names a server. An `http(s)://` `--db` is a server too: that is how a
+    /// step of a runner working through a server is told where it is (`BUILDSTATE_DB`).
+    /// Both at the same layer, naming different things, is a mistake to point out.
+    pub fn store(&self) -> Result<StoreChoice<'_>, CliError> {
+        let rank = |o: &Origin| match o {
+            Origin::Flag(_) => 3,
+            Origin::Env(_) => 2,
+            Origin::File(_) => 1,
+            Origin::Default => 0,
+        };
+        let db = self.db.value.as_deref();
+        let Some(server) = self.server.value.as_deref() else {
+            return Ok(match db.filter(|d| is_server_url(d)) {
+                Some(url) => StoreChoice::Server(url),
+                None => StoreChoice::Local(db),
+            });
+        };
+        match db {
+            Some(d) if d == server => Ok(StoreChoice::Server(server)),
+            Some(d) if rank(&self.db.origin) > rank(&self.server.origin) => {
+                Ok(if is_server_url(d) { StoreChoice::Server(d) } else { StoreChoice::Local(Some(d)) })
+            }
+            // A step of a runner: the runner names its store in BUILDSTATE_DB, whatever
+            // else the step inherited from the runner's own environment.
+            Some(d) if rank(&self.db.origin) == rank(&self.server.origin) && self.lease_token.is_some() => {
+                Ok(if is_server_url(d) { StoreChoice::Server(d) } else { StoreChoice::Local(Some(d)) })
+            }
+            Some(_) if rank(&self.db.origin) == rank(&self.server.origin) => Err(CliError::usage(format!(
+                "both a store ({}) and a server ({}) are given; which one is meant?",
+                self.db.origin, self.server.origin
+            ))
+            .with_hint("give --db for a store or --server for a server, not both")),
+            _ => Ok(StoreChoice::Server(server)),
+        }
+    }
+}
+
+/// `http://…` or `https://…`: a server, not a store.
+pub fn is_server_url(text: &str) -> bool {
+    let lower = text.get(..8).unwrap_or(text).to_ascii_lowercase();
+    lower.starts_with("http://") || lower.starts_with("https://")
 }
 
 impl Settings {
@@ -234,6 +307,17 @@ impl Early {
             ),
             file.and_then(|f| f.db.as_ref()),
         );
+        let server = layered(
+            given("server", "--server", SERVER_ENV, global.server.clone()),
+            file.and_then(|f| f.server.as_ref()),
+        );
+        let token = match env(TOKEN_ENV) {
+            Some(t) => Some((t.to_string_lossy().trim().to_owned(), Origin::Env(TOKEN_ENV))),
+            None => match file.and_then(|f| f.token_file.as_deref()) {
+                Some(path) => Some((read_token_file(Path::new(path))?, file_origin())),
+                None => None,
+            },
+        };
         let sync = layered(
             given("sync", "--sync", "BUILDSTATE_SYNC", global.sync.clone()),
             file.and_then(|f| f.sync.as_ref()),
@@ -284,6 +368,8 @@ impl Early {
         Ok(Settings {
             config_file: self.config_file,
             db,
+            server,
+            token,
             sync,
             actor,
             lease_ttl: required(lease_ttl),

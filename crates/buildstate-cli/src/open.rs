@@ -364,6 +364,33 @@ fn shown(path: &Path) -> String {
 /// password, user or TLS options): the runs of each PostgreSQL store keep their logs
 /// and copy state in a directory of their own, apart from the default SQLite store's
 /// and from each other's, wherever the URL asks for TLS.
+/// A `buildstate serve` as the store (`--server`). Nothing is sent yet: the first call
+/// says whether the server answers and takes the token.
+pub fn open_server(url: &str, token: Option<&str>) -> Result<Opened, CliError> {
+    let store = buildstate_client::HttpStore::new(url, token)?;
+    let location = Store::location(&store);
+    let default = config::default_db_path().ok_or_else(|| {
+        CliError::usage("cannot find a data directory for local run logs (is HOME set?)")
+            .with_hint("pass --logs-dir DIR")
+    })?;
+    // This machine's attempt logs and copy state for runs through this server.
+    let slug: String = location
+        .chars()
+        .map(|c| if c.is_ascii_alphanumeric() || matches!(c, '.' | '-') { c } else { '_' })
+        .take(120)
+        .collect();
+    Ok(Opened {
+        // The server's store is its own: it has no schema version a client can see.
+        schema_version: 0,
+        local_anchor: default.with_file_name("servers").join(slug).join("store"),
+        // A step reaches the same server through `BUILDSTATE_DB=https://…`, with the
+        // token it inherits in BUILDSTATE_TOKEN.
+        step_db: location.clone(),
+        location,
+        store: Arc::new(store),
+    })
+}
+
 fn postgres_anchor(conninfo: &str) -> Result<PathBuf, CliError> {
     let default = config::default_db_path().ok_or_else(|| {
         CliError::usage("cannot find a data directory for local run logs (is HOME set?)")

@@ -61,8 +61,10 @@ fn entries(s: &Settings) -> Vec<(&'static str, Entry, String)> {
     let default_db = config::default_db_path().map(|p| p.display().to_string());
     let db = s.db.value.as_deref().map(config::redact_url).or(default_db);
     let sync = s.sync.value.as_deref().map(config::redact_url);
+    let server = s.server.value.as_deref().map(config::redact_url);
     let mut out = vec![
         ("db", entry(db.clone(), &s.db.origin), db.unwrap_or_else(|| "-".to_owned())),
+        ("server", entry(server.clone(), &s.server.origin), server.unwrap_or_else(|| "-".to_owned())),
         ("sync", entry(sync.clone(), &s.sync.origin), sync.unwrap_or_else(|| "-".to_owned())),
         ("actor", entry(Some(s.actor.value.clone()), &s.actor.origin), s.actor.value.clone()),
         ("lease_ttl", entry(Some(s.lease_ttl.value.clone()), &s.lease_ttl.origin), s.lease_ttl.value.clone()),
@@ -78,6 +80,9 @@ fn entries(s: &Settings) -> Vec<(&'static str, Entry, String)> {
             s.color.value.as_str().to_owned(),
         ),
     ];
+    if let Some((_, origin)) = &s.token {
+        out.push(("token", entry(Some(HIDDEN.to_owned()), origin), HIDDEN.to_owned()));
+    }
     if let Some(origin) = &s.lease_token {
         out.push(("lease_token", entry(Some(HIDDEN.to_owned()), origin), HIDDEN.to_owned()));
     }

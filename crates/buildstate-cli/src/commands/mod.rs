@@ -137,6 +137,18 @@ impl Command {
         }
     }
 
+    /// Refuses the commands that have no meaning through a server (`--server`): they
+    /// make or serve a store of their own.
+    pub fn through_server(&self) -> Result<(), CliError> {
+        let what = match self {
+            Command::Init(_) => "init creates a local store; the server's store is the one it serves",
+            Command::Serve(_) => "serve serves a store; serving a server's client would only add a hop",
+            _ => return Ok(()),
+        };
+        Err(CliError::usage(format!("{what}, so it does not work through --server"))
+            .with_hint("run it where the store is, with --db (or without BUILDSTATE_SERVER)"))
+    }
+
     pub async fn run(self, ctx: &Ctx) -> Result<Exit, CliError> {
         match self {
             Command::Init(a) => init::run(a, ctx).await,

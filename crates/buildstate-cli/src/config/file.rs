@@ -20,13 +20,26 @@ const MAX_CONFIG_BYTES: u64 = 1 << 20;
 /// The top-level keys, in the order the README documents them (a test checks that it
 /// does; serde's own list names them in error messages).
 #[cfg(test)]
-pub const KEYS: &[&str] =
-    &["db", "sync", "actor", "lease_ttl", "grace", "logs_dir", "color", "retry", "cost"];
+pub const KEYS: &[&str] = &[
+    "db",
+    "server",
+    "token_file",
+    "sync",
+    "actor",
+    "lease_ttl",
+    "grace",
+    "logs_dir",
+    "color",
+    "retry",
+    "cost",
+];
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct Raw {
     db: Option<Spanned<String>>,
+    server: Option<Spanned<String>>,
+    token_file: Option<Spanned<String>>,
     sync: Option<Spanned<String>>,
     actor: Option<Spanned<String>>,
     lease_ttl: Option<Spanned<String>>,
@@ -45,6 +58,11 @@ struct Raw {
 pub struct FileConfig {
     pub path: PathBuf,
     pub db: Option<String>,
+    /// A `buildstate serve` to work through instead of a store.
+    pub server: Option<String>,
+    /// A file holding the server's token: the token itself is never in this file,
+    /// which gets shown (`config show`), copied and committed.
+    pub token_file: Option<String>,
     pub sync: Option<String>,
     pub actor: Option<String>,
     pub lease_ttl: Option<String>,
@@ -127,6 +145,8 @@ impl FileConfig {
         Ok(FileConfig {
             path: path.to_path_buf(),
             db: non_empty(&raw.db, "db", "a SQLite path, a postgres:// URL or a file:// directory")?,
+            server: non_empty(&raw.server, "server", "the URL of a `buildstate serve`")?,
+            token_file: non_empty(&raw.token_file, "token_file", "a file holding the server's token")?,
             sync: non_empty(&raw.sync, "sync", "an s3://, az://, gs:// or file:// URL")?,
             actor: non_empty(&raw.actor, "actor", "the name recorded in history")?,
             lease_ttl: lease_ttl(&src, &raw.lease_ttl)?,
@@ -260,7 +280,7 @@ mod tests {
         let e = FileConfig::parse("dbb = \"x\"\n", Path::new("c.toml")).expect_err("typo");
         assert_eq!(
             e.to_string(),
-            "c.toml:1:1: unknown key `dbb` in the config file; valid keys: db, sync, actor, lease_ttl, grace, logs_dir, color, retry, cost"
+            "c.toml:1:1: unknown key `dbb` in the config file; valid keys: db, server, token_file, sync, actor, lease_ttl, grace, logs_dir, color, retry, cost"
         );
         assert_eq!(
             closest("lease-ttl", &KEYS.iter().map(|k| (*k).to_owned()).collect::<Vec<_>>()),

@@ -56,10 +56,21 @@ pub fn bin() -> &'static str {
     env!("CARGO_BIN_EXE_buildstate")
 }
 
-/// A fresh store in a temp dir, removed on drop.
+/// A fresh store in a temp dir, removed on drop; with [`Env::served`], the same store
+/// behind a real `buildstate serve`, which every command of the fixture goes through.
 pub struct Env {
     pub dir: TempDir,
     pub db: PathBuf,
+    pub served: Option<Served>,
+}
+
+/// A `buildstate serve` of a fixture's store, stopped on drop.
+pub struct Served {
+    pub url: String,
+    /// A read, write and admin token.
+    pub token: String,
+    /// Kept to stop it with the fixture.
+    pub _process: Runner,
 }
 
 /// How a run ended.
@@ -102,19 +113,56 @@ impl Env {
     pub fn new() -> Self {
         let dir = tempfile::tempdir().expect("temp dir");
         let db = dir.path().join("buildstate.db");
-        Env { dir, db }
+        Env { dir, db, served: None }
+    }
+
+    /// A fixture whose commands work through a server (`BUILDSTATE_SERVER` and
+    /// `BUILDSTATE_TOKEN`, nothing else): the real binary serving a fresh store.
+    pub fn served() -> Self {
+        let mut env = Env::new();
+        env.ok(&["init"]);
+        let token =
+            env.ok(&["token", "create", "--name", "cli", "--scopes", "read,write,admin"]).trim().to_owned();
+        let process = env.spawn("server", &["serve", "--listen", "127.0.0.1:0"]);
+        let deadline = Instant::now() + Duration::from_secs(30);
+        let url = loop {
+            let out = std::fs::read_to_string(&process.stdout).unwrap_or_default();
+            if let Some(url) = out.lines().next() {
+                break url.trim().to_owned();
+            }
+            assert!(Instant::now() < deadline, "the server printed no address: {}", process.output());
+            std::thread::sleep(Duration::from_millis(20));
+        };
+        env.served = Some(Served { url, token, _process: process });
+        env
+    }
+
+    /// Where the store is: `BUILDSTATE_DB`, or the server and its token.
+    fn point(&self, set: &mut dyn FnMut(&str, &std::ffi::OsStr)) {
+        match &self.served {
+            None => set("BUILDSTATE_DB", self.db.as_os_str()),
+            Some(s) => {
+                set("BUILDSTATE_SERVER", s.url.as_ref());
+                set("BUILDSTATE_TOKEN", s.token.as_ref());
+                // This machine's logs of runs through the server, inside the fixture.
+                set("XDG_DATA_HOME", self.dir.path().join("client-data").as_os_str());
+            }
+        }
     }
 
     /// A fixture on another store (`postgres://…`, `file://…`), with its own temp dir.
     pub fn with_db(db: &str) -> Self {
         let dir = tempfile::tempdir().expect("temp dir");
-        Env { dir, db: PathBuf::from(db) }
+        Env { dir, db: PathBuf::from(db), served: None }
     }
 
     /// The binary with a clean environment pointing at this store.
     pub fn cmd(&self) -> assert_cmd::Command {
         let mut c = bare_cmd();
-        c.env("BUILDSTATE_DB", &self.db).env("BUILDSTATE_ACTOR", "tester");
+        self.point(&mut |k, v| {
+            c.env(k, v);
+        });
+        c.env("BUILDSTATE_ACTOR", "tester");
         c
     }
 
@@ -442,7 +490,10 @@ impl Env {
     /// for at once.
     pub fn std_cmd(&self) -> std::process::Command {
         let mut c = bare_std_cmd();
-        c.env("BUILDSTATE_DB", &self.db).env("BUILDSTATE_ACTOR", "tester");
+        self.point(&mut |k, v| {
+            c.env(k, v);
+        });
+        c.env("BUILDSTATE_ACTOR", "tester");
         c
     }
 

@@ -10,7 +10,17 @@ fn exec(env: &Env, args: &[&str]) -> Run {
 
 #[test]
 fn exec_passes_output_and_exit_code_through_and_records_the_attempt() {
-    let env = Env::new().with_catalog();
+    exec_passes_output_and_exit_code_through_and_records_the_attempt_in(Env::new());
+}
+
+/// The same through `buildstate serve`, the CLI given only its URL and a token.
+#[test]
+fn exec_passes_output_and_exit_code_through_and_records_the_attempt_through_the_server() {
+    exec_passes_output_and_exit_code_through_and_records_the_attempt_in(Env::served());
+}
+
+fn exec_passes_output_and_exit_code_through_and_records_the_attempt_in(env: Env) {
+    let env = env.with_catalog();
     let b = env.build("exec-1");
 
     let r = exec(&env, &["exec", &b, "0", "--", "sh", "-c", "echo out; echo err >&2; exit 3"]);

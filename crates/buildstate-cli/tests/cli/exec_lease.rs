@@ -9,7 +9,17 @@ use crate::common::{Env, eventually, process_alive, read};
 
 #[test]
 fn lease_break_under_a_live_exec_kills_its_command_and_exits_5() {
-    let env = Env::new().with_catalog();
+    lease_break_under_a_live_exec_kills_its_command_and_exits_5_in(Env::new());
+}
+
+/// The same through `buildstate serve`, the CLI given only its URL and a token.
+#[test]
+fn lease_break_under_a_live_exec_kills_its_command_and_exits_5_through_the_server() {
+    lease_break_under_a_live_exec_kills_its_command_and_exits_5_in(Env::served());
+}
+
+fn lease_break_under_a_live_exec_kills_its_command_and_exits_5_in(env: Env) {
+    let env = env.with_catalog();
     let b = env.build("lease-exec-1");
     let pid_file = env.path("grandchild.pid");
     // A shell whose child (a grandchild of exec, in the command's process group) writes

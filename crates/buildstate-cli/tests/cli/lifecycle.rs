@@ -10,7 +10,20 @@ fn tour_of_a_build() {
     let env = Env::new().with_catalog();
     let init = env.ok(&["init"]);
     assert!(init.contains("schema version"), "{init}");
+    tour(&env);
+}
 
+/// The same tour through `buildstate serve`: the CLI with a server URL and a token
+/// only prints and exits as it does against the store itself.
+#[test]
+fn tour_of_a_build_through_the_server() {
+    let env = Env::served().with_catalog();
+    let refused = env.fails(&["init"], 2);
+    assert!(refused.contains("does not work through --server"), "{refused}");
+    tour(&env);
+}
+
+fn tour(env: &Env) {
     // Without --number the store allocates <os>-<image>-<platform>-<date>-NNN and
     // prints only that, for `B=$(buildstate build create …)`.
     let out = env.ok(&[
@@ -86,7 +99,15 @@ fn tour_of_a_build() {
 
 #[test]
 fn list_filters() {
-    let env = Env::new().with_catalog();
+    list_filters_in(&Env::new().with_catalog());
+}
+
+#[test]
+fn list_filters_through_the_server() {
+    list_filters_in(&Env::served().with_catalog());
+}
+
+fn list_filters_in(env: &Env) {
     env.ok(&["os", "add", "ubuntu-24.04", "--family", "ubuntu", "--major", "24", "--minor", "4"]);
     let a = env.build("a-1");
     let b = env.build("b-1");
@@ -131,7 +152,15 @@ fn list_filters() {
 
 #[test]
 fn cancel_metadata_artifacts_and_failures() {
-    let env = Env::new().with_catalog();
+    cancel_metadata_artifacts_and_failures_in(&Env::new().with_catalog());
+}
+
+#[test]
+fn cancel_metadata_artifacts_and_failures_through_the_server() {
+    cancel_metadata_artifacts_and_failures_in(&Env::served().with_catalog());
+}
+
+fn cancel_metadata_artifacts_and_failures_in(env: &Env) {
     let b = env.build("m-1");
     env.ok(&["meta", "set", &b, "ami/us-east-1", "ami-0123"]);
     assert_eq!(env.ok(&["meta", "get", &b, "ami/us-east-1"]), "ami-0123\n");

@@ -27,6 +27,7 @@ mod runner;
 mod runner_faults;
 mod sample;
 mod serve;
+mod server_mode;
 mod settings;
 mod snapshots;
 mod sync;

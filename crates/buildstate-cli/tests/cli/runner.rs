@@ -91,8 +91,18 @@ fn a_failure_at_any_milestone_resumes_at_that_milestone() {
 /// completed once.
 #[test]
 fn two_runners_never_run_one_build_at_overlapping_times() {
+    two_runners_never_run_one_build_at_overlapping_times_in(Env::new());
+}
+
+/// The same through `buildstate serve`, the CLI given only its URL and a token.
+#[test]
+fn two_runners_never_run_one_build_at_overlapping_times_through_the_server() {
+    two_runners_never_run_one_build_at_overlapping_times_in(Env::served());
+}
+
+fn two_runners_never_run_one_build_at_overlapping_times_in(env: Env) {
     let images = ["a", "b", "c", "d"];
-    let env = Env::new().with_catalog().with_images(&images);
+    let env = env.with_catalog().with_images(&images);
     let pipeline = env.pipeline("race", &step_pipeline("race", &images, &[("STEP_SLEEP", "0.03")]));
 
     let mut runners = [
@@ -237,7 +247,17 @@ states:
 /// without which the write is refused while the lease is held.
 #[test]
 fn steps_write_to_their_build_under_the_runners_lease() {
-    let env = Env::new().with_catalog();
+    steps_write_to_their_build_under_the_runners_lease_in(Env::new());
+}
+
+/// The same through `buildstate serve`, the CLI given only its URL and a token.
+#[test]
+fn steps_write_to_their_build_under_the_runners_lease_through_the_server() {
+    steps_write_to_their_build_under_the_runners_lease_in(Env::served());
+}
+
+fn steps_write_to_their_build_under_the_runners_lease_in(env: Env) {
+    let env = env.with_catalog();
     let yaml = r#"name: selfcall
 matrix: {platform: [aws-commercial], os: [rhel-9.6], image: [base]}
 states:

@@ -247,7 +247,7 @@ fn a_bad_config_file_is_one_line_with_file_line_and_column() {
     check("actor = 5\n", "1:9: invalid type: integer `5`, expected a string");
     let r = check(
         "db = \"x\"\ndbb = \"y\"\n",
-        "2:1: unknown key `dbb` in the config file; valid keys: db, sync, actor, lease_ttl, grace, logs_dir, color, retry, cost",
+        "2:1: unknown key `dbb` in the config file; valid keys: db, server, token_file, sync, actor, lease_ttl, grace, logs_dir, color, retry, cost",
     );
     assert!(r.stderr.contains("hint: did you mean `db`?"), "{r:?}");
     check(

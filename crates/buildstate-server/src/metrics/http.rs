@@ -85,18 +85,10 @@ fn with<'a>(labels: &[(&'a str, &'a str); 3], le: (&'a str, &'a str)) -> [(&'a s
 }
 
 fn method_label(m: &Method) -> &'static str {
-    [
-        Method::GET,
-        Method::HEAD,
-        Method::POST,
-        Method::PUT,
-        Method::DELETE,
-        Method::PATCH,
-        Method::OPTIONS,
-    ]
-    .iter()
-    .find(|k| *k == m)
-    .map_or("other", |k| k.as_str())
+    [Method::GET, Method::HEAD, Method::POST, Method::PUT, Method::DELETE, Method::PATCH, Method::OPTIONS]
+        .iter()
+        .find(|k| *k == m)
+        .map_or("other", |k| k.as_str())
 }
 
 /// The middleware: times the request from the moment the router has it to the moment
@@ -127,7 +119,8 @@ mod tests {
         let text = e.finish();
         let labels = r#"method="GET",route="/api/v1/builds/{reference}",status="200""#;
         for (le, n) in [("0.0025", 0), ("0.005", 1), ("0.025", 1), ("0.05", 2), ("10", 2), ("+Inf", 3)] {
-            let line = format!("buildstate_http_request_duration_seconds_bucket{{{labels},le=\"{le}\"}} {n}\n");
+            let line =
+                format!("buildstate_http_request_duration_seconds_bucket{{{labels},le=\"{le}\"}} {n}\n");
             assert!(text.contains(&line), "{line} in {text}");
         }
         assert!(text.contains(&format!("buildstate_http_request_duration_seconds_count{{{labels}}} 3\n")));

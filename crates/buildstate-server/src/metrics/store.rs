@@ -80,23 +80,37 @@ async fn names(store: &dyn Store, kind: CatalogKind) -> StoreResult<Vec<String>>
 /// Reads the figures from `store`.
 pub async fn gather(store: &dyn Store) -> StoreResult<StoreFigures> {
     let mut f = StoreFigures::default();
-    let codes: Vec<u8> = StateCatalog::default_catalog().codes().map(|c| c.get()).collect();
+    let now = builds(store, &mut f).await?;
+    let platforms = names(store, CatalogKind::Platform).await?;
+    attempts(store, &platforms, &mut f).await?;
+    milestones(store, &mut f).await?;
+    let leases = store.leases().await?;
+    f.leases_held = leases.len() as u64;
+    f.leases_expired = leases.iter().filter(|l| l.is_expired(now)).count() as u64;
+    failures(store, &mut f).await?;
+    deliveries(store, &platforms, &mut f).await?;
+    Ok(f)
+}
 
+/// Builds by status, from `overview`; returns the store's clock as it computed it,
+/// which is the clock that judges lease expiry (`Store` says so).
+async fn builds(store: &dyn Store, f: &mut StoreFigures) -> StoreResult<Timestamp> {
     let overview = report(store, ReportName::Overview).await?;
-    // The store's clock, which judges lease expiry (`Store` says so).
-    let now = overview.generated_at;
     let row = overview.rows.first().map(Vec::as_slice).unwrap_or_default();
     f.builds = BuildStatus::ALL.iter().map(|&s| (s, int(&overview, row, s.as_str()))).collect();
     f.needs_person = int(&overview, row, "needs_person");
+    Ok(overview.generated_at)
+}
 
-    let platforms = names(store, CatalogKind::Platform).await?;
+/// Attempts per platform and outcome, from `cost` (which sums them per platform and
+/// phase; its money columns are not read).
+async fn attempts(store: &dyn Store, platforms: &[String], f: &mut StoreFigures) -> StoreResult<()> {
     let outcomes = [StatKind::Completed.as_str(), StatKind::Failed.as_str()];
-    for p in &platforms {
+    for p in platforms {
         for o in outcomes {
             f.attempts.insert((p.clone(), o), 0);
         }
     }
-    // `cost` sums attempts per platform and phase; its money columns are not read.
     let cost = report(store, ReportName::Cost).await?;
     for row in &cost.rows {
         let platform = text(&cost, row, "platform");
@@ -104,7 +118,14 @@ pub async fn gather(store: &dyn Store) -> StoreResult<StoreFigures> {
         *f.attempts.entry((platform.clone(), outcomes[0])).or_default() += all.saturating_sub(failed);
         *f.attempts.entry((platform, outcomes[1])).or_default() += failed;
     }
+    Ok(())
+}
 
+/// Per milestone: durations of completed attempts (`durations`), running builds
+/// (`states`). Every code of the default catalog is there; a team catalog's own codes
+/// once they have something.
+async fn milestones(store: &dyn Store, f: &mut StoreFigures) -> StoreResult<()> {
+    let codes: Vec<u8> = StateCatalog::default_catalog().codes().map(|c| c.get()).collect();
     f.durations = codes.iter().map(|&c| (c, None)).collect();
     let durations = report(store, ReportName::Durations).await?;
     for row in &durations.rows {
@@ -116,17 +137,17 @@ pub async fn gather(store: &dyn Store) -> StoreResult<StoreFigures> {
         };
         f.durations.insert(int(&durations, row, "state") as u8, (d.count > 0).then_some(d));
     }
-
     f.running = codes.iter().map(|&c| (c, 0)).collect();
     let states = report(store, ReportName::States).await?;
     for row in &states.rows {
         f.running.insert(int(&states, row, "state") as u8, int(&states, row, "running"));
     }
+    Ok(())
+}
 
-    let leases = store.leases().await?;
-    f.leases_held = leases.len() as u64;
-    f.leases_expired = leases.iter().filter(|l| l.is_expired(now)).count() as u64;
-
+/// Failure records by type (`failures`) and by class: the transient ones are `flaky`'s,
+/// every other is persistent (the class is closed: [`FailureClass`]).
+async fn failures(store: &dyn Store, f: &mut StoreFigures) -> StoreResult<()> {
     f.failures_by_type =
         buildstate_core::FailureType::WELL_KNOWN.iter().map(|t| ((*t).to_owned(), 0)).collect();
     let failures = report(store, ReportName::Failures).await?;
@@ -136,8 +157,6 @@ pub async fn gather(store: &dyn Store) -> StoreResult<StoreFigures> {
         *f.failures_by_type.entry(text(&failures, row, "failure_type")).or_default() += n;
         total += n;
     }
-    // The transient ones, per milestone, are `flaky`'s; every other failure is persistent
-    // (the class is closed: `FailureClass`).
     let flaky = report(store, ReportName::Flaky).await?;
     let transient: u64 = flaky.rows.iter().map(|row| int(&flaky, row, "transient_failures")).sum();
     f.failures_by_class = FailureClass::ALL
@@ -147,34 +166,41 @@ pub async fn gather(store: &dyn Store) -> StoreResult<StoreFigures> {
             FailureClass::Persistent => (c, total.saturating_sub(transient)),
         })
         .collect();
+    Ok(())
+}
 
+/// The delivery time of each catalog cell's latest delivered build: the matrix under
+/// `status=completed` names it (latest by creation, which is the last delivered but for
+/// builds that overtook one another), and the build itself says when it ended — not the
+/// matrix's `updated_at`, which an artifact or a note recorded after delivery moves.
+async fn deliveries(store: &dyn Store, platforms: &[String], f: &mut StoreFigures) -> StoreResult<()> {
     let (oses, images) = (names(store, CatalogKind::Os).await?, names(store, CatalogKind::ImageType).await?);
-    for p in &platforms {
+    for p in platforms {
         for o in &oses {
             for i in &images {
                 f.last_delivery.insert((p.clone(), o.clone(), i.clone()), None);
             }
         }
     }
-    // The matrix under `status=completed`: each cell's latest delivered build (latest
-    // by creation, which is the last delivered but for builds that overtook one another).
     let mut request = ReportRequest::new(ReportName::Matrix);
     request.filter.statuses = vec![BuildStatus::Completed];
     let matrix = store.report(&request).await?;
     for row in &matrix.rows {
-        let cell = (text(&matrix, row, "platform"), text(&matrix, row, "os"), text(&matrix, row, "image_type"));
-        // Its `ended_at`, not the matrix's `updated_at`: an artifact or a note recorded
-        // after delivery moves the latter.
-        match store.find_build(&text(&matrix, row, "build")).await {
-            Ok(b) => {
+        let cell =
+            (text(&matrix, row, "platform"), text(&matrix, row, "os"), text(&matrix, row, "image_type"));
+        let number = text(&matrix, row, "build");
+        match store.find_build(&number).await {
+            // A number found is that build, still delivered (a reference that is a
+            // prefix could name another once its own build is pruned).
+            Ok(b) if b.number.as_str() == number && b.status == BuildStatus::Completed => {
                 f.last_delivery.insert(cell, b.ended_at);
             }
-            // Pruned since the matrix was read.
-            Err(StoreError::BuildNotFound(_)) => {}
+            // Pruned or rewound since the matrix was read: the next scrape sees it.
+            Ok(_) | Err(StoreError::BuildNotFound(_) | StoreError::AmbiguousRef { .. }) => {}
             Err(e) => return Err(e),
         }
     }
-    Ok(f)
+    Ok(())
 }
 
 impl StoreFigures {
@@ -222,8 +248,11 @@ impl StoreFigures {
             fam.suffixed("_count", &labels, count as f64);
         }
 
-        let mut fam =
-            e.family("buildstate_builds_running", Kind::Gauge, "Running builds, by the milestone (state code) they are at.");
+        let mut fam = e.family(
+            "buildstate_builds_running",
+            Kind::Gauge,
+            "Running builds, by the milestone (state code) they are at.",
+        );
         for (state, n) in &self.running {
             let state = state.to_string();
             fam.sample(&[("state", state.as_str())], *n as f64);
@@ -238,8 +267,11 @@ impl StoreFigures {
         )
         .sample(&[], self.leases_expired as f64);
 
-        let mut fam =
-            e.family("buildstate_failures_total", Kind::Counter, "Failure records in the store, by failure type.");
+        let mut fam = e.family(
+            "buildstate_failures_total",
+            Kind::Counter,
+            "Failure records in the store, by failure type.",
+        );
         for (t, n) in &self.failures_by_type {
             fam.sample(&[("failure_type", t.as_str())], *n as f64);
         }
@@ -260,7 +292,10 @@ impl StoreFigures {
         );
         for ((platform, os, image), at) in &self.last_delivery {
             let seconds = at.map_or(0.0, |t| t.as_millisecond() as f64 / 1000.0);
-            fam.sample(&[("platform", platform.as_str()), ("os", os.as_str()), ("image_type", image.as_str())], seconds);
+            fam.sample(
+                &[("platform", platform.as_str()), ("os", os.as_str()), ("image_type", image.as_str())],
+                seconds,
+            );
         }
     }
 }

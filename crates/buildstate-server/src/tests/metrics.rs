@@ -132,9 +132,11 @@ fn promtool_check(text: &str) -> Option<String> {
                 std::env::var("CI").as_deref() != Ok("true"),
                 "promtool is not on PATH: scripts/setup.sh installs it (install_promtool)"
             );
-            eprintln!(
-                "\n!!!!! promtool is not on PATH: `promtool check metrics` was NOT run.\n\
-                 !!!!! Run `bash scripts/setup.sh` (install_promtool) to check the text for real.\n"
+            // Straight to stderr, past the test harness's capture: a check that did not
+            // run must be seen.
+            let _ = std::io::stderr().write_all(
+                b"\n!!!!! promtool is not on PATH: `promtool check metrics` was NOT run.\n\
+                  !!!!! Run `bash scripts/setup.sh` (install_promtool) to check the text for real.\n\n",
             );
             return None;
         }
@@ -165,7 +167,8 @@ async fn metrics_report_the_store_and_the_requests() {
     assert_eq!(content_type.as_deref(), Some("text/plain; version=0.0.4; charset=utf-8"));
 
     // Builds by status: every status, the empty ones at 0.
-    for (status, n) in [("pending", 1.0), ("running", 1.0), ("completed", 1.0), ("failed", 2.0), ("cancelled", 0.0)]
+    for (status, n) in
+        [("pending", 1.0), ("running", 1.0), ("completed", 1.0), ("failed", 2.0), ("cancelled", 0.0)]
     {
         assert_eq!(value(&text, &format!("buildstate_builds{{status=\"{status}\"}}")), n, "{status}");
     }
@@ -181,7 +184,8 @@ async fn metrics_report_the_store_and_the_requests() {
     assert_eq!((attempts("azure-public", "completed"), attempts("azure-public", "failed")), (0.0, 0.0));
 
     // Milestone durations: completed attempts per code; every default code is there.
-    let count = |s: u8| value(&text, &format!("buildstate_milestone_duration_seconds_count{{state=\"{s}\"}}"));
+    let count =
+        |s: u8| value(&text, &format!("buildstate_milestone_duration_seconds_count{{state=\"{s}\"}}"));
     assert_eq!((count(0), count(5), count(10), count(100)), (3.0, 2.0, 1.0, 1.0));
     assert!(text.contains("buildstate_milestone_duration_seconds{state=\"0\",quantile=\"0.5\"} "), "{text}");
     assert!(value(&text, "buildstate_milestone_duration_seconds_sum{state=\"0\"}") >= 0.0);
@@ -272,7 +276,8 @@ async fn metrics_are_anonymous_only_when_reads_are() {
 /// The check above means something: promtool refuses what breaks its rules.
 #[test]
 fn promtool_refuses_a_bad_exposition() {
-    let bad = "# HELP foo_count a counter named like a summary's part\n# TYPE foo_count counter\nfoo_count 1\n";
+    let bad =
+        "# HELP foo_count a counter named like a summary's part\n# TYPE foo_count counter\nfoo_count 1\n";
     if let Some(problems) = promtool_check(bad) {
         assert!(problems.contains("_total"), "promtool passed a counter without _total: {problems}");
     }

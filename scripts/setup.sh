@@ -18,6 +18,29 @@ if ((${#need_apt[@]})); then
     DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${need_apt[@]}" >/dev/null
 fi
 
+# promtool, which lints the server's /metrics text (`promtool check metrics`, run by the
+# server crate's tests): the one binary out of Debian's `prometheus` package, unpacked
+# rather than installed, so that no Prometheus daemon, system user or web assets come
+# with it. Idempotent: nothing to do once it is on PATH.
+install_promtool() {
+    command -v promtool >/dev/null 2>&1 && return 0
+    echo "setup: installing promtool (from Debian's prometheus package)" >&2
+    local tmp sudo=""
+    [ "$(id -u)" -eq 0 ] || sudo="sudo"
+    tmp="$(mktemp -d)"
+    # Readable by apt's download user (as root, apt warns and downloads unsandboxed).
+    chmod 0755 "$tmp"
+    if ! (cd "$tmp" && apt-get download -qq prometheus 2>/dev/null); then
+        $sudo apt-get update -qq >/dev/null
+        (cd "$tmp" && apt-get download -qq prometheus)
+    fi
+    dpkg-deb -x "$tmp"/prometheus_*.deb "$tmp/root"
+    $sudo install -m 0755 "$tmp/root/usr/bin/promtool" /usr/local/bin/promtool
+    rm -rf "$tmp"
+    promtool --version >/dev/null
+}
+install_promtool
+
 if ! command -v cargo >/dev/null 2>&1; then
     echo "setup: cargo is not on PATH; install the Rust toolchain (rustup) first" >&2
     exit 1

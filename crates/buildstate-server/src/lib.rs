@@ -9,6 +9,8 @@
 //!   constant-time comparison; each route names the scope it needs.
 //! - [`error`]: one JSON shape for every error, `{"error": {"code", "message", "hint"}}`;
 //!   a cause is logged, never sent.
+//! - [`metrics`]: `GET /metrics`, the store's figures and the server's requests in the
+//!   Prometheus text format.
 //! - [`serve`] runs it until SIGTERM or SIGINT, then stops accepting and finishes the
 //!   requests in flight; a client gets [`HEADER_TIMEOUT`] to send its headers, and at
 //!   most [`MAX_CONNECTIONS`] are open.
@@ -17,6 +19,7 @@ pub mod auth;
 pub mod cors;
 pub mod error;
 pub mod limit;
+pub mod metrics;
 mod routes;
 mod serve;
 
@@ -50,11 +53,13 @@ pub struct AppState {
     pub options: Options,
     /// Refused tokens per client address ([`limit`]).
     pub failed_sign_ins: Arc<limit::FailedSignIns>,
+    /// Requests answered, for `/metrics` ([`metrics::http`]).
+    pub http: Arc<metrics::HttpMetrics>,
 }
 
 impl AppState {
     pub fn new(store: Arc<dyn Store>, options: Options) -> Self {
-        AppState { store, options, failed_sign_ins: Arc::default() }
+        AppState { store, options, failed_sign_ins: Arc::default(), http: Arc::default() }
     }
 }
 

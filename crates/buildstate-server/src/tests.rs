@@ -77,9 +77,19 @@ impl App {
         let app = router(AppState::new(Arc::clone(&self.store), self.options.clone()));
         let resp = app.oneshot(req).await.expect("a response");
         let status = resp.status();
+        let json = resp
+            .headers()
+            .get("content-type")
+            .is_none_or(|t| t.to_str().is_ok_and(|t| t.starts_with("application/json")));
         let bytes = resp.into_body().collect().await.expect("body").to_bytes();
-        let value =
-            if bytes.is_empty() { Value::Null } else { serde_json::from_slice(&bytes).expect("JSON") };
+        let value = if bytes.is_empty() {
+            Value::Null
+        } else if json {
+            serde_json::from_slice(&bytes).expect("JSON")
+        } else {
+            // Text (`/metrics`): as a JSON string.
+            Value::String(String::from_utf8(bytes.to_vec()).expect("UTF-8"))
+        };
         (status, value)
     }
 
@@ -101,6 +111,8 @@ impl App {
             .await
     }
 }
+
+mod metrics;
 
 fn error_code(v: &Value) -> &str {
     v["error"]["code"].as_str().unwrap_or_else(|| panic!("an error body: {v}"))

@@ -7,6 +7,7 @@ mod admin;
 mod body;
 mod builds;
 mod health;
+mod metrics;
 mod records;
 mod reports;
 mod runner;
@@ -49,6 +50,13 @@ pub fn routes() -> Vec<Route> {
     vec![
         route(M::GET, "/healthz", None, "the process answers", get(health::healthz)),
         route(M::GET, "/readyz", None, "the store answers", get(health::readyz)),
+        route(
+            M::GET,
+            "/metrics",
+            Some(R),
+            "the store's figures and the server's requests, in the Prometheus text format",
+            get(metrics::metrics),
+        ),
         route(M::GET, "/api/v1/builds", Some(R), "builds, newest first, a page at a time", get(builds::list)),
         route(M::POST, "/api/v1/builds", Some(W), "create a build", post(builds::create)),
         route(M::GET, "/api/v1/builds/{reference}", Some(R), "one build", get(builds::get)),
@@ -229,5 +237,7 @@ pub fn router(state: AppState) -> Router {
         })
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
         .layer(axum::middleware::from_fn_with_state(state.clone(), crate::cors::layer))
+        // Outermost, so that every answer is counted (CORS preflights, 413s) and timed.
+        .layer(axum::middleware::from_fn_with_state(state.clone(), crate::metrics::http::layer))
         .with_state(state)
 }

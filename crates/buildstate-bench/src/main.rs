@@ -28,6 +28,12 @@
 //!     next run (so does `--reports-pg-schema NAME` for PostgreSQL), for re-measuring
 //!     after a change without regenerating.
 //!
+//! (i) with `--http` (only it), and in the full run: transitions/s through the HTTP API
+//!     (`buildstate serve`, the real binary) with 1, 16 and 64 concurrent clients on
+//!     distinct builds against the store in this process at the same concurrency
+//!     (target ≥ 0.5 at 16 clients), p50 and p99 latency through the API (target p99
+//!     < 20 ms at 16 clients), and the server's peak RSS under that load (< 100 MB).
+//!
 //! Usage: `cargo build --release --workspace && target/release/buildstate-bench [--quick]`,
 //! or `cargo build --release -p buildstate-bench && target/release/buildstate-bench
 //! --reports [--quick] [--reports-db PATH] [--reports-pg-schema NAME]`
@@ -35,6 +41,7 @@
 mod api_vs_raw;
 mod cli_vs_sqlite3;
 mod fixture;
+mod http_load;
 mod pgbench;
 mod reports;
 mod runner_overhead;
@@ -50,12 +57,15 @@ struct Options {
     cli: PathBuf,
     /// `Some`: run only the report benchmark (h).
     reports: Option<reports::Options>,
+    /// Run only the HTTP benchmark (i).
+    http: bool,
 }
 
 fn options() -> Result<Options, String> {
     let mut quick = false;
     let mut cli = None;
     let mut wants_reports = false;
+    let mut http = false;
     let mut report_opts = reports::Options::default();
     let mut args = std::env::args().skip(1);
     let value = |args: &mut dyn Iterator<Item = String>, flag: &str| {
@@ -64,6 +74,7 @@ fn options() -> Result<Options, String> {
     while let Some(arg) = args.next() {
         match arg.as_str() {
             "--quick" => quick = true,
+            "--http" => http = true,
             "--cli" => cli = args.next().map(PathBuf::from),
             "--reports" => wants_reports = true,
             "--reports-db" => report_opts.db = Some(PathBuf::from(value(&mut args, "--reports-db")?)),
@@ -80,7 +91,7 @@ fn options() -> Result<Options, String> {
                 }
             }
             "-h" | "--help" => {
-                println!("usage: buildstate-bench [--quick] [--cli PATH-TO-buildstate]");
+                println!("usage: buildstate-bench [--quick] [--http] [--cli PATH-TO-buildstate]");
                 println!(
                     "       buildstate-bench --reports [--quick] [--reports-db PATH] [--reports-pg-schema NAME] [--reports-backends sqlite,postgres,files]"
                 );
@@ -97,7 +108,10 @@ fn options() -> Result<Options, String> {
     if wants_reports {
         report_opts.quick = quick;
         // The report benchmark never runs the CLI.
-        return Ok(Options { quick, cli: cli.unwrap_or_default(), reports: Some(report_opts) });
+        if http {
+            return Err("--reports and --http are two separate runs; give one".into());
+        }
+        return Ok(Options { quick, cli: cli.unwrap_or_default(), reports: Some(report_opts), http });
     }
     let cli = match cli {
         Some(p) => p,
@@ -111,7 +125,7 @@ fn options() -> Result<Options, String> {
             cli.display()
         ));
     }
-    Ok(Options { quick, cli, reports: None })
+    Ok(Options { quick, cli, reports: None, http })
 }
 
 fn main() -> ExitCode {
@@ -149,6 +163,10 @@ fn run() -> Result<(), String> {
 
     if let Some(report_opts) = &opts.reports {
         return reports::run(dir.path(), pg.as_deref(), report_opts);
+    }
+
+    if opts.http {
+        return http(dir.path(), &opts);
     }
 
     let a = api_vs_raw::run(&rt, dir.path(), opts.quick)?;
@@ -250,5 +268,40 @@ fn run() -> Result<(), String> {
             "    S3 not measured: set BUILDSTATE_TEST_S3_ENDPOINT (scripts/bench.sh starts the emulator)"
         );
     }
+    http(dir.path(), &opts)
+}
+
+fn http(dir: &std::path::Path, opts: &Options) -> Result<(), String> {
+    let m = http_load::run(dir, &opts.cli, opts.quick)?;
+    println!();
+    println!(
+        "(i) transitions/s through the HTTP API (`buildstate serve`, SQLite) vs the store in this process, distinct builds"
+    );
+    println!(
+        "    {:>7} {:>10} {:>13} {:>7} {:>8} {:>8}",
+        "clients", "api/s", "in-process/s", "ratio", "p50 ms", "p99 ms"
+    );
+    for r in &m.rows {
+        println!(
+            "    {:>7} {:>10.0} {:>13.0} {:>7.2} {:>8.2} {:>8.2}",
+            r.clients,
+            r.http_per_sec,
+            r.local_per_sec,
+            r.http_per_sec / r.local_per_sec,
+            stats::ms(r.p50),
+            stats::ms(r.p99)
+        );
+    }
+    if let Some(r) = m.rows.iter().find(|r| r.clients == 16) {
+        println!(
+            "    16 clients: ratio {:.2} (target ≥ 0.50), p99 {:.2} ms (target < 20.00)",
+            r.http_per_sec / r.local_per_sec,
+            stats::ms(r.p99)
+        );
+    }
+    println!(
+        "    server peak RSS: {:.1} MiB (target < 100 MB = 95.4 MiB)",
+        m.server_peak_rss_kib as f64 / 1024.0
+    );
     Ok(())
 }

@@ -206,6 +206,16 @@ async fn transitions_follow_the_rules_of_the_cli() {
         kinds.starts_with(&["created"]) && kinds.contains(&"failed") && kinds.contains(&"retried"),
         "{kinds:?}"
     );
+    let (s, attempts) =
+        app.call("GET", &format!("/api/v1/builds/{number}/attempts"), Some(&app.read), None).await;
+    assert_eq!(s, StatusCode::OK);
+    let statuses: Vec<(u64, &str)> = attempts
+        .as_array()
+        .expect("attempts")
+        .iter()
+        .filter_map(|a| Some((a["number"].as_u64()?, a["status"].as_str()?)))
+        .collect();
+    assert!(statuses.contains(&(1, "failed")), "the failed attempt is listed: {attempts}");
     let (s, e) = app.call("GET", "/api/v1/builds/nope", Some(&app.read), None).await;
     assert_eq!((s, error_code(&e)), (StatusCode::NOT_FOUND, "not_found"));
 }

@@ -140,6 +140,18 @@ pub async fn history(
     Ok(Json(state.store.history(b.id).await?))
 }
 
+/// `GET /api/v1/builds/{ref}/attempts`: every attempt at every milestone, oldest
+/// first, as `build show` lists them (assembled from the history, by the one rule
+/// `buildstate_core::attempts` keeps).
+pub async fn attempts(
+    _: CanRead,
+    State(state): State<AppState>,
+    Path(reference): Path<String>,
+) -> Result<Json<Vec<buildstate_core::Attempt>>, ApiError> {
+    let b = state.store.find_build(&reference).await?;
+    Ok(Json(buildstate_core::attempts(&state.store.history(b.id).await?)))
+}
+
 /// A failure as a client reports it.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]

@@ -77,6 +77,13 @@ pub fn routes() -> Vec<Route> {
         ),
         route(
             M::GET,
+            "/api/v1/builds/{reference}/attempts",
+            Some(R),
+            "every attempt at every milestone, oldest first",
+            get(builds::attempts),
+        ),
+        route(
+            M::GET,
             "/api/v1/builds/{reference}/failures",
             Some(R),
             "a build's failure records",

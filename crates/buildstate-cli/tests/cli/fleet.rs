@@ -88,6 +88,11 @@ fn worker(env: &Env, name: &str, pipeline: &std::path::Path) -> Child {
     c.spawn().expect("start worker")
 }
 
+/// An event of w1's: its own name, or through a server `w1 via token:…`.
+fn by_w1(e: &Value) -> bool {
+    e["actor"].as_str().is_some_and(|a| a == "w1" || a.starts_with("w1 via "))
+}
+
 fn three_workers_thirty_builds_one_killed(env: &Env) {
     catalog(env);
     let pipeline = env.write("fleet.yml", PIPELINE);
@@ -149,10 +154,9 @@ fn three_workers_thirty_builds_one_killed(env: &Env) {
     // The killed worker's build: w1 started an attempt, another worker took over after
     // the lease expired and closed w1's attempt as interrupted.
     let history: Vec<Value> = env.history(&victim_build);
-    let last_w1 =
-        history.iter().rposition(|e| e["actor"] == "w1" && e["kind"] == "started").expect("w1 started");
+    let last_w1 = history.iter().rposition(|e| by_w1(e) && e["kind"] == "started").expect("w1 started");
     assert!(
-        history[last_w1..].iter().any(|e| e["kind"] == "completed" && e["actor"] != "w1"),
+        history[last_w1..].iter().any(|e| e["kind"] == "completed" && !by_w1(e)),
         "{victim_build} was not taken over: {history:#?}"
     );
     let failures = env.failures(&victim_build);
@@ -170,6 +174,15 @@ fn fleet_on_postgres_three_workers_thirty_builds_one_killed() {
 #[test]
 fn fleet_on_sqlite_three_workers_thirty_builds_one_killed() {
     let env = Env::new();
+    three_workers_thirty_builds_one_killed(&env);
+}
+
+/// The fleet with every worker working through `buildstate serve` (a token, no
+/// database): leases, heartbeats, the registry and the take-over of the killed
+/// worker's build all go through the API.
+#[test]
+fn fleet_through_the_server_three_workers_thirty_builds_one_killed() {
+    let env = Env::served();
     three_workers_thirty_builds_one_killed(&env);
 }
 

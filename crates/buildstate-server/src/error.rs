@@ -72,17 +72,25 @@ impl ApiError {
     }
 }
 
-#[derive(Serialize)]
-struct Body<'a> {
+/// Every error answer (the API document's `Error` schema).
+#[derive(Serialize, schemars::JsonSchema)]
+#[schemars(rename = "Error")]
+#[serde(deny_unknown_fields)]
+pub(crate) struct Body<'a> {
     error: Inner<'a>,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, schemars::JsonSchema)]
+#[schemars(rename = "ErrorInner")]
+#[serde(deny_unknown_fields)]
 struct Inner<'a> {
+    /// Stable, for programs: `not_found`, `rejected`, `conflict`, …
     code: &'a str,
+    /// What was wrong and what to do, for people.
     message: &'a str,
     #[serde(skip_serializing_if = "Option::is_none")]
     hint: Option<&'a str>,
+    /// The store's error in full, for clients that act on it.
     #[serde(skip_serializing_if = "Option::is_none")]
     detail: Option<&'a WireError>,
 }

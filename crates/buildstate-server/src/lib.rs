@@ -17,6 +17,7 @@ pub mod auth;
 pub mod cors;
 pub mod error;
 pub mod limit;
+pub mod openapi;
 mod routes;
 mod serve;
 

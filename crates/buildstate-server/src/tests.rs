@@ -700,3 +700,11 @@ async fn the_catalog_and_tokens_are_administered_through_the_api() {
     let (s, _) = app.call("GET", "/api/v1/builds", Some(&secret.reveal()), None).await;
     assert_eq!(s, StatusCode::UNAUTHORIZED, "a revoked token is refused at once");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dump_document() {
+    let app = App::new().await;
+    let (s, doc) = app.call("GET", "/api/v1/openapi.json", None, None).await;
+    assert_eq!(s, StatusCode::OK);
+    std::fs::write("/tmp/openapi.json", serde_json::to_string_pretty(&doc).expect("json")).expect("write");
+}

@@ -27,7 +27,7 @@ use crate::error::ApiError;
 const MAX_LIST: usize = 1000;
 
 /// `GET /api/v1/builds`: the filters of `buildstate build list`, newest first.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ListQuery {
     status: Option<BuildStatus>,
@@ -43,7 +43,7 @@ pub struct ListQuery {
 }
 
 /// A page of builds, and the cursor of the next one (`None`: this was the last).
-#[derive(Debug, serde::Serialize)]
+#[derive(Debug, serde::Serialize, schemars::JsonSchema)]
 pub struct Page {
     builds: Vec<Build>,
     next: Option<String>,
@@ -91,7 +91,7 @@ pub async fn list(
 }
 
 /// `POST /api/v1/builds`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateBody {
     platform: Name,
@@ -141,7 +141,7 @@ pub async fn history(
 }
 
 /// A failure as a client reports it.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct FailureBody {
     #[serde(rename = "type", default = "unknown_type")]
@@ -160,7 +160,7 @@ fn unknown_type() -> FailureType {
 }
 
 /// `POST /api/v1/builds/{ref}/transitions`: one command of the transition rules.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(tag = "action", rename_all = "lowercase", deny_unknown_fields)]
 pub enum TransitionBody {
     Start {
@@ -291,7 +291,7 @@ pub async fn transition(
     apply(&state, &reference, &headers, t.command(caller.actor())).await
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CancelBody {
     reason: String,

@@ -20,7 +20,7 @@ use crate::AppState;
 use crate::auth::{CanAdmin, CanRead, CanWrite};
 use crate::error::ApiError;
 
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct FailureQuery {
     #[serde(default)]
@@ -62,7 +62,7 @@ pub async fn failures(
     Ok(Json(state.store.failures(&filter).await?))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ResolveBody {
     /// One failure by its number; every unresolved one if absent.
@@ -94,7 +94,7 @@ pub async fn artifacts(
     Ok(Json(state.store.artifacts(b.id).await?))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ArtifactBody {
     name: String,
@@ -132,7 +132,7 @@ pub async fn add_artifact(
     Ok((StatusCode::CREATED, Json(state.store.artifacts(b.id).await?)))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct MetaBody {
     value: MetaValue,
@@ -163,7 +163,7 @@ pub async fn delete_meta(
 
 /// A lease as others see it: which grant it is, never its token (the holder's secret:
 /// with it, anyone could write as the runner).
-#[derive(Debug, serde::Serialize)]
+#[derive(Debug, serde::Serialize, schemars::JsonSchema)]
 pub struct LeaseView {
     build_id: String,
     owner: String,
@@ -226,7 +226,7 @@ pub async fn export(
     Ok(Json(state.store.export_build(b.id).await?))
 }
 
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ImportQuery {
     #[serde(default)]

@@ -12,7 +12,7 @@ use crate::AppState;
 use crate::auth::CanRead;
 use crate::error::ApiError;
 
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ReportQuery {
     since: Option<String>,

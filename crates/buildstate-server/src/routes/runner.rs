@@ -28,7 +28,7 @@ fn ttl(ms: u64) -> Result<Duration, ApiError> {
 }
 
 /// `POST /api/v1/builds/{ref}/lease`: who asks, for how long.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct AcquireBody {
     owner: String,
@@ -55,7 +55,7 @@ pub async fn acquire(
 }
 
 /// `POST /api/v1/builds/{ref}/lease/renew` and `…/lease/release`: the holder's token.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct HolderBody {
     token: LeaseToken,
@@ -86,7 +86,7 @@ pub async fn release(
 }
 
 /// `POST /api/v1/workers/beat` and `…/exited`: a worker's heartbeat.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct BeatBody {
     name: String,
@@ -129,14 +129,14 @@ pub async fn exited(
     Ok(StatusCode::NO_CONTENT)
 }
 
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct WorkersQuery {
     /// Workers seen within this many milliseconds (default: an hour).
     within_ms: Option<u64>,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, schemars::JsonSchema)]
 pub struct Workers {
     /// The store's clock, which ages are judged by.
     now: jiff::Timestamp,

@@ -1,0 +1,304 @@
+//! The OpenAPI 3.1 document (`GET /api/v1/openapi.json`), generated from the route
+//! table ([`crate::routes`]): each route's method, path, scope and summary, the path
+//! parameters its `{…}` names, and the JSON Schemas (schemars, from the same serde
+//! attributes the wire uses) of what it takes and answers. Nothing is written by hand
+//! twice, so the document cannot drift from the router: a test checks both ways.
+
+use axum::Json;
+use axum::extract::State;
+use buildstate_core::Scope;
+use schemars::{JsonSchema, Schema, SchemaGenerator};
+use serde_json::{Map, Value, json};
+
+use crate::routes::Route;
+use crate::{AppState, Options};
+
+/// A schema of a type, made with the document's generator.
+pub type SchemaFn = fn(&mut SchemaGenerator) -> Schema;
+
+/// The schema of `T`: a `$ref` into `components/schemas` for named types.
+pub fn schema<T: JsonSchema>(g: &mut SchemaGenerator) -> Schema {
+    g.subschema_for::<T>()
+}
+
+/// The schema of `T` itself, never a `$ref`: a query struct, whose properties become
+/// parameters.
+pub fn inline<T: JsonSchema>(g: &mut SchemaGenerator) -> Schema {
+    T::json_schema(g)
+}
+
+/// What a route takes and answers, for the document.
+#[derive(Clone, Copy, Debug)]
+pub struct Api {
+    /// The JSON body it takes.
+    pub body: Option<SchemaFn>,
+    /// Its query string, as a struct whose fields are the parameters.
+    pub query: Option<SchemaFn>,
+    /// The status of success.
+    pub status: u16,
+    /// What success answers (`None`: no body).
+    pub answer: Option<SchemaFn>,
+    /// Takes `If-Match` and `Buildstate-Lease-Token` ([`crate::routes`]' `guard`).
+    pub guarded: bool,
+}
+
+impl Default for Api {
+    fn default() -> Self {
+        Api { body: None, query: None, status: 200, answer: None, guarded: false }
+    }
+}
+
+/// `GET /api/v1/openapi.json`.
+pub async fn serve(State(state): State<AppState>) -> Json<Value> {
+    Json(document(&crate::routes(), &state.options))
+}
+
+/// The document for `routes`, as a server with `options` answers them.
+pub fn document(routes: &[Route], options: &Options) -> Value {
+    let mut g = schemars::generate::SchemaSettings::draft2020_12()
+        .with(|s| {
+            s.definitions_path = "/components/schemas".into();
+            // One contract for both ways: what a client may send. Answers then read as
+            // at least as loose as they are (a field always written is still "optional").
+            s.contract = schemars::generate::Contract::Deserialize;
+        })
+        .into_generator();
+    let error = g.subschema_for::<crate::error::Body<'static>>().to_value();
+    let mut paths = Map::new();
+    for r in routes {
+        let op = operation(r, &mut g, options, &error);
+        let item = paths.entry(r.path).or_insert_with(|| json!({}));
+        if let Some(item) = item.as_object_mut() {
+            item.insert(r.method.as_str().to_ascii_lowercase(), op);
+        }
+    }
+    let schemas = g.take_definitions(true);
+    json!({
+        "openapi": "3.1.0",
+        "info": {
+            "title": "buildstate",
+            "version": env!("CARGO_PKG_VERSION"),
+            "description": "The HTTP API of `buildstate serve`: builds, their transitions, records and \
+                reports, over any buildstate store, with the same rules as the CLI. Every error \
+                answers `{\"error\": {\"code\", \"message\", \"hint\"}}`.",
+        },
+        "paths": paths,
+        "components": {
+            "schemas": schemas,
+            "securitySchemes": {
+                "bearer": {
+                    "type": "http",
+                    "scheme": "bearer",
+                    "description": "a token of `buildstate token create`; its scopes (read, write, \
+                        admin) decide which operations it may call (`x-buildstate-scope`)",
+                },
+            },
+        },
+    })
+}
+
+/// The `{…}` names of a path, in order.
+pub fn path_params(path: &str) -> impl Iterator<Item = &str> {
+    path.split('/').filter_map(|seg| seg.strip_prefix('{').and_then(|s| s.strip_suffix('}')))
+}
+
+/// A path parameter's schema, by its name (each name means one thing in every path).
+fn path_schema(name: &str, g: &mut SchemaGenerator) -> Value {
+    match name {
+        "kind" => json!({"type": "string", "enum": ["platforms", "os-versions", "image-types"]}),
+        "report" => {
+            let names: Vec<&str> =
+                buildstate_store::report::ReportName::ALL.iter().map(|n| n.as_str()).collect();
+            json!({"type": "string", "enum": names})
+        }
+        "name" => g.subschema_for::<buildstate_core::Name>().to_value(),
+        "key" => g.subschema_for::<buildstate_core::MetaKey>().to_value(),
+        "id" => g.subschema_for::<buildstate_core::TokenId>().to_value(),
+        // A build (or token) reference: an id, a number or a unique prefix of either.
+        _ => json!({"type": "string", "minLength": 1}),
+    }
+}
+
+fn path_description(name: &str) -> &'static str {
+    match name {
+        "reference" => "a full id, a number, or a unique prefix of either",
+        "kind" => "which catalog",
+        "report" => "a report of `buildstate report`",
+        "name" => "a catalog item's name",
+        "key" => "a metadata key",
+        "id" => "a token's public id",
+        _ => "",
+    }
+}
+
+/// A query struct's schema without the `null` an `Option` adds: an absent parameter is
+/// how a query says "none".
+fn not_null(mut s: Value) -> Value {
+    if let Some(any) = s.get("anyOf").and_then(Value::as_array) {
+        let rest: Vec<Value> = any.iter().filter(|v| v.get("type") != Some(&json!("null"))).cloned().collect();
+        if rest.len() == 1 {
+            let mut only = rest.into_iter().next().unwrap_or_default();
+            if let (Some(o), Some(d)) = (only.as_object_mut(), s.get("description")) {
+                o.insert("description".into(), d.clone());
+            }
+            return only;
+        }
+    }
+    if let Some(types) = s.get_mut("type").and_then(Value::as_array_mut) {
+        types.retain(|t| t != "null");
+        if types.len() == 1 {
+            let t = types[0].clone();
+            s["type"] = t;
+        }
+    }
+    if let Some(o) = s.as_object_mut() {
+        o.remove("default");
+    }
+    s
+}
+
+fn query_params(schema: &Value) -> Vec<Value> {
+    let required: Vec<&str> = schema
+        .get("required")
+        .and_then(Value::as_array)
+        .map(|r| r.iter().filter_map(Value::as_str).collect())
+        .unwrap_or_default();
+    let Some(props) = schema.get("properties").and_then(Value::as_object) else { return Vec::new() };
+    props
+        .iter()
+        .map(|(name, s)| {
+            let mut p = json!({
+                "name": name,
+                "in": "query",
+                "required": required.contains(&name.as_str()),
+                "schema": not_null(s.clone()),
+            });
+            if let Some(d) = s.get("description") {
+                p["description"] = d.clone();
+            }
+            p
+        })
+        .collect()
+}
+
+/// The guard headers of a write ([`crate::routes`]' `guard`).
+fn guard_headers() -> [Value; 2] {
+    [
+        json!({
+            "name": "If-Match",
+            "in": "header",
+            "required": false,
+            "description": "the build's version the write expects (the `version` a read returned); \
+                412 when the build moved on",
+            "schema": {"type": "string", "pattern": "^(W/)?\"?[0-9]{1,19}\"?$"},
+        }),
+        json!({
+            "name": crate::routes::LEASE_HEADER,
+            "in": "header",
+            "required": false,
+            "description": "the lease token acquiring the build's lease answered: the write is \
+                refused (409) once another runner took the build over",
+            "schema": {"type": "string", "pattern": "^[0-9]{1,19}$"},
+        }),
+    ]
+}
+
+/// The error statuses a route can answer, and what each means.
+fn errors(r: &Route) -> Vec<(u16, &'static str)> {
+    let Some(_) = r.scope else {
+        // Health checks and this document read nothing a client sends.
+        return if r.path == "/readyz" { vec![(503, "the store cannot be reached")] } else { Vec::new() };
+    };
+    let writes = r.method != axum::http::Method::GET;
+    let mut e = vec![
+        (400, "the path, query or headers are malformed, or a reference is ambiguous"),
+        (401, "no valid token"),
+        (403, "the token lacks the scope"),
+        (422, "a value is invalid"),
+        (429, "too many refused tokens from this address"),
+        (503, "the store is busy or cannot be reached"),
+    ];
+    if writes || path_params(r.path).next().is_some() {
+        e.push((404, "no such build, catalog item, token or failure"));
+    }
+    if writes {
+        e.push((409, "the write conflicts with the stored state (exists, in use, lease held)"));
+    }
+    if r.api.body.is_some() {
+        e.push((413, "the body is too large"));
+        e.push((415, "the body is not JSON"));
+    }
+    if r.api.guarded {
+        e.push((412, "If-Match names a version the build is no longer at"));
+    }
+    e.sort_unstable();
+    e
+}
+
+fn operation(r: &Route, g: &mut SchemaGenerator, options: &Options, error: &Value) -> Value {
+    let mut params: Vec<Value> = path_params(r.path)
+        .map(|name| {
+            json!({
+                "name": name,
+                "in": "path",
+                "required": true,
+                "description": path_description(name),
+                "schema": path_schema(name, g),
+            })
+        })
+        .collect();
+    if let Some(q) = r.api.query {
+        params.extend(query_params(&q(g).to_value()));
+    }
+    if r.api.guarded {
+        params.extend(guard_headers());
+    }
+    let mut responses = Map::new();
+    let mut ok = json!({"description": r.summary});
+    if let Some(answer) = r.api.answer {
+        ok["content"] = json!({"application/json": {"schema": answer(g).to_value()}});
+    }
+    responses.insert(r.api.status.to_string(), ok);
+    for (status, what) in errors(r) {
+        responses.insert(
+            status.to_string(),
+            json!({"description": what, "content": {"application/json": {"schema": error}}}),
+        );
+    }
+    let mut op = json!({
+        "operationId": operation_id(r),
+        "summary": r.summary,
+        "parameters": params,
+        "responses": responses,
+    });
+    match r.scope {
+        None => op["security"] = json!([]),
+        Some(scope) => {
+            op["security"] = if scope == Scope::Read && options.allow_anonymous_read {
+                json!([{"bearer": []}, {}])
+            } else {
+                json!([{"bearer": []}])
+            };
+            op["x-buildstate-scope"] = json!(scope.as_str());
+        }
+    }
+    if let Some(body) = r.api.body {
+        op["requestBody"] =
+            json!({"required": true, "content": {"application/json": {"schema": body(g).to_value()}}});
+    }
+    op
+}
+
+/// `post_api_v1_builds_reference_transitions`: unique, since (method, path) is.
+fn operation_id(r: &Route) -> String {
+    let path: String = r
+        .path
+        .chars()
+        .map(|c| if c.is_ascii_alphanumeric() { c } else { '_' })
+        .collect::<String>()
+        .split('_')
+        .filter(|s| !s.is_empty())
+        .collect::<Vec<_>>()
+        .join("_");
+    format!("{}_{path}", r.method.as_str().to_ascii_lowercase())
+}

@@ -126,7 +126,9 @@ impl From<StoreError> for ApiError {
             | StoreError::CatalogItemNotFound { .. }
             | StoreError::FailureNotFound { .. }
             | StoreError::TokenNotFound(_) => (S::NOT_FOUND, "not_found"),
-            StoreError::AmbiguousRef { .. } => (S::BAD_REQUEST, "ambiguous_reference"),
+            // Schema-valid, and refused only because several builds match it now: a conflict
+            // with the store's state, not a malformed request (schemathesis found the 400).
+            StoreError::AmbiguousRef { .. } => (S::CONFLICT, "ambiguous_reference"),
             StoreError::InvalidInput(_) => (S::UNPROCESSABLE_ENTITY, "invalid_input"),
             StoreError::Document(_) => (S::UNPROCESSABLE_ENTITY, "invalid_document"),
             StoreError::Rejected(_) => (S::UNPROCESSABLE_ENTITY, "rejected"),

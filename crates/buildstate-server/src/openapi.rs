@@ -73,7 +73,7 @@ pub fn document(routes: &[Route], options: &Options) -> Value {
         }
     }
     let schemas = g.take_definitions(true);
-    json!({
+    let mut doc = json!({
         "openapi": "3.1.0",
         "info": {
             "title": "buildstate",
@@ -94,7 +94,37 @@ pub fn document(routes: &[Route], options: &Options) -> Value {
                 },
             },
         },
-    })
+    });
+    bound_integers(&mut doc);
+    doc
+}
+
+/// Gives every integer schema the range of its Rust type: schemars names it only as a
+/// `format` (`uint32`), which validators and generators ignore, so a client (and
+/// schemathesis, which found it) was told that 2^40 is a fine `pid`.
+fn bound_integers(v: &mut Value) {
+    match v {
+        Value::Object(o) => {
+            let range: Option<(Value, Value)> = match o.get("format").and_then(Value::as_str) {
+                Some("uint8") => Some((json!(0), json!(u8::MAX))),
+                Some("uint16") => Some((json!(0), json!(u16::MAX))),
+                Some("uint32") => Some((json!(0), json!(u32::MAX))),
+                Some("uint64" | "uint") => Some((json!(0), json!(u64::MAX))),
+                Some("int8") => Some((json!(i8::MIN), json!(i8::MAX))),
+                Some("int16") => Some((json!(i16::MIN), json!(i16::MAX))),
+                Some("int32") => Some((json!(i32::MIN), json!(i32::MAX))),
+                Some("int64" | "int") => Some((json!(i64::MIN), json!(i64::MAX))),
+                _ => None,
+            };
+            if let Some((min, max)) = range {
+                o.entry("minimum").or_insert(min);
+                o.entry("maximum").or_insert(max);
+            }
+            o.values_mut().for_each(bound_integers);
+        }
+        Value::Array(items) => items.iter_mut().for_each(bound_integers),
+        _ => {}
+    }
 }
 
 /// The `{…}` names of a path, in order.
@@ -211,7 +241,7 @@ fn errors(r: &Route) -> Vec<(u16, &'static str)> {
     };
     let writes = r.method != axum::http::Method::GET;
     let mut e = vec![
-        (400, "the path, query or headers are malformed, or a reference is ambiguous"),
+        (400, "the path, query or headers are malformed"),
         (401, "no valid token"),
         (403, "the token lacks the scope"),
         (422, "a value is invalid"),
@@ -221,8 +251,8 @@ fn errors(r: &Route) -> Vec<(u16, &'static str)> {
     if writes || path_params(r.path).next().is_some() {
         e.push((404, "no such build, catalog item, token or failure"));
     }
-    if writes {
-        e.push((409, "the write conflicts with the stored state (exists, in use, lease held)"));
+    if writes || path_params(r.path).next().is_some() {
+        e.push((409, "a reference matches several builds, or the write conflicts with the stored state"));
     }
     if r.api.body.is_some() {
         e.push((413, "the body is too large"));

@@ -28,17 +28,25 @@ pub struct FailureQuery {
     state: Option<StateCode>,
     #[serde(rename = "type")]
     failure_type: Option<FailureType>,
+    /// At most this many (1 to 1000; default 100).
+    #[schemars(range(min = 1, max = 1000))]
     limit: Option<usize>,
 }
 
-fn failure_filter(q: FailureQuery) -> FailureFilter {
-    FailureFilter {
+/// A limit outside 1 to 1000 is refused, as the build list refuses it (it was clamped:
+/// schemathesis found `limit=0` accepted though the document says 1 to 1000).
+fn failure_filter(q: FailureQuery) -> Result<FailureFilter, ApiError> {
+    let limit = q.limit.unwrap_or(100);
+    if !(1..=1000).contains(&limit) {
+        return Err(ApiError::invalid(format!("limit must be 1 to 1000, not {limit}")));
+    }
+    Ok(FailureFilter {
         build: None,
         unresolved_only: q.unresolved,
         state: q.state,
         failure_type: q.failure_type,
-        limit: Some(q.limit.unwrap_or(100).clamp(1, 1000)),
-    }
+        limit: Some(limit),
+    })
 }
 
 /// `GET /api/v1/failures`: across builds, newest first.
@@ -47,7 +55,7 @@ pub async fn all_failures(
     State(state): State<AppState>,
     Query(q): Query<FailureQuery>,
 ) -> Result<Json<Vec<FailureRecord>>, ApiError> {
-    Ok(Json(state.store.failures(&failure_filter(q)).await?))
+    Ok(Json(state.store.failures(&failure_filter(q)?).await?))
 }
 
 /// `GET /api/v1/builds/{ref}/failures`.
@@ -58,7 +66,7 @@ pub async fn failures(
     Query(q): Query<FailureQuery>,
 ) -> Result<Json<Vec<FailureRecord>>, ApiError> {
     let b = state.store.find_build(&reference).await?;
-    let filter = FailureFilter { build: Some(b.id), ..failure_filter(q) };
+    let filter = FailureFilter { build: Some(b.id), ..failure_filter(q)? };
     Ok(Json(state.store.failures(&filter).await?))
 }
 

@@ -27,13 +27,20 @@ fn ttl(ms: u64) -> Result<Duration, ApiError> {
     Ok(Duration::from_millis(ms))
 }
 
+/// A holder's or worker's name as the store checks it (`check_lease_request`,
+/// `check_worker_beat`): not blank, one line, at most 256 bytes.
+const HOLDER_TEXT: &str = r"^[^\x00-\x1f\x7f-\x9f]*[^\s\x00-\x1f\x7f-\x9f][^\x00-\x1f\x7f-\x9f]*$";
+
 /// `POST /api/v1/builds/{ref}/lease`: who asks, for how long.
 #[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct AcquireBody {
+    #[schemars(regex(pattern = HOLDER_TEXT), length(max = 256))]
     owner: String,
+    #[schemars(regex(pattern = HOLDER_TEXT), length(max = 256))]
     host: String,
     pid: u32,
+    #[schemars(range(min = 1, max = MAX_TTL_MS))]
     ttl_ms: u64,
     /// Take over from this (expired) lease instead of acquiring a free one.
     take_over: Option<LeaseToken>,
@@ -60,6 +67,7 @@ pub async fn acquire(
 pub struct HolderBody {
     token: LeaseToken,
     /// For a renewal: the new time to live.
+    #[schemars(range(min = 1, max = MAX_TTL_MS))]
     ttl_ms: Option<u64>,
 }
 
@@ -89,9 +97,12 @@ pub async fn release(
 #[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct BeatBody {
+    #[schemars(regex(pattern = HOLDER_TEXT), length(max = 256))]
     name: String,
+    #[schemars(regex(pattern = HOLDER_TEXT), length(max = 256))]
     host: String,
     pid: u32,
+    #[schemars(range(min = 1, max = MAX_TTL_MS))]
     heartbeat_ms: u64,
     build: Option<BuildId>,
     #[serde(default)]

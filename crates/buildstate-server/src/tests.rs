@@ -784,3 +784,43 @@ async fn the_catalog_and_tokens_are_administered_through_the_api() {
     assert_eq!(s, StatusCode::UNAUTHORIZED, "a revoked token is refused at once");
 }
 
+
+/// What schemathesis found, each kept as a case: a reference several builds match is a
+/// conflict (not a malformed request); `5.0` is the integer 5; `limit` outside 1 to
+/// 1000 is refused on failures as on builds; a report's status list is words and
+/// commas, nothing else; and integers in the document carry their Rust type's range.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn what_schemathesis_found() {
+    let app = App::new().await;
+    let a = app.create().await;
+    for n in ["amb-1", "amb-2"] {
+        let body = json!({"platform": "aws-commercial", "os": "rhel-8.8", "image_type": "base", "number": n});
+        assert_eq!(app.call("POST", "/api/v1/builds", Some(&app.write), Some(body)).await.0, StatusCode::CREATED);
+    }
+    let (s, e) = app.call("GET", "/api/v1/builds/amb", Some(&app.read), None).await;
+    assert_eq!((s, error_code(&e)), (StatusCode::CONFLICT, "ambiguous_reference"), "{e}");
+
+    let number = a["number"].as_str().expect("number").to_owned();
+    let (s, b) = app.step(&number, json!({"action": "start", "state": 5.0})).await;
+    assert_eq!((s, &b["state"]), (StatusCode::OK, &json!(5)), "a whole float is an integer: {b}");
+    let (s, e) = app.step(&number, json!({"action": "complete", "state": 5.5})).await;
+    assert_eq!((s, error_code(&e)), (StatusCode::UNPROCESSABLE_ENTITY, "invalid_input"), "{e}");
+
+    for limit in ["0", "1001"] {
+        let (s, e) = app.call("GET", &format!("/api/v1/failures?limit={limit}"), Some(&app.read), None).await;
+        assert_eq!((s, error_code(&e)), (StatusCode::UNPROCESSABLE_ENTITY, "invalid_input"), "{limit}: {e}");
+    }
+    for bad in [",", "pending,", "pending, running"] {
+        let uri = format!("/api/v1/reports/overview?status={}", bad.replace(' ', "%20"));
+        let (s, e) = app.call("GET", &uri, Some(&app.read), None).await;
+        assert_eq!((s, error_code(&e)), (StatusCode::UNPROCESSABLE_ENTITY, "invalid_input"), "{bad:?}: {e}");
+    }
+    let (s, _) = app.call("GET", "/api/v1/reports/overview?status=", Some(&app.read), None).await;
+    assert_eq!(s, StatusCode::OK, "empty: any status");
+
+    let doc = app.call("GET", "/api/v1/openapi.json", None, None).await.1;
+    let beat = &doc["components"]["schemas"]["BeatBody"]["properties"];
+    assert_eq!((&beat["pid"]["minimum"], &beat["pid"]["maximum"]), (&json!(0), &json!(u32::MAX)), "{beat}");
+    assert_eq!((&beat["heartbeat_ms"]["minimum"], &beat["heartbeat_ms"]["maximum"]), (&json!(1), &json!(86_400_000)));
+    assert!(beat["name"]["pattern"].is_string(), "{beat}");
+}

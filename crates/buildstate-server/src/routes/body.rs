@@ -45,13 +45,15 @@ fn integral(v: &mut serde_json::Value) -> bool {
     use serde_json::Value;
     match v {
         Value::Number(n) if !n.is_i64() && !n.is_u64() => {
-            let Some(f) = n.as_f64().filter(|f| f.fract() == 0.0) else { return false };
-            let as_int = if f >= 0.0 && f <= u64::MAX as f64 {
+            // Only where a float holds every integer exactly (below 2^53): a larger one was
+            // rounded on the way in (`18446744073709551616` read as u64::MAX was accepted
+            // for a `u64`: schemathesis found it), so it is no integer the client meant.
+            const EXACT: f64 = 9_007_199_254_740_992.0;
+            let Some(f) = n.as_f64().filter(|f| f.fract() == 0.0 && f.abs() < EXACT) else { return false };
+            let as_int = if f >= 0.0 {
                 serde_json::Number::from(f as u64)
-            } else if f < 0.0 && f >= i64::MIN as f64 {
-                serde_json::Number::from(f as i64)
             } else {
-                return false;
+                serde_json::Number::from(f as i64)
             };
             *n = as_int;
             true
@@ -82,6 +84,14 @@ fn json_error(e: &JsonRejection) -> ApiError {
         _ => ApiError::bad_request(e.body_text()),
     }
 }
+
+/// One line of text as the store checks names, hosts and URIs: not blank, no control
+/// characters (the length is the field's own `maxLength`).
+pub const TEXT_LINE: &str = r"^[^\x00-\x1f\x7f-\x9f]*[^\s\x00-\x1f\x7f-\x9f][^\x00-\x1f\x7f-\x9f]*$";
+
+/// Text that must say something: a reason, notes (control characters are escaped, not
+/// refused).
+pub const NOT_BLANK: &str = r"\S";
 
 /// Path parameters (a reference with bytes that are not UTF-8 is a 400 in the API's
 /// shape, not axum's plain text).

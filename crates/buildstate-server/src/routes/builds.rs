@@ -299,6 +299,7 @@ pub async fn transition(
 #[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CancelBody {
+    #[schemars(regex(pattern = super::body::NOT_BLANK))]
     reason: String,
 }
 

@@ -223,7 +223,7 @@ pub fn routes() -> Vec<Route> {
             "the holder's heartbeat",
             post(runner::renew),
         )
-        .takes::<runner::HolderBody>()
+        .takes::<runner::RenewBody>()
         .answers::<Lease>(S::OK),
         route(
             M::POST,
@@ -232,7 +232,7 @@ pub fn routes() -> Vec<Route> {
             "the holder lets the build go",
             post(runner::release),
         )
-        .takes::<runner::HolderBody>()
+        .takes::<runner::ReleaseBody>()
         .empty(S::NO_CONTENT),
         route(M::POST, "/api/v1/workers/beat", Some(W), "a worker's heartbeat", post(runner::beat))
             .takes::<runner::BeatBody>()

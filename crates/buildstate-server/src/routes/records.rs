@@ -14,7 +14,7 @@ use buildstate_store::wire::Applied;
 use buildstate_store::{FailureFilter, ImportMode};
 use serde::Deserialize;
 
-use super::body::{Body, Path, Query};
+use super::body::{Body, Path, Query, TEXT_LINE};
 use super::builds::{apply, guard, precondition};
 use crate::AppState;
 use crate::auth::{CanAdmin, CanRead, CanWrite};
@@ -105,10 +105,15 @@ pub async fn artifacts(
 #[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ArtifactBody {
+    #[schemars(regex(pattern = TEXT_LINE), length(max = 256))]
     name: String,
     kind: ArtifactKind,
+    #[schemars(regex(pattern = TEXT_LINE), length(max = 4096))]
     uri: String,
+    #[schemars(regex(pattern = TEXT_LINE), length(max = 128))]
     region: Option<String>,
+    /// Every backend stores sizes as signed 64-bit integers.
+    #[schemars(range(max = i64::MAX))]
     size_bytes: Option<u64>,
     sha256: Option<Sha256Hex>,
 }

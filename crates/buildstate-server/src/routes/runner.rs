@@ -12,7 +12,7 @@ use axum::http::StatusCode;
 use buildstate_core::{BuildId, Lease, LeaseRequest, LeaseToken, WorkerBeat, WorkerRecord};
 use serde::{Deserialize, Serialize};
 
-use super::body::{Body, Path, Query};
+use super::body::{Body, Path, Query, TEXT_LINE};
 use crate::AppState;
 use crate::auth::{CanRead, CanWrite};
 use crate::error::ApiError;
@@ -27,17 +27,13 @@ fn ttl(ms: u64) -> Result<Duration, ApiError> {
     Ok(Duration::from_millis(ms))
 }
 
-/// A holder's or worker's name as the store checks it (`check_lease_request`,
-/// `check_worker_beat`): not blank, one line, at most 256 bytes.
-const HOLDER_TEXT: &str = r"^[^\x00-\x1f\x7f-\x9f]*[^\s\x00-\x1f\x7f-\x9f][^\x00-\x1f\x7f-\x9f]*$";
-
 /// `POST /api/v1/builds/{ref}/lease`: who asks, for how long.
 #[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct AcquireBody {
-    #[schemars(regex(pattern = HOLDER_TEXT), length(max = 256))]
+    #[schemars(regex(pattern = TEXT_LINE), length(max = 256))]
     owner: String,
-    #[schemars(regex(pattern = HOLDER_TEXT), length(max = 256))]
+    #[schemars(regex(pattern = TEXT_LINE), length(max = 256))]
     host: String,
     pid: u32,
     #[schemars(range(min = 1, max = MAX_TTL_MS))]
@@ -61,32 +57,38 @@ pub async fn acquire(
     Ok((StatusCode::CREATED, Json(lease)))
 }
 
-/// `POST /api/v1/builds/{ref}/lease/renew` and `…/lease/release`: the holder's token.
+/// `POST /api/v1/builds/{ref}/lease/renew`: the holder's token and the new time to
+/// live (required: schemathesis found a renewal without one documented as valid).
 #[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
-pub struct HolderBody {
+pub struct RenewBody {
     token: LeaseToken,
-    /// For a renewal: the new time to live.
     #[schemars(range(min = 1, max = MAX_TTL_MS))]
-    ttl_ms: Option<u64>,
+    ttl_ms: u64,
+}
+
+/// `POST /api/v1/builds/{ref}/lease/release`: the holder's token.
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ReleaseBody {
+    token: LeaseToken,
 }
 
 pub async fn renew(
     _: CanWrite,
     State(state): State<AppState>,
     Path(reference): Path<String>,
-    Body(h): Body<HolderBody>,
+    Body(h): Body<RenewBody>,
 ) -> Result<Json<Lease>, ApiError> {
     let b = state.store.find_build(&reference).await?;
-    let ms = h.ttl_ms.ok_or_else(|| ApiError::invalid("a renewal needs ttl_ms"))?;
-    Ok(Json(state.store.renew_lease(b.id, h.token, ttl(ms)?).await?))
+    Ok(Json(state.store.renew_lease(b.id, h.token, ttl(h.ttl_ms)?).await?))
 }
 
 pub async fn release(
     _: CanWrite,
     State(state): State<AppState>,
     Path(reference): Path<String>,
-    Body(h): Body<HolderBody>,
+    Body(h): Body<ReleaseBody>,
 ) -> Result<StatusCode, ApiError> {
     let b = state.store.find_build(&reference).await?;
     state.store.release_lease(b.id, h.token).await?;
@@ -97,9 +99,9 @@ pub async fn release(
 #[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct BeatBody {
-    #[schemars(regex(pattern = HOLDER_TEXT), length(max = 256))]
+    #[schemars(regex(pattern = TEXT_LINE), length(max = 256))]
     name: String,
-    #[schemars(regex(pattern = HOLDER_TEXT), length(max = 256))]
+    #[schemars(regex(pattern = TEXT_LINE), length(max = 256))]
     host: String,
     pid: u32,
     #[schemars(range(min = 1, max = MAX_TTL_MS))]

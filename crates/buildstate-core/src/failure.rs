@@ -24,7 +24,9 @@ word_enum!(
 ///
 /// The set is open — teams add their own (`vault`, `marketplace`) — but the word is a
 /// checked slug so that reports group cleanly.
-#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, schemars::JsonSchema)]
+#[derive(
+    Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, schemars::JsonSchema,
+)]
 #[serde(try_from = "String", into = "String")]
 // The API document's pattern: the constructor's check, for clients and fuzzers.
 #[schemars(extend("pattern" = r"^[a-z][a-z0-9-]{0,31}$"))]

@@ -13,7 +13,9 @@ pub struct NameError(pub String);
 
 /// The name of a platform, OS version or image type. Names become part of build
 /// numbers, object-store paths and URLs, so they are restricted to a safe alphabet.
-#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, schemars::JsonSchema)]
+#[derive(
+    Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, schemars::JsonSchema,
+)]
 #[serde(try_from = "String", into = "String")]
 // The API document's pattern: the constructor's check, for clients and fuzzers.
 #[schemars(extend("pattern" = r"^[a-z0-9][a-z0-9._-]{0,63}$"))]

@@ -32,7 +32,9 @@ use crate::BuildId;
 /// every backend stores it as a signed 64-bit integer. `Display` shows only the
 /// generation (`#4`), so that listings and messages never leak a usable token; the
 /// runner hands its step the full value ([`LeaseToken::get`]).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, schemars::JsonSchema)]
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, schemars::JsonSchema,
+)]
 #[serde(transparent)]
 pub struct LeaseToken(u64);
 

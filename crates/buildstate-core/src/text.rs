@@ -89,7 +89,9 @@ fn ceil_boundary(s: &str, mut i: usize) -> usize {
 }
 
 /// A metadata key: short, printable, safe to use in URLs and file names.
-#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, schemars::JsonSchema)]
+#[derive(
+    Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, schemars::JsonSchema,
+)]
 #[serde(try_from = "String", into = "String")]
 // The API document's pattern: the constructor's check, for clients and fuzzers.
 #[schemars(extend("pattern" = r"^[A-Za-z0-9._:/-]{1,128}$"))]

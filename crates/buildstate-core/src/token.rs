@@ -26,7 +26,9 @@ pub const TOKEN_SECRET_LEN: usize = 64;
 
 /// What a token may do. Each scope includes the ones before it: `write` can read,
 /// `admin` can write (and manage tokens, webhooks and the catalog's removals).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, schemars::JsonSchema)]
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, schemars::JsonSchema,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum Scope {
     Read,
@@ -132,7 +134,9 @@ fn is_hex(s: &str, len: usize) -> bool {
 }
 
 /// A token's public id: 12 lowercase hex digits.
-#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, schemars::JsonSchema)]
+#[derive(
+    Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, schemars::JsonSchema,
+)]
 #[serde(try_from = "String", into = "String")]
 // The API document's pattern: the constructor's check, for clients and fuzzers.
 #[schemars(extend("pattern" = r"^[0-9a-f]{12}$"))]

@@ -165,7 +165,8 @@ fn path_description(name: &str) -> &'static str {
 /// how a query says "none".
 fn not_null(mut s: Value) -> Value {
     if let Some(any) = s.get("anyOf").and_then(Value::as_array) {
-        let rest: Vec<Value> = any.iter().filter(|v| v.get("type") != Some(&json!("null"))).cloned().collect();
+        let rest: Vec<Value> =
+            any.iter().filter(|v| v.get("type") != Some(&json!("null"))).cloned().collect();
         if rest.len() == 1 {
             let mut only = rest.into_iter().next().unwrap_or_default();
             if let (Some(o), Some(d)) = (only.as_object_mut(), s.get("description")) {

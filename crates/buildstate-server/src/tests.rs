@@ -459,8 +459,7 @@ async fn the_document_lists_every_route_and_only_routes() {
         for (status, resp) in responses {
             if !status.starts_with('2') {
                 assert_eq!(
-                    resp["content"]["application/json"]["schema"]["$ref"],
-                    "#/components/schemas/Error",
+                    resp["content"]["application/json"]["schema"]["$ref"], "#/components/schemas/Error",
                     "{method} {path} {status}"
                 );
             }
@@ -470,12 +469,14 @@ async fn the_document_lists_every_route_and_only_routes() {
             assert_eq!(op["security"], json!([{"bearer": []}]), "{method} {path}");
         }
         for name in crate::openapi::path_params(&path) {
-            let documented = op["parameters"].as_array().expect("parameters").iter().any(|p| p["name"] == name);
+            let documented =
+                op["parameters"].as_array().expect("parameters").iter().any(|p| p["name"] == name);
             assert!(documented, "{method} {path}: the path parameter {name}");
         }
     }
     let list = &doc["paths"]["/api/v1/builds"]["get"]["parameters"];
-    let names: Vec<&str> = list.as_array().expect("params").iter().filter_map(|p| p["name"].as_str()).collect();
+    let names: Vec<&str> =
+        list.as_array().expect("params").iter().filter_map(|p| p["name"].as_str()).collect();
     for q in ["status", "platform", "since", "limit", "after", "needs_intervention"] {
         assert!(names.contains(&q), "the list's query parameter {q}: {names:?}");
     }
@@ -784,7 +785,6 @@ async fn the_catalog_and_tokens_are_administered_through_the_api() {
     assert_eq!(s, StatusCode::UNAUTHORIZED, "a revoked token is refused at once");
 }
 
-
 /// What schemathesis found, each kept as a case: a reference several builds match is a
 /// conflict (not a malformed request); `5.0` is the integer 5; `limit` outside 1 to
 /// 1000 is refused on failures as on builds; a report's status list is words and
@@ -795,7 +795,10 @@ async fn what_schemathesis_found() {
     let a = app.create().await;
     for n in ["amb-1", "amb-2"] {
         let body = json!({"platform": "aws-commercial", "os": "rhel-8.8", "image_type": "base", "number": n});
-        assert_eq!(app.call("POST", "/api/v1/builds", Some(&app.write), Some(body)).await.0, StatusCode::CREATED);
+        assert_eq!(
+            app.call("POST", "/api/v1/builds", Some(&app.write), Some(body)).await.0,
+            StatusCode::CREATED
+        );
     }
     let (s, e) = app.call("GET", "/api/v1/builds/amb", Some(&app.read), None).await;
     assert_eq!((s, error_code(&e)), (StatusCode::CONFLICT, "ambiguous_reference"), "{e}");
@@ -818,9 +821,35 @@ async fn what_schemathesis_found() {
     let (s, _) = app.call("GET", "/api/v1/reports/overview?status=", Some(&app.read), None).await;
     assert_eq!(s, StatusCode::OK, "empty: any status");
 
+    // A float past 2^53 was rounded on the way in: no integer, even at u64::MAX.
+    let lease_path = format!("/api/v1/builds/{number}/lease");
+    let ask = r#"{"owner": "r", "host": "h", "pid": 1, "ttl_ms": 1000, "take_over": 18446744073709551616}"#;
+    let (s, e) =
+        app.raw("POST", &lease_path, Some(&app.write), Some(ask.into()), "application/json", &[]).await;
+    assert_eq!((s, error_code(&e)), (StatusCode::UNPROCESSABLE_ENTITY, "invalid_input"), "{e}");
+    let (s, e) = app
+        .call(
+            "POST",
+            &format!("{lease_path}/release"),
+            Some(&app.write),
+            Some(json!({"token": 1, "ttl_ms": 5})),
+        )
+        .await;
+    assert_eq!(
+        (s, error_code(&e)),
+        (StatusCode::UNPROCESSABLE_ENTITY, "invalid_input"),
+        "a release takes the token alone: {e}"
+    );
+
     let doc = app.call("GET", "/api/v1/openapi.json", None, None).await.1;
+    let artifact = &doc["components"]["schemas"]["ArtifactBody"]["properties"];
+    assert_eq!(artifact["size_bytes"]["maximum"], json!(i64::MAX), "{artifact}");
+    assert_eq!(doc["components"]["schemas"]["RenewBody"]["required"], json!(["token", "ttl_ms"]));
     let beat = &doc["components"]["schemas"]["BeatBody"]["properties"];
     assert_eq!((&beat["pid"]["minimum"], &beat["pid"]["maximum"]), (&json!(0), &json!(u32::MAX)), "{beat}");
-    assert_eq!((&beat["heartbeat_ms"]["minimum"], &beat["heartbeat_ms"]["maximum"]), (&json!(1), &json!(86_400_000)));
+    assert_eq!(
+        (&beat["heartbeat_ms"]["minimum"], &beat["heartbeat_ms"]["maximum"]),
+        (&json!(1), &json!(86_400_000))
+    );
     assert!(beat["name"]["pattern"].is_string(), "{beat}");
 }

@@ -37,7 +37,8 @@ fn typed<T: DeserializeOwned>(v: serde_json::Value) -> Result<T, ApiError> {
     if !integral(&mut whole) {
         return Err(ApiError::invalid(format!("the body does not fit the schema: {first}")));
     }
-    T::deserialize(&whole).map_err(|_| ApiError::invalid(format!("the body does not fit the schema: {first}")))
+    T::deserialize(&whole)
+        .map_err(|_| ApiError::invalid(format!("the body does not fit the schema: {first}")))
 }
 
 /// Writes every float with no fraction as an integer; whether there was one.

@@ -37,13 +37,17 @@ pub struct ListQuery {
     state: Option<StateCode>,
     /// As `--since` reads it: a date, an RFC 3339 time or how long ago (`90d`, `36h`); the
     /// pattern is the simple forms, all in the past.
-    #[schemars(regex(pattern = r"^([1-9][0-9]{0,3}[dh]|(19[7-9][0-9]|20[01][0-9]|202[0-5])-(0[1-9]|1[0-2])-(0[1-9]|1[0-9]|2[0-8]))$"))]
+    #[schemars(regex(
+        pattern = r"^([1-9][0-9]{0,3}[dh]|(19[7-9][0-9]|20[01][0-9]|202[0-5])-(0[1-9]|1[0-2])-(0[1-9]|1[0-9]|2[0-8]))$"
+    ))]
     since: Option<String>,
     needs_intervention: Option<bool>,
     #[schemars(range(min = 1, max = 1000))]
     limit: Option<usize>,
     /// The `next` of the page before.
-    #[schemars(regex(pattern = r"^-?[0-9]{1,16}\.[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$"))]
+    #[schemars(regex(
+        pattern = r"^-?[0-9]{1,16}\.[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$"
+    ))]
     after: Option<String>,
 }
 

@@ -1,11 +1,11 @@
 //! `/healthz`: the process answers. `/readyz`: it can read its store (whose schema the
 //! server brought up to date when it opened it).
 
+use crate::AppState;
+use crate::error::ApiError;
 use axum::Json;
 use axum::extract::State;
 use buildstate_core::CatalogKind;
-use crate::AppState;
-use crate::error::ApiError;
 
 /// `{"status": "ok"}` or `{"status": "ready"}`.
 #[derive(Debug, serde::Serialize, schemars::JsonSchema)]

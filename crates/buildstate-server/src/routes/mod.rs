@@ -87,8 +87,10 @@ pub fn routes() -> Vec<Route> {
     use Scope::{Admin as A, Read as R, Write as W};
     use StatusCode as S;
     vec![
-        route(M::GET, "/healthz", None, "the process answers", get(health::healthz)).answers::<health::Status>(S::OK),
-        route(M::GET, "/readyz", None, "the store answers", get(health::readyz)).answers::<health::Status>(S::OK),
+        route(M::GET, "/healthz", None, "the process answers", get(health::healthz))
+            .answers::<health::Status>(S::OK),
+        route(M::GET, "/readyz", None, "the store answers", get(health::readyz))
+            .answers::<health::Status>(S::OK),
         route(M::GET, "/api/v1/openapi.json", None, "this document", get(openapi::serve))
             .answers::<serde_json::Map<String, serde_json::Value>>(S::OK),
         route(M::GET, "/api/v1/builds", Some(R), "builds, newest first, a page at a time", get(builds::list))
@@ -97,7 +99,8 @@ pub fn routes() -> Vec<Route> {
         route(M::POST, "/api/v1/builds", Some(W), "create a build", post(builds::create))
             .takes::<builds::CreateBody>()
             .answers::<Build>(S::CREATED),
-        route(M::GET, "/api/v1/builds/{reference}", Some(R), "one build", get(builds::get)).answers::<Build>(S::OK),
+        route(M::GET, "/api/v1/builds/{reference}", Some(R), "one build", get(builds::get))
+            .answers::<Build>(S::OK),
         route(
             M::POST,
             "/api/v1/builds/{reference}/transitions",

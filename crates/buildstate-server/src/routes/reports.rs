@@ -17,7 +17,9 @@ use crate::error::ApiError;
 pub struct ReportQuery {
     /// As `--since` reads it: a date, an RFC 3339 time or how long ago (`90d`, `36h`); the
     /// pattern is the simple forms, all in the past.
-    #[schemars(regex(pattern = r"^([1-9][0-9]{0,3}[dh]|(19[7-9][0-9]|20[01][0-9]|202[0-5])-(0[1-9]|1[0-2])-(0[1-9]|1[0-9]|2[0-8]))$"))]
+    #[schemars(regex(
+        pattern = r"^([1-9][0-9]{0,3}[dh]|(19[7-9][0-9]|20[01][0-9]|202[0-5])-(0[1-9]|1[0-2])-(0[1-9]|1[0-9]|2[0-8]))$"
+    ))]
     since: Option<String>,
     platform: Option<Name>,
     os: Option<Name>,

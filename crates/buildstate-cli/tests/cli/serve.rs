@@ -120,8 +120,8 @@ fn schemathesis() -> Option<std::path::PathBuf> {
     found
 }
 
-/// Schemathesis, every check it has, against the real binary over its own API document
-/// with a write token: no 5xx, no undocumented status, no answer off its schema, every
+/// The API document is valid OpenAPI 3.1, and schemathesis, every check it has, against
+/// the real binary over that document with a write token finds nothing: no 5xx, no undocumented status, no answer off its schema, every
 /// invalid input refused and every valid one accepted. Bounded (examples per operation,
 /// one seed) so that it takes well under two minutes.
 #[test]
@@ -132,6 +132,23 @@ fn schemathesis_finds_nothing() {
     env.build("st-1");
     let token = env.ok(&["token", "create", "--name", "st", "--scopes", "write"]).trim().to_owned();
     let (mut server, addr) = start(&env);
+    // The document is valid OpenAPI 3.1 (openapi-spec-validator sits beside `st`).
+    let (status, doc) = get(&addr, "/api/v1/openapi.json", None);
+    assert_eq!(status, 200, "{doc}");
+    let doc_path = env.path("openapi.json");
+    std::fs::write(&doc_path, &doc).expect("write the document");
+    let validator = st.with_file_name("openapi-spec-validator");
+    let valid = std::process::Command::new(&validator)
+        .args(["--schema", "3.1"])
+        .arg(&doc_path)
+        .output()
+        .expect("run openapi-spec-validator");
+    assert!(
+        valid.status.success(),
+        "not valid OpenAPI 3.1: {}{}",
+        String::from_utf8_lossy(&valid.stdout),
+        String::from_utf8_lossy(&valid.stderr)
+    );
     let config = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/cli/schemathesis.toml");
     let out = std::process::Command::new(&st)
         .args(["--config-file", config])

@@ -55,24 +55,37 @@ pub async fn serve(State(state): State<AppState>) -> Json<Value> {
 
 /// The document for `routes`, as a server with `options` answers them.
 pub fn document(routes: &[Route], options: &Options) -> Value {
-    let mut g = schemars::generate::SchemaSettings::draft2020_12()
-        .with(|s| {
-            s.definitions_path = "/components/schemas".into();
-            // One contract for both ways: what a client may send. Answers then read as
-            // at least as loose as they are (a field always written is still "optional").
-            s.contract = schemars::generate::Contract::Deserialize;
-        })
-        .into_generator();
-    let error = g.subschema_for::<crate::error::Body<'static>>().to_value();
-    let mut paths = Map::new();
+    // Two contracts: what a client may send (a defaulted field is optional) and what the
+    // server writes (a field it always writes is required), so that answers are checked
+    // as strictly as requests.
+    let generator = |contract| {
+        schemars::generate::SchemaSettings::draft2020_12()
+            .with(|s| {
+                s.definitions_path = "/components/schemas".into();
+                s.contract = contract;
+            })
+            .into_generator()
+    };
+    let mut g = Generators {
+        input: generator(schemars::generate::Contract::Deserialize),
+        output: generator(schemars::generate::Contract::Serialize),
+    };
+    let error = g.output.subschema_for::<crate::error::Body<'static>>().to_value();
+    let mut ops = Vec::new();
     for r in routes {
-        let op = operation(r, &mut g, options, &error);
+        ops.push((r, operation(r, &mut g, options, &error)));
+    }
+    let (schemas, answers) = merge(g.input.take_definitions(true), g.output.take_definitions(true));
+    let mut paths = Map::new();
+    for (r, mut op) in ops {
+        if let Some(responses) = op.get_mut("responses") {
+            retarget(responses, &answers);
+        }
         let item = paths.entry(r.path).or_insert_with(|| json!({}));
         if let Some(item) = item.as_object_mut() {
             item.insert(r.method.as_str().to_ascii_lowercase(), op);
         }
     }
-    let schemas = g.take_definitions(true);
     let mut doc = json!({
         "openapi": "3.1.0",
         "info": {
@@ -97,6 +110,82 @@ pub fn document(routes: &[Route], options: &Options) -> Value {
     });
     bound_integers(&mut doc);
     doc
+}
+
+/// The document's schema generators: one for what clients send, one for answers.
+struct Generators {
+    input: SchemaGenerator,
+    output: SchemaGenerator,
+}
+
+/// What a type is called when its answer's schema differs from its request's.
+fn answer_name(name: &str) -> String {
+    format!("{name}Answer")
+}
+
+const SCHEMAS: &str = "#/components/schemas/";
+
+/// Whether `v` has a `$ref` to one of `names`.
+fn refers_to(v: &Value, names: &std::collections::BTreeSet<String>) -> bool {
+    match v {
+        Value::String(s) => s.strip_prefix(SCHEMAS).is_some_and(|n| names.contains(n)),
+        Value::Object(o) => o.values().any(|v| refers_to(v, names)),
+        Value::Array(a) => a.iter().any(|v| refers_to(v, names)),
+        _ => false,
+    }
+}
+
+/// Points the `$ref`s of `v` to `names` at their answers' schemas.
+fn retarget(v: &mut Value, names: &std::collections::BTreeSet<String>) {
+    match v {
+        Value::Object(o) => {
+            if let Some(Value::String(r)) = o.get_mut("$ref")
+                && let Some(n) = r.strip_prefix(SCHEMAS).filter(|n| names.contains(*n))
+            {
+                *r = format!("{SCHEMAS}{}", answer_name(n));
+            }
+            o.values_mut().for_each(|v| retarget(v, names));
+        }
+        Value::Array(a) => a.iter_mut().for_each(|v| retarget(v, names)),
+        _ => {}
+    }
+}
+
+/// One set of schemas from both contracts: a type whose two schemas agree (and refer
+/// only to types that agree) is one schema; any other keeps its request schema under its
+/// name and its answer's under [`answer_name`]. Returns the schemas and the names whose
+/// answers were set apart (for [`retarget`]).
+fn merge(
+    input: Map<String, Value>,
+    output: Map<String, Value>,
+) -> (Map<String, Value>, std::collections::BTreeSet<String>) {
+    let mut apart: std::collections::BTreeSet<String> = output
+        .iter()
+        .filter(|(name, s)| input.get(*name).is_some_and(|i| i != *s))
+        .map(|(name, _)| name.clone())
+        .collect();
+    // A type that refers to one set apart is set apart too, until nothing changes.
+    loop {
+        let more: Vec<String> = output
+            .iter()
+            .filter(|(name, s)| input.contains_key(*name) && !apart.contains(*name) && refers_to(s, &apart))
+            .map(|(name, _)| name.clone())
+            .collect();
+        if more.is_empty() {
+            break;
+        }
+        apart.extend(more);
+    }
+    let mut schemas = input;
+    for (name, mut s) in output {
+        retarget(&mut s, &apart);
+        if apart.contains(&name) {
+            schemas.insert(answer_name(&name), s);
+        } else {
+            schemas.entry(name).or_insert(s);
+        }
+    }
+    (schemas, apart)
 }
 
 /// Gives every integer schema the range of its Rust type: schemars names it only as a
@@ -266,7 +355,8 @@ fn errors(r: &Route) -> Vec<(u16, &'static str)> {
     e
 }
 
-fn operation(r: &Route, g: &mut SchemaGenerator, options: &Options, error: &Value) -> Value {
+fn operation(r: &Route, gens: &mut Generators, options: &Options, error: &Value) -> Value {
+    let g = &mut gens.input;
     let mut params: Vec<Value> = path_params(r.path)
         .map(|name| {
             json!({
@@ -287,7 +377,7 @@ fn operation(r: &Route, g: &mut SchemaGenerator, options: &Options, error: &Valu
     let mut responses = Map::new();
     let mut ok = json!({"description": r.summary});
     if let Some(answer) = r.api.answer {
-        ok["content"] = json!({"application/json": {"schema": answer(g).to_value()}});
+        ok["content"] = json!({"application/json": {"schema": answer(&mut gens.output).to_value()}});
     }
     responses.insert(r.api.status.to_string(), ok);
     for (status, what) in errors(r) {
@@ -314,8 +404,7 @@ fn operation(r: &Route, g: &mut SchemaGenerator, options: &Options, error: &Valu
         }
     }
     if let Some(body) = r.api.body {
-        op["requestBody"] =
-            json!({"required": true, "content": {"application/json": {"schema": body(g).to_value()}}});
+        op["requestBody"] = json!({"required": true, "content": {"application/json": {"schema": body(&mut gens.input).to_value()}}});
     }
     op
 }

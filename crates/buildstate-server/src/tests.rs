@@ -480,6 +480,17 @@ async fn the_document_lists_every_route_and_only_routes() {
     for q in ["status", "platform", "since", "limit", "after", "needs_intervention"] {
         assert!(names.contains(&q), "the list's query parameter {q}: {names:?}");
     }
+    // Answers are described as the server writes them: a field it always writes is
+    // required there, though a client may leave it out of a request.
+    let schemas = &doc["components"]["schemas"];
+    let answer = &doc["paths"]["/api/v1/builds/{reference}/artifacts"]["get"]["responses"]["200"];
+    assert_eq!(
+        answer["content"]["application/json"]["schema"]["items"]["$ref"],
+        "#/components/schemas/ArtifactAnswer"
+    );
+    let required = |name: &str| schemas[name]["required"].as_array().cloned().unwrap_or_default();
+    assert!(required("ArtifactAnswer").contains(&json!("milestone")), "{}", schemas["ArtifactAnswer"]);
+    assert!(!required("Artifact").contains(&json!("milestone")), "{}", schemas["Artifact"]);
     let mut anonymous = App::new().await;
     anonymous.options.allow_anonymous_read = true;
     let doc = anonymous.call("GET", "/api/v1/openapi.json", None, None).await.1;

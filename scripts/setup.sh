@@ -45,3 +45,8 @@ if ! command -v cargo >/dev/null 2>&1; then
     echo "setup: cargo is not on PATH; install the Rust toolchain (rustup) first" >&2
     exit 1
 fi
+
+# The server's property-based API test (crates/buildstate-server) runs schemathesis.
+# shellcheck source=scripts/schemathesis.sh
+source "$(dirname "${BASH_SOURCE[0]}")/schemathesis.sh"
+install_schemathesis

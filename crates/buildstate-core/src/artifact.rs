@@ -22,8 +22,10 @@ word_enum!(
 );
 
 /// A lowercase hex SHA-256 digest.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(try_from = "String", into = "String")]
+// The API document's pattern: the constructor's check, for clients and fuzzers.
+#[schemars(extend("pattern" = r"^[0-9a-fA-F]{64}$"))]
 pub struct Sha256Hex(String);
 
 impl Sha256Hex {
@@ -65,7 +67,7 @@ impl fmt::Display for Sha256Hex {
 
 /// Something a build produced: where it is, how big, and its digest, the milestone that
 /// produced it, and whether a rewind has since invalidated it.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Artifact {
     pub name: String,
     pub kind: ArtifactKind,

@@ -13,7 +13,7 @@ use crate::{
 /// `state` is how far the build got: the milestone it is working on, or failed at.
 /// `status` is how it stands. The two are independent on purpose: a build failed at 45
 /// keeps 45, and a retry resumes there.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Build {
     pub id: BuildId,
     pub number: BuildNumber,
@@ -45,7 +45,7 @@ pub struct Build {
 }
 
 /// What a caller supplies to create a build; the store allocates the id and number.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct NewBuild {
     pub platform: Name,
     pub os: Name,

@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 use crate::StateCode;
 
 /// One milestone of a catalog.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Milestone {
     pub code: StateCode,
     pub name: String,
@@ -20,7 +20,7 @@ pub struct Milestone {
 /// The milestones of a build, unique and ascending, from 0 ("initial") to 100
 /// ("delivered"). Codes need not be multiples of 5: a team inserts 12 between 10 and 15
 /// without renumbering anything.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(try_from = "Vec<Milestone>", into = "Vec<Milestone>")]
 pub struct StateCatalog {
     milestones: Vec<Milestone>,

@@ -4,7 +4,7 @@ use crate::{FailureInfo, MetaKey, MetaValue, StateCode};
 
 /// A request to move a build. Commands are data: the store runs them through
 /// [`apply`](crate::apply) inside its transaction.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(tag = "command", rename_all = "kebab-case")]
 pub enum Command {
     /// Begin an attempt at the current milestone. `force` abandons an open attempt

@@ -16,7 +16,7 @@ use crate::{
 /// The `format` field of every document this version writes.
 pub const FORMAT: &str = "buildstate.build/v1";
 
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct BuildDocument {
     pub format: String,
@@ -51,7 +51,7 @@ pub struct BuildDocument {
     pub resume_token: String,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(tag = "kind", content = "message", rename_all = "snake_case")]
 pub enum DocumentError {
     #[error("not a buildstate build document: {0}")]

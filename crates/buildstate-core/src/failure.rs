@@ -24,8 +24,12 @@ word_enum!(
 ///
 /// The set is open — teams add their own (`vault`, `marketplace`) — but the word is a
 /// checked slug so that reports group cleanly.
-#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[derive(
+    Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, schemars::JsonSchema,
+)]
 #[serde(try_from = "String", into = "String")]
+// The API document's pattern: the constructor's check, for clients and fuzzers.
+#[schemars(extend("pattern" = r"^[a-z][a-z0-9-]{0,31}$"))]
 pub struct FailureType(String);
 
 impl FailureType {
@@ -98,7 +102,7 @@ impl fmt::Display for FailureType {
 }
 
 /// What a caller reports about a failed attempt.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct FailureInfo {
     #[serde(rename = "type")]
     pub failure_type: FailureType,
@@ -114,7 +118,7 @@ pub struct FailureInfo {
 }
 
 /// A stored failure: one per failed attempt.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct FailureRecord {
     pub build_id: BuildId,
     /// 1, 2, 3, … within the build.

@@ -23,7 +23,7 @@ word_enum!(
 /// One entry of a build's history. Events are only ever appended; `seq` runs 1, 2, 3, …
 /// per build without gaps, which is how readers (and object-store copies) detect that
 /// they hold a prefix of the truth.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct HistoryEvent {
     pub seq: u64,
     pub at: Timestamp,
@@ -85,7 +85,7 @@ word_enum!(
 );
 
 /// One attempt at one milestone, assembled from its `started` and closing events.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Attempt {
     pub state: StateCode,
     pub number: u32,

@@ -26,7 +26,9 @@ pub enum IdError {
 pub const MAX_BUILD_NUMBER_BYTES: usize = 214;
 
 /// The immutable identity of a build (a UUIDv7, so ids sort by creation time).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, schemars::JsonSchema,
+)]
 #[serde(transparent)]
 pub struct BuildId(Uuid);
 
@@ -65,8 +67,12 @@ impl FromStr for BuildId {
 
 /// The human-readable, unique name of a build, such as
 /// `rhel-8.8-base-aws-commercial-20260212-001`.
-#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[derive(
+    Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, schemars::JsonSchema,
+)]
 #[serde(try_from = "String", into = "String")]
+// The API document's pattern: the constructor's check, for clients and fuzzers.
+#[schemars(extend("pattern" = r"^[a-z0-9][a-z0-9._-]{0,213}$"))]
 pub struct BuildNumber(String);
 
 impl BuildNumber {

@@ -13,8 +13,12 @@ pub struct NameError(pub String);
 
 /// The name of a platform, OS version or image type. Names become part of build
 /// numbers, object-store paths and URLs, so they are restricted to a safe alphabet.
-#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[derive(
+    Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, schemars::JsonSchema,
+)]
 #[serde(try_from = "String", into = "String")]
+// The API document's pattern: the constructor's check, for clients and fuzzers.
+#[schemars(extend("pattern" = r"^[a-z0-9][a-z0-9._-]{0,63}$"))]
 pub struct Name(String);
 
 impl Name {
@@ -74,7 +78,7 @@ word_enum!(
     }
 );
 
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Platform {
     pub name: Name,
     pub display_name: String,
@@ -84,7 +88,7 @@ pub struct Platform {
     pub region: Option<String>,
 }
 
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct OsVersion {
     pub name: Name,
     pub display_name: String,
@@ -95,7 +99,7 @@ pub struct OsVersion {
     pub minor: Option<u32>,
 }
 
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct ImageType {
     pub name: Name,
     pub display_name: String,
@@ -104,7 +108,7 @@ pub struct ImageType {
 }
 
 /// One entry of the catalog.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(tag = "kind", rename_all = "kebab-case")]
 pub enum CatalogItem {
     Platform(Platform),

@@ -32,7 +32,9 @@ use crate::BuildId;
 /// every backend stores it as a signed 64-bit integer. `Display` shows only the
 /// generation (`#4`), so that listings and messages never leak a usable token; the
 /// runner hands its step the full value ([`LeaseToken::get`]).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, schemars::JsonSchema,
+)]
 #[serde(transparent)]
 pub struct LeaseToken(u64);
 
@@ -88,7 +90,7 @@ impl fmt::Display for LeaseToken {
 }
 
 /// A lease held on a build: who runs it and until when.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Lease {
     pub build_id: BuildId,
     /// Who runs the build (a user, a CI job, a runner name).

@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 use crate::{FailureClass, StateCode};
 
 /// How long to wait between attempts.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(tag = "kind", rename_all = "kebab-case", deny_unknown_fields)]
 pub enum Backoff {
     /// Retry at once.
@@ -60,7 +60,7 @@ impl Backoff {
 }
 
 /// Which failures count as transient, whatever the reporter said.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct TransientMatch {
     #[serde(default)]
@@ -79,7 +79,7 @@ impl TransientMatch {
 }
 
 /// How a milestone is retried.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RetryPolicy {
     /// Attempts in all, the first included; reaching it flags the build for a person.

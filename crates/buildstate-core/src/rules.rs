@@ -23,7 +23,9 @@ pub struct Outcome {
 ///
 /// Serialized (tagged by `kind`) so that a client of the HTTP API gets back the same
 /// rejection the server's store made, and branches and words it as a local one would.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error, serde::Serialize, serde::Deserialize)]
+#[derive(
+    Debug, Clone, PartialEq, Eq, thiserror::Error, serde::Serialize, serde::Deserialize, schemars::JsonSchema,
+)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum Rejection {
     #[error("state {state} is not in the catalog of build {build} (valid: {valid})")]
@@ -61,7 +63,7 @@ pub enum Rejection {
 }
 
 /// The commands that need a reason (they undo work, so the history says why).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum ReasonAction {
     Rewind,

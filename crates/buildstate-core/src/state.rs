@@ -64,6 +64,22 @@ impl<'de> Deserialize<'de> for StateCode {
     }
 }
 
+/// A whole number from 0 to 100, as [`Serialize`] writes it.
+impl schemars::JsonSchema for StateCode {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "StateCode".into()
+    }
+
+    fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        schemars::json_schema!({
+            "type": "integer",
+            "minimum": 0,
+            "maximum": 100,
+            "description": "a milestone: a whole number from 0 to 100",
+        })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -89,8 +89,12 @@ fn ceil_boundary(s: &str, mut i: usize) -> usize {
 }
 
 /// A metadata key: short, printable, safe to use in URLs and file names.
-#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[derive(
+    Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, schemars::JsonSchema,
+)]
 #[serde(try_from = "String", into = "String")]
+// The API document's pattern: the constructor's check, for clients and fuzzers.
+#[schemars(extend("pattern" = r"^[A-Za-z0-9._:/-]{1,128}$"))]
 pub struct MetaKey(String);
 
 impl MetaKey {
@@ -127,7 +131,7 @@ impl fmt::Display for MetaKey {
 
 /// A metadata value: cleaned text, refused (not truncated) when too long, because a
 /// cut-off image id or URL would be silently wrong.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(try_from = "String", into = "String")]
 pub struct MetaValue(String);
 

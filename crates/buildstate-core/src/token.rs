@@ -26,7 +26,9 @@ pub const TOKEN_SECRET_LEN: usize = 64;
 
 /// What a token may do. Each scope includes the ones before it: `write` can read,
 /// `admin` can write (and manage tokens, webhooks and the catalog's removals).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, schemars::JsonSchema,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum Scope {
     Read,
@@ -77,7 +79,7 @@ impl FromStr for Scope {
 }
 
 /// The scopes of a token: a non-empty set, stored as `read,write`.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(try_from = "String", into = "String")]
 pub struct Scopes(BTreeSet<Scope>);
 
@@ -132,8 +134,12 @@ fn is_hex(s: &str, len: usize) -> bool {
 }
 
 /// A token's public id: 12 lowercase hex digits.
-#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[derive(
+    Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, schemars::JsonSchema,
+)]
 #[serde(try_from = "String", into = "String")]
+// The API document's pattern: the constructor's check, for clients and fuzzers.
+#[schemars(extend("pattern" = r"^[0-9a-f]{12}$"))]
 pub struct TokenId(String);
 
 impl TokenId {
@@ -229,7 +235,7 @@ impl FromStr for TokenSecret {
 }
 
 /// A token as stored: everything but the secret.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct TokenRecord {
     pub id: TokenId,
     /// Who or what it is for (`ci-aws`): unique among the store's tokens.

@@ -36,7 +36,7 @@ pub struct WorkerBeat {
 }
 
 /// A worker as the store last heard from it.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct WorkerRecord {
     pub name: String,
     pub host: String,

@@ -72,17 +72,25 @@ impl ApiError {
     }
 }
 
-#[derive(Serialize)]
-struct Body<'a> {
+/// Every error answer (the API document's `Error` schema).
+#[derive(Serialize, schemars::JsonSchema)]
+#[schemars(rename = "Error")]
+#[serde(deny_unknown_fields)]
+pub(crate) struct Body<'a> {
     error: Inner<'a>,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, schemars::JsonSchema)]
+#[schemars(rename = "ErrorInner")]
+#[serde(deny_unknown_fields)]
 struct Inner<'a> {
+    /// Stable, for programs: `not_found`, `rejected`, `conflict`, …
     code: &'a str,
+    /// What was wrong and what to do, for people.
     message: &'a str,
     #[serde(skip_serializing_if = "Option::is_none")]
     hint: Option<&'a str>,
+    /// The store's error in full, for clients that act on it.
     #[serde(skip_serializing_if = "Option::is_none")]
     detail: Option<&'a WireError>,
 }
@@ -118,7 +126,9 @@ impl From<StoreError> for ApiError {
             | StoreError::CatalogItemNotFound { .. }
             | StoreError::FailureNotFound { .. }
             | StoreError::TokenNotFound(_) => (S::NOT_FOUND, "not_found"),
-            StoreError::AmbiguousRef { .. } => (S::BAD_REQUEST, "ambiguous_reference"),
+            // Schema-valid, and refused only because several builds match it now: a conflict
+            // with the store's state, not a malformed request (schemathesis found the 400).
+            StoreError::AmbiguousRef { .. } => (S::CONFLICT, "ambiguous_reference"),
             StoreError::InvalidInput(_) => (S::UNPROCESSABLE_ENTITY, "invalid_input"),
             StoreError::Document(_) => (S::UNPROCESSABLE_ENTITY, "invalid_document"),
             StoreError::Rejected(_) => (S::UNPROCESSABLE_ENTITY, "rejected"),

@@ -20,6 +20,7 @@ pub mod cors;
 pub mod error;
 pub mod limit;
 pub mod metrics;
+pub mod openapi;
 mod routes;
 mod serve;
 

@@ -444,38 +444,131 @@ async fn lists_page_by_cursor() {
     assert_eq!((s, error_code(&e)), (StatusCode::UNPROCESSABLE_ENTITY, "invalid_input"));
 }
 
-/// Every route of the table, with no token, a read token, a write token and an admin
-/// token: 401 without one (health checks aside), 403 when the token's scope is below
-/// the route's, and never either when it is enough (the request may still be wrong in
-/// other ways: the scope is checked first).
+/// The API document's operations: (method, path, the scope it names).
+fn operations(doc: &Value) -> Vec<(String, String, Option<String>)> {
+    let mut ops = Vec::new();
+    for (path, item) in doc["paths"].as_object().expect("paths") {
+        for (method, op) in item.as_object().expect("a path item") {
+            let scope = op.get("x-buildstate-scope").and_then(Value::as_str).map(str::to_owned);
+            ops.push((method.to_ascii_uppercase(), path.clone(), scope));
+        }
+    }
+    ops.sort();
+    ops
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn every_route_enforces_its_scope() {
+async fn the_document_lists_every_route_and_only_routes() {
+    let app = App::new().await;
+    let (s, doc) = app.call("GET", "/api/v1/openapi.json", None, None).await;
+    assert_eq!(s, StatusCode::OK, "the document needs no token");
+    assert_eq!(doc["openapi"], "3.1.0");
+    let mut table: Vec<(String, String, Option<String>)> = crate::routes()
+        .iter()
+        .map(|r| (r.method.as_str().to_owned(), r.path.to_owned(), r.scope.map(|s| s.as_str().to_owned())))
+        .collect();
+    table.sort();
+    assert_eq!(operations(&doc), table, "every route is documented, with its scope, and nothing else");
+    // Every `$ref` resolves, and every route answers its errors in the one shape.
+    let text = doc.to_string();
+    for r in text.split("\"$ref\":\"#/components/schemas/").skip(1) {
+        let name = r.split('"').next().expect("a name");
+        assert!(doc["components"]["schemas"].get(name).is_some(), "$ref to {name}");
+    }
+    for (method, path, scope) in operations(&doc) {
+        let op = &doc["paths"][&path][method.to_ascii_lowercase()];
+        let responses = op["responses"].as_object().expect("responses");
+        for (status, resp) in responses {
+            if !status.starts_with('2') {
+                assert_eq!(
+                    resp["content"]["application/json"]["schema"]["$ref"], "#/components/schemas/Error",
+                    "{method} {path} {status}"
+                );
+            }
+        }
+        if scope.is_some() {
+            assert!(responses.contains_key("401") && responses.contains_key("403"), "{method} {path}");
+            assert_eq!(op["security"], json!([{"bearer": []}]), "{method} {path}");
+        }
+        for name in crate::openapi::path_params(&path) {
+            let documented =
+                op["parameters"].as_array().expect("parameters").iter().any(|p| p["name"] == name);
+            assert!(documented, "{method} {path}: the path parameter {name}");
+        }
+    }
+    let list = &doc["paths"]["/api/v1/builds"]["get"]["parameters"];
+    let names: Vec<&str> =
+        list.as_array().expect("params").iter().filter_map(|p| p["name"].as_str()).collect();
+    for q in ["status", "platform", "since", "limit", "after", "needs_intervention"] {
+        assert!(names.contains(&q), "the list's query parameter {q}: {names:?}");
+    }
+    // Answers are described as the server writes them: a field it always writes is
+    // required there, though a client may leave it out of a request.
+    let schemas = &doc["components"]["schemas"];
+    let answer = &doc["paths"]["/api/v1/builds/{reference}/artifacts"]["get"]["responses"]["200"];
+    assert_eq!(
+        answer["content"]["application/json"]["schema"]["items"]["$ref"],
+        "#/components/schemas/ArtifactAnswer"
+    );
+    let required = |name: &str| schemas[name]["required"].as_array().cloned().unwrap_or_default();
+    assert!(required("ArtifactAnswer").contains(&json!("milestone")), "{}", schemas["ArtifactAnswer"]);
+    assert!(!required("Artifact").contains(&json!("milestone")), "{}", schemas["Artifact"]);
+    let mut anonymous = App::new().await;
+    anonymous.options.allow_anonymous_read = true;
+    let doc = anonymous.call("GET", "/api/v1/openapi.json", None, None).await.1;
+    assert_eq!(doc["paths"]["/api/v1/builds"]["get"]["security"], json!([{"bearer": []}, {}]));
+    assert_eq!(doc["paths"]["/api/v1/builds"]["post"]["security"], json!([{"bearer": []}]));
+}
+
+/// A value for a path parameter that passes no check but the route's scope: every
+/// request below is refused or answered for its token alone.
+fn placeholder(name: &str) -> &'static str {
+    match name {
+        "kind" => "platforms",
+        "report" => "overview",
+        "key" => "k",
+        "id" => "000000000000",
+        "name" => "nope",
+        _ => "no-such-build",
+    }
+}
+
+/// Every operation of the API document, with no token, a read token, a write token
+/// and an admin token: 401 without one (health checks aside), 403 when the token's
+/// scope is below the one the document names, and never either when it is enough (the
+/// request may still be wrong in other ways: the scope is checked first).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_operation_of_the_document_enforces_its_scope() {
     use buildstate_core::Scope;
     let app = App::new().await;
     let admin = token(app.store.as_ref(), "ops", "admin").await;
     let tokens = [(Scope::Read, app.read.clone()), (Scope::Write, app.write.clone()), (Scope::Admin, admin)];
-    let routes = crate::routes();
-    assert!(routes.len() >= 20, "the table lists every route");
-    for r in &routes {
-        let path = r
-            .path
-            .replace("{reference}", "no-such-build")
-            .replace("{key}", "k")
-            .replace("{kind}", "platforms")
-            .replace("{name}", "overview");
-        let method = r.method.as_str();
-        let body = (method != "GET" && method != "DELETE").then(|| "{}".to_owned());
-        let (s, e) = app.raw(method, &path, None, body.clone(), "application/json", &[]).await;
-        match r.scope {
+    let doc = app.call("GET", "/api/v1/openapi.json", None, None).await.1;
+    let ops = operations(&doc);
+    assert!(ops.len() >= 30, "the document lists every route: {}", ops.len());
+    for (method, template, scope) in ops {
+        let mut path = template.clone();
+        for name in crate::openapi::path_params(&template) {
+            path = path.replace(&format!("{{{name}}}"), placeholder(name));
+        }
+        let op = &doc["paths"][&template][method.to_ascii_lowercase()];
+        let body = op.get("requestBody").map(|_| "{}".to_owned());
+        let (s, e) = app.raw(&method, &path, None, body.clone(), "application/json", &[]).await;
+        let needed: Option<Scope> = scope.map(|s| match s.as_str() {
+            "read" => Scope::Read,
+            "write" => Scope::Write,
+            "admin" => Scope::Admin,
+            other => panic!("{method} {template}: an unknown scope {other}"),
+        });
+        match needed {
             None => assert_ne!(s, StatusCode::UNAUTHORIZED, "{method} {path} is public"),
             Some(_) => {
                 assert_eq!((s, error_code(&e)), (StatusCode::UNAUTHORIZED, "unauthorized"), "{method} {path}")
             }
         }
         for (held, t) in &tokens {
-            let (s, e) = app.raw(method, &path, Some(t), body.clone(), "application/json", &[]).await;
-            let needed = r.scope.unwrap_or(Scope::Read);
-            if held < &needed {
+            let (s, e) = app.raw(&method, &path, Some(t), body.clone(), "application/json", &[]).await;
+            if needed.is_some_and(|n| *held < n) {
                 assert_eq!(
                     (s, error_code(&e)),
                     (StatusCode::FORBIDDEN, "forbidden"),
@@ -486,6 +579,8 @@ async fn every_route_enforces_its_scope() {
                     s != StatusCode::UNAUTHORIZED && s != StatusCode::FORBIDDEN,
                     "{method} {path} with {held}: {s} {e}"
                 );
+                let documented = op["responses"].get(s.as_str()).is_some();
+                assert!(documented, "{method} {path} with {held}: {s} is not in the document: {e}");
             }
         }
     }
@@ -721,4 +816,73 @@ async fn the_catalog_and_tokens_are_administered_through_the_api() {
     assert_eq!((s, b["name"].as_str()), (StatusCode::OK, Some("remote")), "{b}");
     let (s, _) = app.call("GET", "/api/v1/builds", Some(&secret.reveal()), None).await;
     assert_eq!(s, StatusCode::UNAUTHORIZED, "a revoked token is refused at once");
+}
+
+/// What schemathesis found, each kept as a case: a reference several builds match is a
+/// conflict (not a malformed request); `5.0` is the integer 5; `limit` outside 1 to
+/// 1000 is refused on failures as on builds; a report's status list is words and
+/// commas, nothing else; and integers in the document carry their Rust type's range.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn what_schemathesis_found() {
+    let app = App::new().await;
+    let a = app.create().await;
+    for n in ["amb-1", "amb-2"] {
+        let body = json!({"platform": "aws-commercial", "os": "rhel-8.8", "image_type": "base", "number": n});
+        assert_eq!(
+            app.call("POST", "/api/v1/builds", Some(&app.write), Some(body)).await.0,
+            StatusCode::CREATED
+        );
+    }
+    let (s, e) = app.call("GET", "/api/v1/builds/amb", Some(&app.read), None).await;
+    assert_eq!((s, error_code(&e)), (StatusCode::CONFLICT, "ambiguous_reference"), "{e}");
+
+    let number = a["number"].as_str().expect("number").to_owned();
+    let (s, b) = app.step(&number, json!({"action": "start", "state": 5.0})).await;
+    assert_eq!((s, &b["state"]), (StatusCode::OK, &json!(5)), "a whole float is an integer: {b}");
+    let (s, e) = app.step(&number, json!({"action": "complete", "state": 5.5})).await;
+    assert_eq!((s, error_code(&e)), (StatusCode::UNPROCESSABLE_ENTITY, "invalid_input"), "{e}");
+
+    for limit in ["0", "1001"] {
+        let (s, e) = app.call("GET", &format!("/api/v1/failures?limit={limit}"), Some(&app.read), None).await;
+        assert_eq!((s, error_code(&e)), (StatusCode::UNPROCESSABLE_ENTITY, "invalid_input"), "{limit}: {e}");
+    }
+    for bad in [",", "pending,", "pending, running"] {
+        let uri = format!("/api/v1/reports/overview?status={}", bad.replace(' ', "%20"));
+        let (s, e) = app.call("GET", &uri, Some(&app.read), None).await;
+        assert_eq!((s, error_code(&e)), (StatusCode::UNPROCESSABLE_ENTITY, "invalid_input"), "{bad:?}: {e}");
+    }
+    let (s, _) = app.call("GET", "/api/v1/reports/overview?status=", Some(&app.read), None).await;
+    assert_eq!(s, StatusCode::OK, "empty: any status");
+
+    // A float past 2^53 was rounded on the way in: no integer, even at u64::MAX.
+    let lease_path = format!("/api/v1/builds/{number}/lease");
+    let ask = r#"{"owner": "r", "host": "h", "pid": 1, "ttl_ms": 1000, "take_over": 18446744073709551616}"#;
+    let (s, e) =
+        app.raw("POST", &lease_path, Some(&app.write), Some(ask.into()), "application/json", &[]).await;
+    assert_eq!((s, error_code(&e)), (StatusCode::UNPROCESSABLE_ENTITY, "invalid_input"), "{e}");
+    let (s, e) = app
+        .call(
+            "POST",
+            &format!("{lease_path}/release"),
+            Some(&app.write),
+            Some(json!({"token": 1, "ttl_ms": 5})),
+        )
+        .await;
+    assert_eq!(
+        (s, error_code(&e)),
+        (StatusCode::UNPROCESSABLE_ENTITY, "invalid_input"),
+        "a release takes the token alone: {e}"
+    );
+
+    let doc = app.call("GET", "/api/v1/openapi.json", None, None).await.1;
+    let artifact = &doc["components"]["schemas"]["ArtifactBody"]["properties"];
+    assert_eq!(artifact["size_bytes"]["maximum"], json!(i64::MAX), "{artifact}");
+    assert_eq!(doc["components"]["schemas"]["RenewBody"]["required"], json!(["token", "ttl_ms"]));
+    let beat = &doc["components"]["schemas"]["BeatBody"]["properties"];
+    assert_eq!((&beat["pid"]["minimum"], &beat["pid"]["maximum"]), (&json!(0), &json!(u32::MAX)), "{beat}");
+    assert_eq!(
+        (&beat["heartbeat_ms"]["minimum"], &beat["heartbeat_ms"]["maximum"]),
+        (&json!(1), &json!(86_400_000))
+    );
+    assert!(beat["name"]["pattern"].is_string(), "{beat}");
 }

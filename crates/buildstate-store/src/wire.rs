@@ -17,7 +17,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::StoreError;
 
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
 pub enum WireError {
     BuildNotFound { reference: String },
@@ -121,7 +121,7 @@ impl From<WireError> for StoreError {
 /// What a write of a build answers (`POST …/transitions`, `…/cancel`, metadata): the
 /// build as it is now, with the history events and failure records the write appended
 /// beside its fields — a client reading only the build reads it as a `Build`.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Applied {
     #[serde(flatten)]
     pub build: Build,

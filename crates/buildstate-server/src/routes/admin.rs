@@ -99,7 +99,7 @@ pub async fn revoke_token(
 }
 
 /// `POST /api/v1/builds/{ref}/prune`: the rule of `buildstate prune`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PruneBody {
     statuses: Vec<BuildStatus>,

@@ -27,7 +27,7 @@ use crate::error::ApiError;
 const MAX_LIST: usize = 1000;
 
 /// `GET /api/v1/builds`: the filters of `buildstate build list`, newest first.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ListQuery {
     status: Option<BuildStatus>,
@@ -35,15 +35,24 @@ pub struct ListQuery {
     os: Option<Name>,
     image: Option<Name>,
     state: Option<StateCode>,
+    /// As `--since` reads it: a date, an RFC 3339 time or how long ago (`90d`, `36h`); the
+    /// pattern is the simple forms, all in the past.
+    #[schemars(regex(
+        pattern = r"^([1-9][0-9]{0,3}[dh]|(19[7-9][0-9]|20[01][0-9]|202[0-5])-(0[1-9]|1[0-2])-(0[1-9]|1[0-9]|2[0-8]))$"
+    ))]
     since: Option<String>,
     needs_intervention: Option<bool>,
+    #[schemars(range(min = 1, max = 1000))]
     limit: Option<usize>,
     /// The `next` of the page before.
+    #[schemars(regex(
+        pattern = r"^-?[0-9]{1,16}\.[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$"
+    ))]
     after: Option<String>,
 }
 
 /// A page of builds, and the cursor of the next one (`None`: this was the last).
-#[derive(Debug, serde::Serialize)]
+#[derive(Debug, serde::Serialize, schemars::JsonSchema)]
 pub struct Page {
     builds: Vec<Build>,
     next: Option<String>,
@@ -91,7 +100,7 @@ pub async fn list(
 }
 
 /// `POST /api/v1/builds`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateBody {
     platform: Name,
@@ -153,7 +162,7 @@ pub async fn attempts(
 }
 
 /// A failure as a client reports it.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct FailureBody {
     #[serde(rename = "type", default = "unknown_type")]
@@ -172,7 +181,7 @@ fn unknown_type() -> FailureType {
 }
 
 /// `POST /api/v1/builds/{ref}/transitions`: one command of the transition rules.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(tag = "action", rename_all = "lowercase", deny_unknown_fields)]
 pub enum TransitionBody {
     Start {
@@ -303,9 +312,10 @@ pub async fn transition(
     apply(&state, &reference, &headers, t.command(caller.actor())).await
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CancelBody {
+    #[schemars(regex(pattern = super::body::NOT_BLANK))]
     reason: String,
 }
 

@@ -14,13 +14,13 @@ use buildstate_store::wire::Applied;
 use buildstate_store::{FailureFilter, ImportMode};
 use serde::Deserialize;
 
-use super::body::{Body, Path, Query};
+use super::body::{Body, Path, Query, TEXT_LINE};
 use super::builds::{apply, guard, precondition};
 use crate::AppState;
 use crate::auth::{CanAdmin, CanRead, CanWrite};
 use crate::error::ApiError;
 
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct FailureQuery {
     #[serde(default)]
@@ -28,17 +28,25 @@ pub struct FailureQuery {
     state: Option<StateCode>,
     #[serde(rename = "type")]
     failure_type: Option<FailureType>,
+    /// At most this many (1 to 1000; default 100).
+    #[schemars(range(min = 1, max = 1000))]
     limit: Option<usize>,
 }
 
-fn failure_filter(q: FailureQuery) -> FailureFilter {
-    FailureFilter {
+/// A limit outside 1 to 1000 is refused, as the build list refuses it (it was clamped:
+/// schemathesis found `limit=0` accepted though the document says 1 to 1000).
+fn failure_filter(q: FailureQuery) -> Result<FailureFilter, ApiError> {
+    let limit = q.limit.unwrap_or(100);
+    if !(1..=1000).contains(&limit) {
+        return Err(ApiError::invalid(format!("limit must be 1 to 1000, not {limit}")));
+    }
+    Ok(FailureFilter {
         build: None,
         unresolved_only: q.unresolved,
         state: q.state,
         failure_type: q.failure_type,
-        limit: Some(q.limit.unwrap_or(100).clamp(1, 1000)),
-    }
+        limit: Some(limit),
+    })
 }
 
 /// `GET /api/v1/failures`: across builds, newest first.
@@ -47,7 +55,7 @@ pub async fn all_failures(
     State(state): State<AppState>,
     Query(q): Query<FailureQuery>,
 ) -> Result<Json<Vec<FailureRecord>>, ApiError> {
-    Ok(Json(state.store.failures(&failure_filter(q)).await?))
+    Ok(Json(state.store.failures(&failure_filter(q)?).await?))
 }
 
 /// `GET /api/v1/builds/{ref}/failures`.
@@ -58,11 +66,11 @@ pub async fn failures(
     Query(q): Query<FailureQuery>,
 ) -> Result<Json<Vec<FailureRecord>>, ApiError> {
     let b = state.store.find_build(&reference).await?;
-    let filter = FailureFilter { build: Some(b.id), ..failure_filter(q) };
+    let filter = FailureFilter { build: Some(b.id), ..failure_filter(q)? };
     Ok(Json(state.store.failures(&filter).await?))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ResolveBody {
     /// One failure by its number; every unresolved one if absent.
@@ -94,13 +102,18 @@ pub async fn artifacts(
     Ok(Json(state.store.artifacts(b.id).await?))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ArtifactBody {
+    #[schemars(regex(pattern = TEXT_LINE), length(max = 256))]
     name: String,
     kind: ArtifactKind,
+    #[schemars(regex(pattern = TEXT_LINE), length(max = 4096))]
     uri: String,
+    #[schemars(regex(pattern = TEXT_LINE), length(max = 128))]
     region: Option<String>,
+    /// Every backend stores sizes as signed 64-bit integers.
+    #[schemars(range(max = i64::MAX))]
     size_bytes: Option<u64>,
     sha256: Option<Sha256Hex>,
 }
@@ -132,7 +145,7 @@ pub async fn add_artifact(
     Ok((StatusCode::CREATED, Json(state.store.artifacts(b.id).await?)))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct MetaBody {
     value: MetaValue,
@@ -163,7 +176,7 @@ pub async fn delete_meta(
 
 /// A lease as others see it: which grant it is, never its token (the holder's secret:
 /// with it, anyone could write as the runner).
-#[derive(Debug, serde::Serialize)]
+#[derive(Debug, serde::Serialize, schemars::JsonSchema)]
 pub struct LeaseView {
     build_id: String,
     owner: String,
@@ -226,7 +239,7 @@ pub async fn export(
     Ok(Json(state.store.export_build(b.id).await?))
 }
 
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ImportQuery {
     #[serde(default)]

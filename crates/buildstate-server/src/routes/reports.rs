@@ -12,15 +12,23 @@ use crate::AppState;
 use crate::auth::CanRead;
 use crate::error::ApiError;
 
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ReportQuery {
+    /// As `--since` reads it: a date, an RFC 3339 time or how long ago (`90d`, `36h`); the
+    /// pattern is the simple forms, all in the past.
+    #[schemars(regex(
+        pattern = r"^([1-9][0-9]{0,3}[dh]|(19[7-9][0-9]|20[01][0-9]|202[0-5])-(0[1-9]|1[0-2])-(0[1-9]|1[0-9]|2[0-8]))$"
+    ))]
     since: Option<String>,
     platform: Option<Name>,
     os: Option<Name>,
     image: Option<Name>,
     pipeline: Option<String>,
     /// Comma-separated, as on the command line.
+    #[schemars(regex(
+        pattern = r"^((pending|running|completed|failed|cancelled)(,(pending|running|completed|failed|cancelled))*)?$"
+    ))]
     status: Option<String>,
     threshold: Option<u32>,
     from: Option<StateCode>,
@@ -56,10 +64,12 @@ pub async fn report(
     })?;
     let statuses = match &q.status {
         None => Vec::new(),
+        // Empty: any status. Otherwise words and commas only, as the document's pattern
+        // says (empty parts were skipped: schemathesis found `status=,` accepted).
+        Some(list) if list.is_empty() => Vec::new(),
         Some(list) => list
             .split(',')
-            .filter(|s| !s.trim().is_empty())
-            .map(|s| s.trim().parse::<BuildStatus>().map_err(|e| ApiError::invalid(e.to_string())))
+            .map(|s| s.parse::<BuildStatus>().map_err(|e| ApiError::invalid(e.to_string())))
             .collect::<Result<_, _>>()?,
     };
     let request = ReportRequest {

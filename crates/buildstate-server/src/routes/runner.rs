@@ -12,7 +12,7 @@ use axum::http::StatusCode;
 use buildstate_core::{BuildId, Lease, LeaseRequest, LeaseToken, WorkerBeat, WorkerRecord};
 use serde::{Deserialize, Serialize};
 
-use super::body::{Body, Path, Query};
+use super::body::{Body, Path, Query, TEXT_LINE};
 use crate::AppState;
 use crate::auth::{CanRead, CanWrite};
 use crate::error::ApiError;
@@ -28,12 +28,15 @@ fn ttl(ms: u64) -> Result<Duration, ApiError> {
 }
 
 /// `POST /api/v1/builds/{ref}/lease`: who asks, for how long.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct AcquireBody {
+    #[schemars(regex(pattern = TEXT_LINE), length(max = 256))]
     owner: String,
+    #[schemars(regex(pattern = TEXT_LINE), length(max = 256))]
     host: String,
     pid: u32,
+    #[schemars(range(min = 1, max = MAX_TTL_MS))]
     ttl_ms: u64,
     /// Take over from this (expired) lease instead of acquiring a free one.
     take_over: Option<LeaseToken>,
@@ -65,31 +68,38 @@ pub async fn acquire(
     Ok((StatusCode::CREATED, Json(lease)))
 }
 
-/// `POST /api/v1/builds/{ref}/lease/renew` and `…/lease/release`: the holder's token.
-#[derive(Debug, Deserialize)]
+/// `POST /api/v1/builds/{ref}/lease/renew`: the holder's token and the new time to
+/// live (required: schemathesis found a renewal without one documented as valid).
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
-pub struct HolderBody {
+pub struct RenewBody {
     token: LeaseToken,
-    /// For a renewal: the new time to live.
-    ttl_ms: Option<u64>,
+    #[schemars(range(min = 1, max = MAX_TTL_MS))]
+    ttl_ms: u64,
+}
+
+/// `POST /api/v1/builds/{ref}/lease/release`: the holder's token.
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ReleaseBody {
+    token: LeaseToken,
 }
 
 pub async fn renew(
     _: CanWrite,
     State(state): State<AppState>,
     Path(reference): Path<String>,
-    Body(h): Body<HolderBody>,
+    Body(h): Body<RenewBody>,
 ) -> Result<Json<Lease>, ApiError> {
     let b = state.store.find_build(&reference).await?;
-    let ms = h.ttl_ms.ok_or_else(|| ApiError::invalid("a renewal needs ttl_ms"))?;
-    Ok(Json(state.store.renew_lease(b.id, h.token, ttl(ms)?).await?))
+    Ok(Json(state.store.renew_lease(b.id, h.token, ttl(h.ttl_ms)?).await?))
 }
 
 pub async fn release(
     _: CanWrite,
     State(state): State<AppState>,
     Path(reference): Path<String>,
-    Body(h): Body<HolderBody>,
+    Body(h): Body<ReleaseBody>,
 ) -> Result<StatusCode, ApiError> {
     let b = state.store.find_build(&reference).await?;
     state.store.release_lease(b.id, h.token).await?;
@@ -97,12 +107,15 @@ pub async fn release(
 }
 
 /// `POST /api/v1/workers/beat` and `…/exited`: a worker's heartbeat.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct BeatBody {
+    #[schemars(regex(pattern = TEXT_LINE), length(max = 256))]
     name: String,
+    #[schemars(regex(pattern = TEXT_LINE), length(max = 256))]
     host: String,
     pid: u32,
+    #[schemars(range(min = 1, max = MAX_TTL_MS))]
     heartbeat_ms: u64,
     build: Option<BuildId>,
     #[serde(default)]
@@ -140,14 +153,14 @@ pub async fn exited(
     Ok(StatusCode::NO_CONTENT)
 }
 
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct WorkersQuery {
     /// Workers seen within this many milliseconds (default: an hour).
     within_ms: Option<u64>,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, schemars::JsonSchema)]
 pub struct Workers {
     /// The store's clock, which ages are judged by.
     now: jiff::Timestamp,

@@ -11,7 +11,7 @@ use super::ReportName;
 
 /// How a column's cells read; the CLI formats by it (durations as `4m 05s`, times in
 /// UTC), JSON and CSV keep the raw value (milliseconds, RFC 3339).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, serde::Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, serde::Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "kebab-case")]
 pub enum CellKind {
     Text,
@@ -251,6 +251,41 @@ impl Serialize for Report {
         st.serialize_field("summary", &Summary(&self.summary))?;
         st.serialize_field("notes", &self.notes)?;
         st.end()
+    }
+}
+
+/// The shape [`Serialize`] writes: rows and the summary are objects keyed by column
+/// (and figure) keys, which differ per report, so their values are any cell.
+impl schemars::JsonSchema for Report {
+    fn schema_name() -> Cow<'static, str> {
+        "Report".into()
+    }
+
+    fn json_schema(generator: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        let kind = generator.subschema_for::<CellKind>();
+        let names: Vec<&str> = ReportName::ALL.iter().map(|n| n.as_str()).collect();
+        let cell = schemars::json_schema!({"type": ["string", "number", "boolean", "null"]});
+        schemars::json_schema!({
+            "type": "object",
+            "required": ["report", "generated_at", "columns", "rows", "summary", "notes"],
+            "additionalProperties": false,
+            "properties": {
+                "report": {"type": "string", "enum": names},
+                "generated_at": {"type": "string", "format": "date-time"},
+                "columns": {
+                    "type": "array",
+                    "items": {
+                        "type": "object",
+                        "required": ["key", "kind"],
+                        "additionalProperties": false,
+                        "properties": {"key": {"type": "string"}, "kind": kind},
+                    },
+                },
+                "rows": {"type": "array", "items": {"type": "object", "additionalProperties": cell}},
+                "summary": {"type": "object", "additionalProperties": cell},
+                "notes": {"type": "array", "items": {"type": "string"}},
+            },
+        })
     }
 }
 

@@ -34,13 +34,16 @@ pub struct ReportQuery {
     from: Option<StateCode>,
     /// `cost` and `time-saved`: hourly rates per platform, `aws=1.20,azure=0.95` (a
     /// client's own `[cost]`); the server's configured rates when absent.
+    #[schemars(regex(
+        pattern = r"^[a-z0-9][a-z0-9._-]{0,63}=[0-9]{1,9}(\.[0-9]{1,6})?(,[a-z0-9][a-z0-9._-]{0,63}=[0-9]{1,9}(\.[0-9]{1,6})?)*$"
+    ))]
     rates: Option<String>,
 }
 
 /// `aws=1.20,azure=0.95` as rates by platform.
 fn rates(raw: &str) -> Result<std::collections::BTreeMap<String, f64>, ApiError> {
+    // Strict, as the document's pattern: no empty list, no empty part.
     raw.split(',')
-        .filter(|s| !s.trim().is_empty())
         .map(|pair| {
             let bad = || ApiError::invalid(format!("rates: `{}` is not PLATFORM=RATE", pair.escape_debug()));
             let (p, r) = pair.split_once('=').ok_or_else(bad)?;

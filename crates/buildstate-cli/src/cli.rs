@@ -134,7 +134,8 @@ pub async fn run(cli: Cli, settings: Settings) -> Result<Exit, CliError> {
         StoreChoice::Local(db) => crate::open::open(db.map(Path::new), command.access()).await?,
         StoreChoice::Server(url) => {
             command.through_server()?;
-            crate::open::open_server(url, settings.token.as_ref().map(|(t, _)| t.as_str()))?
+            let token = settings.token.as_ref().map(|(t, _)| t.secret()).transpose()?;
+            crate::open::open_server(url, token.as_deref())?
         }
     };
     let syncer = match settings.sync.value.as_deref() {

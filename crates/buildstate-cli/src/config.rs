@@ -33,9 +33,35 @@ const LEASE_TOKEN_ENV: &str = "BUILDSTATE_LEASE_TOKEN";
 pub const SERVER_ENV: &str = "BUILDSTATE_SERVER";
 pub const TOKEN_ENV: &str = "BUILDSTATE_TOKEN";
 
+/// Where the server's token is.
+#[derive(Debug, Clone)]
+pub enum TokenSource {
+    Value(String),
+    /// A `token_file`, read when the token is needed.
+    File(PathBuf),
+}
+
+impl TokenSource {
+    pub fn secret(&self) -> Result<String, CliError> {
+        match self {
+            TokenSource::Value(t) => Ok(t.clone()),
+            TokenSource::File(p) => read_token_file(p),
+        }
+    }
+}
+
+/// `~/x` as `$HOME/x`, as a shell would have it (a config file is read by no shell).
+fn home(path: &str) -> PathBuf {
+    match (path.strip_prefix("~/"), dirs::home_dir()) {
+        (Some(rest), Some(home)) => home.join(rest),
+        _ => PathBuf::from(path),
+    }
+}
+
 /// The token in a `token_file`: its first line, trimmed.
 fn read_token_file(path: &Path) -> Result<String, CliError> {
-    let bytes = crate::input::read_file(path, "the token file", 64 * 1024)?;
+    let bytes = crate::input::read_file(path, "the token file", 64 * 1024)
+        .map_err(|e| e.with_hint("token_file in the config file names it; or set BUILDSTATE_TOKEN"))?;
     let text = String::from_utf8_lossy(&bytes);
     let token = text.lines().next().unwrap_or_default().trim().to_owned();
     if token.is_empty() {
@@ -122,7 +148,7 @@ pub struct Settings {
     pub server: Setting<Option<String>>,
     /// The server's token (`BUILDSTATE_TOKEN`, or the file named by `token_file`) and
     /// where it came from; never shown.
-    pub token: Option<(String, Origin)>,
+    pub token: Option<(TokenSource, Origin)>,
     pub sync: Setting<Option<String>>,
     pub actor: Setting<String>,
     pub lease_ttl: Setting<String>,
@@ -312,11 +338,14 @@ impl Early {
             file.and_then(|f| f.server.as_ref()),
         );
         let token = match env(TOKEN_ENV) {
-            Some(t) => Some((t.to_string_lossy().trim().to_owned(), Origin::Env(TOKEN_ENV))),
-            None => match file.and_then(|f| f.token_file.as_deref()) {
-                Some(path) => Some((read_token_file(Path::new(path))?, file_origin())),
-                None => None,
-            },
+            Some(t) => {
+                Some((TokenSource::Value(t.to_string_lossy().trim().to_owned()), Origin::Env(TOKEN_ENV)))
+            }
+            // Read only when a server is used: a broken token file must not stop local
+            // commands, nor `config show`, which is how one finds it.
+            None => file
+                .and_then(|f| f.token_file.as_deref())
+                .map(|p| (TokenSource::File(home(p)), file_origin())),
         };
         let sync = layered(
             given("sync", "--sync", "BUILDSTATE_SYNC", global.sync.clone()),

@@ -247,7 +247,9 @@ impl From<RunError> for CliError {
 /// reached through its connection string (a server, an account, TLS), the others are
 /// a file or a directory.
 fn unavailable_hint(location: &str) -> &'static str {
-    if buildstate_postgres::conninfo::is_url(location) {
+    if crate::config::is_server_url(location) {
+        "check the URL given by --server or BUILDSTATE_SERVER, and that the server runs there; a private CA needs SSL_CERT_FILE, a proxy HTTPS_PROXY or NO_PROXY"
+    } else if buildstate_postgres::conninfo::is_url(location) {
         "check the URL given by --db or BUILDSTATE_DB: its host, port, database, user and password, and sslmode"
     } else if buildstate_postgres::conninfo::is_key_value(location) {
         "check the connection string given by --db or BUILDSTATE_DB: its host, port, dbname, user and password, and sslmode"

@@ -66,6 +66,14 @@ impl HttpStore {
         let authorization = match token.map(str::trim).filter(|t| !t.is_empty()) {
             None => None,
             Some(t) => {
+                // What people paste: the header's scheme, quotes. Said here, before a
+                // refusal would count against this address's limit at the server.
+                let t = t.strip_prefix("Bearer ").unwrap_or(t).trim_matches(['"', '\'']);
+                if !t.starts_with("bst_") {
+                    return Err(StoreError::InvalidInput(
+                        "BUILDSTATE_TOKEN is not a buildstate token (they start with bst_); copy the whole line `buildstate token create` printed".into(),
+                    ));
+                }
                 let mut v = reqwest::header::HeaderValue::from_str(&format!("Bearer {t}")).map_err(|_| {
                     StoreError::InvalidInput(
                         "BUILDSTATE_TOKEN is not a token (it holds characters no token has); copy it again from `buildstate token create`".into(),
@@ -82,6 +90,9 @@ impl HttpStore {
             .connect_timeout(CONNECT_TIMEOUT)
             .timeout(REQUEST_TIMEOUT)
             .user_agent(concat!("buildstate/", env!("CARGO_PKG_VERSION")))
+            // A redirect (http → https, a moved server) drops the token on the way, and
+            // a write must not be sent twice: say where the server is instead.
+            .redirect(reqwest::redirect::Policy::none())
             .build()
             .map_err(|e| StoreError::Unavailable {
                 location: shown.clone(),
@@ -155,9 +166,11 @@ impl Call<'_> {
     pub(crate) async fn send<T: DeserializeOwned>(self) -> StoreResult<T> {
         let shown = self.store.shown.clone();
         let body = self.exchange().await?;
-        serde_json::from_slice(&body).map_err(|e| StoreError::Backend {
-            context: "reading the server's answer",
-            source: format!("{shown} answered what this client cannot read ({e}); is it a buildstate server of the same version?").into(),
+        serde_json::from_slice(&body).map_err(|e| StoreError::Unavailable {
+            location: shown.clone(),
+            reason: format!(
+                "it answered what this client cannot read ({e}); is --server the URL of a buildstate server of this version?"
+            ),
         })
     }
 
@@ -183,6 +196,11 @@ impl Call<'_> {
         };
         let mut resp = req.send().await.map_err(unavailable)?;
         let status = resp.status();
+        let resp_location = resp
+            .headers()
+            .get(reqwest::header::LOCATION)
+            .and_then(|v| v.to_str().ok())
+            .map(|l| l.chars().take(200).collect::<String>());
         let mut body = Vec::new();
         while let Some(chunk) = resp.chunk().await.map_err(unavailable)? {
             if body.len() + chunk.len() > MAX_ANSWER {
@@ -195,6 +213,13 @@ impl Call<'_> {
         }
         if status.is_success() {
             return Ok(body);
+        }
+        if status.is_redirection() {
+            let to = resp_location.unwrap_or_else(|| "elsewhere".to_owned());
+            return Err(StoreError::Unavailable {
+                location: store.shown.clone(),
+                reason: format!("it redirects to {to}; give that URL as --server (BUILDSTATE_SERVER)"),
+            });
         }
         Err(error_of(status, &body, &store.shown))
     }
@@ -247,14 +272,22 @@ fn error_of(status: StatusCode, body: &[u8], shown: &str) -> StoreError {
             location: shown.to_owned(),
             reason: "no valid token (BUILDSTATE_TOKEN is missing, mistyped, expired or revoked)".into(),
         },
-        StatusCode::FORBIDDEN | StatusCode::TOO_MANY_REQUESTS => {
-            StoreError::Denied { location: shown.to_owned(), reason: message }
+        StatusCode::FORBIDDEN => StoreError::Denied { location: shown.to_owned(), reason: message },
+        // Too many refused tokens from this address (another job's, perhaps): not this
+        // caller's token, and over in a minute.
+        StatusCode::TOO_MANY_REQUESTS => {
+            StoreError::Unavailable { location: shown.to_owned(), reason: message }
         }
-        // A route this server does not have: an older or newer server.
-        StatusCode::NOT_FOUND | StatusCode::METHOD_NOT_ALLOWED if code != "not_found" || answer.is_none() => {
+        // A route this server does not have: a wrong --server path, or a server of
+        // another version, or no buildstate server at all.
+        StatusCode::NOT_FOUND | StatusCode::METHOD_NOT_ALLOWED
+            if matches!(code, "no_route" | "method_not_allowed") || answer.is_none() =>
+        {
             StoreError::Unavailable {
                 location: shown.to_owned(),
-                reason: format!("{message} (is it a buildstate server of the same version?)"),
+                reason: format!(
+                    "{message}: is --server the URL of a buildstate server of this version (without /api/v1)?"
+                ),
             }
         }
         s if s.is_client_error() => StoreError::InvalidInput(message),

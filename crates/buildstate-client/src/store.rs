@@ -191,7 +191,13 @@ impl Store for HttpStore {
             ),
             Command::Fail { state, actor, failure, max_attempts, log } => transition(
                 json!({
-                    "action": "fail", "state": state, "error": failure,
+                    // Cut as the store cuts it (head and tail kept), here rather than
+                    // there: a step's output of megabytes would be over the body limit.
+                    "action": "fail", "state": state,
+                    "error": buildstate_core::FailureInfo {
+                        message: buildstate_core::clean_text(&failure.message, buildstate_core::MAX_MESSAGE_BYTES),
+                        ..failure.clone()
+                    },
                     "max_attempts": max_attempts, "log": log,
                 }),
                 actor,

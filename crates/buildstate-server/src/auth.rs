@@ -68,16 +68,25 @@ fn client(parts: &Parts) -> Option<std::net::IpAddr> {
 
 async fn authorize(parts: &Parts, state: &AppState, needed: Scope) -> Result<Caller, ApiError> {
     let addr = client(parts);
-    if let Some(wait) = addr.and_then(|a| state.failed_sign_ins.blocked(a, std::time::Instant::now())) {
-        return Err(ApiError::new(
+    // An address that sent too many refused tokens gets 429 for what it sends next —
+    // unless that is a valid token: a CI host or a NAT shared by many jobs must not
+    // lose every runner's heartbeats to one job's typo. (A guess is as refused as
+    // before; a 256-bit secret is not found by guessing anyway: the limit is there to
+    // make floods of them cheap to refuse.)
+    let blocked = addr.and_then(|a| state.failed_sign_ins.blocked(a, std::time::Instant::now()));
+    let too_many = |wait: std::time::Duration| {
+        ApiError::new(
             axum::http::StatusCode::TOO_MANY_REQUESTS,
             "too_many_failures",
             format!("too many refused tokens from this address; try again in {} s", wait.as_secs() + 1),
         )
         .with_hint("check the token: `buildstate token list` shows which are active")
-        .retry_after(wait.as_secs() + 1));
-    }
+        .retry_after(wait.as_secs() + 1)
+    };
     let refused = || {
+        if let Some(wait) = blocked {
+            return too_many(wait);
+        }
         if let Some(a) = addr {
             state.failed_sign_ins.record(a, std::time::Instant::now());
         }
@@ -88,7 +97,7 @@ async fn authorize(parts: &Parts, state: &AppState, needed: Scope) -> Result<Cal
         if needed == Scope::Read && state.options.allow_anonymous_read {
             return Ok(Caller { token: None, on_behalf_of: on_behalf_of(parts)? });
         }
-        return Err(ApiError::unauthorized());
+        return Err(blocked.map_or_else(ApiError::unauthorized, too_many));
     };
     // The scheme is case-insensitive (RFC 9110); anything else is no token at all.
     let presented = match header.split_once(' ') {

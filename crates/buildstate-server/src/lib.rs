@@ -35,6 +35,10 @@ pub use serve::{GRACE, HEADER_TIMEOUT, MAX_CONNECTIONS, serve};
 /// fits many times over; nothing a client sends needs more.
 pub const BODY_LIMIT: usize = 4 * 1024 * 1024;
 
+/// Largest build document `POST /api/v1/import` takes: as large as a client reads an
+/// export (`buildstate-client`'s answer bound).
+pub const IMPORT_LIMIT: usize = 64 * 1024 * 1024;
+
 /// How the server answers.
 #[derive(Clone, Debug, Default)]
 pub struct Options {

@@ -277,8 +277,10 @@ async fn malformed_requests_get_the_error_shape_and_change_nothing() {
     assert_eq!((s, error_code(&e)), (StatusCode::UNPROCESSABLE_ENTITY, "invalid_input"));
     let (s, e) = app.call("GET", "/api/v1/builds?colour=red", Some(&app.read), None).await;
     assert_eq!((s, error_code(&e)), (StatusCode::BAD_REQUEST, "bad_request"));
+    // A path no route has is told apart from a build that is not there (a client with
+    // a wrong server URL says so).
     let (s, e) = app.call("GET", "/api/v2/nothing", Some(&app.read), None).await;
-    assert_eq!((s, error_code(&e)), (StatusCode::NOT_FOUND, "not_found"));
+    assert_eq!((s, error_code(&e)), (StatusCode::NOT_FOUND, "no_route"));
     let (s, e) = app.call("PATCH", "/api/v1/builds", Some(&app.write), None).await;
     assert_eq!((s, error_code(&e)), (StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed"), "{e}");
     assert_eq!(

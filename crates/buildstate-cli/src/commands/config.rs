@@ -80,8 +80,15 @@ fn entries(s: &Settings) -> Vec<(&'static str, Entry, String)> {
             s.color.value.as_str().to_owned(),
         ),
     ];
-    if let Some((_, origin)) = &s.token {
-        out.push(("token", entry(Some(HIDDEN.to_owned()), origin), HIDDEN.to_owned()));
+    match &s.token {
+        Some((config::TokenSource::File(path), origin)) => {
+            let shown = format!("{HIDDEN} (in {})", path.display());
+            out.push(("token", entry(Some(shown.clone()), origin), shown));
+        }
+        Some((config::TokenSource::Value(_), origin)) => {
+            out.push(("token", entry(Some(HIDDEN.to_owned()), origin), HIDDEN.to_owned()));
+        }
+        None => {}
     }
     if let Some(origin) = &s.lease_token {
         out.push(("lease_token", entry(Some(HIDDEN.to_owned()), origin), HIDDEN.to_owned()));

@@ -70,7 +70,7 @@ pub struct Served {
     /// A read, write and admin token.
     pub token: String,
     /// Kept to stop it with the fixture.
-    pub _process: Runner,
+    pub process: Runner,
 }
 
 /// How a run ended.
@@ -133,7 +133,7 @@ impl Env {
             assert!(Instant::now() < deadline, "the server printed no address: {}", process.output());
             std::thread::sleep(Duration::from_millis(20));
         };
-        env.served = Some(Served { url, token, _process: process });
+        env.served = Some(Served { url, token, process });
         env
     }
 

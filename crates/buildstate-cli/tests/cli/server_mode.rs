@@ -207,6 +207,22 @@ fn tokens_and_unreachable_servers_get_clear_errors() {
     assert!(e.contains("write scope"), "{e}");
     assert!(served.json(&["build", "list"]).as_array().is_some_and(Vec::is_empty), "nothing was created");
 
+    // From a hostile review: a worker with a read token polled for ever; it stops at once.
+    let pipeline = served.write(
+        "p.yml",
+        "name: ro\nmatrix: {platform: [aws-commercial], os: [rhel-9.6], image: [base]}\nstates:\n  0: {run: 'true'}\n",
+    );
+    let worker = ["worker", pipeline.to_str().expect("path"), "--exit-when-idle", "--poll", "200ms"];
+    let r = run(&[("BUILDSTATE_SERVER", &url), ("BUILDSTATE_TOKEN", &read)], &worker);
+    let e = expect_error(&r, 2, "a worker with a read token");
+    assert!(e.contains("write scope"), "{e}");
+    // What people paste: the header's scheme is forgiven, a stray word is said at once.
+    let r = run(&[("BUILDSTATE_SERVER", &url), ("BUILDSTATE_TOKEN", &format!("Bearer {read}"))], &list);
+    assert_eq!(r.code, 0, "{r:?}");
+    let r = run(&[("BUILDSTATE_SERVER", &url), ("BUILDSTATE_TOKEN", "hunter2")], &list);
+    let e = expect_error(&r, 2, "not a token");
+    assert!(e.contains("not a buildstate token") && !e.contains("hunter2"), "{e}");
+
     // Nothing listens there: the port of a server that was stopped.
     let gone = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
     let dead = format!("http://{}", gone.local_addr().expect("addr"));
@@ -214,6 +230,32 @@ fn tokens_and_unreachable_servers_get_clear_errors() {
     let r = run(&[("BUILDSTATE_SERVER", &dead), ("BUILDSTATE_TOKEN", &secret)], &list);
     let e = expect_error(&r, 6, "an unreachable server");
     assert!(e.contains(&dead), "names the server: {e}");
+    assert!(r.stderr.contains("hint: check the URL given by --server"), "{r:?}");
+
+    // A redirect (an http:// URL of an https:// server, say) is said, not followed: the
+    // token would be dropped on the way and a write sent twice.
+    let redirector = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let moved = format!("http://{}", redirector.local_addr().expect("addr"));
+    let target = url.clone();
+    std::thread::spawn(move || {
+        use std::io::{Read, Write};
+        for mut conn in redirector.incoming().flatten().take(1) {
+            let mut buf = [0u8; 4096];
+            let _ = conn.read(&mut buf);
+            let _ = write!(
+                conn,
+                "HTTP/1.1 308 Permanent Redirect\r\nLocation: {target}/api/v1/builds\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+            );
+        }
+    });
+    let r = run(&[("BUILDSTATE_SERVER", &moved), ("BUILDSTATE_TOKEN", &secret)], &list);
+    let e = expect_error(&r, 6, "a redirect");
+    assert!(e.contains("redirects to") && e.contains(&url), "{e}");
+
+    // Not a buildstate server's route (the URL with /api/v1 already on it).
+    let r = run(&[("BUILDSTATE_SERVER", &format!("{url}/api/v1")), ("BUILDSTATE_TOKEN", &secret)], &list);
+    let e = expect_error(&r, 6, "a wrong path");
+    assert!(e.contains("without /api/v1"), "{e}");
 
     for bad in ["ftp://x", "https://user:pw@example.com", "not a url"] {
         let r = run(&[("BUILDSTATE_SERVER", bad), ("BUILDSTATE_TOKEN", &secret)], &list);
@@ -244,6 +286,91 @@ fn tokens_and_unreachable_servers_get_clear_errors() {
         .expect("write the config");
     let r = run(&[("BUILDSTATE_CONFIG", config.to_str().expect("path"))], &list);
     assert_eq!(r.code, 0, "{r:?}");
+    // A token file that is not there matters only when the server is used.
+    let broken = served.path("broken.toml");
+    std::fs::write(&broken, format!("server = \"{url}\"\ntoken_file = \"~/no-such-token\"\n"))
+        .expect("write");
+    let r = run(&[("BUILDSTATE_CONFIG", broken.to_str().expect("path"))], &list);
+    let e = expect_error(&r, 2, "a missing token file");
+    assert!(e.contains("token file"), "{e}");
+    let r = run(&[("BUILDSTATE_CONFIG", broken.to_str().expect("path"))], &["config", "show"]);
+    assert_eq!(r.code, 0, "config show shows it: {r:?}");
+    assert!(r.stdout.contains("no-such-token") && !r.stdout.contains('~'), "~ is the home directory: {r:?}");
+    let other = served.path("other.db");
+    let r = run(
+        &[("BUILDSTATE_CONFIG", broken.to_str().expect("path"))],
+        &["--db", other.to_str().expect("path"), "build", "list"],
+    );
+    assert_eq!(r.code, 0, "a local store needs no token: {r:?}");
     let shown = run(&[("BUILDSTATE_CONFIG", config.to_str().expect("path"))], &["config", "show"]);
     assert!(shown.stdout.contains(&url) && !shown.stdout.contains(&secret), "{shown:?}");
+}
+
+/// From a hostile review: a runner whose server stops answering stopped its step only
+/// when the server came back, so a second runner that took the expired lease over ran
+/// the milestone beside it. It stops once its lease would have expired.
+#[test]
+fn a_runner_cut_off_from_its_server_stops_before_its_lease_expires() {
+    let mut env = Env::served().with_catalog();
+    let b = env.build("cut-off-1");
+    let mut exec =
+        env.spawn("exec", &["exec", &b, "0", "--lease-ttl", "3s", "--grace", "1s", "--", "sleep", "60"]);
+    assert!(
+        crate::common::eventually(std::time::Duration::from_secs(30), || env.show(&b)["attempt_open"]
+            == true),
+        "the step started: {}",
+        exec.output()
+    );
+    env.served.as_mut().expect("served").process.kill();
+    let started = std::time::Instant::now();
+    let code = exec.wait(std::time::Duration::from_secs(30));
+    assert_eq!(code, 5, "a lost lease is a conflict: {}", exec.output());
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(10),
+        "stopped in time: {:?}",
+        started.elapsed()
+    );
+    assert!(exec.output().contains("lease"), "says why: {}", exec.output());
+}
+
+/// From a hostile review: what a local store takes, the server takes too — a step's
+/// failure output of megabytes (cut to 64 KiB as locally) and an export of over 4 MiB
+/// imported back.
+#[test]
+fn large_failures_and_documents_go_through_the_server() {
+    let env = Env::served().with_catalog();
+    let b = env.build("big-1");
+    let big = env.path("big.txt");
+    std::fs::write(&big, "x".repeat(99).add_lines(50_000)).expect("write");
+    let details = env.path("details.json");
+    std::fs::write(&details, format!("{{\"log\": \"{}\"}}", "y".repeat(200 * 1024))).expect("write");
+    let (at, details_at) = (format!("@{}", big.display()), format!("@{}", details.display()));
+    for i in 0..24 {
+        let args: &[&str] =
+            if i == 0 { &["--error", &at] } else { &["--error", "again", "--details", &details_at] };
+        let mut fail = vec!["state", "fail", &b, "0", "--type", "packer", "--class", "transient"];
+        fail.extend_from_slice(args);
+        env.ok(&fail);
+        env.ok(&["retry", &b, "--force", "--reason", "again"]);
+    }
+    let failures = env.failures(&b);
+    let first = failures.iter().map(|f| f["message"].as_str().unwrap_or("").len()).max().unwrap_or(0);
+    assert!(first > 60 * 1024 && first <= 64 * 1024, "the long message is cut to 64 KiB: {first}");
+    let doc = env.export(&b);
+    assert!(doc.len() > 4 * 1024 * 1024, "a document over the 4 MiB of other bodies: {}", doc.len());
+    let file = env.path("doc.json");
+    std::fs::write(&file, &doc).expect("write the document");
+    let r = env.run(&["import", file.to_str().expect("path"), "--replace"]);
+    assert_eq!(r.code, 0, "an export imports back through the server: {r:?}");
+}
+
+trait Lines {
+    fn add_lines(self, n: usize) -> String;
+}
+
+impl Lines for String {
+    /// `n` lines of `self`.
+    fn add_lines(self, n: usize) -> String {
+        format!("{self}\n").repeat(n)
+    }
 }

@@ -98,17 +98,36 @@ async fn heartbeat(
     lost: watch::Sender<bool>,
 ) {
     let period = (ttl / 3).clamp(Duration::from_millis(50), MAX_HEARTBEAT);
+    // When the last renewal that went through was sent: the store's expiry is at least
+    // a ttl after it (its clock read the time after we sent), so a runner that stops
+    // once a ttl has passed since stops no later than its lease ends.
+    let mut renewed = std::time::Instant::now();
     loop {
         tokio::time::sleep(period).await;
+        let sent = std::time::Instant::now();
         match store.renew_lease(build, token, ttl).await {
-            Ok(_) => {}
+            Ok(_) => renewed = sent,
             Err(StoreError::StaleLease { .. }) => {
                 tracing::warn!(%build, %token, "lease lost to another runner; stopping this build");
                 let _ = lost.send(true);
                 return;
             }
-            // A busy or briefly unreachable store: keep trying; if it lasts past the
-            // lease's expiry, the next renewal reports it stale.
+            // A server that no longer takes this runner's token will not take it on
+            // the next try either.
+            Err(e @ StoreError::Denied { .. }) => {
+                tracing::warn!(%build, error = %e, "the lease cannot be renewed; stopping this build");
+                let _ = lost.send(true);
+                return;
+            }
+            // A store that cannot be reached for the lease's whole ttl: another runner
+            // may be taking the build over now, and must not find this one still at
+            // it (a server or database down would otherwise let both run).
+            Err(e) if sent.duration_since(renewed) + period >= ttl => {
+                tracing::warn!(%build, error = %e, "could not renew the lease before it expires; stopping this build");
+                let _ = lost.send(true);
+                return;
+            }
+            // A busy or briefly unreachable store: keep trying.
             Err(e) => tracing::warn!(%build, error = %e, "could not renew the lease; retrying"),
         }
     }

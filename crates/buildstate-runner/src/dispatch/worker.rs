@@ -59,6 +59,19 @@ pub async fn work(
     // A filter that selects no cell of the matrix would leave the worker idle for ever.
     super::select_cells(&pipeline, &opts.run.filter)?;
     let heartbeat = super::worker_heartbeat(opts.run.lease_ttl.get());
+    // A token that may not write (through a server) is refused on every call the worker
+    // would make: say so now, instead of polling for ever.
+    let probe = buildstate_core::WorkerBeat {
+        name: opts.run.actor.clone(),
+        host: super::keeper::hostname(),
+        pid: std::process::id(),
+        heartbeat,
+        build: None,
+        starting: true,
+    };
+    if let Err(e @ buildstate_store::StoreError::Denied { .. }) = store.worker_beat(&probe).await {
+        return Err(RunError::Store(e));
+    }
     let (presence, progress) = Presence::start(store.clone(), &opts.run.actor, heartbeat, progress).await;
     let outcomes = claim_and_drive(&store, &pipeline, &opts, &progress, stop.clone()).await;
     drop(progress);

@@ -80,8 +80,12 @@ fn json_error(e: &JsonRejection) -> ApiError {
         _ if e.status() == StatusCode::PAYLOAD_TOO_LARGE => ApiError::new(
             StatusCode::PAYLOAD_TOO_LARGE,
             "too_large",
-            format!("the body is larger than {} bytes", crate::BODY_LIMIT),
-        ),
+            format!(
+                "the body is larger than this route takes ({} bytes, 64 MiB for an import)",
+                crate::BODY_LIMIT
+            ),
+        )
+        .with_hint("a failure's message is cut to 64 KiB by the CLI; send less at once"),
         _ => ApiError::bad_request(e.body_text()),
     }
 }

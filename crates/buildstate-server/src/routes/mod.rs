@@ -217,10 +217,18 @@ pub fn routes() -> Vec<Route> {
             get(records::export),
         )
         .answers::<BuildDocument>(S::OK),
-        route(M::POST, "/api/v1/import", Some(A), "store a build document", post(records::import))
-            .query::<records::ImportQuery>()
-            .takes::<BuildDocument>()
-            .answers::<Build>(S::CREATED),
+        route(
+            M::POST,
+            "/api/v1/import",
+            Some(A),
+            "store a build document",
+            // What `export` answers must import back: a build with many long failure
+            // records is over the 4 MiB of other bodies.
+            post(records::import).layer(DefaultBodyLimit::max(crate::IMPORT_LIMIT)),
+        )
+        .query::<records::ImportQuery>()
+        .takes::<BuildDocument>()
+        .answers::<Build>(S::CREATED),
         route(
             M::GET,
             "/api/v1/failures",
@@ -339,7 +347,10 @@ pub fn router(state: AppState) -> Router {
         router = router.route(r.path, r.handler);
     }
     router
-        .fallback(|| async { ApiError::not_found("no such route").with_hint("the API is under /api/v1") })
+        .fallback(|| async {
+            ApiError::new(axum::http::StatusCode::NOT_FOUND, "no_route", "no such route")
+                .with_hint("the API is under /api/v1")
+        })
         .method_not_allowed_fallback(|| async {
             ApiError::new(
                 axum::http::StatusCode::METHOD_NOT_ALLOWED,

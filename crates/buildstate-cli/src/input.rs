@@ -56,12 +56,9 @@ pub fn meta_pair(raw: &str) -> Result<(MetaKey, MetaValue), String> {
     Ok((key, value))
 }
 
-/// `--since`: an RFC 3339 time (`2026-02-12T10:00:00Z`) or a UTC date (`2026-02-12`),
-/// read as the API reads it ([`buildstate_core::parse_time`]).
-pub use buildstate_core::parse_time as since;
-
-/// `--since` of reports and `prune`: a time or date as [`since`] reads it, or how long
-/// ago (`90d`, `2w`, `36h`, `1h30m`), read as the API reads it.
+/// `--since` of `build list`, reports and `prune`: an RFC 3339 time
+/// (`2026-02-12T10:00:00Z`), a UTC date (`2026-02-12`), or how long ago (`90d`, `2w`,
+/// `36h`, `1h30m`), read as the API reads it.
 pub use buildstate_core::{Since, parse_since as since_or_ago};
 
 /// Where a long value comes from: `-` is stdin, `@PATH` a file, anything else itself.
@@ -182,6 +179,7 @@ mod tests {
 
     #[test]
     fn since_takes_times_and_dates() {
+        use buildstate_core::parse_time as since;
         assert_eq!(since("2026-02-12").map(|t| t.to_string()).ok().as_deref(), Some("2026-02-12T00:00:00Z"));
         assert!(since("2026-02-12T10:00:00+02:00").is_ok());
         assert!(since("yesterday").is_err());

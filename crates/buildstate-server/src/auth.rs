@@ -53,6 +53,12 @@ fn on_behalf_of(parts: &Parts) -> Result<Option<String>, ApiError> {
         return Err(ApiError::invalid(format!("{ACTOR_HEADER} is longer than {MAX_ACTOR} bytes"))
             .with_hint("name the actor with at most 256 bytes (--actor, BUILDSTATE_ACTOR)"));
     }
+    if raw.to_ascii_lowercase().contains(" via token:") {
+        // The server says which token acted; an actor that says it too could name
+        // another token than the one it came with.
+        return Err(ApiError::invalid(format!("{ACTOR_HEADER} must not name a token (\" via token:\")"))
+            .with_hint("the server records the token a change came with beside the actor"));
+    }
     let who = buildstate_core::clean_text(raw, MAX_ACTOR);
     Ok((!who.is_empty()).then_some(who))
 }

@@ -8,7 +8,6 @@ use buildstate_core::{
 };
 use buildstate_files::UnreadableBuilds;
 use buildstate_store::{BuildFilter, FailureFilter, StoreError};
-use jiff::Timestamp;
 use serde::Serialize;
 
 use crate::cli::Ctx;
@@ -81,9 +80,10 @@ pub struct ListArgs {
     /// Builds at this state code
     #[arg(long, allow_negative_numbers = true)]
     state: Option<StateCode>,
-    /// Created at or after this time (RFC 3339) or UTC date (YYYY-MM-DD)
-    #[arg(long, value_parser = input::since)]
-    since: Option<Timestamp>,
+    /// Created at or after: a date, an RFC 3339 time, or how long ago (90d, 36h), as
+    /// for reports and the API
+    #[arg(long, value_parser = input::since_or_ago, allow_negative_numbers = true)]
+    since: Option<input::Since>,
     /// Only builds that need a person
     #[arg(long)]
     needs_intervention: bool,
@@ -141,7 +141,7 @@ async fn list(a: ListArgs, ctx: &Ctx) -> Result<(), CliError> {
         os: a.os,
         image_type: a.image,
         state: a.state,
-        since: a.since,
+        since: a.since.map(|s| s.at(buildstate_store::now())),
         needs_intervention: a.needs_intervention.then_some(true),
         after: None,
         limit: a.limit,

@@ -223,6 +223,18 @@ fn tokens_and_unreachable_servers_get_clear_errors() {
     let e = expect_error(&r, 2, "not a token");
     assert!(e.contains("not a buildstate token") && !e.contains("hunter2"), "{e}");
 
+    // From a hostile review: an actor that names a token could name another one.
+    let r = run(
+        &[
+            ("BUILDSTATE_SERVER", &url),
+            ("BUILDSTATE_TOKEN", &secret),
+            ("BUILDSTATE_ACTOR", "eve via token:admin"),
+        ],
+        &create,
+    );
+    let e = expect_error(&r, 2, "a spoofed actor");
+    assert!(e.contains("must not name a token"), "{e}");
+
     // Nothing listens there: the port of a server that was stopped.
     let gone = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
     let dead = format!("http://{}", gone.local_addr().expect("addr"));

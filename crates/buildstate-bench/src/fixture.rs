@@ -26,6 +26,23 @@ pub async fn create(store: &dyn Store) -> Result<buildstate_core::BuildId, Strin
     Ok(store.create_build(&new_build()?).await.map_err(|e| e.to_string())?.id)
 }
 
+/// `per_handle` fresh builds for each handle, created through it: what each concurrent
+/// writer of a benchmark drives.
+pub async fn builds_per_handle(
+    handles: &[std::sync::Arc<dyn Store>],
+    per_handle: usize,
+) -> Result<Vec<Vec<buildstate_core::BuildId>>, String> {
+    let mut own = Vec::with_capacity(handles.len());
+    for h in handles {
+        let mut ids = Vec::with_capacity(per_handle);
+        for _ in 0..per_handle {
+            ids.push(create(h.as_ref()).await?);
+        }
+        own.push(ids);
+    }
+    Ok(own)
+}
+
 fn new_build() -> Result<NewBuild, String> {
     Ok(NewBuild {
         platform: name("aws-commercial")?,

@@ -145,14 +145,7 @@ fn percentile(sorted: &[Duration], p: usize) -> Duration {
 /// Every handle drives its own builds through all 21 milestones (start, complete);
 /// transitions per second over the whole, and each transition's latency.
 async fn measure(handles: &[Arc<dyn Store>], per_client: usize) -> Result<(f64, Vec<Duration>), String> {
-    let mut own = Vec::new();
-    for h in handles {
-        let mut ids = Vec::new();
-        for _ in 0..per_client {
-            ids.push(fixture::create(h.as_ref()).await?);
-        }
-        own.push(ids);
-    }
+    let own = fixture::builds_per_handle(handles, per_client).await?;
     let start = Instant::now();
     let mut tasks = tokio::task::JoinSet::new();
     for (h, ids) in handles.iter().cloned().zip(own) {

@@ -65,14 +65,7 @@ fn measure(
     // Distinct builds: each writer drives its own builds start → complete through all
     // 21 milestones.
     let (distinct, took) = rt.block_on(async {
-        let mut own = Vec::new();
-        for h in handles {
-            let mut ids = Vec::new();
-            for _ in 0..per_writer {
-                ids.push(fixture::create(h.as_ref()).await?);
-            }
-            own.push(ids);
-        }
+        let own = fixture::builds_per_handle(handles, per_writer).await?;
         let start = Instant::now();
         let mut tasks = tokio::task::JoinSet::new();
         for (h, ids) in handles.iter().cloned().zip(own) {

@@ -182,6 +182,7 @@ impl Call<'_> {
     /// The answer's body, raw.
     pub(crate) async fn exchange(self) -> StoreResult<Vec<u8>> {
         let store = self.store;
+        let idempotent = matches!(self.method, Method::GET | Method::PUT | Method::DELETE);
         let mut req = store.client.request(self.method, self.url).headers(self.headers);
         if let Some(a) = &store.authorization {
             req = req.header(reqwest::header::AUTHORIZATION, a.clone());
@@ -194,7 +195,17 @@ impl Call<'_> {
             // Without the URL: it is in `location` already, and a query may be long.
             reason: transport(&e.without_url()),
         };
-        let mut resp = req.send().await.map_err(unavailable)?;
+        // A read is sent again once if its connection was closed under it (a pooled
+        // connection the server was closing): it changes nothing. A write is not: the
+        // server may have recorded it.
+        let retry = if idempotent { req.try_clone() } else { None };
+        let mut resp = match req.send().await {
+            Ok(r) => r,
+            Err(e) if !e.is_timeout() && retry.is_some() => {
+                retry.expect("checked").send().await.map_err(unavailable)?
+            }
+            Err(e) => return Err(unavailable(e)),
+        };
         let status = resp.status();
         let resp_location = resp
             .headers()

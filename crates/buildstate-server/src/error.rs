@@ -114,6 +114,14 @@ impl IntoResponse for ApiError {
         if let Some(s) = self.retry_after {
             resp.headers_mut().insert(axum::http::header::RETRY_AFTER, s.into());
         }
+        // Refused before the body was read (a token, a path, a size): the connection
+        // cannot be used again, and says so, so that a client does not send its next
+        // request on it while it closes (which it sees as a lost answer).
+        let unread = [400, 401, 403, 405, 413, 415, 429];
+        if unread.contains(&self.status.as_u16()) {
+            resp.headers_mut()
+                .insert(axum::http::header::CONNECTION, axum::http::HeaderValue::from_static("close"));
+        }
         resp
     }
 }

@@ -333,6 +333,12 @@ impl Early {
             ),
             file.and_then(|f| f.db.as_ref()),
         );
+        if matches!(matches.value_source("server"), Some(ValueSource::CommandLine))
+            && global.server.as_deref().is_some_and(|s| s.trim().is_empty())
+        {
+            // Not "no server": that would quietly be the local default store.
+            return Err(CliError::usage("--server is empty; give the server's URL (https://…)"));
+        }
         let server = layered(
             given("server", "--server", SERVER_ENV, global.server.clone()),
             file.and_then(|f| f.server.as_ref()),

@@ -166,3 +166,28 @@ impl From<StoreError> for ApiError {
         ApiError { detail, ..ApiError::new(status, code, e.to_string()) }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use axum::http::header::CONNECTION;
+    use axum::response::IntoResponse;
+
+    use super::*;
+
+    /// CI found a client's next request lost on a connection the server was closing
+    /// after a refusal that left the body unread: such refusals say `Connection: close`.
+    #[test]
+    fn refusals_before_the_body_is_read_close_the_connection() {
+        for e in [
+            ApiError::unauthorized(),
+            ApiError::forbidden(buildstate_core::Scope::Write),
+            ApiError::bad_request("x"),
+        ] {
+            let resp = e.into_response();
+            assert_eq!(resp.headers().get(CONNECTION).map(|v| v.as_bytes()), Some(&b"close"[..]));
+        }
+        for e in [ApiError::not_found("x"), ApiError::invalid("x")] {
+            assert!(e.into_response().headers().get(CONNECTION).is_none(), "the body was read: keep it open");
+        }
+    }
+}

@@ -269,6 +269,9 @@ fn tokens_and_unreachable_servers_get_clear_errors() {
     let e = expect_error(&r, 6, "a wrong path");
     assert!(e.contains("without /api/v1"), "{e}");
 
+    let r = run(&[], &["--server", "", "build", "list"]);
+    let e = expect_error(&r, 2, "an empty --server");
+    assert!(e.contains("--server is empty"), "{e}");
     for bad in ["ftp://x", "https://user:pw@example.com", "not a url"] {
         let r = run(&[("BUILDSTATE_SERVER", bad), ("BUILDSTATE_TOKEN", &secret)], &list);
         let e = expect_error(&r, 2, bad);

@@ -175,7 +175,8 @@ impl From<StoreError> for CliError {
             StoreError::BuildNotFound(_)
             | StoreError::CatalogItemNotFound { .. }
             | StoreError::FailureNotFound { .. }
-            | StoreError::TokenNotFound(_) => Exit::NotFound,
+            | StoreError::TokenNotFound(_)
+            | StoreError::WebhookNotFound(_) => Exit::NotFound,
             StoreError::AmbiguousRef { .. } | StoreError::InvalidInput(_) | StoreError::Denied { .. } => {
                 Exit::Usage
             }
@@ -325,6 +326,7 @@ mod tests {
                 StoreError::AlreadyExists { .. } => ("AlreadyExists", Exit::Conflict),
                 StoreError::FailureNotFound { .. } => ("FailureNotFound", Exit::NotFound),
                 StoreError::TokenNotFound(_) => ("TokenNotFound", Exit::NotFound),
+                StoreError::WebhookNotFound(_) => ("WebhookNotFound", Exit::NotFound),
                 StoreError::Rejected(_) => ("Rejected", Exit::Rejected),
                 StoreError::Conflict { .. } => ("Conflict", Exit::Conflict),
                 StoreError::LeaseHeld { .. } => ("LeaseHeld", Exit::Conflict),
@@ -362,6 +364,7 @@ mod tests {
             store(StoreError::AlreadyExists { what: "build", key: "k".into() }),
             store(StoreError::FailureNotFound { build: number(), number: 1 }),
             store(StoreError::TokenNotFound("ci".into())),
+            store(StoreError::WebhookNotFound("0123456789ab".into())),
             store(StoreError::Rejected(Rejection::SkipDelivery { build: number() })),
             store(StoreError::Conflict { build: number(), expected: 1, found: 2 }),
             store(StoreError::LeaseHeld { build: number(), lease: Box::new(lease()) }),
@@ -390,7 +393,7 @@ mod tests {
         named.dedup();
         assert_eq!(named.len(), cases.len(), "one case per variant: {named:?}");
         // 16 store errors + 4 of the runner's own: raise it with the new variant's case.
-        assert_eq!(cases.len(), 21, "every variant of RunError and StoreError has a case");
+        assert_eq!(cases.len(), 22, "every variant of RunError and StoreError has a case");
         for e in cases {
             let (name, exit) = documented(&e);
             let message = e.to_string();

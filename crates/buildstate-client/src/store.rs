@@ -6,9 +6,9 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use buildstate_core::{
-    Artifact, Build, BuildDocument, BuildId, BuildParts, CatalogItem, CatalogKind, Command, FailureRecord,
-    HistoryEvent, Lease, LeaseRequest, LeaseToken, Name, NewBuild, Outcome, TokenId, TokenRecord, WorkerBeat,
-    WorkerRecord,
+    AddedWebhook, Artifact, Build, BuildDocument, BuildId, BuildParts, CatalogItem, CatalogKind, Command,
+    Delivery, DeliveryAttempt, FailureRecord, HistoryEvent, Lease, LeaseRequest, LeaseToken, Name, NewBuild,
+    NewWebhook, Outcome, TokenId, TokenRecord, WebhookId, WebhookRecord, WorkerBeat, WorkerRecord,
 };
 use buildstate_store::report::{Report, ReportRequest};
 use buildstate_store::wire::Applied;
@@ -370,6 +370,45 @@ impl Store for HttpStore {
             return Err(StoreError::TokenNotFound(String::new()));
         }
         self.request(Method::POST, &["tokens", reference, "revoke"]).send().await
+    }
+
+    async fn add_webhook(&self, new: &NewWebhook) -> StoreResult<WebhookRecord> {
+        let added: AddedWebhook = self.request(Method::POST, &["webhooks"]).json(new).send().await?;
+        Ok(WebhookRecord { secret: added.secret, ..added.webhook })
+    }
+
+    async fn webhooks(&self) -> StoreResult<Vec<WebhookRecord>> {
+        self.request(Method::GET, &["webhooks"]).send().await
+    }
+
+    async fn remove_webhook(&self, id: &str) -> StoreResult<WebhookRecord> {
+        if id.trim().is_empty() {
+            return Err(StoreError::WebhookNotFound(String::new()));
+        }
+        self.request(Method::DELETE, &["webhooks", id.trim()]).send().await
+    }
+
+    async fn deliveries(&self, webhook: Option<&WebhookId>, limit: usize) -> StoreResult<Vec<Delivery>> {
+        self.request(Method::GET, &["webhooks", "deliveries"])
+            .query("webhook", webhook)
+            .query("limit", Some(limit))
+            .send()
+            .await
+    }
+
+    // The server sends its own outbox; a client never claims deliveries.
+    async fn claim_deliveries(&self, _: usize, _: Duration) -> StoreResult<Vec<(Delivery, WebhookRecord)>> {
+        Err(StoreError::InvalidInput("webhook deliveries are sent by the server itself".into()))
+    }
+
+    async fn record_delivery(
+        &self,
+        _: &WebhookId,
+        _: &str,
+        _: &DeliveryAttempt,
+        _: buildstate_core::RetryPace,
+    ) -> StoreResult<Option<Delivery>> {
+        Err(StoreError::InvalidInput("webhook deliveries are sent by the server itself".into()))
     }
 
     async fn report(&self, request: &ReportRequest) -> StoreResult<Report> {

@@ -34,6 +34,10 @@ impl Harness for ServerHarness {
     fn recorded_actor(&self, actor: &str) -> String {
         format!("{actor} via token:conformance")
     }
+
+    fn webhooks(&self) -> buildstate_store::conformance::Webhooks {
+        buildstate_store::conformance::Webhooks::Kept
+    }
 }
 
 async fn harness() -> ServerHarness {

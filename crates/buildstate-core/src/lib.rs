@@ -22,6 +22,7 @@ mod state;
 mod status;
 mod text;
 mod token;
+mod webhook;
 mod when;
 mod worker;
 
@@ -43,6 +44,12 @@ pub use status::{BuildStatus, ParseWordError};
 pub use text::{MAX_DETAILS_BYTES, MetaKey, MetaValue, TextError, clean_text, details_object, static_word};
 pub use token::{
     Scope, Scopes, TOKEN_PREFIX, TokenError, TokenId, TokenRecord, TokenSecret, constant_time_eq, hex,
+};
+pub use webhook::{
+    AddedWebhook, DISABLE_AFTER_FAILURES, Delivery, DeliveryAttempt, DeliveryState, GIVE_UP_AFTER,
+    KEPT_ATTEMPTS, MAX_BACKOFF, MAX_URL_BYTES, NewWebhook, RetryPace, SECRET_PREFIX, WebhookError,
+    WebhookEvent, WebhookEvents, WebhookFormat, WebhookId, WebhookNotice, WebhookRecord, backoff, notices,
+    payload, shown_url,
 };
 pub use when::{Since, parse_duration, parse_since, parse_time};
 pub use worker::{STALE_HEARTBEATS, WorkerBeat, WorkerRecord, WorkerState};

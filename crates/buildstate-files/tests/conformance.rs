@@ -20,6 +20,10 @@ impl Harness for FilesHarness {
     async fn open(&self) -> Arc<dyn Store> {
         Arc::new(FileStore::open(&self.path).expect("open the file store"))
     }
+
+    fn webhooks(&self) -> buildstate_store::conformance::Webhooks {
+        buildstate_store::conformance::Webhooks::Refused
+    }
 }
 
 fn harness() -> FilesHarness {

@@ -34,6 +34,7 @@ pub(crate) const MIGRATIONS: &[Migration] = &[
         sql: include_str!("../migrations/0004_attempt_stats.sql"),
     },
     Migration { version: 5, name: "tokens", sql: include_str!("../migrations/0005_tokens.sql") },
+    Migration { version: 6, name: "webhooks", sql: include_str!("../migrations/0006_webhooks.sql") },
 ];
 
 /// The migration whose table starts with what existing histories contribute.
@@ -221,6 +222,11 @@ mod tests {
                     "fdba3609c556a620d282d2ab1da5f98c0e3c52dec2a0588b5c2512aa59c45b95".to_owned()
                 ),
                 (5, "tokens", "2ee2b38f4f8c4d42d6a4cfacdfb945b9075df513da9fba6ec9c19b5179273f64".to_owned()),
+                (
+                    6,
+                    "webhooks",
+                    "d46ed42c910bd3edcf647cf625ec340fbf3246cb0b17a5a8643853eade9d7317".to_owned()
+                ),
             ]
         );
     }
@@ -258,8 +264,8 @@ mod tests {
             .expect("count tables")
             .get(0);
         assert_eq!(
-            tables, 14,
-            "3 catalog tables, builds, events, failures, artifacts, leases, workers, attempt_stats, duration_histogram, resume_savings, tokens, schema_migrations"
+            tables, 16,
+            "3 catalog tables, builds, events, failures, artifacts, leases, workers, attempt_stats, duration_histogram, resume_savings, tokens, webhooks, webhook_deliveries, schema_migrations"
         );
     }
 
@@ -349,7 +355,7 @@ mod tests {
             .batch_execute(
                 "DROP TABLE attempt_stats; DROP TABLE resume_savings; DROP TABLE duration_histogram; DROP INDEX builds_by_cell; DROP INDEX builds_by_failure_count; \
                  DROP INDEX builds_by_status_and_need; DROP INDEX failures_by_group; DROP INDEX builds_with_own_catalog; DROP INDEX failures_by_class; \
-                 DROP TABLE tokens; DELETE FROM schema_migrations WHERE version >= 4;",
+                 DROP TABLE tokens; DROP TABLE webhook_deliveries; DROP TABLE webhooks; DELETE FROM schema_migrations WHERE version >= 4;",
             )
             .await
             .expect("back to version 3");

@@ -133,7 +133,8 @@ impl From<StoreError> for ApiError {
             StoreError::BuildNotFound(_)
             | StoreError::CatalogItemNotFound { .. }
             | StoreError::FailureNotFound { .. }
-            | StoreError::TokenNotFound(_) => (S::NOT_FOUND, "not_found"),
+            | StoreError::TokenNotFound(_)
+            | StoreError::WebhookNotFound(_) => (S::NOT_FOUND, "not_found"),
             // Schema-valid, and refused only because several builds match it now: a conflict
             // with the store's state, not a malformed request (schemathesis found the 400).
             StoreError::AmbiguousRef { .. } => (S::CONFLICT, "ambiguous_reference"),

@@ -9,6 +9,7 @@
 //!   constant-time comparison; each route names the scope it needs.
 //! - [`error`]: one JSON shape for every error, `{"error": {"code", "message", "hint"}}`;
 //!   a cause is logged, never sent.
+//! - [`deliver`]: the webhook sender, which empties the store's outbox.
 //! - [`metrics`]: `GET /metrics`, the store's figures and the server's requests in the
 //!   Prometheus text format.
 //! - [`serve`] runs it until SIGTERM or SIGINT, then stops accepting and finishes the
@@ -17,6 +18,7 @@
 
 pub mod auth;
 pub mod cors;
+pub mod deliver;
 pub mod error;
 pub mod limit;
 pub mod metrics;

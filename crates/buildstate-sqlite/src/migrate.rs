@@ -34,6 +34,7 @@ pub(crate) const MIGRATIONS: &[Migration] = &[
         sql: include_str!("../migrations/0006_attempt_stats.sql"),
     },
     Migration { version: 7, name: "tokens", sql: include_str!("../migrations/0007_tokens.sql") },
+    Migration { version: 8, name: "webhooks", sql: include_str!("../migrations/0008_webhooks.sql") },
 ];
 
 /// The migration whose table starts with what existing histories contribute.
@@ -175,6 +176,7 @@ mod tests {
         (5, "workers", "1858d9ea722114869ceb87ce8e76f51af60f7385449621cc0c7d02c9a4461dd5"),
         (6, "attempt stats", "afe3da2d499d5453354d0fdc06cb5bf40b783945e84d2e465909ff0e73a7da63"),
         (7, "tokens", "934166dae8ea1d032b1a2df4df5fc84a2570a265681a777c75fa006103771945"),
+        (8, "webhooks", "40e75614d8c6b2b925a3f621900132f0b415ab29f5c2e1d22877577cd062d556"),
     ];
 
     #[test]
@@ -353,7 +355,7 @@ mod tests {
             .execute_batch(
                 "DROP TABLE attempt_stats; DROP TABLE resume_savings; DROP TABLE duration_histogram; DROP INDEX builds_by_cell; DROP INDEX builds_by_failure_count; \
                  DROP INDEX builds_by_status_and_need; DROP INDEX failures_by_group; DROP INDEX builds_with_own_catalog; DROP INDEX failures_by_class; \
-                 DROP TABLE tokens; DELETE FROM schema_migrations WHERE version >= 6; PRAGMA user_version = 5;",
+                 DROP TABLE tokens; DROP TABLE webhook_deliveries; DROP TABLE webhooks; DELETE FROM schema_migrations WHERE version >= 6; PRAGMA user_version = 5;",
             )
             .expect("back to schema 5");
         let store = SqliteStore::open(&path).expect("migrate to the current schema");

@@ -20,6 +20,8 @@ pub enum StoreError {
     CatalogItemInUse { kind: CatalogKind, name: String, builds: u64 },
     #[error("no token matches `{0}`; list tokens with `buildstate token list`")]
     TokenNotFound(String),
+    #[error("no webhook has id `{0}`; list them with `buildstate webhook list`")]
+    WebhookNotFound(String),
     #[error("{what} `{key}` already exists")]
     AlreadyExists { what: &'static str, key: String },
     #[error("build {build} has no failure number {number}; see `buildstate failure list --build {build}`")]

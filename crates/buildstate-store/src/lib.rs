@@ -21,6 +21,7 @@ pub mod sql;
 pub mod sql_rows;
 mod store;
 pub mod tokens;
+pub mod webhooks;
 pub mod wire;
 
 pub use check::{

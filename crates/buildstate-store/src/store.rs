@@ -2,9 +2,9 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use buildstate_core::{
-    Artifact, Build, BuildDocument, BuildId, BuildParts, CatalogItem, CatalogKind, Command, FailureRecord,
-    HistoryEvent, Lease, LeaseRequest, LeaseToken, Name, NewBuild, Outcome, TokenId, TokenRecord, WorkerBeat,
-    WorkerRecord,
+    Artifact, Build, BuildDocument, BuildId, BuildParts, CatalogItem, CatalogKind, Command, Delivery,
+    DeliveryAttempt, FailureRecord, HistoryEvent, Lease, LeaseRequest, LeaseToken, Name, NewBuild,
+    NewWebhook, Outcome, TokenId, TokenRecord, WebhookId, WebhookRecord, WorkerBeat, WorkerRecord,
 };
 
 use crate::report::{Report, ReportRequest};
@@ -157,6 +157,42 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     /// Revokes the token with this name or id, at the store's clock, and returns it;
     /// one revoked already keeps its time. `TokenNotFound` if there is none.
     async fn revoke_token(&self, reference: &str) -> StoreResult<TokenRecord>;
+
+    // ── webhooks ─────────────────────────────────────────────────────────────────────
+    // Endpoints, and the outbox a transition writes in its own transaction: one
+    // delivery per subscribed, enabled endpoint ([`buildstate_core::notices`]).
+
+    /// Adds an endpoint, with the signing secret given or a new random one, and returns
+    /// it with its secret (shown once). `InvalidInput` for a bad URL or secret, or on a
+    /// store that cannot write an outbox row in a transition's transaction (JSON files).
+    async fn add_webhook(&self, new: &NewWebhook) -> StoreResult<WebhookRecord>;
+    /// Every endpoint, oldest first. Secrets are held only by the store's own records
+    /// (a server's client gets them empty).
+    async fn webhooks(&self) -> StoreResult<Vec<WebhookRecord>>;
+    /// Removes the endpoint with this id, with its deliveries, and returns it;
+    /// `WebhookNotFound` if there is none.
+    async fn remove_webhook(&self, id: &str) -> StoreResult<WebhookRecord>;
+    /// Deliveries, newest first: of one endpoint if given, at most `limit`.
+    async fn deliveries(&self, webhook: Option<&WebhookId>, limit: usize) -> StoreResult<Vec<Delivery>>;
+    /// Up to `limit` pending deliveries due now (oldest due first) of enabled
+    /// endpoints, each with its endpoint, held for `hold`: their next attempt moves to
+    /// now + `hold`, so that another server sharing the store does not send them too,
+    /// and a sender that dies mid-attempt leaves them to be sent again after `hold`.
+    async fn claim_deliveries(
+        &self,
+        limit: usize,
+        hold: Duration,
+    ) -> StoreResult<Vec<(Delivery, WebhookRecord)>>;
+    /// Records one attempt of a delivery ([`Delivery::after_attempt`] at `pace`)
+    /// and counts it on its endpoint ([`WebhookRecord::after_attempt`]); the
+    /// delivery as it now stands, or `None` if it or its endpoint was removed meanwhile.
+    async fn record_delivery(
+        &self,
+        webhook: &WebhookId,
+        event_id: &str,
+        attempt: &DeliveryAttempt,
+        pace: buildstate_core::RetryPace,
+    ) -> StoreResult<Option<Delivery>>;
 
     // ── reports ──────────────────────────────────────────────────────────────────────
     /// Computes a report (`crate::report`) on one consistent snapshot of the store.

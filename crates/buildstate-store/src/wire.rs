@@ -25,6 +25,7 @@ pub enum WireError {
     CatalogItemNotFound { catalog: CatalogKind, name: String, known: String },
     CatalogItemInUse { catalog: CatalogKind, name: String, builds: u64 },
     TokenNotFound { reference: String },
+    WebhookNotFound { reference: String },
     AlreadyExists { what: String, key: String },
     FailureNotFound { build: BuildNumber, number: u32 },
     Rejected { rejection: Rejection },
@@ -59,6 +60,7 @@ impl WireError {
                 WireError::CatalogItemInUse { catalog: *kind, name: name.clone(), builds: *builds }
             }
             E::TokenNotFound(r) => WireError::TokenNotFound { reference: r.clone() },
+            E::WebhookNotFound(r) => WireError::WebhookNotFound { reference: r.clone() },
             E::AlreadyExists { what, key } => {
                 WireError::AlreadyExists { what: (*what).to_owned(), key: key.clone() }
             }
@@ -101,6 +103,7 @@ impl From<WireError> for StoreError {
                 E::CatalogItemInUse { kind: catalog, name, builds }
             }
             WireError::TokenNotFound { reference } => E::TokenNotFound(reference),
+            WireError::WebhookNotFound { reference } => E::WebhookNotFound(reference),
             WireError::AlreadyExists { what, key } => {
                 E::AlreadyExists { what: buildstate_core::static_word(&what), key }
             }

@@ -232,6 +232,48 @@ impl Store for SyncedStore {
         self.inner.report(request).await
     }
 
+    // Webhooks and their outbox, like tokens, stay in the store they were made in.
+    async fn add_webhook(
+        &self,
+        new: &buildstate_core::NewWebhook,
+    ) -> StoreResult<buildstate_core::WebhookRecord> {
+        self.inner.add_webhook(new).await
+    }
+
+    async fn webhooks(&self) -> StoreResult<Vec<buildstate_core::WebhookRecord>> {
+        self.inner.webhooks().await
+    }
+
+    async fn remove_webhook(&self, id: &str) -> StoreResult<buildstate_core::WebhookRecord> {
+        self.inner.remove_webhook(id).await
+    }
+
+    async fn deliveries(
+        &self,
+        webhook: Option<&buildstate_core::WebhookId>,
+        limit: usize,
+    ) -> StoreResult<Vec<buildstate_core::Delivery>> {
+        self.inner.deliveries(webhook, limit).await
+    }
+
+    async fn claim_deliveries(
+        &self,
+        limit: usize,
+        hold: Duration,
+    ) -> StoreResult<Vec<(buildstate_core::Delivery, buildstate_core::WebhookRecord)>> {
+        self.inner.claim_deliveries(limit, hold).await
+    }
+
+    async fn record_delivery(
+        &self,
+        webhook: &buildstate_core::WebhookId,
+        event_id: &str,
+        attempt: &buildstate_core::DeliveryAttempt,
+        pace: buildstate_core::RetryPace,
+    ) -> StoreResult<Option<buildstate_core::Delivery>> {
+        self.inner.record_delivery(webhook, event_id, attempt, pace).await
+    }
+
     // The object-storage copy of a pruned build stays: retention here is this store's;
     // the bucket's is its own (lifecycle rules), and the copy is what remains to restore.
     async fn prune_build(&self, id: BuildId, rule: &PruneRule) -> StoreResult<Option<BuildDocument>> {

@@ -48,7 +48,8 @@ impl Command {
             // A server needs tokens, which need a store: a mistyped --db is an error,
             // not a new, empty store served to the world.
             | Command::Serve(_)
-            | Command::Token(_) => Existing,
+            | Command::Token(_)
+            | Command::Webhook(_) => Existing,
             // Run before any store is opened (`run_without_store`, `cli::run`).
             Command::Demo(_) | Command::Config(_) | Command::Completions(_) | Command::Man(_) => Existing,
         }

@@ -32,6 +32,7 @@ mod state;
 mod sync;
 mod token;
 mod transfer;
+mod webhook;
 mod workers;
 
 pub use demo::run as run_demo;
@@ -104,6 +105,9 @@ pub enum Command {
     /// API tokens for `buildstate serve`: create (shown once), list, revoke
     #[command(subcommand)]
     Token(token::Args),
+    /// Webhooks `buildstate serve` sends on transitions: add (secret shown once), list, remove, deliveries
+    #[command(subcommand)]
+    Webhook(webhook::Args),
     /// Delete old finished builds with their records and attempt logs (--dry-run: only say which)
     Prune(prune::Args),
     /// Settings from defaults, the config file, the environment and flags
@@ -181,6 +185,7 @@ impl Command {
             Command::Import(a) => transfer::import(a, ctx).await,
             Command::Prune(a) => prune::run(a, ctx).await,
             Command::Token(a) => token::run(a, ctx).await,
+            Command::Webhook(a) => webhook::run(a, ctx).await,
             Command::Serve(a) => serve::run(a, ctx).await,
             // Dispatched by `run_without_store` before any store is opened.
             Command::Config(_) | Command::Completions(_) | Command::Man(_) => {

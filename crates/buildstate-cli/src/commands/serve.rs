@@ -3,6 +3,7 @@
 
 use std::net::SocketAddr;
 
+use buildstate_server::deliver::SenderOptions;
 use buildstate_server::{AppState, Options};
 
 use crate::cli::Ctx;
@@ -20,6 +21,9 @@ pub struct Args {
     /// Let pages from this origin call the API from a browser (repeat for more; never `*`)
     #[arg(long, value_parser = buildstate_server::cors::parse_origin)]
     cors_origin: Vec<String>,
+    /// Shortens every webhook retry wait by this factor (0 < f ≤ 1): for tests only
+    #[arg(long, hide = true, env = "BUILDSTATE_WEBHOOK_BACKOFF_SCALE", default_value_t = 1.0)]
+    webhook_backoff_scale: f64,
 }
 
 pub async fn run(a: Args, ctx: &Ctx) -> Result<(), CliError> {
@@ -35,12 +39,27 @@ pub async fn run(a: Args, ctx: &Ctx) -> Result<(), CliError> {
         cors_origins: a.cors_origin,
     };
     let router = buildstate_server::router(AppState::new(ctx.store.clone(), options));
+    if !(a.webhook_backoff_scale > 0.0 && a.webhook_backoff_scale <= 1.0) {
+        return Err(CliError::usage("BUILDSTATE_WEBHOOK_BACKOFF_SCALE must be above 0 and at most 1"));
+    }
+    // One signal stops both the server and the webhook sender.
+    let (stop, stopped) = tokio::sync::watch::channel(());
+    let signal = async move {
+        buildstate_server::shutdown_signal().await;
+        let _ = stop.send(());
+    };
+    let sender_options = SenderOptions { backoff_scale: a.webhook_backoff_scale, ..SenderOptions::default() };
+    let mut sender_stop = stopped.clone();
+    let sender =
+        tokio::spawn(buildstate_server::deliver::run(ctx.store.clone(), sender_options, async move {
+            let _ = sender_stop.changed().await;
+        }));
     // The address on stdout, for scripts that started it on port 0; the rest on stderr.
     output::line(format!("http://{addr}"))?;
     output::notice(format!("serving {} on http://{addr}; stop with Ctrl-C or SIGTERM", ctx.location));
-    buildstate_server::serve(listener, router, buildstate_server::shutdown_signal())
-        .await
-        .map_err(|e| CliError::new(Exit::Unavailable, format!("the server stopped: {e}")))?;
+    let served = buildstate_server::serve(listener, router, signal).await;
+    sender.abort();
+    served.map_err(|e| CliError::new(Exit::Unavailable, format!("the server stopped: {e}")))?;
     output::notice("stopped: every request in flight was answered");
     Ok(())
 }

@@ -11,6 +11,7 @@ mod metrics;
 mod records;
 mod reports;
 mod runner;
+mod webhooks;
 
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
@@ -19,8 +20,8 @@ use axum::routing::{MethodRouter, delete, get, post, put};
 use buildstate_core::Scope;
 
 use axum::http::StatusCode;
+use buildstate_core::{AddedWebhook, Delivery, NewWebhook, TokenRecord, WebhookRecord, WorkerRecord};
 use buildstate_core::{Artifact, Build, BuildDocument, CatalogItem, FailureRecord, HistoryEvent, Lease};
-use buildstate_core::{TokenRecord, WorkerRecord};
 use buildstate_store::report::Report;
 use buildstate_store::wire::Applied;
 use schemars::JsonSchema;
@@ -306,6 +307,40 @@ pub fn routes() -> Vec<Route> {
             post(admin::revoke_token),
         )
         .answers::<TokenRecord>(S::OK),
+        route(
+            M::GET,
+            "/api/v1/webhooks",
+            Some(A),
+            "every webhook endpoint (never a secret)",
+            get(webhooks::list),
+        )
+        .answers::<Vec<WebhookRecord>>(S::OK),
+        route(
+            M::POST,
+            "/api/v1/webhooks",
+            Some(A),
+            "add a webhook endpoint; answers its signing secret, this once",
+            post(webhooks::add),
+        )
+        .takes::<NewWebhook>()
+        .answers::<AddedWebhook>(S::CREATED),
+        route(
+            M::DELETE,
+            "/api/v1/webhooks/{id}",
+            Some(A),
+            "remove a webhook endpoint and its deliveries",
+            delete(webhooks::remove),
+        )
+        .answers::<WebhookRecord>(S::OK),
+        route(
+            M::GET,
+            "/api/v1/webhooks/deliveries",
+            Some(A),
+            "webhook deliveries, newest first, with every attempt",
+            get(webhooks::deliveries),
+        )
+        .query::<webhooks::DeliveriesQuery>()
+        .answers::<Vec<Delivery>>(S::OK),
         route(
             M::GET,
             "/api/v1/catalog/{kind}",

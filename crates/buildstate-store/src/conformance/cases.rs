@@ -16,6 +16,7 @@ mod rejections;
 mod reports;
 mod text;
 mod tokens;
+mod webhooks;
 mod workers;
 
 pub use builds::*;
@@ -30,4 +31,5 @@ pub use rejections::*;
 pub use reports::*;
 pub use text::*;
 pub use tokens::*;
+pub use webhooks::*;
 pub use workers::*;

@@ -34,6 +34,24 @@ pub trait Harness: Send + Sync + 'static {
     fn recorded_actor(&self, actor: &str) -> String {
         actor.to_owned()
     }
+
+    /// What the store does with webhooks.
+    fn webhooks(&self) -> Webhooks {
+        Webhooks::Sent
+    }
+}
+
+/// How far a store takes webhooks.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Webhooks {
+    /// Keeps endpoints and an outbox, and lets a sender claim and record deliveries
+    /// (the SQL stores).
+    Sent,
+    /// Keeps them, but a sender is the server's own business (a server's client).
+    Kept,
+    /// Refuses endpoints: it cannot write an outbox row in a transition's transaction
+    /// (JSON files).
+    Refused,
 }
 
 /// Expands to one `#[tokio::test]` per conformance case. `$harness` is an expression
@@ -97,6 +115,9 @@ macro_rules! conformance_tests {
             workers_are_recorded_listed_and_marked_exited,
             stale_workers_are_flagged_and_old_ones_left_out,
             tokens_are_stored_hashed_looked_up_and_revoked,
+            webhooks_are_added_listed_and_removed,
+            transitions_queue_webhook_deliveries_in_their_transaction,
+            webhook_deliveries_are_claimed_retried_and_given_up,
             list_builds_pages_by_cursor_without_gaps_or_repeats,
             prune_deletes_old_finished_builds_whole,
             prune_never_touches_running_leased_or_failed_open_builds,

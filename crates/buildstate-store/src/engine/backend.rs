@@ -22,8 +22,8 @@ use std::pin::Pin;
 
 use async_trait::async_trait;
 use buildstate_core::{
-    Artifact, Build, BuildId, BuildNumber, CatalogItem, CatalogKind, EventKind, FailureRecord, HistoryEvent,
-    Lease, Name, StateCode, TokenId, TokenRecord, WorkerRecord,
+    Artifact, Build, BuildId, BuildNumber, CatalogItem, CatalogKind, Delivery, EventKind, FailureRecord,
+    HistoryEvent, Lease, Name, StateCode, TokenId, TokenRecord, WebhookId, WebhookRecord, WorkerRecord,
 };
 use jiff::Timestamp;
 
@@ -31,7 +31,16 @@ use crate::report::{
     BuildCount, DurationRow, FailureGroup, Group, ReportFilter, SAVING_EVENTS, STAT_EVENTS, Saving, StatRow,
     aggregate, group_failures, savings_in_memory,
 };
-use crate::{BuildFilter, FailureFilter, LeaseRecord, StoreResult, sequence_of};
+use crate::{BuildFilter, FailureFilter, LeaseRecord, StoreError, StoreResult, sequence_of};
+
+/// What a store without webhooks answers when asked to keep one.
+fn no_webhooks() -> StoreError {
+    StoreError::InvalidInput(
+        "this store cannot hold webhooks: a JSON-file store cannot write an event in the same \
+         transaction as its build document; use an SQLite or PostgreSQL store (`--db`) for webhooks"
+            .into(),
+    )
+}
 
 /// What a unit of work needs from its transaction.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -164,6 +173,54 @@ pub trait Tx: Send {
     async fn token(&mut self, id: &TokenId) -> StoreResult<Option<TokenRecord>>;
     /// Inserts the record, or replaces the one with the same id.
     async fn put_token(&mut self, record: &TokenRecord) -> StoreResult<()>;
+
+    // ── webhooks ─────────────────────────────────────────────────────────────────────
+    // The defaults are a store without webhooks: one that cannot write an outbox row in
+    // a transition's transaction (JSON files, whose documents are separate files) holds
+    // no endpoint, so no transition ever has a delivery to write.
+
+    /// Every endpoint, in any order (a store has a few).
+    async fn webhooks(&mut self) -> StoreResult<Vec<WebhookRecord>> {
+        Ok(Vec::new())
+    }
+    /// Inserts the endpoint, or replaces the one with the same id.
+    async fn put_webhook(&mut self, _record: &WebhookRecord) -> StoreResult<()> {
+        Err(no_webhooks())
+    }
+    /// Deletes the endpoint and its deliveries.
+    async fn delete_webhook(&mut self, _id: &WebhookId) -> StoreResult<()> {
+        Err(no_webhooks())
+    }
+    /// Inserts outbox rows; one whose endpoint and event id are already there is left
+    /// as it is.
+    async fn insert_deliveries(&mut self, deliveries: &[Delivery]) -> StoreResult<()> {
+        if deliveries.is_empty() { Ok(()) } else { Err(no_webhooks()) }
+    }
+    async fn delivery(&mut self, _webhook: &WebhookId, _event_id: &str) -> StoreResult<Option<Delivery>> {
+        Ok(None)
+    }
+    /// Deliveries, of one endpoint if given, newest first (ties: larger event id
+    /// first), at most `limit`.
+    async fn deliveries(
+        &mut self,
+        _webhook: Option<&WebhookId>,
+        _limit: usize,
+    ) -> StoreResult<Vec<Delivery>> {
+        Ok(Vec::new())
+    }
+    /// Pending deliveries whose next attempt is due at `at`, earliest due first, at most
+    /// `limit`.
+    async fn due_deliveries(&mut self, _at: Timestamp, _limit: usize) -> StoreResult<Vec<Delivery>> {
+        Ok(Vec::new())
+    }
+    /// Writes the state, next attempt and attempts of an existing delivery.
+    async fn put_delivery(&mut self, _delivery: &Delivery) -> StoreResult<()> {
+        Err(no_webhooks())
+    }
+    /// Marks every pending delivery of the endpoint failed (it was disabled).
+    async fn give_up_deliveries(&mut self, _webhook: &WebhookId) -> StoreResult<()> {
+        Err(no_webhooks())
+    }
 
     // ── reports ──────────────────────────────────────────────────────────────────────
     // What `crate::report` computes every report from. The defaults are built on the

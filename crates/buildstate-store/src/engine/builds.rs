@@ -36,6 +36,7 @@ pub(crate) async fn create(tx: &mut dyn Tx, new: &NewBuild) -> StoreResult<Build
     let (build, created) = Build::create(id, number, new.clone(), at);
     tx.insert_build(&build).await?;
     tx.append_events(id, std::slice::from_ref(&created)).await?;
+    super::webhooks::enqueue(tx, None, &build, std::slice::from_ref(&created)).await?;
     Ok(build)
 }
 
@@ -93,6 +94,7 @@ pub(crate) async fn apply(
     swap(tx, &outcome.build, build.version).await?;
     tx.append_events(id, &outcome.events).await?;
     tx.insert_failures(&outcome.failures).await?;
+    super::webhooks::enqueue(tx, Some(&build), &outcome.build, &outcome.events).await?;
     super::stats::after_transition(tx, &outcome).await?;
     if let Command::Rewind { to, .. } = command {
         // The milestones from `to` on run again: what they produced is no longer the

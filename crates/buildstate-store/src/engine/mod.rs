@@ -12,6 +12,7 @@ mod records;
 mod stats;
 mod store;
 mod tokens;
+mod webhooks;
 mod workers;
 
 pub use backend::{Backend, Mode, Tx, TxFuture, Work};

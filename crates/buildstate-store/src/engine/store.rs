@@ -5,12 +5,14 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use buildstate_core::{
-    Artifact, Build, BuildDocument, BuildId, BuildParts, CatalogItem, CatalogKind, Command, FailureRecord,
-    HistoryEvent, Lease, LeaseRequest, LeaseToken, Name, NewBuild, Outcome, TokenId, TokenRecord, WorkerBeat,
-    WorkerRecord,
+    Artifact, Build, BuildDocument, BuildId, BuildParts, CatalogItem, CatalogKind, Command, Delivery,
+    DeliveryAttempt, FailureRecord, HistoryEvent, Lease, LeaseRequest, LeaseToken, Name, NewBuild,
+    NewWebhook, Outcome, TokenId, TokenRecord, WebhookId, WebhookRecord, WorkerBeat, WorkerRecord,
 };
 
-use super::{Backend, Mode, builds, catalog, documents, leases, prune, records, tokens, work, workers};
+use super::{
+    Backend, Mode, builds, catalog, documents, leases, prune, records, tokens, webhooks, work, workers,
+};
 use crate::report::{Report, ReportRequest};
 use crate::{BuildFilter, FailureFilter, Guard, ImportMode, PruneRule, Store, StoreResult, WorkerList};
 
@@ -167,6 +169,52 @@ impl<B: Backend> Store for B {
     async fn revoke_token(&self, reference: &str) -> StoreResult<TokenRecord> {
         let w = work(reference.to_owned(), |tx, r| Box::pin(tokens::revoke(tx, r)));
         self.transact(Write, "revoke a token", w).await
+    }
+
+    async fn add_webhook(&self, new: &NewWebhook) -> StoreResult<WebhookRecord> {
+        let (id, secret) = crate::webhooks::draw()?;
+        let w = work((new.clone(), id, secret), |tx, (new, id, secret)| {
+            Box::pin(webhooks::add(tx, new, id, secret))
+        });
+        self.transact(Write, "add a webhook", w).await
+    }
+
+    async fn webhooks(&self) -> StoreResult<Vec<WebhookRecord>> {
+        self.transact(Read, "list webhooks", work((), |tx, ()| Box::pin(webhooks::list(tx)))).await
+    }
+
+    async fn remove_webhook(&self, id: &str) -> StoreResult<WebhookRecord> {
+        let w = work(id.to_owned(), |tx, id| Box::pin(webhooks::remove(tx, id)));
+        self.transact(Write, "remove a webhook", w).await
+    }
+
+    async fn deliveries(&self, webhook: Option<&WebhookId>, limit: usize) -> StoreResult<Vec<Delivery>> {
+        let w = work((webhook.cloned(), limit), |tx, (hook, limit)| {
+            Box::pin(webhooks::deliveries(tx, hook.as_ref(), *limit))
+        });
+        self.transact(Read, "list webhook deliveries", w).await
+    }
+
+    async fn claim_deliveries(
+        &self,
+        limit: usize,
+        hold: Duration,
+    ) -> StoreResult<Vec<(Delivery, WebhookRecord)>> {
+        let w = work((limit, hold), |tx, (limit, hold)| Box::pin(webhooks::claim(tx, *limit, *hold)));
+        self.transact(Write, "claim webhook deliveries", w).await
+    }
+
+    async fn record_delivery(
+        &self,
+        webhook: &WebhookId,
+        event_id: &str,
+        attempt: &DeliveryAttempt,
+        pace: buildstate_core::RetryPace,
+    ) -> StoreResult<Option<Delivery>> {
+        let w = work((webhook.clone(), event_id.to_owned(), attempt.clone(), pace), |tx, (h, e, a, j)| {
+            Box::pin(webhooks::record(tx, h, e, a, *j))
+        });
+        self.transact(Write, "record a webhook delivery", w).await
     }
 
     async fn export_build(&self, id: BuildId) -> StoreResult<BuildDocument> {

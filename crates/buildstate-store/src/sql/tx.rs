@@ -18,6 +18,7 @@ use crate::{BuildFilter, FailureFilter, LeaseRecord, Mode, StoreResult, Tx, pref
 
 mod report;
 mod tokens;
+mod webhooks;
 
 /// One transaction of the engine on a SQL connection.
 #[derive(Debug)]
@@ -412,6 +413,54 @@ impl<C: SqlConn> Tx for SqlTx<C> {
 
     async fn put_token(&mut self, record: &buildstate_core::TokenRecord) -> StoreResult<()> {
         self.sql_put_token(record).await
+    }
+
+    async fn webhooks(&mut self) -> StoreResult<Vec<buildstate_core::WebhookRecord>> {
+        self.sql_webhooks().await
+    }
+
+    async fn put_webhook(&mut self, record: &buildstate_core::WebhookRecord) -> StoreResult<()> {
+        self.sql_put_webhook(record).await
+    }
+
+    async fn delete_webhook(&mut self, id: &buildstate_core::WebhookId) -> StoreResult<()> {
+        self.sql_delete_webhook(id).await
+    }
+
+    async fn insert_deliveries(&mut self, deliveries: &[buildstate_core::Delivery]) -> StoreResult<()> {
+        self.sql_insert_deliveries(deliveries).await
+    }
+
+    async fn delivery(
+        &mut self,
+        webhook: &buildstate_core::WebhookId,
+        event_id: &str,
+    ) -> StoreResult<Option<buildstate_core::Delivery>> {
+        self.sql_delivery(webhook, event_id).await
+    }
+
+    async fn deliveries(
+        &mut self,
+        webhook: Option<&buildstate_core::WebhookId>,
+        limit: usize,
+    ) -> StoreResult<Vec<buildstate_core::Delivery>> {
+        self.sql_deliveries(webhook, limit).await
+    }
+
+    async fn due_deliveries(
+        &mut self,
+        at: Timestamp,
+        limit: usize,
+    ) -> StoreResult<Vec<buildstate_core::Delivery>> {
+        self.sql_due_deliveries(at, limit).await
+    }
+
+    async fn put_delivery(&mut self, delivery: &buildstate_core::Delivery) -> StoreResult<()> {
+        self.sql_put_delivery(delivery).await
+    }
+
+    async fn give_up_deliveries(&mut self, webhook: &buildstate_core::WebhookId) -> StoreResult<()> {
+        self.sql_give_up_deliveries(webhook).await
     }
 
     async fn report_builds(&mut self, filter: &ReportFilter) -> StoreResult<Vec<Build>> {

@@ -374,6 +374,12 @@ pub struct Runner {
 }
 
 impl Runner {
+    /// A process started by hand (with an environment of its own), watched like one
+    /// [`Env::spawn`] started.
+    pub fn new(child: Child, label: &str, stdout: PathBuf, stderr: PathBuf) -> Runner {
+        Runner { child, label: label.to_owned(), stdout, stderr }
+    }
+
     pub fn pid(&self) -> u32 {
         self.child.id()
     }

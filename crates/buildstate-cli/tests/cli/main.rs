@@ -33,3 +33,4 @@ mod snapshots;
 mod sync;
 mod tokens;
 mod transfer;
+mod webhooks;

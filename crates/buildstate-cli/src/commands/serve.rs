@@ -1,5 +1,5 @@
-//! `serve [--listen ADDR] [--allow-anonymous-read]`: the HTTP API over this store
-//! (`buildstate-server`), until SIGTERM or Ctrl-C; requests in flight are finished.
+//! `serve [--listen ADDR] [--allow-anonymous-read]`: the HTTP API and the dashboard over
+//! this store (`buildstate-server`), until SIGTERM or Ctrl-C; requests in flight are finished.
 
 use std::net::SocketAddr;
 
@@ -20,6 +20,14 @@ pub struct Args {
     /// Let pages from this origin call the API from a browser (repeat for more; never `*`)
     #[arg(long, value_parser = buildstate_server::cors::parse_origin)]
     cors_origin: Vec<String>,
+    /// Attempt logs to serve (`GET …/attempts/{n}/log`, the dashboard's full logs):
+    /// the store's own logs directory unless runners were given another --logs-dir
+    #[arg(long, value_name = "DIR")]
+    logs_dir: Option<std::path::PathBuf>,
+    /// Mark the dashboard's session cookie `Secure` (behind an https proxy that does
+    /// not send `X-Forwarded-Proto`)
+    #[arg(long)]
+    secure_cookies: bool,
 }
 
 pub async fn run(a: Args, ctx: &Ctx) -> Result<(), CliError> {
@@ -33,6 +41,9 @@ pub async fn run(a: Args, ctx: &Ctx) -> Result<(), CliError> {
         allow_anonymous_read: a.allow_anonymous_read,
         rates: ctx.cost_rates.clone(),
         cors_origins: a.cors_origin,
+        // Where `run` writes them by default: beside the store (`open::beside`).
+        logs_dir: Some(a.logs_dir.unwrap_or_else(|| crate::open::beside(&ctx.db_path, "logs"))),
+        secure_cookies: a.secure_cookies,
     };
     let router = buildstate_server::router(AppState::new(ctx.store.clone(), options));
     // The address on stdout, for scripts that started it on port 0; the rest on stderr.

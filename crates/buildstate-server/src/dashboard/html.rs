@@ -76,6 +76,12 @@ pub fn page(
         _ => r#"<span>Reading anonymously</span> <a href="/signin">Sign in</a>"#.to_owned(),
     };
     let watch = watch.map(|id| format!(r#" data-watch="{}""#, esc(id))).unwrap_or_default();
+    // Only a viewer who may read the events stream subscribes to it.
+    let scripts = if viewer.reads {
+        "<script src=\"/assets/htmx.min.js\" defer></script>\n<script src=\"/assets/live.js\" defer></script>\n"
+    } else {
+        ""
+    };
     let html = format!(
         r##"<!doctype html>
 <html lang="en">
@@ -86,9 +92,7 @@ pub fn page(
 <title>{title} — buildstate</title>
 <link rel="icon" href="/assets/favicon.svg" type="image/svg+xml">
 <link rel="stylesheet" href="/assets/style.css">
-<script src="/assets/htmx.min.js" defer></script>
-<script src="/assets/live.js" defer></script>
-</head>
+{scripts}</head>
 <body>
 <a class="skip" href="#live">Skip to content</a>
 <header><span class="brand">buildstate</span><nav aria-label="Views">{nav}</nav><div class="who">{who}</div></header>
@@ -111,7 +115,9 @@ pub fn html_response(status: StatusCode, html: String) -> Response {
     h.insert(header::CONTENT_TYPE, HeaderValue::from_static("text/html; charset=utf-8"));
     h.insert(header::CONTENT_SECURITY_POLICY, HeaderValue::from_static(CSP));
     h.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
-    h.insert(header::REFERRER_POLICY, HeaderValue::from_static("no-referrer"));
+    // Not `no-referrer`: under it a browser sends `Origin: null` with the pages' own
+    // forms, which the CSRF check must refuse.
+    h.insert(header::REFERRER_POLICY, HeaderValue::from_static("same-origin"));
     // Pages show what a session may see: never kept by a shared cache.
     h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     resp

@@ -134,6 +134,9 @@ pub struct Viewer {
     pub session_id: Option<String>,
     pub token: Option<TokenRecord>,
     pub csrf: Option<String>,
+    /// May read the events stream (signed in, or anonymous reads are allowed): the
+    /// page subscribes to live changes only then.
+    pub reads: bool,
 }
 
 impl Viewer {
@@ -162,7 +165,7 @@ async fn signed_in(parts: &Parts, state: &AppState) -> Result<Option<Viewer>, Ap
         Some(mut t) if !matches!(t.standing(now), "revoked" | "expired") => {
             // The scopes signed in with; a token's scopes never grow after.
             t.scopes = session.scopes;
-            Ok(Some(Viewer { session_id: Some(id), token: Some(t), csrf: Some(session.csrf) }))
+            Ok(Some(Viewer { session_id: Some(id), token: Some(t), csrf: Some(session.csrf), reads: true }))
         }
         _ => {
             state.sessions.close(&id);
@@ -179,7 +182,7 @@ impl FromRequestParts<AppState> for Viewer {
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Response> {
         match signed_in(parts, state).await {
             Ok(Some(v)) => Ok(v),
-            Ok(None) if state.options.allow_anonymous_read => Ok(Viewer::default()),
+            Ok(None) if state.options.allow_anonymous_read => Ok(Viewer { reads: true, ..Viewer::default() }),
             Ok(None) => Err(Redirect::to("/signin").into_response()),
             Err(e) => Err(super::html::message(
                 e.status,

@@ -8,7 +8,7 @@ use std::fmt::Write as _;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::Response;
-use buildstate_store::report::{Cell, CellKind, Report, ReportFilter, ReportName, ReportRequest, cents};
+use buildstate_store::report::{Cell, CellKind, Report, ReportFilter, ReportName, ReportRequest};
 
 use super::charts;
 use super::html::{self, esc};
@@ -33,7 +33,7 @@ pub fn cell(kind: CellKind, c: &Cell) -> String {
     match (kind, c) {
         (_, Cell::Null) => String::new(),
         (CellKind::Duration, Cell::Int(ms)) => html::duration((*ms).max(0) as u64),
-        (CellKind::Percent, Cell::Cents(v)) => format!("{}%", cents(*v)),
+        (CellKind::Percent, Cell::Cents(v)) => format!("{:.1}%", *v as f64 / 100.0),
         (_, Cell::Time(t)) => html::time(*t),
         (_, Cell::Flag(b)) => (if *b { "yes" } else { "no" }).to_owned(),
         (_, other) => esc(&other.plain()),

@@ -45,11 +45,18 @@ pub async fn run(a: Args, ctx: &Ctx) -> Result<(), CliError> {
         logs_dir: Some(a.logs_dir.unwrap_or_else(|| crate::open::beside(&ctx.db_path, "logs"))),
         secure_cookies: a.secure_cookies,
     };
-    let router = buildstate_server::router(AppState::new(ctx.store.clone(), options));
+    let state = AppState::new(ctx.store.clone(), options);
+    let events = std::sync::Arc::clone(&state.events);
+    let router = buildstate_server::router(state);
     // The address on stdout, for scripts that started it on port 0; the rest on stderr.
     output::line(format!("http://{addr}"))?;
     output::notice(format!("serving {} on http://{addr}; stop with Ctrl-C or SIGTERM", ctx.location));
-    buildstate_server::serve(listener, router, buildstate_server::shutdown_signal())
+    // Open event streams (dashboards) end at the stop instead of holding it for its grace.
+    let stop = async move {
+        buildstate_server::shutdown_signal().await;
+        events.close();
+    };
+    buildstate_server::serve(listener, router, stop)
         .await
         .map_err(|e| CliError::new(Exit::Unavailable, format!("the server stopped: {e}")))?;
     output::notice("stopped: every request in flight was answered");

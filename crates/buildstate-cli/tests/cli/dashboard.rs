@@ -8,6 +8,7 @@
 //! (`install_chromium`) and selenium (`scripts/selenium.sh`); in CI a missing one fails
 //! this test, it never skips.
 
+use std::io::{Read, Write};
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
@@ -130,9 +131,22 @@ fn the_dashboard_in_a_real_browser() {
         .output()
         .expect("run the browser driver");
     let text = format!("{}\n{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    // A dashboard left open: its stream ends at the stop, which does not wait for it.
+    let mut open = std::net::TcpStream::connect(url.trim_start_matches("http://")).expect("connect");
+    write!(open, "GET /api/v1/events HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {read}\r\n\r\n")
+        .expect("send");
+    let mut head = [0u8; 64];
+    let n = open.read(&mut head).expect("the stream's headers");
+    assert!(String::from_utf8_lossy(&head[..n]).starts_with("HTTP/1.1 200"), "{:?}", &head[..n]);
     let mut server = server;
+    let stopping = Instant::now();
     server.signal("TERM");
     let code = server.wait(Duration::from_secs(30));
+    assert!(
+        stopping.elapsed() < Duration::from_secs(5),
+        "the open stream held the stop: {:?}",
+        stopping.elapsed()
+    );
     assert!(out.status.success(), "the browser found something:\n{text}\nserver: {}", server.output());
     for check in [
         "matrix cell dash-done",

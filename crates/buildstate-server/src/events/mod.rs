@@ -64,12 +64,30 @@ pub struct Events {
     tx: broadcast::Sender<Numbered>,
     recent: Mutex<(u64, VecDeque<Numbered>)>,
     watching: AtomicBool,
+    /// Set once the server stops: every open stream ends, so that a stop does not wait
+    /// out its grace period for streams that would never finish by themselves.
+    closed: tokio::sync::watch::Sender<bool>,
 }
 
 impl Events {
     pub fn new(store: Arc<dyn Store>) -> Arc<Events> {
         let (tx, _) = broadcast::channel(1024);
-        Arc::new(Events { store, tx, recent: Mutex::default(), watching: AtomicBool::new(false) })
+        let closed = tokio::sync::watch::Sender::new(false);
+        Arc::new(Events { store, tx, recent: Mutex::default(), watching: AtomicBool::new(false), closed })
+    }
+
+    /// Ends every open stream and any opened later (the server is stopping).
+    pub fn close(&self) {
+        self.closed.send_replace(true);
+    }
+
+    /// Resolves once [`Events::close`] was called.
+    fn closing(&self) -> impl std::future::Future<Output = ()> + Send + use<> {
+        let mut rx = self.closed.subscribe();
+        async move {
+            // An error: the hub is gone, which also ends the stream.
+            let _ = rx.wait_for(|closed| *closed).await;
+        }
     }
 
     /// A receiver of every change from now on, and the changes after `last_seen` that

@@ -78,14 +78,18 @@ fn changes(
     let hello = Event::default().retry(Duration::from_millis(500)).comment("buildstate events");
     let head =
         stream::iter(std::iter::once(hello).chain(replay.iter().map(event)).map(Ok).collect::<Vec<_>>());
-    let live = stream::unfold(rx, move |mut rx| async move {
-        let next = tokio::time::timeout_at(deadline, rx.recv()).await.ok()?;
+    let closing = Box::pin(hub.closing());
+    let live = stream::unfold((rx, closing), move |(mut rx, mut closing)| async move {
+        let next = tokio::select! {
+            next = tokio::time::timeout_at(deadline, rx.recv()) => next.ok()?,
+            () = &mut closing => return None,
+        };
         let ev = match next {
             Ok(n) => event(&n),
             Err(RecvError::Lagged(_)) => Event::default().event("reload").data("{}"),
             Err(RecvError::Closed) => return None,
         };
-        Some((Ok(ev), rx))
+        Some((Ok(ev), (rx, closing)))
     });
     head.chain(live)
 }

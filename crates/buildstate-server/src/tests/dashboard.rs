@@ -289,3 +289,21 @@ async fn attempt_logs_are_streamed_from_the_logs_directory_only() {
         assert_eq!(v["error"]["code"], "not_found");
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stopping_server_ends_its_open_streams() {
+    let d = Dash::new(None).await;
+    let state = AppState::new(Arc::clone(&d.app.store), d.app.options.clone());
+    let events = Arc::clone(&state.events);
+    let router = router(state);
+    let read = d.app.read.clone();
+    let stream = tokio::spawn(async move {
+        let req = Request::builder().uri("/api/v1/events").header("authorization", format!("Bearer {read}"));
+        let resp = router.oneshot(req.body(HttpBody::empty()).expect("req")).await.expect("resp");
+        resp.into_body().collect().await.expect("body").to_bytes().len()
+    });
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    events.close();
+    let ended = tokio::time::timeout(std::time::Duration::from_secs(5), stream).await;
+    assert!(ended.is_ok(), "a 300 s stream ended when the server stopped");
+}

@@ -227,16 +227,22 @@ pub enum Refused {
 /// site, and it carries the session's CSRF token (`sent`). Checked before anything is
 /// read or changed.
 pub fn check_post(headers: &HeaderMap, viewer: Option<&Viewer>, sent: Option<&str>) -> Result<(), Refused> {
-    if let Some(site) = headers.get("sec-fetch-site").and_then(|v| v.to_str().ok())
-        && !matches!(site, "same-origin" | "none")
-    {
-        return Err(Refused::CrossSite);
-    }
-    if let Some(origin) = headers.get(header::ORIGIN).and_then(|v| v.to_str().ok()) {
-        let host = headers.get(header::HOST).and_then(|v| v.to_str().ok()).unwrap_or_default();
-        let bare = origin.split_once("://").map_or("", |(_, rest)| rest);
-        if host.is_empty() || bare != host {
-            return Err(Refused::CrossSite);
+    let text = |name| headers.get(name).and_then(|v: &axum::http::HeaderValue| v.to_str().ok());
+    match text("sec-fetch-site") {
+        // What the browser itself says, and decisive when it says it: a proxy in front
+        // may rewrite `Host`, so that `Origin` would not match it though the page is ours.
+        Some("same-origin" | "none") => {}
+        Some(_) => return Err(Refused::CrossSite),
+        // An older browser: its `Origin`, if it sends one, must be this server (as the
+        // client or a proxy's `X-Forwarded-Host` names it).
+        None => {
+            if let Some(origin) = text(header::ORIGIN.as_str()) {
+                let bare = origin.split_once("://").map_or("", |(_, rest)| rest);
+                let ours = [text(header::HOST.as_str()), text("x-forwarded-host")];
+                if bare.is_empty() || !ours.iter().flatten().any(|h| *h == bare) {
+                    return Err(Refused::CrossSite);
+                }
+            }
         }
     }
     // Sign-in has no session yet: the site checks above are its protection.

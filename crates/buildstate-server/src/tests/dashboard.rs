@@ -180,6 +180,7 @@ async fn posts_without_the_sessions_csrf_token_are_refused_and_change_nothing() 
         ("reason=x&csrf=0000".to_owned(), vec![]),
         (format!("reason=x&csrf={csrf}"), vec![("sec-fetch-site", "cross-site")]),
         (format!("reason=x&csrf={csrf}"), vec![("origin", "https://evil.example")]),
+        (format!("reason=x&csrf={csrf}"), vec![("origin", "null")]),
     ] {
         let a = d.send("POST", &retry, Some(&s), Some(&form), &headers).await;
         assert_eq!(a.status, StatusCode::FORBIDDEN, "{form} {headers:?}: {}", a.text);

@@ -51,7 +51,9 @@ pub fn table(r: &Report, caption: &str) -> String {
         esc(caption)
     );
     for c in &r.columns {
-        let _ = write!(out, r#"<th scope="col">{}</th>"#, esc(&c.key.replace('_', " ")));
+        // A duration's cells read `4m 05s`: its key's unit would mislead.
+        let key = if c.kind == CellKind::Duration { c.key.trim_end_matches("_ms") } else { c.key.as_ref() };
+        let _ = write!(out, r#"<th scope="col">{}</th>"#, esc(&key.replace('_', " ")));
     }
     out.push_str("</tr></thead><tbody>");
     for row in &r.rows {

@@ -308,3 +308,44 @@ async fn a_stopping_server_ends_its_open_streams() {
     let ended = tokio::time::timeout(std::time::Duration::from_secs(5), stream).await;
     assert!(ended.is_ok(), "a 300 s stream ended when the server stopped");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reconnecting_stream_gets_what_it_missed() {
+    let d = Dash::new(None).await;
+    let b = d.app.create().await;
+    let n = b["number"].as_str().expect("number").to_owned();
+    let s = d.sign_in(&d.app.read).await;
+    let router = d.router.clone();
+    let cookie = format!("{}={s}", crate::dashboard::session::COOKIE);
+    let open = cookie.clone();
+    let first = tokio::spawn(async move {
+        let req = Request::builder().uri("/api/v1/events?timeout=2").header("cookie", open);
+        let resp = router.oneshot(req.body(HttpBody::empty()).expect("req")).await.expect("resp");
+        String::from_utf8_lossy(&resp.into_body().collect().await.expect("body").to_bytes()).into_owned()
+    });
+    tokio::time::sleep(std::time::Duration::from_millis(700)).await;
+    assert_eq!(d.app.step(&n, json!({"action": "start", "state": 5})).await.0, StatusCode::OK);
+    let seen = first.await.expect("the first stream");
+    assert!(seen.contains("id: 1"), "{seen}");
+    // Back with the id before it: the change is sent again; with its own id, nothing.
+    let again = d.send("GET", "/api/v1/events?timeout=0", Some(&s), None, &[("last-event-id", "0")]).await;
+    assert!(again.text.contains(&format!("\"number\":\"{n}\"")), "{}", again.text);
+    let none = d.send("GET", "/api/v1/events?timeout=0", Some(&s), None, &[("last-event-id", "1")]).await;
+    assert!(!none.text.contains("event: build"), "{}", none.text);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn anonymous_reads_show_pages_but_never_act() {
+    let mut app = App::new().await;
+    app.options.allow_anonymous_read = true;
+    let router = router(AppState::new(Arc::clone(&app.store), app.options.clone()));
+    let d = Dash { app, router };
+    let n = d.failed("boom", "m").await;
+    let page = d.send("GET", "/", None, None, &[]).await;
+    assert_eq!(page.status, StatusCode::OK, "{}", page.text);
+    assert!(page.text.contains("Reading anonymously") && page.text.contains(&n), "{}", page.text);
+    let before = d.build(&n).await;
+    let a = d.send("POST", &format!("/builds/{n}/retry"), None, Some("reason=x"), &[]).await;
+    assert_eq!(a.status, StatusCode::FORBIDDEN, "{}", a.text);
+    assert_eq!(d.build(&n).await, before, "nothing changed");
+}

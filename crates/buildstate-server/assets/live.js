@@ -14,7 +14,7 @@
       queued = false;
       var url = window.location.pathname + window.location.search;
       window.htmx.ajax("GET", url, { target: "#live", select: "#live", swap: "outerHTML" });
-    }, 150);
+    }, 50);
   }
   var events = new EventSource("/api/v1/events");
   events.addEventListener("build", function (e) {

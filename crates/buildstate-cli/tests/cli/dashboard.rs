@@ -172,6 +172,9 @@ fn the_dashboard_in_a_real_browser() {
         assert!(text.contains(&format!("CHECK {check} ok")), "the driver did not check {check:?}:\n{text}");
     }
     assert!(text.contains("DRIVER DONE"), "{text}");
+    if let Some(live) = text.lines().find(|l| l.starts_with("LIVE ")) {
+        eprintln!("the CLI's transition showed in the open page after {} s", &live[5..]);
+    }
     for view in ["signin", "matrix", "build", "attention", "running", "reports"] {
         assert!(shots.join(format!("{view}.png")).is_file(), "no screenshot of {view}");
     }

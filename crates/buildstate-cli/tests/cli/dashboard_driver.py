@@ -19,6 +19,7 @@ import time
 
 from selenium import webdriver
 from selenium.webdriver.chrome.service import Service
+from selenium.common.exceptions import NoSuchElementException, StaleElementReferenceException
 from selenium.webdriver.common.by import By
 from selenium.webdriver.common.keys import Keys
 from selenium.webdriver.support.ui import WebDriverWait
@@ -48,7 +49,12 @@ def main():
     os.makedirs(shots, exist_ok=True)
     profile = tempfile.mkdtemp(prefix="buildstate-chromium-")
     d = browser(profile)
-    wait = WebDriverWait(d, 10)
+    # A page's <main> is swapped whole when a change arrives, and a click navigates:
+    # an element found a moment ago may be gone, so waits look again.
+    wait = WebDriverWait(d, 10, ignored_exceptions=[NoSuchElementException, StaleElementReferenceException])
+
+    def status():
+        return d.execute_script("var e = document.getElementById('build-status'); return e ? e.textContent : '';")
 
     def errors(page, allowed=()):
         bad = [e for e in d.get_log("browser") if e.get("level") == "SEVERE"
@@ -117,9 +123,7 @@ def main():
         check("retry refused with a read token", "write scope" in d.page_source, d.page_source[:500])
         errors("the refusal", allowed=("403",))
         d.get(url + f"/builds/{failed['build']}")
-        check("the refused retry changed nothing",
-              d.find_element(By.ID, "build-status").text.startswith("failed"),
-              d.find_element(By.ID, "build-status").text)
+        check("the refused retry changed nothing", status().startswith("failed"), status())
 
         # Live: a transition made with the CLI shows in the open matrix without a reload.
         run = spec["running"]
@@ -163,7 +167,7 @@ def main():
         sign_in(spec["write_token"])
         d.get(url + f"/builds/{failed['build']}")
         d.find_element(By.ID, "retry").send_keys(Keys.ENTER)
-        wait.until(lambda d: d.find_element(By.ID, "build-status").text.startswith("running"))
+        wait.until(lambda d: status().startswith("running"))
         check("retry works with a write token", True)
         shot("build-retried")
         errors("the retried build")

@@ -41,6 +41,19 @@ install_promtool() {
 }
 install_promtool
 
+# Headless Chromium and its WebDriver, for the dashboard's browser test
+# (crates/buildstate-cli/tests/cli/dashboard.rs). Debian's packages, never a browser
+# download of selenium's own (the machines reach no such host). Idempotent.
+install_chromium() {
+    command -v chromium >/dev/null 2>&1 && command -v chromedriver >/dev/null 2>&1 && return 0
+    echo "setup: installing chromium chromium-driver" >&2
+    local sudo=""
+    [ "$(id -u)" -eq 0 ] || sudo="sudo"
+    $sudo apt-get update -qq >/dev/null
+    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends chromium chromium-driver >/dev/null
+}
+install_chromium
+
 if ! command -v cargo >/dev/null 2>&1; then
     echo "setup: cargo is not on PATH; install the Rust toolchain (rustup) first" >&2
     exit 1
@@ -50,3 +63,8 @@ fi
 # shellcheck source=scripts/schemathesis.sh
 source "$(dirname "${BASH_SOURCE[0]}")/schemathesis.sh"
 install_schemathesis
+
+# The dashboard's browser test drives Chromium with Python selenium.
+# shellcheck source=scripts/selenium.sh
+source "$(dirname "${BASH_SOURCE[0]}")/selenium.sh"
+install_selenium

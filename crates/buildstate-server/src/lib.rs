@@ -10,6 +10,8 @@
 //! - [`error`]: one JSON shape for every error, `{"error": {"code", "message", "hint"}}`;
 //!   a cause is logged, never sent.
 //! - [`deliver`]: the webhook sender, which empties the store's outbox.
+//! - [`dashboard`]: the pages (`/`, `/builds/{ref}`, …), signed in with a token; and
+//!   [`events`]: `GET /api/v1/events`, builds' changes as server-sent events.
 //! - [`metrics`]: `GET /metrics`, the store's figures and the server's requests in the
 //!   Prometheus text format.
 //! - [`serve`] runs it until SIGTERM or SIGINT, then stops accepting and finishes the
@@ -18,8 +20,10 @@
 
 pub mod auth;
 pub mod cors;
+pub mod dashboard;
 pub mod deliver;
 pub mod error;
+pub mod events;
 pub mod limit;
 pub mod metrics;
 pub mod openapi;
@@ -51,6 +55,12 @@ pub struct Options {
     pub rates: std::collections::BTreeMap<String, f64>,
     /// Origins whose pages may call the API from a browser ([`cors`]); none by default.
     pub cors_origins: Vec<String>,
+    /// The store's attempt logs (`<store>.logs`, where the runner writes them): the
+    /// only directory `GET …/attempts/{n}/log` reads from. `None`: no log is served.
+    pub logs_dir: Option<std::path::PathBuf>,
+    /// The dashboard's session cookie says `Secure` even when no proxy says the request
+    /// came over https.
+    pub secure_cookies: bool,
 }
 
 /// What every handler shares.
@@ -62,11 +72,23 @@ pub struct AppState {
     pub failed_sign_ins: Arc<limit::FailedSignIns>,
     /// Requests answered, for `/metrics` ([`metrics::http`]).
     pub http: Arc<metrics::HttpMetrics>,
+    /// The dashboard's signed-in sessions ([`dashboard::session`]).
+    pub sessions: Arc<dashboard::session::Sessions>,
+    /// Builds' changes for the events stream ([`events`]).
+    pub events: Arc<events::Events>,
 }
 
 impl AppState {
     pub fn new(store: Arc<dyn Store>, options: Options) -> Self {
-        AppState { store, options, failed_sign_ins: Arc::default(), http: Arc::default() }
+        let events = events::Events::new(Arc::clone(&store));
+        AppState {
+            store,
+            options,
+            failed_sign_ins: Arc::default(),
+            http: Arc::default(),
+            sessions: Arc::default(),
+            events,
+        }
     }
 }
 

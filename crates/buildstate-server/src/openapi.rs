@@ -40,13 +40,14 @@ pub struct Api {
     pub answer: Option<SchemaFn>,
     /// Takes `If-Match` and `Buildstate-Lease-Token` ([`crate::routes`]' `guard`).
     pub guarded: bool,
-    /// Success answers plain text (the Prometheus exposition of `/metrics`).
-    pub text: bool,
+    /// Success answers this media type, not JSON: `text/plain` (the Prometheus
+    /// exposition of `/metrics`, attempt logs), `text/event-stream` (the events).
+    pub media: Option<&'static str>,
 }
 
 impl Default for Api {
     fn default() -> Self {
-        Api { body: None, query: None, status: 200, answer: None, guarded: false, text: false }
+        Api { body: None, query: None, status: 200, answer: None, guarded: false, media: None }
     }
 }
 
@@ -235,6 +236,7 @@ fn path_schema(name: &str, g: &mut SchemaGenerator) -> Value {
         "name" => g.subschema_for::<buildstate_core::Name>().to_value(),
         "key" => g.subschema_for::<buildstate_core::MetaKey>().to_value(),
         "id" => g.subschema_for::<buildstate_core::TokenId>().to_value(),
+        "n" => json!({"type": "integer", "minimum": 1, "maximum": 4_294_967_295_u64}),
         // A build (or token) reference: an id, a number or a unique prefix of either.
         _ => json!({"type": "string", "minLength": 1}),
     }
@@ -248,6 +250,7 @@ fn path_description(name: &str) -> &'static str {
         "name" => "a catalog item's name",
         "key" => "a metadata key",
         "id" => "a token's public id",
+        "n" => "an attempt's place among the build's attempts, from 1",
         _ => "",
     }
 }
@@ -378,8 +381,8 @@ fn operation(r: &Route, gens: &mut Generators, options: &Options, error: &Value)
     }
     let mut responses = Map::new();
     let mut ok = json!({"description": r.summary});
-    if r.api.text {
-        ok["content"] = json!({"text/plain": {"schema": {"type": "string"}}});
+    if let Some(media) = r.api.media {
+        ok["content"] = json!({media: {"schema": {"type": "string"}}});
     }
     if let Some(answer) = r.api.answer {
         ok["content"] = json!({"application/json": {"schema": answer(&mut gens.output).to_value()}});

@@ -112,6 +112,7 @@ impl App {
     }
 }
 
+mod dashboard;
 mod metrics;
 
 fn error_code(v: &Value) -> &str {
@@ -531,6 +532,7 @@ fn placeholder(name: &str) -> &'static str {
         "key" => "k",
         "id" => "000000000000",
         "name" => "nope",
+        "n" => "1",
         _ => "no-such-build",
     }
 }
@@ -552,6 +554,10 @@ async fn every_operation_of_the_document_enforces_its_scope() {
         let mut path = template.clone();
         for name in crate::openapi::path_params(&template) {
             path = path.replace(&format!("{{{name}}}"), placeholder(name));
+        }
+        if template == "/api/v1/events" {
+            // The stream ends at once after its first event, instead of minutes later.
+            path.push_str("?timeout=0");
         }
         let op = &doc["paths"][&template][method.to_ascii_lowercase()];
         let body = op.get("requestBody").map(|_| "{}".to_owned());

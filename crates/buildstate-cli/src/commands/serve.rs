@@ -1,5 +1,5 @@
-//! `serve [--listen ADDR] [--allow-anonymous-read]`: the HTTP API over this store
-//! (`buildstate-server`), until SIGTERM or Ctrl-C; requests in flight are finished.
+//! `serve [--listen ADDR] [--allow-anonymous-read]`: the HTTP API and the dashboard over
+//! this store (`buildstate-server`), until SIGTERM or Ctrl-C; requests in flight are finished.
 
 use std::net::SocketAddr;
 
@@ -24,6 +24,14 @@ pub struct Args {
     /// Shortens every webhook retry wait by this factor (0 < f ≤ 1): for tests only
     #[arg(long, hide = true, env = "BUILDSTATE_WEBHOOK_BACKOFF_SCALE", default_value_t = 1.0)]
     webhook_backoff_scale: f64,
+    /// Attempt logs to serve (`GET …/attempts/{n}/log`, the dashboard's full logs):
+    /// the store's own logs directory unless runners were given another --logs-dir
+    #[arg(long, value_name = "DIR")]
+    logs_dir: Option<std::path::PathBuf>,
+    /// Mark the dashboard's session cookie `Secure` (behind an https proxy that does
+    /// not send `X-Forwarded-Proto`)
+    #[arg(long)]
+    secure_cookies: bool,
 }
 
 pub async fn run(a: Args, ctx: &Ctx) -> Result<(), CliError> {
@@ -37,15 +45,22 @@ pub async fn run(a: Args, ctx: &Ctx) -> Result<(), CliError> {
         allow_anonymous_read: a.allow_anonymous_read,
         rates: ctx.cost_rates.clone(),
         cors_origins: a.cors_origin,
+        // Where `run` writes them by default: beside the store (`open::beside`).
+        logs_dir: Some(a.logs_dir.unwrap_or_else(|| crate::open::beside(&ctx.db_path, "logs"))),
+        secure_cookies: a.secure_cookies,
     };
-    let router = buildstate_server::router(AppState::new(ctx.store.clone(), options));
     if !(a.webhook_backoff_scale > 0.0 && a.webhook_backoff_scale <= 1.0) {
         return Err(CliError::usage("BUILDSTATE_WEBHOOK_BACKOFF_SCALE must be above 0 and at most 1"));
     }
-    // One signal stops both the server and the webhook sender.
+    let state = AppState::new(ctx.store.clone(), options);
+    let events = std::sync::Arc::clone(&state.events);
+    let router = buildstate_server::router(state);
+    // One signal stops the server, the webhook sender and the open event streams
+    // (dashboards), which end at the stop instead of holding it for its grace.
     let (stop, stopped) = tokio::sync::watch::channel(());
     let signal = async move {
         buildstate_server::shutdown_signal().await;
+        events.close();
         let _ = stop.send(());
     };
     let sender_options = SenderOptions { backoff_scale: a.webhook_backoff_scale, ..SenderOptions::default() };

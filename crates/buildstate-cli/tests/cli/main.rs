@@ -6,6 +6,7 @@ mod common;
 mod artifacts;
 mod concurrency;
 mod config;
+mod dashboard;
 mod demo;
 mod errors;
 mod exec;

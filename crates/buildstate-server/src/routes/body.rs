@@ -100,6 +100,7 @@ pub const NOT_BLANK: &str = r"\S";
 
 /// Path parameters (a reference with bytes that are not UTF-8 is a 400 in the API's
 /// shape, not axum's plain text).
+#[derive(Debug)]
 pub struct Path<T>(pub T);
 
 impl<S: Send + Sync, T: DeserializeOwned + Send> FromRequestParts<S> for Path<T> {
@@ -127,6 +128,7 @@ pub fn since(raw: Option<&str>) -> Result<Option<jiff::Timestamp>, ApiError> {
 }
 
 /// A query string.
+#[derive(Debug)]
 pub struct Query<T>(pub T);
 
 impl<S: Send + Sync, T: DeserializeOwned> FromRequestParts<S> for Query<T> {

@@ -4,9 +4,10 @@
 //! ([`crate::auth`]), and answers errors in one shape ([`crate::error`]).
 
 mod admin;
-mod body;
+pub(crate) mod body;
 mod builds;
 mod health;
+pub(crate) mod logs;
 mod metrics;
 mod records;
 mod reports;
@@ -62,9 +63,20 @@ impl Route {
         Route { api: Api { status: status.as_u16(), answer: Some(openapi::schema::<T>), ..self.api }, ..self }
     }
 
-    /// Answers `status` with plain text (`/metrics`).
+    /// Answers `status` with plain text (`/metrics`, attempt logs).
     fn text(self, status: StatusCode) -> Route {
-        Route { api: Api { status: status.as_u16(), answer: None, text: true, ..self.api }, ..self }
+        Route {
+            api: Api { status: status.as_u16(), answer: None, media: Some("text/plain"), ..self.api },
+            ..self
+        }
+    }
+
+    /// Answers `status` with a stream of server-sent events (`/api/v1/events`).
+    fn event_stream(self, status: StatusCode) -> Route {
+        Route {
+            api: Api { status: status.as_u16(), answer: None, media: Some("text/event-stream"), ..self.api },
+            ..self
+        }
     }
 
     /// Answers `status` with no body.
@@ -146,6 +158,23 @@ pub fn routes() -> Vec<Route> {
             get(builds::attempts),
         )
         .answers::<Vec<buildstate_core::Attempt>>(S::OK),
+        route(
+            M::GET,
+            "/api/v1/builds/{reference}/attempts/{n}/log",
+            Some(R),
+            "the output of the build's nth attempt (1-based, as …/attempts lists them), streamed",
+            get(logs::log),
+        )
+        .text(S::OK),
+        route(
+            M::GET,
+            "/api/v1/events",
+            Some(R),
+            "builds' changes as server-sent events (`build`: id, number, state, status, version); ends after `timeout` seconds",
+            get(crate::events::events),
+        )
+        .query::<crate::events::EventsQuery>()
+        .event_stream(S::OK),
         route(
             M::GET,
             "/api/v1/builds/{reference}/failures",
@@ -376,7 +405,7 @@ pub fn routes() -> Vec<Route> {
 
 /// Every route of the server over `state`'s store.
 pub fn router(state: AppState) -> Router {
-    let mut router = Router::new();
+    let mut router = crate::dashboard::pages();
     for r in routes() {
         // Methods of one path are merged into one method router.
         router = router.route(r.path, r.handler);

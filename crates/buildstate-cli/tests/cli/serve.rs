@@ -169,3 +169,34 @@ fn schemathesis_finds_nothing() {
     assert!(out.status.success(), "schemathesis found something:\n{text}");
     assert!(text.contains("passed"), "schemathesis ran no test:\n{text}");
 }
+
+/// The resume decision through the API is the one `resume --json` prints, for each of
+/// its answers.
+#[test]
+fn the_resume_route_answers_what_resume_prints() {
+    let env = Env::new().with_catalog();
+    let token = env.ok(&["token", "create", "--name", "ci", "--scopes", "read"]).trim().to_owned();
+    let (mut server, addr) = start(&env);
+    let b = env.build("res-1");
+    let check = |why: &str| {
+        let (status, body) = get(&addr, &format!("/api/v1/builds/{b}/resume"), Some(&token));
+        assert_eq!(status, 200, "{why}: {body}");
+        let api: serde_json::Value = serde_json::from_str(&body).expect("JSON");
+        let out = env.cmd().args(["resume", &b, "--json"]).output().expect("resume");
+        let cli: serde_json::Value = serde_json::from_slice(&out.stdout).expect("resume --json");
+        assert_eq!(api, cli, "{why}");
+        assert_eq!(
+            i64::from(out.status.code().expect("an exit code")),
+            cli["exit_code"].as_i64().unwrap_or(-1)
+        );
+    };
+    check("a new build runs its first milestone");
+    env.ok(&["state", "start", &b, "5"]);
+    check("an open attempt");
+    env.ok(&["state", "fail", &b, "5", "--class", "persistent", "--error", "disk\nfull"]);
+    check("a persistent failure needs a person");
+    let (status, body) = get(&addr, "/api/v1/builds/nope/resume", Some(&token));
+    assert_eq!(status, 404, "{body}");
+    server.signal("TERM");
+    server.wait(Duration::from_secs(20));
+}

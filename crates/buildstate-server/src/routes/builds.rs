@@ -161,6 +161,24 @@ pub async fn attempts(
     Ok(Json(buildstate_core::attempts(&state.store.history(b.id).await?)))
 }
 
+/// `GET /api/v1/builds/{ref}/resume`: what to run next and why, as `buildstate resume
+/// --json` prints it (`buildstate_core::resume_plan`), its exit code included.
+pub async fn resume(
+    _: CanRead,
+    State(state): State<AppState>,
+    Path(reference): Path<String>,
+) -> Result<Json<buildstate_core::ResumePlan>, ApiError> {
+    let b = state.store.find_build(&reference).await?;
+    let last_failure = if b.status == buildstate_core::BuildStatus::Failed {
+        let filter =
+            buildstate_store::FailureFilter { build: Some(b.id), limit: Some(1), ..Default::default() };
+        state.store.failures(&filter).await?.into_iter().next()
+    } else {
+        None
+    };
+    Ok(Json(buildstate_core::resume_plan(&b, last_failure.as_ref())))
+}
+
 /// A failure as a client reports it.
 #[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]

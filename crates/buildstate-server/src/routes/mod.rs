@@ -160,6 +160,14 @@ pub fn routes() -> Vec<Route> {
         .answers::<Vec<buildstate_core::Attempt>>(S::OK),
         route(
             M::GET,
+            "/api/v1/builds/{reference}/resume",
+            Some(R),
+            "what to run next and why, as `buildstate resume --json` answers",
+            get(builds::resume),
+        )
+        .answers::<buildstate_core::ResumePlan>(S::OK),
+        route(
+            M::GET,
             "/api/v1/builds/{reference}/attempts/{n}/log",
             Some(R),
             "the output of the build's nth attempt (1-based, as …/attempts lists them), streamed",

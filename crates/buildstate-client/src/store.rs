@@ -411,6 +411,11 @@ impl Store for HttpStore {
         Err(StoreError::InvalidInput("webhook deliveries are sent by the server itself".into()))
     }
 
+    // What `/metrics` reads from its own store; a client scrapes `/metrics` instead.
+    async fn duration_buckets(&self) -> StoreResult<Vec<buildstate_store::report::DurationRow>> {
+        Err(StoreError::InvalidInput("milestone duration buckets are the server's: read its /metrics".into()))
+    }
+
     async fn report(&self, request: &ReportRequest) -> StoreResult<Report> {
         let f = &request.filter;
         let statuses: Vec<&str> = f.statuses.iter().map(|s| s.as_str()).collect();

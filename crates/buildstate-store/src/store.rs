@@ -7,7 +7,7 @@ use buildstate_core::{
     NewWebhook, Outcome, TokenId, TokenRecord, WebhookId, WebhookRecord, WorkerBeat, WorkerRecord,
 };
 
-use crate::report::{Report, ReportRequest};
+use crate::report::{DurationRow, Report, ReportRequest};
 use crate::{BuildFilter, FailureFilter, Guard, ImportMode, PruneRule, StoreResult, WorkerList};
 
 /// The one way to read and change buildstate data.
@@ -195,6 +195,9 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     ) -> StoreResult<Option<Delivery>>;
 
     // ── reports ──────────────────────────────────────────────────────────────────────
+    /// Completed attempts over all builds per milestone and fine (1 %) duration
+    /// bucket, with their exact total: what `/metrics` makes its histogram of.
+    async fn duration_buckets(&self) -> StoreResult<Vec<DurationRow>>;
     /// Computes a report (`crate::report`) on one consistent snapshot of the store.
     async fn report(&self, request: &ReportRequest) -> StoreResult<Report>;
 }

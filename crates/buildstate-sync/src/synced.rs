@@ -232,6 +232,10 @@ impl Store for SyncedStore {
         self.inner.report(request).await
     }
 
+    async fn duration_buckets(&self) -> StoreResult<Vec<buildstate_store::report::DurationRow>> {
+        self.inner.duration_buckets().await
+    }
+
     // Webhooks and their outbox, like tokens, stay in the store they were made in.
     async fn add_webhook(
         &self,

@@ -17,19 +17,45 @@
 use std::collections::BTreeMap;
 
 use buildstate_core::{BuildStatus, CatalogKind, FailureClass, StateCatalog};
-use buildstate_store::report::{Cell, Report, ReportName, ReportRequest, StatKind};
+use buildstate_store::report::{
+    Cell, DurationRow, Report, ReportName, ReportRequest, StatKind, bucket_floor,
+};
 use buildstate_store::{Store, StoreError, StoreResult};
 use jiff::Timestamp;
 
 use super::text::{Exposition, Kind};
 
-/// Completed attempts at one milestone: what the `durations` report says of them.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+/// Upper bounds (seconds) of the milestone duration histogram: from a quick check to a
+/// four-hour HANA install.
+pub const DURATION_BOUNDS: [f64; 13] =
+    [1.0, 5.0, 15.0, 30.0, 60.0, 120.0, 300.0, 600.0, 900.0, 1800.0, 3600.0, 7200.0, 14400.0];
+
+/// Completed attempts at one milestone, as a histogram: attempts per bound of
+/// [`DURATION_BOUNDS`] (not cumulative; the last slot is above every bound), and the
+/// exact total.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Durations {
-    pub count: u64,
-    pub mean_ms: u64,
-    pub p50_ms: u64,
-    pub p90_ms: u64,
+    pub counts: [u64; DURATION_BOUNDS.len() + 1],
+    pub sum_ms: u128,
+}
+
+impl Durations {
+    /// Adds the attempts of one of the store's fine buckets. A fine bucket is about 1 %
+    /// wide and is counted under the first bound its upper end does not pass, so an
+    /// attempt within 1 % under a bound may be counted under the next one.
+    fn add(&mut self, row: &DurationRow) {
+        let lower = bucket_floor(row.bucket);
+        let upper = bucket_floor(row.bucket.saturating_add(1));
+        // The top bucket has no upper end.
+        let upper_s = if upper > lower { upper as f64 / 1000.0 } else { f64::INFINITY };
+        let slot = DURATION_BOUNDS.iter().position(|b| upper_s <= *b).unwrap_or(DURATION_BOUNDS.len());
+        self.counts[slot] += row.attempts.max(0) as u64;
+        self.sum_ms += row.total_ms.max(0) as u128;
+    }
+
+    pub fn count(&self) -> u64 {
+        self.counts.iter().sum()
+    }
 }
 
 /// A platform × OS × image type cell.
@@ -45,7 +71,7 @@ pub struct StoreFigures {
     /// (platform, outcome): every catalog platform × completed, failed.
     pub attempts: BTreeMap<(String, &'static str), u64>,
     /// Per milestone code: those of the default catalog, and any other with builds.
-    pub durations: BTreeMap<u8, Option<Durations>>,
+    pub durations: BTreeMap<u8, Durations>,
     pub running: BTreeMap<u8, u64>,
     pub leases_held: u64,
     pub leases_expired: u64,
@@ -126,16 +152,9 @@ async fn attempts(store: &dyn Store, platforms: &[String], f: &mut StoreFigures)
 /// once they have something.
 async fn milestones(store: &dyn Store, f: &mut StoreFigures) -> StoreResult<()> {
     let codes: Vec<u8> = StateCatalog::default_catalog().codes().map(|c| c.get()).collect();
-    f.durations = codes.iter().map(|&c| (c, None)).collect();
-    let durations = report(store, ReportName::Durations).await?;
-    for row in &durations.rows {
-        let d = Durations {
-            count: int(&durations, row, "count"),
-            mean_ms: int(&durations, row, "mean_ms"),
-            p50_ms: int(&durations, row, "p50_ms"),
-            p90_ms: int(&durations, row, "p90_ms"),
-        };
-        f.durations.insert(int(&durations, row, "state") as u8, (d.count > 0).then_some(d));
+    f.durations = codes.iter().map(|&c| (c, Durations::default())).collect();
+    for row in store.duration_buckets().await? {
+        f.durations.entry(row.state.get()).or_default().add(&row);
     }
     f.running = codes.iter().map(|&c| (c, 0)).collect();
     let states = report(store, ReportName::States).await?;
@@ -227,25 +246,22 @@ impl StoreFigures {
 
         let mut fam = e.family(
             "buildstate_milestone_duration_seconds",
-            Kind::Summary,
+            Kind::Histogram,
             "Duration of completed attempts per milestone (state code) over the store's life; \
-             quantiles are nearest-rank, at most 1% under the exact value.",
+             an attempt within 1% under a bound may be counted under the next one.",
         );
+        let les: Vec<String> = DURATION_BOUNDS.iter().map(|b| super::text::number(*b)).collect();
         for (state, d) in &self.durations {
             let state = state.to_string();
             let labels = [("state", state.as_str())];
-            let (count, sum) = match d {
-                Some(d) => {
-                    for (q, ms) in [("0.5", d.p50_ms), ("0.9", d.p90_ms)] {
-                        fam.sample(&[("state", state.as_str()), ("quantile", q)], ms as f64 / 1000.0);
-                    }
-                    // The report's mean is rounded to the millisecond: so is this sum.
-                    (d.count, d.count as f64 * d.mean_ms as f64 / 1000.0)
-                }
-                None => (0, 0.0),
-            };
-            fam.suffixed("_sum", &labels, sum);
-            fam.suffixed("_count", &labels, count as f64);
+            let mut seen = 0;
+            for (i, le) in les.iter().enumerate() {
+                seen += d.counts[i];
+                fam.suffixed("_bucket", &[("state", state.as_str()), ("le", le)], seen as f64);
+            }
+            fam.suffixed("_bucket", &[("state", state.as_str()), ("le", "+Inf")], d.count() as f64);
+            fam.suffixed("_sum", &labels, d.sum_ms as f64 / 1000.0);
+            fam.suffixed("_count", &labels, d.count() as f64);
         }
 
         let mut fam = e.family(
@@ -297,5 +313,32 @@ impl StoreFigures {
                 seconds,
             );
         }
+    }
+}
+
+#[cfg(test)]
+mod duration_tests {
+    use buildstate_core::StateCode;
+    use buildstate_store::report::bucket;
+
+    use super::*;
+
+    #[test]
+    fn attempts_fall_under_the_first_bound_they_do_not_pass() {
+        let mut d = Durations::default();
+        for ms in [500, 20_000, 100_000, 100_000, 20_000_000] {
+            d.add(&DurationRow {
+                state: StateCode::new(5).expect("code"),
+                bucket: bucket(ms),
+                attempts: 1,
+                total_ms: ms as i64,
+            });
+        }
+        let at = |bound: f64| DURATION_BOUNDS.iter().position(|b| *b == bound).expect("a bound");
+        assert_eq!(d.counts[at(1.0)], 1);
+        assert_eq!(d.counts[at(30.0)], 1);
+        assert_eq!(d.counts[at(120.0)], 2);
+        assert_eq!(d.counts[DURATION_BOUNDS.len()], 1, "above every bound: +Inf only");
+        assert_eq!((d.count(), d.sum_ms), (5, 20_220_500));
     }
 }

@@ -187,7 +187,13 @@ async fn metrics_report_the_store_and_the_requests() {
     let count =
         |s: u8| value(&text, &format!("buildstate_milestone_duration_seconds_count{{state=\"{s}\"}}"));
     assert_eq!((count(0), count(5), count(10), count(100)), (3.0, 2.0, 1.0, 1.0));
-    assert!(text.contains("buildstate_milestone_duration_seconds{state=\"0\",quantile=\"0.5\"} "), "{text}");
+    let bucket = |s: u8, le: &str| {
+        value(&text, &format!("buildstate_milestone_duration_seconds_bucket{{state=\"{s}\",le=\"{le}\"}}"))
+    };
+    assert_eq!(bucket(0, "+Inf"), 3.0, "every attempt is under +Inf");
+    let cumulative: Vec<f64> =
+        ["1", "5", "60", "3600", "14400", "+Inf"].iter().map(|le| bucket(0, le)).collect();
+    assert!(cumulative.windows(2).all(|w| w[0] <= w[1]), "buckets are cumulative: {cumulative:?}");
     assert!(value(&text, "buildstate_milestone_duration_seconds_sum{state=\"0\"}") >= 0.0);
 
     // Running per milestone, leases.

@@ -231,6 +231,11 @@ impl<B: Backend> Store for B {
         self.transact(Write, "prune a build", w).await
     }
 
+    async fn duration_buckets(&self) -> StoreResult<Vec<crate::report::DurationRow>> {
+        let w = work((), |tx, ()| Box::pin(async move { tx.duration_histogram(&Default::default()).await }));
+        self.transact(Read, "read milestone durations", w).await
+    }
+
     async fn report(&self, request: &ReportRequest) -> StoreResult<Report> {
         let w = work(request.clone(), |tx, r| Box::pin(crate::report::compute(tx, r)));
         self.transact(Read, "compute a report", w).await

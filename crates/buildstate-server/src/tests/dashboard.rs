@@ -349,3 +349,57 @@ async fn anonymous_reads_show_pages_but_never_act() {
     assert_eq!(a.status, StatusCode::FORBIDDEN, "{}", a.text);
     assert_eq!(d.build(&n).await, before, "nothing changed");
 }
+
+/// Rewind and Cancel, as Retry: a write session's form with its CSRF token acts and is
+/// recorded; a rewind without a milestone, or to one the rules refuse, changes nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rewind_and_cancel_act_for_a_write_session_and_refusals_change_nothing() {
+    let d = Dash::new(None).await;
+    let n = d.failed("boom", "m").await;
+    let s = d.sign_in(&d.app.write).await;
+    let csrf = d.csrf(&s).await;
+    let same = [("sec-fetch-site", "same-origin"), ("origin", "http://dash.test")];
+    let before = d.build(&n).await;
+    // No milestone, one ahead of the build (rules refuse a forward rewind), not a code.
+    for form in [
+        format!("csrf={csrf}&reason=again"),
+        format!("csrf={csrf}&reason=again&to=55"),
+        format!("csrf={csrf}&reason=again&to=abc"),
+    ] {
+        let a = d.send("POST", &format!("/builds/{n}/rewind"), Some(&s), Some(&form), &same).await;
+        assert!(a.status.is_client_error(), "{form}: {} {}", a.status, a.text);
+        assert_eq!(d.build(&n).await, before, "a refused rewind ({form}) changes nothing");
+    }
+    let a = d
+        .send(
+            "POST",
+            &format!("/builds/{n}/rewind"),
+            Some(&s),
+            Some(&format!("csrf={csrf}&reason=redo&to=5")),
+            &same,
+        )
+        .await;
+    assert_eq!(a.status, StatusCode::SEE_OTHER, "{}", a.text);
+    let b = d.build(&n).await;
+    assert_eq!((b["state"].as_u64(), b["status"].as_str()), (Some(5), Some("running")), "{b}");
+    let a = d
+        .send(
+            "POST",
+            &format!("/builds/{n}/cancel"),
+            Some(&s),
+            Some(&format!("csrf={csrf}&reason=obsolete")),
+            &same,
+        )
+        .await;
+    assert_eq!(a.status, StatusCode::SEE_OTHER, "{}", a.text);
+    assert_eq!(d.build(&n).await["status"], "cancelled");
+    let history = d.app.call("GET", &format!("/api/v1/builds/{n}/history"), Some(&d.app.read), None).await.1;
+    let kinds: Vec<&str> =
+        history.as_array().expect("events").iter().filter_map(|e| e["kind"].as_str()).collect();
+    assert!(kinds.ends_with(&["rewound", "cancelled"]), "{kinds:?}");
+    let last = history.as_array().and_then(|h| h.last()).expect("an event");
+    assert_eq!(
+        (last["actor"].as_str(), last["message"].as_str()),
+        (Some("dashboard via token:ci"), Some("obsolete"))
+    );
+}

@@ -43,7 +43,9 @@ pub use retry::{Backoff, RetryPolicy, TransientMatch};
 pub use rules::{Outcome, ReasonAction, Rejection, apply};
 pub use state::{StateCode, StateCodeError};
 pub use status::{BuildStatus, ParseWordError};
-pub use text::{MAX_DETAILS_BYTES, MetaKey, MetaValue, TextError, clean_text, details_object, static_word};
+pub use text::{
+    MAX_DETAILS_BYTES, MetaKey, MetaValue, TextError, clean_text, details_object, path_component, static_word,
+};
 pub use token::{
     Scope, Scopes, TOKEN_PREFIX, TokenError, TokenId, TokenRecord, TokenSecret, constant_time_eq, hex,
 };

@@ -194,6 +194,20 @@ pub fn static_word(word: &str) -> &'static str {
     WORDS.iter().copied().find(|w| *w == word).unwrap_or("record")
 }
 
+/// One path component made of `raw`: only `a-z 0-9 . _ -` (anything else becomes `_`),
+/// never empty, never starting with `.` — what the runner names a build's log directory
+/// and files with, and the server finds them by, so that no stored name can make a path
+/// leave the logs directory.
+pub fn path_component(raw: &str) -> String {
+    let safe: String = raw
+        .chars()
+        .map(|c| {
+            if c.is_ascii_lowercase() || c.is_ascii_digit() || matches!(c, '.' | '_' | '-') { c } else { '_' }
+        })
+        .collect();
+    if safe.is_empty() || safe.starts_with('.') { format!("_{safe}") } else { safe }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

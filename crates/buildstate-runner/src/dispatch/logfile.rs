@@ -3,7 +3,7 @@
 
 use std::path::{Path, PathBuf};
 
-use buildstate_core::{Build, StateCode};
+use buildstate_core::{Build, StateCode, path_component as component};
 
 /// `<logs>/<build number>/<code>-<milestone>-<attempt>-e<event>.log`.
 ///
@@ -22,17 +22,6 @@ pub(crate) fn attempt_log(logs: &Path, build: &Build, state: StateCode, attempt:
 /// `<logs>/<build number>`: the directory that holds a build's attempt logs, and only its.
 pub fn build_log_dir(logs: &Path, number: &str) -> PathBuf {
     logs.join(component(number))
-}
-
-/// One path component: only `a-z 0-9 . _ -`, never empty, never starting with `.`.
-fn component(raw: &str) -> String {
-    let safe: String = raw
-        .chars()
-        .map(|c| {
-            if c.is_ascii_lowercase() || c.is_ascii_digit() || matches!(c, '.' | '_' | '-') { c } else { '_' }
-        })
-        .collect();
-    if safe.is_empty() || safe.starts_with('.') { format!("_{safe}") } else { safe }
 }
 
 #[cfg(test)]

@@ -24,17 +24,8 @@ use crate::AppState;
 use crate::dashboard::session::ReadAccess;
 use crate::error::ApiError;
 
-/// One path component as the runner makes it (`logfile::component`, repeated here: the
-/// server must find the directory the runner wrote, and must not depend on the runner).
-fn component(raw: &str) -> String {
-    let safe: String = raw
-        .chars()
-        .map(|c| {
-            if c.is_ascii_lowercase() || c.is_ascii_digit() || matches!(c, '.' | '_' | '-') { c } else { '_' }
-        })
-        .collect();
-    if safe.is_empty() || safe.starts_with('.') { format!("_{safe}") } else { safe }
-}
+// The directory the runner wrote the build's logs to: the same rule, written once.
+use buildstate_core::path_component as component;
 
 /// The file of an attempt's log, if it is one inside `<logs>/<number>/`.
 pub(crate) async fn locate(logs: &FsPath, number: &str, attempt: &Attempt) -> Option<PathBuf> {

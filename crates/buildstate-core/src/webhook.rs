@@ -140,9 +140,11 @@ impl FromStr for WebhookEvents {
     type Err = WebhookError;
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         let mut set = BTreeSet::new();
+        let mut all = false;
         for word in s.split(',').map(str::trim).filter(|w| !w.is_empty()) {
             if word.eq_ignore_ascii_case("all") {
-                return Ok(WebhookEvents::all());
+                all = true;
+                continue;
             }
             let lower = word.to_ascii_lowercase().replace('_', "-");
             let i = WebhookEvent::ALL
@@ -150,6 +152,9 @@ impl FromStr for WebhookEvents {
                 .position(|e| e.as_str() == lower)
                 .ok_or_else(|| WebhookError::UnknownEvent(crate::text::shorten(word, 40)))?;
             set.insert(WebhookEventOrd(i));
+        }
+        if all {
+            return Ok(WebhookEvents::all());
         }
         if set.is_empty() { Err(WebhookError::NoEvent) } else { Ok(WebhookEvents(set)) }
     }
@@ -287,7 +292,9 @@ pub struct WebhookRecord {
     #[schemars(skip)]
     pub secret: String,
     pub created_at: Timestamp,
-    /// Failed attempts in a row, of any delivery; a 2xx resets it.
+    /// Failed attempts in a row of its longest-failing delivery since its last 2xx: 20
+    /// means the receiver refused one event for ~11 h of backoff (not 20 queued events
+    /// refused once each in a short outage). A 2xx resets it.
     pub consecutive_failures: u32,
     /// Set after [`DISABLE_AFTER_FAILURES`] failures in a row: nothing is sent or queued.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -322,12 +329,13 @@ impl WebhookRecord {
         }
     }
 
-    /// Counts an attempt's outcome; disables the endpoint at the limit.
-    pub fn after_attempt(&mut self, delivered: bool, at: Timestamp) {
-        if delivered {
+    /// Counts an attempt of `delivery` (as it stands after the attempt); disables the
+    /// endpoint once one delivery has failed [`DISABLE_AFTER_FAILURES`] times in a row.
+    pub fn after_attempt(&mut self, delivery: &Delivery, at: Timestamp) {
+        if delivery.state == DeliveryState::Delivered {
             self.consecutive_failures = 0;
         } else {
-            self.consecutive_failures = self.consecutive_failures.saturating_add(1);
+            self.consecutive_failures = self.consecutive_failures.max(delivery.attempt_count);
             if self.consecutive_failures >= DISABLE_AFTER_FAILURES && self.disabled_at.is_none() {
                 self.disabled_at = Some(at);
             }
@@ -341,12 +349,19 @@ impl WebhookRecord {
     }
 }
 
-/// `https://hooks.slack.com/services/T0/B0/xyz?k=v` → `https://hooks.slack.com/…`.
+/// The host and the first path segment, at most 24 characters of it, so that endpoints
+/// can be told apart: `https://hooks.slack.com/services/T0/B0/xyz?k=v` →
+/// `https://hooks.slack.com/services/…` (a Slack URL's key is its last segments; a
+/// query often holds one too).
 pub fn shown_url(url: &str) -> String {
     let (scheme, rest) = url.split_once("://").unwrap_or(("", url));
     let host = rest.split(['/', '?', '#']).next().unwrap_or("");
-    let more = rest.len() > host.len();
-    format!("{scheme}://{host}{}", if more { "/…" } else { "" })
+    let after = &rest[host.len()..];
+    let path = after.strip_prefix('/').unwrap_or("");
+    let first: String = path.split(['/', '?', '#']).next().unwrap_or("").chars().take(24).collect();
+    let more = after.len() > first.len() + usize::from(after.starts_with('/'));
+    let first = if first.is_empty() { String::new() } else { format!("/{first}") };
+    format!("{scheme}://{host}{first}{}", if more { "/…" } else { "" })
 }
 
 /// What adding an endpoint answers: the record, and its secret, shown this once.
@@ -471,14 +486,18 @@ pub struct WebhookNotice {
 /// create).
 pub fn notices(before: Option<&Build>, after: &Build, events: &[HistoryEvent]) -> Vec<WebhookNotice> {
     let mut out = Vec::new();
-    let id = |seq: u64, e: WebhookEvent| format!("evt_{}_{seq}_{}", after.id, e.as_str());
+    // The event's time as well as its number: `import --replace` can give a build a
+    // history that numbers its events again from where the document left off.
+    let id = |h: &HistoryEvent, e: WebhookEvent| {
+        format!("evt_{}_{}_{}_{}", after.id, h.seq, h.at.as_microsecond(), e.as_str())
+    };
     for h in events {
         let event = WebhookEvent::of_kind(h.kind);
-        out.push(WebhookNotice { event, event_id: id(h.seq, event), at: h.at, seq: h.seq });
+        out.push(WebhookNotice { event, event_id: id(h, event), at: h.at, seq: h.seq });
     }
     let Some(last) = events.last() else { return out };
     let mut derived = |event: WebhookEvent| {
-        out.push(WebhookNotice { event, event_id: id(last.seq, event), at: last.at, seq: last.seq });
+        out.push(WebhookNotice { event, event_id: id(last, event), at: last.at, seq: last.seq });
     };
     if after.needs_intervention && !before.is_some_and(|b| b.needs_intervention) {
         derived(WebhookEvent::NeedsIntervention);
@@ -538,9 +557,15 @@ pub fn payload(
                 text.push_str(": ");
                 text.push_str(&crate::text::shorten(m, 300));
             }
-            serde_json::json!({ "text": text }).to_string()
+            serde_json::json!({ "text": slack_escape(&text) }).to_string()
         }
     }
+}
+
+/// Slack's control characters as text: `<!channel>` or `<https://x|a link>` in a failure
+/// message must not ping a channel or dress up a link as the bot's.
+fn slack_escape(text: &str) -> String {
+    text.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;")
 }
 
 #[cfg(test)]
@@ -556,6 +581,10 @@ mod tests {
             matches!("faild".parse::<WebhookEvents>(), Err(WebhookError::UnknownEvent(w)) if w == "faild")
         );
         assert_eq!(",".parse::<WebhookEvents>(), Err(WebhookError::NoEvent));
+        assert!(
+            matches!("all,bogus".parse::<WebhookEvents>(), Err(WebhookError::UnknownEvent(w)) if w == "bogus"),
+            "a typo beside `all` is still a typo"
+        );
     }
 
     #[test]
@@ -585,6 +614,14 @@ mod tests {
     }
 
     #[test]
+    fn slack_text_cannot_ping_a_channel_or_dress_up_a_link() {
+        assert_eq!(
+            slack_escape("<!channel> <https://e|fix> &lt;"),
+            "&lt;!channel&gt; &lt;https://e|fix&gt; &amp;lt;"
+        );
+    }
+
+    #[test]
     fn endpoint_is_disabled_after_twenty_failures_in_a_row() {
         let mut r = WebhookRecord::new(
             WebhookId::from_bytes([1; 6]),
@@ -597,15 +634,32 @@ mod tests {
             "whsec_x".into(),
             Timestamp::UNIX_EPOCH,
         );
-        for _ in 0..19 {
-            r.after_attempt(false, Timestamp::UNIX_EPOCH);
+        let delivery = |attempts: u32, state: DeliveryState| Delivery {
+            webhook: WebhookId::from_bytes([1; 6]),
+            event_id: "evt".into(),
+            event: WebhookEvent::Failed,
+            build: BuildId::generate(0, 1),
+            number: BuildNumber::try_from("b-1".to_owned()).unwrap(),
+            created_at: Timestamp::UNIX_EPOCH,
+            payload: "{}".into(),
+            state,
+            next_attempt_at: None,
+            attempts: Vec::new(),
+            attempt_count: attempts,
+        };
+        // A short outage: 30 queued events refused a few times each is no reason.
+        for _ in 0..30 {
+            for n in 1..=4 {
+                r.after_attempt(&delivery(n, DeliveryState::Pending), Timestamp::UNIX_EPOCH);
+            }
         }
-        r.after_attempt(true, Timestamp::UNIX_EPOCH);
-        assert_eq!((r.consecutive_failures, r.disabled_at), (0, None));
-        for _ in 0..20 {
-            r.after_attempt(false, Timestamp::UNIX_EPOCH);
+        assert_eq!((r.consecutive_failures, r.disabled_at), (4, None));
+        r.after_attempt(&delivery(5, DeliveryState::Delivered), Timestamp::UNIX_EPOCH);
+        assert_eq!(r.consecutive_failures, 0, "a 2xx resets it");
+        for n in 1..=20 {
+            r.after_attempt(&delivery(n, DeliveryState::Pending), Timestamp::UNIX_EPOCH);
         }
-        assert!(r.disabled_at.is_some());
+        assert!(r.disabled_at.is_some(), "one event refused 20 times in a row");
         assert!(!format!("{r:?}").contains("whsec_x"));
         assert!(!serde_json::to_string(&r).unwrap().contains("whsec_x"));
     }
@@ -638,8 +692,13 @@ mod tests {
 
     #[test]
     fn urls_are_shown_without_their_keys() {
-        assert_eq!(shown_url("https://hooks.slack.com/services/T0/B0/xyz"), "https://hooks.slack.com/…");
+        assert_eq!(
+            shown_url("https://hooks.slack.com/services/T0/B0/xyz"),
+            "https://hooks.slack.com/services/…"
+        );
         assert_eq!(shown_url("http://h:1"), "http://h:1");
+        assert_eq!(shown_url("http://h:1/fail3"), "http://h:1/fail3");
         assert_eq!(shown_url("http://h:1?k=secret"), "http://h:1/…");
+        assert_eq!(shown_url("http://h:1/hook?k=secret"), "http://h:1/hook/…");
     }
 }

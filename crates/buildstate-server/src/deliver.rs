@@ -26,8 +26,9 @@ pub struct SenderOptions {
     pub hold: Duration,
     /// How long an endpoint gets to answer.
     pub timeout: Duration,
-    /// Deliveries claimed (and sent side by side) at a time.
-    pub batch: usize,
+    /// Most deliveries in flight at once. A new claim is made as soon as one ends, so
+    /// an endpoint that hangs holds only the slots of its own due deliveries.
+    pub in_flight: usize,
     /// Multiplies every backoff (at most 1); below 1 only for tests.
     pub backoff_scale: f64,
 }
@@ -38,7 +39,7 @@ impl Default for SenderOptions {
             poll: Duration::from_millis(500),
             hold: Duration::from_secs(60),
             timeout: Duration::from_secs(10),
-            batch: 16,
+            in_flight: 64,
             backoff_scale: 1.0,
         }
     }
@@ -59,34 +60,40 @@ pub async fn run(
     };
     tokio::pin!(shutdown);
     let mut warned = false;
+    let mut sends = JoinSet::new();
     loop {
-        let claimed = match store.claim_deliveries(options.batch, options.hold).await {
-            Ok(c) => {
-                warned = false;
-                c
-            }
-            Err(e) => {
-                // Said once per outage, not once per poll.
-                if !warned {
-                    tracing::warn!(error = %e, "cannot read the webhook outbox; trying again");
-                    warned = true;
+        let free = options.in_flight.saturating_sub(sends.len());
+        let claimed = if free == 0 {
+            Vec::new()
+        } else {
+            match store.claim_deliveries(free, options.hold).await {
+                Ok(c) => {
+                    warned = false;
+                    c
                 }
-                Vec::new()
+                Err(e) => {
+                    // Said once per outage, not once per poll.
+                    if !warned {
+                        tracing::warn!(error = %e, "cannot read the webhook outbox; trying again");
+                        warned = true;
+                    }
+                    Vec::new()
+                }
             }
         };
-        if claimed.is_empty() {
-            tokio::select! {
-                () = tokio::time::sleep(options.poll) => continue,
-                () = &mut shutdown => return,
-            }
-        }
-        let mut sends = JoinSet::new();
+        let claimed_any = !claimed.is_empty();
         for (delivery, hook) in claimed {
             let (store, client) = (Arc::clone(&store), client.clone());
             sends.spawn(async move { send_and_record(&*store, &client, &delivery, &hook, options).await });
         }
+        if claimed_any && sends.len() < options.in_flight {
+            // More may be due at once: claim again before sleeping.
+            continue;
+        }
+        // Wait for a send to end (a slot frees) or the next poll, whichever is first.
         tokio::select! {
-            () = async { while sends.join_next().await.is_some() {} } => {}
+            Some(_) = sends.join_next(), if !sends.is_empty() => {}
+            () = tokio::time::sleep(options.poll) => {}
             () = &mut shutdown => return,
         }
     }
@@ -126,7 +133,18 @@ async fn send_and_record(
     let pace = RetryPace { jitter: fastrand::f64(), scale: options.backoff_scale };
     match store.record_delivery(&hook.id, &delivery.event_id, &attempt, pace).await {
         Ok(Some(d)) if d.state == buildstate_core::DeliveryState::Failed => {
-            tracing::warn!(webhook = %hook.id, event = %d.event_id, "webhook delivery given up");
+            let disabled = d.attempt_count >= buildstate_core::DISABLE_AFTER_FAILURES;
+            if disabled {
+                tracing::warn!(
+                    webhook = %hook.id,
+                    url = %hook.shown_url(),
+                    "webhook disabled: {} failed attempts in a row; its pending deliveries are given up \
+                     (fix the receiver, then `buildstate webhook remove` and `add` it again)",
+                    d.attempt_count
+                );
+            } else {
+                tracing::warn!(webhook = %hook.id, event = %d.event_id, "webhook delivery given up");
+            }
         }
         Ok(_) => {}
         // The hold runs out and the delivery is sent again: at least once.

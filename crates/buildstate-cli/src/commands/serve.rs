@@ -24,8 +24,8 @@ pub struct Args {
     /// Shortens every webhook retry wait by this factor (0 < f ≤ 1): for tests only
     #[arg(long, hide = true, env = "BUILDSTATE_WEBHOOK_BACKOFF_SCALE", default_value_t = 1.0)]
     webhook_backoff_scale: f64,
-    /// Attempt logs to serve (`GET …/attempts/{n}/log`, the dashboard's full logs):
-    /// the store's own logs directory unless runners were given another --logs-dir
+    /// Where the attempt logs it serves are (the dashboard's full logs): the store's own
+    /// logs directory unless runners were given another --logs-dir
     #[arg(long, value_name = "DIR")]
     logs_dir: Option<std::path::PathBuf>,
     /// Mark the dashboard's session cookie `Secure` (behind an https proxy that does

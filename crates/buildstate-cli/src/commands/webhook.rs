@@ -217,7 +217,11 @@ async fn deliveries(ctx: &Ctx, id: Option<&str>, limit: u32) -> Result<(), CliEr
             output::opt_time(d.next_attempt_at),
         ]);
     }
-    output::print_table(&t)
+    output::print_table(&t)?;
+    if all.len() == limit as usize {
+        output::notice(format!("showing the newest {limit}; --limit N shows more"));
+    }
+    Ok(())
 }
 
 fn state_word(d: &Delivery) -> String {

@@ -26,6 +26,23 @@ fn exchange(addr: &str, path: &str, token: Option<&str>) -> (u16, String, String
     (status, head.to_ascii_lowercase(), body.to_owned())
 }
 
+/// `POST /signin` with `token`, as the dashboard's form sends it: the status.
+fn sign_in(addr: &str, token: &str) -> u16 {
+    let mut s = TcpStream::connect(addr).expect("connect to the server");
+    s.set_read_timeout(Some(Duration::from_secs(10))).expect("timeout");
+    let body = format!("token={token}");
+    write!(
+        s,
+        "POST /signin HTTP/1.1\r\nHost: {addr}\r\nOrigin: http://{addr}\r\nSec-Fetch-Site: same-origin\r\n\
+         Content-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    )
+    .expect("send");
+    let mut text = String::new();
+    s.read_to_string(&mut text).expect("read the answer");
+    text.split(' ').nth(1).and_then(|c| c.parse().ok()).unwrap_or(0)
+}
+
 /// Starts `serve` on a free port; its address.
 fn start(env: &Env) -> (crate::common::Runner, String) {
     let server = env.spawn("server", &["serve", "--listen", "127.0.0.1:0"]);
@@ -67,6 +84,9 @@ fn serve_answers_with_tokens_and_stops_on_sigterm() {
     let (status, _, body) = exchange(&addr, "/api/v1/builds", Some(&token));
     assert_eq!(status, 200, "a valid token is let through a blocked address: {body}");
     assert_eq!(get(&addr, "/api/v1/builds", None).0, 429, "no token is refused as a guess is");
+    // The dashboard's sign-in alike: behind a proxy every person shares one address.
+    assert_eq!(sign_in(&addr, &guess), 429, "a guess at the sign-in waits too");
+    assert_eq!(sign_in(&addr, &token), 303, "a valid token signs in from a blocked address");
     assert_eq!(get(&addr, "/healthz", None).0, 200, "health needs no token and is never limited");
     server.signal("TERM");
     assert_eq!(server.wait(Duration::from_secs(30)), 0, "{}", server.output());

@@ -33,7 +33,10 @@ fn webhook_commands_check_what_they_are_given() {
     let secret = printed.trim();
     assert!(secret.starts_with("whsec_"), "the secret is printed once: {printed}");
     let list = env.ok(&["webhook", "list"]);
-    assert!(list.contains("https://hooks.slack.com/…") && list.contains("failed,delivered"), "{list}");
+    assert!(
+        list.contains("https://hooks.slack.com/services/…") && list.contains("failed,delivered"),
+        "{list}"
+    );
     assert!(
         !list.contains("SECRETPATH") && !list.contains(secret),
         "no key and no secret in a listing: {list}"
@@ -195,4 +198,33 @@ fn every_event_arrives_signed_through_refusals_and_a_server_restart() {
     assert!(!log.contains(secret) && !log.contains("/hooks/buildstate"), "no secret or path in logs");
     again.signal("TERM");
     assert_eq!(again.wait(Duration::from_secs(20)), 0, "{}", again.output());
+}
+
+/// From a hostile review: `import --replace` numbers a build's events again from where
+/// the document left off; the transitions after it are queued all the same, under new
+/// ids (a receiver dropping repeated ids would have dropped them).
+#[test]
+fn transitions_after_an_import_replace_are_queued_under_new_ids() {
+    let env = Env::new().with_catalog();
+    env.ok(&["webhook", "add", "https://e.com/h", "--events", "completed,failed"]);
+    let b = env.build("wh-imp");
+    env.ok(&["state", "start", &b, "0"]);
+    let doc = env.path("b.json");
+    env.ok(&["export", &b, "--output", doc.to_str().expect("utf-8")]);
+    env.ok(&["state", "complete", &b, "0"]);
+    env.ok(&["import", doc.to_str().expect("utf-8"), "--replace"]);
+    env.ok(&["state", "complete", &b, "0"]);
+    let all = env.json(&["webhook", "deliveries"]);
+    let ids: BTreeSet<&str> =
+        all.as_array().expect("a list").iter().filter_map(|d| d["event_id"].as_str()).collect();
+    assert_eq!(ids.len(), 2, "both completions are queued, under two ids: {all}");
+}
+
+/// From a hostile review: `all` beside a typo is still a typo.
+#[test]
+fn a_typo_beside_all_is_refused() {
+    let env = Env::new().with_catalog();
+    let said =
+        expect_error(&env.run(&["webhook", "add", "https://e.com/h", "--events", "all,bogus"]), 2, "typo");
+    assert!(said.contains("bogus"), "{said}");
 }

@@ -73,7 +73,9 @@ pub fn page(
             esc(&t.scopes.to_string()),
             esc(csrf)
         ),
-        _ => r#"<span>Reading anonymously</span> <a href="/signin">Sign in</a>"#.to_owned(),
+        // `reads` without a token: the server lets anonymous reads through.
+        _ if viewer.reads => r#"<span>Reading anonymously</span> <a href="/signin">Sign in</a>"#.to_owned(),
+        _ => r#"<span>Not signed in</span> <a href="/signin">Sign in</a>"#.to_owned(),
     };
     let watch = watch.map(|id| format!(r#" data-watch="{}""#, esc(id))).unwrap_or_default();
     // Only a viewer who may read the events stream subscribes to it.

@@ -47,14 +47,19 @@ pub async fn sign_in(
         return refused.page(&nobody);
     }
     let now = std::time::Instant::now();
-    if let Some(wait) = addr.and_then(|a| state.failed_sign_ins.blocked(a, now)) {
+    let found =
+        buildstate_store::tokens::authenticate(state.store.as_ref(), f.token.trim(), buildstate_store::now())
+            .await;
+    // A valid token signs in even from an address that is blocked, as it is let through
+    // on the API: behind a proxy every person shares one address, and one person's typos
+    // must not lock the others out.
+    if !matches!(found, Ok(Ok(_)))
+        && let Some(wait) = addr.and_then(|a| state.failed_sign_ins.blocked(a, now))
+    {
         let note =
             format!("too many refused tokens from this address; try again in {} s", wait.as_secs() + 1);
         return page(StatusCode::TOO_MANY_REQUESTS, "Sign in", "", &nobody, None, &form(&note));
     }
-    let found =
-        buildstate_store::tokens::authenticate(state.store.as_ref(), f.token.trim(), buildstate_store::now())
-            .await;
     let token = match found {
         Ok(Ok(t)) => t,
         Ok(Err(refusal)) => {

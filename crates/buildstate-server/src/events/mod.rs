@@ -64,6 +64,9 @@ pub struct Events {
     tx: broadcast::Sender<Numbered>,
     recent: Mutex<(u64, VecDeque<Numbered>)>,
     watching: AtomicBool,
+    /// The last sequence number sent when the watcher last started: changes made while
+    /// nobody watched have none, so a client that saw only up to here must reload.
+    watched_from: std::sync::atomic::AtomicU64,
     /// Set once the server stops: every open stream ends, so that a stop does not wait
     /// out its grace period for streams that would never finish by themselves.
     closed: tokio::sync::watch::Sender<bool>,
@@ -73,7 +76,14 @@ impl Events {
     pub fn new(store: Arc<dyn Store>) -> Arc<Events> {
         let (tx, _) = broadcast::channel(1024);
         let closed = tokio::sync::watch::Sender::new(false);
-        Arc::new(Events { store, tx, recent: Mutex::default(), watching: AtomicBool::new(false), closed })
+        Arc::new(Events {
+            store,
+            tx,
+            recent: Mutex::default(),
+            watching: AtomicBool::new(false),
+            watched_from: std::sync::atomic::AtomicU64::new(0),
+            closed,
+        })
     }
 
     /// Ends every open stream and any opened later (the server is stopping).
@@ -90,33 +100,39 @@ impl Events {
         }
     }
 
-    /// A receiver of every change from now on, and the changes after `last_seen` that
-    /// are still remembered. Starts the watcher if none runs.
+    /// A receiver of every change from now on, the changes after `last_seen` that are
+    /// still remembered, and whether that replay cannot be the whole of what the client
+    /// missed (it must reload): its id is from before this server started, older than
+    /// what is remembered, or from before the watcher last started (nobody watched in
+    /// between, so changes then have no id). Starts the watcher if none runs.
     pub fn subscribe(
         self: &Arc<Self>,
         last_seen: Option<u64>,
-    ) -> (broadcast::Receiver<Numbered>, Vec<Numbered>) {
+    ) -> (broadcast::Receiver<Numbered>, Vec<Numbered>, bool) {
         // Subscribed before the replay is read, so that nothing falls between them (a
         // change in both is sent twice, which a page takes as one more refresh).
         let rx = self.tx.subscribe();
-        let replay = match last_seen {
-            Some(seen) => {
-                let recent = self.recent.lock().unwrap_or_else(|p| p.into_inner());
-                // An id from before this server started (higher than any sent) replays nothing.
-                if seen <= recent.0 {
-                    recent.1.iter().filter(|n| n.seq > seen).cloned().collect()
-                } else {
-                    Vec::new()
-                }
-            }
-            None => Vec::new(),
-        };
+        let watched_before = self.watching.load(Ordering::SeqCst);
         self.ensure_watching();
-        (rx, replay)
+        let Some(seen) = last_seen else { return (rx, Vec::new(), false) };
+        let recent = self.recent.lock().unwrap_or_else(|p| p.into_inner());
+        let oldest = recent.1.front().map_or(recent.0 + 1, |n| n.seq);
+        let replay: Vec<Numbered> = if seen <= recent.0 {
+            recent.1.iter().filter(|n| n.seq > seen).cloned().collect()
+        } else {
+            Vec::new()
+        };
+        let gap = seen > recent.0
+            || seen.saturating_add(1) < oldest
+            || !watched_before
+            || seen < self.watched_from.load(Ordering::SeqCst);
+        (rx, replay, gap)
     }
 
     fn ensure_watching(self: &Arc<Self>) {
         if !self.watching.swap(true, Ordering::SeqCst) {
+            let last = self.recent.lock().unwrap_or_else(|p| p.into_inner()).0;
+            self.watched_from.store(last, Ordering::SeqCst);
             let hub = Arc::clone(self);
             tokio::spawn(async move { source::watch(hub).await });
         }

@@ -72,12 +72,15 @@ fn changes(
     last_seen: Option<u64>,
     lasts: Duration,
 ) -> impl Stream<Item = Result<Event, Infallible>> + use<> {
-    let (rx, replay) = hub.subscribe(last_seen);
+    let (rx, replay, gap) = hub.subscribe(last_seen);
     let deadline = Instant::now() + lasts;
     // How soon a browser reconnects once the stream ends.
     let hello = Event::default().retry(Duration::from_millis(500)).comment("buildstate events");
-    let head =
-        stream::iter(std::iter::once(hello).chain(replay.iter().map(event)).map(Ok).collect::<Vec<_>>());
+    // What the client missed may be more than the replay: it reads everything again.
+    let reload = gap.then(|| Event::default().event("reload").data("{}"));
+    let head = stream::iter(
+        std::iter::once(hello).chain(reload).chain(replay.iter().map(event)).map(Ok).collect::<Vec<_>>(),
+    );
     let closing = Box::pin(hub.closing());
     let live = stream::unfold((rx, closing), move |(mut rx, mut closing)| async move {
         let next = tokio::select! {

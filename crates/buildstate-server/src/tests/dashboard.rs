@@ -403,3 +403,30 @@ async fn rewind_and_cancel_act_for_a_write_session_and_refusals_change_nothing()
         (Some("dashboard via token:ci"), Some("obsolete"))
     );
 }
+
+/// From a hostile review: a change made while nobody listened has no id, so a client
+/// back with the id it last saw is told to reload, not given an empty replay.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_back_after_nobody_listened_is_told_to_reload() {
+    let d = Dash::new(None).await;
+    let b = d.app.create().await;
+    let n = b["number"].as_str().expect("number").to_owned();
+    let s = d.sign_in(&d.app.read).await;
+    let router = d.router.clone();
+    let cookie = format!("{}={s}", crate::dashboard::session::COOKIE);
+    let first = tokio::spawn(async move {
+        let req = Request::builder().uri("/api/v1/events?timeout=2").header("cookie", cookie);
+        let resp = router.oneshot(req.body(HttpBody::empty()).expect("req")).await.expect("resp");
+        String::from_utf8_lossy(&resp.into_body().collect().await.expect("body").to_bytes()).into_owned()
+    });
+    tokio::time::sleep(std::time::Duration::from_millis(700)).await;
+    assert_eq!(d.app.step(&n, json!({"action": "start", "state": 5})).await.0, StatusCode::OK);
+    assert!(first.await.expect("the first stream").contains("id: 1"));
+    // Nobody listens now; the watcher stops; this change gets no id.
+    tokio::time::sleep(std::time::Duration::from_millis(1200)).await;
+    assert_eq!(d.app.step(&n, json!({"action": "complete", "state": 5})).await.0, StatusCode::OK);
+    let back = d.send("GET", "/api/v1/events?timeout=0", Some(&s), None, &[("last-event-id", "1")]).await;
+    assert!(back.text.contains("event: reload"), "{}", back.text);
+    let stale = d.send("GET", "/api/v1/events?timeout=0", Some(&s), None, &[("last-event-id", "999")]).await;
+    assert!(stale.text.contains("event: reload"), "an id from before a restart: {}", stale.text);
+}

@@ -141,7 +141,7 @@ pub(crate) async fn record(
     delivery.after_attempt(attempt.clone(), pace);
     tx.put_delivery(&delivery).await?;
     let was_enabled = hook.disabled_at.is_none();
-    hook.after_attempt(attempt.delivered(), attempt.at);
+    hook.after_attempt(&delivery, attempt.at);
     tx.put_webhook(&hook).await?;
     if was_enabled && hook.disabled_at.is_some() {
         tx.give_up_deliveries(&hook.id).await?;

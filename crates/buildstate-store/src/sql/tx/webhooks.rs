@@ -146,9 +146,14 @@ impl<C: SqlConn> SqlTx<C> {
         limit: usize,
     ) -> StoreResult<Vec<Delivery>> {
         let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        // Where writers lock rows rather than the store (PostgreSQL, read committed), a
+        // second sender's claim would read the same due rows and send them too: it
+        // skips the ones a claim in flight holds, and once that commits they are no
+        // longer due.
+        let lock = if self.dialect.row_locks { " FOR UPDATE SKIP LOCKED" } else { "" };
         let sql = format!(
             "SELECT {DELIVERY_COLUMNS} FROM webhook_deliveries WHERE state = 'pending' AND next_attempt_at <= $1 \
-             ORDER BY next_attempt_at LIMIT $2"
+             ORDER BY next_attempt_at LIMIT $2{lock}"
         );
         self.all(&sql, &[at.into(), limit.into()], delivery).await
     }

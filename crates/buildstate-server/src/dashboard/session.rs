@@ -197,20 +197,52 @@ impl FromRequestParts<AppState> for Viewer {
 /// Read access to an API route for a browser or a program: a bearer token (checked as
 /// every API route checks it), else a dashboard session, else anonymous reads when the
 /// server allows them. The events stream and attempt logs take it.
+/// What granted it is kept, so that a long answer (the events stream) can check again
+/// that it still holds.
 #[derive(Clone, Debug)]
-pub struct ReadAccess;
+pub enum ReadAccess {
+    Token(buildstate_core::TokenId),
+    Session(String),
+    Anonymous,
+}
+
+impl ReadAccess {
+    fn of(caller: crate::auth::CanRead) -> ReadAccess {
+        caller.0.token.map_or(ReadAccess::Anonymous, |t| ReadAccess::Token(t.id))
+    }
+
+    /// Whether it still holds: the token is neither revoked nor expired, the session is
+    /// still open and so is its token.
+    pub async fn still_holds(&self, state: &AppState) -> bool {
+        let id = match self {
+            ReadAccess::Anonymous => return true,
+            ReadAccess::Token(id) => id.clone(),
+            ReadAccess::Session(s) => match state.sessions.get(s) {
+                Some(session) => session.token_id,
+                None => return false,
+            },
+        };
+        let now = buildstate_store::now();
+        match state.store.token(&id).await {
+            Ok(Some(t)) => !matches!(t.standing(now), "revoked" | "expired"),
+            Ok(None) => false,
+            // The store did not answer: not a reason to cut a reader off.
+            Err(_) => true,
+        }
+    }
+}
 
 impl FromRequestParts<AppState> for ReadAccess {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
         if parts.headers.contains_key(header::AUTHORIZATION) {
-            return crate::auth::CanRead::from_request_parts(parts, state).await.map(|_| ReadAccess);
+            return crate::auth::CanRead::from_request_parts(parts, state).await.map(ReadAccess::of);
         }
-        if signed_in(parts, state).await?.is_some() {
-            return Ok(ReadAccess);
+        if let Some(v) = signed_in(parts, state).await? {
+            return Ok(v.session_id.map_or(ReadAccess::Anonymous, ReadAccess::Session));
         }
-        crate::auth::CanRead::from_request_parts(parts, state).await.map(|_| ReadAccess)
+        crate::auth::CanRead::from_request_parts(parts, state).await.map(ReadAccess::of)
     }
 }
 

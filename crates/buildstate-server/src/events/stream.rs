@@ -28,6 +28,9 @@ use crate::routes::body::Query;
 /// enough that no connection is held for ever by a client that went away quietly.
 pub const MAX_STREAM_SECONDS: u32 = 300;
 
+/// How often a stream checks that its reader may still read.
+const RECHECK: Duration = Duration::from_secs(5);
+
 /// How often an idle stream sends a comment, so that proxies keep it open.
 const KEEP_ALIVE: Duration = Duration::from_secs(15);
 
@@ -40,7 +43,7 @@ pub struct EventsQuery {
 }
 
 pub async fn events(
-    _: ReadAccess,
+    access: ReadAccess,
     State(state): State<AppState>,
     Query(q): Query<EventsQuery>,
     headers: HeaderMap,
@@ -54,7 +57,8 @@ pub async fn events(
     // A malformed Last-Event-ID is a client's stale state, not an error: replay nothing.
     let last_seen =
         headers.get("last-event-id").and_then(|v| v.to_str().ok()).and_then(|v| v.trim().parse::<u64>().ok());
-    Ok(Sse::new(changes(&state.events, last_seen, Duration::from_secs(seconds.into())))
+    let lasts = Duration::from_secs(seconds.into());
+    Ok(Sse::new(changes(&state.events, last_seen, lasts, access, state.clone()))
         .keep_alive(KeepAlive::new().interval(KEEP_ALIVE)))
 }
 
@@ -66,11 +70,15 @@ fn event(n: &Numbered) -> Event {
         .unwrap_or_else(|_| Event::default().event("reload").data("{}"))
 }
 
-/// The replay, then every change until `lasts` has passed.
+/// The replay, then every change until `lasts` has passed, or until what let the client
+/// read no longer does (a revoked token, a closed session): checked every [`RECHECK`],
+/// so a revoked reader's stream ends within that.
 fn changes(
     hub: &Arc<Events>,
     last_seen: Option<u64>,
     lasts: Duration,
+    access: ReadAccess,
+    state: AppState,
 ) -> impl Stream<Item = Result<Event, Infallible>> + use<> {
     let (rx, replay, gap) = hub.subscribe(last_seen);
     let deadline = Instant::now() + lasts;
@@ -82,17 +90,30 @@ fn changes(
         std::iter::once(hello).chain(reload).chain(replay.iter().map(event)).map(Ok).collect::<Vec<_>>(),
     );
     let closing = Box::pin(hub.closing());
-    let live = stream::unfold((rx, closing), move |(mut rx, mut closing)| async move {
-        let next = tokio::select! {
-            next = tokio::time::timeout_at(deadline, rx.recv()) => next.ok()?,
-            () = &mut closing => return None,
-        };
-        let ev = match next {
-            Ok(n) => event(&n),
-            Err(RecvError::Lagged(_)) => Event::default().event("reload").data("{}"),
-            Err(RecvError::Closed) => return None,
-        };
-        Some((Ok(ev), (rx, closing)))
+    let live = stream::unfold((rx, closing), move |(mut rx, mut closing)| {
+        let (access, state) = (access.clone(), state.clone());
+        async move {
+            let next = loop {
+                let recheck = (Instant::now() + RECHECK).min(deadline);
+                tokio::select! {
+                    next = tokio::time::timeout_at(recheck, rx.recv()) => match next {
+                        Ok(next) => break next,
+                        Err(_) if Instant::now() >= deadline => return None,
+                        Err(_) => {}
+                    },
+                    () = &mut closing => return None,
+                }
+                if !access.still_holds(&state).await {
+                    return None;
+                }
+            };
+            let ev = match next {
+                Ok(n) => event(&n),
+                Err(RecvError::Lagged(_)) => Event::default().event("reload").data("{}"),
+                Err(RecvError::Closed) => return None,
+            };
+            Some((Ok(ev), (rx, closing)))
+        }
     });
     head.chain(live)
 }

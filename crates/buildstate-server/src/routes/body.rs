@@ -109,9 +109,23 @@ impl<S: Send + Sync, T: DeserializeOwned + Send> FromRequestParts<S> for Path<T>
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
         match axum::extract::Path::<T>::from_request_parts(parts, state).await {
             Ok(axum::extract::Path(v)) => Ok(Path(v)),
-            Err(e) => Err(ApiError::bad_request(e.body_text())),
+            Err(e) => {
+                Err(ApiError::bad_request(format!("the path is not valid: {}", detail(&e.body_text())))
+                    .with_hint("the API document (GET /api/v1/openapi.json) says what each path takes"))
+            }
         }
     }
+}
+
+/// axum's words for a path or query it could not read, without its prefix, the first
+/// letter lowercase (they follow ours).
+fn detail(text: &str) -> String {
+    let rest = ["Invalid URL: ", "Failed to deserialize query string: "]
+        .iter()
+        .find_map(|p| text.strip_prefix(p))
+        .unwrap_or(text);
+    let mut chars = rest.chars();
+    chars.next().map_or_else(String::new, |c| c.to_lowercase().chain(chars).collect())
 }
 
 /// A `since` parameter as the CLI's `--since` reads it (`2026-02-12`, an RFC 3339
@@ -143,5 +157,6 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequestParts<S> for Query<T> {
 }
 
 fn query_error(e: &QueryRejection) -> ApiError {
-    ApiError::bad_request(e.body_text())
+    ApiError::bad_request(format!("the query string is not valid: {}", detail(&e.body_text())))
+        .with_hint("the API document (GET /api/v1/openapi.json) says what each route takes")
 }

@@ -430,3 +430,33 @@ async fn a_client_back_after_nobody_listened_is_told_to_reload() {
     let stale = d.send("GET", "/api/v1/events?timeout=0", Some(&s), None, &[("last-event-id", "999")]).await;
     assert!(stale.text.contains("event: reload"), "an id from before a restart: {}", stale.text);
 }
+
+/// From a hostile review: revoking a token ends the events stream it opened (within the
+/// stream's re-check), as it ends its sessions.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn revoking_a_token_ends_its_open_events_stream() {
+    let d = Dash::new(None).await;
+    let (record, secret) = buildstate_store::tokens::issue(
+        buildstate_core::Name::new("short-lived").expect("name"),
+        "read".parse().expect("scopes"),
+        None,
+        buildstate_store::now(),
+    )
+    .expect("issue");
+    d.app.store.create_token(&record).await.expect("store the token");
+    let router = d.router.clone();
+    let bearer = format!("Bearer {}", secret.reveal());
+    let started = std::time::Instant::now();
+    let stream = tokio::spawn(async move {
+        let req = Request::builder().uri("/api/v1/events?timeout=60").header("authorization", bearer);
+        let resp = router.oneshot(req.body(HttpBody::empty()).expect("req")).await.expect("resp");
+        resp.into_body().collect().await.expect("body").to_bytes().len()
+    });
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    d.app.store.revoke_token("short-lived").await.expect("revoke");
+    tokio::time::timeout(std::time::Duration::from_secs(20), stream)
+        .await
+        .expect("the stream ends well before its 60 s timeout")
+        .expect("the stream task");
+    assert!(started.elapsed() < std::time::Duration::from_secs(15), "{:?}", started.elapsed());
+}

@@ -20,6 +20,10 @@ pub const HEADER_TIMEOUT: Duration = Duration::from_secs(10);
 /// Connections open at once; beyond, new ones are closed at once (well under the open
 /// file limit, so the listener and the store always have descriptors left).
 pub const MAX_CONNECTIONS: usize = 1024;
+/// Connections one client address may hold at once: a single client (or a single host
+/// holding half-sent requests open) can never take every slot, while a proxy or a NAT
+/// in front of many CI jobs still gets half of them.
+pub const MAX_PER_ADDRESS: usize = MAX_CONNECTIONS / 2;
 /// How long a stop waits for requests in flight before closing their connections.
 pub const GRACE: Duration = Duration::from_secs(10);
 
@@ -32,6 +36,7 @@ pub async fn serve(
 ) -> std::io::Result<()> {
     let graceful = GracefulShutdown::new();
     let open = Arc::new(Semaphore::new(MAX_CONNECTIONS));
+    let per_address = Arc::new(std::sync::Mutex::new(std::collections::HashMap::new()));
     tokio::pin!(shutdown);
     loop {
         let (stream, peer) = tokio::select! {
@@ -45,6 +50,10 @@ pub async fn serve(
                 }
             },
             () = &mut shutdown => break,
+        };
+        let Some(held) = PerAddress::take(&per_address, peer.ip()) else {
+            tracing::warn!(%peer, "{MAX_PER_ADDRESS} connections from this address are open: closing a new one");
+            continue;
         };
         let Ok(permit) = Arc::clone(&open).try_acquire_owned() else {
             tracing::warn!(%peer, "{MAX_CONNECTIONS} connections are open: closing a new one");
@@ -65,6 +74,7 @@ pub async fn serve(
                 tracing::debug!(%peer, error = %e, "a connection ended with an error");
             }
             drop(permit);
+            drop(held);
         });
     }
     drop(listener);
@@ -75,4 +85,57 @@ pub async fn serve(
         }
     }
     Ok(())
+}
+
+/// Open connections by client address.
+type Counts = Arc<std::sync::Mutex<std::collections::HashMap<std::net::IpAddr, usize>>>;
+
+/// One connection counted against its address; given back when dropped.
+struct PerAddress {
+    counts: Counts,
+    ip: std::net::IpAddr,
+}
+
+impl PerAddress {
+    /// Counts a connection from `ip`, unless it holds [`MAX_PER_ADDRESS`] already.
+    fn take(counts: &Counts, ip: std::net::IpAddr) -> Option<PerAddress> {
+        let mut map = counts.lock().unwrap_or_else(|p| p.into_inner());
+        let n = map.entry(ip).or_insert(0);
+        if *n >= MAX_PER_ADDRESS {
+            return None;
+        }
+        *n += 1;
+        Some(PerAddress { counts: Arc::clone(counts), ip })
+    }
+}
+
+impl Drop for PerAddress {
+    fn drop(&mut self) {
+        let mut map = self.counts.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(n) = map.get_mut(&self.ip) {
+            *n -= 1;
+            if *n == 0 {
+                map.remove(&self.ip);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn one_address_holds_at_most_half_the_connections() {
+        let counts: Counts = Arc::default();
+        let a: std::net::IpAddr = "10.0.0.1".parse().unwrap();
+        let b: std::net::IpAddr = "10.0.0.2".parse().unwrap();
+        let held: Vec<PerAddress> =
+            (0..MAX_PER_ADDRESS).map(|_| PerAddress::take(&counts, a).unwrap()).collect();
+        assert!(PerAddress::take(&counts, a).is_none(), "the address is at its cap");
+        assert!(PerAddress::take(&counts, b).is_some(), "another address is not");
+        drop(held);
+        assert!(PerAddress::take(&counts, a).is_some(), "given back when they close");
+        assert_eq!(counts.lock().unwrap().get(&b), None, "addresses without connections are forgotten");
+    }
 }

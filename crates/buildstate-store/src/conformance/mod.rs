@@ -118,6 +118,7 @@ macro_rules! conformance_tests {
             webhooks_are_added_listed_and_removed,
             transitions_queue_webhook_deliveries_in_their_transaction,
             webhook_deliveries_are_claimed_retried_and_given_up,
+            concurrent_claims_never_take_one_delivery_twice,
             list_builds_pages_by_cursor_without_gaps_or_repeats,
             prune_deletes_old_finished_builds_whole,
             prune_never_touches_running_leased_or_failed_open_builds,

@@ -230,3 +230,44 @@ pub async fn webhook_deliveries_are_claimed_retried_and_given_up(h: &impl Harnes
     );
     assert!(st.claim_deliveries(10, Duration::ZERO).await.expect("claim").is_empty());
 }
+
+/// Senders on several handles (servers sharing one store) that claim at once never
+/// take the same delivery: each due one goes to exactly one of them.
+pub async fn concurrent_claims_never_take_one_delivery_twice(h: &impl Harness) {
+    if h.webhooks() != Webhooks::Sent {
+        return;
+    }
+    let s = h.open().await;
+    let st = s.as_ref();
+    st.add_webhook(&hook("https://example.com/c", "created", WebhookFormat::Standard)).await.expect("add");
+    let new = seed(st).await;
+    let handles = handles(h, 8).await;
+    // Rounds of many claimers on many due deliveries, to give a race every chance.
+    for round in 0..3 {
+        for _ in 0..40 {
+            create(st, &new).await;
+        }
+        let mut claims = tokio::task::JoinSet::new();
+        for handle in &handles {
+            let handle = std::sync::Arc::clone(handle);
+            claims.spawn(async move {
+                handle.claim_deliveries(40, Duration::from_secs(60)).await.expect("claim")
+            });
+        }
+        let mut taken = Vec::new();
+        while let Some(claimed) = claims.join_next().await {
+            taken.extend(claimed.expect("a claim task").into_iter().map(|(d, _)| d.event_id));
+        }
+        let distinct: std::collections::BTreeSet<&String> = taken.iter().collect();
+        assert_eq!(distinct.len(), taken.len(), "round {round}: a delivery was claimed twice");
+        assert_eq!(taken.len(), 40, "round {round}: every due delivery went to one claim");
+    }
+}
+
+async fn handles(h: &impl Harness, n: usize) -> Vec<std::sync::Arc<dyn Store>> {
+    let mut v = Vec::new();
+    for _ in 0..n {
+        v.push(h.open().await);
+    }
+    v
+}

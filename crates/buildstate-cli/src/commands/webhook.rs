@@ -159,7 +159,9 @@ async fn remove(ctx: &Ctx, id: &str) -> Result<(), CliError> {
     if ctx.json {
         return output::json(&HookView::new(&removed));
     }
-    output::line(format!("removed webhook {} ({}) and its deliveries", removed.id, removed.shown_url()))
+    // A confirmation for a person (`--quiet` drops it); `--json` is for scripts.
+    output::notice(format!("removed webhook {} ({}) and its deliveries", removed.id, removed.shown_url()));
+    Ok(())
 }
 
 /// A delivery as scripts read it: the body stays in the store.

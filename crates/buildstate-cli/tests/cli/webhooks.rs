@@ -57,7 +57,13 @@ fn webhook_commands_check_what_they_are_given() {
     let deliveries = env.json(&["webhook", "deliveries", &id]);
     assert_eq!(deliveries.as_array().map(Vec::len), Some(1), "only `failed` is queued: {deliveries}");
     assert_eq!(deliveries[0]["state"], "pending");
-    assert!(env.ok(&["webhook", "remove", &id]).contains("removed webhook"));
+    let removed = env.run(&["webhook", "remove", &id]);
+    assert_eq!(removed.code, 0, "{}", removed.transcript());
+    assert!(
+        removed.stderr.contains("removed webhook"),
+        "a notice, which --quiet drops: {}",
+        removed.transcript()
+    );
     assert!(env.ok(&["webhook", "list"]).contains("no webhook"));
 }
 

@@ -54,6 +54,22 @@ install_chromium() {
 }
 install_chromium
 
+# Packer and Ansible, for the integrations' tests with the real tools
+# (crates/buildstate-cli/tests/cli/packer.rs, ansible.rs, new_project.rs): Debian's
+# `packer` (1.6.6: HCL2, the null builder, shell-local, manifest) and `ansible-core`.
+# Idempotent.
+install_packer_ansible() {
+    command -v packer >/dev/null 2>&1 && command -v ansible-playbook >/dev/null 2>&1 && return 0
+    echo "setup: installing packer ansible-core" >&2
+    local sudo=""
+    [ "$(id -u)" -eq 0 ] || sudo="sudo"
+    $sudo apt-get update -qq >/dev/null
+    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends packer ansible-core >/dev/null
+}
+install_packer_ansible
+# Packer must not phone home from a test.
+export CHECKPOINT_DISABLE=1
+
 if ! command -v cargo >/dev/null 2>&1; then
     echo "setup: cargo is not on PATH; install the Rust toolchain (rustup) first" >&2
     exit 1

@@ -3,4 +3,5 @@
 
 pub mod dispatch;
 pub mod executor;
+pub mod integrate;
 pub mod pipeline;

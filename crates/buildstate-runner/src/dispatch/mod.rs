@@ -11,7 +11,7 @@ mod logfile;
 mod presence;
 mod select;
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;
 mod track;
 mod worker;
 

@@ -30,14 +30,14 @@ fn name(s: &str) -> Name {
 }
 
 /// A temp dir holding the store (`buildstate.db`), the pipeline and what its steps write.
-struct Fixture {
+pub(crate) struct Fixture {
     dir: TempDir,
-    store: Arc<dyn Store>,
+    pub(crate) store: Arc<dyn Store>,
 }
 
 impl Fixture {
     /// A fresh store whose catalog has platform p1, OS o1 and the images `images`.
-    async fn new(images: &[&str]) -> Fixture {
+    pub(crate) async fn new(images: &[&str]) -> Fixture {
         let dir = tempfile::tempdir().expect("a temp dir");
         let store = SqliteStore::open(dir.path().join("buildstate.db")).expect("open the store");
         let mut items = vec![
@@ -68,7 +68,7 @@ impl Fixture {
         Fixture { dir, store: Arc::new(store) }
     }
 
-    fn path(&self, file: &str) -> std::path::PathBuf {
+    pub(crate) fn path(&self, file: &str) -> std::path::PathBuf {
         self.dir.path().join(file)
     }
 

@@ -4,4 +4,5 @@
 pub mod dispatch;
 pub mod executor;
 pub mod integrate;
+pub mod packer;
 pub mod pipeline;

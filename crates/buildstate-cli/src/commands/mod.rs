@@ -31,6 +31,8 @@ mod serve;
 mod state;
 mod sync;
 mod token;
+#[allow(dead_code)]
+mod tool_session;
 mod transfer;
 mod webhook;
 mod workers;

@@ -1,0 +1,99 @@
+//! What `buildstate packer` and `buildstate ansible-playbook` share: taking the build's
+//! lease (or acting for the runner whose step they are), and a [`Driver`] that moves
+//! the build through the milestones the tool reports.
+
+use std::path::PathBuf;
+
+use buildstate_core::{Build, StateCode};
+use buildstate_runner::dispatch::{LeaseKeeper, LeaseTtl};
+use buildstate_runner::integrate::{Closing, DriveError, Driver, STEP_REPORT_ENV};
+use buildstate_runner::pipeline::RetryDefaults;
+use tokio::sync::watch;
+
+use crate::cli::Ctx;
+use crate::exit::CliError;
+
+/// A tool run on one build.
+pub struct ToolSession {
+    pub driver: Driver,
+    /// Our own lease, when no runner holds one for us.
+    keeper: Option<LeaseKeeper>,
+}
+
+impl ToolSession {
+    /// On its own, takes the build's lease and starts its current milestone (re-opening
+    /// it if it failed there). As a pipeline step (the runner set `BUILDSTATE_STEP_REPORT`
+    /// and passed its lease token), acts under the runner's lease and leaves the last
+    /// milestone's end to it.
+    pub async fn open(
+        ctx: &Ctx,
+        build: &Build,
+        tool: &str,
+        lease_ttl: LeaseTtl,
+        log: Option<String>,
+    ) -> Result<ToolSession, CliError> {
+        let report = std::env::var_os(STEP_REPORT_ENV).filter(|v| !v.is_empty()).map(PathBuf::from);
+        let (guard, closing, keeper) = match (report, ctx.guard.lease) {
+            (Some(report), Some(_)) => (ctx.guard, Closing::Runner { report }, None),
+            _ => {
+                let keeper = LeaseKeeper::acquire(ctx.store.clone(), build.id, &ctx.actor, lease_ttl.get())
+                    .await
+                    .map_err(CliError::from)?;
+                let policy = RetryDefaults::installed().policy_for(build.state);
+                (keeper.guard(), Closing::Here { policy }, Some(keeper))
+            }
+        };
+        let mut driver = Driver::attach(ctx.store.clone(), build.id, &ctx.actor, guard, closing, log)
+            .await
+            .map_err(drive_error)?;
+        let why = format!("re-run by `buildstate {tool}`");
+        if let Err(e) = driver.begin(&why).await {
+            if let Some(k) = keeper {
+                k.release().await;
+            }
+            return Err(drive_error(e));
+        }
+        Ok(ToolSession { driver, keeper })
+    }
+
+    /// Raised when our own lease is lost (`lease break`, a take-over): the tool must
+    /// then be stopped, as `exec` stops its command. Never raised under a runner, which
+    /// stops its step itself.
+    pub fn lost(&self) -> watch::Receiver<bool> {
+        match &self.keeper {
+            Some(k) => k.lost(),
+            None => watch::channel(false).1,
+        }
+    }
+
+    /// The milestone the build is at now.
+    pub fn state(&self) -> StateCode {
+        self.driver.build().state
+    }
+
+    /// Gives the lease back (if it is ours and still held).
+    pub async fn release(self) {
+        if let Some(k) = self.keeper {
+            if !*k.lost().borrow() {
+                k.release().await;
+            }
+        }
+    }
+
+    /// Splits the session into its driver (to finish) and its lease (to release after).
+    pub fn into_parts(self) -> (Driver, Option<LeaseKeeper>) {
+        (self.driver, self.keeper)
+    }
+}
+
+/// A driver error in the CLI's shape (and exit code).
+pub fn drive_error(e: DriveError) -> CliError {
+    match e {
+        DriveError::Store(e) => e.into(),
+        DriveError::NotInCatalog { code, build } => CliError::usage(format!(
+            "milestone {code} is not in the catalog of build {build}"
+        ))
+        .with_hint("map tool steps to milestones of the build's catalog (`buildstate build show REF` lists them)"),
+        other => CliError::internal(other.to_string()),
+    }
+}

@@ -1,0 +1,56 @@
+//! The map from a Packer run's progress to milestones: provisioner indexes (in the
+//! order of the template's `build` block, from 0) and patterns of `ui say` lines. It is
+//! written in a pipeline step's `packer.map`, or in a file given to `buildstate packer
+//! --map` (YAML or JSON), with the same keys:
+//!
+//! ```yaml
+//! provisioners: {0: 10, 1: 15}
+//! say:
+//!   - {pattern: "Creating AMI", milestone: 20}
+//! ```
+
+use std::collections::BTreeMap;
+
+use buildstate_core::StateCode;
+use serde::{Deserialize, Serialize};
+
+/// The variable a pipeline's `packer:` step passes its map in (as JSON) to
+/// `buildstate packer`.
+pub const PACKER_MAP_ENV: &str = "BUILDSTATE_PACKER_MAP";
+
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PackerMap {
+    /// Provisioner index → the milestone it starts.
+    #[serde(default)]
+    pub provisioners: BTreeMap<u32, StateCode>,
+    /// A `ui say` line containing `pattern` starts `milestone`.
+    #[serde(default)]
+    pub say: Vec<SayRule>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SayRule {
+    pub pattern: String,
+    pub milestone: StateCode,
+}
+
+impl PackerMap {
+    /// Every milestone the map can move a build to, ascending and without repeats.
+    pub fn milestones(&self) -> Vec<StateCode> {
+        let mut codes: Vec<StateCode> =
+            self.provisioners.values().copied().chain(self.say.iter().map(|r| r.milestone)).collect();
+        codes.sort_unstable();
+        codes.dedup();
+        codes
+    }
+
+    /// What is wrong with the map on its own: an empty pattern would match every line.
+    pub fn problem(&self) -> Option<String> {
+        self.say
+            .iter()
+            .position(|r| r.pattern.trim().is_empty())
+            .map(|i| format!("say rule {i} has an empty pattern, which would match every line"))
+    }
+}

@@ -1,6 +1,6 @@
 //! Driving one build through its milestones under a lease.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::hash::{BuildHasher, Hasher};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -9,12 +9,13 @@ use buildstate_core::{Build, BuildStatus, Command, EventKind, StateCode};
 use buildstate_store::{Guard, Store, StoreError};
 use tokio::sync::{mpsc, watch};
 
-use super::classify::failure_for;
+use super::classify::{failure_for, with_report};
 use super::keeper::LeaseKeeper;
 use super::select::Target;
 use super::{BuildOutcome, Progress, RunOptions};
 use crate::executor::{OutputMode, StepEnd, StepRequest, run_step};
-use crate::pipeline::{Pipeline, Step};
+use crate::integrate::{STEP_REPORT_ENV, StepReport};
+use crate::pipeline::{Pipeline, Program, Step};
 
 const SIGTERM: i32 = 15;
 
@@ -241,6 +242,8 @@ async fn run_steps(
     // Attempts already made at a state when this run first reached it: the step's
     // retry budget counts from there, so a re-run gets the whole policy again.
     let mut base_attempts: BTreeMap<StateCode, u32> = BTreeMap::new();
+    // Tool steps that ran to a successful end in this run (see `Pipeline::step_for`).
+    let mut ran_through: BTreeSet<StateCode> = BTreeSet::new();
     loop {
         if *lost.borrow() {
             return Ok(Some(
@@ -277,13 +280,17 @@ async fn run_steps(
         }
         let state = build.state;
         let name = build.state_name().to_owned();
-        let Some(step) = pipeline.steps.get(&state) else {
+        // A milestone a tool step covers runs that step again, unless the step already
+        // ran to its end in this run without reaching it.
+        let step = pipeline.step_for(state).filter(|s| s.state == state || !ran_through.contains(&s.state));
+        let Some(step) = step else {
             record_unlisted(store.as_ref(), &build, pipeline, actor, guard, progress).await?;
             continue;
         };
         let attempt = build.attempt + 1;
         let base = *base_attempts.entry(state).or_insert(build.attempt);
         let log = super::logfile::attempt_log(&opts.logs_dir, &build, state, attempt);
+        let report = log.with_extension("report.json");
         let start = Command::Start {
             state,
             actor: actor.to_owned(),
@@ -299,9 +306,12 @@ async fn run_steps(
             name: name.clone(),
             attempt,
         });
-        let env = step_env(step, &build, pipeline, opts, attempt, keeper);
+        let bin =
+            std::env::current_exe().map(|p| p.display().to_string()).unwrap_or_else(|_| "buildstate".into());
+        let env = step_env(step, &build, pipeline, opts, attempt, keeper, &bin, &report);
+        let program = step.program.expanded(&bin, build.number.as_str());
         let request = StepRequest {
-            program: &step.program,
+            program: &program,
             workdir: &step.workdir,
             env: &env,
             timeout: step.timeout,
@@ -315,19 +325,31 @@ async fn run_steps(
                 "lease lost: another runner took this build over, or the lease was broken (`lease break`); this run stopped writing".into(),
             ));
         }
+        let told = StepReport::take(&report);
+        // A tool step may have moved the build on through later milestones: its end is
+        // the end of the milestone the build is at now.
+        let mut now = store.build(id).await?;
+        let at = now.state;
+        if at != state {
+            *tally.milestones.entry(at).or_insert(0) += 1;
+        }
+        let at_name = now.state_name().to_owned();
         if result.success() {
-            let done = Command::Complete {
-                state,
-                actor: actor.to_owned(),
-                exit_code: result.exit_code(),
-                log: Some(log.display().to_string()),
-            };
-            store.apply(id, &done, guard).await?;
+            ran_through.insert(step.state);
+            if now.attempt_open() {
+                let done = Command::Complete {
+                    state: at,
+                    actor: actor.to_owned(),
+                    exit_code: result.exit_code(),
+                    log: Some(log.display().to_string()),
+                };
+                store.apply(id, &done, guard).await?;
+            }
             let _ = progress.send(Progress::Ended {
                 build: build.number.clone(),
-                state,
-                name,
-                attempt,
+                state: at,
+                name: at_name,
+                attempt: now.attempt.max(1),
                 duration: result.duration,
                 ok: true,
                 message: None,
@@ -335,12 +357,33 @@ async fn run_steps(
             });
             continue;
         }
-        let failure = failure_for(step, &result);
+        if !matches!(now.status, BuildStatus::Pending | BuildStatus::Running) {
+            // The step recorded the build's end itself (cancelled, or failed outside the
+            // runner's view): that stands.
+            return Ok(Some(format!("{} at {at} ({at_name}) by its step", now.status)));
+        }
+        let base = if at == state {
+            base
+        } else {
+            *base_attempts.entry(at).or_insert(now.attempt.saturating_sub(1))
+        };
+        if !now.attempt_open() {
+            // It completed its milestones and failed before starting the next one: the
+            // failure belongs to the milestone it stopped at.
+            let start = Command::Start {
+                state: at,
+                actor: actor.to_owned(),
+                log: Some(log.display().to_string()),
+                force: false,
+            };
+            now = store.apply(id, &start, guard).await?.build;
+        }
+        let failure = with_report(failure_for(step, &result), told, step, &result);
         let class = failure.class;
         let message = failure.message.clone();
-        let tries_this_run = attempt - base;
+        let tries_this_run = now.attempt - base;
         let fail = Command::Fail {
-            state,
+            state: at,
             actor: actor.to_owned(),
             failure,
             max_attempts: base + step.retry.max_attempts,
@@ -352,21 +395,21 @@ async fn run_steps(
             .then(|| step.retry.backoff.delay(tries_this_run, draw()));
         let _ = progress.send(Progress::Ended {
             build: build.number.clone(),
-            state,
-            name: name.clone(),
-            attempt,
+            state: at,
+            name: at_name.clone(),
+            attempt: now.attempt,
             duration: result.duration,
             ok: false,
             message: Some(message.clone()),
             retry_in,
         });
         let Some(delay) = retry_in else {
-            return Ok(Some(format!("failed at {state} ({name}): {message}")));
+            return Ok(Some(format!("failed at {at} ({at_name}): {message}")));
         };
         tokio::select! {
             () = tokio::time::sleep(delay) => {}
             _ = step_stop.changed() => {
-                return Ok(Some(format!("interrupted while waiting to retry {state} ({name})")));
+                return Ok(Some(format!("interrupted while waiting to retry {at} ({at_name})")));
             }
         }
         let reason = format!(
@@ -444,6 +487,7 @@ async fn record_unlisted(
 
 /// The step's environment: the pipeline's, the platform's overrides, and what every
 /// step may rely on (documented in docs/pipeline.md).
+#[allow(clippy::too_many_arguments)]
 fn step_env(
     step: &Step,
     build: &Build,
@@ -451,12 +495,15 @@ fn step_env(
     opts: &RunOptions,
     attempt: u32,
     keeper: &LeaseKeeper,
+    bin: &str,
+    report: &std::path::Path,
 ) -> BTreeMap<String, String> {
     let mut env = step.env_for(&build.platform);
+    if let Program::Tool(tool) = &step.program {
+        env.extend(tool.env());
+    }
     // A step may call buildstate itself (`meta set`, `artifact add`): it writes on
     // behalf of its runner, under the runner's lease.
-    let bin =
-        std::env::current_exe().map(|p| p.display().to_string()).unwrap_or_else(|_| "buildstate".into());
     let pairs = [
         ("BUILDSTATE_BUILD", build.number.to_string()),
         ("BUILDSTATE_BUILD_ID", build.id.to_string()),
@@ -468,8 +515,10 @@ fn step_env(
         ("BUILDSTATE_IMAGE", build.image_type.to_string()),
         ("BUILDSTATE_PIPELINE", pipeline.name.to_string()),
         ("BUILDSTATE_DB", opts.store_location.clone()),
-        ("BUILDSTATE_BIN", bin),
+        ("BUILDSTATE_BIN", bin.to_owned()),
         ("BUILDSTATE_LEASE_TOKEN", keeper.token().get().to_string()),
+        // Where a tool may say how it failed (type, component, details).
+        (STEP_REPORT_ENV, report.display().to_string()),
     ];
     env.extend(pairs.into_iter().map(|(k, v)| (k.to_owned(), v)));
     env

@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 use buildstate_core::{FailureClass, FailureInfo, FailureType};
 
 use crate::executor::{StepEnd, StepResult};
+use crate::integrate::StepReport;
 use crate::pipeline::{Program, Step};
 
 /// The failure record for a step that did not succeed.
@@ -43,6 +44,38 @@ pub fn failure_for(step: &Step, result: &StepResult) -> FailureInfo {
     FailureInfo { failure_type, class, component: None, message, details, exit_code: result.exit_code() }
 }
 
+/// The failure of a step that left a [`StepReport`]: the tool's type, component,
+/// message and details over the runner's record (command, log, tail, duration). The
+/// class is the step's policy's, as for any step — transient also when the tool says so
+/// (an unreachable host).
+pub fn with_report(
+    mut failure: FailureInfo,
+    report: Option<StepReport>,
+    step: &Step,
+    result: &StepResult,
+) -> FailureInfo {
+    let Some(told) = report.and_then(|r| r.failure) else {
+        return failure;
+    };
+    let text = format!("{}\n{}", result.tail, told.message);
+    let by_policy = step.retry.transient.classify(result.exit_code(), &text);
+    failure.class = if told.class == FailureClass::Transient || by_policy == FailureClass::Transient {
+        FailureClass::Transient
+    } else {
+        FailureClass::Persistent
+    };
+    // A timeout or an interruption is what ended the step, whatever the tool said last.
+    if !matches!(result.end, StepEnd::TimedOut | StepEnd::Interrupted(_)) {
+        failure.failure_type = told.failure_type;
+        failure.message = buildstate_core::clean_text(&told.message, 2000);
+    }
+    failure.component = told.component.or(failure.component);
+    for (k, v) in told.details {
+        failure.details.entry(k).or_insert(v);
+    }
+    failure
+}
+
 /// `packer` and `ansible` failures are told apart from script failures by the program
 /// the step runs, so that reports can group them without configuration.
 fn tool_type(program: &Program) -> FailureType {
@@ -65,6 +98,7 @@ pub(crate) fn describe(program: &Program) -> String {
         Program::Shell(s) => s.clone(),
         Program::Argv(v) => v.join(" "),
         Program::Script(p) => p.display().to_string(),
+        Program::Tool(tool) => tool.to_string(),
     }
 }
 

@@ -100,6 +100,9 @@ fn resolve(program: &Program, workdir: &Path) -> Result<Target, String> {
             check_script(&full)?;
             Ok(Target { shown: full.display().to_string(), program: full, args: Vec::new() })
         }
+        // The dispatcher expands a tool step into its wrapper's argv (`Program::expanded`)
+        // before the step gets here: only it knows the build and the binary.
+        Program::Tool(tool) => Err(format!("the {} step was not expanded into a command", tool.name())),
     }
 }
 

@@ -15,6 +15,7 @@ mod raw;
 mod resolve;
 mod retry;
 mod step;
+mod tool;
 
 #[cfg(test)]
 mod tests;
@@ -29,6 +30,7 @@ use buildstate_core::{Name, RetryPolicy, StateCatalog, StateCode};
 pub use error::{PipelineError, PipelineErrorKind};
 pub use filter::MatrixFilter;
 pub use retry::{RetryDefaults, RetryLayer, RetryRule};
+pub use tool::Tool;
 
 /// A validated pipeline file.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -86,6 +88,20 @@ pub enum Program {
     Argv(Vec<String>),
     /// An executable file (absolute path), run directly with no arguments.
     Script(PathBuf),
+    /// Packer or Ansible under buildstate's wrapper, which records the milestones the
+    /// tool passes ([`Tool`]).
+    Tool(Tool),
+}
+
+impl Program {
+    /// What the executor runs: a tool step becomes its wrapper's command line, run with
+    /// this buildstate binary `bin` for build `build`; other programs are as written.
+    pub fn expanded(&self, bin: &str, build: &str) -> Program {
+        match self {
+            Program::Tool(tool) => Program::Argv(tool.argv(bin, build)),
+            other => other.clone(),
+        }
+    }
 }
 
 impl Step {
@@ -132,6 +148,17 @@ impl Pipeline {
         resolve::catalog_only(text, file)
     }
 
+    /// The step that runs milestone `state`: its own, or the tool step before it that
+    /// covers it (a Packer or Ansible step moves the build through the milestones after
+    /// its own, up to the next step). `None`: nothing runs it, it is skipped.
+    pub fn step_for(&self, state: StateCode) -> Option<&Step> {
+        if let Some(step) = self.steps.get(&state) {
+            return Some(step);
+        }
+        let (_, before) = self.steps.range(..state).next_back()?;
+        matches!(before.program, Program::Tool(_)).then_some(before)
+    }
+
     /// The cells `filter` selects, in matrix order.
     pub fn cells(&self, filter: &MatrixFilter) -> Vec<&MatrixCell> {
         self.matrix.iter().filter(|cell| filter.matches(cell)).collect()
@@ -152,6 +179,7 @@ impl fmt::Display for Program {
             Program::Shell(line) => f.write_str(line),
             Program::Argv(argv) => f.write_str(&argv.join(" ")),
             Program::Script(path) => write!(f, "{}", path.display()),
+            Program::Tool(tool) => write!(f, "{tool}"),
         }
     }
 }

@@ -87,11 +87,45 @@ pub(super) struct RawDefaults {
 pub(super) struct RawStep {
     pub run: Option<S<RawRun>>,
     pub script: Option<S<String>>,
+    pub packer: Option<S<RawPacker>>,
+    pub ansible: Option<S<RawAnsible>>,
     pub workdir: Option<S<String>>,
     pub timeout: Option<S<String>>,
     pub env: Option<S<EnvMap>>,
     pub platform_env: Option<S<PlatformEnvMap>>,
     pub retry: Option<S<RawRetry>>,
+}
+
+/// `packer: {args, map, keep_on_failure, cleanup}`: `buildstate packer` as the step.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawPacker {
+    pub args: Option<S<Vec<S<String>>>>,
+    pub map: Option<S<RawPackerMap>>,
+    pub keep_on_failure: Option<S<String>>,
+    pub cleanup: Option<S<String>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawPackerMap {
+    pub provisioners: Option<S<Entries<S<String>, S<String>>>>,
+    pub say: Option<Vec<S<RawSay>>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawSay {
+    pub pattern: Option<S<String>>,
+    pub milestone: Option<S<String>>,
+}
+
+/// `ansible: {playbook, args}`: `buildstate ansible-playbook` as the step.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawAnsible {
+    pub playbook: Option<S<String>>,
+    pub args: Option<S<Vec<S<String>>>>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -13,7 +13,7 @@ use super::error::Source;
 use super::matrix::{self, name};
 use super::raw::{RawCatalog, RawMilestone, RawPipeline, S};
 use super::step::Context;
-use super::{Pipeline, PipelineError, RetryDefaults};
+use super::{Pipeline, PipelineError, Program, RetryDefaults, Step};
 
 const TOP_KEYS: &str = "name, catalog, matrix, defaults, states";
 const STEP_KEYS: &str = "workdir, timeout, env, platform_env, retry";
@@ -65,6 +65,7 @@ pub(super) fn resolve(
     };
     let mut steps = BTreeMap::new();
     let mut seen: BTreeMap<StateCode, Location> = BTreeMap::new();
+    let mut mapped_at: BTreeMap<StateCode, Location> = BTreeMap::new();
     for (key, step) in &states.value.0 {
         let code = state_code(src, key)?;
         if !catalog.contains(code) {
@@ -90,11 +91,13 @@ pub(super) fn resolve(
         let Some(step) = step else {
             return Err(src.invalid(
                 key.referenced,
-                format!("state {code} is empty; expected what it runs: `run` or `script`, and optionally {STEP_KEYS}"),
+                format!("state {code} is empty; expected what it runs: `run`, `script`, `packer` or `ansible`, and optionally {STEP_KEYS}"),
             ));
         };
         steps.insert(code, cx.step(code, step.referenced, &step.value, &defaults)?);
+        mapped_at.insert(code, step.referenced);
     }
+    tool_maps(src, &catalog, &steps, &mapped_at)?;
 
     Ok(Pipeline { name, file: abs_file, dir, catalog, matrix: cells, steps })
 }
@@ -102,6 +105,43 @@ pub(super) fn resolve(
 /// Whether the text holds no YAML content: only blank lines and comments.
 fn is_blank(text: &str) -> bool {
     text.lines().map(str::trim).all(|l| l.is_empty() || l.starts_with('#') || l == "---" || l == "...")
+}
+
+/// A tool step's map may only name milestones of the catalog after its own and before
+/// the next step: those are the ones it covers.
+fn tool_maps(
+    src: Source<'_>,
+    catalog: &StateCatalog,
+    steps: &BTreeMap<StateCode, Step>,
+    at: &BTreeMap<StateCode, Location>,
+) -> Result<(), PipelineError> {
+    for (code, step) in steps {
+        let Program::Tool(tool) = &step.program else { continue };
+        let next = steps
+            .range((std::ops::Bound::Excluded(*code), std::ops::Bound::Unbounded))
+            .next()
+            .map(|(c, _)| *c);
+        let place = at.get(code).copied().unwrap_or(Location::UNKNOWN);
+        for m in tool.mapped() {
+            if !catalog.contains(m) {
+                return Err(src.invalid(
+                    place,
+                    format!("the {} map of state {code} names milestone {m}, which is not in the catalog; expected one of: {}", tool.name(), catalog.code_list()),
+                ));
+            }
+            if m <= *code || next.is_some_and(|n| m >= n) {
+                let upto = next.map_or_else(|| "100".to_owned(), |n| format!("the next step, {n}"));
+                return Err(src.invalid(
+                    place,
+                    format!(
+                        "the {} map of state {code} names milestone {m}; expected milestones after {code} and before {upto}: a tool step moves the build through the milestones that follow it",
+                        tool.name()
+                    ),
+                ));
+            }
+        }
+    }
+    Ok(())
 }
 
 fn state_code(src: Source<'_>, raw: &S<String>) -> Result<StateCode, PipelineError> {

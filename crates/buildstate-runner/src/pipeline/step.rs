@@ -28,6 +28,9 @@ use super::{PipelineError, Program, RetryDefaults, RetryLayer, Step};
 /// Environment variables the runner sets itself; a file may not set them.
 const RESERVED_PREFIX: &str = "BUILDSTATE_";
 const MAX_ATTEMPTS: u32 = 100;
+
+/// The keys that say what a step runs: a step has exactly one of them.
+const PROGRAM_KEYS: &str = "`run`, `script`, `packer` and `ansible`";
 const MAX_FACTOR: u32 = 100;
 
 /// `exit_codes` and `output_patterns`, each replaced as a whole when given.
@@ -100,19 +103,38 @@ impl Context<'_> {
 
     fn program(&self, state: StateCode, at: Location, raw: &RawStep) -> Result<Program, PipelineError> {
         let src = self.src;
+        let given: Vec<(&str, Location)> = [
+            ("run", raw.run.as_ref().map(|r| r.referenced)),
+            ("script", raw.script.as_ref().map(|r| r.referenced)),
+            ("packer", raw.packer.as_ref().map(|r| r.referenced)),
+            ("ansible", raw.ansible.as_ref().map(|r| r.referenced)),
+        ]
+        .into_iter()
+        .filter_map(|(k, at)| at.map(|at| (k, at)))
+        .collect();
+        if let [(first, _), (second, at), ..] = given.as_slice() {
+            return Err(src.invalid(
+                *at,
+                format!(
+                    "state {state} has both `{first}` and `{second}`; expected exactly one of {PROGRAM_KEYS}"
+                ),
+            ));
+        }
+        if let Some(packer) = &raw.packer {
+            return self.packer(packer).map(Program::Tool);
+        }
+        if let Some(ansible) = &raw.ansible {
+            return self.ansible(ansible).map(Program::Tool);
+        }
         match (&raw.run, &raw.script) {
-            (Some(_), Some(script)) => Err(src.invalid(
-                script.referenced,
-                format!("state {state} has both `run` and `script`; expected exactly one of them"),
-            )),
             (None, None) => Err(src.invalid(
                 at,
                 format!(
-                    "state {state} has neither `run` nor `script`; expected exactly one of them \
-                     (a command line, an argv list, or a script path)"
+                    "state {state} has none of {PROGRAM_KEYS}; expected exactly one of them \
+                     (a command line, an argv list, a script path, or a Packer or Ansible run)"
                 ),
             )),
-            (Some(run), None) => match &run.value {
+            (Some(run), _) => match &run.value {
                 RawRun::Line(line) if line.trim().is_empty() => Err(src.invalid(
                     run.referenced,
                     "`run` is empty; expected a command line or an argv list",
@@ -203,7 +225,7 @@ impl Context<'_> {
             .map_err(|e| self.src.invalid(raw.referenced, format!("`{text}` is not a usable path: {e}")))
     }
 
-    fn duration(&self, raw: &S<String>, key: &str) -> Result<Duration, PipelineError> {
+    pub(super) fn duration(&self, raw: &S<String>, key: &str) -> Result<Duration, PipelineError> {
         duration::parse(&raw.value)
             .map_err(|message| self.src.invalid(raw.referenced, format!("{key}: {message}")))
     }

@@ -436,7 +436,7 @@ fn shape_errors_name_the_key_and_the_allowed_ones() {
         ),
         (
             &format!("{HEAD}states:\n  0: {{run: x, timout: 5m}}\n"),
-            "p.yml:4:15: unknown key `timout`; expected one of: run, script, workdir, timeout, env, platform_env, retry",
+            "p.yml:4:15: unknown key `timout`; expected one of: run, script, packer, ansible, workdir, timeout, env, platform_env, retry",
         ),
         (
             &format!("{HEAD}defaults:\n  retry: {{max_attempts: 2, backof: x}}\n"),
@@ -566,7 +566,7 @@ fn value_errors_point_at_the_value_and_say_what_was_expected() {
         ),
         (
             &format!("{HEAD}states:\n  20:\n"),
-            "p.yml:4:3: state 20 is empty; expected what it runs: `run` or `script`, and optionally workdir, timeout, \
+            "p.yml:4:3: state 20 is empty; expected what it runs: `run`, `script`, `packer` or `ansible`, and optionally workdir, timeout, \
              env, platform_env, retry",
         ),
         (
@@ -575,12 +575,12 @@ fn value_errors_point_at_the_value_and_say_what_was_expected() {
         ),
         (
             &format!("{HEAD}states:\n  5: {{run: a, script: b.sh}}\n"),
-            "p.yml:4:23: state 5 has both `run` and `script`; expected exactly one of them",
+            "p.yml:4:23: state 5 has both `run` and `script`; expected exactly one of `run`, `script`, `packer` and `ansible`",
         ),
         (
             &format!("{HEAD}states:\n  5: {{timeout: 5m}}\n"),
-            "p.yml:4:6: state 5 has neither `run` nor `script`; expected exactly one of them \
-             (a command line, an argv list, or a script path)",
+            "p.yml:4:6: state 5 has none of `run`, `script`, `packer` and `ansible`; expected exactly one of them \
+             (a command line, an argv list, a script path, or a Packer or Ansible run)",
         ),
         (
             &format!("{HEAD}states:\n  5: {{run: '  '}}\n"),
@@ -826,4 +826,108 @@ fn a_catalog_alone_reads_like_a_pipelines_catalog() {
     );
     assert!(err("custom\n").starts_with("catalog.yml: unknown catalog `custom`"), "{}", err("custom\n"));
     assert!(err("- {code: 0, name: a, owner: me}\n").contains("unknown key `owner`"));
+}
+
+#[test]
+fn packer_and_ansible_steps_resolve_and_cover_the_milestones_after_them() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let yaml = format!(
+        "{HEAD}states:
+  5:
+    packer:
+      args: [-var, \"os=rhel\", rhel.pkr.hcl]
+      map: {{provisioners: {{0: 10, 1: 15}}, say: [{{pattern: Creating AMI, milestone: 20}}]}}
+      keep_on_failure: 4h
+      cleanup: aws ec2 terminate-instances --instance-ids {{id}}
+  25:
+    ansible: {{playbook: site.yml, args: [-i, inventory]}}
+  70: {{run: ./smoke.sh}}
+"
+    );
+    let p = Pipeline::parse(&yaml, &tmp.path().join("p.yml")).expect("a valid pipeline");
+    let Program::Tool(packer) = &p.steps[&code(5)].program else { panic!("a tool step") };
+    assert_eq!(packer.mapped(), vec![code(10), code(15), code(20)]);
+    assert_eq!(
+        packer.argv("/bin/buildstate", "b-1"),
+        [
+            "/bin/buildstate",
+            "packer",
+            "b-1",
+            "--keep-on-failure",
+            "14400s",
+            "--cleanup",
+            "aws ec2 terminate-instances --instance-ids {id}",
+            "--",
+            "packer",
+            "build",
+            "-var",
+            "os=rhel",
+            "rhel.pkr.hcl",
+        ]
+    );
+    let env = packer.env();
+    let map: serde_json::Value = serde_json::from_str(&env["BUILDSTATE_PACKER_MAP"]).expect("JSON");
+    assert_eq!(map["provisioners"]["1"], 15);
+    let Program::Tool(ansible) = &p.steps[&code(25)].program else { panic!("a tool step") };
+    assert_eq!(
+        ansible.argv("bs", "b-1"),
+        ["bs", "ansible-playbook", "b-1", "--", "-i", "inventory", "site.yml"]
+    );
+    // Milestones after a tool step and before the next step are that step's; after a
+    // plain step they have no step at all.
+    assert_eq!(p.step_for(code(15)).map(|s| s.state), Some(code(5)));
+    assert_eq!(p.step_for(code(60)).map(|s| s.state), Some(code(25)));
+    assert_eq!(p.step_for(code(70)).map(|s| s.state), Some(code(70)));
+    assert_eq!(p.step_for(code(75)).map(|s| s.state), None);
+    assert_eq!(p.step_for(code(0)).map(|s| s.state), None);
+}
+
+#[test]
+fn tool_steps_refuse_what_cannot_work() {
+    let cases = [
+        (
+            format!("{HEAD}states:\n  5: {{packer: {{args: [x.pkr.hcl]}}, run: x}}\n"),
+            "state 5 has both `run` and `packer`",
+        ),
+        (format!("{HEAD}states:\n  5: {{packer: {{map: {{}}}}}}\n"), "`packer` has no `args`"),
+        (format!("{HEAD}states:\n  5: {{packer: {{args: []}}}}\n"), "`packer.args` is empty"),
+        (
+            format!("{HEAD}states:\n  5: {{packer: {{args: [t], map: {{provisioners: {{a: 10}}}}}}}}\n"),
+            "`a` is not a provisioner index",
+        ),
+        (
+            format!("{HEAD}states:\n  5: {{packer: {{args: [t], map: {{provisioners: {{0: 12}}}}}}}}\n"),
+            "names milestone 12, which is not in the catalog",
+        ),
+        (
+            format!("{HEAD}states:\n  5: {{packer: {{args: [t], map: {{provisioners: {{0: 5}}}}}}}}\n"),
+            "expected milestones after 5 and before 100",
+        ),
+        (
+            format!(
+                "{HEAD}states:\n  5: {{packer: {{args: [t], map: {{provisioners: {{0: 30}}}}}}}}\n  25: {{run: x}}\n"
+            ),
+            "expected milestones after 5 and before the next step, 25",
+        ),
+        (
+            format!(
+                "{HEAD}states:\n  5: {{packer: {{args: [t], map: {{say: [{{pattern: '', milestone: 10}}]}}}}}}\n"
+            ),
+            "a `say` rule needs a non-empty `pattern`",
+        ),
+        (
+            format!("{HEAD}states:\n  5: {{packer: {{args: [t], cleanup: rm -rf x}}}}\n"),
+            "`cleanup` without `keep_on_failure`",
+        ),
+        (
+            format!("{HEAD}states:\n  5: {{packer: {{args: [t], bogus: 1}}}}\n"),
+            "unknown key `bogus`; expected one of: args, map, keep_on_failure, cleanup",
+        ),
+        (format!("{HEAD}states:\n  25: {{ansible: {{args: [-v]}}}}\n"), "`ansible` has no `playbook`"),
+        (format!("{HEAD}states:\n  25: {{ansible: {{playbook: ' '}}}}\n"), "`playbook` is empty"),
+    ];
+    for (yaml, want) in cases {
+        let got = error(&yaml);
+        assert!(got.contains(want), "{yaml}\n=> {got}\nwanted: {want}");
+    }
 }

@@ -302,7 +302,8 @@ pub fn builder_type(build: &str) -> &str {
 }
 
 fn push_bounded(lines: &mut Vec<String>, line: &str) {
-    if line.trim().is_empty() {
+    // Packer repeats a build's error in its summary: once is enough.
+    if line.trim().is_empty() || lines.iter().any(|l| l == line) {
         return;
     }
     if lines.len() == MAX_ERROR_LINES {
@@ -393,7 +394,7 @@ mod tests {
         assert_eq!(f.builder_type, "null");
         assert!(f.message.starts_with("Script exited with non-zero exit status: 3"), "{}", f.message);
         assert_eq!(f.error_lines[0], "boom");
-        assert_eq!(f.error_lines.len(), 2);
+        assert_eq!(f.error_lines.len(), 2, "{:?}", f.error_lines);
         assert!(p.general_errors().is_empty(), "{:?}", p.general_errors());
     }
 

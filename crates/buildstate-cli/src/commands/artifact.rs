@@ -146,18 +146,31 @@ async fn add(a: AddArgs, ctx: &Ctx) -> Result<(), CliError> {
 
 async fn ingest_manifest(a: IngestArgs, ctx: &Ctx) -> Result<(), CliError> {
     let b = ctx.find(&a.reference).await?;
-    let base = a.file.parent().filter(|p| !p.as_os_str().is_empty()).map_or_else(|| PathBuf::from("."), Path::to_owned);
+    let base = a
+        .file
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .map_or_else(|| PathBuf::from("."), Path::to_owned);
     let how = super::manifest_ingest::Ingest { all_runs: a.all_runs, force: a.force, base };
     let artifacts = super::manifest_ingest::read(&a.file, &b, &how)?;
     super::manifest_ingest::record(ctx.store.as_ref(), &b, &artifacts, ctx.guard).await?;
     if ctx.json {
         let names: Vec<&str> = artifacts.iter().map(|a| a.name.as_str()).collect();
-        let stored: Vec<Artifact> =
-            ctx.store.artifacts(b.id).await?.into_iter().filter(|s| names.contains(&s.name.as_str())).collect();
+        let stored: Vec<Artifact> = ctx
+            .store
+            .artifacts(b.id)
+            .await?
+            .into_iter()
+            .filter(|s| names.contains(&s.name.as_str()))
+            .collect();
         return output::json(&stored);
     }
     if artifacts.is_empty() {
-        return output::line(format!("{} has no images or files to record for build {}", a.file.display(), b.number));
+        return output::line(format!(
+            "{} has no images or files to record for build {}",
+            a.file.display(),
+            b.number
+        ));
     }
     for art in &artifacts {
         output::line(format!("recorded {} {} for build {}", art.kind, art.name, b.number))?;

@@ -87,7 +87,9 @@ pub fn render(template: &str, id: &str, cloud: &str, region: Option<&str>, build
 }
 
 fn quote(s: &str) -> String {
-    if !s.is_empty() && s.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-' | '/' | ':' | '=')) {
+    if !s.is_empty()
+        && s.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-' | '/' | ':' | '='))
+    {
         s.to_owned()
     } else {
         format!("'{}'", s.replace('\'', r"'\''"))
@@ -95,7 +97,12 @@ fn quote(s: &str) -> String {
 }
 
 /// Records `kept` on `build` under the next free `kept.<n>`.
-pub async fn record(store: &dyn Store, build: &Build, kept: &Kept, guard: Guard) -> Result<MetaKey, CliError> {
+pub async fn record(
+    store: &dyn Store,
+    build: &Build,
+    kept: &Kept,
+    guard: Guard,
+) -> Result<MetaKey, CliError> {
     let n = entries(build).iter().map(|(_, n, _)| *n).max().unwrap_or(0) + 1;
     let key = meta_key(n)?;
     write(store, build, &key, kept, guard).await?;
@@ -106,7 +113,13 @@ fn meta_key(n: u32) -> Result<MetaKey, CliError> {
     MetaKey::new(&format!("{KEY_PREFIX}{n}")).map_err(|e| CliError::internal(e.to_string()))
 }
 
-async fn write(store: &dyn Store, build: &Build, key: &MetaKey, kept: &Kept, guard: Guard) -> Result<Build, CliError> {
+async fn write(
+    store: &dyn Store,
+    build: &Build,
+    key: &MetaKey,
+    kept: &Kept,
+    guard: Guard,
+) -> Result<Build, CliError> {
     let json = serde_json::to_string(kept).map_err(|e| CliError::internal(e.to_string()))?;
     let value = MetaValue::new(key, &json).map_err(|e| CliError::internal(e.to_string()))?;
     let cmd = Command::SetMeta { key: key.clone(), value: Some(value) };
@@ -152,10 +165,16 @@ async fn all_rows(ctx: &Ctx, all: bool) -> Result<Vec<(Build, Row)>, CliError> {
             match kept {
                 Ok(kept) if all || kept.reaped_at.is_none() => {
                     let status = status(&kept, now);
-                    rows.push((b.clone(), Row { build: b.number.to_string(), key: key.to_string(), kept, status }));
+                    rows.push((
+                        b.clone(),
+                        Row { build: b.number.to_string(), key: key.to_string(), kept, status },
+                    ));
                 }
                 Ok(_) => {}
-                Err(why) => output::warning(format!("build {}: {key} does not read as a kept resource: {why}", b.number)),
+                Err(why) => output::warning(format!(
+                    "build {}: {key} does not read as a kept resource: {why}",
+                    b.number
+                )),
             }
         }
     }

@@ -79,7 +79,12 @@ pub fn from_events(events: &[EventArtifact], base: &Path) -> Result<Vec<Artifact
 }
 
 /// Records `artifacts` on the build, in order.
-pub async fn record(store: &dyn Store, build: &Build, artifacts: &[Artifact], guard: Guard) -> Result<(), CliError> {
+pub async fn record(
+    store: &dyn Store,
+    build: &Build,
+    artifacts: &[Artifact],
+    guard: Guard,
+) -> Result<(), CliError> {
     for a in artifacts {
         store.add_artifact(build.id, a, guard).await?;
     }
@@ -133,7 +138,12 @@ fn image_artifact(name: String, id: &str, region: Option<String>) -> Result<Arti
 
 /// A file the build made: measured and hashed when it is here, else as the manifest
 /// says (a warning tells why it has no digest).
-fn file_artifact(packer_build: &str, file: &str, size: Option<u64>, base: &Path) -> Result<Artifact, CliError> {
+fn file_artifact(
+    packer_build: &str,
+    file: &str,
+    size: Option<u64>,
+    base: &Path,
+) -> Result<Artifact, CliError> {
     let path = if Path::new(file).is_absolute() { PathBuf::from(file) } else { base.join(file) };
     let name = crate::input::label(&format!("{packer_build}.{file}"))
         .map_err(|why| CliError::new(Exit::BadDocument, format!("file `{file}` of {packer_build}: {why}")))?;

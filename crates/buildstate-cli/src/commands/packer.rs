@@ -87,7 +87,8 @@ pub async fn run(a: Args, ctx: &Ctx) -> Result<Exit, CliError> {
         build.state.get(),
         build.history_len + 1
     ));
-    let session = ToolSession::open(ctx, &build, "packer", a.runner.lease_ttl, Some(log.display().to_string())).await?;
+    let session =
+        ToolSession::open(ctx, &build, "packer", a.runner.lease_ttl, Some(log.display().to_string())).await?;
     let lost = session.lost();
     let (driver, keeper) = session.into_parts();
     let mut driver = driver;
@@ -149,12 +150,14 @@ pub async fn run(a: Args, ctx: &Ctx) -> Result<Exit, CliError> {
 /// The map from `--map FILE`, else `$BUILDSTATE_PACKER_MAP` (JSON, set by the runner for
 /// pipeline `packer:` steps), else none: the whole run is the build's current milestone.
 fn load_map(file: Option<&Path>) -> Result<PackerMap, CliError> {
-    let hint = "a map is `provisioners: {0: 10, 1: 15}` and `say: [{pattern: \"…\", milestone: 20}]` (YAML or JSON)";
+    let hint =
+        "a map is `provisioners: {0: 10, 1: 15}` and `say: [{pattern: \"…\", milestone: 20}]` (YAML or JSON)";
     let (text, from) = match file {
         Some(path) => {
             let bytes = crate::input::read_file(path, "the Packer map", 1024 * 1024)?;
-            let text = String::from_utf8(bytes)
-                .map_err(|_| CliError::usage(format!("the Packer map {} is not UTF-8 text", path.display())))?;
+            let text = String::from_utf8(bytes).map_err(|_| {
+                CliError::usage(format!("the Packer map {} is not UTF-8 text", path.display()))
+            })?;
             (text, path.display().to_string())
         }
         None => match std::env::var(PACKER_MAP_ENV) {
@@ -179,7 +182,9 @@ fn check_map(map: &PackerMap, build: &Build) -> Result<(), CliError> {
         build.number,
         build.catalog.code_list(),
     ))
-    .with_hint("map provisioners to milestones of the build's catalog (`buildstate build show REF` lists them)"))
+    .with_hint(
+        "map provisioners to milestones of the build's catalog (`buildstate build show REF` lists them)",
+    ))
 }
 
 /// `packer build ARGS…` with `-machine-readable` (and `-on-error=abort` to keep a failed
@@ -192,7 +197,9 @@ fn packer_argv(command: &[String], keep: bool) -> Result<Vec<String>, CliError> 
     };
     let mut argv = command.to_vec();
     if keep && let Some(other) = argv.iter().find(|w| w.starts_with("-on-error")) {
-        return Err(CliError::usage(format!("--keep-on-failure passes -on-error=abort itself; remove `{other}`")));
+        return Err(CliError::usage(format!(
+            "--keep-on-failure passes -on-error=abort itself; remove `{other}`"
+        )));
     }
     let mut extra = Vec::new();
     if !argv.iter().any(|w| w == "-machine-readable") {
@@ -210,8 +217,10 @@ fn packer_argv(command: &[String], keep: bool) -> Result<Vec<String>, CliError> 
 /// nobody can reap is the leak this feature exists to prevent.
 fn check_default_cleanups(argv: &[String]) -> Result<(), CliError> {
     let Some(template) = argv.last().map(PathBuf::from) else { return Ok(()) };
-    let missing: Vec<String> =
-        builder_types(&template).into_iter().filter(|t| kept::default_cleanup(&cloud_of(t)).is_none()).collect();
+    let missing: Vec<String> = builder_types(&template)
+        .into_iter()
+        .filter(|t| kept::default_cleanup(&cloud_of(t)).is_none())
+        .collect();
     if missing.is_empty() {
         return Ok(());
     }
@@ -338,7 +347,13 @@ async fn record_artifacts(
 
 /// The failure of a run that did not succeed: the failing component and its error lines
 /// when Packer said them, else what the executor knows (interrupted, could not start).
-fn packer_failure(driver: &Driver, argv: &[String], workdir: &Path, result: &StepResult, follow: &Follow) -> FailureInfo {
+fn packer_failure(
+    driver: &Driver,
+    argv: &[String],
+    workdir: &Path,
+    result: &StepResult,
+    follow: &Follow,
+) -> FailureInfo {
     let b = driver.build();
     let step = Step {
         state: b.state,
@@ -354,7 +369,9 @@ fn packer_failure(driver: &Driver, argv: &[String], workdir: &Path, result: &Ste
     failure.details.remove("tail");
     let template = argv.last().cloned().unwrap_or_default();
     failure.details.insert("template".to_owned(), template.into());
-    failure.details.insert("log_tail".to_owned(), buildstate_core::clean_text(&follow.tail_text(), usize::MAX).into());
+    failure
+        .details
+        .insert("log_tail".to_owned(), buildstate_core::clean_text(&follow.tail_text(), usize::MAX).into());
     if !matches!(result.end, StepEnd::Exited(_)) {
         return failure;
     }
@@ -365,8 +382,10 @@ fn packer_failure(driver: &Driver, argv: &[String], workdir: &Path, result: &Ste
         failure.details.insert("build".to_owned(), first.build.clone().into());
         failure.details.insert("error_lines".to_owned(), first.error_lines.clone().into());
         if failures.len() > 1 {
-            let others: Vec<String> =
-                failures[1..].iter().map(|f| format!("{}: {}: {}", f.build, f.component_name(), f.message)).collect();
+            let others: Vec<String> = failures[1..]
+                .iter()
+                .map(|f| format!("{}: {}: {}", f.build, f.component_name(), f.message))
+                .collect();
             failure.details.insert("other_failures".to_owned(), others.into());
         }
     } else if let Some(line) = follow.progress.general_errors().first() {
@@ -401,7 +420,10 @@ async fn keep_failed(ctx: &Ctx, driver: &Driver, follow: &Follow, keep: Duration
         let cloud = cloud_of(&f.builder_type);
         let id = f.resource_id.clone().unwrap_or_else(|| f.build.clone());
         let Some(template) = cleanup.or_else(|| kept::default_cleanup(&cloud)) else {
-            crate::output::warning(format!("{} was kept but has no clean-up command; clean it up by hand", f.build));
+            crate::output::warning(format!(
+                "{} was kept but has no clean-up command; clean it up by hand",
+                f.build
+            ));
             continue;
         };
         let entry = Kept {

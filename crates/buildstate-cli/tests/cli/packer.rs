@@ -346,3 +346,47 @@ fn bad_inputs_are_refused_before_packer_runs() {
     );
     assert!(err.contains("at most"), "{err}");
 }
+
+/// API throttling in a failing provisioner's output is transient by the milestone's
+/// retry policy (`[retry.RANGE] transient.output_patterns`), like any other step's.
+#[test]
+fn throttling_is_transient_by_the_retry_policy() {
+    let env = env();
+    let config = write(
+        &env,
+        "bs.toml",
+        "[retry.0-100]\nmax_attempts = 3\ntransient = { output_patterns = [\"RequestLimitExceeded\"] }\n",
+    );
+    let b = env.build("pk-9");
+    let t = template(&env, "throttled", &["echo 'RequestLimitExceeded: Rate exceeded' >&2; exit 1"], "");
+    let r: Run = env
+        .cmd()
+        .current_dir(env.dir.path())
+        .env("CHECKPOINT_DISABLE", "1")
+        .env("BUILDSTATE_CONFIG", &config)
+        .args(["packer", &b, "--", "packer", "build", &t])
+        .output()
+        .expect("run")
+        .into();
+    assert_eq!(r.code, 1, "{r:?}");
+    let f = &env.failures(&b)[0];
+    assert_eq!((f["type"].as_str(), f["class"].as_str()), (Some("packer"), Some("transient")), "{f:#}");
+    let shown = env.json(&["build", "show", &b]);
+    assert_eq!(shown["build"]["needs_intervention"], false, "a transient failure is retried: {shown}");
+}
+
+/// A post-processor that fails is the component named, with Packer's error on one line.
+#[test]
+fn a_failing_post_processor_is_named() {
+    let env = env();
+    let b = env.build("pk-10");
+    let post = "  post-processor \"manifest\" { output = \"/nonexistent/dir/m.json\" }\n";
+    let t = template(&env, "post", &["echo ok"], post);
+    let r = bs(&env, &["packer", &b, "--", "packer", "build", &t]);
+    assert_eq!(r.code, 1, "{r:?}");
+    let f = &env.failures(&b)[0];
+    assert_eq!(f["component"], "manifest (post-processor)", "{f:#}");
+    let message = f["message"].as_str().unwrap_or("");
+    assert!(message.contains("Unable to write /nonexistent/dir/m.json") && !message.contains('\n'), "{f:#}");
+    assert!(env.json(&["artifact", "list", &b]).as_array().is_some_and(Vec::is_empty));
+}

@@ -210,7 +210,10 @@ impl Progress {
             build: build.to_owned(),
             builder_type: builder_type(build).to_owned(),
             component: progress.component.unwrap_or(Component::Builder),
-            message: shorten(message.trim()),
+            // One line: Packer's multi-error messages span several.
+            message: shorten(
+                &message.lines().map(str::trim).filter(|l| !l.is_empty()).collect::<Vec<_>>().join(" "),
+            ),
             error_lines,
             resource_id: progress.resource_id,
         });
@@ -257,6 +260,11 @@ fn split_build(text: &str) -> Option<(&str, &str)> {
         .or_else(|| text.strip_prefix("--> "))
         .or_else(|| text.strip_prefix("    "))?;
     let (name, rest) = body.split_once(": ")?;
+    // A post-processor's lines say `null.x (artifice): …`.
+    let name = match name.split_once(" (") {
+        Some((build, kind)) if kind.ends_with(')') && !kind.contains(' ') => build,
+        _ => name,
+    };
     let ok =
         !name.is_empty() && name.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_'));
     ok.then_some((name, rest))
@@ -433,5 +441,7 @@ mod tests {
             Some("packer-Resource-Group-abc")
         );
         assert_eq!(resource_id("nothing here"), None);
+        assert_eq!(split_build("==> null.x (artifice): Using these"), Some(("null.x", "Using these")));
+        assert_eq!(split_build("Error: x"), None);
     }
 }

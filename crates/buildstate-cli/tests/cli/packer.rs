@@ -390,3 +390,48 @@ fn a_failing_post_processor_is_named() {
     assert!(message.contains("Unable to write /nonexistent/dir/m.json") && !message.contains('\n'), "{f:#}");
     assert!(env.json(&["artifact", "list", &b]).as_array().is_some_and(Vec::is_empty));
 }
+
+/// A lease broken under a running `buildstate packer` stops Packer's whole process group
+/// (its provisioner's grandchild too), records nothing more, and exits 5.
+#[test]
+fn a_lost_lease_stops_packer() {
+    use crate::common::{Runner, eventually, process_alive, read};
+    use std::time::Duration;
+
+    let env = env();
+    let b = env.build("pk-11");
+    let pid = env.path("sleep.pid");
+    let hang = format!("sleep 301 & echo $! > {0}.tmp; mv {0}.tmp {0}; wait", pid.display());
+    let t = template(&env, "hang", &[&hang], "");
+    let (stdout, stderr) = (env.path("hang.stdout"), env.path("hang.stderr"));
+    let child = env
+        .std_cmd()
+        .current_dir(env.dir.path())
+        .env("CHECKPOINT_DISABLE", "1")
+        .args(["packer", &b, "--grace", "2s", "--", "packer", "build", &t])
+        .stdin(std::process::Stdio::null())
+        .stdout(std::fs::File::create(&stdout).expect("create"))
+        .stderr(std::fs::File::create(&stderr).expect("create"))
+        .spawn()
+        .expect("start buildstate");
+    let mut run = Runner::new(child, "hang", stdout, stderr);
+    assert!(
+        eventually(Duration::from_secs(30), || pid.exists()),
+        "the provisioner started: {}",
+        run.output()
+    );
+    let sleeper: u32 = read(&pid).trim().parse().expect("a pid");
+    assert!(process_alive(sleeper, "sleep 301"));
+
+    env.ok(&["lease", "break", &b]);
+    assert!(
+        eventually(Duration::from_secs(15), || !process_alive(sleeper, "sleep 301")),
+        "Packer's process group was stopped: {}",
+        run.output()
+    );
+    assert_eq!(run.wait(Duration::from_secs(30)), 5, "{}", run.output());
+    assert!(read(&run.stderr).contains("lease on build pk-11 was lost"), "{}", run.output());
+    let history = env.history(&b);
+    let last = history.last().expect("history");
+    assert_eq!((last["kind"].as_str(), last["state"].as_u64()), (Some("started"), Some(0)), "{history:#?}");
+}

@@ -68,6 +68,7 @@ pub struct Args {
 
 pub async fn run(a: Args, ctx: &Ctx) -> Result<Exit, CliError> {
     let build = ctx.find(&a.reference).await?;
+    refuse_finished(&build)?;
     // Everything that can be refused is refused before Packer runs or anything is recorded.
     let map = load_map(a.map.as_deref())?;
     check_map(&map, &build)?;
@@ -145,6 +146,22 @@ pub async fn run(a: Args, ctx: &Ctx) -> Result<Exit, CliError> {
     }
     finished.map_err(drive_error)?;
     Ok(Exit::Passthrough(exit_code(&result)))
+}
+
+/// A delivered or cancelled build has no milestone for Packer to move: running it would
+/// build an image nothing records.
+fn refuse_finished(build: &Build) -> Result<(), CliError> {
+    if build.status.is_terminal() {
+        return Err(CliError::new(
+            Exit::Rejected,
+            format!(
+                "build {} is {}: there is no milestone left for packer to run; nothing was run",
+                build.number, build.status
+            ),
+        )
+        .with_hint("create a new build, or `buildstate rewind` this one to the milestone to run again"));
+    }
+    Ok(())
 }
 
 /// The map from `--map FILE`, else `$BUILDSTATE_PACKER_MAP` (JSON, set by the runner for

@@ -76,7 +76,17 @@ fn named<'a>(list: &'a [Value], name: &str) -> &'a Value {
 
 #[test]
 fn three_provisioners_mapped_to_three_milestones() {
-    let env = env();
+    three_provisioners_mapped_to_three_milestones_in(env());
+}
+
+/// The same through `buildstate serve`, the CLI given only its URL and a token.
+#[test]
+fn three_provisioners_mapped_to_three_milestones_through_the_server() {
+    need_packer();
+    three_provisioners_mapped_to_three_milestones_in(Env::served().with_catalog());
+}
+
+fn three_provisioners_mapped_to_three_milestones_in(env: Env) {
     let b = env.build("pk-1");
     let t = template(&env, "three", &["echo one, two", "echo second", "echo third"], "");
     let map = write(&env, "map.yaml", "provisioners: {0: 10, 1: 15, 2: 25}\n");
@@ -332,6 +342,13 @@ fn bad_inputs_are_refused_before_packer_runs() {
 
     let r = bs(&env, &["packer", &b, "--", "packer", "validate", &t]);
     expect_error(&r, 2, "not packer build");
+
+    let cancelled = env.build("pk-8c");
+    env.ok(&["build", "cancel", &cancelled, "--reason", "test"]);
+    let r = bs(&env, &["packer", &cancelled, "--", "packer", "build", &t]);
+    let err = expect_error(&r, 4, "a cancelled build");
+    assert!(err.contains("cancelled"), "{err}");
+    assert!(!Path::new(&ran).exists(), "packer ran for a cancelled build");
 
     let junk = write(&env, "junk.json", "{\"builds\": 3");
     let err =

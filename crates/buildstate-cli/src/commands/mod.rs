@@ -25,6 +25,7 @@ mod manifest_ingest;
 mod meta;
 mod packer;
 mod packer_follow;
+mod packer_input;
 mod prune;
 mod report;
 mod resume;

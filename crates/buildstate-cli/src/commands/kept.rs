@@ -3,9 +3,9 @@
 //!
 //! Packer's `-on-error=abort` keeps a failed builder's VM for debugging but never
 //! deletes it, so every kept VM is recorded on its build as metadata `kept.<n>`: a
-//! JSON value `{cloud, id, region?, expires_at, cleanup, reaped_at?, reap_exit?,
-//! reap_output?}` (no schema change; metadata can be written in every status). `reap`
-//! runs each expired one's clean-up command once: a success sets `reaped_at` and it is
+//! JSON value `{cloud, id, region?, expires_at, cleanup, reaping_since?, reaped_at?,
+//! reap_exit?, reap_output?}` (no schema change; metadata can be written in every
+//! status). `reap` runs each expired one's clean-up command once: a success sets `reaped_at` and it is
 //! never run again; a failure is recorded and tried again at the next `reap`, since the
 //! resource is still there.
 
@@ -56,6 +56,10 @@ pub struct Kept {
     pub expires_at: Timestamp,
     /// The clean-up command, placeholders already filled in; run with `sh -c`.
     pub cleanup: String,
+    /// A `reap` is running the clean-up since then (cleared when it is recorded): a
+    /// second `reap` meanwhile leaves it alone.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reaping_since: Option<Timestamp>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reaped_at: Option<Timestamp>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -151,6 +155,7 @@ struct Row {
 fn status(kept: &Kept, now: Timestamp) -> &'static str {
     match (kept.reaped_at, kept.reap_exit) {
         (Some(_), _) => "reaped",
+        (None, _) if kept.reaping_since.is_some() => "reaping",
         (None, Some(_)) => "reap failed",
         (None, None) if kept.expires_at <= now => "expired",
         (None, None) => "kept",
@@ -251,8 +256,31 @@ async fn reap(ctx: &Ctx, dry_run: bool, timeout: Duration) -> Result<Exit, CliEr
             continue;
         }
         let key = MetaKey::new(&row.key).map_err(|e| CliError::internal(e.to_string()))?;
-        let (exit, out) = run_cleanup(&row.kept.cleanup, timeout).await;
         let mut kept = row.kept;
+        let since = kept
+            .reaping_since
+            .and_then(|t| t.checked_add(jiff::SignedDuration::try_from(timeout).ok()?).ok());
+        if since.is_some_and(|until| until > now) {
+            report.skipped = Some("another `kept reap` is running its clean-up".to_owned());
+            done.push(report);
+            continue;
+        }
+        // Claimed by a compare-and-swap on the build's version, so that two reaps at
+        // once never run one clean-up twice. Without a lease, whatever token this shell
+        // inherited: reap acts for nobody's run, and leased builds were skipped above.
+        let current = ctx.store.build(b.id).await?;
+        kept.reaping_since = Some(buildstate_store::now());
+        match write(ctx.store.as_ref(), &current, &key, &kept, Guard::version(current.version)).await {
+            Ok(_) => {}
+            Err(e) if e.exit == Exit::Conflict => {
+                report.skipped = Some("the build changed meanwhile; it is reaped next time".to_owned());
+                done.push(report);
+                continue;
+            }
+            Err(e) => return Err(e),
+        }
+        let (exit, out) = run_cleanup(&kept.cleanup, timeout).await;
+        kept.reaping_since = None;
         kept.reap_exit = Some(exit);
         kept.reap_output = Some(out);
         if exit == 0 {
@@ -260,9 +288,8 @@ async fn reap(ctx: &Ctx, dry_run: bool, timeout: Duration) -> Result<Exit, CliEr
         } else {
             failed += 1;
         }
-        // The latest build, not the listed one: an earlier entry's write moved it on.
         let current = ctx.store.build(b.id).await?;
-        write(ctx.store.as_ref(), &current, &key, &kept, ctx.guard).await?;
+        write(ctx.store.as_ref(), &current, &key, &kept, Guard::none()).await?;
         report.exit = Some(exit);
         done.push(report);
     }

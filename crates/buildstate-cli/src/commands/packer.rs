@@ -309,6 +309,7 @@ async fn keep_failed(ctx: &Ctx, driver: &Driver, follow: &Follow, keep: Duration
             id,
             region: None,
             expires_at,
+            reaping_since: None,
             reaped_at: None,
             reap_exit: None,
             reap_output: None,

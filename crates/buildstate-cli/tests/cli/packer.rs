@@ -452,3 +452,29 @@ fn a_lost_lease_stops_packer() {
     let last = history.last().expect("history");
     assert_eq!((last["kind"].as_str(), last["state"].as_u64()), (Some("started"), Some(0)), "{history:#?}");
 }
+
+/// Two `kept reap` at once (overlapping cron runs) run one clean-up once.
+#[test]
+fn overlapping_reaps_run_a_clean_up_once() {
+    let env = env();
+    let b = env.build("pk-12");
+    let t = template(&env, "keep2", &["exit 4"], "");
+    let marks = env.path("reaped-twice");
+    let cleanup = format!("sleep 1; echo once >> {}", marks.display());
+    let r = bs(
+        &env,
+        &["packer", &b, "--keep-on-failure", "1s", "--cleanup", &cleanup, "--", "packer", "build", &t],
+    );
+    assert_eq!(r.code, 1, "{r:?}");
+    std::thread::sleep(std::time::Duration::from_millis(1200));
+    let spawn = || env.std_cmd().args(["kept", "reap"]).output();
+    let (one, two) = std::thread::scope(|s| {
+        let a = s.spawn(spawn);
+        let b = s.spawn(spawn);
+        (a.join().expect("reap 1").expect("run"), b.join().expect("reap 2").expect("run"))
+    });
+    assert!(one.status.success() && two.status.success(), "{one:?} {two:?}");
+    assert_eq!(std::fs::read_to_string(&marks).expect("the clean-up ran"), "once\n", "{one:?} {two:?}");
+    let all = env.json(&["kept", "list", "--all"]);
+    assert_eq!(all[0]["status"], "reaped", "{all:#}");
+}

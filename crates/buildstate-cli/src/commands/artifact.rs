@@ -25,6 +25,23 @@ pub enum Args {
         #[arg(long)]
         all: bool,
     },
+    /// Record the images and files of a Packer manifest (the last run's entries)
+    IngestManifest(IngestArgs),
+}
+
+#[derive(Debug, clap::Args)]
+pub struct IngestArgs {
+    /// Build id, build number, or a unique prefix of either
+    reference: String,
+    /// The file Packer's `manifest` post-processor wrote; relative file names in it
+    /// start in its directory
+    file: PathBuf,
+    /// Every run's entries, not only those of `last_run_uuid`
+    #[arg(long)]
+    all_runs: bool,
+    /// Ingest even if its `custom_data.buildstate_build` names another build
+    #[arg(long)]
+    force: bool,
 }
 
 #[derive(Debug, clap::Args)]
@@ -55,6 +72,7 @@ pub struct AddArgs {
 pub async fn run(args: Args, ctx: &Ctx) -> Result<(), CliError> {
     match args {
         Args::Add(a) => add(a, ctx).await,
+        Args::IngestManifest(a) => ingest_manifest(a, ctx).await,
         Args::List { reference, all } => {
             let b = ctx.find(&reference).await?;
             let artifacts = ctx.store.artifacts(b.id).await?;
@@ -126,6 +144,40 @@ async fn add(a: AddArgs, ctx: &Ctx) -> Result<(), CliError> {
     }
 }
 
+async fn ingest_manifest(a: IngestArgs, ctx: &Ctx) -> Result<(), CliError> {
+    let b = ctx.find(&a.reference).await?;
+    let base = a
+        .file
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .map_or_else(|| PathBuf::from("."), Path::to_owned);
+    let how = super::manifest_ingest::Ingest { all_runs: a.all_runs, force: a.force, base };
+    let artifacts = super::manifest_ingest::read(&a.file, &b, &how)?;
+    super::manifest_ingest::record(ctx.store.as_ref(), &b, &artifacts, ctx.guard).await?;
+    if ctx.json {
+        let names: Vec<&str> = artifacts.iter().map(|a| a.name.as_str()).collect();
+        let stored: Vec<Artifact> = ctx
+            .store
+            .artifacts(b.id)
+            .await?
+            .into_iter()
+            .filter(|s| names.contains(&s.name.as_str()))
+            .collect();
+        return output::json(&stored);
+    }
+    if artifacts.is_empty() {
+        return output::line(format!(
+            "{} has no images or files to record for build {}",
+            a.file.display(),
+            b.number
+        ));
+    }
+    for art in &artifacts {
+        output::line(format!("recorded {} {} for build {}", art.kind, art.name, b.number))?;
+    }
+    Ok(())
+}
+
 fn check_matches(what: &str, given: Option<String>, actual: &str, path: &Path) -> Result<(), CliError> {
     match given {
         Some(g) if g != actual => Err(CliError::usage(format!(
@@ -137,7 +189,7 @@ fn check_matches(what: &str, given: Option<String>, actual: &str, path: &Path) -
 }
 
 /// Size and SHA-256 of a file, read in chunks so that a 30 GiB disk image is fine.
-fn measure(path: &Path) -> Result<(u64, Sha256Hex), CliError> {
+pub(super) fn measure(path: &Path) -> Result<(u64, Sha256Hex), CliError> {
     let cannot = |e: std::io::Error| CliError::usage(format!("cannot read {}: {e}", path.display()));
     let mut file = crate::input::open_regular(path, "the artifact file")?;
     let mut hasher = Sha256::new();

@@ -18,9 +18,14 @@ mod failure;
 mod fleet;
 mod history;
 mod init;
+mod kept;
 mod lease;
 mod logs;
+mod manifest_ingest;
 mod meta;
+mod packer;
+mod packer_follow;
+mod packer_input;
 mod prune;
 mod report;
 mod resume;
@@ -31,6 +36,7 @@ mod serve;
 mod state;
 mod sync;
 mod token;
+// `state` and `release` are for `ansible-playbook`; `packer` splits the session with `into_parts`.
 #[allow(dead_code)]
 mod tool_session;
 mod transfer;
@@ -71,6 +77,11 @@ pub enum Command {
     Run(run::Args),
     /// Run one command as one attempt of one milestone, passing its output and exit code through
     Exec(exec::Args),
+    /// Run `packer build` and move the build through the milestones it passes (-- packer build …)
+    Packer(packer::Args),
+    /// Cloud VMs kept after failed Packer runs (--keep-on-failure): list, reap
+    #[command(subcommand)]
+    Kept(kept::Args),
     /// Print the log of an attempt
     Logs(logs::Args),
     /// Queue a pipeline's matrix builds for workers
@@ -172,6 +183,8 @@ impl Command {
             Command::Run(a) => return run::run(a, ctx).await,
             Command::Demo(a) => return demo::run(a).await,
             Command::Exec(a) => return exec::run(a, ctx).await,
+            Command::Packer(a) => return packer::run(a, ctx).await,
+            Command::Kept(a) => return kept::run(a, ctx).await,
             Command::Logs(a) => logs::run(a, ctx).await,
             Command::Enqueue(a) => fleet::enqueue_run(a, ctx).await,
             Command::Worker(a) => return fleet::worker_run(a, ctx).await,

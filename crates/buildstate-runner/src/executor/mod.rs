@@ -29,6 +29,7 @@ use std::process::ExitStatus;
 use std::time::{Duration, Instant};
 
 use nix::sys::signal::Signal;
+use tokio::io::AsyncWrite;
 use tokio::sync::watch;
 
 use crate::pipeline::Program;
@@ -136,7 +137,45 @@ impl StepResult {
 /// that is already `Some` when called does not start the step at all.
 ///
 /// Dropping the returned future kills the step's process group.
-pub async fn run_step(req: StepRequest<'_>, mut stop: watch::Receiver<Option<i32>>) -> StepResult {
+pub async fn run_step(req: StepRequest<'_>, stop: watch::Receiver<Option<i32>>) -> StepResult {
+    match req.output {
+        OutputMode::Capture => {
+            run_with(req, stop, Forward::<tokio::io::Stdout, tokio::io::Stderr>::none()).await
+        }
+        OutputMode::Passthrough => {
+            let forward = Forward { stdout: Some(tokio::io::stdout()), stderr: Some(tokio::io::stderr()) };
+            run_with(req, stop, forward).await
+        }
+    }
+}
+
+/// [`run_step`] with the step's stdout and stderr forwarded to `stdout` and `stderr`
+/// instead of ours (`req.output` is not used): `buildstate packer` reads Packer's
+/// machine-readable stdout through a pipe of its own as it arrives, while the log
+/// file still gets the raw bytes. A slow reader slows the step down (the pipe is
+/// bounded) rather than losing lines.
+pub async fn run_step_to<O, E>(
+    req: StepRequest<'_>,
+    stop: watch::Receiver<Option<i32>>,
+    stdout: O,
+    stderr: E,
+) -> StepResult
+where
+    O: AsyncWrite + Unpin,
+    E: AsyncWrite + Unpin,
+{
+    run_with(req, stop, Forward { stdout: Some(stdout), stderr: Some(stderr) }).await
+}
+
+async fn run_with<O, E>(
+    req: StepRequest<'_>,
+    mut stop: watch::Receiver<Option<i32>>,
+    mut forward: Forward<O, E>,
+) -> StepResult
+where
+    O: AsyncWrite + Unpin,
+    E: AsyncWrite + Unpin,
+{
     let started = Instant::now();
     let done = |end: StepEnd, tail: String| StepResult {
         end,
@@ -179,20 +218,11 @@ pub async fn run_step(req: StepRequest<'_>, mut stop: watch::Receiver<Option<i32
     let limits = Limits { timeout: req.timeout, grace: req.grace };
     let end = {
         let wait = child.wait();
-        match req.output {
-            OutputMode::Capture => {
-                let mut forward = Forward::<tokio::io::Stdout, tokio::io::Stderr>::none();
-                let pump = output::pump(stdout, stderr, &mut recorder, &mut forward);
-                supervise(wait, pump, group, limits, &mut stop).await
-            }
-            OutputMode::Passthrough => {
-                let mut forward =
-                    Forward { stdout: Some(tokio::io::stdout()), stderr: Some(tokio::io::stderr()) };
-                let pump = output::pump(stdout, stderr, &mut recorder, &mut forward);
-                supervise(wait, pump, group, limits, &mut stop).await
-            }
-        }
+        let pump = output::pump(stdout, stderr, &mut recorder, &mut forward);
+        supervise(wait, pump, group, limits, &mut stop).await
     };
+    // The sinks close here, so that a reader of `run_step_to`'s pipe sees its end.
+    drop(forward);
     guard.disarm();
     tracing::debug!("step {end}");
     done(end, recorder.finish())

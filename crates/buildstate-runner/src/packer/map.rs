@@ -54,3 +54,46 @@ impl PackerMap {
             .map(|i| format!("say rule {i} has an empty pattern, which would match every line"))
     }
 }
+
+impl PackerMap {
+    /// Reads a map written in YAML or JSON (JSON is YAML too), checked on its own
+    /// ([`PackerMap::problem`]); the message says what is wrong.
+    pub fn parse(text: &str) -> Result<PackerMap, String> {
+        let map: PackerMap = if text.trim_start().starts_with('{') {
+            serde_json::from_str(text).map_err(|e| e.to_string())?
+        } else {
+            serde_saphyr::from_str(text).map_err(|e| e.to_string())?
+        };
+        match map.problem() {
+            Some(problem) => Err(problem),
+            None => Ok(map),
+        }
+    }
+
+    /// The milestones of the map that `contains` (the build's catalog) does not have.
+    pub fn outside(&self, contains: impl Fn(StateCode) -> bool) -> Vec<StateCode> {
+        self.milestones().into_iter().filter(|c| !contains(*c)).collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn yaml_and_json_read_alike() {
+        let yaml =
+            PackerMap::parse("provisioners: {0: 10, 1: 15}\nsay:\n  - {pattern: AMI, milestone: 20}\n")
+                .expect("yaml");
+        let json = PackerMap::parse(
+            r#"{"provisioners": {"0": 10, "1": 15}, "say": [{"pattern": "AMI", "milestone": 20}]}"#,
+        )
+        .expect("json");
+        assert_eq!(yaml, json);
+        assert_eq!(yaml.milestones().len(), 3);
+        assert!(PackerMap::parse("provisioners: [1, 2]").is_err());
+        assert!(PackerMap::parse("unknown: 1").is_err());
+        assert!(PackerMap::parse("say: [{pattern: ' ', milestone: 5}]").is_err());
+        assert_eq!(yaml.outside(|c| c.get() != 15).iter().map(|c| c.get()).collect::<Vec<_>>(), vec![15]);
+    }
+}

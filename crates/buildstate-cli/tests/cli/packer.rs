@@ -1,0 +1,480 @@
+//! `buildstate packer` with the real Packer (1.6.6: HCL2, the `null` builder,
+//! `shell-local`, `artifice`, `manifest`), `kept list|reap` and
+//! `artifact ingest-manifest`.
+
+use std::path::Path;
+
+use serde_json::Value;
+
+use crate::common::{Env, Run, expect_error};
+
+/// Fails (never skips) when Packer is missing: the suite's setup installs it.
+fn need_packer() {
+    let ok = std::process::Command::new("packer").arg("version").output().is_ok_and(|o| o.status.success());
+    assert!(ok, "packer is not on PATH: run scripts/setup.sh (install_packer_ansible) first");
+}
+
+fn env() -> Env {
+    need_packer();
+    Env::new().with_catalog()
+}
+
+/// `buildstate ARGS…` in the fixture's directory, with Packer's phone-home off.
+fn bs(env: &Env, args: &[&str]) -> Run {
+    env.cmd()
+        .current_dir(env.dir.path())
+        .env("CHECKPOINT_DISABLE", "1")
+        .args(args)
+        .output()
+        .expect("run buildstate")
+        .into()
+}
+
+/// A template of the `null` builder with these `shell-local` provisioners (inline
+/// commands) and post-processor block.
+fn template(env: &Env, name: &str, provisioners: &[&str], post: &str) -> String {
+    let mut t = String::from(
+        "variable \"buildstate_build\" {\n  type = string\n  default = \"\"\n}\n\
+         source \"null\" \"x\" { communicator = \"none\" }\n\
+         build {\n  sources = [\"source.null.x\"]\n",
+    );
+    for p in provisioners {
+        t.push_str(&format!("  provisioner \"shell-local\" {{ inline = [\"{p}\"] }}\n"));
+    }
+    t.push_str(post);
+    t.push_str("}\n");
+    let file = format!("{name}.pkr.hcl");
+    std::fs::write(env.path(&file), t).expect("write the template");
+    file
+}
+
+fn write(env: &Env, name: &str, text: &str) -> String {
+    std::fs::write(env.path(name), text).expect("write a file");
+    env.path(name).display().to_string()
+}
+
+/// (kind, state) of each history event from `started`/`completed`/`skipped`/`failed`.
+fn moves(env: &Env, b: &str) -> Vec<(String, u64)> {
+    env.history(b)
+        .iter()
+        .filter(|e| matches!(e["kind"].as_str(), Some("started" | "completed" | "skipped" | "failed")))
+        .map(|e| (e["kind"].as_str().unwrap_or("").to_owned(), e["state"].as_u64().unwrap_or(999)))
+        .collect()
+}
+
+fn mv(kind: &str, state: u64) -> (String, u64) {
+    (kind.to_owned(), state)
+}
+
+fn artifacts(env: &Env, b: &str) -> Vec<Value> {
+    env.json(&["artifact", "list", b]).as_array().cloned().unwrap_or_default()
+}
+
+fn named<'a>(list: &'a [Value], name: &str) -> &'a Value {
+    list.iter().find(|a| a["name"] == name).unwrap_or_else(|| panic!("no artifact {name} in {list:#?}"))
+}
+
+#[test]
+fn three_provisioners_mapped_to_three_milestones() {
+    three_provisioners_mapped_to_three_milestones_in(env());
+}
+
+/// The same through `buildstate serve`, the CLI given only its URL and a token.
+#[test]
+fn three_provisioners_mapped_to_three_milestones_through_the_server() {
+    need_packer();
+    three_provisioners_mapped_to_three_milestones_in(Env::served().with_catalog());
+}
+
+fn three_provisioners_mapped_to_three_milestones_in(env: Env) {
+    let b = env.build("pk-1");
+    let t = template(&env, "three", &["echo one, two", "echo second", "echo third"], "");
+    let map = write(&env, "map.yaml", "provisioners: {0: 10, 1: 15, 2: 25}\n");
+
+    let r = bs(&env, &["packer", &b, "--map", &map, "--", "packer", "build", &t]);
+    assert_eq!(r.code, 0, "{r:?}");
+    // Shown as Packer shows it without -machine-readable: unescaped, no record syntax.
+    assert!(r.stdout.contains("    null.x: one, two\n"), "{}", r.stdout);
+    assert!(!r.stdout.contains("PACKER_COMMA") && !r.stdout.contains(",ui,"), "{}", r.stdout);
+
+    assert_eq!(
+        moves(&env, &b),
+        [
+            mv("started", 0),
+            mv("completed", 0),
+            mv("skipped", 5),
+            mv("started", 10),
+            mv("completed", 10),
+            mv("started", 15),
+            mv("completed", 15),
+            mv("skipped", 20),
+            mv("started", 25),
+            mv("completed", 25),
+        ]
+    );
+    let build = env.show(&b);
+    assert_eq!(build["state"].as_u64(), Some(30), "{build}");
+
+    // The attempt log holds the raw stream.
+    let log = env.history(&b).iter().rev().find_map(|e| e["log"].as_str().map(str::to_owned)).expect("a log");
+    let raw = std::fs::read_to_string(&log).expect("read the log");
+    assert!(raw.contains(",ui,message,    null.x: one%!(PACKER_COMMA) two"), "{raw}");
+}
+
+#[test]
+fn a_failing_provisioner_is_named_and_a_rerun_resumes_there() {
+    let env = env();
+    let b = env.build("pk-2");
+    let t = template(&env, "fails", &["echo ok", "echo boom >&2; exit 3", "echo never"], "");
+    let map = write(&env, "map.json", r#"{"provisioners": {"0": 10, "1": 15, "2": 20}}"#);
+
+    let r = bs(&env, &["packer", &b, "--map", &map, "--", "packer", "build", &t]);
+    assert_eq!(r.code, 1, "Packer's own exit code: {r:?}");
+    assert!(r.stderr.contains("==> null.x: boom"), "errors go to stderr: {r:?}");
+    let build = env.show(&b);
+    assert_eq!((build["state"].as_u64(), build["status"].as_str()), (Some(15), Some("failed")), "{build}");
+    let failures = env.failures(&b);
+    let f = &failures[0];
+    assert_eq!(f["type"], "packer", "{f:#}");
+    assert_eq!(f["component"], "shell-local (provisioner 1)", "{f:#}");
+    assert!(f["message"].as_str().unwrap_or("").contains("non-zero exit status: 3"), "{f:#}");
+    assert_eq!(f["details"]["error_lines"][0], "boom", "{f:#}");
+    assert_eq!(f["details"]["template"], t.as_str(), "{f:#}");
+    assert!(f["details"]["log_tail"].as_str().unwrap_or("").contains("==> null.x: boom"), "{f:#}");
+
+    // Fixed and run again: the build resumes at 15; provisioner 0 (at 10) changes nothing.
+    template(&env, "fails", &["echo ok", "echo fixed", "echo now"], "");
+    let before = moves(&env, &b).len();
+    let r = bs(&env, &["packer", &b, "--map", &map, "--", "packer", "build", &t]);
+    assert_eq!(r.code, 0, "{r:?}");
+    let after = moves(&env, &b);
+    assert_eq!(
+        after[before..],
+        [mv("started", 15), mv("completed", 15), mv("started", 20), mv("completed", 20)]
+    );
+}
+
+#[test]
+fn keep_on_failure_records_the_vm_and_reap_cleans_it_up_once() {
+    let env = env();
+    let b = env.build("pk-3");
+    let t = template(&env, "keep", &["exit 4"], "");
+    let marks = env.path("reaped");
+    let cleanup = format!("echo once >> {}-{{id}}", marks.display());
+
+    // The null builder has no default clean-up: refused before Packer runs.
+    let before = env.export(&b);
+    let r = bs(&env, &["packer", &b, "--keep-on-failure", "1s", "--", "packer", "build", &t]);
+    let err = expect_error(&r, 2, "keep without cleanup");
+    assert!(err.contains("--cleanup") && err.contains("null"), "{err}");
+    assert_eq!(before, env.export(&b));
+
+    let r = bs(
+        &env,
+        &["packer", &b, "--keep-on-failure", "1s", "--cleanup", &cleanup, "--", "packer", "build", &t],
+    );
+    assert_eq!(r.code, 1, "{r:?}");
+    let failures = env.failures(&b);
+    assert!(
+        failures[0]["details"]["command"].as_str().unwrap_or("").contains("-on-error=abort"),
+        "{:#}",
+        failures[0]
+    );
+    let kept = env.json(&["kept", "list"]);
+    let kept = kept.as_array().expect("a list");
+    assert_eq!(kept.len(), 1, "{kept:#?}");
+    assert_eq!(
+        (kept[0]["build"].as_str(), kept[0]["cloud"].as_str(), kept[0]["id"].as_str()),
+        (Some("pk-3"), Some("null"), Some("null.x"))
+    );
+
+    std::thread::sleep(std::time::Duration::from_millis(1200));
+    let r = bs(&env, &["kept", "reap"]);
+    assert_eq!(r.code, 0, "{r:?}");
+    let file = format!("{}-null.x", marks.display());
+    assert_eq!(std::fs::read_to_string(&file).expect("the clean-up ran"), "once\n");
+    // Reaped: never run again, and recorded on the build.
+    let r = bs(&env, &["kept", "reap"]);
+    assert_eq!(r.code, 0, "{r:?}");
+    assert_eq!(std::fs::read_to_string(&file).expect("still there"), "once\n");
+    assert!(env.json(&["kept", "list"]).as_array().is_some_and(Vec::is_empty));
+    let all = env.json(&["kept", "list", "--all"]);
+    assert_eq!(
+        (all[0]["status"].as_str(), all[0]["reap_exit"].as_i64()),
+        (Some("reaped"), Some(0)),
+        "{all:#}"
+    );
+    let meta = env.json(&["meta", "list", &b]);
+    assert!(meta["kept.1"].as_str().unwrap_or("").contains("reaped_at"), "{meta:#}");
+
+    // A failing clean-up: exit 1, recorded, tried again next time.
+    let b = env.build("pk-4");
+    bs(&env, &["packer", &b, "--keep-on-failure", "1s", "--cleanup", "exit 9", "--", "packer", "build", &t]);
+    std::thread::sleep(std::time::Duration::from_millis(1200));
+    let r = bs(&env, &["kept", "reap"]);
+    assert_eq!(r.code, 1, "{r:?}");
+    let list = env.json(&["kept", "list"]);
+    assert_eq!(
+        (list[0]["status"].as_str(), list[0]["reap_exit"].as_i64()),
+        (Some("reap failed"), Some(9)),
+        "{list:#}"
+    );
+}
+
+const HAND_MANIFEST: &str = r#"{
+  "builds": [
+    {"name": "ubuntu", "builder_type": "amazon-ebs", "build_time": 1, "files": null,
+     "artifact_id": "us-east-1:ami-old", "packer_run_uuid": "run-1",
+     "custom_data": {"buildstate_build": "pk-5"}},
+    {"name": "ubuntu", "builder_type": "amazon-ebs", "build_time": 2,
+     "files": [{"name": "out/disk.qcow2", "size": 5}],
+     "artifact_id": "us-east-1:ami-1,us-west-2:ami-2", "packer_run_uuid": "run-2",
+     "custom_data": {"buildstate_build": "pk-5"}}
+  ],
+  "last_run_uuid": "run-2"
+}"#;
+
+#[test]
+fn manifests_become_one_artifact_per_region_and_file() {
+    let env = env();
+    let b = env.build("pk-5");
+    std::fs::create_dir_all(env.path("out")).expect("mkdir");
+    std::fs::write(env.path("out/disk.qcow2"), "disk\n").expect("write the disk");
+    let m = write(&env, "hand.json", HAND_MANIFEST);
+
+    for _ in 0..2 {
+        let r = bs(&env, &["artifact", "ingest-manifest", &b, &m]);
+        assert_eq!(r.code, 0, "{r:?}");
+    }
+    let list = artifacts(&env, &b);
+    // Only the current run, one image per region, the file hashed; twice is once.
+    assert_eq!(list.len(), 3, "{list:#?}");
+    let east = named(&list, "amazon-ebs.ubuntu.us-east-1");
+    assert_eq!(
+        (east["kind"].as_str(), east["uri"].as_str(), east["region"].as_str()),
+        (Some("image"), Some("ami-1"), Some("us-east-1"))
+    );
+    assert_eq!(named(&list, "amazon-ebs.ubuntu.us-west-2")["uri"], "ami-2");
+    let disk = named(&list, "amazon-ebs.ubuntu.out/disk.qcow2");
+    assert_eq!((disk["kind"].as_str(), disk["size_bytes"].as_u64()), (Some("disk"), Some(5)));
+    assert_eq!(disk["sha256"].as_str().map(str::len), Some(64), "{disk:#}");
+
+    // A real run: the manifest post-processor's entry of this run, traced to the build.
+    let post = "  post-processors {\n    post-processor \"artifice\" { files = [\"disk.img\"] }\n    \
+                post-processor \"manifest\" {\n      output = \"packer-manifest.json\"\n      \
+                custom_data = { buildstate_build = var.buildstate_build }\n    }\n  }\n";
+    let t = template(&env, "manifest", &["printf hello > disk.img"], post);
+    let b = env.build("pk-6");
+    for _ in 0..2 {
+        let r = bs(&env, &["packer", &b, "--", "packer", "build", &t]);
+        assert_eq!(r.code, 0, "{r:?}");
+    }
+    let manifest: Value =
+        serde_json::from_str(&std::fs::read_to_string(env.path("packer-manifest.json")).expect("written"))
+            .expect("json");
+    assert_eq!(manifest["builds"].as_array().map(Vec::len), Some(2), "{manifest:#}");
+    assert_eq!(manifest["builds"][1]["custom_data"]["buildstate_build"], "pk-6", "{manifest:#}");
+    let r = bs(&env, &["packer", &b, "--", "packer", "build", &t]);
+    assert_eq!(r.code, 0, "{r:?}");
+    let list = artifacts(&env, &b);
+    assert_eq!(list.len(), 1, "{list:#?}");
+    let img = named(&list, "null.x.disk.img");
+    assert_eq!((img["kind"].as_str(), img["size_bytes"].as_u64()), (Some("disk"), Some(5)), "{img:#}");
+    assert_eq!(img["sha256"], "2cf24dba5fb0a30e26e83b2ac5b9e29e1b161e5c1fa7425e73043362938b9824", "{img:#}");
+
+    // The manifest names pk-6: another build refuses it unless forced.
+    let other = env.build("pk-7");
+    let m = env.path("packer-manifest.json").display().to_string();
+    let before = env.export(&other);
+    let r = bs(&env, &["artifact", "ingest-manifest", &other, &m]);
+    let err = expect_error(&r, 2, "another build's manifest");
+    assert!(err.contains("pk-6") && err.contains("pk-7"), "{err}");
+    assert_eq!(before, env.export(&other));
+    let r = bs(&env, &["artifact", "ingest-manifest", &other, &m, "--force"]);
+    assert_eq!(r.code, 0, "{r:?}");
+}
+
+#[test]
+fn bad_inputs_are_refused_before_packer_runs() {
+    let env = env();
+    let b = env.build("pk-8");
+    let ran = env.path("ran");
+    let t = template(&env, "marker", &[&format!("touch {}", ran.display())], "");
+    let packer = |extra: &[&str]| {
+        let mut args = vec!["packer", b.as_str()];
+        args.extend_from_slice(extra);
+        args.extend_from_slice(&["--", "packer", "build", t.as_str()]);
+        args.into_iter().map(str::to_owned).collect::<Vec<_>>()
+    };
+    let check = |args: Vec<String>, code: i32, what: &str| -> String {
+        let before = env.export(&b);
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let r = bs(&env, &args);
+        let err = expect_error(&r, code, what);
+        assert_eq!(before, env.export(&b), "{what} changed the build");
+        assert!(!Path::new(&ran).exists(), "{what}: packer ran");
+        err
+    };
+
+    let r = bs(&env, &["packer", "no-such-build", "--", "packer", "build", &t]);
+    expect_error(&r, 3, "unknown build");
+
+    let outside = write(&env, "outside.yaml", "provisioners: {0: 7}\n");
+    let err = check(packer(&["--map", &outside]), 2, "a code outside the catalog");
+    assert!(err.contains("milestone 7") && err.contains("pk-8"), "{err}");
+
+    let bad = write(&env, "bad.yaml", "provisioners: [oops\n");
+    let err = check(packer(&["--map", &bad]), 2, "a malformed map");
+    assert!(err.contains("bad.yaml"), "{err}");
+
+    let env_map = packer(&[]);
+    let before = env.export(&b);
+    let r: Run = env
+        .cmd()
+        .current_dir(env.dir.path())
+        .env("BUILDSTATE_PACKER_MAP", r#"{"provisioners": {"0": 3}}"#)
+        .args(&env_map)
+        .output()
+        .expect("run")
+        .into();
+    expect_error(&r, 2, "a map from the environment outside the catalog");
+    assert_eq!(before, env.export(&b));
+
+    let r = bs(&env, &["packer", &b, "--", "packer", "validate", &t]);
+    expect_error(&r, 2, "not packer build");
+
+    let cancelled = env.build("pk-8c");
+    env.ok(&["build", "cancel", &cancelled, "--reason", "test"]);
+    let r = bs(&env, &["packer", &cancelled, "--", "packer", "build", &t]);
+    let err = expect_error(&r, 4, "a cancelled build");
+    assert!(err.contains("cancelled"), "{err}");
+    assert!(!Path::new(&ran).exists(), "packer ran for a cancelled build");
+
+    let junk = write(&env, "junk.json", "{\"builds\": 3");
+    let err =
+        check(vec!["artifact".into(), "ingest-manifest".into(), b.clone(), junk], 7, "a malformed manifest");
+    assert!(err.contains("junk.json"), "{err}");
+    let huge = env.path("huge.json");
+    std::fs::write(&huge, vec![b' '; 17 * 1024 * 1024]).expect("write");
+    let err = check(
+        vec!["artifact".into(), "ingest-manifest".into(), b.clone(), huge.display().to_string()],
+        7,
+        "a huge manifest",
+    );
+    assert!(err.contains("at most"), "{err}");
+}
+
+/// API throttling in a failing provisioner's output is transient by the milestone's
+/// retry policy (`[retry.RANGE] transient.output_patterns`), like any other step's.
+#[test]
+fn throttling_is_transient_by_the_retry_policy() {
+    let env = env();
+    let config = write(
+        &env,
+        "bs.toml",
+        "[retry.0-100]\nmax_attempts = 3\ntransient = { output_patterns = [\"RequestLimitExceeded\"] }\n",
+    );
+    let b = env.build("pk-9");
+    let t = template(&env, "throttled", &["echo 'RequestLimitExceeded: Rate exceeded' >&2; exit 1"], "");
+    let r: Run = env
+        .cmd()
+        .current_dir(env.dir.path())
+        .env("CHECKPOINT_DISABLE", "1")
+        .env("BUILDSTATE_CONFIG", &config)
+        .args(["packer", &b, "--", "packer", "build", &t])
+        .output()
+        .expect("run")
+        .into();
+    assert_eq!(r.code, 1, "{r:?}");
+    let f = &env.failures(&b)[0];
+    assert_eq!((f["type"].as_str(), f["class"].as_str()), (Some("packer"), Some("transient")), "{f:#}");
+    let shown = env.json(&["build", "show", &b]);
+    assert_eq!(shown["build"]["needs_intervention"], false, "a transient failure is retried: {shown}");
+}
+
+/// A post-processor that fails is the component named, with Packer's error on one line.
+#[test]
+fn a_failing_post_processor_is_named() {
+    let env = env();
+    let b = env.build("pk-10");
+    let post = "  post-processor \"manifest\" { output = \"/nonexistent/dir/m.json\" }\n";
+    let t = template(&env, "post", &["echo ok"], post);
+    let r = bs(&env, &["packer", &b, "--", "packer", "build", &t]);
+    assert_eq!(r.code, 1, "{r:?}");
+    let f = &env.failures(&b)[0];
+    assert_eq!(f["component"], "manifest (post-processor)", "{f:#}");
+    let message = f["message"].as_str().unwrap_or("");
+    assert!(message.contains("Unable to write /nonexistent/dir/m.json") && !message.contains('\n'), "{f:#}");
+    assert!(env.json(&["artifact", "list", &b]).as_array().is_some_and(Vec::is_empty));
+}
+
+/// A lease broken under a running `buildstate packer` stops Packer's whole process group
+/// (its provisioner's grandchild too), records nothing more, and exits 5.
+#[test]
+fn a_lost_lease_stops_packer() {
+    use crate::common::{Runner, eventually, process_alive, read};
+    use std::time::Duration;
+
+    let env = env();
+    let b = env.build("pk-11");
+    let pid = env.path("sleep.pid");
+    let hang = format!("sleep 301 & echo $! > {0}.tmp; mv {0}.tmp {0}; wait", pid.display());
+    let t = template(&env, "hang", &[&hang], "");
+    let (stdout, stderr) = (env.path("hang.stdout"), env.path("hang.stderr"));
+    let child = env
+        .std_cmd()
+        .current_dir(env.dir.path())
+        .env("CHECKPOINT_DISABLE", "1")
+        .args(["packer", &b, "--grace", "2s", "--", "packer", "build", &t])
+        .stdin(std::process::Stdio::null())
+        .stdout(std::fs::File::create(&stdout).expect("create"))
+        .stderr(std::fs::File::create(&stderr).expect("create"))
+        .spawn()
+        .expect("start buildstate");
+    let mut run = Runner::new(child, "hang", stdout, stderr);
+    assert!(
+        eventually(Duration::from_secs(30), || pid.exists()),
+        "the provisioner started: {}",
+        run.output()
+    );
+    let sleeper: u32 = read(&pid).trim().parse().expect("a pid");
+    assert!(process_alive(sleeper, "sleep 301"));
+
+    env.ok(&["lease", "break", &b]);
+    assert!(
+        eventually(Duration::from_secs(15), || !process_alive(sleeper, "sleep 301")),
+        "Packer's process group was stopped: {}",
+        run.output()
+    );
+    assert_eq!(run.wait(Duration::from_secs(30)), 5, "{}", run.output());
+    assert!(read(&run.stderr).contains("lease on build pk-11 was lost"), "{}", run.output());
+    let history = env.history(&b);
+    let last = history.last().expect("history");
+    assert_eq!((last["kind"].as_str(), last["state"].as_u64()), (Some("started"), Some(0)), "{history:#?}");
+}
+
+/// Two `kept reap` at once (overlapping cron runs) run one clean-up once.
+#[test]
+fn overlapping_reaps_run_a_clean_up_once() {
+    let env = env();
+    let b = env.build("pk-12");
+    let t = template(&env, "keep2", &["exit 4"], "");
+    let marks = env.path("reaped-twice");
+    let cleanup = format!("sleep 1; echo once >> {}", marks.display());
+    let r = bs(
+        &env,
+        &["packer", &b, "--keep-on-failure", "1s", "--cleanup", &cleanup, "--", "packer", "build", &t],
+    );
+    assert_eq!(r.code, 1, "{r:?}");
+    std::thread::sleep(std::time::Duration::from_millis(1200));
+    let spawn = || env.std_cmd().args(["kept", "reap"]).output();
+    let (one, two) = std::thread::scope(|s| {
+        let a = s.spawn(spawn);
+        let b = s.spawn(spawn);
+        (a.join().expect("reap 1").expect("run"), b.join().expect("reap 2").expect("run"))
+    });
+    assert!(one.status.success() && two.status.success(), "{one:?} {two:?}");
+    assert_eq!(std::fs::read_to_string(&marks).expect("the clean-up ran"), "once\n", "{one:?} {two:?}");
+    let all = env.json(&["kept", "list", "--all"]);
+    assert_eq!(all[0]["status"], "reaped", "{all:#}");
+}

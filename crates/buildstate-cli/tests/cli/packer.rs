@@ -478,3 +478,72 @@ fn overlapping_reaps_run_a_clean_up_once() {
     let all = env.json(&["kept", "list", "--all"]);
     assert_eq!(all[0]["status"], "reaped", "{all:#}");
 }
+
+/// A pipeline's `packer:` step: one Packer run moves the build through the mapped
+/// milestones, a provisioner's failure is recorded by the runner at the milestone it
+/// mapped to (with Packer's detail), and the next `run` resumes by running the step again.
+#[test]
+fn a_pipeline_packer_step_moves_through_its_map_and_resumes_at_the_failed_milestone() {
+    let env = env();
+    let t = template(
+        &env,
+        "steps",
+        &["echo base", "if [ -e fail-15 ]; then echo broken >&2; exit 3; fi", "echo done"],
+        "",
+    );
+    std::fs::write(env.path("fail-15"), "").expect("a marker");
+    let pipeline = format!(
+        "name: pk\nmatrix: {{platform: [aws-commercial], os: [rhel-9.6], image: [base]}}\n\
+         defaults: {{retry: {{max_attempts: 1}}}}\n\
+         states:\n  5:\n    packer:\n      args: [{t}]\n      map: {{provisioners: {{0: 10, 1: 15, 2: 20}}}}\n\
+         \x20 30: {{run: echo thirty}}\n"
+    );
+    let file = write(&env, "pk.yml", &pipeline);
+    let r = bs(&env, &["run", &file]);
+    assert_eq!(r.code, 8, "the build failed: {r:?}");
+    let builds = env.json(&["build", "list"]);
+    let b = builds[0]["number"].as_str().expect("a build").to_owned();
+    let build = env.show(&b);
+    assert_eq!((build["state"].as_u64(), build["status"].as_str()), (Some(15), Some("failed")), "{build}");
+    let f = &env.failures(&b)[0];
+    assert_eq!(f["type"], "packer", "{f:#}");
+    assert_eq!(f["component"], "shell-local (provisioner 1)", "{f:#}");
+    assert!(f["message"].as_str().unwrap_or("").contains("non-zero exit status: 3"), "{f:#}");
+    assert!(
+        f["details"]["command"].as_str().unwrap_or("").contains("packer"),
+        "the runner's record too: {f:#}"
+    );
+    assert_eq!(
+        moves(&env, &b),
+        [
+            mv("skipped", 0),
+            mv("started", 5),
+            mv("completed", 5),
+            mv("started", 10),
+            mv("completed", 10),
+            mv("started", 15),
+            mv("failed", 15),
+        ]
+    );
+
+    // Fixed: the next run re-runs the Packer step for milestone 15 (10 is not redone),
+    // then 25 is covered but not reached (skipped), 30 runs, and the build is delivered.
+    std::fs::remove_file(env.path("fail-15")).expect("remove the marker");
+    let before = moves(&env, &b).len();
+    let r = bs(&env, &["run", &file]);
+    assert_eq!(r.code, 0, "{r:?}");
+    let after = moves(&env, &b);
+    assert_eq!(
+        after[before..before + 6],
+        [
+            mv("started", 15),
+            mv("completed", 15),
+            mv("started", 20),
+            mv("completed", 20),
+            mv("skipped", 25),
+            mv("started", 30),
+        ],
+        "{after:?}"
+    );
+    assert_eq!(env.show(&b)["status"], "completed");
+}

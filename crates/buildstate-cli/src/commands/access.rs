@@ -53,7 +53,7 @@ impl Command {
             | Command::Token(_)
             | Command::Webhook(_) => Existing,
             // Run before any store is opened (`run_without_store`, `cli::run`).
-            Command::Demo(_) | Command::Config(_) | Command::Completions(_) | Command::Man(_) => Existing,
+            Command::Demo(_) | Command::Config(_) | Command::Completions(_) | Command::Man(_) | Command::New(_) => Existing,
         }
     }
 }

@@ -23,6 +23,8 @@ mod lease;
 mod logs;
 mod manifest_ingest;
 mod meta;
+mod new;
+mod new_files;
 mod packer;
 mod packer_follow;
 mod packer_input;
@@ -50,6 +52,8 @@ pub use run::parse_duration;
 pub enum Command {
     /// Run a small pipeline end to end on a scratch store: fail, retry, fix, resume
     Demo(demo::Args),
+    /// Write a runnable image-build project (pipeline, Packer, Ansible, README) into a new directory
+    New(new::Args),
     /// Create or migrate the store (and optionally load sample data)
     Init(init::Args),
     /// Platforms builds run on (clouds and regions)
@@ -140,6 +144,7 @@ impl Command {
             Command::Config(a) => config::run(a, settings, json),
             Command::Completions(a) => completions::completions(a),
             Command::Man(a) => completions::man(a),
+            Command::New(a) => new::run(a),
             _ => return None,
         };
         Some(done.map(|()| Exit::Ok))
@@ -203,7 +208,7 @@ impl Command {
             Command::Webhook(a) => webhook::run(a, ctx).await,
             Command::Serve(a) => serve::run(a, ctx).await,
             // Dispatched by `run_without_store` before any store is opened.
-            Command::Config(_) | Command::Completions(_) | Command::Man(_) => {
+            Command::Config(_) | Command::Completions(_) | Command::Man(_) | Command::New(_) => {
                 Err(CliError::internal("this command runs without a store"))
             }
         }

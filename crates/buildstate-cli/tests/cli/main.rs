@@ -19,6 +19,7 @@ mod hostile_files;
 mod leases;
 mod lifecycle;
 mod location;
+mod new_project;
 mod packer;
 mod prune;
 mod qemu_example;

@@ -1,0 +1,43 @@
+# The build's cell, from the variables `buildstate run` sets for each step. Give them
+# with -var to run Packer by hand: packer build -only=null.dry-run -var os=… .
+
+variable "os" {
+  type    = string
+  default = env("BUILDSTATE_OS")
+}
+
+variable "platform" {
+  type    = string
+  default = env("BUILDSTATE_PLATFORM")
+}
+
+variable "image" {
+  type    = string
+  default = env("BUILDSTATE_IMAGE")
+}
+
+# `buildstate packer` also passes it as PKR_VAR_buildstate_build.
+variable "buildstate_build" {
+  type    = string
+  default = env("BUILDSTATE_BUILD")
+}
+
+variable "aws_region" {
+  type    = string
+  default = "eu-central-1"
+}
+
+variable "azure_location" {
+  type    = string
+  default = "westeurope"
+}
+
+variable "gcp_project" {
+  type    = string
+  default = "CHANGE-ME"
+}
+
+variable "gcp_zone" {
+  type    = string
+  default = "europe-west4-a"
+}

@@ -34,6 +34,8 @@ impl Command {
             | Command::Rewind(_)
             | Command::Resume(_)
             | Command::Exec(_)
+            | Command::AnsiblePlaybook(_)
+            | Command::Ansible(_)
             | Command::Logs(_)
             | Command::Workers
             | Command::Sync(_)

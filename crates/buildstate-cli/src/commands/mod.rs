@@ -7,6 +7,9 @@ use crate::config::Settings;
 use crate::exit::{CliError, Exit};
 
 mod access;
+mod ansible;
+mod ansible_playbook;
+mod ansible_spool;
 mod artifact;
 mod build;
 mod catalog;
@@ -31,7 +34,6 @@ mod serve;
 mod state;
 mod sync;
 mod token;
-#[allow(dead_code)]
 mod tool_session;
 mod transfer;
 mod webhook;
@@ -71,6 +73,11 @@ pub enum Command {
     Run(run::Args),
     /// Run one command as one attempt of one milestone, passing its output and exit code through
     Exec(exec::Args),
+    /// Run ansible-playbook with the buildstate callback: plays move the build through milestones
+    AnsiblePlaybook(ansible_playbook::Args),
+    /// The Ansible callback plugin: callback-dir, replay
+    #[command(subcommand)]
+    Ansible(ansible::Args),
     /// Print the log of an attempt
     Logs(logs::Args),
     /// Queue a pipeline's matrix builds for workers
@@ -129,6 +136,7 @@ impl Command {
             Command::Config(a) => config::run(a, settings, json),
             Command::Completions(a) => completions::completions(a),
             Command::Man(a) => completions::man(a),
+            Command::Ansible(a) => a.without_store()?,
             _ => return None,
         };
         Some(done.map(|()| Exit::Ok))
@@ -172,6 +180,8 @@ impl Command {
             Command::Run(a) => return run::run(a, ctx).await,
             Command::Demo(a) => return demo::run(a).await,
             Command::Exec(a) => return exec::run(a, ctx).await,
+            Command::AnsiblePlaybook(a) => return ansible_playbook::run(a, ctx).await,
+            Command::Ansible(a) => ansible::run(a, ctx).await,
             Command::Logs(a) => logs::run(a, ctx).await,
             Command::Enqueue(a) => fleet::enqueue_run(a, ctx).await,
             Command::Worker(a) => return fleet::worker_run(a, ctx).await,

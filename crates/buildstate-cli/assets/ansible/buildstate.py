@@ -15,13 +15,13 @@ DOCUMENTATION = '''
     type: notification
     short_description: records plays as buildstate milestones
     description:
-      - Maps plays to milestones of a buildstate build (C(vars: {buildstate_milestone: 25})
-        on the play, or a play name starting with the code, "25 security baseline") and
-        records play starts, completions, failed tasks and unreachable hosts.
-      - Reads BUILDSTATE_BUILD (without it the plugin does nothing), BUILDSTATE_BIN and
-        BUILDSTATE_ANSIBLE_SPOOL.
+      - "Maps plays to milestones of a buildstate build (the play variable buildstate_milestone,
+        or a play name starting with the code, such as '25 security baseline') and records
+        play starts, completions, failed tasks and unreachable hosts."
+      - "Reads BUILDSTATE_BUILD (without it the plugin does nothing), BUILDSTATE_BIN and
+        BUILDSTATE_ANSIBLE_SPOOL."
     requirements:
-      - enable in configuration (callbacks_enabled = buildstate)
+      - "enable in configuration (callbacks_enabled = buildstate)"
 '''
 
 import json
@@ -155,6 +155,8 @@ class CallbackModule(CallbackBase):
                                   stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
                                   stderr=subprocess.PIPE, timeout=RECORD_TIMEOUT)
             why = done.stderr.decode('utf-8', 'replace').strip()
+            why = '\n'.join(line[len('error: '):] if line.startswith('error: ') else line
+                            for line in why.splitlines())
             failed = done.returncode != 0
         except subprocess.TimeoutExpired:
             failed, why = True, 'no answer in %d s' % RECORD_TIMEOUT
@@ -163,7 +165,7 @@ class CallbackModule(CallbackBase):
         if failed:
             self._unavailable = True
             self._warn_once('unavailable', 'buildstate is unavailable (%s); events are kept in %s; run '
-                            '`buildstate ansible replay %s`' % (why.splitlines()[-1] if why else 'no reason given',
+                            '`buildstate ansible replay %s`' % (why.splitlines()[0] if why else 'no reason given',
                                                                 self._spool, self._spool))
         elif why:
             for line in why.splitlines():

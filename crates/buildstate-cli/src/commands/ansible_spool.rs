@@ -229,8 +229,12 @@ impl Replayer<'_> {
             }
             Event::Stats { hosts } => {
                 let sum = |k: &str| hosts.values().map(|h| h.get(k).copied().unwrap_or(0)).sum::<u64>();
-                self.set_meta("ansible.rescued", sum("rescued")).await?;
-                self.set_meta("ansible.ignored", sum("ignored")).await?;
+                for what in ["rescued", "ignored"] {
+                    let n = sum(what);
+                    if n > 0 {
+                        self.set_meta(&format!("ansible.{what}"), n).await?;
+                    }
+                }
             }
             _ => {}
         }

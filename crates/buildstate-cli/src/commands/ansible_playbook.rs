@@ -66,9 +66,14 @@ pub async fn run(a: Args, ctx: &Ctx) -> Result<Exit, CliError> {
         .filter(|v| !v.is_empty())
         .map_or_else(|| log.with_file_name(format!("{stem}.spool.jsonl")), PathBuf::from);
 
-    let session =
-        ToolSession::open(ctx, &build, "ansible-playbook", a.runner.lease_ttl, Some(log.display().to_string()))
-            .await?;
+    let session = ToolSession::open(
+        ctx,
+        &build,
+        "ansible-playbook",
+        a.runner.lease_ttl,
+        Some(log.display().to_string()),
+    )
+    .await?;
     let lost = session.lost();
     let (mut driver, keeper) = session.into_parts();
 
@@ -152,7 +157,9 @@ async fn finish(ctx: &Ctx, driver: &mut Driver, spool: &Path, result: &StepResul
 fn exit_failure(result: &StepResult) -> FailureInfo {
     let (class, message) = match &result.end {
         StepEnd::Exited(c) => (FailureClass::Persistent, format!("ansible-playbook exited with code {c}")),
-        StepEnd::SpawnFailed(why) => (FailureClass::Persistent, format!("ansible-playbook could not start: {why}")),
+        StepEnd::SpawnFailed(why) => {
+            (FailureClass::Persistent, format!("ansible-playbook could not start: {why}"))
+        }
         other => (FailureClass::Transient, format!("ansible-playbook {other}")),
     };
     let mut details = BTreeMap::new();
@@ -250,7 +257,9 @@ fn exit_code(result: &StepResult) -> u8 {
         StepEnd::Signaled(s) | StepEnd::Interrupted(s) => u8::try_from(128 + s).unwrap_or(1),
         StepEnd::TimedOut => 124,
         StepEnd::SpawnFailed(why) => {
-            eprintln!("buildstate ansible-playbook: {why} (is ansible-core installed? scripts/setup.sh installs it)");
+            eprintln!(
+                "buildstate ansible-playbook: {why} (is ansible-core installed? scripts/setup.sh installs it)"
+            );
             127
         }
     }

@@ -245,7 +245,9 @@ impl Replayer<'_> {
         match StateCode::new(m) {
             Ok(c) => Some(c),
             Err(e) => {
-                crate::output::warning(format!("play \"{play}\" names milestone {m}, which is not a milestone: {e}"));
+                crate::output::warning(format!(
+                    "play \"{play}\" names milestone {m}, which is not a milestone: {e}"
+                ));
                 None
             }
         }
@@ -268,7 +270,8 @@ impl Replayer<'_> {
 
     async fn set_meta(&self, key: &str, value: u64) -> Result<(), CliError> {
         let key = MetaKey::new(key).map_err(|e| CliError::internal(e.to_string()))?;
-        let value = MetaValue::new(&key, &value.to_string()).map_err(|e| CliError::internal(e.to_string()))?;
+        let value =
+            MetaValue::new(&key, &value.to_string()).map_err(|e| CliError::internal(e.to_string()))?;
         let set = Command::SetMeta { key, value: Some(value) };
         self.store.apply(self.driver.build().id, &set, self.driver.guard()).await.map_err(CliError::from)?;
         Ok(())
@@ -351,7 +354,10 @@ fn unreachable_failure(event: &Event) -> (FailureInfo, String) {
         failure_type: "network".parse().unwrap_or_else(|_| FailureType::unknown()),
         class: FailureClass::Transient,
         component: Some("ansible".to_owned()),
-        message: format!("host {host} unreachable (TASK [{task}]): {}", msg.lines().next().unwrap_or_default()),
+        message: format!(
+            "host {host} unreachable (TASK [{task}]): {}",
+            msg.lines().next().unwrap_or_default()
+        ),
         details,
         exit_code: None,
     };

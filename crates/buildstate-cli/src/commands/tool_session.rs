@@ -95,7 +95,9 @@ pub fn drive_error(e: DriveError) -> CliError {
         DriveError::NotInCatalog { code, build } => CliError::usage(format!(
             "milestone {code} is not in the catalog of build {build}"
         ))
-        .with_hint("map tool steps to milestones of the build's catalog (`buildstate build show REF` lists them)"),
+        .with_hint(
+            "map tool steps to milestones of the build's catalog (`buildstate build show REF` lists them)",
+        ),
         other => CliError::internal(other.to_string()),
     }
 }

@@ -39,7 +39,9 @@ fn ansible_vars(env: &Env) -> Vec<(String, PathBuf)> {
 
 fn play(name: &str, milestone: Option<u8>, tasks: &str) -> String {
     let vars = milestone.map(|m| format!("  vars: {{buildstate_milestone: {m}}}\n")).unwrap_or_default();
-    format!("- name: {name}\n  hosts: localhost\n  connection: local\n  gather_facts: false\n{vars}  tasks:\n{tasks}")
+    format!(
+        "- name: {name}\n  hosts: localhost\n  connection: local\n  gather_facts: false\n{vars}  tasks:\n{tasks}"
+    )
 }
 
 fn write_playbook(env: &Env, plays: &[String]) -> PathBuf {
@@ -257,7 +259,11 @@ fn callback_dir_is_idempotent_and_the_plugin_without_a_build_warns_and_records_n
     std::thread::sleep(std::time::Duration::from_millis(20));
     let second = env.run(&["ansible", "callback-dir", "--dir", dir.to_str().expect("utf-8")]);
     assert_eq!(second.stdout, first.stdout);
-    assert_eq!(std::fs::metadata(&plugin).and_then(|m| m.modified()).expect("the plugin"), written, "not rewritten");
+    assert_eq!(
+        std::fs::metadata(&plugin).and_then(|m| m.modified()).expect("the plugin"),
+        written,
+        "not rewritten"
+    );
 
     // The default directory is versioned and needs no store.
     let mut c = crate::common::bare_cmd();
@@ -266,7 +272,10 @@ fn callback_dir_is_idempotent_and_the_plugin_without_a_build_warns_and_records_n
     assert!(out.status.success(), "{out:?}");
     let default = String::from_utf8_lossy(&out.stdout).trim().to_owned();
     assert!(Path::new(&default).join("buildstate.py").is_file(), "{default}");
-    assert!(default.starts_with(env.path("data").join("buildstate/ansible").to_str().expect("utf-8")), "{default}");
+    assert!(
+        default.starts_with(env.path("data").join("buildstate/ansible").to_str().expect("utf-8")),
+        "{default}"
+    );
 
     write_playbook(&env, &[play("10 tools", None, OK_TASK)]);
     let before = env.export("7");

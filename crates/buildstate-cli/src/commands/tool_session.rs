@@ -75,10 +75,10 @@ impl ToolSession {
     /// Gives the lease back (if it is ours and still held).
     #[allow(dead_code)] // not every tool needs it (`buildstate ansible-playbook` does not)
     pub async fn release(self) {
-        if let Some(k) = self.keeper {
-            if !*k.lost().borrow() {
-                k.release().await;
-            }
+        if let Some(k) = self.keeper
+            && !*k.lost().borrow()
+        {
+            k.release().await;
         }
     }
 

@@ -78,8 +78,13 @@ pub async fn run(a: Args, ctx: &Ctx) -> Result<Exit, CliError> {
     let (mut driver, keeper) = session.into_parts();
 
     let env = ansible_env(&driver, ctx, &plugin_dir, &spool, &log)?;
+    // `-- ansible-playbook site.yml` reads naturally too: the program is always ours.
+    let args = match a.args.split_first() {
+        Some((first, rest)) if first == ANSIBLE_PLAYBOOK => rest,
+        _ => &a.args[..],
+    };
     let mut argv = vec![ANSIBLE_PLAYBOOK.to_owned()];
-    argv.extend(a.args.iter().cloned());
+    argv.extend(args.iter().cloned());
     let program = Program::Argv(argv);
     let request = StepRequest {
         program: &program,

@@ -306,3 +306,39 @@ fn an_unknown_build_or_a_finished_one_is_refused_before_ansible_runs() {
     let err = env.fails_unchanged("7", &["ansible-playbook", "7", "--", "site.yml"], 4);
     assert!(err.contains("cancelled"), "{err}");
 }
+
+/// As a pipeline step (a step report named, the runner's lease token inherited — here
+/// `buildstate exec` plays the runner): the failure's details go to the step report for
+/// the runner to record, and nothing is recorded behind the runner's back.
+#[test]
+fn as_a_pipeline_step_the_failure_goes_to_the_step_report() {
+    let env = setup();
+    let failing = "    - name: break it\n      command: /bin/false\n";
+    write_playbook(&env, &[play("0 first", None, failing)]);
+    let report = env.path("report.json");
+    let kept = env.path("kept.json");
+    let script = format!(
+        "BUILDSTATE_STEP_REPORT={r} {bin} ansible-playbook 7 -- -i inventory site.yml; rc=$?; cp {r} {k}; exit $rc",
+        r = report.display(),
+        k = kept.display(),
+        bin = crate::common::bin()
+    );
+    let mut c = env.cmd();
+    c.current_dir(env.dir.path());
+    for (k, v) in ansible_vars(&env) {
+        c.env(k, v);
+    }
+    let r: Run = c.args(["exec", "7", "0", "--", "sh", "-c", &script]).output().expect("run").into();
+    assert_eq!(r.code, 2, "{r:?}");
+    let report: Value = serde_json::from_slice(&std::fs::read(&kept).expect("a step report")).expect("json");
+    assert_eq!(report["failure"]["type"], "ansible", "{report}");
+    assert_eq!(
+        report["failure"]["message"], "TASK [break it] on localhost: non-zero return code",
+        "{report}"
+    );
+    // The one failure recorded is the runner's (here exec's, from the exit code).
+    let f = failures(&env);
+    assert_eq!(f.len(), 1, "{f:?}");
+    assert_eq!(f[0]["exit_code"], 2, "{}", f[0]);
+    assert_eq!(kinds_at(&history(&env), 0), vec!["created", "started", "failed"]);
+}

@@ -9,6 +9,9 @@
 # a few minutes; --reports-db PATH (and --reports-pg-schema NAME) keep the data set and
 # reuse it next time:
 #   scripts/bench.sh --reports --reports-db /tmp/bench-reports/reports.db
+#
+# With --http, only the HTTP API benchmark (i); with --ansible, only the Ansible callback
+# benchmark (j): a 200-task playbook with and without the buildstate callback.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/setup.sh

@@ -34,10 +34,15 @@
 //!     (target ≥ 0.5 at 16 clients), p50 and p99 latency through the API (target p99
 //!     < 20 ms at 16 clients), and the server's peak RSS under that load (< 100 MB).
 //!
+//! (j) with `--ansible` (only it): a 200-task playbook on localhost with the buildstate
+//!     Ansible callback recording a build and without it, alternating, median of 7
+//!     (target: overhead ≤ 10 %; printed, never asserted).
+//!
 //! Usage: `cargo build --release --workspace && target/release/buildstate-bench [--quick]`,
 //! or `cargo build --release -p buildstate-bench && target/release/buildstate-bench
 //! --reports [--quick] [--reports-db PATH] [--reports-pg-schema NAME]`
 
+mod ansible_overhead;
 mod api_vs_raw;
 mod cli_vs_sqlite3;
 mod fixture;
@@ -59,6 +64,8 @@ struct Options {
     reports: Option<reports::Options>,
     /// Run only the HTTP benchmark (i).
     http: bool,
+    /// Run only the Ansible callback benchmark (j).
+    ansible: bool,
 }
 
 fn options() -> Result<Options, String> {
@@ -66,6 +73,7 @@ fn options() -> Result<Options, String> {
     let mut cli = None;
     let mut wants_reports = false;
     let mut http = false;
+    let mut ansible = false;
     let mut report_opts = reports::Options::default();
     let mut args = std::env::args().skip(1);
     let value = |args: &mut dyn Iterator<Item = String>, flag: &str| {
@@ -75,6 +83,7 @@ fn options() -> Result<Options, String> {
         match arg.as_str() {
             "--quick" => quick = true,
             "--http" => http = true,
+            "--ansible" => ansible = true,
             "--cli" => cli = args.next().map(PathBuf::from),
             "--reports" => wants_reports = true,
             "--reports-db" => report_opts.db = Some(PathBuf::from(value(&mut args, "--reports-db")?)),
@@ -91,7 +100,7 @@ fn options() -> Result<Options, String> {
                 }
             }
             "-h" | "--help" => {
-                println!("usage: buildstate-bench [--quick] [--http] [--cli PATH-TO-buildstate]");
+                println!("usage: buildstate-bench [--quick] [--http | --ansible] [--cli PATH-TO-buildstate]");
                 println!(
                     "       buildstate-bench --reports [--quick] [--reports-db PATH] [--reports-pg-schema NAME] [--reports-backends sqlite,postgres,files]"
                 );
@@ -108,10 +117,16 @@ fn options() -> Result<Options, String> {
     if wants_reports {
         report_opts.quick = quick;
         // The report benchmark never runs the CLI.
-        if http {
-            return Err("--reports and --http are two separate runs; give one".into());
+        if http || ansible {
+            return Err("--reports, --http and --ansible are separate runs; give one".into());
         }
-        return Ok(Options { quick, cli: cli.unwrap_or_default(), reports: Some(report_opts), http });
+        return Ok(Options {
+            quick,
+            cli: cli.unwrap_or_default(),
+            reports: Some(report_opts),
+            http,
+            ansible,
+        });
     }
     let cli = match cli {
         Some(p) => p,
@@ -125,7 +140,10 @@ fn options() -> Result<Options, String> {
             cli.display()
         ));
     }
-    Ok(Options { quick, cli, reports: None, http })
+    if http && ansible {
+        return Err("--http and --ansible are separate runs; give one".into());
+    }
+    Ok(Options { quick, cli, reports: None, http, ansible })
 }
 
 fn main() -> ExitCode {
@@ -167,6 +185,10 @@ fn run() -> Result<(), String> {
 
     if opts.http {
         return http(dir.path(), &opts);
+    }
+
+    if opts.ansible {
+        return ansible(&rt, dir.path(), &opts);
     }
 
     let a = api_vs_raw::run(&rt, dir.path(), opts.quick)?;
@@ -269,6 +291,25 @@ fn run() -> Result<(), String> {
         );
     }
     http(dir.path(), &opts)
+}
+
+fn ansible(rt: &tokio::runtime::Runtime, dir: &std::path::Path, opts: &Options) -> Result<(), String> {
+    let m = ansible_overhead::run(rt, dir, &opts.cli, opts.quick)?;
+    println!();
+    println!(
+        "(j) a {}-task playbook on localhost (4 plays → 4 milestones, `debug` tasks) with and without the buildstate callback, alternating, median of {}",
+        ansible_overhead::TASKS,
+        m.samples
+    );
+    println!("    without callback: {:>8.1} ms", stats::ms(m.without));
+    println!("    with callback   : {:>8.1} ms", stats::ms(m.with));
+    println!(
+        "    overhead        : {:>8.1} %  (ratio {:.3}; target ≤ 10 %, ratio to target {:.2})",
+        m.overhead_pct(),
+        m.with.as_secs_f64() / m.without.as_secs_f64(),
+        m.overhead_pct().max(0.0) / 10.0
+    );
+    Ok(())
 }
 
 fn http(dir: &std::path::Path, opts: &Options) -> Result<(), String> {

@@ -36,6 +36,8 @@ impl Command {
             | Command::Exec(_)
             | Command::Packer(_)
             | Command::Kept(_)
+            | Command::AnsiblePlaybook(_)
+            | Command::Ansible(_)
             | Command::Logs(_)
             | Command::Workers
             | Command::Sync(_)

@@ -7,6 +7,9 @@ use crate::config::Settings;
 use crate::exit::{CliError, Exit};
 
 mod access;
+mod ansible;
+mod ansible_playbook;
+mod ansible_spool;
 mod artifact;
 mod build;
 mod catalog;
@@ -38,8 +41,6 @@ mod serve;
 mod state;
 mod sync;
 mod token;
-// `state` and `release` are for `ansible-playbook`; `packer` splits the session with `into_parts`.
-#[allow(dead_code)]
 mod tool_session;
 mod transfer;
 mod webhook;
@@ -86,6 +87,11 @@ pub enum Command {
     /// Cloud VMs kept after failed Packer runs (--keep-on-failure): list, reap
     #[command(subcommand)]
     Kept(kept::Args),
+    /// Run ansible-playbook with the buildstate callback: plays move the build through milestones
+    AnsiblePlaybook(ansible_playbook::Args),
+    /// The Ansible callback plugin: callback-dir, replay
+    #[command(subcommand)]
+    Ansible(ansible::Args),
     /// Print the log of an attempt
     Logs(logs::Args),
     /// Queue a pipeline's matrix builds for workers
@@ -145,6 +151,7 @@ impl Command {
             Command::Completions(a) => completions::completions(a),
             Command::Man(a) => completions::man(a),
             Command::New(a) => new::run(a),
+            Command::Ansible(a) => a.without_store()?,
             _ => return None,
         };
         Some(done.map(|()| Exit::Ok))
@@ -190,6 +197,8 @@ impl Command {
             Command::Exec(a) => return exec::run(a, ctx).await,
             Command::Packer(a) => return packer::run(a, ctx).await,
             Command::Kept(a) => return kept::run(a, ctx).await,
+            Command::AnsiblePlaybook(a) => return ansible_playbook::run(a, ctx).await,
+            Command::Ansible(a) => ansible::run(a, ctx).await,
             Command::Logs(a) => logs::run(a, ctx).await,
             Command::Enqueue(a) => fleet::enqueue_run(a, ctx).await,
             Command::Worker(a) => return fleet::worker_run(a, ctx).await,

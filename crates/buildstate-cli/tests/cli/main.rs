@@ -3,6 +3,7 @@
 
 mod common;
 
+mod ansible;
 mod artifacts;
 mod concurrency;
 mod config;

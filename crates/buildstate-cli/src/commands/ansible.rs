@@ -1,0 +1,157 @@
+//! `ansible callback-dir | replay | record`: the callback plugin shipped in the binary,
+//! and recording the spool it writes. (`ansible-playbook REF -- ARGS…`, which sets all
+//! of it up around a playbook, is in `ansible_playbook.rs`.)
+
+use std::path::{Path, PathBuf};
+
+use buildstate_runner::integrate::{Closing, Driver, STEP_REPORT_ENV};
+use buildstate_runner::pipeline::RetryDefaults;
+use sha2::{Digest, Sha256};
+
+use super::ansible_spool::{self, Replayer};
+use super::tool_session::drive_error;
+use crate::cli::Ctx;
+use crate::exit::CliError;
+
+/// The plugin, as shipped: `buildstate ansible callback-dir` writes it out.
+pub const PLUGIN: &str = include_str!("../../assets/ansible/buildstate.py");
+
+/// The plugin's file name, which is also its `CALLBACK_NAME`.
+pub const PLUGIN_NAME: &str = "buildstate";
+
+/// Where the plugin's events go when not given: the plugin's own default, for replays.
+pub const SPOOL_ENV: &str = "BUILDSTATE_ANSIBLE_SPOOL";
+
+#[derive(Debug, clap::Subcommand)]
+pub enum Args {
+    /// Write the callback plugin (if changed) and print its directory, for
+    /// ANSIBLE_CALLBACK_PLUGINS
+    CallbackDir(CallbackDirArgs),
+    /// Record what the plugin's spool holds and was not recorded yet (after buildstate
+    /// was unavailable during a playbook)
+    Replay(ReplayArgs),
+    /// Record the spool up to its end; the plugin calls it at play boundaries
+    #[command(hide = true)]
+    Record(RecordArgs),
+}
+
+#[derive(Debug, clap::Args)]
+pub struct CallbackDirArgs {
+    /// Write the plugin into this directory [default: a versioned directory under the
+    /// user's data dir]
+    #[arg(long, value_name = "DIR")]
+    dir: Option<PathBuf>,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct ReplayArgs {
+    /// The spool file the plugin wrote (named in its warning)
+    spool: PathBuf,
+    /// The build [default: the one the spool was written for]
+    reference: Option<String>,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct RecordArgs {
+    spool: PathBuf,
+}
+
+impl Args {
+    /// `callback-dir` needs no store.
+    pub fn without_store(&self) -> Option<Result<(), CliError>> {
+        match self {
+            Args::CallbackDir(a) => Some(callback_dir(a)),
+            _ => None,
+        }
+    }
+}
+
+pub async fn run(a: Args, ctx: &Ctx) -> Result<(), CliError> {
+    match a {
+        Args::CallbackDir(_) => Err(CliError::internal("callback-dir runs without a store")),
+        Args::Replay(a) => {
+            let done = record(ctx, &a.spool, a.reference.as_deref()).await?;
+            crate::output::notice(format!("recorded {done} event(s) from {}", a.spool.display()));
+            Ok(())
+        }
+        Args::Record(a) => {
+            let reference = std::env::var("BUILDSTATE_BUILD").ok().filter(|r| !r.trim().is_empty());
+            record(ctx, &a.spool, reference.as_deref()).await.map(|_| ())
+        }
+    }
+}
+
+/// Records the spool's events after its cursor on the build `reference` (else the one
+/// the spool names). Never takes a lease: it writes under the token it inherited (the
+/// wrapper's or the runner's), or none after the run, as a person would.
+async fn record(ctx: &Ctx, spool: &Path, reference: Option<&str>) -> Result<usize, CliError> {
+    let entries = ansible_spool::read(spool)?;
+    let reference = match reference.map(str::to_owned).or_else(|| ansible_spool::build_of(&entries)) {
+        Some(r) => r,
+        None => {
+            return Err(CliError::usage(format!("the spool {} names no build", spool.display()))
+                .with_hint("give the build: `buildstate ansible replay SPOOL REF`"));
+        }
+    };
+    let build = ctx.find(&reference).await?;
+    let report = std::env::var_os(STEP_REPORT_ENV).filter(|v| !v.is_empty()).map(PathBuf::from);
+    let closing = match report {
+        Some(report) => Closing::Runner { report },
+        None => Closing::Here { policy: RetryDefaults::installed().policy_for(build.state) },
+    };
+    let log = std::env::var("BUILDSTATE_ANSIBLE_LOG").ok().filter(|l| !l.is_empty());
+    let mut driver = Driver::attach(ctx.store.clone(), build.id, &ctx.actor, ctx.guard, closing, log)
+        .await
+        .map_err(drive_error)?;
+    let mut replayer = Replayer { driver: &mut driver, store: ctx.store.clone() };
+    Ok(replayer.run(spool, &entries).await?.recorded)
+}
+
+/// The plugin's default directory: versioned by content, so that two buildstate
+/// versions on one machine never overwrite each other's plugin under a running playbook.
+fn default_plugin_dir() -> Result<PathBuf, CliError> {
+    let digest = Sha256::digest(PLUGIN.as_bytes());
+    let short: String = digest.iter().take(6).map(|b| format!("{b:02x}")).collect();
+    let version = format!("{}-{short}", env!("CARGO_PKG_VERSION"));
+    dirs::data_dir().map(|d| d.join("buildstate").join("ansible").join(version)).ok_or_else(|| {
+        CliError::usage("cannot find a data directory for the plugin (is HOME set?)")
+            .with_hint("pass --dir DIR")
+    })
+}
+
+/// Writes the plugin into `dir` (or the default) unless it is there already, and
+/// returns the directory. The file is renamed into place, so that a playbook starting
+/// at the same moment loads the old plugin or the new one, never half of one.
+pub fn write_plugin(dir: Option<&Path>) -> Result<PathBuf, CliError> {
+    let dir = match dir {
+        Some(d) => d.to_owned(),
+        None => default_plugin_dir()?,
+    };
+    let file = dir.join(format!("{PLUGIN_NAME}.py"));
+    if std::fs::read(&file).is_ok_and(|b| b == PLUGIN.as_bytes()) {
+        return Ok(dir);
+    }
+    let failed = |e: std::io::Error| {
+        CliError::internal(format!("cannot write the plugin into {}: {e}", dir.display()))
+            .with_hint("pass --dir with a directory you can write")
+    };
+    std::fs::create_dir_all(&dir).map_err(failed)?;
+    let tmp = dir.join(format!(".{PLUGIN_NAME}.py.{}.tmp", std::process::id()));
+    std::fs::write(&tmp, PLUGIN).map_err(failed)?;
+    std::fs::rename(&tmp, &file).map_err(|e| {
+        let _ = std::fs::remove_file(&tmp);
+        failed(e)
+    })?;
+    Ok(dir)
+}
+
+fn callback_dir(a: &CallbackDirArgs) -> Result<(), CliError> {
+    let dir = write_plugin(a.dir.as_deref())?;
+    println!("{}", dir.display());
+    crate::output::notice(format!(
+        "enable it with ANSIBLE_CALLBACK_PLUGINS={} ANSIBLE_CALLBACKS_ENABLED={PLUGIN_NAME} \
+         (or callback_plugins and callbacks_enabled in ansible.cfg's [defaults]), and set BUILDSTATE_BUILD",
+        dir.display()
+    ));
+    Ok(())
+}

@@ -1,0 +1,462 @@
+//! The Ansible callback's spool: JSON Lines the plugin appends while the playbook runs,
+//! and the cursor (`SPOOL.done`, the last sequence number recorded) that makes
+//! recording it resumable. `ansible record` (called by the plugin at play boundaries),
+//! `ansible replay` (by a person, after an outage) and `ansible-playbook` (after
+//! Ansible exits) all go through [`Replayer::run`], so an event is recorded once
+//! whoever gets to it first.
+
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use buildstate_core::{Command, FailureClass, FailureInfo, FailureType, MetaKey, MetaValue, StateCode};
+use buildstate_runner::integrate::{Closing, DriveError, Driver};
+use buildstate_store::Store;
+use serde::Deserialize;
+use serde_json::Value;
+
+use super::tool_session::drive_error;
+use crate::exit::{CliError, Exit};
+
+/// The tool name the driver records skipped milestones as passed by.
+const PASSED_BY: &str = "ansible";
+
+/// One line of the spool. Unknown events are skipped (a newer plugin may say more).
+#[derive(Debug, Deserialize)]
+#[serde(tag = "event", rename_all = "snake_case")]
+pub enum Event {
+    PlaybookStart {
+        #[serde(default)]
+        build: Option<String>,
+    },
+    PlayStart {
+        milestone: Option<i64>,
+        #[serde(default)]
+        play: String,
+    },
+    TaskFailed {
+        #[serde(default)]
+        task: String,
+        #[serde(default)]
+        role: Option<String>,
+        #[serde(default)]
+        host: String,
+        #[serde(default)]
+        module: Option<String>,
+        #[serde(default)]
+        msg: String,
+        #[serde(default)]
+        stderr_tail: String,
+        #[serde(default)]
+        ignored: bool,
+        #[serde(default)]
+        rescued: bool,
+        #[serde(default)]
+        play: Option<String>,
+        #[serde(default)]
+        playbook: Option<String>,
+    },
+    Unreachable {
+        #[serde(default)]
+        task: String,
+        #[serde(default)]
+        host: String,
+        #[serde(default)]
+        msg: String,
+        #[serde(default)]
+        play: Option<String>,
+        #[serde(default)]
+        playbook: Option<String>,
+    },
+    PlayEnd {
+        milestone: Option<i64>,
+        #[serde(default)]
+        failed_hosts: Vec<String>,
+        #[serde(default)]
+        unreachable_hosts: Vec<String>,
+        #[serde(default)]
+        last_of_milestone: bool,
+        #[serde(default)]
+        last: bool,
+    },
+    Stats {
+        #[serde(default)]
+        hosts: BTreeMap<String, BTreeMap<String, u64>>,
+    },
+    PlaybookEnd {},
+}
+
+/// A numbered event.
+#[derive(Debug)]
+pub struct Entry {
+    pub seq: u64,
+    pub event: Event,
+}
+
+/// Reads the spool. A line that is not whole JSON is where a killed plugin stopped
+/// writing: reading stops there, so it is never skipped past and lost.
+pub fn read(path: &Path) -> Result<Vec<Entry>, CliError> {
+    let text = std::fs::read_to_string(path).map_err(|e| {
+        let exit = if e.kind() == std::io::ErrorKind::NotFound { Exit::NotFound } else { Exit::Internal };
+        CliError::new(exit, format!("cannot read the spool {}: {e}", path.display()))
+            .with_hint("give the spool the plugin named in its warning (BUILDSTATE_ANSIBLE_SPOOL)")
+    })?;
+    let mut entries = Vec::new();
+    for line in text.lines().filter(|l| !l.trim().is_empty()) {
+        let Ok(value) = serde_json::from_str::<Value>(line) else { break };
+        let Some(seq) = value.get("seq").and_then(Value::as_u64) else { continue };
+        // An event this version does not know is passed over, not an error.
+        if let Ok(event) = serde_json::from_value::<Event>(value) {
+            entries.push(Entry { seq, event });
+        }
+    }
+    Ok(entries)
+}
+
+/// The build the spool's last run was for, as the plugin was told (`BUILDSTATE_BUILD`).
+pub fn build_of(entries: &[Entry]) -> Option<String> {
+    entries.iter().rev().find_map(|e| match &e.event {
+        Event::PlaybookStart { build } => build.clone(),
+        _ => None,
+    })
+}
+
+/// `SPOOL.done`: the last sequence number recorded.
+pub fn cursor_path(spool: &Path) -> PathBuf {
+    let mut name = spool.as_os_str().to_owned();
+    name.push(".done");
+    PathBuf::from(name)
+}
+
+fn read_cursor(spool: &Path) -> u64 {
+    std::fs::read_to_string(cursor_path(spool)).ok().and_then(|s| s.trim().parse().ok()).unwrap_or(0)
+}
+
+/// Written next to its final name and renamed over it, so that a crash leaves the old
+/// cursor or the new one, never half of one (which would replay everything again).
+fn write_cursor(spool: &Path, seq: u64) -> Result<(), CliError> {
+    let path = cursor_path(spool);
+    let mut tmp_name = path.as_os_str().to_owned();
+    tmp_name.push(".tmp");
+    let tmp = PathBuf::from(tmp_name);
+    let written = std::fs::File::create(&tmp)
+        .and_then(|mut f| f.write_all(format!("{seq}\n").as_bytes()).and_then(|()| f.sync_all()))
+        .and_then(|()| std::fs::rename(&tmp, &path));
+    written.map_err(|e| CliError::internal(format!("cannot write the spool cursor {}: {e}", path.display())))
+}
+
+/// What the run so far has recorded, folded from its events (recorded or not): a later
+/// `record` process decides from it what an event still means.
+#[derive(Debug, Default)]
+pub struct RunState {
+    /// A failure of this run was recorded: nothing after it moves the build.
+    pub failed: bool,
+    /// The mapped milestone the current play belongs to.
+    milestone: Option<i64>,
+    /// Rescued and ignored failures per milestone (`None`: before any mapped play).
+    counts: BTreeMap<Option<i64>, (u64, u64)>,
+}
+
+/// What one pass over the spool did.
+#[derive(Debug, Default)]
+pub struct Replayed {
+    pub recorded: usize,
+    pub run: RunState,
+}
+
+/// Applies spool events through a driver.
+pub struct Replayer<'a> {
+    pub driver: &'a mut Driver,
+    pub store: Arc<dyn Store>,
+}
+
+impl Replayer<'_> {
+    /// Records the events after the cursor, moving the cursor after each one. Stops at
+    /// the first error of the store (the cursor stays before the event that failed).
+    pub async fn run(&mut self, spool: &Path, entries: &[Entry]) -> Result<Replayed, CliError> {
+        let cursor = read_cursor(spool);
+        let mut done = Replayed::default();
+        for entry in entries {
+            if entry.seq <= cursor {
+                fold(&mut done.run, &entry.event);
+                continue;
+            }
+            self.apply(&mut done.run, &entry.event).await?;
+            fold(&mut done.run, &entry.event);
+            write_cursor(spool, entry.seq)?;
+            done.recorded += 1;
+        }
+        Ok(done)
+    }
+
+    async fn apply(&mut self, run: &mut RunState, event: &Event) -> Result<(), CliError> {
+        match event {
+            // Running a playbook again is a person's decision to try again (as for
+            // `buildstate packer`); under a wrapper or a runner the build is already
+            // running and this changes nothing.
+            Event::PlaybookStart { .. } => {
+                self.driver.begin("re-run by ansible-playbook").await.map_err(drive_error)?;
+            }
+            Event::PlayStart { milestone: Some(m), play } if !run.failed => {
+                let Some(code) = self.code(*m, play) else { return Ok(()) };
+                match self.driver.reach(code, PASSED_BY).await {
+                    Ok(_) => {}
+                    Err(DriveError::NotInCatalog { code, build }) => crate::output::warning(format!(
+                        "play \"{play}\" maps to milestone {code}, which is not in the catalog of build {build}; \
+                         it counts as part of the milestone before it"
+                    )),
+                    Err(e) => return Err(drive_error(e)),
+                }
+            }
+            Event::TaskFailed { ignored: false, rescued: false, .. } if !run.failed => {
+                let counts = run.counts.get(&run.milestone).copied().unwrap_or_default();
+                let (failure, output) = task_failure(event, counts);
+                self.driver.fail(failure, &output).await.map_err(drive_error)?;
+            }
+            Event::Unreachable { .. } if !run.failed => {
+                let (failure, output) = unreachable_failure(event);
+                self.driver.fail(failure, &output).await.map_err(drive_error)?;
+            }
+            Event::PlayEnd { milestone, failed_hosts, unreachable_hosts, last_of_milestone, last } => {
+                self.write_counts(run, *milestone).await?;
+                let clean = failed_hosts.is_empty() && unreachable_hosts.is_empty() && !run.failed;
+                // Under a runner the step's milestone is the runner's to close.
+                let runner_closes = *last && matches!(self.driver.closing(), Closing::Runner { .. });
+                if clean && *last_of_milestone && !runner_closes {
+                    self.driver.complete_current(None).await.map_err(drive_error)?;
+                }
+            }
+            Event::Stats { hosts } => {
+                let sum = |k: &str| hosts.values().map(|h| h.get(k).copied().unwrap_or(0)).sum::<u64>();
+                for what in ["rescued", "ignored"] {
+                    let n = sum(what);
+                    if n > 0 {
+                        self.set_meta(&format!("ansible.{what}"), n).await?;
+                    }
+                }
+            }
+            _ => {}
+        }
+        Ok(())
+    }
+
+    fn code(&self, m: i64, play: &str) -> Option<StateCode> {
+        match StateCode::new(m) {
+            Ok(c) => Some(c),
+            Err(e) => {
+                crate::output::warning(format!(
+                    "play \"{play}\" names milestone {m}, which is not a milestone: {e}"
+                ));
+                None
+            }
+        }
+    }
+
+    /// Ansible's rescued and ignored failures of a milestone, where they stay visible:
+    /// attempts hold no counters, so they are build metadata `ansible.<code>.rescued`
+    /// and `.ignored` (written only when not zero).
+    async fn write_counts(&self, run: &RunState, milestone: Option<i64>) -> Result<(), CliError> {
+        let Some(&(rescued, ignored)) = run.counts.get(&milestone) else { return Ok(()) };
+        let code = milestone.map_or_else(|| self.driver.build().state.to_string(), |m| m.to_string());
+        if rescued > 0 {
+            self.set_meta(&format!("ansible.{code}.rescued"), rescued).await?;
+        }
+        if ignored > 0 {
+            self.set_meta(&format!("ansible.{code}.ignored"), ignored).await?;
+        }
+        Ok(())
+    }
+
+    async fn set_meta(&self, key: &str, value: u64) -> Result<(), CliError> {
+        let key = MetaKey::new(key).map_err(|e| CliError::internal(e.to_string()))?;
+        let value =
+            MetaValue::new(&key, &value.to_string()).map_err(|e| CliError::internal(e.to_string()))?;
+        let set = Command::SetMeta { key, value: Some(value) };
+        self.store.apply(self.driver.build().id, &set, self.driver.guard()).await.map_err(CliError::from)?;
+        Ok(())
+    }
+}
+
+/// What an event tells about the run, recorded or not.
+fn fold(run: &mut RunState, event: &Event) {
+    match event {
+        Event::PlaybookStart { .. } => *run = RunState::default(),
+        Event::PlayStart { milestone: Some(m), .. } => run.milestone = Some(*m),
+        Event::TaskFailed { ignored, rescued, .. } => {
+            let c = run.counts.entry(run.milestone).or_default();
+            if *rescued {
+                c.0 += 1;
+            } else if *ignored {
+                c.1 += 1;
+            } else {
+                run.failed = true;
+            }
+        }
+        Event::Unreachable { .. } => run.failed = true,
+        _ => {}
+    }
+}
+
+fn text(value: &Option<String>) -> Value {
+    value.clone().map_or(Value::Null, Value::String)
+}
+
+/// A failed task: type `ansible`, persistent unless the retry policy's patterns say
+/// otherwise, naming task, host and Ansible's message.
+fn task_failure(event: &Event, (rescued, ignored): (u64, u64)) -> (FailureInfo, String) {
+    let Event::TaskFailed { task, role, host, module, msg, stderr_tail, play, playbook, .. } = event else {
+        return (generic("not a task failure"), String::new());
+    };
+    let first_line = msg.lines().next().unwrap_or_default();
+    let details: BTreeMap<String, Value> = [
+        ("playbook", text(playbook)),
+        ("play", text(play)),
+        ("role", text(role)),
+        ("task", Value::String(task.clone())),
+        ("host", Value::String(host.clone())),
+        ("module", text(module)),
+        ("msg", Value::String(msg.clone())),
+        ("stderr_tail", Value::String(stderr_tail.clone())),
+        ("rescued", Value::from(rescued)),
+        ("ignored", Value::from(ignored)),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_owned(), v))
+    .collect();
+    let failure = FailureInfo {
+        failure_type: ansible_type(),
+        class: FailureClass::Persistent,
+        component: module.clone().or_else(|| role.clone()),
+        message: format!("TASK [{task}] on {host}: {first_line}"),
+        details,
+        exit_code: None,
+    };
+    (failure, format!("{msg}\n{stderr_tail}"))
+}
+
+/// An unreachable host: a `network` failure, transient (the next attempt may reach it).
+fn unreachable_failure(event: &Event) -> (FailureInfo, String) {
+    let Event::Unreachable { task, host, msg, play, playbook } = event else {
+        return (generic("not an unreachable host"), String::new());
+    };
+    let details: BTreeMap<String, Value> = [
+        ("playbook", text(playbook)),
+        ("play", text(play)),
+        ("task", Value::String(task.clone())),
+        ("host", Value::String(host.clone())),
+        ("msg", Value::String(msg.clone())),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_owned(), v))
+    .collect();
+    let failure = FailureInfo {
+        failure_type: "network".parse().unwrap_or_else(|_| FailureType::unknown()),
+        class: FailureClass::Transient,
+        component: Some("ansible".to_owned()),
+        message: format!(
+            "host {host} unreachable (TASK [{task}]): {}",
+            msg.lines().next().unwrap_or_default()
+        ),
+        details,
+        exit_code: None,
+    };
+    (failure, msg.clone())
+}
+
+pub fn ansible_type() -> FailureType {
+    "ansible".parse().unwrap_or_else(|_| FailureType::unknown())
+}
+
+fn generic(message: &str) -> FailureInfo {
+    FailureInfo {
+        failure_type: ansible_type(),
+        class: FailureClass::Persistent,
+        component: None,
+        message: message.to_owned(),
+        details: BTreeMap::new(),
+        exit_code: None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn spool(lines: &[&str]) -> (tempfile::TempDir, PathBuf) {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let path = dir.path().join("s.jsonl");
+        std::fs::write(&path, lines.join("\n")).expect("write");
+        (dir, path)
+    }
+
+    #[test]
+    fn a_torn_last_line_ends_the_spool_and_unknown_events_are_passed_over() {
+        let (_d, path) = spool(&[
+            r#"{"seq":1,"event":"playbook_start","build":"B7"}"#,
+            r#"{"seq":2,"event":"from_the_future"}"#,
+            r#"{"seq":3,"event":"play_start","milestone":25,"play":"25 x"}"#,
+            r#"{"seq":4,"event":"play_e"#,
+        ]);
+        let entries = read(&path).expect("read");
+        assert_eq!(entries.iter().map(|e| e.seq).collect::<Vec<_>>(), vec![1, 3]);
+        assert_eq!(build_of(&entries).as_deref(), Some("B7"));
+    }
+
+    #[test]
+    fn the_cursor_is_a_number_beside_the_spool() {
+        let (_d, path) = spool(&[]);
+        assert_eq!(read_cursor(&path), 0);
+        write_cursor(&path, 42).expect("write");
+        assert_eq!(read_cursor(&path), 42);
+        assert!(cursor_path(&path).to_string_lossy().ends_with("s.jsonl.done"));
+    }
+
+    #[test]
+    fn rescued_and_ignored_failures_are_counted_not_failures() {
+        let mut run = RunState::default();
+        let failed = |ignored, rescued| Event::TaskFailed {
+            task: "t".into(),
+            role: None,
+            host: "h".into(),
+            module: None,
+            msg: String::new(),
+            stderr_tail: String::new(),
+            ignored,
+            rescued,
+            play: None,
+            playbook: None,
+        };
+        fold(&mut run, &Event::PlayStart { milestone: Some(25), play: "p".into() });
+        fold(&mut run, &failed(true, false));
+        fold(&mut run, &failed(false, true));
+        assert!(!run.failed);
+        assert_eq!(run.counts.get(&Some(25)), Some(&(1, 1)));
+        fold(&mut run, &failed(false, false));
+        assert!(run.failed);
+        fold(&mut run, &Event::PlaybookStart { build: None });
+        assert!(!run.failed, "a new run starts clean");
+    }
+
+    #[test]
+    fn a_task_failure_names_task_host_and_message() {
+        let e = Event::TaskFailed {
+            task: "install".into(),
+            role: Some("base".into()),
+            host: "web1".into(),
+            module: Some("ansible.builtin.command".into()),
+            msg: "non-zero return code\nmore".into(),
+            stderr_tail: "boom".into(),
+            ignored: false,
+            rescued: false,
+            play: Some("25 baseline".into()),
+            playbook: Some("site.yml".into()),
+        };
+        let (f, out) = task_failure(&e, (0, 2));
+        assert_eq!(f.message, "TASK [install] on web1: non-zero return code");
+        assert_eq!(f.component.as_deref(), Some("ansible.builtin.command"));
+        assert_eq!(f.failure_type.as_str(), "ansible");
+        assert_eq!(f.details.get("ignored"), Some(&Value::from(2)));
+        assert!(out.contains("boom"));
+    }
+}

@@ -1,0 +1,344 @@
+//! `buildstate ansible-playbook` and the callback plugin with the real `ansible-playbook`
+//! (ansible-core, installed by scripts/setup.sh): plays mapped to milestones, a failing
+//! task, rescued and ignored failures, an unreachable host, and buildstate unavailable
+//! in the middle of a run, replayed afterwards.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use serde_json::Value;
+
+use crate::common::{Env, Run, clean_env};
+
+const INVENTORY: &str = "localhost ansible_connection=local ansible_python_interpreter=/usr/bin/python3\n";
+
+/// Fails (never skips) without Ansible, naming what installs it.
+fn require_ansible() {
+    let ok = Command::new("ansible-playbook").arg("--version").output().is_ok_and(|o| o.status.success());
+    assert!(ok, "ansible-playbook is not on PATH: run scripts/setup.sh (install_packer_ansible) first");
+}
+
+/// A store with the test catalog and build 7, and an inventory of localhost.
+fn setup() -> Env {
+    require_ansible();
+    let env = Env::new().with_catalog();
+    env.build("7");
+    std::fs::write(env.path("inventory"), INVENTORY).expect("write the inventory");
+    env
+}
+
+/// What Ansible needs to stay inside the fixture.
+fn ansible_vars(env: &Env) -> Vec<(String, PathBuf)> {
+    vec![
+        ("ANSIBLE_LOCAL_TEMP".into(), env.path("ansible-tmp")),
+        ("ANSIBLE_HOME".into(), env.path("ansible-home")),
+        ("XDG_DATA_HOME".into(), env.path("data")),
+        ("XDG_CACHE_HOME".into(), env.path("cache")),
+    ]
+}
+
+fn play(name: &str, milestone: Option<u8>, tasks: &str) -> String {
+    let vars = milestone.map(|m| format!("  vars: {{buildstate_milestone: {m}}}\n")).unwrap_or_default();
+    format!(
+        "- name: {name}\n  hosts: localhost\n  connection: local\n  gather_facts: false\n{vars}  tasks:\n{tasks}"
+    )
+}
+
+fn write_playbook(env: &Env, plays: &[String]) -> PathBuf {
+    let path = env.path("site.yml");
+    std::fs::write(&path, plays.join("")).expect("write the playbook");
+    path
+}
+
+/// `buildstate ansible-playbook 7 -- -i inventory site.yml`.
+fn wrapped(env: &Env, extra: &[&str]) -> Run {
+    let mut c = env.cmd();
+    c.current_dir(env.dir.path());
+    for (k, v) in ansible_vars(env) {
+        c.env(k, v);
+    }
+    let mut args = vec!["ansible-playbook", "7", "--", "-i", "inventory"];
+    args.extend_from_slice(extra);
+    args.push("site.yml");
+    c.args(&args).output().expect("run buildstate ansible-playbook").into()
+}
+
+fn history(env: &Env) -> Vec<(String, u64)> {
+    let h = env.json(&["history", "7"]);
+    h.as_array()
+        .expect("an array")
+        .iter()
+        .map(|e| (e["kind"].as_str().unwrap_or("?").to_owned(), e["state"].as_u64().unwrap_or(999)))
+        .collect()
+}
+
+fn kinds_at(h: &[(String, u64)], state: u64) -> Vec<&str> {
+    h.iter().filter(|(_, s)| *s == state).map(|(k, _)| k.as_str()).collect()
+}
+
+fn failures(env: &Env) -> Vec<Value> {
+    env.json(&["failure", "list", "--build", "7"]).as_array().expect("an array").clone()
+}
+
+const OK_TASK: &str = "    - command: /bin/true\n";
+
+#[test]
+fn three_plays_mapped_by_vars_and_by_name_become_milestones_in_order() {
+    let env = setup();
+    write_playbook(
+        &env,
+        &[
+            play("image tools", Some(10), OK_TASK),
+            play("25 security baseline", None, OK_TASK),
+            play("no milestone of its own", None, "    - debug: msg=part-of-25\n"),
+            play("network", Some(40), OK_TASK),
+        ],
+    );
+    let r = wrapped(&env, &[]);
+    assert_eq!(r.code, 0, "{r:?}");
+    // Ansible's own output passes through unchanged.
+    assert!(r.stdout.contains("PLAY [25 security baseline]") && r.stdout.contains("PLAY RECAP"), "{r:?}");
+    let h = history(&env);
+    let order: Vec<(&str, u64)> =
+        h.iter().filter(|(k, _)| k == "started" || k == "completed").map(|(k, s)| (k.as_str(), *s)).collect();
+    assert_eq!(
+        order,
+        vec![
+            ("started", 0),
+            ("completed", 0),
+            ("started", 10),
+            ("completed", 10),
+            ("started", 25),
+            ("completed", 25),
+            ("started", 40),
+            ("completed", 40),
+        ],
+        "{h:?}"
+    );
+    assert_eq!(kinds_at(&h, 30), vec!["skipped"], "between mapped plays: skipped, {h:?}");
+    let b = env.json(&["build", "show", "7"]);
+    assert_eq!(b["build"]["state"], 45, "{b}");
+    assert!(failures(&env).is_empty());
+}
+
+#[test]
+fn a_failing_task_is_an_ansible_failure_naming_task_host_and_message() {
+    let env = setup();
+    let failing = "    - name: install the agent\n      shell: echo agent-missing >&2; exit 3\n";
+    write_playbook(&env, &[play("packages", Some(10), OK_TASK), play("agent", Some(15), failing)]);
+    let r = wrapped(&env, &[]);
+    assert_eq!(r.code, 2, "ansible-playbook's own exit code: {r:?}");
+    let h = history(&env);
+    assert_eq!(kinds_at(&h, 10), vec!["started", "completed"], "{h:?}");
+    assert_eq!(kinds_at(&h, 15), vec!["started", "failed"], "{h:?}");
+    let f = failures(&env);
+    assert_eq!(f.len(), 1, "one failure, not one more from the exit code: {f:?}");
+    let f = &f[0];
+    assert_eq!(f["type"], "ansible", "{f}");
+    assert_eq!(f["class"], "persistent", "{f}");
+    assert_eq!(f["message"], "TASK [install the agent] on localhost: non-zero return code", "{f}");
+    assert_eq!(f["details"]["host"], "localhost", "{f}");
+    assert_eq!(f["details"]["play"], "agent", "{f}");
+    assert_eq!(f["details"]["playbook"], "site.yml", "{f}");
+    assert!(f["details"]["stderr_tail"].as_str().is_some_and(|t| t.contains("agent-missing")), "{f}");
+    assert!(f["component"].as_str().is_some_and(|c| c.contains("shell")), "{f}");
+    assert_eq!(env.json(&["build", "show", "7"])["build"]["status"], "failed");
+}
+
+#[test]
+fn rescued_and_ignored_failures_are_counted_and_the_milestone_completes() {
+    let env = setup();
+    let tasks = "    - block:\n        - command: /bin/false\n      rescue:\n        - debug: msg=rescued\n    \
+                 - command: /bin/false\n      ignore_errors: true\n";
+    write_playbook(&env, &[play("25 hardening", None, tasks)]);
+    let r = wrapped(&env, &[]);
+    assert_eq!(r.code, 0, "{r:?}");
+    assert!(r.stdout.contains("rescued=1") && r.stdout.contains("ignored=1"), "{r:?}");
+    let h = history(&env);
+    assert_eq!(kinds_at(&h, 25), vec!["started", "completed"], "{h:?}");
+    assert!(failures(&env).is_empty(), "rescued and ignored failures are not failures");
+    let meta = env.json(&["meta", "list", "7"]);
+    assert_eq!(meta["ansible.25.rescued"], "1", "{meta}");
+    assert_eq!(meta["ansible.25.ignored"], "1", "{meta}");
+    assert_eq!(meta["ansible.rescued"], "1", "{meta}");
+    assert_eq!(meta["ansible.ignored"], "1", "{meta}");
+}
+
+#[test]
+fn an_unreachable_host_is_a_transient_network_failure() {
+    let env = setup();
+    let inventory = format!(
+        "{INVENTORY}bogus ansible_connection=ssh ansible_host=192.0.2.1 ansible_user=nobody \
+         ansible_ssh_common_args='-o ConnectTimeout=2 -o StrictHostKeyChecking=no' ansible_timeout=3\n"
+    );
+    std::fs::write(env.path("inventory"), inventory).expect("write the inventory");
+    let plays = "- name: 20 cloud setup\n  hosts: bogus\n  gather_facts: false\n  tasks:\n    - name: ping it\n      ping:\n";
+    std::fs::write(env.path("site.yml"), plays).expect("write the playbook");
+    let r = wrapped(&env, &[]);
+    assert_eq!(r.code, 4, "ansible-playbook exits 4 for an unreachable host: {r:?}");
+    let f = failures(&env);
+    assert_eq!(f.len(), 1, "{f:?}");
+    assert_eq!(f[0]["type"], "network", "{}", f[0]);
+    assert_eq!(f[0]["class"], "transient", "{}", f[0]);
+    assert_eq!(f[0]["details"]["host"], "bogus", "{}", f[0]);
+    assert!(f[0]["message"].as_str().is_some_and(|m| m.starts_with("host bogus unreachable")), "{}", f[0]);
+    assert_eq!(kinds_at(&history(&env), 20), vec!["started", "failed"]);
+}
+
+/// The plugin on its own (no wrapper): the store vanishes after the first play, the
+/// playbook still succeeds with one warning, and `ansible replay` records the rest once.
+#[test]
+fn buildstate_unavailable_mid_run_warns_once_and_replay_records_everything_once() {
+    require_ansible();
+    let mut env = Env::new();
+    std::fs::create_dir(env.path("store")).expect("a store directory");
+    env.db = env.path("store/buildstate.db");
+    let env = env.with_catalog();
+    env.build("7");
+    std::fs::write(env.path("inventory"), INVENTORY).expect("write the inventory");
+    let store = env.path("store");
+    let away = env.path("store-away");
+    let vanish = format!("    - command: mv {} {}\n", store.display(), away.display());
+    write_playbook(
+        &env,
+        &[
+            play("packages", Some(10), &vanish),
+            play("25 security baseline", None, OK_TASK),
+            play("network", Some(40), OK_TASK),
+        ],
+    );
+    let dir = env.ok(&["ansible", "callback-dir", "--dir", env.path("plugins").to_str().expect("utf-8")]);
+    let spool = env.path("spool.jsonl");
+    let mut c = Command::new("ansible-playbook");
+    c.env_clear().envs(clean_env(std::env::vars_os()));
+    for (k, v) in ansible_vars(&env) {
+        c.env(k, v);
+    }
+    c.current_dir(env.dir.path())
+        .env("ANSIBLE_CALLBACK_PLUGINS", dir.trim())
+        .env("ANSIBLE_CALLBACKS_ENABLED", "buildstate")
+        .env("BUILDSTATE_BUILD", "7")
+        .env("BUILDSTATE_BIN", crate::common::bin())
+        .env("BUILDSTATE_DB", &env.db)
+        .env("BUILDSTATE_ACTOR", "tester")
+        .env("BUILDSTATE_ANSIBLE_SPOOL", &spool)
+        .args(["-i", "inventory", "site.yml"]);
+    let r: Run = c.output().expect("run ansible-playbook").into();
+    assert_eq!(r.code, 0, "the playbook's result is unchanged: {r:?}");
+    // Ansible wraps warnings at the terminal's width.
+    let all = format!("{}{}", r.stdout, r.stderr).split_whitespace().collect::<Vec<_>>().join(" ");
+    assert_eq!(all.matches("buildstate is unavailable").count(), 1, "one warning: {r:?}");
+    assert!(all.contains(&format!("buildstate ansible replay {}", spool.display())), "{r:?}");
+
+    std::fs::rename(&away, &store).expect("the store comes back");
+    let before = history(&env);
+    assert_eq!(kinds_at(&before, 10), vec!["started"], "recorded before the store went: {before:?}");
+    let replayed = env.run(&["ansible", "replay", spool.to_str().expect("utf-8")]);
+    assert_eq!(replayed.code, 0, "{replayed:?}");
+    let h = history(&env);
+    for code in [10, 25, 40] {
+        assert_eq!(kinds_at(&h, code), vec!["started", "completed"], "milestone {code}: {h:?}");
+    }
+    // Twice is once: the cursor beside the spool holds what was recorded.
+    let again = env.run(&["ansible", "replay", spool.to_str().expect("utf-8"), "7"]);
+    assert_eq!(again.code, 0, "{again:?}");
+    assert!(again.stderr.contains("recorded 0 event(s)"), "{again:?}");
+    assert_eq!(history(&env), h);
+}
+
+#[test]
+fn callback_dir_is_idempotent_and_the_plugin_without_a_build_warns_and_records_nothing() {
+    let env = setup();
+    let dir = env.path("plugins");
+    let first = env.run(&["ansible", "callback-dir", "--dir", dir.to_str().expect("utf-8")]);
+    assert_eq!(first.code, 0, "{first:?}");
+    assert_eq!(first.stdout.trim(), dir.to_str().expect("utf-8"));
+    assert!(first.stderr.contains("ANSIBLE_CALLBACKS_ENABLED=buildstate"), "{first:?}");
+    let plugin = dir.join("buildstate.py");
+    let written = std::fs::metadata(&plugin).and_then(|m| m.modified()).expect("the plugin");
+    std::thread::sleep(std::time::Duration::from_millis(20));
+    let second = env.run(&["ansible", "callback-dir", "--dir", dir.to_str().expect("utf-8")]);
+    assert_eq!(second.stdout, first.stdout);
+    assert_eq!(
+        std::fs::metadata(&plugin).and_then(|m| m.modified()).expect("the plugin"),
+        written,
+        "not rewritten"
+    );
+
+    // The default directory is versioned and needs no store.
+    let mut c = crate::common::bare_cmd();
+    c.env("XDG_DATA_HOME", env.path("data")).env("BUILDSTATE_DB", env.path("nowhere/none.db"));
+    let out = c.args(["ansible", "callback-dir"]).output().expect("run");
+    assert!(out.status.success(), "{out:?}");
+    let default = String::from_utf8_lossy(&out.stdout).trim().to_owned();
+    assert!(Path::new(&default).join("buildstate.py").is_file(), "{default}");
+    assert!(
+        default.starts_with(env.path("data").join("buildstate/ansible").to_str().expect("utf-8")),
+        "{default}"
+    );
+
+    write_playbook(&env, &[play("10 tools", None, OK_TASK)]);
+    let before = env.export("7");
+    let mut c = Command::new("ansible-playbook");
+    c.env_clear().envs(clean_env(std::env::vars_os()));
+    for (k, v) in ansible_vars(&env) {
+        c.env(k, v);
+    }
+    c.current_dir(env.dir.path())
+        .env("ANSIBLE_CALLBACK_PLUGINS", &dir)
+        .env("ANSIBLE_CALLBACKS_ENABLED", "buildstate")
+        .env("BUILDSTATE_DB", &env.db)
+        .args(["-i", "inventory", "site.yml"]);
+    let r: Run = c.output().expect("run ansible-playbook").into();
+    assert_eq!(r.code, 0, "{r:?}");
+    let all = format!("{}{}", r.stdout, r.stderr).split_whitespace().collect::<Vec<_>>().join(" ");
+    assert_eq!(all.matches("BUILDSTATE_BUILD is not set").count(), 1, "{r:?}");
+    assert_eq!(env.export("7"), before, "nothing recorded");
+}
+
+#[test]
+fn an_unknown_build_or_a_finished_one_is_refused_before_ansible_runs() {
+    let env = setup();
+    write_playbook(&env, &[play("10 tools", None, OK_TASK)]);
+    let err = env.fails(&["ansible-playbook", "99", "--", "site.yml"], 3);
+    assert!(err.contains("99"), "{err}");
+    env.ok(&["build", "cancel", "7", "--reason", "test"]);
+    let err = env.fails_unchanged("7", &["ansible-playbook", "7", "--", "site.yml"], 4);
+    assert!(err.contains("cancelled"), "{err}");
+}
+
+/// As a pipeline step (a step report named, the runner's lease token inherited — here
+/// `buildstate exec` plays the runner): the failure's details go to the step report for
+/// the runner to record, and nothing is recorded behind the runner's back.
+#[test]
+fn as_a_pipeline_step_the_failure_goes_to_the_step_report() {
+    let env = setup();
+    let failing = "    - name: break it\n      command: /bin/false\n";
+    write_playbook(&env, &[play("0 first", None, failing)]);
+    let report = env.path("report.json");
+    let kept = env.path("kept.json");
+    let script = format!(
+        "BUILDSTATE_STEP_REPORT={r} {bin} ansible-playbook 7 -- -i inventory site.yml; rc=$?; cp {r} {k}; exit $rc",
+        r = report.display(),
+        k = kept.display(),
+        bin = crate::common::bin()
+    );
+    let mut c = env.cmd();
+    c.current_dir(env.dir.path());
+    for (k, v) in ansible_vars(&env) {
+        c.env(k, v);
+    }
+    let r: Run = c.args(["exec", "7", "0", "--", "sh", "-c", &script]).output().expect("run").into();
+    assert_eq!(r.code, 2, "{r:?}");
+    let report: Value = serde_json::from_slice(&std::fs::read(&kept).expect("a step report")).expect("json");
+    assert_eq!(report["failure"]["type"], "ansible", "{report}");
+    assert_eq!(
+        report["failure"]["message"], "TASK [break it] on localhost: non-zero return code",
+        "{report}"
+    );
+    // The one failure recorded is the runner's (here exec's, from the exit code).
+    let f = failures(&env);
+    assert_eq!(f.len(), 1, "{f:?}");
+    assert_eq!(f[0]["exit_code"], 2, "{}", f[0]);
+    assert_eq!(kinds_at(&history(&env), 0), vec!["created", "started", "failed"]);
+}

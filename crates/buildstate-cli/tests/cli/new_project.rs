@@ -85,10 +85,18 @@ fn a_new_project_dry_run_delivers_every_build_and_resumes_an_injected_failure() 
     let cfg = std::fs::read_to_string(dir.join("ansible/ansible.cfg")).expect("ansible.cfg");
     assert!(cfg.contains("callbacks_enabled = buildstate"), "{cfg}");
 
-    // The dry run: every build delivered, through every milestone, with Packer's
-    // manifest as an artifact.
-    let r =
-        bs_in(&env, &dir, &["run", "pipeline.dry-run.yaml", "--add-missing", "--jobs", "2", "--json"], &[]);
+    // Two stores at once, to keep the test short: the dry run of the whole matrix, and
+    // a failure injected at 45 into one build of another store.
+    let faulty = Env::new();
+    std::thread::scope(|s| {
+        s.spawn(|| whole_matrix(&env, &dir));
+        s.spawn(|| injected_failure(&faulty, &dir));
+    });
+}
+
+/// The dry run: every build delivered, through every milestone.
+fn whole_matrix(env: &Env, dir: &Path) {
+    let r = bs_in(env, dir, &["run", "pipeline.dry-run.yaml", "--add-missing", "--jobs", "2", "--json"], &[]);
     assert_eq!(r.code, 0, "{r:?}");
     let summary: serde_json::Value = serde_json::from_str(&r.stdout).expect("run --json");
     let builds = summary_builds(&summary);
@@ -97,16 +105,18 @@ fn a_new_project_dry_run_delivers_every_build_and_resumes_an_injected_failure() 
         let show = env.show(b);
         assert_eq!(show["status"], "completed", "{show:#}");
         let done: Vec<u64> =
-            moves(&env, b).into_iter().filter(|(k, _)| k == "completed").map(|(_, s)| s).collect();
-        assert_eq!(done, (0..=100).step_by(5).collect::<Vec<u64>>(), "build {b}: {:?}", moves(&env, b));
+            moves(env, b).into_iter().filter(|(k, _)| k == "completed").map(|(_, s)| s).collect();
+        assert_eq!(done, (0..=100).step_by(5).collect::<Vec<u64>>(), "build {b}: {:?}", moves(env, b));
     }
+}
 
-    // A failure injected at 45 in a new store: the build stops there (exit 8) …
-    let env = Env::new();
+/// A failure injected at 45: the build stops there (exit 8), and the next run, without
+/// the injection, resumes at 45 and delivers.
+fn injected_failure(env: &Env, dir: &Path) {
     let only = ["--only", "platform=aws-commercial,os=rhel-9.6"];
     let mut args = vec!["run", "pipeline.dry-run.yaml", "--add-missing", "--json"];
     args.extend(only);
-    let r = bs_in(&env, &dir, &args, &[("BUILDSTATE_FAIL_AT", "45")]);
+    let r = bs_in(env, dir, &args, &[("BUILDSTATE_FAIL_AT", "45")]);
     assert_eq!(r.code, 8, "{r:?}");
     let summary: serde_json::Value = serde_json::from_str(&r.stdout).expect("run --json");
     let b = summary_builds(&summary)[0].0.clone();
@@ -116,11 +126,10 @@ fn a_new_project_dry_run_delivers_every_build_and_resumes_an_injected_failure() 
     assert_eq!(f["type"], "ansible", "{f:#}");
     assert!(f["message"].as_str().unwrap_or("").contains("failure injected at milestone 45"), "{f:#}");
 
-    // … and the next run, without the injection, resumes at 45 and delivers.
-    let before = moves(&env, &b).len();
-    let r = bs_in(&env, &dir, &args, &[]);
+    let before = moves(env, &b).len();
+    let r = bs_in(env, dir, &args, &[]);
     assert_eq!(r.code, 0, "{r:?}");
-    let after = moves(&env, &b);
+    let after = moves(env, &b);
     let again: Vec<u64> = after[before..].iter().filter(|(k, _)| k == "started").map(|(_, s)| *s).collect();
     assert_eq!(again, (45..=100).step_by(5).collect::<Vec<u64>>(), "{after:?}");
     assert_eq!(env.show(&b)["status"], "completed");

@@ -176,4 +176,8 @@ fn new_refuses_bad_targets_and_names_and_writes_nothing() {
     let pipeline = std::fs::read_to_string(env.path("My Images/pipeline.yaml")).expect("pipeline.yaml");
     assert!(pipeline.contains("name: my-images"), "{pipeline}");
     assert!(!env.path("My Images/pipeline.aws.yaml").exists());
+    // The real pipeline parses: the runner only finds that the filter selects nothing.
+    let r = bs_in(&env, &env.path("My Images"), &["run", "pipeline.yaml", "--only", "os=none"], &[]);
+    let line = expect_error(&r, 2, "run pipeline.yaml");
+    assert!(line.contains("selects none of the 1 builds of pipeline my-images"), "{line}");
 }

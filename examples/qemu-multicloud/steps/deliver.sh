@@ -19,6 +19,11 @@ fail() {
     exit 1
 }
 
+# Packer's own manifest, written at milestone 10 by the manifest post-processor of
+# packer/image.pkr.hcl: the base image this disk was converted from.
+[ -f packer-manifest.json ] ||
+    fail "$WORK/packer-manifest.json is missing: milestone 5 (the packer: step) writes it (buildstate rewind $BUILDSTATE_BUILD --to 5 --reason ... to make it again)"
+
 rm -rf out disk.raw check.raw
 mkdir out
 case $BUILDSTATE_PLATFORM in
@@ -79,45 +84,13 @@ record "converted base.qcow2 to $output for $BUILDSTATE_PLATFORM ($REGION)"
 file_uri() {
     printf 'file://%s' "$(printf '%s' "$1" | sed 's/%/%25/g; s/ /%20/g')"
 }
-json_string() {
-    printf '"%s"' "$(printf '%s' "$1" | sed 's/\\/\\\\/g; s/"/\\"/g')"
-}
 
 disk=$WORK/$output
-disk_uri=$(file_uri "$disk")
-
-# The manifest Packer's manifest post-processor writes, so that tools reading Packer
-# manifests read this one too. artifact_id is REGION:ID as Packer's cloud builders
-# write it (us-east-1:ami-...).
-cat >packer-manifest.json <<JSON
-{
-  "builds": [
-    {
-      "name": $(json_string "$BUILDSTATE_OS-$BUILDSTATE_IMAGE-$BUILDSTATE_PLATFORM"),
-      "builder_type": "qemu",
-      "build_time": $(date +%s),
-      "files": [
-        {"name": $(json_string "$disk"), "size": $(wc -c <"$output" | tr -d ' ')}
-      ],
-      "artifact_id": $(json_string "$REGION:$disk_uri"),
-      "packer_run_uuid": $(json_string "${BUILDSTATE_BUILD_ID:-$BUILDSTATE_BUILD}"),
-      "custom_data": {
-        "buildstate_build": $(json_string "$BUILDSTATE_BUILD"),
-        "platform": $(json_string "$BUILDSTATE_PLATFORM"),
-        "os": $(json_string "$BUILDSTATE_OS"),
-        "image": $(json_string "$BUILDSTATE_IMAGE"),
-        "region": $(json_string "$REGION")
-      }
-    }
-  ],
-  "last_run_uuid": $(json_string "${BUILDSTATE_BUILD_ID:-$BUILDSTATE_BUILD}")
-}
-JSON
-record "wrote packer-manifest.json; recording the artifacts"
+record "recording $output, Packer's manifest and this phase record as artifacts"
 
 # --file: buildstate reads the file and records its size and SHA-256.
 "$BUILDSTATE" artifact add "$BUILDSTATE_BUILD" --name "$BUILDSTATE_PLATFORM-disk" --kind disk \
-    --uri "$disk_uri" --file "$disk" --region "$REGION"
+    --uri "$(file_uri "$disk")" --file "$disk" --region "$REGION"
 "$BUILDSTATE" artifact add "$BUILDSTATE_BUILD" --name "$BUILDSTATE_PLATFORM-manifest" --kind manifest \
     --uri "$(file_uri "$WORK/packer-manifest.json")" --file "$WORK/packer-manifest.json" --region "$REGION"
 "$BUILDSTATE" artifact add "$BUILDSTATE_BUILD" --name "$BUILDSTATE_PLATFORM-phases" --kind report \

@@ -31,7 +31,7 @@ case $BUILDSTATE_PLATFORM in
         # AWS VM Import (import-image, import-snapshot) takes a stream-optimized VMDK:
         # compressed, written front to back, the format of VMDKs inside an OVA.
         output=out/aws.vmdk
-        qemu-img convert -f qcow2 -O raw base.qcow2 disk.raw
+        qemu-img convert -f qcow2 -O raw image.qcow2 disk.raw
         qemu-img convert -f raw -O vmdk -o subformat=streamOptimized disk.raw "$output"
         qemu-img info -f vmdk "$output" | grep -q 'create type: streamOptimized' ||
             fail "$output is not a streamOptimized VMDK"
@@ -42,7 +42,7 @@ case $BUILDSTATE_PLATFORM in
         # whole number of MiB. force_size keeps the raw disk's exact size instead of
         # rounding it to a CHS geometry, which would break the alignment.
         output=out/azure.vhd
-        qemu-img convert -f qcow2 -O raw base.qcow2 disk.raw
+        qemu-img convert -f qcow2 -O raw image.qcow2 disk.raw
         qemu-img convert -f raw -O vpc -o subformat=fixed,force_size disk.raw "$output"
         # A fixed VHD is the disk's bytes followed by a 512-byte footer starting with
         # the cookie "conectix".
@@ -58,7 +58,7 @@ case $BUILDSTATE_PLATFORM in
         # Compute Engine imports a gzip-compressed tar holding exactly one file named
         # disk.raw, in the oldgnu format; -S stores the sparse disk compactly.
         output=out/gcp.tar.gz
-        qemu-img convert -f qcow2 -O raw base.qcow2 disk.raw
+        qemu-img convert -f qcow2 -O raw image.qcow2 disk.raw
         check_marker disk.raw raw
         tar --format=oldgnu -Sczf "$output" disk.raw
         members=$(tar -tzf "$output")
@@ -68,7 +68,7 @@ case $BUILDSTATE_PLATFORM in
         # Glance takes qcow2 as it is (disk_format=qcow2); compressed, so the upload
         # is small.
         output=out/openstack.qcow2
-        qemu-img convert -c -f qcow2 -O qcow2 base.qcow2 "$output"
+        qemu-img convert -c -f qcow2 -O qcow2 image.qcow2 "$output"
         qemu-img check -f qcow2 "$output"
         check_marker "$output" qcow2
         ;;
@@ -78,7 +78,7 @@ case $BUILDSTATE_PLATFORM in
         ;;
 esac
 rm -f disk.raw
-record "converted base.qcow2 to $output for $BUILDSTATE_PLATFORM ($REGION)"
+record "converted image.qcow2 to $output for $BUILDSTATE_PLATFORM ($REGION)"
 
 # file:// URIs have no spaces: escape % and space in the path.
 file_uri() {

@@ -20,7 +20,7 @@ fail() {
 }
 
 # Packer's own manifest, written at milestone 10 by the manifest post-processor of
-# packer/image.pkr.hcl: the base image this disk was converted from.
+# packer/image.pkr.hcl: the base image this disk was made from.
 [ -f packer-manifest.json ] ||
     fail "$WORK/packer-manifest.json is missing: milestone 5 (the packer: step) writes it (buildstate rewind $BUILDSTATE_BUILD --to 5 --reason ... to make it again)"
 

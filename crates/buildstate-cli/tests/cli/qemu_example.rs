@@ -120,6 +120,18 @@ fn qemu_multicloud_example_delivers_a_disk_for_every_cloud() {
             other => panic!("unexpected platform {other}"),
         }
 
+        // The phase record: a line from each milestone's work, the Packer provisioners'
+        // and the Ansible plays' included.
+        let phases = named(&artifacts, &format!("{platform}-phases"), number);
+        let text = std::fs::read_to_string(recorded_file(phases, &work, number)).expect("read manifest.txt");
+        for code in DONE {
+            let tag = format!(" {code:>3} ");
+            assert!(
+                text.lines().any(|l| l.contains(&tag)),
+                "{number}: no line of milestone {code} in:\n{text}"
+            );
+        }
+
         // Packer's own manifest names the build it was written for.
         let manifest = named(&artifacts, &format!("{platform}-manifest"), number);
         assert_eq!(manifest["kind"], "manifest", "{number}: {manifest}");

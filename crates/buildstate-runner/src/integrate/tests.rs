@@ -4,8 +4,7 @@
 use std::collections::BTreeMap;
 
 use buildstate_core::{
-    Build, BuildStatus, EventKind, FailureClass, FailureInfo, FailureType, NewBuild, RetryPolicy,
-    StateCatalog, StateCode,
+    Build, BuildStatus, EventKind, FailureClass, FailureInfo, FailureType, NewBuild, StateCatalog, StateCode,
 };
 use buildstate_store::Guard;
 

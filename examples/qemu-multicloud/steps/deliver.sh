@@ -19,6 +19,11 @@ fail() {
     exit 1
 }
 
+# Packer's own manifest, written at milestone 10 by the manifest post-processor of
+# packer/image.pkr.hcl: the base image this disk was made from.
+[ -f packer-manifest.json ] ||
+    fail "$WORK/packer-manifest.json is missing: milestone 5 (the packer: step) writes it (buildstate rewind $BUILDSTATE_BUILD --to 5 --reason ... to make it again)"
+
 rm -rf out disk.raw check.raw
 mkdir out
 case $BUILDSTATE_PLATFORM in
@@ -26,7 +31,7 @@ case $BUILDSTATE_PLATFORM in
         # AWS VM Import (import-image, import-snapshot) takes a stream-optimized VMDK:
         # compressed, written front to back, the format of VMDKs inside an OVA.
         output=out/aws.vmdk
-        qemu-img convert -f qcow2 -O raw base.qcow2 disk.raw
+        qemu-img convert -f qcow2 -O raw image.qcow2 disk.raw
         qemu-img convert -f raw -O vmdk -o subformat=streamOptimized disk.raw "$output"
         qemu-img info -f vmdk "$output" | grep -q 'create type: streamOptimized' ||
             fail "$output is not a streamOptimized VMDK"
@@ -37,7 +42,7 @@ case $BUILDSTATE_PLATFORM in
         # whole number of MiB. force_size keeps the raw disk's exact size instead of
         # rounding it to a CHS geometry, which would break the alignment.
         output=out/azure.vhd
-        qemu-img convert -f qcow2 -O raw base.qcow2 disk.raw
+        qemu-img convert -f qcow2 -O raw image.qcow2 disk.raw
         qemu-img convert -f raw -O vpc -o subformat=fixed,force_size disk.raw "$output"
         # A fixed VHD is the disk's bytes followed by a 512-byte footer starting with
         # the cookie "conectix".
@@ -53,7 +58,7 @@ case $BUILDSTATE_PLATFORM in
         # Compute Engine imports a gzip-compressed tar holding exactly one file named
         # disk.raw, in the oldgnu format; -S stores the sparse disk compactly.
         output=out/gcp.tar.gz
-        qemu-img convert -f qcow2 -O raw base.qcow2 disk.raw
+        qemu-img convert -f qcow2 -O raw image.qcow2 disk.raw
         check_marker disk.raw raw
         tar --format=oldgnu -Sczf "$output" disk.raw
         members=$(tar -tzf "$output")
@@ -63,7 +68,7 @@ case $BUILDSTATE_PLATFORM in
         # Glance takes qcow2 as it is (disk_format=qcow2); compressed, so the upload
         # is small.
         output=out/openstack.qcow2
-        qemu-img convert -c -f qcow2 -O qcow2 base.qcow2 "$output"
+        qemu-img convert -c -f qcow2 -O qcow2 image.qcow2 "$output"
         qemu-img check -f qcow2 "$output"
         check_marker "$output" qcow2
         ;;
@@ -73,51 +78,19 @@ case $BUILDSTATE_PLATFORM in
         ;;
 esac
 rm -f disk.raw
-record "converted base.qcow2 to $output for $BUILDSTATE_PLATFORM ($REGION)"
+record "converted image.qcow2 to $output for $BUILDSTATE_PLATFORM ($REGION)"
 
 # file:// URIs have no spaces: escape % and space in the path.
 file_uri() {
     printf 'file://%s' "$(printf '%s' "$1" | sed 's/%/%25/g; s/ /%20/g')"
 }
-json_string() {
-    printf '"%s"' "$(printf '%s' "$1" | sed 's/\\/\\\\/g; s/"/\\"/g')"
-}
 
 disk=$WORK/$output
-disk_uri=$(file_uri "$disk")
-
-# The manifest Packer's manifest post-processor writes, so that tools reading Packer
-# manifests read this one too. artifact_id is REGION:ID as Packer's cloud builders
-# write it (us-east-1:ami-...).
-cat >packer-manifest.json <<JSON
-{
-  "builds": [
-    {
-      "name": $(json_string "$BUILDSTATE_OS-$BUILDSTATE_IMAGE-$BUILDSTATE_PLATFORM"),
-      "builder_type": "qemu",
-      "build_time": $(date +%s),
-      "files": [
-        {"name": $(json_string "$disk"), "size": $(wc -c <"$output" | tr -d ' ')}
-      ],
-      "artifact_id": $(json_string "$REGION:$disk_uri"),
-      "packer_run_uuid": $(json_string "${BUILDSTATE_BUILD_ID:-$BUILDSTATE_BUILD}"),
-      "custom_data": {
-        "buildstate_build": $(json_string "$BUILDSTATE_BUILD"),
-        "platform": $(json_string "$BUILDSTATE_PLATFORM"),
-        "os": $(json_string "$BUILDSTATE_OS"),
-        "image": $(json_string "$BUILDSTATE_IMAGE"),
-        "region": $(json_string "$REGION")
-      }
-    }
-  ],
-  "last_run_uuid": $(json_string "${BUILDSTATE_BUILD_ID:-$BUILDSTATE_BUILD}")
-}
-JSON
-record "wrote packer-manifest.json; recording the artifacts"
+record "recording $output, Packer's manifest and this phase record as artifacts"
 
 # --file: buildstate reads the file and records its size and SHA-256.
 "$BUILDSTATE" artifact add "$BUILDSTATE_BUILD" --name "$BUILDSTATE_PLATFORM-disk" --kind disk \
-    --uri "$disk_uri" --file "$disk" --region "$REGION"
+    --uri "$(file_uri "$disk")" --file "$disk" --region "$REGION"
 "$BUILDSTATE" artifact add "$BUILDSTATE_BUILD" --name "$BUILDSTATE_PLATFORM-manifest" --kind manifest \
     --uri "$(file_uri "$WORK/packer-manifest.json")" --file "$WORK/packer-manifest.json" --region "$REGION"
 "$BUILDSTATE" artifact add "$BUILDSTATE_BUILD" --name "$BUILDSTATE_PLATFORM-phases" --kind report \

@@ -1,5 +1,6 @@
 #!/bin/sh
-# Milestone 10 (green-image): real data in the disk.
+# Milestone 10 (green-image): real data in the disk. Provisioner 1 of
+# packer/image.pkr.hcl, mapped to 10 by the pipeline's `packer:` step.
 #
 # A real pipeline's Packer build ends here with a bootable image: default user, SSH
 # key authentication. This example writes a marker into the disk the way any raw-disk

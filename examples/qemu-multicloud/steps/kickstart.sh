@@ -1,9 +1,9 @@
 #!/bin/sh
-# Milestone 5 (kickstart): the base disk.
+# Milestone 5 (kickstart): the base disk. Provisioner 0 of packer/image.pkr.hcl.
 #
-# A real pipeline runs `packer build` here: a VM boots the installer with a kickstart
-# (or AutoYaST, autoinstall) file and installs the OS onto a fresh disk. This example
-# makes the fresh disk: a sparse qcow2 of $DISK_SIZE, created in milliseconds.
+# In a real pipeline Packer boots the installer here with a kickstart (or AutoYaST,
+# autoinstall) file and installs the OS onto a fresh disk. This example makes the
+# fresh disk: a sparse qcow2 of $DISK_SIZE, created in milliseconds.
 set -eu
 # shellcheck source=lib.sh
 . "$(dirname -- "$0")/lib.sh"

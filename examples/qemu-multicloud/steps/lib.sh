@@ -27,10 +27,15 @@ BUILDSTATE=${BUILDSTATE_BIN:-buildstate}
 # The green-image marker lives at 1 MiB, where a first partition would start.
 MARKER_SECTOR=2048
 
+# The milestone a step works for: the runner's, unless the Packer template says which
+# of the milestones its step passes this provisioner is (MILESTONE, MILESTONE_NAME).
+MILESTONE=${MILESTONE:-$BUILDSTATE_STATE}
+MILESTONE_NAME=${MILESTONE_NAME:-${BUILDSTATE_STATE_NAME:-?}}
+
 # Appends one line to the manifest: when, which milestone, what was done.
 record() {
-    printf '%s %3s %-17s %s\n' "$(date -u +%Y-%m-%dT%H:%M:%SZ)" "$BUILDSTATE_STATE" \
-        "${BUILDSTATE_STATE_NAME:-?}" "$*" >>"$MANIFEST"
+    printf '%s %3s %-17s %s\n' "$(date -u +%Y-%m-%dT%H:%M:%SZ)" "$MILESTONE" \
+        "$MILESTONE_NAME" "$*" >>"$MANIFEST"
     printf '%s\n' "$*"
 }
 

@@ -10,6 +10,6 @@ set -eu
 
 need_qemu
 enter
-rm -f disk.raw check.raw green.qcow2
-qemu-img check -f qcow2 base.qcow2
-record "sealed base.qcow2: qemu-img check found no errors"
+rm -f disk.raw check.raw green.qcow2 image.qcow2.tmp config.read
+qemu-img check -f qcow2 image.qcow2
+record "sealed image.qcow2: qemu-img check found no errors"

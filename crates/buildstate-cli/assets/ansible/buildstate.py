@@ -260,9 +260,11 @@ class CallbackModule(CallbackBase):
             task = result._task
             host = result._host.get_name()
             res = result._result or {}
+            # `ignore_unreachable: true` on the task: the play goes on, as Ansible's does.
+            ignored = bool(getattr(task, 'ignore_unreachable', False))
             self._emit('unreachable', task=task.get_name(), host=host, msg=_short(res.get('msg') or ''),
-                       play=self._play['name'] if self._play else None, playbook=self._playbook)
-            if self._play is not None:
+                       ignored=ignored, play=self._play['name'] if self._play else None, playbook=self._playbook)
+            if self._play is not None and not ignored:
                 self._play['unreachable'].add(host)
         self._guard('unreachable host', body)
 

@@ -97,7 +97,7 @@ async fn record(ctx: &Ctx, spool: &Path, reference: Option<&str>) -> Result<usiz
     let report = std::env::var_os(STEP_REPORT_ENV).filter(|v| !v.is_empty()).map(PathBuf::from);
     let closing = match report {
         Some(report) => Closing::Runner { report },
-        None => Closing::Here { policy: RetryDefaults::installed().policy_for(build.state) },
+        None => Closing::Here { retry: RetryDefaults::installed().clone() },
     };
     let log = std::env::var("BUILDSTATE_ANSIBLE_LOG").ok().filter(|l| !l.is_empty());
     let mut driver = Driver::attach(ctx.store.clone(), build.id, &ctx.actor, ctx.guard, closing, log)

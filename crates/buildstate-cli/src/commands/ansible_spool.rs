@@ -60,6 +60,9 @@ pub enum Event {
     Unreachable {
         #[serde(default)]
         task: String,
+        /// `ignore_unreachable` on the task: counted as ignored, not a failure.
+        #[serde(default)]
+        ignored: bool,
         #[serde(default)]
         host: String,
         #[serde(default)]
@@ -214,7 +217,7 @@ impl Replayer<'_> {
                 let (failure, output) = task_failure(event, counts);
                 self.driver.fail(failure, &output).await.map_err(drive_error)?;
             }
-            Event::Unreachable { .. } if !run.failed => {
+            Event::Unreachable { ignored: false, .. } if !run.failed => {
                 let (failure, output) = unreachable_failure(event);
                 self.driver.fail(failure, &output).await.map_err(drive_error)?;
             }
@@ -293,7 +296,8 @@ fn fold(run: &mut RunState, event: &Event) {
                 run.failed = true;
             }
         }
-        Event::Unreachable { .. } => run.failed = true,
+        Event::Unreachable { ignored: true, .. } => run.counts.entry(run.milestone).or_default().1 += 1,
+        Event::Unreachable { ignored: false, .. } => run.failed = true,
         _ => {}
     }
 }
@@ -337,7 +341,7 @@ fn task_failure(event: &Event, (rescued, ignored): (u64, u64)) -> (FailureInfo, 
 
 /// An unreachable host: a `network` failure, transient (the next attempt may reach it).
 fn unreachable_failure(event: &Event) -> (FailureInfo, String) {
-    let Event::Unreachable { task, host, msg, play, playbook } = event else {
+    let Event::Unreachable { task, host, msg, play, playbook, .. } = event else {
         return (generic("not an unreachable host"), String::new());
     };
     let details: BTreeMap<String, Value> = [

@@ -33,21 +33,26 @@ impl ToolSession {
         log: Option<String>,
     ) -> Result<ToolSession, CliError> {
         let report = std::env::var_os(STEP_REPORT_ENV).filter(|v| !v.is_empty()).map(PathBuf::from);
+        let here = || Closing::Here { retry: RetryDefaults::installed().clone() };
         let (guard, closing, keeper) = match (report, ctx.guard.lease) {
             (Some(report), Some(_)) => (ctx.guard, Closing::Runner { report }, None),
-            _ => {
+            // Under a wrapper that holds the lease (`exec … -- buildstate packer …`): act
+            // for it, recording the end here.
+            (None, Some(_)) => (ctx.guard, here(), None),
+            (_, None) => {
                 let keeper = LeaseKeeper::acquire(ctx.store.clone(), build.id, &ctx.actor, lease_ttl.get())
                     .await
                     .map_err(CliError::from)?;
-                let policy = RetryDefaults::installed().policy_for(build.state);
-                (keeper.guard(), Closing::Here { policy }, Some(keeper))
+                (keeper.guard(), here(), Some(keeper))
             }
         };
         let mut driver = Driver::attach(ctx.store.clone(), build.id, &ctx.actor, guard, closing, log)
             .await
             .map_err(drive_error)?;
         let why = format!("re-run by `buildstate {tool}`");
-        if let Err(e) = driver.begin(&why).await {
+        // With a lease of our own, an attempt left open is a dead runner's.
+        let begun = if keeper.is_some() { driver.take_over(&why).await } else { driver.begin(&why).await };
+        if let Err(e) = begun {
             if let Some(k) = keeper {
                 k.release().await;
             }

@@ -342,3 +342,62 @@ fn as_a_pipeline_step_the_failure_goes_to_the_step_report() {
     assert_eq!(f[0]["exit_code"], 2, "{}", f[0]);
     assert_eq!(kinds_at(&history(&env), 0), vec!["created", "started", "failed"]);
 }
+
+/// A pipeline's `ansible:` step: the plays move the build through 25, 30 and 35; a task
+/// failing at 30 is recorded there by the runner with Ansible's detail, and the next run
+/// resumes by running the step again: 25 is not recorded again.
+#[test]
+fn a_pipeline_ansible_step_moves_through_its_plays_and_resumes_at_the_failed_one() {
+    require_ansible();
+    let env = Env::new().with_catalog();
+    std::fs::write(env.path("inventory"), INVENTORY).expect("write the inventory");
+    let fail = "    - command: /bin/sh -c 'test ! -e fail-30 || { echo broken >&2; exit 4; }'\n      name: check marker\n";
+    write_playbook(
+        &env,
+        &[
+            play("base", Some(25), OK_TASK),
+            play("30 hardening", None, fail),
+            play("agents", Some(35), OK_TASK),
+        ],
+    );
+    std::fs::write(env.path("fail-30"), "").expect("a marker");
+    let pipeline = "name: an\nmatrix: {platform: [aws-commercial], os: [rhel-9.6], image: [base]}\n\
+                    defaults: {retry: {max_attempts: 1}}\n\
+                    states:\n  20: {run: \"true\"}\n  25: {ansible: {playbook: site.yml, args: [-i, inventory]}}\n\
+                    \x20 45: {run: \"true\"}\n";
+    std::fs::write(env.path("an.yml"), pipeline).expect("write the pipeline");
+    let run = |env: &Env| -> Run {
+        let mut c = env.cmd();
+        c.current_dir(env.dir.path());
+        for (k, v) in ansible_vars(env) {
+            c.env(k, v);
+        }
+        c.args(["run", "an.yml"]).output().expect("run").into()
+    };
+    let r = run(&env);
+    assert_eq!(r.code, 8, "{r:?}");
+    let b = env.json(&["build", "list"])[0]["number"].as_str().expect("a build").to_owned();
+    let build = env.show(&b);
+    assert_eq!((build["state"].as_u64(), build["status"].as_str()), (Some(30), Some("failed")), "{build}");
+    let f = &env.failures(&b)[0];
+    assert_eq!(f["type"], "ansible", "{f:#}");
+    let message = f["message"].as_str().unwrap_or("");
+    assert!(message.contains("check marker") && message.contains("localhost"), "{f:#}");
+
+    std::fs::remove_file(env.path("fail-30")).expect("remove the marker");
+    let before = env.history(&b).len();
+    let r = run(&env);
+    assert_eq!(r.code, 0, "{r:?}");
+    let again: Vec<(String, u64)> = env.history(&b)[before..]
+        .iter()
+        .map(|e| (e["kind"].as_str().unwrap_or("?").to_owned(), e["state"].as_u64().unwrap_or(999)))
+        .filter(|(k, _)| k != "retried")
+        .collect();
+    let want: Vec<(String, u64)> =
+        [("started", 30), ("completed", 30), ("started", 35), ("completed", 35), ("skipped", 40)]
+            .iter()
+            .map(|(k, s)| ((*k).to_owned(), *s))
+            .collect();
+    assert_eq!(again[..5], want[..], "{again:?}");
+    assert_eq!(env.show(&b)["status"], "completed");
+}

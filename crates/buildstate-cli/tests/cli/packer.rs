@@ -546,4 +546,7 @@ fn a_pipeline_packer_step_moves_through_its_map_and_resumes_at_the_failed_milest
         "{after:?}"
     );
     assert_eq!(env.show(&b)["status"], "completed");
+    let skipped = env.history(&b).into_iter().find(|e| e["kind"] == "skipped" && e["state"] == 25);
+    let why = skipped.map(|e| e["message"].as_str().unwrap_or("").to_owned()).unwrap_or_default();
+    assert_eq!(why, "not reached by the packer step at 5");
 }

@@ -1,11 +1,15 @@
-//! `examples/qemu-multicloud`: the example pipeline, run in place by the real binary,
-//! builds a real disk image for each of four clouds with `qemu-img` and records each
-//! one as an artifact whose size and SHA-256 match the file, in the format that cloud
-//! imports.
+//! `examples/qemu-multicloud`: the example pipeline, run in place by the real binary
+//! with the real Packer and Ansible, builds a real disk image for each of four clouds
+//! with `qemu-img`: Packer's run passes milestones 5 and 10 and records the base disk,
+//! Ansible's plays pass 15-90, a task broken on purpose stops one build at its play's
+//! milestone and the next run resumes it there, and each cloud's image is recorded as
+//! an artifact whose size and SHA-256 match the file, in the format that cloud imports.
 //!
-//! `qemu-img` and GNU `tar` are required: CI installs them (qemu-utils). Without them
-//! the test fails and says so; it never skips.
+//! `qemu-img`, GNU `tar`, `packer` and `ansible-playbook` are required:
+//! scripts/setup.sh installs them. Without them the test fails and says so; it never
+//! skips.
 
+use std::collections::BTreeMap;
 use std::ffi::OsString;
 use std::io::Read;
 use std::path::{Path, PathBuf};
@@ -26,10 +30,25 @@ const PLATFORMS: [(&str, &str, &str); 4] = [
     ("openstack", "openstack", "regionone"),
 ];
 
+/// The milestones a step of the pipeline runs or a tool passes: completed once each.
+const DONE: [u64; 13] = [0, 5, 10, 15, 20, 25, 50, 65, 70, 85, 90, 95, 100];
+/// Covered by the Ansible steps but named by no play: skipped.
+const SKIPPED: [u64; 8] = [30, 35, 40, 45, 55, 60, 75, 80];
+
+/// The task `FAIL_SSH_CHECK=1` breaks, and its play.
+const BROKEN_TASK: &str = "check the SSH hardening";
+const BROKEN_PLAY: &str = "25 security-baseline";
+
 #[test]
 fn qemu_multicloud_example_delivers_a_disk_for_every_cloud() {
-    require_tool("qemu-img", "--version");
-    require_tool("tar", "--version");
+    for (tool, version_flag) in [
+        ("qemu-img", "--version"),
+        ("tar", "--version"),
+        ("packer", "version"),
+        ("ansible-playbook", "--version"),
+    ] {
+        require_tool(tool, version_flag);
+    }
 
     let env = Env::new();
     for (name, provider, region) in PLATFORMS {
@@ -37,25 +56,33 @@ fn qemu_multicloud_example_delivers_a_disk_for_every_cloud() {
     }
     env.ok(&["os", "add", "rhel-9.6", "--family", "rhel", "--major", "9", "--minor", "6"]);
     env.ok(&["image-type", "add", "base", "--display-name", "Base"]);
-
-    // The pipeline runs in place; WORK_DIR sends every file it makes to the temp dir.
     let work = env.path("work");
-    let pipeline = repo_root().join("examples/qemu-multicloud/pipeline.yaml");
-    let run: Run = env
-        .cmd()
-        .arg("run")
-        .arg(&pipeline)
-        .args(["--jobs", "2"])
-        .env("WORK_DIR", &work)
-        // The steps call "${BUILDSTATE_BIN:-buildstate}": whichever way it is found, it
-        // must be the binary under test, not one installed on the machine.
-        .env_remove("BUILDSTATE_BIN")
-        .env("PATH", path_with_binary_first())
-        .timeout(std::time::Duration::from_secs(300))
-        .output()
-        .expect("run buildstate")
-        .into();
-    assert_eq!(run.code, 0, "buildstate run {} --jobs 2 failed: {run:?}", pipeline.display());
+
+    // The GCP cell alone, with the task of milestone 25 broken on purpose.
+    let run = run_example(&env, &work, &["--only", "platform=gcp"], true);
+    assert_eq!(run.code, 8, "a build failed, so `run` exits 8: {run:?}");
+    let gcp = number_of(&env, "gcp");
+    let shown = env.show(&gcp);
+    assert_eq!((shown["state"].as_u64(), shown["status"].as_str()), (Some(25), Some("failed")), "{shown}");
+    assert_eq!(completed(&env, &gcp).keys().copied().collect::<Vec<_>>(), [0, 5, 10, 15, 20], "{gcp}");
+    let failures = env.failures(&gcp);
+    assert_eq!(failures.len(), 1, "one failure, the task's: {failures:#?}");
+    let f = &failures[0];
+    assert_eq!(f["state"], 25, "{f:#}");
+    assert_eq!(f["type"], "ansible", "{f:#}");
+    assert_eq!(f["class"], "persistent", "{f:#}");
+    assert_eq!(f["message"], format!("TASK [{BROKEN_TASK}] on localhost: non-zero return code"), "{f:#}");
+    assert_eq!(f["details"]["task"], BROKEN_TASK, "{f:#}");
+    assert_eq!(f["details"]["host"], "localhost", "{f:#}");
+    assert_eq!(f["details"]["play"], BROKEN_PLAY, "{f:#}");
+    assert!(
+        f["details"]["stderr_tail"].as_str().is_some_and(|t| t.contains("permits root logins over SSH")),
+        "the task's own message: {f:#}"
+    );
+
+    // The whole matrix, fixed: GCP resumes at 25, the others run from the start.
+    let run = run_example(&env, &work, &["--jobs", "2"], false);
+    assert_eq!(run.code, 0, "buildstate run --jobs 2 failed: {run:?}");
 
     let builds = env.json(&["build", "list"]);
     let builds = builds.as_array().expect("build list is an array");
@@ -64,7 +91,7 @@ fn qemu_multicloud_example_delivers_a_disk_for_every_cloud() {
     assert_eq!(
         platforms,
         ["aws-commercial", "azure", "gcp", "openstack"],
-        "one build per platform: {builds:?}"
+        "one build per platform, the failed one resumed: {builds:?}"
     );
 
     for build in builds {
@@ -74,11 +101,14 @@ fn qemu_multicloud_example_delivers_a_disk_for_every_cloud() {
         assert_eq!(shown["build"]["status"], "completed", "{number}: {shown}");
         assert_eq!(shown["build"]["state"], 100, "{number}: {shown}");
         assert_eq!(shown["build"]["metadata"]["pipeline"], "qemu-multicloud", "{number}");
+        check_milestones(&env, number, platform == "gcp");
 
         let artifacts = env.json(&["artifact", "list", number]);
-        let disk = only_of_kind(&artifacts, "disk", number);
+        check_packer_disk(&artifacts, &work, number);
+        let disk = named(&artifacts, &format!("{platform}-disk"), number);
+        assert_eq!(disk["kind"], "disk", "{number}: {disk}");
+        assert_eq!(disk["milestone"], 100, "{number}: {disk}");
         let path = recorded_file(disk, &work, number);
-        assert_eq!(disk["name"], format!("{platform}-disk"), "{number}");
         let region = PLATFORMS.iter().find(|p| p.0 == platform).map(|p| p.2);
         assert_eq!(disk["region"].as_str(), region, "{number}: region of {disk}");
 
@@ -90,31 +120,141 @@ fn qemu_multicloud_example_delivers_a_disk_for_every_cloud() {
             other => panic!("unexpected platform {other}"),
         }
 
-        // The Packer-style manifest names the disk it describes.
-        let manifest = only_of_kind(&artifacts, "manifest", number);
+        // The phase record: a line from each milestone's work, the Packer provisioners'
+        // and the Ansible plays' included.
+        let phases = named(&artifacts, &format!("{platform}-phases"), number);
+        let text = std::fs::read_to_string(recorded_file(phases, &work, number)).expect("read manifest.txt");
+        for code in DONE {
+            let tag = format!(" {code:>3} ");
+            assert!(
+                text.lines().any(|l| l.contains(&tag)),
+                "{number}: no line of milestone {code} in:\n{text}"
+            );
+        }
+
+        // Packer's own manifest names the build it was written for.
+        let manifest = named(&artifacts, &format!("{platform}-manifest"), number);
+        assert_eq!(manifest["kind"], "manifest", "{number}: {manifest}");
         let manifest_path = recorded_file(manifest, &work, number);
         let doc: Value =
             serde_json::from_str(&std::fs::read_to_string(&manifest_path).expect("read manifest"))
                 .unwrap_or_else(|e| panic!("{}: not JSON: {e}", manifest_path.display()));
-        assert_eq!(
-            doc["builds"][0]["files"][0]["name"].as_str(),
-            Some(path.to_str().expect("utf-8 path")),
-            "{}: {doc}",
-            manifest_path.display()
-        );
+        let last = doc["builds"].as_array().and_then(|b| b.last()).expect("a manifest entry");
+        assert_eq!(last["builder_type"], "null", "{}: {doc}", manifest_path.display());
+        assert_eq!(last["custom_data"]["buildstate_build"], number, "{}: {doc}", manifest_path.display());
+        assert_eq!(last["custom_data"]["platform"], platform, "{}: {doc}", manifest_path.display());
     }
 }
 
-/// The one artifact of `kind`.
-fn only_of_kind<'a>(artifacts: &'a Value, kind: &str, build: &str) -> &'a Value {
-    let found: Vec<&Value> = artifacts
+/// `buildstate run` of the example, in place, with its files under `work`; with
+/// `broken`, the switch that makes a task of milestone 25 fail.
+fn run_example(env: &Env, work: &Path, args: &[&str], broken: bool) -> Run {
+    let pipeline = repo_root().join("examples/qemu-multicloud/pipeline.yaml");
+    let mut cmd = env.cmd();
+    cmd.arg("run")
+        .arg(&pipeline)
+        .args(args)
+        .env("WORK_DIR", work)
+        // The steps call "${BUILDSTATE_BIN:-buildstate}": whichever way it is found, it
+        // must be the binary under test, not one installed on the machine.
+        .env_remove("BUILDSTATE_BIN")
+        .env("PATH", path_with_binary_first())
+        // Packer and Ansible keep their state inside the fixture, and ask nobody online.
+        .env("CHECKPOINT_DISABLE", "1")
+        .env("PACKER_CONFIG_DIR", env.path("packer-config"))
+        .env("ANSIBLE_HOME", env.path("ansible-home"))
+        .env("ANSIBLE_LOCAL_TEMP", env.path("ansible-tmp"))
+        .env("XDG_DATA_HOME", env.path("data"))
+        .env("XDG_CACHE_HOME", env.path("cache"))
+        .timeout(std::time::Duration::from_secs(300));
+    if broken {
+        cmd.env("FAIL_SSH_CHECK", "1");
+    } else {
+        cmd.env_remove("FAIL_SSH_CHECK");
+    }
+    cmd.output().expect("run buildstate").into()
+}
+
+/// The build of the matrix cell of `platform`.
+fn number_of(env: &Env, platform: &str) -> String {
+    let builds = env.json(&["build", "list"]);
+    let found: Vec<&str> = builds
+        .as_array()
+        .expect("build list is an array")
+        .iter()
+        .filter(|b| b["platform"] == platform)
+        .map(|b| b["number"].as_str().expect("build number"))
+        .collect();
+    assert_eq!(found.len(), 1, "one build for {platform}: {builds}");
+    found[0].to_owned()
+}
+
+/// How many times each milestone completed.
+fn completed(env: &Env, build: &str) -> BTreeMap<u64, usize> {
+    let mut done = BTreeMap::new();
+    for e in env.history(build).iter().filter(|e| e["kind"] == "completed") {
+        *done.entry(e["state"].as_u64().expect("state")).or_default() += 1;
+    }
+    done
+}
+
+/// The Packer milestones (5, 10) and the Ansible ones (15-90) each completed once, the
+/// covered milestones no play names skipped; for the resumed build, 25 failed once and
+/// completed at its second attempt, and nothing before it was redone.
+fn check_milestones(env: &Env, build: &str, resumed: bool) {
+    let expected: BTreeMap<u64, usize> = DONE.iter().map(|c| (*c, 1)).collect();
+    assert_eq!(completed(env, build), expected, "{build}: completions per milestone");
+    let history = env.history(build);
+    let mut skipped: Vec<u64> =
+        history.iter().filter(|e| e["kind"] == "skipped").filter_map(|e| e["state"].as_u64()).collect();
+    skipped.sort_unstable();
+    assert_eq!(skipped, SKIPPED, "{build}: skipped milestones");
+    let at_25: Vec<(&str, u64)> = history
+        .iter()
+        .filter(|e| {
+            e["state"] == 25 && matches!(e["kind"].as_str(), Some("started" | "failed" | "completed"))
+        })
+        .map(|e| (e["kind"].as_str().unwrap_or(""), e["attempt"].as_u64().unwrap_or(0)))
+        .collect();
+    let expected_25: &[(&str, u64)] = if resumed {
+        &[("started", 1), ("failed", 1), ("started", 2), ("completed", 2)]
+    } else {
+        &[("started", 1), ("completed", 1)]
+    };
+    assert_eq!(at_25, expected_25, "{build}: milestone 25");
+    // Packer's milestones were reached by Packer itself, within one step.
+    let by_packer = history
+        .iter()
+        .filter(|e| e["kind"] == "started" && matches!(e["state"].as_u64(), Some(5 | 10)))
+        .count();
+    assert_eq!(by_packer, 2, "{build}: 5 and 10 started once each: {history:#?}");
+}
+
+/// The base disk Packer announced (the `artifice` post-processor), recorded by
+/// `buildstate packer` at milestone 10 with its size and SHA-256.
+fn check_packer_disk(artifacts: &Value, work: &Path, build: &str) {
+    let disks: Vec<&Value> = artifacts
         .as_array()
         .expect("artifact list is an array")
         .iter()
-        .filter(|a| a["kind"] == kind)
+        .filter(|a| a["name"].as_str().is_some_and(|n| n.starts_with("null.base.")))
         .collect();
-    assert_eq!(found.len(), 1, "{build}: expected one artifact of kind {kind}: {artifacts}");
-    found[0]
+    assert_eq!(disks.len(), 1, "{build}: one artifact from Packer: {artifacts}");
+    let disk = disks[0];
+    assert_eq!(disk["kind"], "disk", "{build}: {disk}");
+    assert_eq!(disk["milestone"], 10, "{build}: {disk}");
+    let path = recorded_file(disk, work, build);
+    assert_eq!(path.file_name().and_then(|n| n.to_str()), Some("base.qcow2"), "{build}: {disk}");
+}
+
+/// The artifact named `name`.
+fn named<'a>(artifacts: &'a Value, name: &str, build: &str) -> &'a Value {
+    artifacts
+        .as_array()
+        .expect("artifact list is an array")
+        .iter()
+        .find(|a| a["name"] == name)
+        .unwrap_or_else(|| panic!("{build}: no artifact {name}: {artifacts}"))
 }
 
 /// The artifact's file: under the work dir, present, and with the recorded size and
@@ -217,7 +357,7 @@ fn require_tool(tool: &str, version_flag: &str) {
     assert!(
         found,
         "`{tool}` is required by the qemu-multicloud example test and was not found on PATH; \
-         install it (Debian/Ubuntu: apt-get install qemu-utils tar) — CI does"
+         run scripts/setup.sh, which installs it (qemu-utils, tar, packer, ansible-core) — CI does"
     );
 }
 

@@ -465,14 +465,15 @@ async fn record_unlisted(
     progress: &mpsc::UnboundedSender<Progress>,
 ) -> Result<(), StoreError> {
     let state = build.state;
+    let reason = match pipeline.step_for(state).map(|s| (&s.program, s.state)) {
+        // A tool step covers it but ran to its end without reaching it.
+        Some((Program::Tool(tool), at)) => format!("not reached by the {} step at {at}", tool.name()),
+        _ => format!("not a step of pipeline {}", pipeline.name),
+    };
     let command = if state == StateCode::DELIVERED {
         Command::Complete { state, actor: actor.to_owned(), exit_code: None, log: None }
     } else {
-        Command::Skip {
-            state,
-            actor: actor.to_owned(),
-            reason: format!("not a step of pipeline {}", pipeline.name),
-        }
+        Command::Skip { state, actor: actor.to_owned(), reason }
     };
     store.apply(build.id, &command, guard).await?;
     if state != StateCode::DELIVERED {

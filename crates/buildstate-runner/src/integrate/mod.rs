@@ -14,18 +14,19 @@ mod report;
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use buildstate_core::{
-    Build, BuildId, BuildStatus, Command, FailureClass, FailureInfo, RetryPolicy, StateCode,
-};
+use buildstate_core::{Build, BuildId, BuildStatus, Command, FailureClass, FailureInfo, StateCode};
 use buildstate_store::{Guard, Store, StoreError};
+
+use crate::pipeline::RetryDefaults;
 
 pub use report::{STEP_REPORT_ENV, StepReport};
 
 /// Who records the outcome of the milestone the build is at when the tool ends.
 #[derive(Clone, Debug)]
 pub enum Closing {
-    /// The wrapper: failures are recorded as they happen, under this policy.
-    Here { policy: RetryPolicy },
+    /// The wrapper: failures are recorded as they happen, under the policy these give
+    /// the milestone that failed (a Packer run started at 5 may fail at 15).
+    Here { retry: RetryDefaults },
     /// The runner of the pipeline step: failures go to this report file.
     Runner { report: PathBuf },
 }
@@ -93,6 +94,17 @@ impl Driver {
     /// person's decision to try again — and an attempt left open is closed as abandoned.
     /// Does nothing when the build is already running (a runner started it).
     pub async fn begin(&mut self, why: &str) -> Result<(), DriveError> {
+        self.open_milestone(why, false).await
+    }
+
+    /// [`Driver::begin`] for a wrapper that has just taken the build's lease itself: an
+    /// attempt left open is a dead runner's (one killed with SIGKILL), so it is closed
+    /// as abandoned and a new attempt started, as `exec` does.
+    pub async fn take_over(&mut self, why: &str) -> Result<(), DriveError> {
+        self.open_milestone(why, true).await
+    }
+
+    async fn open_milestone(&mut self, why: &str, abandon_open: bool) -> Result<(), DriveError> {
         self.refresh().await?;
         if self.build.status == BuildStatus::Failed {
             let retry = Command::Retry {
@@ -102,7 +114,7 @@ impl Driver {
             };
             self.apply(&retry).await?;
         }
-        if !self.build.attempt_open() && self.open() {
+        if self.open() && (abandon_open || !self.build.attempt_open()) {
             self.start(self.build.state).await?;
         }
         Ok(())
@@ -175,11 +187,12 @@ impl Driver {
         }
         self.failed = true;
         match self.closing.clone() {
-            Closing::Here { policy } => {
+            Closing::Here { retry } => {
                 self.refresh().await?;
                 if !self.build.attempt_open() {
                     return Ok(());
                 }
+                let policy = retry.policy_for(self.build.state);
                 if policy.transient.classify(failure.exit_code, output) == FailureClass::Transient {
                     failure.class = FailureClass::Transient;
                 }

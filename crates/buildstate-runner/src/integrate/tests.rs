@@ -4,13 +4,13 @@
 use std::collections::BTreeMap;
 
 use buildstate_core::{
-    Build, BuildStatus, EventKind, FailureClass, FailureInfo, FailureType, NewBuild, RetryPolicy,
-    StateCatalog, StateCode,
+    Build, BuildStatus, EventKind, FailureClass, FailureInfo, FailureType, NewBuild, StateCatalog, StateCode,
 };
 use buildstate_store::Guard;
 
 use super::{Closing, DriveError, Driver, StepReport};
 use crate::dispatch::tests::Fixture;
+use crate::pipeline::{RetryDefaults, RetryLayer, RetryRule};
 
 fn code(n: i64) -> StateCode {
     StateCode::new(n).expect("a valid code")
@@ -31,7 +31,8 @@ async fn new_build(f: &Fixture) -> Build {
 }
 
 fn here() -> Closing {
-    Closing::Here { policy: RetryPolicy { max_attempts: 2, ..RetryPolicy::default_for(code(10)) } }
+    let layer = RetryLayer { max_attempts: Some(2), ..RetryLayer::default() };
+    Closing::Here { retry: RetryDefaults::new(vec![RetryRule { first: code(0), last: code(100), layer }]) }
 }
 
 fn packer_failure(message: &str) -> FailureInfo {
@@ -129,10 +130,13 @@ async fn a_failure_here_is_recorded_once_and_a_rerun_reopens_it() {
 async fn the_policy_patterns_make_a_failure_transient() {
     let f = Fixture::new(&["base"]).await;
     let b = new_build(&f).await;
-    let mut policy = RetryPolicy::default_for(code(0));
-    policy.transient.output_patterns = vec!["RequestLimitExceeded".into()];
-    let mut d = driver(&f, &b, Closing::Here { policy }).await;
+    // The pattern is the policy of 10, where the run fails, not of 0, where it started.
+    let layer =
+        RetryLayer { output_patterns: Some(vec!["RequestLimitExceeded".into()]), ..RetryLayer::default() };
+    let retry = RetryDefaults::new(vec![RetryRule { first: code(10), last: code(10), layer }]);
+    let mut d = driver(&f, &b, Closing::Here { retry }).await;
     d.begin("test").await.expect("begin");
+    d.reach(code(10), "packer").await.expect("reach 10");
     d.fail(packer_failure("amazon-ebs: error"), "... RequestLimitExceeded: Request limit exceeded.")
         .await
         .expect("fail");
@@ -165,4 +169,25 @@ fn a_malformed_report_is_none() {
     let path = dir.path().join("r.json");
     std::fs::write(&path, b"{\"failure\": 3}").expect("write");
     assert!(StepReport::take(&path).is_none());
+}
+
+#[tokio::test]
+async fn a_wrapper_taking_over_closes_a_dead_attempt_and_begin_does_not() {
+    let f = Fixture::new(&["base"]).await;
+    let b = new_build(&f).await;
+    let mut first = driver(&f, &b, here()).await;
+    first.begin("first").await.expect("begin");
+    // Killed here (SIGKILL): the attempt stays open. A record of the same run (the
+    // Ansible callback under its wrapper) changes nothing …
+    let mut record = driver(&f, &b, here()).await;
+    record.begin("record").await.expect("begin");
+    assert_eq!(f.store.build(b.id).await.expect("read").attempt, 1);
+    // … and the next wrapper, holding a new lease, abandons it and starts attempt 2.
+    let mut next = driver(&f, &b, here()).await;
+    next.take_over("re-run").await.expect("take over");
+    let after = f.store.build(b.id).await.expect("read");
+    assert_eq!((after.attempt, after.attempt_open()), (2, true));
+    let failures = f.store.failures(&Default::default()).await.expect("failures");
+    assert_eq!(failures.len(), 1, "the dead attempt is recorded as abandoned: {failures:?}");
+    assert_eq!(failures[0].info.failure_type, FailureType::interrupted());
 }

@@ -189,6 +189,9 @@ impl Context<'_> {
             };
             map.say.push(SayRule { pattern, milestone: self.milestone(milestone)? });
         }
+        if let Some(problem) = map.problem() {
+            return Err(self.src.invalid(raw.referenced, format!("the packer map: {problem}")));
+        }
         Ok(map)
     }
 

@@ -85,7 +85,9 @@ fn options() -> Result<Options, String> {
             "--http" => http = true,
             "--ansible" => ansible = true,
             // Absolute: steps and the Ansible callback run it from other directories.
-            "--cli" => cli = args.next().map(|p| std::path::absolute(&p).unwrap_or_else(|_| PathBuf::from(p))),
+            "--cli" => {
+                cli = args.next().map(|p| std::path::absolute(&p).unwrap_or_else(|_| PathBuf::from(p)))
+            }
             "--reports" => wants_reports = true,
             "--reports-db" => report_opts.db = Some(PathBuf::from(value(&mut args, "--reports-db")?)),
             "--reports-pg-schema" => report_opts.pg_schema = Some(value(&mut args, "--reports-pg-schema")?),

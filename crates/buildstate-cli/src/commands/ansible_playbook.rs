@@ -55,6 +55,11 @@ pub async fn run(a: Args, ctx: &Ctx) -> Result<Exit, CliError> {
         )
         .with_hint("`buildstate rewind REF CODE --reason …` moves a delivered build back first"));
     }
+    if let Some(flag) = a.args.iter().find(|x| INFORMATIONAL.contains(&x.as_str())) {
+        // Nothing is built: a syntax check or a listing is not an attempt of a milestone.
+        tracing::info!(%flag, "ansible-playbook only checks or lists: nothing is recorded");
+        return passthrough(&a.args);
+    }
     let logs_dir = a.runner.usable_logs_dir(ctx)?;
     let plugin_dir = ansible::write_plugin(a.callback_dir.as_deref())?;
     let workdir = std::env::current_dir()
@@ -282,4 +287,22 @@ mod tests {
         assert_eq!(prepend_path(Path::new("/p"), Some("/a:/b".into())), "/p:/a:/b");
         assert_eq!(prepend_path(Path::new("/p"), Some("".into())), "/p");
     }
+}
+
+/// Options with which ansible-playbook runs no play: they are passed through unrecorded.
+const INFORMATIONAL: &[&str] =
+    &["--syntax-check", "--list-tasks", "--list-hosts", "--list-tags", "--version", "--help", "-h"];
+
+/// Runs ansible-playbook with `args` as it is, exiting with its code.
+fn passthrough(args: &[String]) -> Result<Exit, CliError> {
+    let rest = match args.split_first() {
+        Some((first, rest)) if first == ANSIBLE_PLAYBOOK => rest,
+        _ => args,
+    };
+    let status = std::process::Command::new(ANSIBLE_PLAYBOOK).args(rest).status().map_err(|e| {
+        CliError::new(Exit::Usage, format!("cannot run {ANSIBLE_PLAYBOOK}: {e}"))
+            .with_hint("install ansible-core (scripts/setup.sh does) or put ansible-playbook on PATH")
+    })?;
+    let code = status.code().unwrap_or(1);
+    Ok(Exit::Passthrough(u8::try_from(code).unwrap_or(1)))
 }

@@ -99,15 +99,49 @@ pub struct Entry {
 
 /// Reads the spool. A line that is not whole JSON is where a killed plugin stopped
 /// writing: reading stops there, so it is never skipped past and lost.
+/// The largest spool read: a few thousand events are a few megabytes.
+const MAX_SPOOL_BYTES: u64 = 256 << 20;
+
 pub fn read(path: &Path) -> Result<Vec<Entry>, CliError> {
+    // A FIFO or a device would block or never end: a spool is a regular file.
+    if let Ok(meta) = std::fs::metadata(path) {
+        if !meta.is_file() {
+            return Err(CliError::usage(format!("{} is not a regular file, so not a spool", path.display()))
+                .with_hint(
+                    "give the spool file the plugin named in its warning (BUILDSTATE_ANSIBLE_SPOOL)",
+                ));
+        }
+        if meta.len() > MAX_SPOOL_BYTES {
+            return Err(CliError::usage(format!(
+                "the spool {} is {} bytes, over the {} bytes a spool may have",
+                path.display(),
+                meta.len(),
+                MAX_SPOOL_BYTES
+            ))
+            .with_hint("a playbook's spool is far smaller; check that this is the right file"));
+        }
+    }
     let text = std::fs::read_to_string(path).map_err(|e| {
         let exit = if e.kind() == std::io::ErrorKind::NotFound { Exit::NotFound } else { Exit::Internal };
         CliError::new(exit, format!("cannot read the spool {}: {e}", path.display()))
             .with_hint("give the spool the plugin named in its warning (BUILDSTATE_ANSIBLE_SPOOL)")
     })?;
     let mut entries = Vec::new();
-    for line in text.lines().filter(|l| !l.trim().is_empty()) {
-        let Ok(value) = serde_json::from_str::<Value>(line) else { break };
+    let lines: Vec<&str> = text.lines().filter(|l| !l.trim().is_empty()).collect();
+    for (i, line) in lines.iter().enumerate() {
+        let Ok(value) = serde_json::from_str::<Value>(line) else {
+            // A half-written last line is a run cut short; one in the middle is damage,
+            // said out loud rather than hiding the events after it.
+            if i + 1 < lines.len() {
+                crate::output::warning(format!(
+                    "line {} of the spool {} is not an event; it is passed over",
+                    i + 1,
+                    path.display()
+                ));
+                continue;
+            }
+            break;
+        };
         let Some(seq) = value.get("seq").and_then(Value::as_u64) else { continue };
         // An event this version does not know is passed over, not an error.
         if let Ok(event) = serde_json::from_value::<Event>(value) {

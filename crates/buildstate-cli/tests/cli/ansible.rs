@@ -401,3 +401,55 @@ fn a_pipeline_ansible_step_moves_through_its_plays_and_resumes_at_the_failed_one
     assert_eq!(again[..5], want[..], "{again:?}");
     assert_eq!(env.show(&b)["status"], "completed");
 }
+
+/// Hostile review: a syntax check or a listing runs no play, so it records nothing.
+#[test]
+fn syntax_checks_and_listings_record_nothing() {
+    let env = setup();
+    write_playbook(&env, &[play("25 base", None, OK_TASK)]);
+    for flag in ["--syntax-check", "--list-tasks", "--list-hosts"] {
+        let r = wrapped(&env, &[flag]);
+        assert_eq!(r.code, 0, "{flag}: {r:?}");
+    }
+    let h = history(&env);
+    assert!(h.iter().all(|(k, _)| k == "created"), "nothing but the creation: {h:?}");
+}
+
+/// Hostile review: a FIFO is not a spool (it would block for ever), and a damaged line
+/// in the middle of a spool is said out loud and passed over, not the end of it.
+#[test]
+fn replay_refuses_what_is_not_a_spool_and_passes_over_a_damaged_line() {
+    let env = setup();
+    let fifo = env.path("fifo");
+    let made = Command::new("mkfifo").arg(&fifo).status().expect("mkfifo");
+    assert!(made.success());
+    let r = env.run(&["ansible", "replay", fifo.to_str().expect("utf-8"), "7"]);
+    assert_eq!(r.code, 2, "{r:?}");
+    assert!(r.stderr.contains("not a regular file"), "{r:?}");
+
+    // A real run's spool, then the same events with a damaged line after the first two,
+    // replayed into a fresh store with the same build.
+    write_playbook(&env, &[play("15 base", None, OK_TASK), play("25 more", None, OK_TASK)]);
+    let spool = env.path("spool.jsonl");
+    let mut c = env.cmd();
+    c.current_dir(env.dir.path()).env("BUILDSTATE_ANSIBLE_SPOOL", &spool);
+    for (k, v) in ansible_vars(&env) {
+        c.env(k, v);
+    }
+    let r: Run =
+        c.args(["ansible-playbook", "7", "--", "-i", "inventory", "site.yml"]).output().expect("run").into();
+    assert_eq!(r.code, 0, "{r:?}");
+    let text = std::fs::read_to_string(&spool).expect("the spool");
+    let mut lines: Vec<&str> = text.lines().collect();
+    assert!(lines.len() > 3, "{text}");
+    lines.insert(2, "{\"garbage\": ");
+    let other = Env::new().with_catalog();
+    other.build("7");
+    let damaged = other.path("damaged.jsonl");
+    std::fs::write(&damaged, lines.join("\n") + "\n").expect("write");
+    let r = other.run(&["ansible", "replay", damaged.to_str().expect("utf-8"), "7"]);
+    assert_eq!(r.code, 0, "{r:?}");
+    assert!(r.stderr.contains("line 3 of the spool"), "{r:?}");
+    let h = other.history("7");
+    assert!(h.iter().any(|e| e["kind"] == "completed" && e["state"] == 25), "events after the damage: {h:?}");
+}

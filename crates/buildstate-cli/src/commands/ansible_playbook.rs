@@ -22,7 +22,7 @@ use tokio::sync::watch;
 use super::ansible::{self, PLUGIN_NAME, SPOOL_ENV};
 use super::ansible_spool::{self, Replayer};
 use super::run::RunnerArgs;
-use super::tool_session::{ToolSession, drive_error};
+use super::tool_session::{Start, ToolSession, drive_error};
 use crate::cli::Ctx;
 use crate::exit::{CliError, Exit};
 use crate::signals;
@@ -75,6 +75,7 @@ pub async fn run(a: Args, ctx: &Ctx) -> Result<Exit, CliError> {
         ctx,
         &build,
         "ansible-playbook",
+        Start::WhenReached,
         a.runner.lease_ttl,
         Some(log.display().to_string()),
     )

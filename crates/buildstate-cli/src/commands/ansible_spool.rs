@@ -232,7 +232,15 @@ impl Replayer<'_> {
             // Running a playbook again is a person's decision to try again (as for
             // `buildstate packer`); under a wrapper or a runner the build is already
             // running and this changes nothing.
+            // Running a playbook again re-opens a failed build; its milestone starts
+            // when a play reaches it (hostile review: a re-run whose plays were all
+            // behind the build completed the build's next milestone).
             Event::PlaybookStart { .. } => {
+                self.driver.reopen("re-run by ansible-playbook").await.map_err(drive_error)?;
+            }
+            // A play of no milestone of its own before any mapped one belongs to the
+            // build's current milestone.
+            Event::PlayStart { milestone: None, .. } if !run.failed && run.milestone.is_none() => {
                 self.driver.begin("re-run by ansible-playbook").await.map_err(drive_error)?;
             }
             Event::PlayStart { milestone: Some(m), play } if !run.failed => {
@@ -260,7 +268,11 @@ impl Replayer<'_> {
                 let clean = failed_hosts.is_empty() && unreachable_hosts.is_empty() && !run.failed;
                 // Under a runner the step's milestone is the runner's to close.
                 let runner_closes = *last && matches!(self.driver.closing(), Closing::Runner { .. });
-                if clean && *last_of_milestone && !runner_closes {
+                // Only the milestone the play belongs to is completed: a play behind the
+                // build's milestone (a re-run, a retry) completes nothing.
+                let at = i64::from(self.driver.build().state.get());
+                let its_own = milestone.is_none_or(|m| m == at);
+                if clean && *last_of_milestone && !runner_closes && its_own {
                     self.driver.complete_current(None).await.map_err(drive_error)?;
                 }
             }

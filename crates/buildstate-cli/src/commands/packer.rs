@@ -25,7 +25,7 @@ use super::manifest_ingest::{self, Ingest};
 use super::packer_follow::Follow;
 use super::packer_input;
 use super::run::{RunnerArgs, parse_duration};
-use super::tool_session::{ToolSession, drive_error};
+use super::tool_session::{Start, ToolSession, drive_error};
 use crate::cli::Ctx;
 use crate::exit::{CliError, Exit};
 use crate::signals;
@@ -89,8 +89,15 @@ pub async fn run(a: Args, ctx: &Ctx) -> Result<Exit, CliError> {
         build.state.get(),
         build.history_len + 1
     ));
-    let session =
-        ToolSession::open(ctx, &build, "packer", a.runner.lease_ttl, Some(log.display().to_string())).await?;
+    let session = ToolSession::open(
+        ctx,
+        &build,
+        "packer",
+        Start::Now,
+        a.runner.lease_ttl,
+        Some(log.display().to_string()),
+    )
+    .await?;
     let lost = session.lost();
     let (mut driver, keeper) = session.into_parts();
 

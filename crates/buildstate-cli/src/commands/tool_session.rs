@@ -13,6 +13,16 @@ use tokio::sync::watch;
 use crate::cli::Ctx;
 use crate::exit::CliError;
 
+/// When the build's current milestone starts.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Start {
+    /// At once: the whole run is that milestone unless it reports others (Packer).
+    Now,
+    /// When the tool reaches it: a run whose first steps are behind the build's
+    /// milestone (a playbook run again) records nothing for them (Ansible).
+    WhenReached,
+}
+
 /// A tool run on one build.
 pub struct ToolSession {
     pub driver: Driver,
@@ -29,6 +39,7 @@ impl ToolSession {
         ctx: &Ctx,
         build: &Build,
         tool: &str,
+        start: Start,
         lease_ttl: LeaseTtl,
         log: Option<String>,
     ) -> Result<ToolSession, CliError> {
@@ -50,8 +61,14 @@ impl ToolSession {
             .await
             .map_err(drive_error)?;
         let why = format!("re-run by `buildstate {tool}`");
-        // With a lease of our own, an attempt left open is a dead runner's.
-        let begun = if keeper.is_some() { driver.take_over(&why).await } else { driver.begin(&why).await };
+        // With a lease of our own, an attempt left open is a dead runner's: closed as
+        // abandoned at once. Otherwise a lazy tool only re-opens a failed build.
+        let dead = keeper.is_some() && driver.build().attempt_open();
+        let begun = match (start, dead) {
+            (_, true) => driver.take_over(&why).await,
+            (Start::Now, false) => driver.begin(&why).await,
+            (Start::WhenReached, false) => driver.reopen(&why).await,
+        };
         if let Err(e) = begun {
             if let Some(k) = keeper {
                 k.release().await;

@@ -104,8 +104,6 @@ fn three_plays_mapped_by_vars_and_by_name_become_milestones_in_order() {
     assert_eq!(
         order,
         vec![
-            ("started", 0),
-            ("completed", 0),
             ("started", 10),
             ("completed", 10),
             ("started", 25),
@@ -116,6 +114,8 @@ fn three_plays_mapped_by_vars_and_by_name_become_milestones_in_order() {
         "{h:?}"
     );
     assert_eq!(kinds_at(&h, 30), vec!["skipped"], "between mapped plays: skipped, {h:?}");
+    // The first play is mapped to 10: 0 and 5 did not run, so they are skipped too.
+    assert_eq!(kinds_at(&h, 0), vec!["created", "skipped"], "{h:?}");
     let b = env.json(&["build", "show", "7"]);
     assert_eq!(b["build"]["state"], 45, "{b}");
     assert!(failures(&env).is_empty());
@@ -452,4 +452,50 @@ fn replay_refuses_what_is_not_a_spool_and_passes_over_a_damaged_line() {
     assert!(r.stderr.contains("line 3 of the spool"), "{r:?}");
     let h = other.history("7");
     assert!(h.iter().any(|e| e["kind"] == "completed" && e["state"] == 25), "events after the damage: {h:?}");
+}
+
+/// Hostile review: running a playbook again whose plays are all behind the build's
+/// milestone records nothing — it completed the build's next milestone on every run.
+#[test]
+fn a_rerun_behind_the_build_records_nothing() {
+    let env = setup();
+    write_playbook(&env, &[play("15 base", None, OK_TASK), play("25 more", None, OK_TASK)]);
+    let r = wrapped(&env, &[]);
+    assert_eq!(r.code, 0, "{r:?}");
+    let before = history(&env);
+    for _ in 0..2 {
+        let r = wrapped(&env, &[]);
+        assert_eq!(r.code, 0, "{r:?}");
+    }
+    assert_eq!(history(&env), before, "a re-run of done plays changes nothing");
+}
+
+/// Hostile review: a transient failure retried by the runner must fail again when the
+/// task fails again — the retry's re-run of earlier plays completed the failed milestone.
+#[test]
+fn a_retried_ansible_step_that_fails_again_stays_failed() {
+    require_ansible();
+    let env = Env::new().with_catalog();
+    std::fs::write(env.path("inventory"), INVENTORY).expect("write the inventory");
+    let fail = "    - shell: \"echo 'curl: (6) Could not resolve host: mirror' >&2; exit 6\"\n";
+    write_playbook(&env, &[play("15 base", None, OK_TASK), play("20 mirror", None, fail)]);
+    let pipeline = "name: tr\nmatrix: {platform: [aws-commercial], os: [rhel-9.6], image: [base]}\n\
+                    states:\n  15:\n    ansible: {playbook: site.yml, args: [-i, inventory]}\n\
+                    \x20   retry: {max_attempts: 2, backoff: {kind: none}, transient: {output_patterns: [\"Could not resolve host\"]}}\n\
+                    \x20 30: {run: \"echo thirty\"}\n";
+    std::fs::write(env.path("tr.yml"), pipeline).expect("write the pipeline");
+    let mut c = env.cmd();
+    c.current_dir(env.dir.path());
+    for (k, v) in ansible_vars(&env) {
+        c.env(k, v);
+    }
+    let r: Run = c.args(["run", "tr.yml"]).output().expect("run").into();
+    assert_eq!(r.code, 8, "{r:?}");
+    let b = env.json(&["build", "list"])[0]["number"].as_str().expect("a build").to_owned();
+    let build = env.show(&b);
+    assert_eq!((build["state"].as_u64(), build["status"].as_str()), (Some(20), Some("failed")), "{build}");
+    let h = env.history(&b);
+    let at_20: Vec<&str> = h.iter().filter(|e| e["state"] == 20).filter_map(|e| e["kind"].as_str()).collect();
+    assert!(!at_20.contains(&"completed"), "{at_20:?}");
+    assert_eq!(at_20.iter().filter(|k| **k == "failed").count(), 2, "{at_20:?}");
 }

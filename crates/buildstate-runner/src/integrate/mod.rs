@@ -104,6 +104,23 @@ impl Driver {
         self.open_milestone(why, true).await
     }
 
+    /// Re-opens a build that failed at its milestone (running the tool again is a
+    /// person's decision to try again) without starting anything: for a tool whose
+    /// first step may lie behind the build's milestone (a playbook run again), the
+    /// milestone starts when the tool reaches it.
+    pub async fn reopen(&mut self, why: &str) -> Result<(), DriveError> {
+        self.refresh().await?;
+        if self.build.status == BuildStatus::Failed {
+            let retry = Command::Retry {
+                actor: self.actor.clone(),
+                reason: Some(why.to_owned()),
+                force: self.build.needs_intervention,
+            };
+            self.apply(&retry).await?;
+        }
+        Ok(())
+    }
+
     async fn open_milestone(&mut self, why: &str, abandon_open: bool) -> Result<(), DriveError> {
         self.refresh().await?;
         if self.build.status == BuildStatus::Failed {
@@ -189,8 +206,15 @@ impl Driver {
         match self.closing.clone() {
             Closing::Here { retry } => {
                 self.refresh().await?;
-                if !self.build.attempt_open() {
+                if !self.open() {
                     return Ok(());
+                }
+                if !self.build.attempt_open() {
+                    // It failed between milestones (a play of no known milestone after
+                    // one completed): the failure belongs to the milestone it stopped
+                    // at, never dropped.
+                    self.start(self.build.state).await?;
+                    self.failed = true;
                 }
                 let policy = retry.policy_for(self.build.state);
                 if policy.transient.classify(failure.exit_code, output) == FailureClass::Transient {

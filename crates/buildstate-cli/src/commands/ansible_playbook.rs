@@ -276,20 +276,6 @@ fn exit_code(result: &StepResult) -> u8 {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn the_plugin_is_added_to_what_the_user_enabled() {
-        assert_eq!(append_name(None), "buildstate");
-        assert_eq!(append_name(Some("timer, profile_tasks")), "timer, profile_tasks,buildstate");
-        assert_eq!(append_name(Some("buildstate,timer")), "buildstate,timer");
-        assert_eq!(prepend_path(Path::new("/p"), Some("/a:/b".into())), "/p:/a:/b");
-        assert_eq!(prepend_path(Path::new("/p"), Some("".into())), "/p");
-    }
-}
-
 /// Options with which ansible-playbook runs no play: they are passed through unrecorded.
 const INFORMATIONAL: &[&str] =
     &["--syntax-check", "--list-tasks", "--list-hosts", "--list-tags", "--version", "--help", "-h"];
@@ -306,4 +292,18 @@ fn passthrough(args: &[String]) -> Result<Exit, CliError> {
     })?;
     let code = status.code().unwrap_or(1);
     Ok(Exit::Passthrough(u8::try_from(code).unwrap_or(1)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_plugin_is_added_to_what_the_user_enabled() {
+        assert_eq!(append_name(None), "buildstate");
+        assert_eq!(append_name(Some("timer, profile_tasks")), "timer, profile_tasks,buildstate");
+        assert_eq!(append_name(Some("buildstate,timer")), "buildstate,timer");
+        assert_eq!(prepend_path(Path::new("/p"), Some("/a:/b".into())), "/p:/a:/b");
+        assert_eq!(prepend_path(Path::new("/p"), Some("".into())), "/p");
+    }
 }

@@ -4,7 +4,7 @@
 
 use std::path::{Path, PathBuf};
 
-use buildstate_runner::integrate::{Closing, Driver, STEP_REPORT_ENV};
+use buildstate_runner::integrate::{Closing, Driver, STEP_REPORT_ENV, step_until};
 use buildstate_runner::pipeline::RetryDefaults;
 use sha2::{Digest, Sha256};
 
@@ -96,7 +96,7 @@ async fn record(ctx: &Ctx, spool: &Path, reference: Option<&str>) -> Result<usiz
     let build = ctx.find(&reference).await?;
     let report = std::env::var_os(STEP_REPORT_ENV).filter(|v| !v.is_empty()).map(PathBuf::from);
     let closing = match report {
-        Some(report) => Closing::Runner { report },
+        Some(report) => Closing::Runner { report, until: step_until() },
         None => Closing::Here { retry: RetryDefaults::installed().clone() },
     };
     let log = std::env::var("BUILDSTATE_ANSIBLE_LOG").ok().filter(|l| !l.is_empty());

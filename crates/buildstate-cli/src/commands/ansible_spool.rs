@@ -251,6 +251,11 @@ impl Replayer<'_> {
                         "play \"{play}\" maps to milestone {code}, which is not in the catalog of build {build}; \
                          it counts as part of the milestone before it"
                     )),
+                    // A play past the pipeline's next step would skip that step.
+                    Err(DriveError::BeyondStep { code, until }) => crate::output::warning(format!(
+                        "play \"{play}\" maps to milestone {code}, at or after {until}, the pipeline's next step; \
+                         it counts as part of the milestone before it"
+                    )),
                     Err(e) => return Err(drive_error(e)),
                 }
             }

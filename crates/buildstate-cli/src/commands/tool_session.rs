@@ -6,7 +6,7 @@ use std::path::PathBuf;
 
 use buildstate_core::{Build, StateCode};
 use buildstate_runner::dispatch::{LeaseKeeper, LeaseTtl};
-use buildstate_runner::integrate::{Closing, DriveError, Driver, STEP_REPORT_ENV};
+use buildstate_runner::integrate::{Closing, DriveError, Driver, STEP_REPORT_ENV, step_until};
 use buildstate_runner::pipeline::RetryDefaults;
 use tokio::sync::watch;
 
@@ -46,7 +46,7 @@ impl ToolSession {
         let report = std::env::var_os(STEP_REPORT_ENV).filter(|v| !v.is_empty()).map(PathBuf::from);
         let here = || Closing::Here { retry: RetryDefaults::installed().clone() };
         let (guard, closing, keeper) = match (report, ctx.guard.lease) {
-            (Some(report), Some(_)) => (ctx.guard, Closing::Runner { report }, None),
+            (Some(report), Some(_)) => (ctx.guard, Closing::Runner { report, until: step_until() }, None),
             // Under a wrapper that holds the lease (`exec … -- buildstate packer …`): act
             // for it, recording the end here.
             (None, Some(_)) => (ctx.guard, here(), None),
@@ -114,6 +114,8 @@ impl ToolSession {
 pub fn drive_error(e: DriveError) -> CliError {
     match e {
         DriveError::Store(e) => e.into(),
+        e @ DriveError::BeyondStep { .. } => CliError::usage(e.to_string())
+            .with_hint("map the tool's steps to milestones before the pipeline's next step, or give the later milestone a step of its own"),
         DriveError::NotInCatalog { code, build } => CliError::usage(format!(
             "milestone {code} is not in the catalog of build {build}"
         ))

@@ -499,3 +499,30 @@ fn a_retried_ansible_step_that_fails_again_stays_failed() {
     assert!(!at_20.contains(&"completed"), "{at_20:?}");
     assert_eq!(at_20.iter().filter(|k| **k == "failed").count(), 2, "{at_20:?}");
 }
+
+/// Hostile review: a play mapped past the pipeline's next step would skip that step; it
+/// is warned about and counts as part of the milestone before it, so step 30 still runs.
+#[test]
+fn a_play_past_the_next_step_does_not_skip_it() {
+    require_ansible();
+    let env = Env::new().with_catalog();
+    std::fs::write(env.path("inventory"), INVENTORY).expect("write the inventory");
+    write_playbook(&env, &[play("15 base", None, OK_TASK), play("50 way beyond the step", None, OK_TASK)]);
+    let pipeline = "name: ov\nmatrix: {platform: [aws-commercial], os: [rhel-9.6], image: [base]}\n\
+                    states:\n  15: {ansible: {playbook: site.yml, args: [-i, inventory]}}\n\
+                    \x20 30: {run: \"echo thirty > thirty.txt\"}\n";
+    std::fs::write(env.path("ov.yml"), pipeline).expect("write the pipeline");
+    let mut c = env.cmd();
+    c.current_dir(env.dir.path());
+    for (k, v) in ansible_vars(&env) {
+        c.env(k, v);
+    }
+    let r: Run = c.args(["run", "ov.yml"]).output().expect("run").into();
+    assert_eq!(r.code, 0, "{r:?}");
+    assert!(env.path("thirty.txt").exists(), "step 30 ran: {r:?}");
+    let b = env.json(&["build", "list"])[0]["number"].as_str().expect("a build").to_owned();
+    let h = env.history(&b);
+    assert!(h.iter().any(|e| e["kind"] == "completed" && e["state"] == 30), "{h:?}");
+    let log = env.run(&["logs", &b, "--state", "15"]);
+    assert!(log.stdout.contains("the pipeline's next step"), "the warning is in the step's log: {log:?}");
+}

@@ -14,7 +14,7 @@ use super::keeper::LeaseKeeper;
 use super::select::Target;
 use super::{BuildOutcome, Progress, RunOptions};
 use crate::executor::{OutputMode, StepEnd, StepRequest, run_step};
-use crate::integrate::{STEP_REPORT_ENV, StepReport};
+use crate::integrate::{STEP_REPORT_ENV, STEP_UNTIL_ENV, StepReport};
 use crate::pipeline::{Pipeline, Program, Step};
 
 const SIGTERM: i32 = 15;
@@ -502,6 +502,11 @@ fn step_env(
     let mut env = step.env_for(&build.platform);
     if let Program::Tool(tool) = &step.program {
         env.extend(tool.env());
+        let next =
+            pipeline.steps.range((std::ops::Bound::Excluded(step.state), std::ops::Bound::Unbounded)).next();
+        if let Some((code, _)) = next {
+            env.insert(STEP_UNTIL_ENV.to_owned(), code.to_string());
+        }
     }
     // A step may call buildstate itself (`meta set`, `artifact add`): it writes on
     // behalf of its runner, under the runner's lease.

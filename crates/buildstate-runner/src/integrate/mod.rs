@@ -19,7 +19,7 @@ use buildstate_store::{Guard, Store, StoreError};
 
 use crate::pipeline::RetryDefaults;
 
-pub use report::{STEP_REPORT_ENV, StepReport};
+pub use report::{STEP_REPORT_ENV, STEP_UNTIL_ENV, StepReport, step_until};
 
 /// Who records the outcome of the milestone the build is at when the tool ends.
 #[derive(Clone, Debug)]
@@ -27,8 +27,9 @@ pub enum Closing {
     /// The wrapper: failures are recorded as they happen, under the policy these give
     /// the milestone that failed (a Packer run started at 5 may fail at 15).
     Here { retry: RetryDefaults },
-    /// The runner of the pipeline step: failures go to this report file.
-    Runner { report: PathBuf },
+    /// The runner of the pipeline step: failures go to this report file, and the tool
+    /// may move the build up to (not including) `until`, the pipeline's next step.
+    Runner { report: PathBuf, until: Option<StateCode> },
 }
 
 /// What went wrong driving a build.
@@ -38,6 +39,10 @@ pub enum DriveError {
     Store(#[from] StoreError),
     #[error("milestone {code} is not in the catalog of build {build}")]
     NotInCatalog { code: StateCode, build: String },
+    #[error(
+        "milestone {code} is at or after {until}, the pipeline's next step: a tool step only moves its build through the milestones before the next step"
+    )]
+    BeyondStep { code: StateCode, until: StateCode },
     #[error("cannot write the step report {path}: {why}")]
     Report { path: String, why: String },
 }
@@ -146,6 +151,11 @@ impl Driver {
         if !self.build.catalog.contains(code) {
             return Err(DriveError::NotInCatalog { code, build: self.build.number.to_string() });
         }
+        if let Closing::Runner { until: Some(until), .. } = &self.closing {
+            if code >= *until {
+                return Err(DriveError::BeyondStep { code, until: *until });
+            }
+        }
         let state = self.build.state;
         if code < state || !self.open() {
             return Ok(false);
@@ -230,7 +240,7 @@ impl Driver {
                 self.apply(&fail).await?;
                 Ok(())
             }
-            Closing::Runner { report } => {
+            Closing::Runner { report, .. } => {
                 StepReport { failure: Some(failure) }.write(&report).map_err(|why| DriveError::Report {
                     path: report.display().to_string(),
                     why: why.to_string(),

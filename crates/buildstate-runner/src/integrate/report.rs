@@ -10,6 +10,15 @@ use serde::{Deserialize, Serialize};
 /// The variable the runner sets for each step: where a tool may leave its report.
 pub const STEP_REPORT_ENV: &str = "BUILDSTATE_STEP_REPORT";
 
+/// The variable the runner sets for a tool step: the code of the pipeline's next step,
+/// which the tool must not move the build to or past.
+pub const STEP_UNTIL_ENV: &str = "BUILDSTATE_STEP_UNTIL";
+
+/// [`STEP_UNTIL_ENV`] as this process got it, if it is a state code.
+pub fn step_until() -> Option<buildstate_core::StateCode> {
+    std::env::var(STEP_UNTIL_ENV).ok().and_then(|v| v.trim().parse().ok())
+}
+
 /// The largest report the runner reads: a report is a failure record, not a log.
 const MAX_BYTES: u64 = 1 << 20;
 

@@ -149,9 +149,11 @@ async fn under_a_runner_the_failure_goes_to_the_report_and_the_milestone_stays_o
     let f = Fixture::new(&["base"]).await;
     let b = new_build(&f).await;
     let report = f.path("step.report.json");
-    let mut d = driver(&f, &b, Closing::Runner { report: report.clone() }).await;
+    let mut d = driver(&f, &b, Closing::Runner { report: report.clone(), until: Some(code(30)) }).await;
     d.begin("runner started it").await.expect("begin");
     d.reach(code(5), "packer").await.expect("reach 5");
+    let err = d.reach(code(30), "ansible").await.expect_err("30 is the next step's");
+    assert!(matches!(err, DriveError::BeyondStep { .. }), "{err}");
     d.fail(packer_failure("provisioner failed"), "").await.expect("report");
     let after = d.finish(false, Some(1), || packer_failure("fallback")).await.expect("finish");
     assert_eq!((after.state, after.attempt_open()), (code(5), true), "the runner closes it");

@@ -90,7 +90,8 @@ pub fn render(template: &str, id: &str, cloud: &str, region: Option<&str>, build
         .replace("{build}", &quote(build))
 }
 
-fn quote(s: &str) -> String {
+/// `s` as one shell word: as is when it is plainly safe, else single-quoted.
+pub fn quote(s: &str) -> String {
     if !s.is_empty()
         && s.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-' | '/' | ':' | '='))
     {

@@ -65,6 +65,9 @@ pub struct Args {
     /// Where the template's manifest post-processor writes [default: packer-manifest.json]
     #[arg(long, value_name = "FILE")]
     manifest: Option<PathBuf>,
+    /// Record artifact files outside the working directory too
+    #[arg(long)]
+    allow_outside: bool,
     #[command(flatten)]
     runner: RunnerArgs,
     /// `packer build [ARGS…] TEMPLATE`, after `--`
@@ -138,7 +141,8 @@ pub async fn run(a: Args, ctx: &Ctx) -> Result<Exit, CliError> {
     // milestone as if the image had been built.
     let built_nothing = result.success() && !follow.progress.ran_a_build();
     let finished = if result.success() && !built_nothing {
-        record_artifacts(ctx, &mut driver, &follow, &manifest, manifest_before, &workdir).await;
+        record_artifacts(ctx, &mut driver, &follow, &manifest, manifest_before, &workdir, a.allow_outside)
+            .await;
         driver.finish(true, result.exit_code(), || unreachable_failure(&result)).await
     } else {
         let mut failure = packer_failure(&driver, &argv, &workdir, &result, &follow);
@@ -226,14 +230,16 @@ async fn record_artifacts(
     manifest: &Path,
     before: Option<(u64, SystemTime)>,
     workdir: &Path,
+    allow_outside: bool,
 ) {
     let build = driver.build().clone();
     let written = stamp(manifest).is_some_and(|now| Some(now) != before);
     let artifacts = if written {
-        let how = Ingest { all_runs: false, force: false, base: workdir.to_owned() };
+        // Packer writes file names relative to its working directory.
+        let how = Ingest { all_runs: false, force: false, base: workdir.to_owned(), allow_outside };
         manifest_ingest::read(manifest, &build, &how)
     } else {
-        manifest_ingest::from_events(&follow.progress.artifacts(), workdir)
+        manifest_ingest::from_events(&follow.progress.artifacts(), workdir, allow_outside)
     };
     let recorded = match artifacts {
         Ok(list) => manifest_ingest::record(ctx.store.as_ref(), &build, &list, driver.guard()).await,
@@ -340,6 +346,7 @@ async fn keep_failed(ctx: &Ctx, driver: &Driver, follow: &Follow, keep: Duration
             region: None,
             expires_at,
             reaping_since: None,
+            reaping_until: None,
             reaped_at: None,
             reap_exit: None,
             reap_output: None,

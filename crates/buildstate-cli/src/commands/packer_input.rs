@@ -101,8 +101,12 @@ pub fn check_cleanup(template: &str) -> Result<(), CliError> {
     if unknown.is_empty() {
         return Ok(());
     }
-    Err(CliError::usage(format!("--cleanup names unknown placeholder{} {}", plural(unknown.len()), unknown.join(", ")))
-        .with_hint(hint))
+    Err(CliError::usage(format!(
+        "--cleanup names unknown placeholder{} {}",
+        plural(unknown.len()),
+        unknown.join(", ")
+    ))
+    .with_hint(hint))
 }
 
 fn plural(n: usize) -> &'static str {
@@ -175,7 +179,9 @@ pub fn packer_argv(command: &[String], keep: bool) -> Result<Vec<String>, CliErr
     let before = argv.len();
     argv.retain(|w| !is_timestamp_ui(w));
     if argv.len() != before {
-        crate::output::notice("-timestamp-ui dropped: buildstate packer reads Packer's lines itself; the attempt log keeps each line's time");
+        crate::output::notice(
+            "-timestamp-ui dropped: buildstate packer reads Packer's lines itself; the attempt log keeps each line's time",
+        );
     }
     if keep && let Some(other) = argv.iter().find(|w| w.starts_with("-on-error")) {
         return Err(CliError::usage(format!(

@@ -3,8 +3,8 @@
 //!
 //! Packer's `-on-error=abort` keeps a failed builder's VM for debugging but never
 //! deletes it, so every kept VM is recorded on its build as metadata `kept.<n>`: a
-//! JSON value `{cloud, id, region?, expires_at, cleanup, reaping_since?, reaped_at?,
-//! reap_exit?, reap_output?}` (no schema change; metadata can be written in every
+//! JSON value `{cloud, id, region?, expires_at, cleanup, reaping_since?, reaping_until?,
+//! reaped_at?, reap_exit?, reap_output?}` (no schema change; metadata can be written in every
 //! status). `reap` runs each expired one's clean-up command once: a success sets `reaped_at` and it is
 //! never run again; a failure is recorded and tried again at the next `reap`, since the
 //! resource is still there.

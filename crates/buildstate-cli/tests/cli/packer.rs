@@ -149,6 +149,21 @@ fn timestamps_and_shell_local_post_processors_do_not_confuse_the_map() {
     );
 }
 
+/// Packer refusing its own command line: the failure says what a person saw, never a
+/// raw machine-readable record.
+#[test]
+fn a_failure_message_is_rendered_text() {
+    let env = env();
+    let b = env.build("pk-23");
+    let t = template(&env, "usage", &["echo one"], "");
+    let r = bs(&env, &["packer", &b, "--", "packer", "build", "-bogus", &t]);
+    assert_eq!(r.code, 1, "{r:?}");
+    let f = &env.failures(&b)[0];
+    let message = f["message"].as_str().unwrap_or("");
+    assert!(message.contains("flag provided but not defined: -bogus"), "{f:#}");
+    assert!(!message.contains(",ui,") && !message.contains("PACKER_COMMA"), "{f:#}");
+}
+
 /// `-only=typo.x` makes Packer build nothing and exit 0: a failure, not a completed milestone.
 #[test]
 fn a_run_that_builds_nothing_fails() {

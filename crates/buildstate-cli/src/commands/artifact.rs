@@ -42,6 +42,9 @@ pub struct IngestArgs {
     /// Ingest even if its `custom_data.buildstate_build` names another build
     #[arg(long)]
     force: bool,
+    /// Accept file names outside the manifest's directory (`../`, absolute paths)
+    #[arg(long)]
+    allow_outside: bool,
 }
 
 #[derive(Debug, clap::Args)]
@@ -151,7 +154,12 @@ async fn ingest_manifest(a: IngestArgs, ctx: &Ctx) -> Result<(), CliError> {
         .parent()
         .filter(|p| !p.as_os_str().is_empty())
         .map_or_else(|| PathBuf::from("."), Path::to_owned);
-    let how = super::manifest_ingest::Ingest { all_runs: a.all_runs, force: a.force, base };
+    let how = super::manifest_ingest::Ingest {
+        all_runs: a.all_runs,
+        force: a.force,
+        base,
+        allow_outside: a.allow_outside,
+    };
     let artifacts = super::manifest_ingest::read(&a.file, &b, &how)?;
     super::manifest_ingest::record(ctx.store.as_ref(), &b, &artifacts, ctx.guard).await?;
     if ctx.json {

@@ -3,19 +3,19 @@
 //!
 //! Packer's `-on-error=abort` keeps a failed builder's VM for debugging but never
 //! deletes it, so every kept VM is recorded on its build as metadata `kept.<n>`: a
-//! JSON value `{cloud, id, region?, expires_at, cleanup, reaping_since?, reaped_at?,
-//! reap_exit?, reap_output?}` (no schema change; metadata can be written in every
+//! JSON value `{cloud, id, region?, expires_at, cleanup, reaping_since?, reaping_until?,
+//! reaped_at?, reap_exit?, reap_output?}` (no schema change; metadata can be written in every
 //! status). `reap` runs each expired one's clean-up command once: a success sets `reaped_at` and it is
 //! never run again; a failure is recorded and tried again at the next `reap`, since the
 //! resource is still there.
 
-use std::process::Stdio;
 use std::time::Duration;
 
 use buildstate_core::{Build, Command, MetaKey, MetaValue};
 use buildstate_store::{BuildFilter, Guard, Store};
 use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
+use tokio::sync::watch;
 
 use super::run::parse_duration;
 use crate::cli::Ctx;
@@ -60,6 +60,11 @@ pub struct Kept {
     /// second `reap` meanwhile leaves it alone.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reaping_since: Option<Timestamp>,
+    /// The claiming reap's own deadline (claimed at + its `--timeout` + a margin): until
+    /// then the claim stands, whatever `--timeout` a second reap was given; after it the
+    /// claimer is presumed dead and the clean-up is run again.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reaping_until: Option<Timestamp>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reaped_at: Option<Timestamp>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -90,7 +95,8 @@ pub fn render(template: &str, id: &str, cloud: &str, region: Option<&str>, build
         .replace("{build}", &quote(build))
 }
 
-fn quote(s: &str) -> String {
+/// `s` as one shell word: as is when it is plainly safe, else single-quoted.
+pub fn quote(s: &str) -> String {
     if !s.is_empty()
         && s.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-' | '/' | ':' | '='))
     {
@@ -229,6 +235,8 @@ struct Reaped {
 
 async fn reap(ctx: &Ctx, dry_run: bool, timeout: Duration) -> Result<Exit, CliError> {
     let now = buildstate_store::now();
+    // SIGINT/SIGTERM stop the running clean-up's whole process group; see run_cleanup.
+    let stop = crate::signals::stop_on_signals();
     let leased: Vec<_> = ctx.store.leases().await?.into_iter().map(|l| l.build_id).collect();
     let mut done = Vec::new();
     let mut failed = 0usize;
@@ -248,6 +256,9 @@ async fn reap(ctx: &Ctx, dry_run: bool, timeout: Duration) -> Result<Exit, CliEr
             done.push(report);
             continue;
         }
+        if let Some(sig) = *stop.borrow() {
+            return Ok(if sig == 2 { Exit::Interrupted } else { Exit::Terminated });
+        }
         // A runner holds the build: its metadata cannot be written without its lease,
         // and the outcome must be recorded — so leave it for the next reap.
         if leased.contains(&b.id) {
@@ -257,10 +268,10 @@ async fn reap(ctx: &Ctx, dry_run: bool, timeout: Duration) -> Result<Exit, CliEr
         }
         let key = MetaKey::new(&row.key).map_err(|e| CliError::internal(e.to_string()))?;
         let mut kept = row.kept;
-        let since = kept
-            .reaping_since
-            .and_then(|t| t.checked_add(jiff::SignedDuration::try_from(timeout).ok()?).ok());
-        if since.is_some_and(|until| until > now) {
+        // The claimer's own deadline; a claim written before deadlines were recorded
+        // falls back to ours.
+        let until = kept.reaping_until.or_else(|| kept.reaping_since.and_then(|t| after(t, timeout)));
+        if until.is_some_and(|until| until > now) {
             report.skipped = Some("another `kept reap` is running its clean-up".to_owned());
             done.push(report);
             continue;
@@ -269,7 +280,9 @@ async fn reap(ctx: &Ctx, dry_run: bool, timeout: Duration) -> Result<Exit, CliEr
         // once never run one clean-up twice. Without a lease, whatever token this shell
         // inherited: reap acts for nobody's run, and leased builds were skipped above.
         let current = ctx.store.build(b.id).await?;
-        kept.reaping_since = Some(buildstate_store::now());
+        let claimed = buildstate_store::now();
+        kept.reaping_since = Some(claimed);
+        kept.reaping_until = after(claimed, timeout + CLAIM_MARGIN);
         match write(ctx.store.as_ref(), &current, &key, &kept, Guard::version(current.version)).await {
             Ok(_) => {}
             Err(e) if e.exit == Exit::Conflict => {
@@ -279,8 +292,23 @@ async fn reap(ctx: &Ctx, dry_run: bool, timeout: Duration) -> Result<Exit, CliEr
             }
             Err(e) => return Err(e),
         }
-        let (exit, out) = run_cleanup(&kept.cleanup, timeout).await;
+        let (ended, out) = run_cleanup(&kept.cleanup, timeout, stop.clone()).await;
         kept.reaping_since = None;
+        kept.reaping_until = None;
+        let exit = match ended {
+            Cleanup::Exited(code) => code,
+            Cleanup::Interrupted(sig) => {
+                // Not reaped: the claim is dropped so that the next reap runs it again.
+                kept.reap_output = Some(format!("interrupted by signal {sig}; run `kept reap` again"));
+                let current = ctx.store.build(b.id).await?;
+                write(ctx.store.as_ref(), &current, &key, &kept, Guard::none()).await?;
+                output::warning(format!(
+                    "interrupted: the clean-up of build {} {} was stopped and is left for the next reap",
+                    row.build, row.key
+                ));
+                return Ok(if sig == 2 { Exit::Interrupted } else { Exit::Terminated });
+            }
+        };
         kept.reap_exit = Some(exit);
         kept.reap_output = Some(out);
         if exit == 0 {
@@ -311,30 +339,60 @@ async fn reap(ctx: &Ctx, dry_run: bool, timeout: Duration) -> Result<Exit, CliEr
     Ok(if failed > 0 { Exit::Internal } else { Exit::Ok })
 }
 
-/// Runs `sh -c CMD`; its exit code (124 on the timeout, 127 when it cannot start) and
-/// the end of its combined output.
-async fn run_cleanup(cmd: &str, timeout: Duration) -> (i32, String) {
-    let child = tokio::process::Command::new("sh")
-        .arg("-c")
-        .arg(cmd)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .kill_on_drop(true)
-        .spawn();
-    let child = match child {
-        Ok(c) => c,
-        Err(e) => return (127, format!("cannot start sh: {e}")),
+/// How long past its own timeout a claiming reap may take to record the outcome
+/// before its claim is presumed dead.
+const CLAIM_MARGIN: Duration = Duration::from_secs(60);
+
+/// SIGTERM → this long → SIGKILL, for a clean-up stopped at its timeout or by a signal.
+const CLEANUP_GRACE: Duration = Duration::from_secs(5);
+
+fn after(t: Timestamp, d: Duration) -> Option<Timestamp> {
+    t.checked_add(jiff::SignedDuration::try_from(d).ok()?).ok()
+}
+
+enum Cleanup {
+    /// Its exit code (124 on the timeout, 127 when it cannot start, 128+N killed by N).
+    Exited(i32),
+    /// Stopped by our SIGINT (2) or SIGTERM (15).
+    Interrupted(i32),
+}
+
+/// Runs `sh -c CMD` as the leader of its own process group through the step executor:
+/// the timeout and a stop kill the whole group (whatever the command started), not only
+/// `sh`. Returns how it ended and the end of its combined output.
+async fn run_cleanup(cmd: &str, timeout: Duration, stop: watch::Receiver<Option<i32>>) -> (Cleanup, String) {
+    use buildstate_runner::executor::{OutputMode, StepEnd, StepRequest, run_step};
+    use buildstate_runner::pipeline::Program;
+    let program = Program::Shell(cmd.to_owned());
+    let log = std::env::temp_dir().join(format!(
+        "buildstate-reap-{}-{}.log",
+        std::process::id(),
+        buildstate_store::now().as_nanosecond()
+    ));
+    let workdir = std::env::temp_dir();
+    let env = std::collections::BTreeMap::new();
+    let request = StepRequest {
+        program: &program,
+        workdir: &workdir,
+        env: &env,
+        timeout: Some(timeout),
+        log: &log,
+        output: OutputMode::Capture,
+        grace: CLEANUP_GRACE,
     };
-    match tokio::time::timeout(timeout, child.wait_with_output()).await {
-        Err(_) => (124, format!("timed out after {timeout:?}")),
-        Ok(Err(e)) => (127, format!("cannot run the clean-up: {e}")),
-        Ok(Ok(out)) => {
-            let mut text = String::from_utf8_lossy(&out.stdout).into_owned();
-            text.push_str(&String::from_utf8_lossy(&out.stderr));
-            (out.status.code().unwrap_or(128), tail(text.trim()))
+    let result = run_step(request, stop).await;
+    let _ = std::fs::remove_file(&log);
+    let out = tail(result.tail.trim());
+    let ended = match result.end {
+        StepEnd::Exited(code) => Cleanup::Exited(code),
+        StepEnd::Signaled(sig) => Cleanup::Exited(128 + sig),
+        StepEnd::TimedOut => return (Cleanup::Exited(124), format!("timed out after {timeout:?}; {out}")),
+        StepEnd::Interrupted(sig) => Cleanup::Interrupted(sig),
+        StepEnd::SpawnFailed(why) => {
+            return (Cleanup::Exited(127), format!("cannot run the clean-up: {why}"));
         }
-    }
+    };
+    (ended, out)
 }
 
 fn tail(text: &str) -> String {

@@ -3,9 +3,19 @@
 //!
 //! Everything is checked before anything is written — the file, its entries, the
 //! build the manifest names in `custom_data`, every local file's digest — so that a
-//! refused manifest changes nothing. Names are stable (`<packer build>.<region>`,
-//! `<packer build>.<file>`), and a store replaces an artifact of the same name, so
-//! ingesting one manifest twice records nothing twice.
+//! refused manifest changes nothing. Names are stable and unique:
+//! `<packer build>.<cloud>.<region>` for an image (`amazon-ebs.ubuntu.aws.us-east-1`;
+//! the cloud is the name's second-to-last part before the region, since an artifact has
+//! no cloud field), `<packer build>.<cloud>` for an image without region, and
+//! `<packer build>.file.<path>` for a file; a name met again (two ids in one region,
+//! two runs of one build with `--all-runs`) gets `-2`, `-3`. A store replaces an
+//! artifact of the same name, so ingesting one manifest twice records nothing twice.
+//!
+//! Files: a relative name starts at `Ingest::base` (the manifest's directory for
+//! `ingest-manifest`, Packer's working directory for `buildstate packer`); a name that is
+//! not a regular file is skipped with a warning, and one outside the base (`../`, an
+//! absolute path elsewhere) is refused unless `allow_outside`: a hostile manifest must
+//! not make us hash `/etc/shadow` and record its size. URIs are absolute `file:///…`.
 
 use std::io::Read;
 use std::path::{Path, PathBuf};
@@ -26,8 +36,10 @@ pub struct Ingest {
     pub all_runs: bool,
     /// Ingest even when `custom_data.buildstate_build` names another build.
     pub force: bool,
-    /// Where relative file names in the manifest start (Packer's working directory).
+    /// Where relative file names in the manifest start.
     pub base: PathBuf,
+    /// Accept file names outside `base`.
+    pub allow_outside: bool,
 }
 
 /// Reads and checks `path` for `build`, returning the artifacts to record.
@@ -37,44 +49,82 @@ pub fn read(path: &Path, build: &Build, how: &Ingest) -> Result<Vec<Artifact>, C
     if !how.force {
         check_build(path, build, &entries)?;
     }
+    let base = base_dir(&how.base)?;
+    let mut names = Names::default();
     let mut artifacts = Vec::new();
     for entry in &entries {
         let packer_build = packer_build_name(&entry.builder_type, &entry.name);
         for image in &entry.images {
-            let name = match &image.region {
-                Some(region) => format!("{packer_build}.{region}"),
-                None => packer_build.clone(),
-            };
+            let name = names.unique(image_name(&packer_build, &entry.cloud, image.region.as_deref()));
             artifacts.push(image_artifact(name, &image.id, image.region.clone())?);
         }
         for file in &entry.files {
-            artifacts.push(file_artifact(&packer_build, &file.name, file.size, &how.base)?);
+            if let Some(a) = file_artifact(&packer_build, &file.name, &base, how.allow_outside, &mut names)? {
+                artifacts.push(a);
+            }
         }
     }
     Ok(artifacts)
 }
 
+/// `<packer build>.<cloud>.<region>`, or `<packer build>.<cloud>` without a region.
+fn image_name(packer_build: &str, cloud: &str, region: Option<&str>) -> String {
+    match region {
+        Some(region) => format!("{packer_build}.{cloud}.{region}"),
+        None => format!("{packer_build}.{cloud}"),
+    }
+}
+
+/// Names handed out so far: a repeat gets `-2`, `-3`… in the order met, which is the
+/// manifest's order, so that the same manifest gives the same names.
+#[derive(Default)]
+struct Names(std::collections::BTreeSet<String>);
+
+impl Names {
+    fn unique(&mut self, name: String) -> String {
+        if self.0.insert(name.clone()) {
+            return name;
+        }
+        let mut n = 2;
+        loop {
+            let candidate = format!("{name}-{n}");
+            if self.0.insert(candidate.clone()) {
+                return candidate;
+            }
+            n += 1;
+        }
+    }
+}
+
+fn base_dir(base: &Path) -> Result<PathBuf, CliError> {
+    std::fs::canonicalize(base)
+        .map_err(|e| CliError::usage(format!("cannot resolve {}: {e}", base.display())))
+}
+
 /// Artifacts from Packer's own `artifact` records, for a run without a manifest.
-pub fn from_events(events: &[EventArtifact], base: &Path) -> Result<Vec<Artifact>, CliError> {
+pub fn from_events(
+    events: &[EventArtifact],
+    base: &Path,
+    allow_outside: bool,
+) -> Result<Vec<Artifact>, CliError> {
+    let base = base_dir(base)?;
+    let mut names = Names::default();
     let mut artifacts = Vec::new();
-    for (i, e) in events.iter().enumerate() {
-        let builder = buildstate_runner::packer::builder_type(&e.build);
+    for e in events {
+        let cloud = cloud_of(buildstate_runner::packer::builder_type(&e.build));
         // The null builder's `Null` and a post-processor's empty id are no image.
-        if cloud_of(builder) != "null" && !e.id.is_empty() {
+        if cloud != "null" && !e.id.is_empty() {
             for image in split_artifact_id(&e.id) {
-                let name = match &image.region {
-                    Some(region) => format!("{}.{region}", e.build),
-                    None if i == 0 => e.build.clone(),
-                    None => format!("{}.{i}", e.build),
-                };
+                let name = names.unique(image_name(&e.build, &cloud, image.region.as_deref()));
                 artifacts.push(image_artifact(name, &image.id, image.region)?);
             }
         }
         for file in &e.files {
-            artifacts.push(file_artifact(&e.build, file, None, base)?);
+            if let Some(a) = file_artifact(&e.build, file, &base, allow_outside, &mut names)? {
+                artifacts.push(a);
+            }
         }
     }
-    artifacts.dedup_by(|a, b| a.name == b.name);
     Ok(artifacts)
 }
 
@@ -93,6 +143,15 @@ pub async fn record(
 
 fn read_bounded(path: &Path) -> Result<Vec<u8>, CliError> {
     let file = crate::input::open_regular(path, "the Packer manifest")?;
+    // The real size for the message: only MAX + 1 bytes are read.
+    let len = file.metadata().map(|m| m.len()).unwrap_or(0);
+    if len > MAX_MANIFEST_BYTES as u64 {
+        let e = ManifestError::TooLarge {
+            len: usize::try_from(len).unwrap_or(usize::MAX),
+            max: MAX_MANIFEST_BYTES,
+        };
+        return Err(manifest_error(path, &e));
+    }
     let mut bytes = Vec::new();
     file.take(MAX_MANIFEST_BYTES as u64 + 1)
         .read_to_end(&mut bytes)
@@ -136,31 +195,45 @@ fn image_artifact(name: String, id: &str, region: Option<String>) -> Result<Arti
     Ok(artifact(name, ArtifactKind::Image, uri, region))
 }
 
-/// A file the build made: measured and hashed when it is here, else as the manifest
-/// says (a warning tells why it has no digest).
+/// A file the build made, measured and hashed; `None` (with a warning) when it is not a
+/// regular file here; refused when it is outside `base` and that is not allowed.
 fn file_artifact(
     packer_build: &str,
     file: &str,
-    size: Option<u64>,
     base: &Path,
-) -> Result<Artifact, CliError> {
-    let path = if Path::new(file).is_absolute() { PathBuf::from(file) } else { base.join(file) };
-    let name = crate::input::label(&format!("{packer_build}.{file}"))
-        .map_err(|why| CliError::new(Exit::BadDocument, format!("file `{file}` of {packer_build}: {why}")))?;
-    let uri = format!("file://{}", path.display());
-    let mut a = artifact(name, file_kind(file), uri, None);
-    if path.is_file() {
-        let (size, digest) = super::artifact::measure(&path)?;
-        a.size_bytes = Some(size);
-        a.sha256 = Some(digest);
-    } else {
+    allow_outside: bool,
+    names: &mut Names,
+) -> Result<Option<Artifact>, CliError> {
+    let joined = if Path::new(file).is_absolute() { PathBuf::from(file) } else { base.join(file) };
+    let Ok(path) = std::fs::canonicalize(&joined) else {
+        crate::output::warning(format!("{} of {packer_build} is not here: not recorded", joined.display()));
+        return Ok(None);
+    };
+    if !allow_outside && !path.starts_with(base) {
+        return Err(CliError::usage(format!(
+            "file `{file}` of {packer_build} is {}, outside {}; nothing was recorded",
+            path.display(),
+            base.display()
+        ))
+        .with_hint("a manifest's files are the build's output; pass --allow-outside if this one really is"));
+    }
+    if !path.is_file() {
         crate::output::warning(format!(
-            "{} is not here to hash; recorded with the size the manifest gives",
+            "{} of {packer_build} is not a regular file: not recorded",
             path.display()
         ));
-        a.size_bytes = size;
+        return Ok(None);
     }
-    Ok(a)
+    let name = crate::input::label(&format!("{packer_build}.file.{file}"))
+        .map_err(|why| CliError::new(Exit::BadDocument, format!("file `{file}` of {packer_build}: {why}")))?;
+    let name = names.unique(name);
+    // `path` is absolute, so this is `file:///…`.
+    let uri = format!("file://{}", path.display());
+    let mut a = artifact(name, file_kind(file), uri, None);
+    let (size, digest) = super::artifact::measure(&path)?;
+    a.size_bytes = Some(size);
+    a.sha256 = Some(digest);
+    Ok(Some(a))
 }
 
 fn file_kind(file: &str) -> ArtifactKind {

@@ -36,6 +36,11 @@ const DEFAULT_MANIFEST: &str = "packer-manifest.json";
 /// The Packer variable the build number is passed in, for the manifest's `custom_data`.
 const BUILD_VARIABLE_ENV: &str = "PKR_VAR_buildstate_build";
 
+/// A run in which Packer built nothing (it exits 0) is a failure with this message, and
+/// `buildstate packer` exits [`NO_BUILD_EXIT`].
+const NO_BUILD: &str = "Packer ran no build: check -only/-except and the template's sources";
+const NO_BUILD_EXIT: i32 = 1;
+
 /// The pipe between Packer's stdout and the follower: enough for a burst of lines.
 const PIPE_BYTES: usize = 256 * 1024;
 
@@ -60,6 +65,9 @@ pub struct Args {
     /// Where the template's manifest post-processor writes [default: packer-manifest.json]
     #[arg(long, value_name = "FILE")]
     manifest: Option<PathBuf>,
+    /// Record artifact files outside the working directory too
+    #[arg(long)]
+    allow_outside: bool,
     #[command(flatten)]
     runner: RunnerArgs,
     /// `packer build [ARGS…] TEMPLATE`, after `--`
@@ -73,10 +81,14 @@ pub async fn run(a: Args, ctx: &Ctx) -> Result<Exit, CliError> {
     // Everything that can be refused is refused before Packer runs or anything is recorded.
     let map = packer_input::load_map(a.map.as_deref())?;
     packer_input::check_map(&map, &build)?;
+    packer_input::refuse_past_map(&map, &build)?;
     let argv = packer_input::packer_argv(&a.command, a.keep_on_failure.is_some())?;
-    if a.keep_on_failure.is_some() && a.cleanup.is_none() {
-        packer_input::check_default_cleanups(&argv)?;
+    match &a.cleanup {
+        Some(cleanup) => packer_input::check_cleanup(cleanup)?,
+        None if a.keep_on_failure.is_some() => packer_input::check_default_cleanups(&argv)?,
+        None => {}
     }
+    packer_input::check_program(&argv[0])?;
     let logs_dir = a.runner.usable_logs_dir(ctx)?;
     let workdir = std::env::current_dir()
         .map_err(|e| CliError::internal(format!("cannot read the current directory: {e}")))?;
@@ -132,11 +144,21 @@ pub async fn run(a: Args, ctx: &Ctx) -> Result<Exit, CliError> {
         .with_hint("see `buildstate lease list` for who holds the build now"));
     }
 
-    let finished = if result.success() {
-        record_artifacts(ctx, &mut driver, &follow, &manifest, manifest_before, &workdir).await;
+    // `-only=typo.x` makes Packer build nothing and exit 0: that must not complete the
+    // milestone as if the image had been built.
+    let built_nothing = result.success() && !follow.progress.ran_a_build();
+    let finished = if result.success() && !built_nothing {
+        record_artifacts(ctx, &mut driver, &follow, &manifest, manifest_before, &workdir, a.allow_outside)
+            .await;
         driver.finish(true, result.exit_code(), || unreachable_failure(&result)).await
     } else {
-        let failure = packer_failure(&driver, &argv, &workdir, &result, &follow);
+        let mut failure = packer_failure(&driver, &argv, &workdir, &result, &follow);
+        if built_nothing {
+            failure.component = Some("packer".to_owned());
+            failure.message = NO_BUILD.to_owned();
+            failure.exit_code = Some(NO_BUILD_EXIT);
+            crate::output::warning(format!("{NO_BUILD}; the milestone is recorded as failed"));
+        }
         let output = format!("{}\n{}", follow.tail_text(), result.tail);
         if let Err(e) = driver.fail(failure.clone(), &output).await {
             crate::output::warning(format!("could not record the failure: {}", drive_error(e)));
@@ -144,7 +166,8 @@ pub async fn run(a: Args, ctx: &Ctx) -> Result<Exit, CliError> {
         if let Some(keep) = a.keep_on_failure {
             keep_failed(ctx, &driver, &follow, keep, a.cleanup.as_deref()).await;
         }
-        driver.finish(false, result.exit_code(), || failure).await
+        let exit = if built_nothing { Some(NO_BUILD_EXIT) } else { result.exit_code() };
+        driver.finish(false, exit, || failure).await
     };
     if let Some(k) = keeper
         && !*k.lost().borrow()
@@ -152,6 +175,9 @@ pub async fn run(a: Args, ctx: &Ctx) -> Result<Exit, CliError> {
         k.release().await;
     }
     finished.map_err(drive_error)?;
+    if built_nothing {
+        return Ok(Exit::Passthrough(NO_BUILD_EXIT as u8));
+    }
     Ok(Exit::Passthrough(exit_code(&result)))
 }
 
@@ -211,14 +237,16 @@ async fn record_artifacts(
     manifest: &Path,
     before: Option<(u64, SystemTime)>,
     workdir: &Path,
+    allow_outside: bool,
 ) {
     let build = driver.build().clone();
     let written = stamp(manifest).is_some_and(|now| Some(now) != before);
     let artifacts = if written {
-        let how = Ingest { all_runs: false, force: false, base: workdir.to_owned() };
+        // Packer writes file names relative to its working directory.
+        let how = Ingest { all_runs: false, force: false, base: workdir.to_owned(), allow_outside };
         manifest_ingest::read(manifest, &build, &how)
     } else {
-        manifest_ingest::from_events(&follow.progress.artifacts(), workdir)
+        manifest_ingest::from_events(&follow.progress.artifacts(), workdir, allow_outside)
     };
     let recorded = match artifacts {
         Ok(list) => manifest_ingest::record(ctx.store.as_ref(), &build, &list, driver.guard()).await,
@@ -251,6 +279,9 @@ fn packer_failure(
     let mut failure = failure_for(&step, result);
     // The raw machine-readable tail is in the log; people read the rendered one.
     failure.details.remove("tail");
+    // As a shell reads it, so that it can be copied back.
+    let command = argv.iter().map(|w| super::kept::quote(w)).collect::<Vec<_>>().join(" ");
+    failure.details.insert("command".to_owned(), command.into());
     let template = argv.last().cloned().unwrap_or_default();
     failure.details.insert("template".to_owned(), template.into());
     failure
@@ -276,6 +307,11 @@ fn packer_failure(
         failure.component = Some("packer".to_owned());
         failure.message = line.lines().next().unwrap_or(line).to_owned();
         failure.details.insert("error_lines".to_owned(), follow.progress.general_errors().to_vec().into());
+    } else if let Some(last) = follow.tail.back() {
+        // No error Packer's lines name: what a person saw last, not a raw
+        // machine-readable line.
+        failure.component = Some("packer".to_owned());
+        failure.message = format!("packer exited with {}: {}", result.exit_code().unwrap_or(-1), last.trim());
     }
     failure
 }
@@ -317,6 +353,7 @@ async fn keep_failed(ctx: &Ctx, driver: &Driver, follow: &Follow, keep: Duration
             region: None,
             expires_at,
             reaping_since: None,
+            reaping_until: None,
             reaped_at: None,
             reap_exit: None,
             reap_output: None,

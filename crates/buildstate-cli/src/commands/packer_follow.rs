@@ -5,7 +5,7 @@
 use std::collections::VecDeque;
 
 use buildstate_runner::integrate::Driver;
-use buildstate_runner::packer::{Line, LineSplitter, Progress, parse_line};
+use buildstate_runner::packer::{Line, LineSplitter, Progress, cut_text, parse_line};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
 /// Lines of rendered output kept for a failure's `log_tail` (the raw stream is in the log).
@@ -57,8 +57,8 @@ impl Follow {
     {
         let line = parse_line(raw);
         let shown = match &line {
-            Line::Record(r) => r.human().map(|(text, to_err)| (text.to_owned(), to_err)),
-            Line::Plain(text) => Some((text.clone(), false)),
+            Line::Record(r) => r.human().map(|(text, to_err)| (cut_text(text).into_owned(), to_err)),
+            Line::Plain(text) => Some((cut_text(text).into_owned(), false)),
         };
         if let Some((text, to_err)) = shown {
             if to_err {

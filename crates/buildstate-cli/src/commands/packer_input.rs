@@ -44,8 +44,107 @@ pub fn load_map(file: Option<&Path>) -> Result<PackerMap, CliError> {
             _ => return Ok(PackerMap::default()),
         },
     };
-    PackerMap::parse(&text)
-        .map_err(|why| CliError::usage(format!("the Packer map {from} is not valid: {why}")).with_hint(hint))
+    PackerMap::parse(&text).map_err(|why| {
+        // The YAML reader calls its input `<input>`: name the file instead.
+        let why = why.replace("<input>", &from);
+        CliError::usage(format!("the Packer map {from} is not valid: {why}")).with_hint(hint)
+    })
+}
+
+/// A map only moves a build through its own milestones: a build already past all of
+/// them has nothing left for this run, and running it anyway would start and complete
+/// the build's next milestone, which the template does not do.
+pub fn refuse_past_map(map: &PackerMap, build: &Build) -> Result<(), CliError> {
+    let codes = map.milestones();
+    let (Some(first), Some(last)) = (codes.first(), codes.last()) else { return Ok(()) };
+    if build.state <= *last {
+        return Ok(());
+    }
+    let covers = if first == last { first.to_string() } else { format!("{first}–{last}") };
+    Err(CliError::new(
+        Exit::Rejected,
+        format!(
+            "build {} is at {}, past the milestones this map covers ({covers}); nothing to do",
+            build.number, build.state
+        ),
+    )
+    .with_hint(format!("`buildstate rewind {} {first}` to run these milestones again", build.number)))
+}
+
+/// The clean-up template's placeholders: `{id}`, `{cloud}`, `{region}`, `{build}`.
+const PLACEHOLDERS: &[&str] = &["id", "cloud", "region", "build"];
+
+/// A `--cleanup` that would run something else than meant is refused: blank, an unknown
+/// `{name}` (left as shell text), or a `{` never closed.
+pub fn check_cleanup(template: &str) -> Result<(), CliError> {
+    let hint = "placeholders are {id}, {cloud}, {region} and {build}, e.g. --cleanup 'aws ec2 terminate-instances --instance-ids {id}'";
+    if template.trim().is_empty() {
+        return Err(CliError::usage("--cleanup is blank: a kept resource needs a command that removes it")
+            .with_hint(hint));
+    }
+    let mut unknown = Vec::new();
+    let mut rest = template;
+    while let Some(at) = rest.find('{') {
+        let Some(len) = rest[at..].find('}') else {
+            return Err(CliError::usage(format!(
+                "--cleanup has a `{{` that is never closed: `{}`",
+                &rest[at..]
+            ))
+            .with_hint(hint));
+        };
+        let name = &rest[at + 1..at + len];
+        if !PLACEHOLDERS.contains(&name) {
+            unknown.push(format!("{{{name}}}"));
+        }
+        rest = &rest[at + len + 1..];
+    }
+    if unknown.is_empty() {
+        return Ok(());
+    }
+    Err(CliError::usage(format!(
+        "--cleanup names unknown placeholder{} {}",
+        plural(unknown.len()),
+        unknown.join(", ")
+    ))
+    .with_hint(hint))
+}
+
+fn plural(n: usize) -> &'static str {
+    if n == 1 { "" } else { "s" }
+}
+
+/// The program must be Packer itself: `-- echo build t` would be tracked as a Packer
+/// run. And it must be startable, so that a missing `packer` fails before an attempt
+/// is recorded (exit 127, as a shell says).
+pub fn check_program(program: &str) -> Result<(), CliError> {
+    let name = Path::new(program).file_name().and_then(|n| n.to_str()).unwrap_or("");
+    if name != "packer" {
+        return Err(CliError::usage(format!("`{program}` is not packer: buildstate packer only runs Packer"))
+            .with_hint("run it as `buildstate packer REF -- packer build [ARGS…] TEMPLATE` (a path ending in /packer is fine); other tools go through `buildstate exec`"));
+    }
+    if find_program(program).is_some() {
+        return Ok(());
+    }
+    Err(CliError::new(
+        Exit::Passthrough(127),
+        format!("cannot run `{program}`: not found or not executable; nothing was run or recorded"),
+    )
+    .with_hint("install Packer (scripts/setup.sh does) or give its path: `-- /path/to/packer build …`"))
+}
+
+/// Where `program` would be run from: itself when it has a `/`, else the first
+/// executable file of that name on `$PATH`.
+fn find_program(program: &str) -> Option<PathBuf> {
+    let executable = |p: &Path| {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::metadata(p).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+    };
+    if program.contains('/') {
+        let p = PathBuf::from(program);
+        return executable(&p).then_some(p);
+    }
+    let path = std::env::var_os("PATH")?;
+    std::env::split_paths(&path).map(|dir| dir.join(program)).find(|p| executable(p))
 }
 
 /// Every milestone of the map must be in the build's catalog.
@@ -69,12 +168,21 @@ pub fn check_map(map: &PackerMap, build: &Build) -> Result<(), CliError> {
 /// `packer build ARGS…` with `-machine-readable` (and `-on-error=abort` to keep a failed
 /// VM) right after `build`.
 pub fn packer_argv(command: &[String], keep: bool) -> Result<Vec<String>, CliError> {
-    let at = command.iter().position(|w| w == "build").filter(|i| *i >= 1);
+    let at = command.iter().position(|w| w == "build").filter(|i| *i == 1);
     let Some(at) = at else {
         return Err(CliError::usage(format!("`{}` is not a `packer build` command", command.join(" ")))
             .with_hint("run it as `buildstate packer REF -- packer build [ARGS…] TEMPLATE`"));
     };
-    let mut argv = command.to_vec();
+    // `-timestamp-ui` only adds a time to each line; the attempt log has Packer's own
+    // timestamps, and the map is read from the lines, so it is dropped (with a notice).
+    let mut argv: Vec<String> = command.to_vec();
+    let before = argv.len();
+    argv.retain(|w| !is_timestamp_ui(w));
+    if argv.len() != before {
+        crate::output::notice(
+            "-timestamp-ui dropped: buildstate packer reads Packer's lines itself; the attempt log keeps each line's time",
+        );
+    }
     if keep && let Some(other) = argv.iter().find(|w| w.starts_with("-on-error")) {
         return Err(CliError::usage(format!(
             "--keep-on-failure passes -on-error=abort itself; remove `{other}`"
@@ -89,6 +197,10 @@ pub fn packer_argv(command: &[String], keep: bool) -> Result<Vec<String>, CliErr
     }
     argv.splice(at + 1..at + 1, extra);
     Ok(argv)
+}
+
+fn is_timestamp_ui(word: &str) -> bool {
+    matches!(word, "-timestamp-ui" | "--timestamp-ui" | "-timestamp-ui=true" | "--timestamp-ui=true")
 }
 
 /// Refuses `--keep-on-failure` without `--cleanup` when the template has a builder
@@ -167,5 +279,29 @@ mod tests {
         assert!(packer_argv(&words("packer validate t"), false).is_err());
         assert!(packer_argv(&words("build t"), false).is_err());
         assert!(packer_argv(&words("packer build -on-error=ask t"), true).is_err());
+        assert!(packer_argv(&words("packer -x build t"), false).is_err());
+        let argv = packer_argv(&words("packer build -timestamp-ui t"), false).expect("ok");
+        assert_eq!(argv, words("packer build -machine-readable t"));
+    }
+
+    #[test]
+    fn only_packer_runs() {
+        for bad in ["echo", "rm", "/bin/echo", "packer.sh", "mypacker"] {
+            let e = check_program(bad).expect_err(bad);
+            assert_eq!(e.exit, Exit::Usage, "{bad}");
+        }
+        let e = check_program("/nonexistent/packer").expect_err("missing");
+        assert_eq!(e.exit, Exit::Passthrough(127));
+    }
+
+    #[test]
+    fn cleanup_templates_are_checked() {
+        assert!(check_cleanup("aws ec2 terminate-instances --instance-ids {id} --region {region}").is_ok());
+        assert!(check_cleanup("touch /tmp/{build}-{cloud}").is_ok());
+        for (bad, says) in [("  ", "blank"), ("rm {idd} {x}", "{idd}, {x}"), ("rm {id", "never closed")] {
+            let e = check_cleanup(bad).expect_err(bad);
+            assert_eq!(e.exit, Exit::Usage);
+            assert!(e.to_string().contains(says), "{bad}: {e}");
+        }
     }
 }

@@ -119,6 +119,120 @@ fn three_provisioners_mapped_to_three_milestones_in(env: Env) {
     let log = env.history(&b).iter().rev().find_map(|e| e["log"].as_str().map(str::to_owned)).expect("a log");
     let raw = std::fs::read_to_string(&log).expect("read the log");
     assert!(raw.contains(",ui,message,    null.x: one%!(PACKER_COMMA) two"), "{raw}");
+
+    // Run again with the map, the build past every milestone of it: refused, nothing run.
+    let before = env.history(&b).len();
+    let r = bs(&env, &["packer", &b, "--map", &map, "--", "packer", "build", "-timestamp-ui", &t]);
+    let err = expect_error(&r, 4, "a build past its map");
+    assert!(err.contains("is at 30, past the milestones this map covers (10–25)"), "{err}");
+    assert!(r.stderr.contains("hint: `buildstate rewind"), "{r:?}");
+    assert_eq!(env.history(&b).len(), before);
+}
+
+/// `-timestamp-ui` is dropped, so the map still fires; a `shell-local` post-processor
+/// counts as no provisioner and its failure names it as a post-processor.
+#[test]
+fn timestamps_and_shell_local_post_processors_do_not_confuse_the_map() {
+    let env = env();
+    let b = env.build("pk-20");
+    let post = "  post-processor \"shell-local\" { inline = [\"echo pp; exit 3\"] }\n";
+    let t = template(&env, "ppfail", &["echo one"], post);
+    let map = write(&env, "map2.yaml", "provisioners: {0: 10, 1: 15}\n");
+    let r = bs(&env, &["packer", &b, "--map", &map, "--", "packer", "build", "-timestamp-ui", &t]);
+    assert_eq!(r.code, 1, "{r:?}");
+    let f = &env.failures(&b)[0];
+    assert_eq!(f["component"], "shell-local (post-processor)", "{f:#}");
+    assert_eq!(f["state"].as_u64(), Some(10), "the post-processor is no provisioner 1: {f:#}");
+    assert!(
+        f["details"]["command"].as_str().is_some_and(|c| c.starts_with("packer build -machine-readable ")),
+        "{f:#}"
+    );
+}
+
+/// Packer refusing its own command line: the failure says what a person saw, never a
+/// raw machine-readable record.
+#[test]
+fn a_failure_message_is_rendered_text() {
+    let env = env();
+    let b = env.build("pk-23");
+    let t = template(&env, "usage", &["echo one"], "");
+    let r = bs(&env, &["packer", &b, "--", "packer", "build", "-bogus", &t]);
+    assert_eq!(r.code, 1, "{r:?}");
+    let f = &env.failures(&b)[0];
+    let message = f["message"].as_str().unwrap_or("");
+    assert!(message.contains("flag provided but not defined: -bogus"), "{f:#}");
+    assert!(!message.contains(",ui,") && !message.contains("PACKER_COMMA"), "{f:#}");
+}
+
+/// `-only=typo.x` makes Packer build nothing and exit 0: a failure, not a completed milestone.
+#[test]
+fn a_run_that_builds_nothing_fails() {
+    let env = env();
+    let b = env.build("pk-21");
+    let t = template(&env, "nothing", &["echo one"], "");
+    let r = bs(&env, &["packer", &b, "--", "packer", "build", "-only=typo.x", &t]);
+    assert_eq!(r.code, 1, "{r:?}");
+    assert!(r.stderr.contains("Packer ran no build"), "{r:?}");
+    let f = &env.failures(&b)[0];
+    assert!(f["message"].as_str().is_some_and(|m| m.contains("check -only/-except")), "{f:#}");
+    assert!(!moves(&env, &b).contains(&mv("completed", 0)), "{:?}", moves(&env, &b));
+}
+
+/// Files outside the manifest's directory are refused unless allowed; other
+/// non-files skipped; two ids in one region get distinct names; URIs are absolute.
+#[test]
+fn manifest_files_are_confined_and_names_unique() {
+    let env = env();
+    let b = env.build("pk-22");
+    std::fs::create_dir_all(env.path("m/out/dir")).expect("mkdir");
+    std::fs::write(env.path("m/out/disk.qcow2"), "disk\n").expect("write");
+    std::fs::write(env.path("secret"), "s3cret\n").expect("write");
+    let manifest = |files: &str| {
+        format!(
+            r#"{{"builds": [{{"name": "u", "builder_type": "amazon-ebs", "files": [{files}],
+                "artifact_id": "us-east-1:ami-1,us-east-1:ami-2", "packer_run_uuid": "r"}}],
+                "last_run_uuid": "r"}}"#
+        )
+    };
+    write(&env, "m/escape.json", &manifest(r#"{"name": "../secret"}"#));
+    let before = env.export(&b);
+    let r: Run = env
+        .cmd()
+        .current_dir(env.dir.path())
+        .args(["artifact", "ingest-manifest", &b, "m/escape.json"])
+        .output()
+        .expect("run")
+        .into();
+    let err = expect_error(&r, 2, "a file outside the manifest's directory");
+    assert!(err.contains("outside") && r.stderr.contains("--allow-outside"), "{r:?}");
+    assert_eq!(before, env.export(&b));
+
+    write(
+        &env,
+        "m/ok.json",
+        &manifest(r#"{"name": "out/disk.qcow2"}, {"name": "out/dir"}, {"name": "gone"}"#),
+    );
+    let r: Run = env
+        .cmd()
+        .current_dir(env.dir.path())
+        .args(["artifact", "ingest-manifest", &b, "m/ok.json"])
+        .output()
+        .expect("run")
+        .into();
+    assert_eq!(r.code, 0, "{r:?}");
+    assert!(r.stderr.contains("not a regular file") && r.stderr.contains("not here"), "{r:?}");
+    let list = artifacts(&env, &b);
+    assert_eq!(list.len(), 3, "{list:#?}");
+    assert_eq!(named(&list, "amazon-ebs.u.aws.us-east-1")["uri"], "ami-1");
+    assert_eq!(named(&list, "amazon-ebs.u.aws.us-east-1-2")["uri"], "ami-2");
+    let disk = named(&list, "amazon-ebs.u.file.out/disk.qcow2");
+    let uri = disk["uri"].as_str().unwrap_or("");
+    assert!(uri.starts_with("file:///") && uri.ends_with("/m/out/disk.qcow2"), "{disk:#}");
+
+    write(&env, "m/escape2.json", &manifest(r#"{"name": "../secret"}"#));
+    let r = bs(&env, &["artifact", "ingest-manifest", &b, "m/escape2.json", "--allow-outside"]);
+    assert_eq!(r.code, 0, "{r:?}");
+    assert!(artifacts(&env, &b).iter().any(|a| a["name"] == "amazon-ebs.u.file.../secret"));
 }
 
 #[test]
@@ -249,13 +363,13 @@ fn manifests_become_one_artifact_per_region_and_file() {
     let list = artifacts(&env, &b);
     // Only the current run, one image per region, the file hashed; twice is once.
     assert_eq!(list.len(), 3, "{list:#?}");
-    let east = named(&list, "amazon-ebs.ubuntu.us-east-1");
+    let east = named(&list, "amazon-ebs.ubuntu.aws.us-east-1");
     assert_eq!(
         (east["kind"].as_str(), east["uri"].as_str(), east["region"].as_str()),
         (Some("image"), Some("ami-1"), Some("us-east-1"))
     );
-    assert_eq!(named(&list, "amazon-ebs.ubuntu.us-west-2")["uri"], "ami-2");
-    let disk = named(&list, "amazon-ebs.ubuntu.out/disk.qcow2");
+    assert_eq!(named(&list, "amazon-ebs.ubuntu.aws.us-west-2")["uri"], "ami-2");
+    let disk = named(&list, "amazon-ebs.ubuntu.file.out/disk.qcow2");
     assert_eq!((disk["kind"].as_str(), disk["size_bytes"].as_u64()), (Some("disk"), Some(5)));
     assert_eq!(disk["sha256"].as_str().map(str::len), Some(64), "{disk:#}");
 
@@ -278,7 +392,7 @@ fn manifests_become_one_artifact_per_region_and_file() {
     assert_eq!(r.code, 0, "{r:?}");
     let list = artifacts(&env, &b);
     assert_eq!(list.len(), 1, "{list:#?}");
-    let img = named(&list, "null.x.disk.img");
+    let img = named(&list, "null.x.file.disk.img");
     assert_eq!((img["kind"].as_str(), img["size_bytes"].as_u64()), (Some("disk"), Some(5)), "{img:#}");
     assert_eq!(img["sha256"], "2cf24dba5fb0a30e26e83b2ac5b9e29e1b161e5c1fa7425e73043362938b9824", "{img:#}");
 
@@ -342,6 +456,31 @@ fn bad_inputs_are_refused_before_packer_runs() {
 
     let r = bs(&env, &["packer", &b, "--", "packer", "validate", &t]);
     expect_error(&r, 2, "not packer build");
+    for not_packer in [&["echo", "build", "t"][..], &["rm", "build", "x"]] {
+        let mut args = vec!["packer", b.as_str(), "--"];
+        args.extend_from_slice(not_packer);
+        let before = env.export(&b);
+        let err = expect_error(&bs(&env, &args), 2, "a program that is not packer");
+        assert!(err.contains("is not packer"), "{err}");
+        assert_eq!(before, env.export(&b));
+    }
+    let before = env.export(&b);
+    let err =
+        expect_error(&bs(&env, &["packer", &b, "--", "/nonexistent/packer", "build", &t]), 127, "no packer");
+    assert!(err.contains("/nonexistent/packer"), "{err}");
+    assert_eq!(before, env.export(&b), "a packer that cannot start recorded an attempt");
+
+    let err = check(packer(&["--keep-on-failure", "1h", "--cleanup", " "]), 2, "a blank --cleanup");
+    assert!(err.contains("blank"), "{err}");
+    let err =
+        check(packer(&["--keep-on-failure", "1h", "--cleanup", "rm {idd} {region"]), 2, "bad placeholders");
+    assert!(err.contains("never closed"), "{err}");
+    let err =
+        check(packer(&["--keep-on-failure", "1h", "--cleanup", "rm {idd}"]), 2, "an unknown placeholder");
+    assert!(err.contains("{idd}"), "{err}");
+    let backwards = write(&env, "backwards.yaml", "provisioners: {0: 15, 1: 10}\n");
+    let err = check(packer(&["--map", &backwards]), 2, "a map going backwards");
+    assert!(err.contains("must ascend"), "{err}");
 
     let cancelled = env.build("pk-8c");
     env.ok(&["build", "cancel", &cancelled, "--reason", "test"]);
@@ -361,7 +500,9 @@ fn bad_inputs_are_refused_before_packer_runs() {
         7,
         "a huge manifest",
     );
-    assert!(err.contains("at most"), "{err}");
+    assert!(err.contains("at most") && err.contains(&(17 * 1024 * 1024).to_string()), "{err}");
+    let err = check(packer(&["--map", &bad]), 2, "a malformed map");
+    assert!(!err.contains("<input>"), "{err}");
 }
 
 /// API throttling in a failing provisioner's output is transient by the milestone's
@@ -477,6 +618,70 @@ fn overlapping_reaps_run_a_clean_up_once() {
     assert_eq!(std::fs::read_to_string(&marks).expect("the clean-up ran"), "once\n", "{one:?} {two:?}");
     let all = env.json(&["kept", "list", "--all"]);
     assert_eq!(all[0]["status"], "reaped", "{all:#}");
+}
+
+/// Keeps a VM of a failing run on a new build whose clean-up is `cleanup`; returns
+/// when it has expired.
+fn kept_with(env: &Env, build: &str, cleanup: &str) {
+    let b = env.build(build);
+    let t = template(env, &format!("keep-{build}"), &["exit 4"], "");
+    let r = bs(
+        env,
+        &["packer", &b, "--keep-on-failure", "1s", "--cleanup", cleanup, "--", "packer", "build", &t],
+    );
+    assert_eq!(r.code, 1, "{r:?}");
+    std::thread::sleep(std::time::Duration::from_millis(1200));
+}
+
+fn alive(pid_file: &Path) -> bool {
+    let pid = std::fs::read_to_string(pid_file).expect("the clean-up wrote its child's pid");
+    std::process::Command::new("kill")
+        .args(["-0", pid.trim()])
+        .stderr(std::process::Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success())
+}
+
+/// A second reap with a shorter `--timeout` honours the first one's claim (its own
+/// deadline is recorded), so the clean-up still runs once.
+#[test]
+fn a_shorter_timeout_does_not_break_another_reaps_claim() {
+    let env = env();
+    let marks = env.path("once");
+    kept_with(&env, "pk-30", &format!("sleep 3; echo once >> {}", marks.display()));
+    let first = env.std_cmd().args(["kept", "reap"]).spawn().expect("reap 1");
+    std::thread::sleep(std::time::Duration::from_millis(1500));
+    let second = env.std_cmd().args(["kept", "reap", "--timeout", "1s"]).output().expect("reap 2");
+    let first = first.wait_with_output().expect("reap 1 ends");
+    assert!(first.status.success() && second.status.success(), "{first:?} {second:?}");
+    assert!(String::from_utf8_lossy(&second.stdout).contains("another `kept reap`"), "{second:?}");
+    assert_eq!(std::fs::read_to_string(&marks).expect("ran"), "once\n");
+}
+
+/// A clean-up runs in its own process group: its timeout and a SIGTERM of `kept reap`
+/// kill what it started too; a stopped one is left for the next reap, exit 143.
+#[test]
+fn clean_ups_die_with_their_timeout_and_with_the_reaper() {
+    let env = env();
+    let pid = env.path("child.pid");
+    kept_with(&env, "pk-31", &format!("sleep 60 & echo $! > {}; wait", pid.display()));
+    let r = env.std_cmd().args(["kept", "reap", "--timeout", "1s"]).output().expect("reap");
+    assert!(!r.status.success(), "{r:?}");
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    assert!(!alive(&pid), "the clean-up's child outlived its timeout");
+    assert_eq!(env.json(&["kept", "list"])[0]["reap_exit"], 124);
+
+    let reaper = env.std_cmd().args(["kept", "reap"]).spawn().expect("reap");
+    std::thread::sleep(std::time::Duration::from_millis(1500));
+    let status = std::process::Command::new("kill").arg(reaper.id().to_string()).status().expect("kill");
+    assert!(status.success());
+    let out = reaper.wait_with_output().expect("reap ends");
+    assert_eq!(out.status.code(), Some(143), "{out:?}");
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    assert!(!alive(&pid), "the clean-up's child outlived the reaper");
+    let list = env.json(&["kept", "list"]);
+    assert_ne!(list[0]["status"], "reaped", "{list:#}");
+    assert!(list[0].get("reaping_since").is_none_or(Value::is_null), "the claim is dropped: {list:#}");
 }
 
 /// A pipeline's `packer:` step: one Packer run moves the build through the mapped

@@ -7,9 +7,27 @@
 //! stop a build from being tracked. Lines are cut at [`MAX_LINE_BYTES`] by
 //! [`LineSplitter`] so that one endless line cannot grow memory.
 
-/// A longer line is cut here (on a character boundary) and the rest dropped up to the
-/// next newline: Packer's own lines are far shorter; only a runaway script prints this.
+/// A longer text is cut here, after unescaping (on a character boundary), and the cut
+/// marked `… [cut N bytes]` ([`cut_text`]): Packer's own lines are far shorter; only a
+/// runaway script prints this.
 pub const MAX_LINE_BYTES: usize = 64 * 1024;
+
+/// A raw line is cut here by [`LineSplitter`] (the rest dropped up to the next newline,
+/// and the cut marked): escapes make a raw line longer than its text, so this is
+/// larger than [`MAX_LINE_BYTES`].
+pub const MAX_RAW_LINE_BYTES: usize = 4 * MAX_LINE_BYTES;
+
+/// `text` cut to [`MAX_LINE_BYTES`] with the cut marked, or as is.
+pub fn cut_text(text: &str) -> std::borrow::Cow<'_, str> {
+    if text.len() <= MAX_LINE_BYTES {
+        return text.into();
+    }
+    let mut end = MAX_LINE_BYTES;
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}… [cut {} bytes]", &text[..end], text.len() - end).into()
+}
 
 const COMMA: &str = "%!(PACKER_COMMA)";
 
@@ -129,6 +147,8 @@ pub struct LineSplitter {
     buf: Vec<u8>,
     /// The current line was cut: drop bytes until its newline.
     skipping: bool,
+    /// Bytes dropped of the current line.
+    dropped: usize,
 }
 
 impl LineSplitter {
@@ -160,11 +180,13 @@ impl LineSplitter {
 
     fn take(&mut self, bytes: &[u8]) {
         if self.skipping {
+            self.dropped += bytes.len();
             return;
         }
-        let room = MAX_LINE_BYTES - self.buf.len();
+        let room = MAX_RAW_LINE_BYTES - self.buf.len();
         if bytes.len() > room {
             self.buf.extend_from_slice(&bytes[..room]);
+            self.dropped += bytes.len() - room;
             self.skipping = true;
         } else {
             self.buf.extend_from_slice(bytes);
@@ -172,8 +194,12 @@ impl LineSplitter {
     }
 
     fn flush_line(&mut self) -> String {
-        let line = String::from_utf8_lossy(&self.buf).into_owned();
+        let mut line = String::from_utf8_lossy(&self.buf).into_owned();
+        if self.dropped > 0 {
+            line.push_str(&format!("… [cut {} bytes]", self.dropped));
+        }
         self.buf.clear();
+        self.dropped = 0;
         line
     }
 }
@@ -244,11 +270,28 @@ mod tests {
         assert_eq!(s.finish().as_deref(), Some("3"));
         assert_eq!(s.finish(), None);
 
-        let long = vec![b'a'; MAX_LINE_BYTES * 2 + 10];
+        let long = vec![b'a'; MAX_RAW_LINE_BYTES * 2 + 10];
         let mut lines = s.push(&long);
         lines.extend(s.push(b"aaa\nnext\n"));
         assert_eq!(lines.len(), 2);
-        assert_eq!(lines[0].len(), MAX_LINE_BYTES);
+        assert!(lines[0].starts_with(&"a".repeat(MAX_RAW_LINE_BYTES)));
+        assert!(
+            lines[0].ends_with(&format!("a… [cut {} bytes]", MAX_RAW_LINE_BYTES + 13)),
+            "{}",
+            &lines[0][MAX_RAW_LINE_BYTES - 5..]
+        );
         assert_eq!(lines[1], "next");
+    }
+
+    #[test]
+    fn texts_are_cut_after_unescaping() {
+        // Escapes count once unescaped: this text fits though its raw line does not.
+        let escaped = COMMA.repeat(MAX_LINE_BYTES / 2);
+        let r = record(&format!("1,,ui,say,{escaped}"));
+        let Some((text, _)) = r.human() else { panic!("a ui line") };
+        assert_eq!(cut_text(text).len(), MAX_LINE_BYTES / 2);
+        let long = "é".repeat(MAX_LINE_BYTES);
+        let cut = cut_text(&long);
+        assert!(cut.ends_with(&format!("… [cut {} bytes]", MAX_LINE_BYTES)), "{}", &cut[cut.len() - 30..]);
     }
 }

@@ -95,6 +95,11 @@ pub fn parse_manifest(bytes: &[u8], all_runs: bool) -> Result<Vec<ManifestBuild>
     let raw: RawManifest =
         serde_json::from_slice(bytes).map_err(|e| ManifestError::Malformed(e.to_string()))?;
     let current = raw.last_run_uuid.filter(|u| !u.is_empty());
+    // Packer always writes the run's id: without it the current run cannot be told
+    // from earlier ones, and taking every entry would record old images as new.
+    if current.is_none() && !raw.builds.is_empty() {
+        return Err(ManifestError::Malformed("it has builds but no `last_run_uuid`".to_owned()));
+    }
     let builds: Vec<ManifestBuild> = raw
         .builds
         .into_iter()
@@ -230,5 +235,10 @@ mod tests {
         assert!(matches!(parse_manifest(&huge, false), Err(ManifestError::TooLarge { .. })));
         let missing = r#"{"builds": [{"name": "x", "builder_type": "null", "packer_run_uuid": "a"}], "last_run_uuid": "b"}"#;
         assert_eq!(parse_manifest(missing.as_bytes(), false), Err(ManifestError::NoCurrentRun("b".into())));
+        let no_uuid = br#"{"builds": [{"name": "x", "builder_type": "null", "packer_run_uuid": "a"}]}"#;
+        for all_runs in [false, true] {
+            assert!(matches!(parse_manifest(no_uuid, all_runs), Err(ManifestError::Malformed(_))));
+        }
+        assert_eq!(parse_manifest(br#"{"builds": []}"#, false), Ok(vec![]));
     }
 }

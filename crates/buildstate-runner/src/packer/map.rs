@@ -46,12 +46,27 @@ impl PackerMap {
         codes
     }
 
-    /// What is wrong with the map on its own: an empty pattern would match every line.
+    /// What is wrong with the map on its own: an empty pattern would match every line,
+    /// and provisioners run in index order, so their milestones must not go backwards
+    /// (`{0: 15, 1: 10}` would never record 10: a build does not move back). The pipeline
+    /// parser checks a `packer.map` with this too.
     pub fn problem(&self) -> Option<String> {
-        self.say
-            .iter()
-            .position(|r| r.pattern.trim().is_empty())
-            .map(|i| format!("say rule {i} has an empty pattern, which would match every line"))
+        if let Some(i) = self.say.iter().position(|r| r.pattern.trim().is_empty()) {
+            return Some(format!("say rule {i} has an empty pattern, which would match every line"));
+        }
+        let mut previous: Option<(u32, StateCode)> = None;
+        for (index, code) in &self.provisioners {
+            if let Some((before, earlier)) = previous
+                && *code < earlier
+            {
+                return Some(format!(
+                    "provisioner {index} maps to milestone {code}, before provisioner {before}'s {earlier}: \
+                     provisioners run in order, so their milestones must ascend"
+                ));
+            }
+            previous = Some((*index, *code));
+        }
+        None
     }
 }
 
@@ -94,6 +109,9 @@ mod tests {
         assert!(PackerMap::parse("provisioners: [1, 2]").is_err());
         assert!(PackerMap::parse("unknown: 1").is_err());
         assert!(PackerMap::parse("say: [{pattern: ' ', milestone: 5}]").is_err());
+        let backwards = PackerMap::parse("provisioners: {0: 15, 1: 10}").expect_err("backwards");
+        assert!(backwards.contains("provisioner 1 maps to milestone 10"), "{backwards}");
+        assert!(PackerMap::parse("provisioners: {0: 10, 2: 10, 5: 20}").is_ok());
         assert_eq!(yaml.outside(|c| c.get() != 15).iter().map(|c| c.get()).collect::<Vec<_>>(), vec![15]);
     }
 }

@@ -9,7 +9,10 @@ mod manifest;
 mod map;
 mod progress;
 
-pub use events::{Event, Line, LineSplitter, MAX_LINE_BYTES, Record, UiLevel, parse_line, unescape};
+pub use events::{
+    Event, Line, LineSplitter, MAX_LINE_BYTES, MAX_RAW_LINE_BYTES, Record, UiLevel, cut_text, parse_line,
+    unescape,
+};
 pub use manifest::{
     CUSTOM_DATA_BUILD_KEY, ImageId, MAX_MANIFEST_BYTES, ManifestBuild, ManifestError, ManifestFile, cloud_of,
     parse_manifest, split_artifact_id,

@@ -117,6 +117,8 @@ pub struct Progress {
     /// `ui error` lines that belong to no build: template and setup errors.
     general_errors: Vec<String>,
     artifacts: BTreeMap<(String, u32), EventArtifact>,
+    /// Every build Packer said a line of: none means Packer built nothing.
+    seen: BTreeSet<String>,
 }
 
 impl Progress {
@@ -130,6 +132,7 @@ impl Progress {
             failures: Vec::new(),
             general_errors: Vec::new(),
             artifacts: BTreeMap::new(),
+            seen: BTreeSet::new(),
         }
     }
 
@@ -150,6 +153,8 @@ impl Progress {
     }
 
     fn ui(&mut self, level: UiLevel, text: &str, reach: &mut Vec<StateCode>) {
+        // `-timestamp-ui` puts `2026-12-03T17:47:35Z: ` before every line.
+        let text = untimestamped(text);
         if level != UiLevel::Error {
             for (i, rule) in self.map.say.iter().enumerate() {
                 if !self.fired[i] && text.contains(&rule.pattern) {
@@ -162,13 +167,14 @@ impl Progress {
             self.build_failed(&build, &message);
             return;
         }
-        let Some((build, rest)) = split_build(text) else {
+        let Some((build, rest, from_post_processor)) = split_build(text) else {
             if level == UiLevel::Error && !is_summary(text) {
                 push_bounded(&mut self.general_errors, text.trim());
             }
             return;
         };
         let failed = self.failures.iter().any(|f| f.build == build);
+        self.seen.insert(build.to_owned());
         let progress = self.builds.entry(build.to_owned()).or_default();
         match level {
             UiLevel::Error => {
@@ -177,15 +183,25 @@ impl Progress {
                 }
             }
             UiLevel::Say | UiLevel::Message => {
-                if let Some(id) = resource_id(rest) {
+                // Only the builder's own lines name its resource: a provisioner prints
+                // whatever its scripts print, and `Instance ID: $(…)` is no id.
+                let in_builder = matches!(progress.component, None | Some(Component::Builder));
+                if in_builder
+                    && !from_post_processor
+                    && let Some(id) = resource_id(rest)
+                {
                     progress.resource_id.get_or_insert(id);
                 }
-                if level != UiLevel::Say || !text.starts_with("==> ") {
+                if level != UiLevel::Say || !text.trim_start_matches('\n').starts_with("==> ") {
                     return;
                 }
+                let in_post_processor = matches!(progress.component, Some(Component::PostProcessor { .. }));
                 if let Some(kind) = post_processor(rest) {
                     progress.component = Some(Component::PostProcessor { kind });
                     progress.errors.clear();
+                } else if from_post_processor || in_post_processor {
+                    // A post-processor's own steps (`shell-local` runs scripts too) are
+                    // never a provisioner: post-processors run after every provisioner.
                 } else if let Some(kind) = provisioner_start(rest) {
                     let index = progress.provisioners;
                     progress.provisioners += 1;
@@ -245,14 +261,20 @@ impl Progress {
         &self.general_errors
     }
 
+    /// Whether Packer ran any build at all: `-only=typo.x` runs none and exits 0.
+    pub fn ran_a_build(&self) -> bool {
+        !self.seen.is_empty() || !self.failures.is_empty() || !self.artifacts.is_empty()
+    }
+
     /// The artifacts Packer announced, by build and index.
     pub fn artifacts(&self) -> Vec<EventArtifact> {
         self.artifacts.values().cloned().collect()
     }
 }
 
-/// `==> null.x: rest`, `    null.x: rest`, `--> null.x: rest` → (`null.x`, `rest`).
-fn split_build(text: &str) -> Option<(&str, &str)> {
+/// `==> null.x: rest`, `    null.x: rest`, `--> null.x: rest` → (`null.x`, `rest`,
+/// false); a post-processor's `==> null.x (shell-local): rest` → (…, true).
+fn split_build(text: &str) -> Option<(&str, &str, bool)> {
     // Only Packer's own prefixes: a bare `Error: …` is no build called `Error`.
     let text = text.trim_start_matches('\n');
     let body = text
@@ -261,13 +283,27 @@ fn split_build(text: &str) -> Option<(&str, &str)> {
         .or_else(|| text.strip_prefix("    "))?;
     let (name, rest) = body.split_once(": ")?;
     // A post-processor's lines say `null.x (artifice): …`.
-    let name = match name.split_once(" (") {
-        Some((build, kind)) if kind.ends_with(')') && !kind.contains(' ') => build,
-        _ => name,
+    let (name, post) = match name.split_once(" (") {
+        Some((build, kind)) if kind.ends_with(')') && !kind.contains(' ') => (build, true),
+        _ => (name, false),
     };
     let ok =
         !name.is_empty() && name.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_'));
-    ok.then_some((name, rest))
+    ok.then_some((name, rest, post))
+}
+
+/// Drops the `2026-12-03T17:47:35Z: ` that `-timestamp-ui` puts before each line.
+fn untimestamped(text: &str) -> &str {
+    let Some((stamp, rest)) = text.split_once(": ") else { return text };
+    let b = stamp.as_bytes();
+    let looks = b.len() >= 20
+        && b.len() <= 35
+        && b[4] == b'-'
+        && b[7] == b'-'
+        && b[10] == b'T'
+        && b[..4].iter().all(u8::is_ascii_digit)
+        && (stamp.ends_with('Z') || stamp.contains('+') || stamp[10..].contains('-'));
+    if looks { rest } else { text }
 }
 
 /// `Build 'null.x' errored after 13 milliseconds 692 microseconds: MESSAGE`.
@@ -287,7 +323,8 @@ fn provisioner_start(rest: &str) -> Option<&'static str> {
     PROVISIONER_STARTS.iter().find(|(_, start)| rest.starts_with(start)).map(|(kind, _)| *kind)
 }
 
-/// `Running post-processor: NAME (type TYPE)` → `TYPE`.
+/// `Running post-processor: NAME (type TYPE)` → `TYPE`; `Running post-processor:
+/// shell-local` (JSON templates) → `shell-local`.
 fn post_processor(rest: &str) -> Option<String> {
     let rest = rest.strip_prefix("Running post-processor:")?;
     let kind = rest.rsplit_once("(type ").map(|(_, t)| t.trim_end_matches(')').trim().to_owned());
@@ -300,7 +337,9 @@ fn resource_id(rest: &str) -> Option<String> {
         let tail = &rest[at + start.len()..];
         let id = if end.is_empty() { tail.split_whitespace().next()? } else { tail.split(end).next()? };
         let id = id.trim();
-        (!id.is_empty()).then(|| id.to_owned())
+        let valid = !id.is_empty()
+            && id.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | ':' | '/' | '-'));
+        valid.then(|| id.to_owned())
     })
 }
 
@@ -441,7 +480,62 @@ mod tests {
             Some("packer-Resource-Group-abc")
         );
         assert_eq!(resource_id("nothing here"), None);
-        assert_eq!(split_build("==> null.x (artifice): Using these"), Some(("null.x", "Using these")));
+        assert_eq!(split_build("==> null.x (artifice): Using these"), Some(("null.x", "Using these", true)));
         assert_eq!(split_build("Error: x"), None);
+    }
+
+    #[test]
+    fn post_processor_steps_are_no_provisioners() {
+        let map = PackerMap { provisioners: [(1, code(15))].into_iter().collect(), say: vec![] };
+        for pp in ["Running post-processor:  (type shell-local)", "Running post-processor: shell-local"] {
+            let lines = format!(
+                "1,,ui,say,==> null.x: Running local shell script: /tmp/a\n\
+                 1,,ui,say,==> null.x: {pp}\n\
+                 1,,ui,say,==> null.x (shell-local): Running local shell script: /tmp/b\n\
+                 1,,ui,say,==> null.x: Running local shell script: /tmp/c\n\
+                 1,,ui,error,Build 'null.x' errored after 1 ms: Post-processor failed: exit 3"
+            );
+            let (p, reached) = run(map.clone(), &lines);
+            assert!(reached.iter().all(Vec::is_empty), "{pp}: {reached:?}");
+            assert_eq!(p.failures()[0].component_name(), "shell-local (post-processor)", "{pp}");
+        }
+    }
+
+    #[test]
+    fn timestamps_ui_lines_still_count() {
+        let map = PackerMap { provisioners: [(0, code(10))].into_iter().collect(), say: vec![] };
+        let (p, reached) = run(
+            map,
+            "1,,ui,say,2026-12-03T17:47:35Z: ==> null.x: Running local shell script: /tmp/a\n\
+             1,,ui,error,2026-12-03T17:47:35Z: Build 'null.x' errored after 1 ms: boom",
+        );
+        assert_eq!(reached[0], vec![10]);
+        assert_eq!(p.failures()[0].component_name(), "shell-local (provisioner 0)");
+        assert_eq!(untimestamped("Error: x: y"), "Error: x: y");
+    }
+
+    #[test]
+    fn resource_ids_come_from_the_builder_only_and_are_checked() {
+        let (p, _) = run(
+            PackerMap::default(),
+            "1,,ui,say,==> amazon-ebs.u: Running local shell script: /tmp/a\n\
+             1,,ui,message,    amazon-ebs.u: Instance ID: i-evil\n\
+             1,amazon-ebs.u,error,boom",
+        );
+        assert_eq!(p.failures()[0].resource_id, None);
+        assert_eq!(resource_id("Instance ID: i-abc$(touch X)"), None);
+        assert_eq!(resource_id("Instance ID: i-0abc"), Some("i-0abc".into()));
+    }
+
+    #[test]
+    fn no_build_at_all_is_seen() {
+        let (p, _) = run(
+            PackerMap::default(),
+            "1,,ui,say,\\n==> Wait completed after 63 microseconds\n\
+             1,,ui,say,\\n==> Builds finished but no artifacts were created.",
+        );
+        assert!(!p.ran_a_build());
+        let (p, _) = run(PackerMap::default(), THREE);
+        assert!(p.ran_a_build());
     }
 }

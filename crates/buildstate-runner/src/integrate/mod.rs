@@ -151,10 +151,10 @@ impl Driver {
         if !self.build.catalog.contains(code) {
             return Err(DriveError::NotInCatalog { code, build: self.build.number.to_string() });
         }
-        if let Closing::Runner { until: Some(until), .. } = &self.closing {
-            if code >= *until {
-                return Err(DriveError::BeyondStep { code, until: *until });
-            }
+        if let Closing::Runner { until: Some(until), .. } = &self.closing
+            && code >= *until
+        {
+            return Err(DriveError::BeyondStep { code, until: *until });
         }
         let state = self.build.state;
         if code < state || !self.open() {

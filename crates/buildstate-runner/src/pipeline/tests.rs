@@ -923,6 +923,12 @@ fn tool_steps_refuse_what_cannot_work() {
             format!("{HEAD}states:\n  5: {{packer: {{args: [t], bogus: 1}}}}\n"),
             "unknown key `bogus`; expected one of: args, map, keep_on_failure, cleanup",
         ),
+        (
+            format!(
+                "{HEAD}states:\n  5: {{packer: {{args: [t], map: {{provisioners: {{0: 15, 1: 10}}}}}}}}\n"
+            ),
+            "the packer map: ",
+        ),
         (format!("{HEAD}states:\n  25: {{ansible: {{args: [-v]}}}}\n"), "`ansible` has no `playbook`"),
         (format!("{HEAD}states:\n  25: {{ansible: {{playbook: ' '}}}}\n"), "`playbook` is empty"),
     ];

@@ -447,6 +447,12 @@ fn replay_refuses_what_is_not_a_spool_and_passes_over_a_damaged_line() {
     other.build("7");
     let damaged = other.path("damaged.jsonl");
     std::fs::write(&damaged, lines.join("\n") + "\n").expect("write");
+    // Not into another build than the one the spool names.
+    other.build("8");
+    let r = other.run(&["ansible", "replay", damaged.to_str().expect("utf-8"), "8"]);
+    assert_eq!(r.code, 2, "{r:?}");
+    assert!(r.stderr.contains("was written for build 7, not 8"), "{r:?}");
+    assert!(other.history("8").iter().all(|e| e["kind"] == "created"), "nothing recorded on 8");
     let r = other.run(&["ansible", "replay", damaged.to_str().expect("utf-8"), "7"]);
     assert_eq!(r.code, 0, "{r:?}");
     assert!(r.stderr.contains("line 3 of the spool"), "{r:?}");

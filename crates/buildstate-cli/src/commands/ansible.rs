@@ -96,18 +96,17 @@ async fn record(ctx: &Ctx, spool: &Path, reference: Option<&str>) -> Result<usiz
     let build = ctx.find(&reference).await?;
     // A spool written for another build would move this one through that build's plays
     // (hostile review). The spool's own build decides, when it still exists.
-    if let Some(named) = ansible_spool::build_of(&entries) {
-        if let Ok(theirs) = ctx.store.find_build(&named).await
-            && theirs.id != build.id
-        {
-            return Err(CliError::usage(format!(
-                "the spool {} was written for build {}, not {}",
-                spool.display(),
-                theirs.number,
-                build.number
-            ))
-            .with_hint("leave REF out to replay it into the build it names"));
-        }
+    if let Some(named) = ansible_spool::build_of(&entries)
+        && let Ok(theirs) = ctx.store.find_build(&named).await
+        && theirs.id != build.id
+    {
+        return Err(CliError::usage(format!(
+            "the spool {} was written for build {}, not {}",
+            spool.display(),
+            theirs.number,
+            build.number
+        ))
+        .with_hint("leave REF out to replay it into the build it names"));
     }
     let report = std::env::var_os(STEP_REPORT_ENV).filter(|v| !v.is_empty()).map(PathBuf::from);
     let closing = match report {

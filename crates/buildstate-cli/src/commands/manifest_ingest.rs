@@ -77,10 +77,17 @@ fn image_name(packer_build: &str, cloud: &str, region: Option<&str>) -> String {
 
 /// Names handed out so far: a repeat gets `-2`, `-3`… in the order met, which is the
 /// manifest's order, so that the same manifest gives the same names.
+/// Files already recorded, by their real path: a file announced twice (by a
+/// post-processor and again by the next one in the chain) is one artifact.
 #[derive(Default)]
-struct Names(std::collections::BTreeSet<String>);
+struct Names(std::collections::BTreeSet<String>, std::collections::BTreeSet<PathBuf>);
 
 impl Names {
+    /// Whether `path` is met for the first time.
+    fn first_file(&mut self, path: &Path) -> bool {
+        self.1.insert(path.to_path_buf())
+    }
+
     fn unique(&mut self, name: String) -> String {
         if self.0.insert(name.clone()) {
             return name;
@@ -222,6 +229,9 @@ fn file_artifact(
             "{} of {packer_build} is not a regular file: not recorded",
             path.display()
         ));
+        return Ok(None);
+    }
+    if !names.first_file(&path) {
         return Ok(None);
     }
     let name = crate::input::label(&format!("{packer_build}.file.{file}"))

@@ -104,6 +104,7 @@ pub(super) struct RawPacker {
     pub map: Option<S<RawPackerMap>>,
     pub keep_on_failure: Option<S<String>>,
     pub cleanup: Option<S<String>>,
+    pub allow_outside: Option<S<String>>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -921,7 +921,7 @@ fn tool_steps_refuse_what_cannot_work() {
         ),
         (
             format!("{HEAD}states:\n  5: {{packer: {{args: [t], bogus: 1}}}}\n"),
-            "unknown key `bogus`; expected one of: args, map, keep_on_failure, cleanup",
+            "unknown key `bogus`; expected one of: args, map, keep_on_failure, cleanup, allow_outside",
         ),
         (
             format!(

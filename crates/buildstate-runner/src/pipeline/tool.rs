@@ -19,7 +19,14 @@ use crate::packer::{PACKER_MAP_ENV, PackerMap, SayRule};
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Tool {
     /// `packer build ARGS…` under `buildstate packer`.
-    Packer { args: Vec<String>, map: PackerMap, keep_on_failure: Option<Duration>, cleanup: Option<String> },
+    Packer {
+        args: Vec<String>,
+        map: PackerMap,
+        keep_on_failure: Option<Duration>,
+        cleanup: Option<String>,
+        /// Record manifest files outside Packer's working directory (`--allow-outside`).
+        allow_outside: bool,
+    },
     /// `ansible-playbook PLAYBOOK ARGS…` under `buildstate ansible-playbook`.
     Ansible { playbook: String, args: Vec<String> },
 }
@@ -30,8 +37,11 @@ impl Tool {
     pub fn argv(&self, bin: &str, build: &str) -> Vec<String> {
         let mut argv = vec![bin.to_owned()];
         match self {
-            Tool::Packer { args, keep_on_failure, cleanup, .. } => {
+            Tool::Packer { args, keep_on_failure, cleanup, allow_outside, .. } => {
                 argv.extend(["packer".to_owned(), build.to_owned()]);
+                if *allow_outside {
+                    argv.push("--allow-outside".to_owned());
+                }
                 if let Some(keep) = keep_on_failure {
                     argv.extend(["--keep-on-failure".to_owned(), format!("{}s", keep.as_secs().max(1))]);
                 }
@@ -119,7 +129,19 @@ impl Context<'_> {
                 "`cleanup` without `keep_on_failure`; the clean-up command is for builders kept after a failure",
             ));
         }
-        Ok(Tool::Packer { args, map, keep_on_failure, cleanup })
+        let allow_outside = match &p.allow_outside {
+            None => false,
+            Some(v) => match v.value.trim() {
+                "true" => true,
+                "false" => false,
+                other => {
+                    return Err(self
+                        .src
+                        .invalid(v.referenced, format!("allow_outside: `{other}` is not true or false")));
+                }
+            },
+        };
+        Ok(Tool::Packer { args, map, keep_on_failure, cleanup, allow_outside })
     }
 
     pub(super) fn ansible(&self, raw: &S<RawAnsible>) -> Result<Tool, PipelineError> {

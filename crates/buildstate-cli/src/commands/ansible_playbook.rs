@@ -13,7 +13,7 @@ use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 
 use buildstate_core::{BuildStatus, FailureClass, FailureInfo};
-use buildstate_runner::dispatch::build_log_dir;
+use buildstate_runner::dispatch::{build_log_dir, forward_stop};
 use buildstate_runner::executor::{OutputMode, StepEnd, StepRequest, StepResult, run_step};
 use buildstate_runner::integrate::Driver;
 use buildstate_runner::pipeline::Program;
@@ -236,28 +236,6 @@ fn append_name(existing: Option<&str>) -> String {
         Some(e) if e.split(',').any(|n| n.trim() == PLUGIN_NAME) => e.to_owned(),
         Some(e) => format!("{e},{PLUGIN_NAME}"),
         None => PLUGIN_NAME.to_owned(),
-    }
-}
-
-/// Raises the step's stop on SIGINT/SIGTERM or when our lease is lost.
-async fn forward_stop(
-    mut stop: watch::Receiver<Option<i32>>,
-    mut lost: watch::Receiver<bool>,
-    step_stop: watch::Sender<Option<i32>>,
-) {
-    loop {
-        if let Some(sig) = *stop.borrow() {
-            let _ = step_stop.send(Some(sig));
-            return;
-        }
-        if *lost.borrow() {
-            let _ = step_stop.send(Some(15));
-            return;
-        }
-        tokio::select! {
-            changed = stop.changed() => if changed.is_err() { return },
-            changed = lost.changed() => if changed.is_err() { return },
-        }
     }
 }
 

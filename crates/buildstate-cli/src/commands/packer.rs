@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
 
 use buildstate_core::FailureInfo;
-use buildstate_runner::dispatch::{build_log_dir, failure_for};
+use buildstate_runner::dispatch::{build_log_dir, failure_for, forward_stop};
 use buildstate_runner::executor::{OutputMode, StepEnd, StepRequest, StepResult, run_step_to};
 use buildstate_runner::integrate::Driver;
 use buildstate_runner::packer::{Progress, cloud_of};
@@ -197,28 +197,6 @@ fn packer_env(driver: &Driver, ctx: &Ctx) -> BTreeMap<String, String> {
         env.insert("BUILDSTATE_LEASE_TOKEN".to_owned(), token.get().to_string());
     }
     env
-}
-
-/// Raises the step's stop on SIGINT/SIGTERM or when our lease is lost.
-async fn forward_stop(
-    mut stop: watch::Receiver<Option<i32>>,
-    mut lost: watch::Receiver<bool>,
-    step_stop: watch::Sender<Option<i32>>,
-) {
-    loop {
-        if let Some(sig) = *stop.borrow() {
-            let _ = step_stop.send(Some(sig));
-            return;
-        }
-        if *lost.borrow() {
-            let _ = step_stop.send(Some(15));
-            return;
-        }
-        tokio::select! {
-            changed = stop.changed() => if changed.is_err() { return },
-            changed = lost.changed() => if changed.is_err() { return },
-        }
-    }
 }
 
 /// A file's size and modification time, to tell whether this run wrote it.

@@ -201,7 +201,7 @@ async fn wait_for_holder(
 
 /// Raises the step's stop signal when the run is stopped or the lease is lost (`run`,
 /// `worker` and `exec` alike: a step must not run on beside its build's next runner).
-pub(super) async fn forward_stop(
+pub async fn forward_stop(
     mut stop: watch::Receiver<Option<i32>>,
     mut lost: watch::Receiver<bool>,
     step_stop: watch::Sender<Option<i32>>,

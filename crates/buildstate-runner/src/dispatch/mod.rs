@@ -25,6 +25,7 @@ use tokio::sync::{Semaphore, mpsc, watch};
 
 use crate::pipeline::{MatrixCell, MatrixFilter, Pipeline};
 
+pub use build_loop::forward_stop;
 pub use classify::failure_for;
 pub use error::{LeaseTtl, RunError};
 pub use keeper::{LeaseKeeper, holder_is_gone, hostname, pid_alive};

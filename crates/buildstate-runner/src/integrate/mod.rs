@@ -127,15 +127,7 @@ impl Driver {
     }
 
     async fn open_milestone(&mut self, why: &str, abandon_open: bool) -> Result<(), DriveError> {
-        self.refresh().await?;
-        if self.build.status == BuildStatus::Failed {
-            let retry = Command::Retry {
-                actor: self.actor.clone(),
-                reason: Some(why.to_owned()),
-                force: self.build.needs_intervention,
-            };
-            self.apply(&retry).await?;
-        }
+        self.reopen(why).await?;
         if self.open() && (abandon_open || !self.build.attempt_open()) {
             self.start(self.build.state).await?;
         }

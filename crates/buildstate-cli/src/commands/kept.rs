@@ -267,7 +267,19 @@ async fn reap(ctx: &Ctx, dry_run: bool, timeout: Duration) -> Result<Exit, CliEr
             continue;
         }
         let key = MetaKey::new(&row.key).map_err(|e| CliError::internal(e.to_string()))?;
-        let mut kept = row.kept;
+        // Claimed by a compare-and-swap on the version of the build as read here, and
+        // the claim checked on that same read: a reap that listed the entry before
+        // another claimed it must see the claim (CI found two reaps both running it).
+        // Without a lease, whatever token this shell inherited: reap acts for nobody's
+        // run, and leased builds were skipped above.
+        let current = ctx.store.build(b.id).await?;
+        let fresh =
+            entries(&current).into_iter().find(|(k, _, _)| *k == key).and_then(|(_, _, kept)| kept.ok());
+        let Some(mut kept) = fresh.filter(|k| k.reaped_at.is_none()) else {
+            report.skipped = Some("another `kept reap` has cleaned it up".to_owned());
+            done.push(report);
+            continue;
+        };
         // The claimer's own deadline; a claim written before deadlines were recorded
         // falls back to ours.
         let until = kept.reaping_until.or_else(|| kept.reaping_since.and_then(|t| after(t, timeout)));
@@ -276,10 +288,6 @@ async fn reap(ctx: &Ctx, dry_run: bool, timeout: Duration) -> Result<Exit, CliEr
             done.push(report);
             continue;
         }
-        // Claimed by a compare-and-swap on the build's version, so that two reaps at
-        // once never run one clean-up twice. Without a lease, whatever token this shell
-        // inherited: reap acts for nobody's run, and leased builds were skipped above.
-        let current = ctx.store.build(b.id).await?;
         let claimed = buildstate_store::now();
         kept.reaping_since = Some(claimed);
         kept.reaping_until = after(claimed, timeout + CLAIM_MARGIN);

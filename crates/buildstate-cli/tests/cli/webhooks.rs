@@ -179,13 +179,19 @@ fn every_event_arrives_signed_through_refusals_and_a_server_restart() {
         .collect();
     assert!(expected.len() >= 8, "created, started, completed, failed, cancelled…: {expected:?}");
     // A delivery the killed server had claimed is held for 60 s before it is sent again.
-    wait_for("every event to be delivered", Duration::from_secs(150), || {
+    // Received is not enough: the killed server may have sent one and died before
+    // recording it, so it is sent again after the hold (at least once, same id).
+    wait_for("every event to be delivered and recorded", Duration::from_secs(150), || {
         let got: BTreeSet<String> = received(&env)
             .iter()
             .filter(|r| r["status"] == 204)
             .map(|r| r["id"].as_str().unwrap_or("").to_owned())
             .collect();
-        got == expected
+        got == expected && {
+            std::thread::sleep(Duration::from_millis(200));
+            let recorded = env.json(&["webhook", "deliveries", "--limit", "1000"]);
+            recorded.as_array().is_some_and(|all| all.iter().all(|d| d["state"] == "delivered"))
+        }
     });
     let all = received(&env);
     assert!(all.iter().all(|r| r["signed"] == true), "every request verified: {all:?}");

@@ -60,6 +60,8 @@ def _tail(text):
 
 
 def _short(text):
+    # The start of a message says what failed and its end often why (a traceback's
+    # last line): a long one keeps both halves.
     if text is None:
         return ''
     if not isinstance(text, str):
@@ -68,8 +70,18 @@ def _short(text):
         except Exception:
             text = str(text)
     if len(text) > MSG_BYTES:
-        text = text[:MSG_BYTES] + '...'
+        half = MSG_BYTES // 2
+        text = text[:half] + '\n[...]\n' + text[-half:]
     return text
+
+
+def _check_mode():
+    # `--check` changes nothing, so it moves no milestone.
+    try:
+        from ansible import context
+        return bool(context.CLIARGS.get('check'))
+    except Exception:
+        return False
 
 
 def _safe_name(ref):
@@ -88,6 +100,7 @@ class CallbackModule(CallbackBase):
         self._build = os.environ.get('BUILDSTATE_BUILD', '').strip()
         self._bin = os.environ.get('BUILDSTATE_BIN', '').strip() or 'buildstate'
         self._spool = os.environ.get('BUILDSTATE_ANSIBLE_SPOOL', '').strip() or self._default_spool()
+        self._spool_lock = None
         self._seq = None
         self._unavailable = False
         self._playbook = None
@@ -98,10 +111,41 @@ class CallbackModule(CallbackBase):
     # -- plumbing ------------------------------------------------------------------
 
     def _default_spool(self):
+        # One file per run: two playbooks of one build at once (two CI jobs) would
+        # otherwise number their events alike in one file and lose some.
         if not self._build:
             return None
         base = os.environ.get('XDG_CACHE_HOME') or os.path.join(os.path.expanduser('~'), '.cache')
-        return os.path.join(base, 'buildstate', 'ansible-spool', _safe_name(self._build) + '.jsonl')
+        name = '%s-%s-%d.jsonl' % (_safe_name(self._build), time.strftime('%Y%m%dT%H%M%S'), os.getpid())
+        return os.path.join(base, 'buildstate', 'ansible-spool', name)
+
+    def _own_spool(self):
+        # A spool given by name may be another running playbook's: its writer holds a
+        # lock on it for its whole run, and a second writer takes a file of its own
+        # beside it rather than mixing its events in.
+        if self._spool_lock is not None:
+            return
+        directory = os.path.dirname(self._spool)
+        if directory and not os.path.isdir(directory):
+            os.makedirs(directory)
+        try:
+            import fcntl
+        except ImportError:  # pragma: no cover - not on the platforms Ansible runs on
+            self._spool_lock = False
+            return
+        f = open(self._spool + '.lock', 'a')
+        try:
+            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            self._spool_lock = f
+        except (IOError, OSError):
+            f.close()
+            taken = self._spool
+            root, ext = os.path.splitext(taken)
+            self._spool = '%s-%d%s' % (root, os.getpid(), ext or '.jsonl')
+            self._warn_once('spool-busy', 'buildstate: the spool %s is in use by another playbook; this one '
+                            'writes %s' % (taken, self._spool))
+            self._spool_lock = None
+            self._own_spool()
 
     def _warn_once(self, key, text):
         if key in self._warned:
@@ -113,14 +157,18 @@ class CallbackModule(CallbackBase):
             pass
 
     def _active(self):
-        if self._build:
-            return True
-        self._warn_once('no-build', 'buildstate callback: BUILDSTATE_BUILD is not set, so nothing is '
-                        'recorded (run the playbook with `buildstate ansible-playbook REF -- ...`)')
-        return False
+        if not self._build:
+            self._warn_once('no-build', 'buildstate callback: BUILDSTATE_BUILD is not set, so nothing is '
+                            'recorded (run the playbook with `buildstate ansible-playbook REF -- ...`)')
+            return False
+        if _check_mode():
+            self._warn_once('check', 'buildstate callback: --check changes nothing, so nothing is recorded')
+            return False
+        return True
 
     def _next_seq(self):
         if self._seq is None:
+            self._own_spool()
             # Continue after the last event already in the spool: the cursor of
             # `record` is a sequence number, so numbers never repeat in one file.
             self._seq = 0
@@ -140,10 +188,8 @@ class CallbackModule(CallbackBase):
         fields['event'] = event
         fields['seq'] = self._next_seq()
         fields['at'] = time.time()
+        self._own_spool()
         line = json.dumps(fields, default=str, sort_keys=True) + '\n'
-        directory = os.path.dirname(self._spool)
-        if directory and not os.path.isdir(directory):
-            os.makedirs(directory)
         with open(self._spool, 'a') as f:
             f.write(line)
 
@@ -183,17 +229,39 @@ class CallbackModule(CallbackBase):
 
     # -- mapping -------------------------------------------------------------------
 
-    @staticmethod
-    def _milestone_of(play):
-        value = None
-        try:
-            value = play.get_vars().get('buildstate_milestone')
-        except Exception:
-            value = None
-        if value is not None and str(value).strip().isdigit():
-            return int(str(value).strip())
+    def _milestone_of(self, play):
+        # `buildstate_milestone` as Ansible would see it at the play: play vars,
+        # vars_files and extra vars (`-e` wins, as it does in Ansible), templated.
+        found, value = self._play_var(play, 'buildstate_milestone')
+        if found:
+            text = str(value).strip()
+            if text.isdigit() and int(text) <= 100:
+                return int(text)
+            self._warn_once('milestone:' + play.get_name() + text,
+                            'buildstate: play "%s" has buildstate_milestone %r, which is not a milestone '
+                            '(a code from 0 to 100); the play counts as part of the milestone before it'
+                            % (play.get_name(), value))
+            return None
         m = LEADING_CODE.match(play.get_name() or '')
         return int(m.group(1)) if m else None
+
+    @staticmethod
+    def _play_var(play, name):
+        try:
+            manager = play.get_variable_manager()
+            variables = manager.get_vars(play=play) if manager is not None else play.get_vars()
+        except Exception:
+            variables = play.get_vars()
+        if name not in variables:
+            return False, None
+        value = variables[name]
+        if isinstance(value, str) and ('{{' in value or '{%' in value):
+            try:
+                from ansible.template import Templar
+                value = Templar(loader=getattr(play, '_loader', None), variables=variables).template(value)
+            except Exception as e:
+                value = '%s (cannot be templated: %s)' % (value, e)
+        return True, value
 
     @staticmethod
     def _rescued(task):

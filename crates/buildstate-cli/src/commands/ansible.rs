@@ -123,31 +123,35 @@ async fn record(ctx: &Ctx, spool: &Path, reference: Option<&str>) -> Result<usiz
 
 /// The plugin's default directory: versioned by content, so that two buildstate
 /// versions on one machine never overwrite each other's plugin under a running playbook.
-fn default_plugin_dir() -> Result<PathBuf, CliError> {
+fn default_plugin_dir(flag: &str) -> Result<PathBuf, CliError> {
     let digest = Sha256::digest(PLUGIN.as_bytes());
     let short: String = digest.iter().take(6).map(|b| format!("{b:02x}")).collect();
     let version = format!("{}-{short}", env!("CARGO_PKG_VERSION"));
     dirs::data_dir().map(|d| d.join("buildstate").join("ansible").join(version)).ok_or_else(|| {
         CliError::usage("cannot find a data directory for the plugin (is HOME set?)")
-            .with_hint("pass --dir DIR")
+            .with_hint(format!("pass {flag} DIR"))
     })
 }
 
 /// Writes the plugin into `dir` (or the default) unless it is there already, and
 /// returns the directory. The file is renamed into place, so that a playbook starting
 /// at the same moment loads the old plugin or the new one, never half of one.
-pub fn write_plugin(dir: Option<&Path>) -> Result<PathBuf, CliError> {
+/// `flag` is the option that chooses the directory, for the hint.
+pub fn write_plugin(dir: Option<&Path>, flag: &str) -> Result<PathBuf, CliError> {
+    let given = dir.is_some();
     let dir = match dir {
         Some(d) => d.to_owned(),
-        None => default_plugin_dir()?,
+        None => default_plugin_dir(flag)?,
     };
     let file = dir.join(format!("{PLUGIN_NAME}.py"));
     if std::fs::read(&file).is_ok_and(|b| b == PLUGIN.as_bytes()) {
         return Ok(dir);
     }
     let failed = |e: std::io::Error| {
-        CliError::internal(format!("cannot write the plugin into {}: {e}", dir.display()))
-            .with_hint("pass --dir with a directory you can write")
+        // A directory given that cannot be written is the caller's to fix (exit 2).
+        let exit = if given { crate::exit::Exit::Usage } else { crate::exit::Exit::Internal };
+        CliError::new(exit, format!("cannot write the plugin into {}: {e}", dir.display()))
+            .with_hint(format!("pass {flag} with a directory you can write"))
     };
     std::fs::create_dir_all(&dir).map_err(failed)?;
     let tmp = dir.join(format!(".{PLUGIN_NAME}.py.{}.tmp", std::process::id()));
@@ -160,7 +164,7 @@ pub fn write_plugin(dir: Option<&Path>) -> Result<PathBuf, CliError> {
 }
 
 fn callback_dir(a: &CallbackDirArgs) -> Result<(), CliError> {
-    let dir = write_plugin(a.dir.as_deref())?;
+    let dir = write_plugin(a.dir.as_deref(), "--dir")?;
     println!("{}", dir.display());
     crate::output::notice(format!(
         "enable it with ANSIBLE_CALLBACK_PLUGINS={} ANSIBLE_CALLBACKS_ENABLED={PLUGIN_NAME} \

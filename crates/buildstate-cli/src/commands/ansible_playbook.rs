@@ -20,6 +20,7 @@ use buildstate_runner::pipeline::Program;
 use tokio::sync::watch;
 
 use super::ansible::{self, PLUGIN_NAME, SPOOL_ENV};
+use super::ansible_config;
 use super::ansible_spool::{self, Replayer};
 use super::run::RunnerArgs;
 use super::tool_session::{Start, ToolSession, drive_error};
@@ -60,8 +61,16 @@ pub async fn run(a: Args, ctx: &Ctx) -> Result<Exit, CliError> {
         tracing::info!(%flag, "ansible-playbook only checks or lists: nothing is recorded");
         return passthrough(&a.args);
     }
+    if a.args.iter().any(|x| check_mode(x)) {
+        // A dry run changes nothing on the hosts, so it moves no milestone (hostile
+        // review: `--check` completed them).
+        crate::output::notice(
+            "--check changes nothing, so nothing is recorded; ansible-playbook runs as it is",
+        );
+        return passthrough(&a.args);
+    }
     let logs_dir = a.runner.usable_logs_dir(ctx)?;
-    let plugin_dir = ansible::write_plugin(a.callback_dir.as_deref())?;
+    let plugin_dir = ansible::write_plugin(a.callback_dir.as_deref(), "--callback-dir")?;
     let workdir = std::env::current_dir()
         .map_err(|e| CliError::internal(format!("cannot read the current directory: {e}")))?;
     let stem = format!("{:03}-ansible-e{}", build.state.get(), build.history_len + 1);
@@ -83,7 +92,7 @@ pub async fn run(a: Args, ctx: &Ctx) -> Result<Exit, CliError> {
     let lost = session.lost();
     let (mut driver, keeper) = session.into_parts();
 
-    let env = ansible_env(&driver, ctx, &plugin_dir, &spool, &log)?;
+    let env = ansible_env(&driver, ctx, &plugin_dir, &spool, &log, &workdir)?;
     // `-- ansible-playbook site.yml` reads naturally too: the program is always ours.
     let args = match a.args.split_first() {
         Some((first, rest)) if first == ANSIBLE_PLAYBOOK => rest,
@@ -185,21 +194,24 @@ fn exit_failure(result: &StepResult) -> FailureInfo {
     }
 }
 
-/// The plugin enabled in front of what the user configured: our directory first in
-/// ANSIBLE_CALLBACK_PLUGINS, our name added to ANSIBLE_CALLBACKS_ENABLED (the stdout
-/// callback is another setting and stays the user's).
+/// The plugin enabled beside what the user configured (in the environment or in
+/// ansible.cfg, see `ansible_config`): our directory first in ANSIBLE_CALLBACK_PLUGINS,
+/// our name added to ANSIBLE_CALLBACKS_ENABLED (the stdout callback is another setting
+/// and stays the user's).
 fn ansible_env(
     driver: &Driver,
     ctx: &Ctx,
     plugin_dir: &Path,
     spool: &Path,
     log: &Path,
+    workdir: &Path,
 ) -> Result<BTreeMap<String, String>, CliError> {
     let b = driver.build();
     let exe = std::env::current_exe()
         .map_err(|e| CliError::internal(format!("cannot find the buildstate binary: {e}")))?;
-    let plugins = prepend_path(plugin_dir, std::env::var_os("ANSIBLE_CALLBACK_PLUGINS"));
-    let enabled = append_name(std::env::var("ANSIBLE_CALLBACKS_ENABLED").ok().as_deref());
+    let theirs = ansible_config::callbacks(&|k| std::env::var(k).ok(), workdir);
+    let plugins = prepend_path(plugin_dir, theirs.plugin_paths.map(OsString::from));
+    let enabled = append_name(theirs.enabled.as_deref());
     let mut env: BTreeMap<String, String> = [
         ("ANSIBLE_CALLBACK_PLUGINS", plugins),
         ("ANSIBLE_CALLBACKS_ENABLED", enabled),
@@ -258,6 +270,15 @@ fn exit_code(result: &StepResult) -> u8 {
 const INFORMATIONAL: &[&str] =
     &["--syntax-check", "--list-tasks", "--list-hosts", "--list-tags", "--version", "--help", "-h"];
 
+/// `--check`, `-C`, or `-C` among other short flags that take no value (`-vC`).
+fn check_mode(arg: &str) -> bool {
+    arg == "--check"
+        || arg
+            .strip_prefix('-')
+            .filter(|flags| !flags.starts_with('-') && !flags.is_empty())
+            .is_some_and(|flags| flags.contains('C') && flags.chars().all(|c| "vCDKkb".contains(c)))
+}
+
 /// Runs ansible-playbook with `args` as it is, exiting with its code.
 fn passthrough(args: &[String]) -> Result<Exit, CliError> {
     let rest = match args.split_first() {
@@ -283,5 +304,15 @@ mod tests {
         assert_eq!(append_name(Some("buildstate,timer")), "buildstate,timer");
         assert_eq!(prepend_path(Path::new("/p"), Some("/a:/b".into())), "/p:/a:/b");
         assert_eq!(prepend_path(Path::new("/p"), Some("".into())), "/p");
+    }
+
+    #[test]
+    fn check_mode_is_seen_however_it_is_spelt() {
+        for yes in ["--check", "-C", "-vC", "-CD"] {
+            assert!(check_mode(yes), "{yes}");
+        }
+        for no in ["-c", "--connection=C", "-eC=1", "site.yml", "-", "--", "-vvv"] {
+            assert!(!check_mode(no), "{no}");
+        }
     }
 }

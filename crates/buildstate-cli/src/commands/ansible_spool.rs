@@ -56,6 +56,9 @@ pub enum Event {
         play: Option<String>,
         #[serde(default)]
         playbook: Option<String>,
+        /// When Ansible reported it (seconds since the epoch): a replay records later.
+        #[serde(default)]
+        at: Option<f64>,
     },
     Unreachable {
         #[serde(default)]
@@ -71,6 +74,8 @@ pub enum Event {
         play: Option<String>,
         #[serde(default)]
         playbook: Option<String>,
+        #[serde(default)]
+        at: Option<f64>,
     },
     PlayEnd {
         milestone: Option<i64>,
@@ -354,15 +359,53 @@ fn fold(run: &mut RunState, event: &Event) {
 }
 
 fn text(value: &Option<String>) -> Value {
-    value.clone().map_or(Value::Null, Value::String)
+    value.clone().map_or(Value::Null, |v| Value::String(plain(&v)))
 }
+
+/// Ansible's own text as a person reads it: colour sequences dropped (a module's stderr
+/// is often coloured), other control characters escaped, bounded.
+fn plain(raw: &str) -> String {
+    let mut out = String::with_capacity(raw.len());
+    let mut chars = raw.chars().peekable();
+    while let Some(c) = chars.next() {
+        if c == '\x1b' && chars.peek() == Some(&'[') {
+            chars.next();
+            // CSI: parameter and intermediate bytes, then one final byte.
+            for n in chars.by_ref() {
+                if ('@'..='~').contains(&n) {
+                    break;
+                }
+            }
+            continue;
+        }
+        out.push(c);
+    }
+    buildstate_core::clean_text(&out, TEXT_BYTES)
+}
+
+/// The most of one text field kept in a failure's details (the plugin keeps 4 KiB of
+/// each; this bounds a spool written by hand).
+const TEXT_BYTES: usize = 8 << 10;
+
+/// When the spool says the event happened, as RFC 3339 (a replay records it later).
+fn happened(at: Option<f64>) -> Value {
+    at.filter(|s| s.is_finite())
+        .and_then(|s| jiff::Timestamp::from_microsecond((s * 1e6) as i64).ok())
+        .map_or(Value::Null, |t| Value::String(t.to_string()))
+}
+
+/// Ansible's exit codes: 2 when a host failed, 4 when one was unreachable.
+const EXIT_HOST_FAILED: i32 = 2;
+const EXIT_UNREACHABLE: i32 = 4;
 
 /// A failed task: type `ansible`, persistent unless the retry policy's patterns say
 /// otherwise, naming task, host and Ansible's message.
 fn task_failure(event: &Event, (rescued, ignored): (u64, u64)) -> (FailureInfo, String) {
-    let Event::TaskFailed { task, role, host, module, msg, stderr_tail, play, playbook, .. } = event else {
+    let Event::TaskFailed { task, role, host, module, msg, stderr_tail, play, playbook, at, .. } = event
+    else {
         return (generic("not a task failure"), String::new());
     };
+    let (task, host, msg, stderr_tail) = (plain(task), plain(host), plain(msg), plain(stderr_tail));
     let first_line = msg.lines().next().unwrap_or_default();
     let details: BTreeMap<String, Value> = [
         ("playbook", text(playbook)),
@@ -375,6 +418,7 @@ fn task_failure(event: &Event, (rescued, ignored): (u64, u64)) -> (FailureInfo, 
         ("stderr_tail", Value::String(stderr_tail.clone())),
         ("rescued", Value::from(rescued)),
         ("ignored", Value::from(ignored)),
+        ("at", happened(*at)),
     ]
     .into_iter()
     .map(|(k, v)| (k.to_owned(), v))
@@ -382,25 +426,27 @@ fn task_failure(event: &Event, (rescued, ignored): (u64, u64)) -> (FailureInfo, 
     let failure = FailureInfo {
         failure_type: ansible_type(),
         class: FailureClass::Persistent,
-        component: module.clone().or_else(|| role.clone()),
+        component: module.as_deref().or(role.as_deref()).map(plain),
         message: format!("TASK [{task}] on {host}: {first_line}"),
         details,
-        exit_code: None,
+        exit_code: Some(EXIT_HOST_FAILED),
     };
     (failure, format!("{msg}\n{stderr_tail}"))
 }
 
 /// An unreachable host: a `network` failure, transient (the next attempt may reach it).
 fn unreachable_failure(event: &Event) -> (FailureInfo, String) {
-    let Event::Unreachable { task, host, msg, play, playbook, .. } = event else {
+    let Event::Unreachable { task, host, msg, play, playbook, at, .. } = event else {
         return (generic("not an unreachable host"), String::new());
     };
+    let (task, host, msg) = (plain(task), plain(host), plain(msg));
     let details: BTreeMap<String, Value> = [
         ("playbook", text(playbook)),
         ("play", text(play)),
         ("task", Value::String(task.clone())),
         ("host", Value::String(host.clone())),
         ("msg", Value::String(msg.clone())),
+        ("at", happened(*at)),
     ]
     .into_iter()
     .map(|(k, v)| (k.to_owned(), v))
@@ -414,9 +460,9 @@ fn unreachable_failure(event: &Event) -> (FailureInfo, String) {
             msg.lines().next().unwrap_or_default()
         ),
         details,
-        exit_code: None,
+        exit_code: Some(EXIT_UNREACHABLE),
     };
-    (failure, msg.clone())
+    (failure, msg)
 }
 
 pub fn ansible_type() -> FailureType {
@@ -481,6 +527,7 @@ mod tests {
             rescued,
             play: None,
             playbook: None,
+            at: None,
         };
         fold(&mut run, &Event::PlayStart { milestone: Some(25), play: "p".into() });
         fold(&mut run, &failed(true, false));
@@ -506,6 +553,7 @@ mod tests {
             rescued: false,
             play: Some("25 baseline".into()),
             playbook: Some("site.yml".into()),
+            at: Some(1_796_325_685.5),
         };
         let (f, out) = task_failure(&e, (0, 2));
         assert_eq!(f.message, "TASK [install] on web1: non-zero return code");
@@ -513,5 +561,15 @@ mod tests {
         assert_eq!(f.failure_type.as_str(), "ansible");
         assert_eq!(f.details.get("ignored"), Some(&Value::from(2)));
         assert!(out.contains("boom"));
+        assert_eq!(f.exit_code, Some(2), "Ansible's code for a failed host");
+        assert_eq!(f.details.get("at"), Some(&Value::from("2026-12-03T19:21:25.5Z")), "when it happened");
+    }
+
+    #[test]
+    fn colour_is_dropped_and_other_control_characters_escaped() {
+        assert_eq!(plain("\x1b[31;1mboom\x1b[0m\tdone\x07"), "boom\tdone\\u{7}");
+        assert_eq!(plain("cut \x1b["), "cut ");
+        assert!(plain(&"x".repeat(100_000)).len() <= TEXT_BYTES);
+        assert_eq!(happened(Some(f64::NAN)), Value::Null);
     }
 }

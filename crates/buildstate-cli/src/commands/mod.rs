@@ -8,6 +8,7 @@ use crate::exit::{CliError, Exit};
 
 mod access;
 mod ansible;
+mod ansible_config;
 mod ansible_playbook;
 mod ansible_spool;
 mod artifact;

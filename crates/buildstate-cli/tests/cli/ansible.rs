@@ -124,7 +124,9 @@ fn three_plays_mapped_by_vars_and_by_name_become_milestones_in_order() {
 #[test]
 fn a_failing_task_is_an_ansible_failure_naming_task_host_and_message() {
     let env = setup();
-    let failing = "    - name: install the agent\n      shell: echo agent-missing >&2; exit 3\n";
+    // Coloured, as a module's stderr often is: the record keeps the words, not the escapes.
+    let failing =
+        "    - name: install the agent\n      shell: printf '\\033[31magent-missing\\033[0m' >&2; exit 3\n";
     write_playbook(&env, &[play("packages", Some(10), OK_TASK), play("agent", Some(15), failing)]);
     let r = wrapped(&env, &[]);
     assert_eq!(r.code, 2, "ansible-playbook's own exit code: {r:?}");
@@ -140,7 +142,10 @@ fn a_failing_task_is_an_ansible_failure_naming_task_host_and_message() {
     assert_eq!(f["details"]["host"], "localhost", "{f}");
     assert_eq!(f["details"]["play"], "agent", "{f}");
     assert_eq!(f["details"]["playbook"], "site.yml", "{f}");
-    assert!(f["details"]["stderr_tail"].as_str().is_some_and(|t| t.contains("agent-missing")), "{f}");
+    let tail = f["details"]["stderr_tail"].as_str().unwrap_or_default();
+    assert!(tail.contains("agent-missing") && !tail.contains('\u{1b}') && !tail.contains("[31m"), "{f}");
+    assert_eq!(f["exit_code"], 2, "Ansible's code for a failed host, not a dash: {f}");
+    assert!(f["details"]["at"].as_str().is_some_and(|t| t.starts_with("20")), "when it happened: {f}");
     assert!(f["component"].as_str().is_some_and(|c| c.contains("shell")), "{f}");
     assert_eq!(env.json(&["build", "show", "7"])["build"]["status"], "failed");
 }
@@ -531,4 +536,154 @@ fn a_play_past_the_next_step_does_not_skip_it() {
     assert!(h.iter().any(|e| e["kind"] == "completed" && e["state"] == 30), "{h:?}");
     let log = env.run(&["logs", &b, "--state", "15"]);
     assert!(log.stdout.contains("the pipeline's next step"), "the warning is in the step's log: {log:?}");
+}
+
+/// `ansible-playbook` with the plugin on its own (no wrapper), as a project enables it.
+fn standalone(env: &Env, build: &str, spool: Option<&Path>, args: &[&str]) -> Command {
+    let dir = env.path("plugins");
+    env.ok(&["ansible", "callback-dir", "--dir", dir.to_str().expect("utf-8")]);
+    let mut c = Command::new("ansible-playbook");
+    c.env_clear().envs(clean_env(std::env::vars_os()));
+    for (k, v) in ansible_vars(env) {
+        c.env(k, v);
+    }
+    c.current_dir(env.dir.path())
+        .env("ANSIBLE_CALLBACK_PLUGINS", &dir)
+        .env("ANSIBLE_CALLBACKS_ENABLED", "buildstate")
+        .env("BUILDSTATE_BUILD", build)
+        .env("BUILDSTATE_BIN", crate::common::bin())
+        .env("BUILDSTATE_DB", &env.db)
+        .args(["-i", "inventory"])
+        .args(args);
+    if let Some(spool) = spool {
+        c.env("BUILDSTATE_ANSIBLE_SPOOL", spool);
+    }
+    c
+}
+
+fn one_line(r: &Run) -> String {
+    // Ansible wraps warnings at the terminal's width.
+    format!("{}{}", r.stdout, r.stderr).split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
+/// From a hostile review: the wrapper enables the plugin through the environment, which
+/// in Ansible overrides ansible.cfg, so a project's own callback directory (and the
+/// stdout callback in it) and its enabled callbacks were dropped.
+#[test]
+fn the_projects_ansible_cfg_callbacks_stay_enabled_beside_buildstate() {
+    let env = setup();
+    std::fs::create_dir(env.path("cb")).expect("a plugin directory");
+    let callback = |name: &str, kind: &str, text: &str| {
+        format!(
+            "from ansible.plugins.callback import CallbackBase\n\
+             class CallbackModule(CallbackBase):\n    CALLBACK_VERSION = 2.0\n    CALLBACK_TYPE = '{kind}'\n    \
+             CALLBACK_NAME = '{name}'\n    CALLBACK_NEEDS_ENABLED = {needs}\n    \
+             def v2_playbook_on_play_start(self, play):\n        self._display.display('{text} ' + play.get_name())\n",
+            needs = if kind == "stdout" { "False" } else { "True" }
+        )
+    };
+    std::fs::write(env.path("cb/marker.py"), callback("marker", "stdout", "MARKER-STDOUT")).expect("write");
+    std::fs::write(env.path("cb/noted.py"), callback("noted", "notification", "NOTED-TOO")).expect("write");
+    std::fs::write(
+        env.path("ansible.cfg"),
+        "[defaults]\ncallback_plugins = ./cb\nstdout_callback = marker\ncallbacks_enabled = noted\n",
+    )
+    .expect("write ansible.cfg");
+    write_playbook(&env, &[play("10 tools", None, OK_TASK)]);
+    let r = wrapped(&env, &[]);
+    assert_eq!(r.code, 0, "{r:?}");
+    assert!(r.stdout.contains("MARKER-STDOUT 10 tools"), "the project's stdout callback: {r:?}");
+    assert!(r.stdout.contains("NOTED-TOO 10 tools"), "the project's enabled callback: {r:?}");
+    assert_eq!(kinds_at(&history(&env), 10), vec!["started", "completed"], "and buildstate's");
+}
+
+/// From a hostile review: a templated `buildstate_milestone` or one given with `-e` was
+/// ignored without a word, and a malformed one too.
+#[test]
+fn the_milestone_variable_is_read_as_ansible_sees_it_and_a_bad_one_is_said() {
+    let env = setup();
+    let plays = "- name: tools\n  hosts: localhost\n  gather_facts: false\n  \
+                 vars: {ms: 10, buildstate_milestone: '{{ ms }}'}\n  tasks:\n    - command: /bin/true\n\
+                 - name: more tools\n  hosts: localhost\n  gather_facts: false\n  \
+                 vars: {buildstate_milestone: soon}\n  tasks:\n    - command: /bin/true\n";
+    std::fs::write(env.path("site.yml"), plays).expect("write the playbook");
+    let r = wrapped(&env, &[]);
+    assert_eq!(r.code, 0, "{r:?}");
+    let said = one_line(&r);
+    assert!(
+        said.contains("play \"more tools\" has buildstate_milestone 'soon', which is not a milestone"),
+        "{r:?}"
+    );
+    let h = history(&env);
+    assert_eq!(kinds_at(&h, 10), vec!["started", "completed"], "templated: {h:?}");
+
+    // `-e` wins over the play's own, as in Ansible.
+    let r = wrapped(&env, &["-e", "buildstate_milestone=15"]);
+    assert_eq!(r.code, 0, "{r:?}");
+    let h = history(&env);
+    assert_eq!(kinds_at(&h, 15), vec!["started", "completed"], "{h:?}");
+}
+
+/// From a hostile review: `--check` changes nothing, yet it completed milestones.
+#[test]
+fn check_mode_records_nothing_wrapped_or_not() {
+    let env = setup();
+    write_playbook(&env, &[play("10 tools", None, OK_TASK)]);
+    let before = env.export("7");
+    for flag in ["--check", "-vC"] {
+        let r = wrapped(&env, &[flag]);
+        assert_eq!(r.code, 0, "{r:?}");
+        assert!(r.stderr.contains("--check changes nothing"), "{r:?}");
+    }
+    let r: Run = standalone(&env, "7", None, &["--check", "site.yml"]).output().expect("run").into();
+    assert_eq!(r.code, 0, "{r:?}");
+    assert_eq!(one_line(&r).matches("--check changes nothing, so nothing is recorded").count(), 1, "{r:?}");
+    assert_eq!(env.export("7"), before, "nothing recorded");
+}
+
+/// From a hostile review: two playbooks at once with one spool numbered their events
+/// alike and lost some. A spool in use is the first run's; the second writes its own,
+/// and says so; with no spool given, every run has its own file.
+#[test]
+fn two_playbooks_at_once_never_share_a_spool() {
+    let env = setup();
+    env.build("8");
+    let slow = "    - command: sleep 2\n";
+    write_playbook(&env, &[play("10 tools", None, slow), play("15 config", None, OK_TASK)]);
+    let spool = env.path("shared.jsonl");
+    let spawn = |b: &str| {
+        let mut c = standalone(&env, b, Some(&spool), &["site.yml"]);
+        c.stdout(std::process::Stdio::piped()).stderr(std::process::Stdio::piped());
+        c.spawn().expect("start ansible-playbook")
+    };
+    let (one, two) = (spawn("7"), spawn("8"));
+    let first: Run = one.wait_with_output().expect("run").into();
+    let second: Run = two.wait_with_output().expect("run").into();
+    assert_eq!((first.code, second.code), (0, 0), "{first:?} {second:?}");
+    let warned =
+        [&first, &second].iter().filter(|r| one_line(r).contains("is in use by another playbook")).count();
+    assert_eq!(warned, 1, "one of them took a file of its own: {first:?} {second:?}");
+    for b in ["7", "8"] {
+        let h: Vec<String> = env
+            .json(&["history", b])
+            .as_array()
+            .expect("history")
+            .iter()
+            .filter(|e| e["kind"] == "completed")
+            .map(|e| e["state"].to_string())
+            .collect();
+        assert_eq!(h, vec!["10", "15"], "build {b} lost nothing");
+    }
+
+    // No spool given: one file per run under the cache directory.
+    for _ in 0..2 {
+        let r: Run = standalone(&env, "7", None, &["site.yml"]).output().expect("run").into();
+        assert_eq!(r.code, 0, "{r:?}");
+    }
+    let spools = std::fs::read_dir(env.path("cache/buildstate/ansible-spool"))
+        .expect("the default spool directory")
+        .filter_map(Result::ok)
+        .filter(|e| e.file_name().to_string_lossy().ends_with(".jsonl"))
+        .count();
+    assert_eq!(spools, 2, "one spool per run");
 }

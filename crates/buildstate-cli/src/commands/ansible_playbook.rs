@@ -13,20 +13,18 @@ use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 
 use buildstate_core::{BuildStatus, FailureClass, FailureInfo};
-use buildstate_runner::dispatch::{build_log_dir, forward_stop};
+use buildstate_runner::dispatch::build_log_dir;
 use buildstate_runner::executor::{OutputMode, StepEnd, StepRequest, StepResult, run_step};
 use buildstate_runner::integrate::Driver;
 use buildstate_runner::pipeline::Program;
-use tokio::sync::watch;
 
 use super::ansible::{self, PLUGIN_NAME, SPOOL_ENV};
 use super::ansible_config;
 use super::ansible_spool::{self, Replayer};
 use super::run::RunnerArgs;
-use super::tool_session::{Start, ToolSession, drive_error};
+use super::tool_session::{self, Start, ToolSession, drive_error};
 use crate::cli::Ctx;
 use crate::exit::{CliError, Exit};
-use crate::signals;
 
 /// The program run: `ansible-playbook` on PATH.
 const ANSIBLE_PLAYBOOK: &str = "ansible-playbook";
@@ -89,7 +87,7 @@ pub async fn run(a: Args, ctx: &Ctx) -> Result<Exit, CliError> {
         Some(log.display().to_string()),
     )
     .await?;
-    let lost = session.lost();
+    let (stops, step_stop_rx) = session.watch_stops();
     let (mut driver, keeper) = session.into_parts();
 
     let env = ansible_env(&driver, ctx, &plugin_dir, &spool, &log, &workdir)?;
@@ -110,29 +108,11 @@ pub async fn run(a: Args, ctx: &Ctx) -> Result<Exit, CliError> {
         output: OutputMode::Passthrough,
         grace: a.runner.grace,
     };
-    let (step_stop, step_stop_rx) = watch::channel(None);
-    let forward = tokio::spawn(forward_stop(signals::stop_on_signals(), lost.clone(), step_stop));
     let result = run_step(request, step_stop_rx).await;
-    forward.abort();
-
-    if *lost.borrow() {
-        // The lease is someone else's now: nothing more may be written (fencing).
-        return Err(CliError::new(
-            Exit::Conflict,
-            format!(
-                "the lease on build {} was lost while ansible-playbook ran; it was stopped and nothing more was recorded",
-                build.number
-            ),
-        )
-        .with_hint("see `buildstate lease list` for who holds the build now"));
-    }
+    stops.ended(ANSIBLE_PLAYBOOK, &build)?;
 
     let finished = finish(ctx, &mut driver, &spool, &result).await;
-    if let Some(k) = keeper
-        && !*k.lost().borrow()
-    {
-        k.release().await;
-    }
+    tool_session::release(keeper).await;
     if let Err(e) = finished {
         // Ansible ran and its result stands; what is not recorded is kept in the spool.
         crate::output::warning(format!(

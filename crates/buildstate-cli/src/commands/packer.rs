@@ -13,22 +13,20 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
 
 use buildstate_core::FailureInfo;
-use buildstate_runner::dispatch::{build_log_dir, failure_for, forward_stop};
+use buildstate_runner::dispatch::{build_log_dir, failure_for};
 use buildstate_runner::executor::{OutputMode, StepEnd, StepRequest, StepResult, run_step_to};
 use buildstate_runner::integrate::Driver;
 use buildstate_runner::packer::{Progress, cloud_of};
 use buildstate_runner::pipeline::{Program, RetryDefaults, Step};
-use tokio::sync::watch;
 
 use super::kept::{self, Kept};
 use super::manifest_ingest::{self, Ingest};
 use super::packer_follow::Follow;
 use super::packer_input;
 use super::run::{RunnerArgs, parse_duration};
-use super::tool_session::{Start, ToolSession, drive_error};
+use super::tool_session::{self, Start, ToolSession, drive_error};
 use crate::cli::Ctx;
 use crate::exit::{CliError, Exit};
-use crate::signals;
 
 /// Where the manifest post-processor writes when the template does not say.
 const DEFAULT_MANIFEST: &str = "packer-manifest.json";
@@ -110,7 +108,7 @@ pub async fn run(a: Args, ctx: &Ctx) -> Result<Exit, CliError> {
         Some(log.display().to_string()),
     )
     .await?;
-    let lost = session.lost();
+    let (stops, step_stop_rx) = session.watch_stops();
     let (mut driver, keeper) = session.into_parts();
 
     let env = packer_env(&driver, ctx);
@@ -124,25 +122,13 @@ pub async fn run(a: Args, ctx: &Ctx) -> Result<Exit, CliError> {
         output: OutputMode::Passthrough,
         grace: a.runner.grace,
     };
-    let (step_stop, step_stop_rx) = watch::channel(None);
-    let forward = tokio::spawn(forward_stop(signals::stop_on_signals(), lost.clone(), step_stop));
     let (pipe_in, pipe_out) = tokio::io::duplex(PIPE_BYTES);
     let mut follow = Follow::new(Progress::new(map));
     let (result, ()) = tokio::join!(
         run_step_to(request, step_stop_rx, pipe_in, tokio::io::stderr()),
         follow.run(pipe_out, &mut driver, tokio::io::stdout(), tokio::io::stderr()),
     );
-    forward.abort();
-
-    if *lost.borrow() {
-        // The lease is someone else's now: nothing more may be written (fencing), and
-        // the open attempt is closed as abandoned by the build's next runner.
-        return Err(CliError::new(
-            Exit::Conflict,
-            format!("the lease on build {} was lost while packer ran; packer was stopped and nothing more was recorded", build.number),
-        )
-        .with_hint("see `buildstate lease list` for who holds the build now"));
-    }
+    stops.ended("packer", &build)?;
 
     // `-only=typo.x` makes Packer build nothing and exit 0: that must not complete the
     // milestone as if the image had been built.
@@ -169,11 +155,7 @@ pub async fn run(a: Args, ctx: &Ctx) -> Result<Exit, CliError> {
         let exit = if built_nothing { Some(NO_BUILD_EXIT) } else { result.exit_code() };
         driver.finish(false, exit, || failure).await
     };
-    if let Some(k) = keeper
-        && !*k.lost().borrow()
-    {
-        k.release().await;
-    }
+    tool_session::release(keeper).await;
     finished.map_err(drive_error)?;
     if built_nothing {
         return Ok(Exit::Passthrough(NO_BUILD_EXIT as u8));

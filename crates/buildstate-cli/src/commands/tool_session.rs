@@ -5,13 +5,14 @@
 use std::path::PathBuf;
 
 use buildstate_core::{Build, StateCode};
-use buildstate_runner::dispatch::{LeaseKeeper, LeaseTtl};
+use buildstate_runner::dispatch::{LeaseKeeper, LeaseTtl, forward_stop};
 use buildstate_runner::integrate::{Closing, DriveError, Driver, STEP_REPORT_ENV, step_until};
 use buildstate_runner::pipeline::RetryDefaults;
 use tokio::sync::watch;
 
 use crate::cli::Ctx;
-use crate::exit::CliError;
+use crate::exit::{CliError, Exit};
+use crate::signals;
 
 /// When the build's current milestone starts.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -88,6 +89,15 @@ impl ToolSession {
         }
     }
 
+    /// Starts forwarding a signal, or the loss of our lease, to the tool: the receiver
+    /// goes to `run_step`; [`Stops::ended`] is called once the tool has exited.
+    pub fn watch_stops(&self) -> (Stops, watch::Receiver<Option<i32>>) {
+        let lost = self.lost();
+        let (step_stop, step_stop_rx) = watch::channel(None);
+        let forward = tokio::spawn(forward_stop(signals::stop_on_signals(), lost.clone(), step_stop));
+        (Stops { forward, lost }, step_stop_rx)
+    }
+
     /// The milestone the build is at now.
     #[allow(dead_code)] // not every tool needs it (`buildstate ansible-playbook` does not)
     pub fn state(&self) -> StateCode {
@@ -97,16 +107,48 @@ impl ToolSession {
     /// Gives the lease back (if it is ours and still held).
     #[allow(dead_code)] // not every tool needs it (`buildstate ansible-playbook` does not)
     pub async fn release(self) {
-        if let Some(k) = self.keeper
-            && !*k.lost().borrow()
-        {
-            k.release().await;
-        }
+        release(self.keeper).await;
     }
 
-    /// Splits the session into its driver (to finish) and its lease (to release after).
+    /// Splits the session into its driver (to finish) and its lease (to [`release`]
+    /// after).
     pub fn into_parts(self) -> (Driver, Option<LeaseKeeper>) {
         (self.driver, self.keeper)
+    }
+}
+
+/// Gives our lease back, if we have one and it is still ours.
+pub async fn release(keeper: Option<LeaseKeeper>) {
+    if let Some(k) = keeper
+        && !*k.lost().borrow()
+    {
+        k.release().await;
+    }
+}
+
+/// The forwarding started by [`ToolSession::watch_stops`].
+pub struct Stops {
+    forward: tokio::task::JoinHandle<()>,
+    lost: watch::Receiver<bool>,
+}
+
+impl Stops {
+    /// After the tool exited: an error when the lease was lost meanwhile, since the
+    /// lease is someone else's now and nothing more may be written (fencing); the open
+    /// attempt is closed as abandoned by the build's next runner.
+    pub fn ended(self, tool: &str, build: &Build) -> Result<(), CliError> {
+        self.forward.abort();
+        if !*self.lost.borrow() {
+            return Ok(());
+        }
+        Err(CliError::new(
+            Exit::Conflict,
+            format!(
+                "the lease on build {} was lost while {tool} ran; it was stopped and nothing more was recorded",
+                build.number
+            ),
+        )
+        .with_hint("see `buildstate lease list` for who holds the build now"))
     }
 }
 

@@ -687,3 +687,72 @@ fn two_playbooks_at_once_never_share_a_spool() {
         .count();
     assert_eq!(spools, 2, "one spool per run");
 }
+
+/// `ansible-playbook` holds the build's lease like `exec`: broken under a running
+/// playbook, Ansible (and the task it runs) is stopped within seconds, nothing more is
+/// recorded, and it exits 5.
+#[test]
+fn a_lease_broken_under_a_running_playbook_stops_it_and_exits_5() {
+    let env = setup();
+    let pid_file = env.path("task.pid");
+    let task =
+        format!("    - shell: echo $$ > {0}.tmp; mv {0}.tmp {0}; exec sleep 301\n", pid_file.display());
+    write_playbook(&env, &[play("10 slow", None, &task)]);
+    let mut c = env.std_cmd();
+    c.current_dir(env.dir.path());
+    for (k, v) in ansible_vars(&env) {
+        c.env(k, v);
+    }
+    let (out, err) = (env.path("wrapper.stdout"), env.path("wrapper.stderr"));
+    c.args(["ansible-playbook", "7", "--grace", "1s", "--", "-i", "inventory", "site.yml"])
+        .stdout(std::fs::File::create(&out).expect("stdout file"))
+        .stderr(std::fs::File::create(&err).expect("stderr file"));
+    let mut wrapper = c.spawn().expect("start the wrapper");
+    assert!(
+        crate::common::eventually(std::time::Duration::from_secs(60), || pid_file.exists()),
+        "the task started: {}",
+        crate::common::read(&err)
+    );
+    let task_pid: u32 = crate::common::read(&pid_file).trim().parse().expect("a pid");
+    assert_eq!(kinds_at(&history(&env), 10), vec!["started"]);
+    env.ok(&["lease", "break", "7"]);
+    let broke = std::time::Instant::now();
+    let code = loop {
+        if let Some(status) = wrapper.try_wait().expect("wait") {
+            break status.code();
+        }
+        assert!(broke.elapsed() < std::time::Duration::from_secs(30), "the wrapper did not stop");
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    };
+    let stderr = crate::common::read(&err);
+    assert_eq!(code, Some(5), "a lost lease is a conflict: {stderr}");
+    assert!(stderr.contains("lost while ansible-playbook ran"), "{stderr}");
+    assert!(
+        crate::common::eventually(std::time::Duration::from_secs(10), || !crate::common::process_alive(
+            task_pid,
+            "sleep 301"
+        )),
+        "the task's process was stopped"
+    );
+    assert_eq!(kinds_at(&history(&env), 10), vec!["started"], "nothing more recorded");
+}
+
+/// Through `buildstate serve`: the wrapper and the plugin's `record` calls reach the
+/// store only through the server's URL and token.
+#[test]
+fn through_a_server_plays_become_milestones_and_a_failure_is_recorded() {
+    require_ansible();
+    let env = Env::served().with_catalog();
+    env.build("7");
+    std::fs::write(env.path("inventory"), INVENTORY).expect("write the inventory");
+    let failing = "    - name: seal\n      command: /bin/false\n";
+    write_playbook(&env, &[play("10 tools", None, OK_TASK), play("15 seal", None, failing)]);
+    let r = wrapped(&env, &[]);
+    assert_eq!(r.code, 2, "{r:?}");
+    let h = history(&env);
+    assert_eq!(kinds_at(&h, 10), vec!["started", "completed"], "{h:?}");
+    assert_eq!(kinds_at(&h, 15), vec!["started", "failed"], "{h:?}");
+    let f = failures(&env);
+    assert_eq!(f.len(), 1, "{f:?}");
+    assert_eq!(f[0]["message"], "TASK [seal] on localhost: non-zero return code", "{}", f[0]);
+}

@@ -18,10 +18,12 @@
 //! |   10 | `Delivered`         | `resume`: nothing to do, the build is delivered               |
 //! |   11 | `NeedsIntervention` | `resume`: retries exhausted or persistent failure             |
 //! |   12 | `Cancelled`         | `resume`: the build is cancelled                              |
-//! |    8 | `Undelivered`       | `run`/`demo`/`worker --exit-when-idle`: a build did not reach 100 |
+//! |    8 | `Undelivered`       | `run`/`demo`/`worker --exit-when-idle`: a build did not reach 100; |
+//! |      |                     | `wait`: a build will not reach the milestone                  |
 //! |  130 | `Interrupted`       | `run`, `worker`: stopped by SIGINT (the attempt is recorded as interrupted) |
 //! |  143 | `Terminated`        | `run`: stopped by SIGTERM                                     |
-//! |  any | `Passthrough`       | `exec`: the wrapped command's own exit code                   |
+//! |  any | `Passthrough`       | `exec`: the wrapped command's own exit code; `wait`: 124 when |
+//! |      |                     | its timeout passed (as `timeout(1)`)                          |
 //!
 //! Errors reach a code through one mapping per library error type: `From<StoreError>`
 //! and `From<RunError>` below, each an exhaustive match, each pinned by a test over every

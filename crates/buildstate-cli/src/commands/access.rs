@@ -33,6 +33,7 @@ impl Command {
             | Command::Retry(_)
             | Command::Rewind(_)
             | Command::Resume(_)
+            | Command::Wait(_)
             | Command::Exec(_)
             | Command::Packer(_)
             | Command::Kept(_)

@@ -44,6 +44,7 @@ mod sync;
 mod token;
 mod tool_session;
 mod transfer;
+mod wait;
 mod webhook;
 mod workers;
 
@@ -79,6 +80,8 @@ pub enum Command {
     Rewind(rewind::Args),
     /// Say what to run next for a build, and why (exit 0, 10, 11 or 12)
     Resume(resume::Args),
+    /// Block until builds reach a milestone (exit 0), one never will (8) or the timeout passes (124)
+    Wait(wait::Args),
     /// Run a pipeline file: create or resume its builds, retry, lease, report (exit 0, 8, 130, 143)
     Run(run::Args),
     /// Run one command as one attempt of one milestone, passing its output and exit code through
@@ -192,6 +195,7 @@ impl Command {
             // `resume` answers with its exit code (10, 11, 12): it is the only command
             // whose success is not always 0.
             Command::Resume(a) => return resume::run(a, ctx).await,
+            Command::Wait(a) => return wait::run(a, ctx).await,
             // `run`, `demo` and `exec` answer with their own exit codes too.
             Command::Run(a) => return run::run(a, ctx).await,
             Command::Demo(a) => return demo::run(a).await,

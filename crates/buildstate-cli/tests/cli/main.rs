@@ -37,4 +37,5 @@ mod snapshots;
 mod sync;
 mod tokens;
 mod transfer;
+mod wait;
 mod webhooks;

@@ -31,6 +31,7 @@ pub use error::{LeaseTtl, RunError};
 pub use keeper::{LeaseKeeper, holder_is_gone, hostname, pid_alive};
 pub use logfile::build_log_dir;
 pub use presence::worker_heartbeat;
+pub use select::{PIPELINE_KEY, build_of_cell, builds_of};
 pub use track::{TrackOptions, TrackOutcome, track};
 pub use worker::{WorkerOptions, WorkerSummary, enqueue, work};
 

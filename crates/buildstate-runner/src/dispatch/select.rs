@@ -63,6 +63,42 @@ async fn find(
     Ok(builds.into_iter().find(|b| b.status != BuildStatus::Cancelled && belongs(b, &pipeline.name)))
 }
 
+/// The build of `pipeline` for `cell` a run would drive (the newest not cancelled), or
+/// else its newest cancelled one, so that a waiter learns it was cancelled.
+pub async fn build_of_cell(
+    store: &dyn Store,
+    pipeline: &Name,
+    cell: &MatrixCell,
+) -> Result<Option<Build>, StoreError> {
+    let filter = BuildFilter {
+        platform: Some(cell.platform.clone()),
+        os: Some(cell.os.clone()),
+        image_type: Some(cell.image_type.clone()),
+        ..BuildFilter::default()
+    };
+    let mine: Vec<Build> =
+        store.list_builds(&filter).await?.into_iter().filter(|b| belongs(b, pipeline)).collect();
+    let live = mine.iter().find(|b| b.status != BuildStatus::Cancelled).cloned();
+    Ok(live.or_else(|| mine.into_iter().next()))
+}
+
+/// Every build of `pipeline` on record, one per matrix cell, as [`build_of_cell`] picks.
+pub async fn builds_of(store: &dyn Store, pipeline: &Name) -> Result<Vec<Build>, StoreError> {
+    let mut by_cell: std::collections::BTreeMap<(Name, Name, Name), Build> =
+        std::collections::BTreeMap::new();
+    // Newest first: the first seen of a cell is its newest.
+    for b in store.list_builds(&BuildFilter::default()).await?.into_iter().filter(|b| belongs(b, pipeline)) {
+        let key = (b.platform.clone(), b.os.clone(), b.image_type.clone());
+        match by_cell.get(&key) {
+            Some(kept) if kept.status != BuildStatus::Cancelled || b.status == BuildStatus::Cancelled => {}
+            _ => {
+                by_cell.insert(key, b);
+            }
+        }
+    }
+    Ok(by_cell.into_values().collect())
+}
+
 pub(super) fn belongs(build: &Build, pipeline: &Name) -> bool {
     build.metadata.iter().any(|(k, v)| k.as_str() == PIPELINE_KEY && v.as_str() == pipeline.as_str())
 }

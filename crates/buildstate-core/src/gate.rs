@@ -1,0 +1,138 @@
+//! Whether a build has reached a milestone, will still reach it, or never will: what
+//! `buildstate wait` blocks on, and what a CI job gating on another build asks.
+//!
+//! A milestone is reached once the build is past it (completed or skipped: the build's
+//! state is a later code) or the build is delivered. A failed build will still reach
+//! it only while a runner holds its lease (it is inside its retry backoff); without one,
+//! or once it needs a person, nobody will retry it, and waiting longer is pointless.
+
+use std::fmt;
+use std::str::FromStr;
+
+use crate::{Build, BuildStatus, StateCode};
+
+/// What to wait for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Until {
+    /// The milestone is done (completed or skipped).
+    Milestone(StateCode),
+    /// The whole build is delivered.
+    Delivered,
+}
+
+impl FromStr for Until {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let s = s.trim();
+        if s.eq_ignore_ascii_case("delivered") {
+            return Ok(Until::Delivered);
+        }
+        s.parse::<StateCode>().map(Until::Milestone).map_err(|e| {
+            format!("`{s}` is neither a milestone code nor `delivered` ({e}); give a code such as 90, or delivered")
+        })
+    }
+}
+
+impl fmt::Display for Until {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Until::Milestone(c) => write!(f, "milestone {c}"),
+            Until::Delivered => f.write_str("delivery"),
+        }
+    }
+}
+
+/// Where a build stands against an [`Until`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Gate {
+    Reached,
+    /// Not yet; it may still get there.
+    Waiting,
+    /// It will not get there without a person: why, in a sentence.
+    Never(String),
+}
+
+/// Decides for `b`; `runner_holds` says whether a live lease is held on it.
+pub fn gate(b: &Build, until: Until, runner_holds: bool) -> Gate {
+    let reached = match until {
+        _ if b.status == BuildStatus::Completed => true,
+        Until::Delivered => false,
+        Until::Milestone(code) => b.state > code,
+    };
+    if reached {
+        return Gate::Reached;
+    }
+    let here = format!("{} ({})", b.state, b.state_name());
+    match b.status {
+        BuildStatus::Cancelled => Gate::Never(format!("build {} was cancelled at {here}", b.number)),
+        BuildStatus::Failed if b.needs_intervention => {
+            Gate::Never(format!("build {} failed at {here} and needs a person", b.number))
+        }
+        BuildStatus::Failed if !runner_holds => Gate::Never(format!(
+            "build {} failed at {here} and no runner holds it to retry (`buildstate resume {}` says what next)",
+            b.number, b.number
+        )),
+        _ => Gate::Waiting,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{BuildId, BuildNumber, Name, NewBuild, StateCatalog};
+
+    fn at(state: i64, status: BuildStatus) -> Build {
+        let name = |s: &str| Name::new(s).expect("valid name");
+        let new = NewBuild {
+            platform: name("gcp"),
+            os: name("rhel-9.6"),
+            image_type: name("base"),
+            number: None,
+            catalog: StateCatalog::default_catalog(),
+            created_by: "t".into(),
+            ci_url: None,
+            metadata: Default::default(),
+        };
+        let number = BuildNumber::new("b-1").expect("valid number");
+        let mut b = Build::create(BuildId::generate(1, 7), number, new, jiff::Timestamp::UNIX_EPOCH).0;
+        b.state = StateCode::new(state).expect("a code");
+        b.status = status;
+        b
+    }
+
+    #[test]
+    fn a_milestone_is_reached_once_the_build_is_past_it_or_delivered() {
+        let until = Until::Milestone(StateCode::new(90).expect("a code"));
+        assert_eq!(gate(&at(95, BuildStatus::Pending), until, false), Gate::Reached);
+        assert_eq!(gate(&at(90, BuildStatus::Running), until, true), Gate::Waiting);
+        assert_eq!(gate(&at(100, BuildStatus::Completed), until, false), Gate::Reached);
+        assert_eq!(gate(&at(100, BuildStatus::Running), Until::Delivered, true), Gate::Waiting);
+        assert_eq!(gate(&at(100, BuildStatus::Completed), Until::Delivered, false), Gate::Reached);
+        // Past it is reached, whatever happened later.
+        assert_eq!(gate(&at(95, BuildStatus::Failed), until, false), Gate::Reached);
+    }
+
+    #[test]
+    fn a_failure_nobody_retries_or_a_cancel_is_never() {
+        let until = Until::Milestone(StateCode::new(90).expect("a code"));
+        assert_eq!(gate(&at(15, BuildStatus::Failed), until, true), Gate::Waiting, "its runner retries");
+        assert!(
+            matches!(gate(&at(15, BuildStatus::Failed), until, false), Gate::Never(w) if w.contains("no runner"))
+        );
+        let mut stuck = at(15, BuildStatus::Failed);
+        stuck.needs_intervention = true;
+        assert!(matches!(gate(&stuck, until, true), Gate::Never(w) if w.contains("needs a person")));
+        assert!(
+            matches!(gate(&at(15, BuildStatus::Cancelled), until, false), Gate::Never(w) if w.contains("cancelled"))
+        );
+    }
+
+    #[test]
+    fn until_reads_a_code_or_delivered() {
+        assert_eq!("delivered".parse::<Until>(), Ok(Until::Delivered));
+        assert_eq!(" 90 ".parse::<Until>(), Ok(Until::Milestone(StateCode::new(90).expect("a code"))));
+        assert!("ninety".parse::<Until>().is_err_and(|e| e.contains("delivered")));
+        assert!("250".parse::<Until>().is_err());
+    }
+}

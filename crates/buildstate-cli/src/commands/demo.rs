@@ -112,6 +112,7 @@ pub async fn run(a: Args) -> Result<Exit, CliError> {
         logs_dir: dir.join("logs"),
         grace: Duration::from_secs(2),
         store_location: db_path.display().to_string(),
+        through: None,
     };
 
     heading(&format!("buildstate demo — scratch directory {}", dir.display()))?;

@@ -69,6 +69,7 @@ fn options(ctx: &Ctx, filter: MatrixFilter, fresh: bool, actor: String, runner: 
         logs_dir: runner.logs_dir(ctx),
         grace: runner.grace,
         store_location: ctx.step_db.clone(),
+        through: None,
     }
 }
 

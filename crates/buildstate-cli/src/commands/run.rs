@@ -29,6 +29,10 @@ pub struct Args {
     /// Start fresh builds instead of resuming the pipeline's existing ones
     #[arg(long = "new")]
     fresh: bool,
+    /// Stop each build once it is past this milestone (exit 0 when all are): one CI job
+    /// per milestone, each going on where the last one stopped
+    #[arg(long, value_name = "CODE")]
+    through: Option<buildstate_core::StateCode>,
     /// Add the matrix's platforms, OS versions and image types missing from the catalog
     /// if they are well-known ones (the sample catalog's, with its attributes)
     #[arg(long)]
@@ -50,6 +54,16 @@ impl Args {
         let filter = MatrixFilter::parse(&self.only).map_err(|e| CliError::usage(e.to_string()))?;
         if self.build.is_none() {
             select_cells(&pipeline, &filter)?;
+        }
+        if let Some(code) = self.through.filter(|c| !pipeline.catalog.contains(*c)) {
+            return Err(CliError::usage(format!(
+                "--through {code}: milestone {code} is not in pipeline {}'s catalog",
+                pipeline.name
+            ))
+            .with_hint(format!(
+                "its milestones: {}",
+                pipeline.catalog.codes().map(|c| c.to_string()).collect::<Vec<_>>().join(" ")
+            )));
         }
         if let Some(dir) = &self.runner.logs_dir {
             usable_logs_dir(dir)?;
@@ -146,6 +160,7 @@ pub async fn run(mut a: Args, ctx: &Ctx) -> Result<Exit, CliError> {
         logs_dir,
         grace: a.runner.grace,
         store_location: ctx.step_db.clone(),
+        through: a.through,
     };
     let summary = execute(ctx, Arc::new(pipeline), opts).await?;
     print_summary(ctx, &summary)?;
@@ -162,12 +177,13 @@ pub async fn execute(ctx: &Ctx, pipeline: Arc<Pipeline>, opts: RunOptions) -> Re
     Ok(summary?)
 }
 
-/// 0 when every build is delivered; 130/143 after SIGINT/SIGTERM; 8 otherwise.
+/// 0 when every build is delivered (or past `--through`); 130/143 after SIGINT/SIGTERM;
+/// 8 otherwise.
 pub fn exit_for(summary: &RunSummary) -> Exit {
     match summary.interrupted {
         Some(2) => Exit::Interrupted,
         Some(_) => Exit::Terminated,
-        None if summary.all_delivered() => Exit::Ok,
+        None if summary.all_done() => Exit::Ok,
         None => Exit::Undelivered,
     }
 }

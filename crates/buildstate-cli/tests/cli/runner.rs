@@ -282,3 +282,32 @@ states:
     assert!(err.contains("is being run by"), "{err}");
     env.fails(&["meta", "get", &b, "sneaky"], 3);
 }
+
+/// `run --through CODE`: each build stops once past CODE (exit 0), and the next run goes
+/// on from there: one CI job per milestone.
+#[test]
+fn through_stops_past_the_milestone_and_the_next_run_goes_on() {
+    let env = Env::new().with_catalog();
+    let yaml = "name: thru\nmatrix:\n  platform: [aws-commercial]\n  os: [rhel-9.6]\n  image: [base]\nstates:\n  \
+                10:\n    run: echo ten >> ran.log\n  20:\n    run: echo twenty >> ran.log\n";
+    let pipeline = env.write("thru.yml", yaml);
+    let (code, summary, r) = env.run_pipeline(&pipeline, &["--through", "10"]);
+    assert_eq!(code, 0, "past 10 is as far as it was to go: {r:?}");
+    let builds = summary_builds(&summary);
+    assert_eq!(builds[0].1["state"], 15, "{summary}");
+    assert!(builds[0].1["note"].as_str().is_some_and(|n| n.contains("--through")), "{summary}");
+    assert_eq!(std::fs::read_to_string(env.path("ran.log")).expect("ran.log"), "ten\n");
+    let (code, _, r) = env.run_pipeline(&pipeline, &["--through", "20"]);
+    assert_eq!(code, 0, "{r:?}");
+    assert_eq!(
+        std::fs::read_to_string(env.path("ran.log")).expect("ran.log"),
+        "ten\ntwenty\n",
+        "10 not run again"
+    );
+    let (code, summary, r) = env.run_pipeline(&pipeline, &[]);
+    assert_eq!(code, 0, "{r:?}");
+    assert_eq!(summary_builds(&summary)[0].1["delivered"], true);
+    let r = env.run(&["run", pipeline.to_str().expect("utf-8"), "--through", "12"]);
+    assert_eq!(r.code, 2, "{r:?}");
+    assert!(r.stderr.contains("--through 12: milestone 12 is not in pipeline thru's catalog"), "{r:?}");
+}

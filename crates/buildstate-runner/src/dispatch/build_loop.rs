@@ -279,6 +279,11 @@ async fn run_steps(
             BuildStatus::Pending | BuildStatus::Running => {}
         }
         let state = build.state;
+        if let Some(through) = opts.through.filter(|t| state > *t) {
+            return Ok(Some(format!(
+                "past {through}, as far as --through takes it; the next run goes on at {state}"
+            )));
+        }
         let name = build.state_name().to_owned();
         // A milestone a tool step covers runs that step again, unless the step already
         // ran to its end in this run without reaching it.

@@ -55,6 +55,9 @@ pub struct RunOptions {
     pub grace: Duration,
     /// Passed to steps as `BUILDSTATE_DB`, so that they can record artifacts.
     pub store_location: String,
+    /// Stop each build once it is past this milestone, leaving the rest to a later run
+    /// (`run --through`: a CI job per milestone). `None`: run to delivery.
+    pub through: Option<StateCode>,
 }
 
 /// What the dispatcher reports while it works (the CLI prints it).
@@ -127,11 +130,23 @@ pub struct RunSummary {
     pub outcomes: Vec<BuildOutcome>,
     /// The signal that stopped the run, if one did.
     pub interrupted: Option<i32>,
+    /// The run's `through`, if it had one.
+    pub through: Option<StateCode>,
 }
 
 impl RunSummary {
     pub fn all_delivered(&self) -> bool {
         self.outcomes.iter().all(BuildOutcome::delivered)
+    }
+
+    /// Every build got as far as the run was to take it: delivered, or past `through`.
+    pub fn all_done(&self) -> bool {
+        self.outcomes.iter().all(|o| {
+            o.delivered()
+                || self.through.is_some_and(|t| {
+                    o.state > t && matches!(o.status, Some(BuildStatus::Pending | BuildStatus::Running))
+                })
+        })
     }
 }
 
@@ -189,5 +204,9 @@ pub async fn run_pipeline(
     }
     outcomes.sort_by_key(|(i, _)| *i);
     let interrupted = *stop.borrow();
-    Ok(RunSummary { outcomes: outcomes.into_iter().map(|(_, o)| o).collect(), interrupted })
+    Ok(RunSummary {
+        outcomes: outcomes.into_iter().map(|(_, o)| o).collect(),
+        interrupted,
+        through: opts.through,
+    })
 }

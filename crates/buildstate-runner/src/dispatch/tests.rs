@@ -97,6 +97,7 @@ impl Fixture {
             logs_dir: self.path("logs"),
             grace: Duration::from_secs(1),
             store_location: self.path("buildstate.db").display().to_string(),
+            through: None,
         }
     }
 

@@ -31,6 +31,12 @@ use crate::exit::{CliError, Exit};
 /// Where the manifest post-processor writes when the template does not say.
 const DEFAULT_MANIFEST: &str = "packer-manifest.json";
 
+/// Where a template may write this run's manifest (its own file, beside the log).
+const MANIFEST_ENV: &str = "BUILDSTATE_PACKER_MANIFEST";
+
+/// The exit code when Packer succeeded but its artifacts could not be recorded.
+const ARTIFACTS_EXIT: i32 = 1;
+
 /// The Packer variable the build number is passed in, for the manifest's `custom_data`.
 const BUILD_VARIABLE_ENV: &str = "PKR_VAR_buildstate_build";
 
@@ -90,15 +96,19 @@ pub async fn run(a: Args, ctx: &Ctx) -> Result<Exit, CliError> {
     let logs_dir = a.runner.usable_logs_dir(ctx)?;
     let workdir = std::env::current_dir()
         .map_err(|e| CliError::internal(format!("cannot read the current directory: {e}")))?;
-    let manifest = a.manifest.clone().unwrap_or_else(|| PathBuf::from(DEFAULT_MANIFEST));
-    let manifest = if manifest.is_absolute() { manifest } else { workdir.join(manifest) };
-    let manifest_before = stamp(&manifest);
-
     let log = build_log_dir(&logs_dir, build.number.as_str()).join(format!(
         "{:03}-packer-e{}.log",
         build.state.get(),
         build.history_len + 1
     ));
+    // Where this run's manifest may be: the one the template writes to
+    // BUILDSTATE_PACKER_MANIFEST (this run's own, beside its log, so that builds run at
+    // once in one directory never read each other's: hostile review), else the given
+    // or default file.
+    let own_manifest = log.with_extension("manifest.json");
+    let manifest = a.manifest.clone().unwrap_or_else(|| PathBuf::from(DEFAULT_MANIFEST));
+    let manifest = if manifest.is_absolute() { manifest } else { workdir.join(manifest) };
+    let manifest_before = stamp(&manifest);
     let session = ToolSession::open(
         ctx,
         &build,
@@ -111,7 +121,7 @@ pub async fn run(a: Args, ctx: &Ctx) -> Result<Exit, CliError> {
     let (stops, step_stop_rx) = session.watch_stops();
     let (mut driver, keeper) = session.into_parts();
 
-    let env = packer_env(&driver, ctx);
+    let env = packer_env(&driver, ctx, &own_manifest);
     let program = Program::Argv(argv.clone());
     let request = StepRequest {
         program: &program,
@@ -133,10 +143,32 @@ pub async fn run(a: Args, ctx: &Ctx) -> Result<Exit, CliError> {
     // `-only=typo.x` makes Packer build nothing and exit 0: that must not complete the
     // milestone as if the image had been built.
     let built_nothing = result.success() && !follow.progress.ran_a_build();
+    let mut unrecorded = false;
     let finished = if result.success() && !built_nothing {
-        record_artifacts(ctx, &mut driver, &follow, &manifest, manifest_before, &workdir, a.allow_outside)
-            .await;
-        driver.finish(true, result.exit_code(), || unreachable_failure(&result)).await
+        let manifest = if a.manifest.is_none() && stamp(&own_manifest).is_some() {
+            (own_manifest.as_path(), None)
+        } else {
+            (manifest.as_path(), manifest_before)
+        };
+        match record_artifacts(ctx, &mut driver, &follow, manifest, &workdir, a.allow_outside).await {
+            Ok(()) => driver.finish(true, result.exit_code(), || unreachable_failure(&result)).await,
+            // Packer built the images, but they are not on record: a failure, never a
+            // milestone completed with its artifacts silently missing.
+            Err(e) => {
+                unrecorded = true;
+                let mut failure = packer_failure(&driver, &argv, &workdir, &result, &follow);
+                failure.class = buildstate_core::FailureClass::Transient;
+                failure.component = Some("manifest".to_owned());
+                failure.message = format!("the run's artifacts were not recorded: {e}");
+                failure.exit_code = None;
+                crate::output::warning(format!("{}; the milestone is recorded as failed", failure.message));
+                let output = follow.tail_text();
+                if let Err(e) = driver.fail(failure.clone(), &output).await {
+                    crate::output::warning(format!("could not record the failure: {}", drive_error(e)));
+                }
+                driver.finish(false, Some(ARTIFACTS_EXIT), || failure).await
+            }
+        }
     } else {
         let mut failure = packer_failure(&driver, &argv, &workdir, &result, &follow);
         if built_nothing {
@@ -160,14 +192,20 @@ pub async fn run(a: Args, ctx: &Ctx) -> Result<Exit, CliError> {
     if built_nothing {
         return Ok(Exit::Passthrough(NO_BUILD_EXIT as u8));
     }
+    if unrecorded {
+        return Ok(Exit::Passthrough(ARTIFACTS_EXIT as u8));
+    }
     Ok(Exit::Passthrough(exit_code(&result)))
 }
 
-/// What Packer is given besides our environment: the build, for `custom_data`.
-fn packer_env(driver: &Driver, ctx: &Ctx) -> BTreeMap<String, String> {
+/// What Packer is given besides our environment: the build, for `custom_data`, and
+/// where this run's manifest goes (`variable "manifest" { default =
+/// env("BUILDSTATE_PACKER_MANIFEST") }` in a template, see docs/packer.md).
+fn packer_env(driver: &Driver, ctx: &Ctx, manifest: &Path) -> BTreeMap<String, String> {
     let b = driver.build();
     let mut env: BTreeMap<String, String> = [
         (BUILD_VARIABLE_ENV, b.number.to_string()),
+        (MANIFEST_ENV, manifest.display().to_string()),
         ("BUILDSTATE_BUILD", b.number.to_string()),
         ("BUILDSTATE_BUILD_ID", b.id.to_string()),
         ("BUILDSTATE_DB", ctx.step_db.clone()),
@@ -188,17 +226,16 @@ fn stamp(path: &Path) -> Option<(u64, SystemTime)> {
 }
 
 /// After a successful run: the manifest's entries of this run when this run wrote the
-/// manifest, else the artifacts Packer announced. A manifest that cannot be ingested
-/// is a warning: the images exist and Packer succeeded.
+/// manifest (`manifest.1`: its stamp before the run), else the artifacts Packer
+/// announced.
 async fn record_artifacts(
     ctx: &Ctx,
     driver: &mut Driver,
     follow: &Follow,
-    manifest: &Path,
-    before: Option<(u64, SystemTime)>,
+    (manifest, before): (&Path, Option<(u64, SystemTime)>),
     workdir: &Path,
     allow_outside: bool,
-) {
+) -> Result<(), CliError> {
     let build = driver.build().clone();
     let written = stamp(manifest).is_some_and(|now| Some(now) != before);
     let artifacts = if written {
@@ -208,13 +245,8 @@ async fn record_artifacts(
     } else {
         manifest_ingest::from_events(&follow.progress.artifacts(), workdir, allow_outside)
     };
-    let recorded = match artifacts {
-        Ok(list) => manifest_ingest::record(ctx.store.as_ref(), &build, &list, driver.guard()).await,
-        Err(e) => Err(e),
-    };
-    if let Err(e) = recorded {
-        crate::output::warning(format!("the run's artifacts were not recorded: {}", e));
-    }
+    let list = artifacts?;
+    manifest_ingest::record(ctx.store.as_ref(), &build, &list, driver.guard()).await
 }
 
 /// The failure of a run that did not succeed: the failing component and its error lines

@@ -761,3 +761,68 @@ fn a_pipeline_packer_step_moves_through_its_map_and_resumes_at_the_failed_milest
     let why = skipped.map(|e| e["message"].as_str().unwrap_or("").to_owned()).unwrap_or_default();
     assert_eq!(why, "not reached by the packer step at 5");
 }
+
+/// From a hostile review: builds run at once in one directory wrote one
+/// `packer-manifest.json`, so some read another build's (or a half-written one) and
+/// their artifacts were silently not recorded. A template that writes to
+/// BUILDSTATE_PACKER_MANIFEST gets a file of the run's own; a manifest that cannot be
+/// recorded fails the milestone instead of completing it without its artifacts.
+#[test]
+fn builds_at_once_in_one_directory_each_record_their_own_artifacts() {
+    let env = env();
+    let post = "  post-processors {\n    post-processor \"artifice\" { files = [\"out-${var.buildstate_build}.img\"] }\n    \
+                post-processor \"manifest\" {\n      output = var.manifest == \"\" ? \"packer-manifest.json\" : var.manifest\n      \
+                custom_data = { buildstate_build = var.buildstate_build }\n    }\n  }\n";
+    let t = template(&env, "own", &["sleep 0.3", "printf x > out-${var.buildstate_build}.img"], post);
+    let t = format!(
+        "variable \"manifest\" {{\n  type = string\n  default = env(\"BUILDSTATE_PACKER_MANIFEST\")\n}}\n{}",
+        std::fs::read_to_string(env.path(&t)).expect("read")
+    );
+    std::fs::write(env.path("own.pkr.hcl"), t).expect("write");
+    let builds: Vec<String> = (1..=4).map(|i| env.build(&format!("pk-par-{i}"))).collect();
+    let runs: Vec<_> = builds
+        .iter()
+        .map(|b| {
+            let mut c = env.std_cmd();
+            c.current_dir(env.dir.path())
+                .env("CHECKPOINT_DISABLE", "1")
+                .args(["packer", b, "--", "packer", "build", "own.pkr.hcl"])
+                .stdout(std::process::Stdio::piped())
+                .stderr(std::process::Stdio::piped());
+            c.spawn().expect("start buildstate packer")
+        })
+        .collect();
+    for (b, child) in builds.iter().zip(runs) {
+        let out = child.wait_with_output().expect("wait");
+        assert!(out.status.success(), "{b}: {}", String::from_utf8_lossy(&out.stderr));
+    }
+    for b in &builds {
+        let list = artifacts(&env, b);
+        assert_eq!(list.len(), 1, "{b}: its own file, from its own manifest: {list:#?}");
+        assert!(
+            list[0]["uri"].as_str().is_some_and(|u| u.ends_with(&format!("out-{b}.img"))),
+            "{b}: {list:#?}"
+        );
+        assert!(moves(&env, b).contains(&mv("completed", 0)), "{b}");
+    }
+    assert!(!env.path("packer-manifest.json").exists(), "nothing written to the shared default");
+
+    // Another build's manifest where this run reads it: the milestone fails, exit 1.
+    let shared = template(
+        &env,
+        "shared",
+        &["echo"],
+        "  post-processor \"manifest\" {\n    output = \"packer-manifest.json\"\n    custom_data = { buildstate_build = \"pk-par-1\" }\n  }\n",
+    );
+    let b = env.build("pk-par-5");
+    let r = bs(&env, &["packer", &b, "--", "packer", "build", &shared]);
+    assert_eq!(r.code, 1, "{r:?}");
+    assert!(r.stderr.contains("the run's artifacts were not recorded"), "{r:?}");
+    let f = &env.failures(&b)[0];
+    assert_eq!(
+        (f["component"].as_str(), f["class"].as_str()),
+        (Some("manifest"), Some("transient")),
+        "{f:#}"
+    );
+    assert_eq!(env.json(&["build", "show", &b])["build"]["status"], "failed");
+}

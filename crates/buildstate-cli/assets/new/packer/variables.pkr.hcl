@@ -41,3 +41,11 @@ variable "gcp_zone" {
   type    = string
   default = "europe-west4-a"
 }
+
+# Where `buildstate packer` wants this run's manifest: a file of the run's own, so that
+# builds running at once in this directory never write (or read) each other's. Empty
+# when Packer is run by hand: then packer-manifest.json.
+variable "manifest" {
+  type    = string
+  default = env("BUILDSTATE_PACKER_MANIFEST")
+}

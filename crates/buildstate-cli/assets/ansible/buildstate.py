@@ -75,13 +75,20 @@ def _short(text):
     return text
 
 
-def _check_mode():
-    # `--check` changes nothing, so it moves no milestone.
+def _not_recorded():
+    # `--check` changes nothing, and `--tags`, `--skip-tags`, `--start-at-task` and
+    # `--step` leave tasks out: neither completes a milestone. The reason, or None.
     try:
         from ansible import context
-        return bool(context.CLIARGS.get('check'))
+        args = context.CLIARGS
     except Exception:
-        return False
+        return None
+    if args.get('check'):
+        return '--check changes nothing'
+    tags = args.get('tags') or ()
+    if [t for t in tags if t != 'all'] or args.get('skip_tags') or args.get('start_at_task') or args.get('step'):
+        return 'a run of part of the playbook (--tags, --skip-tags, --start-at-task, --step) completes no milestone'
+    return None
 
 
 def _safe_name(ref):
@@ -161,8 +168,9 @@ class CallbackModule(CallbackBase):
             self._warn_once('no-build', 'buildstate callback: BUILDSTATE_BUILD is not set, so nothing is '
                             'recorded (run the playbook with `buildstate ansible-playbook REF -- ...`)')
             return False
-        if _check_mode():
-            self._warn_once('check', 'buildstate callback: --check changes nothing, so nothing is recorded')
+        why = _not_recorded()
+        if why:
+            self._warn_once('not-recorded', 'buildstate callback: %s, so nothing is recorded' % why)
             return False
         return True
 

@@ -27,11 +27,20 @@ pub fn callbacks(env: &dyn Fn(&str) -> Option<String>, cwd: &Path) -> Callbacks 
     let file = config_file(env, cwd);
     let from_file = file.as_deref().and_then(|f| std::fs::read_to_string(f).ok().map(|t| (f, t)));
     let ini = |keys: &[&str]| from_file.as_ref().and_then(|(_, text)| defaults_value(text, keys));
-    let plugin_paths = var("ANSIBLE_CALLBACK_PLUGINS").or_else(|| {
-        let (file, _) = from_file.as_ref()?;
-        let base = file.parent().unwrap_or(Path::new("."));
-        ini(&["callback_plugins"]).map(|v| absolute_paths(&v, base))
-    });
+    let base = from_file.as_ref().map_or(cwd, |(f, _)| f.parent().unwrap_or(Path::new(".")));
+    let plugin_paths = var("ANSIBLE_CALLBACK_PLUGINS")
+        .or_else(|| ini(&["callback_plugins"]).map(|v| absolute_paths(&v, base)))
+        // Unset, Ansible looks in its own directories; setting the variable to ours
+        // alone would hide a stdout callback kept there (hostile review).
+        .or_else(|| {
+            let home = var("ANSIBLE_HOME")
+                .or_else(|| ini(&["home"]).map(|h| absolute_paths(&h, base)))
+                .or_else(|| var("HOME").map(|h| format!("{h}/.ansible")))?;
+            Some(format!(
+                "{}/plugins/callback:/usr/share/ansible/plugins/callback",
+                expand_home(&home, env).display()
+            ))
+        });
     // The old names still work in ansible-core 2.14 (`callback_whitelist`).
     let enabled = var("ANSIBLE_CALLBACKS_ENABLED")
         .or_else(|| var("ANSIBLE_CALLBACK_WHITELIST"))
@@ -152,6 +161,16 @@ callbacks_enabled: timer,
         assert_eq!(got.enabled.as_deref(), Some("timer, profile_tasks"));
         let set = |k: &str| (k == "ANSIBLE_CALLBACKS_ENABLED").then(|| "junit".to_owned());
         assert_eq!(callbacks(&set, dir.path()).enabled.as_deref(), Some("junit"));
+        let home = |k: &str| match k {
+            "HOME" => Some("/home/ci".to_owned()),
+            _ => None,
+        };
+        let bare = tempfile::tempdir().expect("temp dir");
+        assert_eq!(
+            callbacks(&home, bare.path()).plugin_paths.as_deref(),
+            Some("/home/ci/.ansible/plugins/callback:/usr/share/ansible/plugins/callback"),
+            "Ansible's own directories when nothing is configured"
+        );
         let elsewhere = tempfile::tempdir().expect("temp dir");
         let config = dir.path().join("ansible.cfg").display().to_string();
         let named = move |k: &str| (k == "ANSIBLE_CONFIG").then(|| config.clone());

@@ -59,6 +59,14 @@ pub async fn run(a: Args, ctx: &Ctx) -> Result<Exit, CliError> {
         tracing::info!(%flag, "ansible-playbook only checks or lists: nothing is recorded");
         return passthrough(&a.args);
     }
+    if let Some(flag) = a.args.iter().find_map(|x| partial(x)) {
+        // Some tasks are left out: the plays' milestones are not done, and must not
+        // read as done to the next run (hostile review: `--tags` completed them).
+        crate::output::notice(format!(
+            "{flag} runs part of the playbook, which completes no milestone, so nothing is recorded; ansible-playbook runs as it is"
+        ));
+        return passthrough(&a.args);
+    }
     if a.args.iter().any(|x| check_mode(x)) {
         // A dry run changes nothing on the hosts, so it moves no milestone (hostile
         // review: `--check` completed them).
@@ -250,6 +258,18 @@ fn exit_code(result: &StepResult) -> u8 {
 const INFORMATIONAL: &[&str] =
     &["--syntax-check", "--list-tasks", "--list-hosts", "--list-tags", "--version", "--help", "-h"];
 
+/// The options that run only part of a playbook's tasks, as given.
+fn partial(arg: &str) -> Option<&'static str> {
+    const LONG: &[&str] = &["--tags", "--skip-tags", "--start-at-task", "--step"];
+    if let Some(flag) =
+        LONG.iter().find(|f| arg == **f || arg.strip_prefix(**f).is_some_and(|r| r.starts_with('=')))
+    {
+        return Some(flag);
+    }
+    // `-t TAGS` or `-tTAGS`.
+    arg.starts_with("-t").then_some("-t")
+}
+
 /// `--check`, `-C`, or `-C` among other short flags that take no value (`-vC`).
 fn check_mode(arg: &str) -> bool {
     arg == "--check"
@@ -284,6 +304,24 @@ mod tests {
         assert_eq!(append_name(Some("buildstate,timer")), "buildstate,timer");
         assert_eq!(prepend_path(Path::new("/p"), Some("/a:/b".into())), "/p:/a:/b");
         assert_eq!(prepend_path(Path::new("/p"), Some("".into())), "/p");
+    }
+
+    #[test]
+    fn partial_runs_are_seen_however_they_are_spelt() {
+        for (arg, flag) in [
+            ("--tags", "--tags"),
+            ("--tags=sec", "--tags"),
+            ("-t", "-t"),
+            ("-tsec", "-t"),
+            ("--skip-tags", "--skip-tags"),
+            ("--start-at-task=x", "--start-at-task"),
+            ("--step", "--step"),
+        ] {
+            assert_eq!(partial(arg), Some(flag), "{arg}");
+        }
+        for arg in ["--tagsx", "site.yml", "-i", "--timeout=5", "-T"] {
+            assert_eq!(partial(arg), None, "{arg}");
+        }
     }
 
     #[test]

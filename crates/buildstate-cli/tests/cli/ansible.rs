@@ -595,6 +595,18 @@ fn the_projects_ansible_cfg_callbacks_stay_enabled_beside_buildstate() {
     assert!(r.stdout.contains("MARKER-STDOUT 10 tools"), "the project's stdout callback: {r:?}");
     assert!(r.stdout.contains("NOTED-TOO 10 tools"), "the project's enabled callback: {r:?}");
     assert_eq!(kinds_at(&history(&env), 10), vec!["started", "completed"], "and buildstate's");
+
+    // Nothing configured: Ansible's own directory ($ANSIBLE_HOME/plugins/callback) still
+    // holds the stdout callback.
+    let own = env.path("ansible-home/plugins/callback");
+    std::fs::create_dir_all(&own).expect("a plugin directory");
+    std::fs::write(own.join("homeout.py"), callback("homeout", "stdout", "HOMEOUT")).expect("write");
+    std::fs::write(env.path("ansible.cfg"), "[defaults]\nstdout_callback = homeout\n")
+        .expect("write ansible.cfg");
+    write_playbook(&env, &[play("15 more", None, OK_TASK)]);
+    let r = wrapped(&env, &[]);
+    assert_eq!(r.code, 0, "{r:?}");
+    assert!(r.stdout.contains("HOMEOUT 15 more"), "Ansible's default directory kept: {r:?}");
 }
 
 /// From a hostile review: a templated `buildstate_milestone` or one given with `-e` was
@@ -638,6 +650,16 @@ fn check_mode_records_nothing_wrapped_or_not() {
     let r: Run = standalone(&env, "7", None, &["--check", "site.yml"]).output().expect("run").into();
     assert_eq!(r.code, 0, "{r:?}");
     assert_eq!(one_line(&r).matches("--check changes nothing, so nothing is recorded").count(), 1, "{r:?}");
+    // Part of the playbook (hostile review: `--tags` completed milestones whose tasks
+    // never ran): nothing recorded either.
+    for args in [&["--tags", "sec"][..], &["--start-at-task=x"][..], &["-tsec"][..]] {
+        let r = wrapped(&env, args);
+        assert_eq!(r.code, 0, "{r:?}");
+        assert!(r.stderr.contains("runs part of the playbook"), "{r:?}");
+    }
+    let r: Run = standalone(&env, "7", None, &["--skip-tags", "x", "site.yml"]).output().expect("run").into();
+    assert_eq!(r.code, 0, "{r:?}");
+    assert!(one_line(&r).contains("completes no milestone, so nothing is recorded"), "{r:?}");
     assert_eq!(env.export("7"), before, "nothing recorded");
 }
 

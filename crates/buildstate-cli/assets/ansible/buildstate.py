@@ -29,6 +29,7 @@ import os
 import re
 import subprocess
 import time
+import uuid
 
 from ansible.plugins.callback import CallbackBase
 
@@ -89,6 +90,14 @@ def _not_recorded():
     if [t for t in tags if t != 'all'] or args.get('skip_tags') or args.get('start_at_task') or args.get('step'):
         return 'a run of part of the playbook (--tags, --skip-tags, --start-at-task, --step) completes no milestone'
     return None
+
+
+def _unprefixed(line):
+    # buildstate's own `error: ` / `warning: ` go: Ansible's warning says it already.
+    for prefix in ('error: ', 'warning: '):
+        if line.startswith(prefix):
+            return line[len(prefix):]
+    return line
 
 
 def _safe_name(ref):
@@ -209,8 +218,7 @@ class CallbackModule(CallbackBase):
                                   stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
                                   stderr=subprocess.PIPE, timeout=RECORD_TIMEOUT)
             why = done.stderr.decode('utf-8', 'replace').strip()
-            why = '\n'.join(line[len('error: '):] if line.startswith('error: ') else line
-                            for line in why.splitlines())
+            why = '\n'.join(_unprefixed(line) for line in why.splitlines())
             failed = done.returncode != 0
         except subprocess.TimeoutExpired:
             failed, why = True, 'no answer in %d s' % RECORD_TIMEOUT
@@ -302,7 +310,7 @@ class CallbackModule(CallbackBase):
     def v2_playbook_on_start(self, playbook):
         def body():
             self._playbook = getattr(playbook, '_file_name', None)
-            self._emit('playbook_start', build=self._build, playbook=self._playbook)
+            self._emit('playbook_start', build=self._build, playbook=self._playbook, run=uuid.uuid4().hex)
         self._guard('playbook start', body)
 
     def v2_playbook_on_play_start(self, play):

@@ -4,6 +4,7 @@
 
 use std::path::{Path, PathBuf};
 
+use buildstate_core::BuildStatus;
 use buildstate_runner::integrate::{Closing, Driver, STEP_REPORT_ENV, step_until};
 use buildstate_runner::pipeline::RetryDefaults;
 use sha2::{Digest, Sha256};
@@ -107,6 +108,16 @@ async fn record(ctx: &Ctx, spool: &Path, reference: Option<&str>) -> Result<usiz
             build.number
         ))
         .with_hint("leave REF out to replay it into the build it names"));
+    }
+    // The wrapper refuses a finished build before Ansible runs; the plugin on its own
+    // can only say so, and keeps the spool as it is (hostile review: it said nothing
+    // and marked every event recorded).
+    if matches!(build.status, BuildStatus::Completed | BuildStatus::Cancelled) {
+        crate::output::warning(format!(
+            "build {} is {}: nothing of this playbook is recorded (`buildstate rewind {} CODE --reason …` re-opens it)",
+            build.number, build.status, build.number
+        ));
+        return Ok(0);
     }
     let report = std::env::var_os(STEP_REPORT_ENV).filter(|v| !v.is_empty()).map(PathBuf::from);
     let closing = match report {

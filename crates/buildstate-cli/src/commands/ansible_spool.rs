@@ -29,6 +29,9 @@ pub enum Event {
     PlaybookStart {
         #[serde(default)]
         build: Option<String>,
+        /// The run's own id (a plugin of buildstate 0.1 wrote none).
+        #[serde(default)]
+        run: Option<String>,
     },
     PlayStart {
         milestone: Option<i64>,
@@ -159,7 +162,7 @@ pub fn read(path: &Path) -> Result<Vec<Entry>, CliError> {
 /// The build the spool's last run was for, as the plugin was told (`BUILDSTATE_BUILD`).
 pub fn build_of(entries: &[Entry]) -> Option<String> {
     entries.iter().rev().find_map(|e| match &e.event {
-        Event::PlaybookStart { build } => build.clone(),
+        Event::PlaybookStart { build, .. } => build.clone(),
         _ => None,
     })
 }
@@ -171,8 +174,33 @@ pub fn cursor_path(spool: &Path) -> PathBuf {
     PathBuf::from(name)
 }
 
-fn read_cursor(spool: &Path) -> u64 {
-    std::fs::read_to_string(cursor_path(spool)).ok().and_then(|s| s.trim().parse().ok()).unwrap_or(0)
+/// The cursor beside the spool: `None` when there is none, an error when it is not a
+/// number (hostile review: a damaged cursor read as 0 recorded the whole spool again).
+fn read_cursor(spool: &Path) -> Result<Option<u64>, CliError> {
+    let path = cursor_path(spool);
+    match std::fs::read_to_string(&path) {
+        Ok(text) => text.trim().parse().map(Some).map_err(|_| {
+            CliError::new(
+                Exit::BadDocument,
+                format!("the spool's cursor {} is damaged: it holds no event number", path.display()),
+            )
+            .with_hint("write the number of the last event recorded into it (`buildstate history REF` shows what was), or remove it if nothing of this spool was recorded")
+        }),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(CliError::internal(format!("cannot read the spool's cursor {}: {e}", path.display()))),
+    }
+}
+
+/// The metadata key holding, on the build, how far a spool was recorded
+/// (`RUN:SEQ`): what a lost cursor file is recovered from.
+const CURSOR_META: &str = "ansible.spool";
+
+/// The run id of the spool's last `playbook_start` at or before `seq`.
+fn run_at(entries: &[Entry], seq: u64) -> Option<&str> {
+    entries.iter().rev().filter(|e| e.seq <= seq).find_map(|e| match &e.event {
+        Event::PlaybookStart { run, .. } => run.as_deref(),
+        _ => None,
+    })
 }
 
 /// Written next to its final name and renamed over it, so that a crash leaves the old
@@ -217,8 +245,20 @@ impl Replayer<'_> {
     /// Records the events after the cursor, moving the cursor after each one. Stops at
     /// the first error of the store (the cursor stays before the event that failed).
     pub async fn run(&mut self, spool: &Path, entries: &[Entry]) -> Result<Replayed, CliError> {
-        let cursor = read_cursor(spool);
+        let cursor = match read_cursor(spool)? {
+            Some(c) => c,
+            // No cursor (a spool copied to another machine, a cursor removed): how far
+            // this spool was recorded is also on the build.
+            None => self.recorded_on_build(entries),
+        };
+        if let Some(last) = entries.last().map(|e| e.seq).filter(|last| cursor > *last) {
+            crate::output::warning(format!(
+                "the cursor of {} says event {cursor} was recorded, but the spool ends at {last}: is it this spool's cursor?",
+                spool.display()
+            ));
+        }
         let mut done = Replayed::default();
+        let mut last_recorded = None;
         for entry in entries {
             if entry.seq <= cursor {
                 fold(&mut done.run, &entry.event);
@@ -227,9 +267,25 @@ impl Replayer<'_> {
             self.apply(&mut done.run, &entry.event).await?;
             fold(&mut done.run, &entry.event);
             write_cursor(spool, entry.seq)?;
+            last_recorded = Some(entry.seq);
             done.recorded += 1;
         }
+        if let Some(seq) = last_recorded
+            && let Some(run) = run_at(entries, seq)
+        {
+            self.set_text_meta(CURSOR_META, &format!("{run}:{seq}")).await?;
+        }
         Ok(done)
+    }
+
+    /// The last event of this spool recorded on the build, from its `ansible.spool`
+    /// metadata; 0 when it names another spool's run (or none).
+    fn recorded_on_build(&self, entries: &[Entry]) -> u64 {
+        let meta = self.driver.build().metadata.iter().find(|(k, _)| k.as_str() == CURSOR_META);
+        let Some((run, seq)) = meta.and_then(|(_, v)| v.as_str().rsplit_once(':')) else { return 0 };
+        let ours =
+            entries.iter().any(|e| matches!(&e.event, Event::PlaybookStart { run: Some(r), .. } if r == run));
+        if ours { seq.parse().unwrap_or(0) } else { 0 }
     }
 
     async fn apply(&mut self, run: &mut RunState, event: &Event) -> Result<(), CliError> {
@@ -240,6 +296,17 @@ impl Replayer<'_> {
             // Running a playbook again re-opens a failed build; its milestone starts
             // when a play reaches it (hostile review: a re-run whose plays were all
             // behind the build completed the build's next milestone).
+            // On its own (no lease: no wrapper, no runner), an attempt still open is the
+            // last playbook's, which was killed before it ended (hostile review: the next
+            // run completed it, as if one attempt had run throughout).
+            Event::PlaybookStart { .. }
+                if self.driver.guard().lease.is_none() && self.driver.build().attempt_open() =>
+            {
+                self.driver
+                    .take_over("the playbook before this one stopped without ending its attempt")
+                    .await
+                    .map_err(drive_error)?;
+            }
             Event::PlaybookStart { .. } => {
                 self.driver.reopen("re-run by ansible-playbook").await.map_err(drive_error)?;
             }
@@ -328,9 +395,12 @@ impl Replayer<'_> {
     }
 
     async fn set_meta(&self, key: &str, value: u64) -> Result<(), CliError> {
+        self.set_text_meta(key, &value.to_string()).await
+    }
+
+    async fn set_text_meta(&self, key: &str, value: &str) -> Result<(), CliError> {
         let key = MetaKey::new(key).map_err(|e| CliError::internal(e.to_string()))?;
-        let value =
-            MetaValue::new(&key, &value.to_string()).map_err(|e| CliError::internal(e.to_string()))?;
+        let value = MetaValue::new(&key, value).map_err(|e| CliError::internal(e.to_string()))?;
         let set = Command::SetMeta { key, value: Some(value) };
         self.store.apply(self.driver.build().id, &set, self.driver.guard()).await.map_err(CliError::from)?;
         Ok(())
@@ -507,9 +577,11 @@ mod tests {
     #[test]
     fn the_cursor_is_a_number_beside_the_spool() {
         let (_d, path) = spool(&[]);
-        assert_eq!(read_cursor(&path), 0);
+        assert_eq!(read_cursor(&path).expect("read"), None);
         write_cursor(&path, 42).expect("write");
-        assert_eq!(read_cursor(&path), 42);
+        assert_eq!(read_cursor(&path).expect("read"), Some(42));
+        std::fs::write(cursor_path(&path), "abc").expect("write");
+        assert!(read_cursor(&path).is_err_and(|e| e.exit == Exit::BadDocument));
         assert!(cursor_path(&path).to_string_lossy().ends_with("s.jsonl.done"));
     }
 
@@ -536,7 +608,7 @@ mod tests {
         assert_eq!(run.counts.get(&Some(25)), Some(&(1, 1)));
         fold(&mut run, &failed(false, false));
         assert!(run.failed);
-        fold(&mut run, &Event::PlaybookStart { build: None });
+        fold(&mut run, &Event::PlaybookStart { build: None, run: None });
         assert!(!run.failed, "a new run starts clean");
     }
 

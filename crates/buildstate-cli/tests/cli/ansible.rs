@@ -249,6 +249,20 @@ fn buildstate_unavailable_mid_run_warns_once_and_replay_records_everything_once(
     assert_eq!(again.code, 0, "{again:?}");
     assert!(again.stderr.contains("recorded 0 event(s)"), "{again:?}");
     assert_eq!(history(&env), h);
+
+    // From a hostile review: without its cursor (copied to another machine, removed),
+    // the build's own record of how far the spool went keeps it from being recorded
+    // again; a damaged cursor is refused, not read as 0.
+    let cursor = env.path("spool.jsonl.done");
+    std::fs::remove_file(&cursor).expect("remove the cursor");
+    let lost = env.run(&["ansible", "replay", spool.to_str().expect("utf-8")]);
+    assert!(lost.code == 0 && lost.stderr.contains("recorded 0 event(s)"), "{lost:?}");
+    assert_eq!(history(&env), h);
+    std::fs::write(&cursor, "abc").expect("damage the cursor");
+    let damaged = env.run(&["ansible", "replay", spool.to_str().expect("utf-8")]);
+    assert_eq!(damaged.code, 7, "{damaged:?}");
+    assert!(damaged.stderr.contains("is damaged"), "{damaged:?}");
+    assert_eq!(history(&env), h);
 }
 
 #[test]
@@ -777,4 +791,61 @@ fn through_a_server_plays_become_milestones_and_a_failure_is_recorded() {
     let f = failures(&env);
     assert_eq!(f.len(), 1, "{f:?}");
     assert_eq!(f[0]["message"], "TASK [seal] on localhost: non-zero return code", "{}", f[0]);
+}
+
+/// From a hostile review: the plugin on its own, pointed at a cancelled build, said
+/// nothing and marked its events recorded; a playbook killed midway left its attempt
+/// open for the next run to complete, as if one attempt had run throughout.
+#[test]
+fn on_its_own_a_finished_build_is_said_and_a_killed_run_is_closed_as_abandoned() {
+    let env = setup();
+    env.build("8");
+    env.ok(&["build", "cancel", "8", "--reason", "not needed"]);
+    write_playbook(&env, &[play("10 tools", None, OK_TASK)]);
+    let before = env.export("8");
+    let r: Run = standalone(&env, "8", None, &["site.yml"]).output().expect("run").into();
+    assert_eq!(r.code, 0, "{r:?}");
+    assert!(one_line(&r).contains("build 8 is cancelled: nothing of this playbook is recorded"), "{r:?}");
+    assert!(!one_line(&r).contains("warning: build"), "no doubled prefix: {r:?}");
+    assert_eq!(env.export("8"), before);
+
+    let mark = env.path("slow.started");
+    let slow = format!("    - shell: touch {}; sleep 60\n", mark.display());
+    write_playbook(&env, &[play("10 tools", None, OK_TASK), play("15 slow", None, &slow)]);
+    let mut c = standalone(&env, "7", None, &["site.yml"]);
+    c.stdout(std::process::Stdio::null()).stderr(std::process::Stdio::null());
+    let mut child = c.spawn().expect("start ansible-playbook");
+    assert!(
+        crate::common::eventually(std::time::Duration::from_secs(60), || mark.exists()),
+        "the slow task started"
+    );
+    let _ = Command::new("kill").args(["-TERM", &child.id().to_string()]).status();
+    let _ = child.wait();
+    assert_eq!(kinds_at(&history(&env), 15), vec!["started"], "left open by the killed run");
+
+    write_playbook(&env, &[play("10 tools", None, OK_TASK), play("15 slow", None, OK_TASK)]);
+    let r: Run = standalone(&env, "7", None, &["site.yml"]).output().expect("run").into();
+    assert_eq!(r.code, 0, "{r:?}");
+    let h = env.history("7");
+    let at15: Vec<(String, u64, bool)> = h
+        .iter()
+        .filter(|e| e["state"] == 15)
+        .map(|e| {
+            (
+                e["kind"].as_str().unwrap_or("").to_owned(),
+                e["attempt"].as_u64().unwrap_or(0),
+                e["forced"] == true,
+            )
+        })
+        .collect();
+    assert_eq!(
+        at15,
+        vec![
+            ("started".to_owned(), 1, false),
+            ("failed".to_owned(), 1, true),
+            ("started".to_owned(), 2, true),
+            ("completed".to_owned(), 2, false)
+        ],
+        "{h:#?}"
+    );
 }

@@ -45,7 +45,9 @@ MSG_BYTES = 4096
 # `buildstate ansible record` normally takes milliseconds; a hung store must not hang
 # the playbook.
 RECORD_TIMEOUT = 15
-LEADING_CODE = re.compile(r'^\s*(\d{1,3})(?!\d)')
+# The code, then a space, a colon or the end: `25 security`, `25: security`, `25`.
+# (`25.5 x`, `25x` and `25-30 x` name no milestone.)
+LEADING_CODE = re.compile(r'^\s*(\d+)(?=[\s:]|$)')
 
 
 def _tail(text):
@@ -259,7 +261,14 @@ class CallbackModule(CallbackBase):
                             % (play.get_name(), value))
             return None
         m = LEADING_CODE.match(play.get_name() or '')
-        return int(m.group(1)) if m else None
+        if not m:
+            return None
+        if len(m.group(1)) > 3 or int(m.group(1)) > 100:
+            self._warn_once('name:' + play.get_name(),
+                            'buildstate: play "%s" starts with %s, which is not a milestone (a code from 0 to '
+                            '100); the play counts as part of the milestone before it' % (play.get_name(), m.group(1)))
+            return None
+        return int(m.group(1))
 
     @staticmethod
     def _play_var(play, name):

@@ -648,6 +648,22 @@ fn the_milestone_variable_is_read_as_ansible_sees_it_and_a_bad_one_is_said() {
     assert_eq!(r.code, 0, "{r:?}");
     let h = history(&env);
     assert_eq!(kinds_at(&h, 15), vec!["started", "completed"], "{h:?}");
+
+    // A name's code is followed by a space, a colon or nothing; one past 100 is said.
+    write_playbook(
+        &env,
+        &[
+            play("1000 big", None, OK_TASK),
+            play("25.5 half", None, OK_TASK),
+            play("'30: net'", None, OK_TASK),
+        ],
+    );
+    let r = wrapped(&env, &[]);
+    assert_eq!(r.code, 0, "{r:?}");
+    assert!(one_line(&r).contains("play \"1000 big\" starts with 1000, which is not a milestone"), "{r:?}");
+    let h = history(&env);
+    assert!(kinds_at(&h, 25).iter().all(|k| *k == "skipped"), "25.5 names no milestone: {h:?}");
+    assert_eq!(kinds_at(&h, 30), vec!["started", "completed"], "{h:?}");
 }
 
 /// From a hostile review: `--check` changes nothing, yet it completed milestones.

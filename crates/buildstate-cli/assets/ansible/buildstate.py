@@ -117,7 +117,10 @@ class CallbackModule(CallbackBase):
         self._warned = set()
         self._build = os.environ.get('BUILDSTATE_BUILD', '').strip()
         self._bin = os.environ.get('BUILDSTATE_BIN', '').strip() or 'buildstate'
-        self._spool = os.environ.get('BUILDSTATE_ANSIBLE_SPOOL', '').strip() or self._default_spool()
+        given = os.environ.get('BUILDSTATE_ANSIBLE_SPOOL', '').strip()
+        # A spool of the plugin's own naming is removed once all of it is recorded.
+        self._own_name = not given
+        self._spool = given or self._default_spool()
         self._spool_lock = None
         self._seq = None
         self._unavailable = False
@@ -234,6 +237,15 @@ class CallbackModule(CallbackBase):
         elif why:
             for line in why.splitlines():
                 self._warn_once('record:' + line, 'buildstate: ' + line)
+
+    def _remove_spool(self):
+        # Recorded to its end: the cursor and the build's `ansible.spool` say so, and
+        # nothing is left to replay. (A spool named by the caller is the caller's.)
+        for path in (self._spool, self._spool + '.done', self._spool + '.lock'):
+            try:
+                os.remove(path)
+            except OSError:
+                pass
 
     def _guard(self, hook, body):
         # Never raise into Ansible: a bug here must not change the playbook's result.
@@ -372,4 +384,6 @@ class CallbackModule(CallbackBase):
             self._emit('stats', hosts=hosts)
             self._emit('playbook_end', playbook=self._playbook)
             self._record()
+            if self._own_name and not self._unavailable:
+                self._remove_spool()
         self._guard('playbook end', body)

@@ -151,6 +151,11 @@ fn default_plugin_dir(flag: &str) -> Result<PathBuf, CliError> {
 pub fn write_plugin(dir: Option<&Path>, flag: &str) -> Result<PathBuf, CliError> {
     let given = dir.is_some();
     let dir = match dir {
+        // Absolute, since it is printed for ANSIBLE_CALLBACK_PLUGINS, which Ansible may
+        // read from another directory.
+        Some(d) if d.is_relative() => std::env::current_dir()
+            .map_err(|e| CliError::internal(format!("cannot read the current directory: {e}")))?
+            .join(d),
         Some(d) => d.to_owned(),
         None => default_plugin_dir(flag)?,
     };

@@ -44,7 +44,7 @@ pub fn run(a: &Args) -> Result<(), CliError> {
     }
     output::notice(format!(
         "try it: cd {} && buildstate run pipeline.dry-run.yaml --add-missing (see README.md)",
-        a.dir.display()
+        super::kept::quote(&a.dir.display().to_string())
     ));
     Ok(())
 }

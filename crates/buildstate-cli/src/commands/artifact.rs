@@ -130,6 +130,7 @@ async fn add(a: AddArgs, ctx: &Ctx) -> Result<(), CliError> {
         kind: a.kind,
         uri: a.uri,
         region: a.region.filter(|r| !r.is_empty()),
+        cloud: None,
         size_bytes: size,
         sha256,
         created_at: buildstate_store::now(),

@@ -258,6 +258,7 @@ fn artifact(name: String, kind: ArtifactKind, uri: String, region: Option<String
         kind,
         uri,
         region,
+        cloud: None,
         size_bytes: None,
         sha256: None,
         created_at: buildstate_store::now(),

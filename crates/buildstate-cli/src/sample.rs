@@ -188,6 +188,7 @@ async fn builds(store: &dyn Store, actor: &str) -> StoreResult<Vec<String>> {
                     kind: ArtifactKind::Image,
                     uri: "ami-0a1b2c3d4e5f60718".into(),
                     region: Some("us-east-1".into()),
+                    cloud: Some("aws".into()),
                     size_bytes: None,
                     sha256: None,
                     created_at: buildstate_store::now(),

@@ -306,10 +306,15 @@ impl Store for HttpStore {
     }
 
     async fn add_artifact(&self, id: BuildId, artifact: &Artifact, guard: Guard) -> StoreResult<()> {
-        let body = json!({
+        let mut body = json!({
             "name": artifact.name, "kind": artifact.kind, "uri": artifact.uri,
             "region": artifact.region, "size_bytes": artifact.size_bytes, "sha256": artifact.sha256,
         });
+        // Only when there is one: a server from before artifacts had a cloud refuses the
+        // unknown field, and an artifact without one is what it would record anyway.
+        if let Some(cloud) = &artifact.cloud {
+            body["cloud"] = json!(cloud);
+        }
         self.request(Method::POST, &["builds", &id.to_string(), "artifacts"])
             .guard(guard)
             .json(&body)

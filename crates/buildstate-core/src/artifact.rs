@@ -75,6 +75,12 @@ pub struct Artifact {
     pub uri: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub region: Option<String>,
+    /// The cloud the artifact is in: `aws`, `azure`, `gcp`, `openstack`, … (the words
+    /// Packer manifest ingestion derives from the builder type), or `None` for an
+    /// artifact in no cloud (a local disk file, a report) and for those recorded before
+    /// buildstate kept it. Free text, bounded like the region.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cloud: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub size_bytes: Option<u64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -125,6 +131,7 @@ mod tests {
             kind: ArtifactKind::Image,
             uri: "ami-1".into(),
             region: None,
+            cloud: None,
             size_bytes: None,
             sha256: None,
             created_at: Timestamp::UNIX_EPOCH,
@@ -154,8 +161,13 @@ mod tests {
     fn documents_without_the_fields_read() {
         let old = r#"{"name":"ami","kind":"image","uri":"ami-1","created_at":"2026-02-12T10:00:00Z"}"#;
         let a: Artifact = serde_json::from_str(old).expect("an artifact written before milestones");
-        assert_eq!((a.milestone, a.invalidated_at), (None, None));
+        assert_eq!((a.milestone, a.invalidated_at, a.cloud), (None, None, None));
         let text = serde_json::to_value(at(Some(45))).expect("encode");
         assert_eq!((text["milestone"].as_u64(), text["invalidated_at"].is_null()), (Some(45), true));
+        assert!(text.get("cloud").is_none(), "no cloud, no key: {text}");
+        let in_aws = Artifact { cloud: Some("aws".into()), ..at(None) };
+        let back: Artifact =
+            serde_json::from_value(serde_json::to_value(&in_aws).expect("encode")).expect("decode");
+        assert_eq!(back.cloud.as_deref(), Some("aws"));
     }
 }

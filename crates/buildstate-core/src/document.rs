@@ -86,6 +86,7 @@ impl BuildDocument {
             note(&mut a.name);
             note(&mut a.uri);
             a.region.as_mut().map(note);
+            a.cloud.as_mut().map(note);
         }
     }
 }

@@ -35,6 +35,11 @@ pub(crate) const MIGRATIONS: &[Migration] = &[
     },
     Migration { version: 5, name: "tokens", sql: include_str!("../migrations/0005_tokens.sql") },
     Migration { version: 6, name: "webhooks", sql: include_str!("../migrations/0006_webhooks.sql") },
+    Migration {
+        version: 7,
+        name: "artifact cloud",
+        sql: include_str!("../migrations/0007_artifact_cloud.sql"),
+    },
 ];
 
 /// The migration whose table starts with what existing histories contribute.
@@ -227,6 +232,11 @@ mod tests {
                     "webhooks",
                     "d46ed42c910bd3edcf647cf625ec340fbf3246cb0b17a5a8643853eade9d7317".to_owned()
                 ),
+                (
+                    7,
+                    "artifact cloud",
+                    "a248a9d905298327eb34a0a384c9d63d318be627150fb18c695a5f278ec880a3".to_owned()
+                ),
             ]
         );
     }
@@ -355,7 +365,7 @@ mod tests {
             .batch_execute(
                 "DROP TABLE attempt_stats; DROP TABLE resume_savings; DROP TABLE duration_histogram; DROP INDEX builds_by_cell; DROP INDEX builds_by_failure_count; \
                  DROP INDEX builds_by_status_and_need; DROP INDEX failures_by_group; DROP INDEX builds_with_own_catalog; DROP INDEX failures_by_class; \
-                 DROP TABLE tokens; DROP TABLE webhook_deliveries; DROP TABLE webhooks; DELETE FROM schema_migrations WHERE version >= 4;",
+                 DROP TABLE tokens; DROP TABLE webhook_deliveries; DROP TABLE webhooks; ALTER TABLE artifacts DROP COLUMN cloud; DELETE FROM schema_migrations WHERE version >= 4;",
             )
             .await
             .expect("back to version 3");

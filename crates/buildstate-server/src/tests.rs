@@ -350,7 +350,8 @@ async fn failures_artifacts_metadata_and_documents() {
         .await;
     assert_eq!((s, resolved[0]["resolved"].as_bool()), (StatusCode::OK, Some(true)), "{resolved}");
 
-    let artifact = json!({"name": "ami", "kind": "image", "uri": "ami-0abc", "region": "us-east-1"});
+    let artifact =
+        json!({"name": "ami", "kind": "image", "uri": "ami-0abc", "region": "us-east-1", "cloud": "aws"});
     let (s, list) = app.call("POST", &at("/artifacts"), Some(&app.write), Some(artifact)).await;
     assert_eq!(
         (s, list[0]["milestone"].as_u64()),
@@ -359,6 +360,7 @@ async fn failures_artifacts_metadata_and_documents() {
     );
     let (s, list) = app.call("GET", &at("/artifacts"), Some(&app.read), None).await;
     assert_eq!((s, list[0]["uri"].as_str()), (StatusCode::OK, Some("ami-0abc")));
+    assert_eq!(list[0]["cloud"], "aws", "the cloud is kept: {list}");
 
     let (s, meta) =
         app.call("PUT", &at("/metadata/pipeline"), Some(&app.write), Some(json!({"value": "images"}))).await;
@@ -516,6 +518,10 @@ async fn the_document_lists_every_route_and_only_routes() {
     let required = |name: &str| schemas[name]["required"].as_array().cloned().unwrap_or_default();
     assert!(required("ArtifactAnswer").contains(&json!("milestone")), "{}", schemas["ArtifactAnswer"]);
     assert!(!required("Artifact").contains(&json!("milestone")), "{}", schemas["Artifact"]);
+    // The cloud is written only when there is one, and a request may give one.
+    assert!(schemas["ArtifactAnswer"]["properties"]["cloud"].is_object(), "{}", schemas["ArtifactAnswer"]);
+    assert!(!required("ArtifactAnswer").contains(&json!("cloud")), "{}", schemas["ArtifactAnswer"]);
+    assert!(schemas["ArtifactBody"]["properties"]["cloud"].is_object(), "{}", schemas["ArtifactBody"]);
     let mut anonymous = App::new().await;
     anonymous.options.allow_anonymous_read = true;
     let doc = anonymous.call("GET", "/api/v1/openapi.json", None, None).await.1;

@@ -35,6 +35,11 @@ pub(crate) const MIGRATIONS: &[Migration] = &[
     },
     Migration { version: 7, name: "tokens", sql: include_str!("../migrations/0007_tokens.sql") },
     Migration { version: 8, name: "webhooks", sql: include_str!("../migrations/0008_webhooks.sql") },
+    Migration {
+        version: 9,
+        name: "artifact cloud",
+        sql: include_str!("../migrations/0009_artifact_cloud.sql"),
+    },
 ];
 
 /// The migration whose table starts with what existing histories contribute.
@@ -177,6 +182,7 @@ mod tests {
         (6, "attempt stats", "afe3da2d499d5453354d0fdc06cb5bf40b783945e84d2e465909ff0e73a7da63"),
         (7, "tokens", "934166dae8ea1d032b1a2df4df5fc84a2570a265681a777c75fa006103771945"),
         (8, "webhooks", "40e75614d8c6b2b925a3f621900132f0b415ab29f5c2e1d22877577cd062d556"),
+        (9, "artifact cloud", "c4099020e83ad33740d5770a7061f43852443306027a6c2f068dffc70e61709a"),
     ];
 
     #[test]
@@ -355,7 +361,7 @@ mod tests {
             .execute_batch(
                 "DROP TABLE attempt_stats; DROP TABLE resume_savings; DROP TABLE duration_histogram; DROP INDEX builds_by_cell; DROP INDEX builds_by_failure_count; \
                  DROP INDEX builds_by_status_and_need; DROP INDEX failures_by_group; DROP INDEX builds_with_own_catalog; DROP INDEX failures_by_class; \
-                 DROP TABLE tokens; DROP TABLE webhook_deliveries; DROP TABLE webhooks; DELETE FROM schema_migrations WHERE version >= 6; PRAGMA user_version = 5;",
+                 DROP TABLE tokens; DROP TABLE webhook_deliveries; DROP TABLE webhooks; ALTER TABLE artifacts DROP COLUMN cloud; DELETE FROM schema_migrations WHERE version >= 6; PRAGMA user_version = 5;",
             )
             .expect("back to schema 5");
         let store = SqliteStore::open(&path).expect("migrate to the current schema");

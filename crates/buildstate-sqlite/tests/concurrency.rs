@@ -59,6 +59,7 @@ async fn mark(store: &dyn Store, id: BuildId, w: usize) {
         kind: ArtifactKind::Image,
         uri: format!("ami-{w:08x}"),
         region: Some("us-east-1".into()),
+        cloud: Some("aws".into()),
         size_bytes: Some(w as u64),
         sha256: None,
         created_at: buildstate_store::now(),

@@ -81,6 +81,9 @@ pub fn check_artifact(a: &Artifact) -> StoreResult<()> {
     if let Some(region) = &a.region {
         field("region", region, 128)?;
     }
+    if let Some(cloud) = &a.cloud {
+        field("cloud", cloud, 128)?;
+    }
     // Every backend stores sizes as signed 64-bit integers (SQLite, PostgreSQL `bigint`).
     if a.size_bytes.is_some_and(|s| i64::try_from(s).is_err()) {
         return Err(StoreError::InvalidInput("the artifact size does not fit in 63 bits".into()));

@@ -74,7 +74,7 @@ macro_rules! lease_columns {
 #[macro_export]
 macro_rules! artifact_columns {
     () => {
-        "name, kind, uri, region, size_bytes, sha256, created_at, milestone, invalidated_at"
+        "name, kind, uri, region, size_bytes, sha256, created_at, milestone, invalidated_at, cloud"
     };
 }
 
@@ -399,6 +399,7 @@ pub fn artifact(build: &BuildId, row: &impl ColumnReader) -> StoreResult<Artifac
         created_at: c.time(6, "created_at")?,
         milestone: c.opt_state(7, "milestone")?,
         invalidated_at: c.opt_time(8, "invalidated_at")?,
+        cloud: c.opt_text(9, "cloud")?,
     })
 }
 

@@ -576,6 +576,7 @@ fn image_artifact(
         kind: ArtifactKind::Image,
         uri,
         region: region.map(Into::into),
+        cloud: None,
         size_bytes: Some(rng.u64(2_000_000_000..12_000_000_000)),
         sha256: None,
         created_at: at,

@@ -61,6 +61,9 @@ pub struct AddArgs {
     uri: String,
     #[arg(long, value_parser = input::label)]
     region: Option<String>,
+    /// The cloud it is in: aws, azure, gcp, openstack, …
+    #[arg(long, value_parser = input::label)]
+    cloud: Option<String>,
     /// Size in bytes (computed from --file when given)
     #[arg(long, value_name = "BYTES")]
     size: Option<u64>,
@@ -130,6 +133,7 @@ async fn add(a: AddArgs, ctx: &Ctx) -> Result<(), CliError> {
         kind: a.kind,
         uri: a.uri,
         region: a.region.filter(|r| !r.is_empty()),
+        cloud: a.cloud.filter(|c| !c.is_empty()),
         size_bytes: size,
         sha256,
         created_at: buildstate_store::now(),
@@ -219,7 +223,7 @@ pub(super) fn measure(path: &Path) -> Result<(u64, Sha256Hex), CliError> {
 /// The artifacts of build `b` as a table; `marked` adds the INVALIDATED column (when a
 /// rewind invalidated each, `-` for current ones).
 pub fn table(b: &Build, artifacts: &[Artifact], marked: bool) -> Table {
-    let mut header = vec!["NAME", "KIND", "MILESTONE", "REGION", "SIZE", "SHA256", "URI"];
+    let mut header = vec!["NAME", "KIND", "MILESTONE", "CLOUD", "REGION", "SIZE", "SHA256", "URI"];
     if marked {
         header.push("INVALIDATED");
     }
@@ -229,6 +233,7 @@ pub fn table(b: &Build, artifacts: &[Artifact], marked: bool) -> Table {
             output::cell(&a.name, 40),
             a.kind.to_string(),
             a.milestone.map_or_else(|| "-".to_owned(), |m| format!("{m} ({})", b.catalog.name_of(m))),
+            a.cloud.clone().unwrap_or_else(|| "-".to_owned()),
             a.region.clone().unwrap_or_else(|| "-".to_owned()),
             a.size_bytes.map_or_else(|| "-".to_owned(), |s| s.to_string()),
             a.sha256.as_ref().map_or_else(|| "-".to_owned(), |h| h.as_str()[..12].to_owned()),

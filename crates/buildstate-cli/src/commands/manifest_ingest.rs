@@ -4,12 +4,14 @@
 //! Everything is checked before anything is written — the file, its entries, the
 //! build the manifest names in `custom_data`, every local file's digest — so that a
 //! refused manifest changes nothing. Names are stable and unique:
-//! `<packer build>.<cloud>.<region>` for an image (`amazon-ebs.ubuntu.aws.us-east-1`;
-//! the cloud is the name's second-to-last part before the region, since an artifact has
-//! no cloud field), `<packer build>.<cloud>` for an image without region, and
-//! `<packer build>.file.<path>` for a file; a name met again (two ids in one region,
-//! two runs of one build with `--all-runs`) gets `-2`, `-3`. A store replaces an
-//! artifact of the same name, so ingesting one manifest twice records nothing twice.
+//! `<packer build>.<cloud>.<region>` for an image (`amazon-ebs.ubuntu.aws.us-east-1`),
+//! `<packer build>.<cloud>` for an image without region, and `<packer build>.file.<path>`
+//! for a file; a name met again (two ids in one region, two runs of one build with
+//! `--all-runs`) gets `-2`, `-3`. A store replaces an artifact of the same name, so
+//! ingesting one manifest twice records nothing twice. An image's cloud (`cloud_of` its
+//! builder type) is also its artifact's `cloud` field, so nobody has to take the name
+//! apart to find it (the name keeps it, so that names recorded before stay the same); a
+//! file has no cloud: it is on this machine.
 //!
 //! Files: a relative name starts at `Ingest::base` (the manifest's directory for
 //! `ingest-manifest`, Packer's working directory for `buildstate packer`); a name that is
@@ -56,7 +58,7 @@ pub fn read(path: &Path, build: &Build, how: &Ingest) -> Result<Vec<Artifact>, C
         let packer_build = packer_build_name(&entry.builder_type, &entry.name);
         for image in &entry.images {
             let name = names.unique(image_name(&packer_build, &entry.cloud, image.region.as_deref()));
-            artifacts.push(image_artifact(name, &image.id, image.region.clone())?);
+            artifacts.push(image_artifact(name, &image.id, image.region.clone(), &entry.cloud)?);
         }
         for file in &entry.files {
             if let Some(a) = file_artifact(&packer_build, &file.name, &base, how.allow_outside, &mut names)? {
@@ -123,7 +125,7 @@ pub fn from_events(
         if cloud != "null" && !e.id.is_empty() {
             for image in split_artifact_id(&e.id) {
                 let name = names.unique(image_name(&e.build, &cloud, image.region.as_deref()));
-                artifacts.push(image_artifact(name, &image.id, image.region)?);
+                artifacts.push(image_artifact(name, &image.id, image.region, &cloud)?);
             }
         }
         for file in &e.files {
@@ -196,10 +198,23 @@ fn packer_build_name(builder_type: &str, name: &str) -> String {
     }
 }
 
-fn image_artifact(name: String, id: &str, region: Option<String>) -> Result<Artifact, CliError> {
+fn image_artifact(name: String, id: &str, region: Option<String>, cloud: &str) -> Result<Artifact, CliError> {
     let uri = crate::input::uri(id)
         .map_err(|why| CliError::new(Exit::BadDocument, format!("artifact id `{id}` of {name}: {why}")))?;
-    Ok(artifact(name, ArtifactKind::Image, uri, region))
+    // Checked here, as the store would (at most 128 bytes), so that a refused manifest
+    // records nothing rather than the images before this one.
+    let cloud = crate::input::label(cloud)
+        .and_then(|c| {
+            if c.len() > 128 {
+                Err(format!("{} bytes is too long: at most 128 bytes", c.len()))
+            } else {
+                Ok(c)
+            }
+        })
+        .map_err(|why| CliError::new(Exit::BadDocument, format!("the cloud of {name}: {why}")))?;
+    let mut a = artifact(name, ArtifactKind::Image, uri, region);
+    a.cloud = Some(cloud).filter(|c| !c.is_empty());
+    Ok(a)
 }
 
 /// A file the build made, measured and hashed; `None` (with a warning) when it is not a
@@ -258,6 +273,8 @@ fn artifact(name: String, kind: ArtifactKind, uri: String, region: Option<String
         kind,
         uri,
         region,
+        // An image's is set by `image_artifact`; a file is in no cloud.
+        cloud: None,
         size_bytes: None,
         sha256: None,
         created_at: buildstate_store::now(),

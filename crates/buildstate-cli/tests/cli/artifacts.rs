@@ -23,7 +23,23 @@ fn a_rewind_invalidates_the_artifacts_of_the_milestones_it_reruns() {
     let log = add(&env, &b, "kickstart-log", "report", "file:///logs/kickstart.log");
     assert_eq!((log["milestone"].as_u64(), log["invalidated_at"].is_null()), (Some(10), true), "{log}");
     env.advance_to_from(&b, 10, 45);
-    add(&env, &b, "ami-us-east-1", "image", "ami-0a1b2c3d4e5f60718");
+    let ami = env.json(&[
+        "artifact",
+        "add",
+        &b,
+        "--name",
+        "ami-us-east-1",
+        "--kind",
+        "image",
+        "--uri",
+        "ami-0a1b2c3d4e5f60718",
+        "--cloud",
+        "aws",
+        "--region",
+        "us-east-1",
+    ]);
+    assert_eq!((ami["cloud"].as_str(), ami["region"].as_str()), (Some("aws"), Some("us-east-1")), "{ami}");
+    assert!(log.get("cloud").is_none(), "no --cloud, no cloud: {log}");
     assert_eq!(names(&env.json(&["artifact", "list", &b])), ["kickstart-log", "ami-us-east-1"]);
 
     env.ok(&["rewind", &b, "--to", "25", "--reason", "security role changed"]);
@@ -33,6 +49,7 @@ fn a_rewind_invalidates_the_artifacts_of_the_milestones_it_reruns() {
     assert_eq!(names(&all), ["kickstart-log", "ami-us-east-1"]);
     let ami = &all[1];
     assert_eq!(ami["milestone"], 45);
+    assert_eq!(ami["cloud"], "aws", "the cloud is its own field, listed");
     let rewound = env.history(&b).into_iter().find(|e| e["kind"] == "rewound").expect("the rewind");
     assert_eq!(ami["invalidated_at"], rewound["at"], "invalidated by the rewind, at its time");
 

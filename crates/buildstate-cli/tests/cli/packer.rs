@@ -374,9 +374,12 @@ fn manifests_become_one_artifact_per_region_and_file() {
         (east["kind"].as_str(), east["uri"].as_str(), east["region"].as_str()),
         (Some("image"), Some("ami-1"), Some("us-east-1"))
     );
-    assert_eq!(named(&list, "amazon-ebs.ubuntu.aws.us-west-2")["uri"], "ami-2");
+    assert_eq!(east["cloud"], "aws", "the cloud is its own field, not only part of the name: {east:#}");
+    let west = named(&list, "amazon-ebs.ubuntu.aws.us-west-2");
+    assert_eq!((west["uri"].as_str(), west["cloud"].as_str()), (Some("ami-2"), Some("aws")), "{west:#}");
     let disk = named(&list, "amazon-ebs.ubuntu.file.out/disk.qcow2");
     assert_eq!((disk["kind"].as_str(), disk["size_bytes"].as_u64()), (Some("disk"), Some(5)));
+    assert!(disk.get("cloud").is_none(), "a file is on this machine, in no cloud: {disk:#}");
     assert_eq!(disk["sha256"].as_str().map(str::len), Some(64), "{disk:#}");
 
     // A real run: the manifest post-processor's entry of this run, traced to the build.
@@ -400,6 +403,7 @@ fn manifests_become_one_artifact_per_region_and_file() {
     assert_eq!(list.len(), 1, "{list:#?}");
     let img = named(&list, "null.x.file.disk.img");
     assert_eq!((img["kind"].as_str(), img["size_bytes"].as_u64()), (Some("disk"), Some(5)), "{img:#}");
+    assert!(img.get("cloud").is_none(), "{img:#}");
     assert_eq!(img["sha256"], "2cf24dba5fb0a30e26e83b2ac5b9e29e1b161e5c1fa7425e73043362938b9824", "{img:#}");
 
     // The manifest names pk-6: another build refuses it unless forced.

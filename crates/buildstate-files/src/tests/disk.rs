@@ -16,6 +16,7 @@ fn a_build_file_is_its_export_document() {
             kind: ArtifactKind::Image,
             uri: "ami-0abc".into(),
             region: None,
+            cloud: Some("aws".into()),
             size_bytes: None,
             sha256: None,
             created_at: now(),

@@ -197,14 +197,15 @@ fn artifact_table(out: &mut String, artifacts: &[buildstate_core::Artifact]) {
         out.push_str("<p>None recorded.</p></section>");
         return;
     }
-    out.push_str(r#"<table><thead><tr><th scope="col">Name</th><th scope="col">Kind</th><th scope="col">Image id / URI</th><th scope="col">Region</th><th scope="col">SHA-256</th><th scope="col">Size</th><th scope="col">Recorded</th></tr></thead><tbody>"#);
+    out.push_str(r#"<table><thead><tr><th scope="col">Name</th><th scope="col">Kind</th><th scope="col">Image id / URI</th><th scope="col">Cloud</th><th scope="col">Region</th><th scope="col">SHA-256</th><th scope="col">Size</th><th scope="col">Recorded</th></tr></thead><tbody>"#);
     for a in artifacts {
         let _ = write!(
             out,
-            r#"<tr><td>{}</td><td>{}</td><td><code>{}</code></td><td>{}</td><td><code>{}</code></td><td>{}</td><td>{}{}</td></tr>"#,
+            r#"<tr><td>{}</td><td>{}</td><td><code>{}</code></td><td>{}</td><td>{}</td><td><code>{}</code></td><td>{}</td><td>{}{}</td></tr>"#,
             esc(&a.name),
             esc(a.kind.as_str()),
             esc(&a.uri),
+            esc(a.cloud.as_deref().unwrap_or_default()),
             esc(a.region.as_deref().unwrap_or_default()),
             esc(&a.sha256.as_ref().map(|s| s.to_string()).unwrap_or_default()),
             a.size_bytes.map(|s| s.to_string()).unwrap_or_default(),

@@ -112,6 +112,9 @@ pub struct ArtifactBody {
     uri: String,
     #[schemars(regex(pattern = TEXT_LINE), length(max = 128))]
     region: Option<String>,
+    /// `aws`, `azure`, `gcp`, `openstack`, …: the cloud the artifact is in, if any.
+    #[schemars(regex(pattern = TEXT_LINE), length(max = 128))]
+    cloud: Option<String>,
     /// Every backend stores sizes as signed 64-bit integers.
     #[schemars(range(max = i64::MAX))]
     size_bytes: Option<u64>,
@@ -134,6 +137,7 @@ pub async fn add_artifact(
         kind: a.kind,
         uri: a.uri,
         region: a.region,
+        cloud: a.cloud,
         size_bytes: a.size_bytes,
         sha256: a.sha256,
         // The store stamps its own clock and the build's milestone.

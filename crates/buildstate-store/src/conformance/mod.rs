@@ -90,6 +90,7 @@ macro_rules! conformance_tests {
             history_is_append_only_and_gapless,
             failures_are_recorded_filtered_and_resolved,
             artifacts_add_list_replace,
+            an_artifact_without_a_cloud_reads_back_without_one,
             rewind_invalidates_the_artifacts_of_the_milestones_it_reruns,
             export_import_round_trip,
             import_registers_missing_catalog_items,

@@ -101,11 +101,11 @@ pub const RESOLVE_FAILURE: &str = "UPDATE failures SET resolved = true, resoluti
 pub const UPSERT_ARTIFACT: &str = concat!(
     "INSERT INTO artifacts (build_id, ",
     artifact_columns!(),
-    ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) \
+    ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) \
      ON CONFLICT (build_id, name) DO UPDATE SET kind = excluded.kind, uri = excluded.uri, \
      region = excluded.region, size_bytes = excluded.size_bytes, sha256 = excluded.sha256, \
      created_at = excluded.created_at, milestone = excluded.milestone, \
-     invalidated_at = excluded.invalidated_at"
+     invalidated_at = excluded.invalidated_at, cloud = excluded.cloud"
 );
 /// `$1` build_id: a build's artifacts in the order they were first recorded, which each
 /// dialect keeps in its own way (SQLite's `rowid`, a PostgreSQL identity column).

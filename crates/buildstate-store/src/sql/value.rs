@@ -202,6 +202,7 @@ pub fn artifact(build: BuildId, a: &Artifact) -> StoreResult<Vec<SqlValue>> {
         a.created_at,
         a.milestone.map(|m| m.get()),
         a.invalidated_at,
+        a.cloud.clone(),
     ])
 }
 

@@ -162,11 +162,13 @@ pub async fn artifacts_add_list_replace(h: &impl Harness) {
     let st = s.as_ref();
     let b = create(st, &seed(st).await).await;
     let ami = artifact("ami/us-east-1", "ami-0abc1234def567890");
+    assert_eq!(ami.cloud.as_deref(), Some("aws"), "the image is in a cloud, so the round trip carries one");
     let disk = Artifact {
         name: "disk.qcow2".into(),
         kind: ArtifactKind::Disk,
         uri: "s3://images/rhel-8.8/base/disk.qcow2".into(),
         region: None,
+        cloud: None,
         size_bytes: None,
         sha256: None,
         created_at: now(),
@@ -193,10 +195,23 @@ pub async fn artifacts_add_list_replace(h: &impl Harness) {
         vec![ami.clone(), disk.clone()],
         "every field is kept; the milestone is the build's, and a new artifact is current"
     );
+    let clouds: Vec<(String, Option<String>)> =
+        sorted(st.artifacts(b.id).await.expect("artifacts")).into_iter().map(|a| (a.name, a.cloud)).collect();
+    assert_eq!(
+        clouds,
+        vec![("ami/us-east-1".to_owned(), Some("aws".to_owned())), ("disk.qcow2".to_owned(), None)],
+        "the cloud is kept, and an artifact in none has none"
+    );
     assert_eq!(reload(st, b.id).await.version, b.version + 2, "each artifact is a change: the version moves");
 
     advance_to(st, b.id, 10).await;
-    let replaced = Artifact { uri: "ami-0fff".into(), size_bytes: Some(1), ..ami.clone() };
+    // Replacing by name replaces the cloud too (an image copied to another cloud).
+    let replaced = Artifact {
+        uri: "ami-0fff".into(),
+        size_bytes: Some(1),
+        cloud: Some("openstack".into()),
+        ..ami.clone()
+    };
     st.add_artifact(b.id, &replaced, Guard::none()).await.expect("replace by name");
     let listed = sorted(st.artifacts(b.id).await.expect("artifacts"));
     assert_eq!(
@@ -205,6 +220,46 @@ pub async fn artifacts_add_list_replace(h: &impl Harness) {
         "an artifact of the same name is replaced (with the milestone it was recorded at now), not duplicated"
     );
     assert_eq!(sorted(export(st, b.id).await.artifacts), listed, "the document carries the artifacts");
+}
+
+/// An artifact recorded without a cloud reads back without one, from the store and
+/// through a document — including a document written before artifacts had a cloud
+/// (no `cloud` key at all), which imports as one without.
+pub async fn an_artifact_without_a_cloud_reads_back_without_one(h: &impl Harness) {
+    let s = h.open().await;
+    let st = s.as_ref();
+    let b = create(st, &seed(st).await).await;
+    let report = Artifact {
+        name: "scan.html".into(),
+        kind: ArtifactKind::Report,
+        cloud: None,
+        region: None,
+        ..artifact("x", "s3://reports/scan.html")
+    };
+    st.add_artifact(b.id, &report, Guard::none()).await.expect("add an artifact without a cloud");
+    let listed = st.artifacts(b.id).await.expect("artifacts");
+    assert_eq!(listed.len(), 1);
+    assert_eq!(listed[0].cloud, None, "no cloud was given, none is read back: {listed:?}");
+    assert_eq!(unstamped(listed.clone()), vec![recorded_at(&report, 0)]);
+
+    let mut doc =
+        serde_json::to_value(renamed(&export(st, b.id).await, "rhel-8.8-base-aws-commercial-20260101-902"))
+            .expect("encode the document");
+    let artifacts = doc["artifacts"].as_array_mut().expect("the document lists artifacts");
+    assert!(artifacts.iter().all(|a| a.get("cloud").is_none()), "no cloud, no key: {artifacts:?}");
+    // As a document from before the field: an image with a region but no `cloud` key.
+    artifacts[0]["region"] = serde_json::json!("us-east-1");
+    let old: BuildDocument = serde_json::from_value(doc).expect("a document without `cloud` keys decodes");
+    let copy = st
+        .import_build(old.into_parts().expect("valid"), ImportMode::CreateOnly)
+        .await
+        .expect("a document without clouds imports");
+    let imported = st.artifacts(copy.id).await.expect("artifacts of the copy");
+    assert_eq!(
+        imported.iter().map(|a| (a.region.as_deref(), a.cloud.as_deref())).collect::<Vec<_>>(),
+        vec![(Some("us-east-1"), None)],
+        "imported without a cloud"
+    );
 }
 
 /// After a rewind to C, the milestones from C on run again: every artifact recorded at

@@ -201,6 +201,7 @@ pub(super) fn artifact(n: &str, uri: &str) -> Artifact {
         kind: ArtifactKind::Image,
         uri: uri.into(),
         region: Some("us-east-1".into()),
+        cloud: Some("aws".into()),
         size_bytes: Some(8 * 1024 * 1024 * 1024),
         sha256: Some(Sha256Hex::new(&"ab".repeat(32)).expect("64 hex characters")),
         created_at: now(),

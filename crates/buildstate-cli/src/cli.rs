@@ -127,6 +127,8 @@ pub async fn run(cli: Cli, settings: Settings) -> Result<Exit, CliError> {
     // `demo` keeps a scratch store of its own.
     let mut command = match cli.command {
         Command::Demo(a) => return crate::commands::run_demo(a).await,
+        // The request on stdin names its store.
+        Command::Concourse(a) => return crate::commands::run_concourse(a).await,
         command => command,
     };
     command.preflight()?;

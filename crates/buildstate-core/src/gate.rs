@@ -9,7 +9,9 @@
 use std::fmt;
 use std::str::FromStr;
 
-use crate::{Build, BuildStatus, StateCode};
+use jiff::Timestamp;
+
+use crate::{Build, BuildStatus, EventKind, HistoryEvent, StateCatalog, StateCode};
 
 /// What to wait for.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -77,6 +79,26 @@ pub fn gate(b: &Build, until: Until, runner_holds: bool) -> Gate {
     }
 }
 
+/// When the build last got past `until`, from its history (oldest first): the first
+/// completion or skip at or above the milestone since the last rewind to or below it.
+/// `None` while it is not past it. A rewound and re-run build reaches it again, later:
+/// a CI engine that orders versions by this time sees it as new.
+pub fn reached_at(history: &[HistoryEvent], catalog: &StateCatalog, until: Until) -> Option<Timestamp> {
+    let code = match until {
+        Until::Milestone(c) => c,
+        Until::Delivered => catalog.codes().last()?,
+    };
+    let mut at = None;
+    for e in history {
+        match e.kind {
+            EventKind::Completed | EventKind::Skipped if e.state >= code && at.is_none() => at = Some(e.at),
+            EventKind::Rewound if e.state <= code => at = None,
+            _ => {}
+        }
+    }
+    at
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -126,6 +148,29 @@ mod tests {
         assert!(
             matches!(gate(&at(15, BuildStatus::Cancelled), until, false), Gate::Never(w) if w.contains("cancelled"))
         );
+    }
+
+    #[test]
+    fn reached_at_is_the_last_time_the_build_got_past_it() {
+        let code = |c: i64| StateCode::new(c).expect("a code");
+        let t = |s: i64| Timestamp::from_second(s).expect("a time");
+        let event = |seq: u64, at: i64, kind: EventKind, state: i64| {
+            HistoryEvent::new(seq, t(at), kind, code(state), "t")
+        };
+        let catalog = StateCatalog::default_catalog();
+        let until = Until::Milestone(code(10));
+        let mut h = vec![event(1, 1, EventKind::Created, 0), event(2, 2, EventKind::Completed, 5)];
+        assert_eq!(reached_at(&h, &catalog, until), None);
+        h.push(event(3, 3, EventKind::Skipped, 10));
+        h.push(event(4, 4, EventKind::Completed, 15));
+        assert_eq!(reached_at(&h, &catalog, until), Some(t(3)));
+        h.push(event(5, 5, EventKind::Rewound, 10));
+        assert_eq!(reached_at(&h, &catalog, until), None, "rewound to it: not past it any more");
+        h.push(event(6, 6, EventKind::Completed, 10));
+        assert_eq!(reached_at(&h, &catalog, until), Some(t(6)));
+        assert_eq!(reached_at(&h, &catalog, Until::Delivered), None);
+        h.push(event(7, 7, EventKind::Completed, 100));
+        assert_eq!(reached_at(&h, &catalog, Until::Delivered), Some(t(7)));
     }
 
     #[test]

@@ -34,7 +34,7 @@ pub use catalog::{CatalogError, Milestone, StateCatalog};
 pub use command::Command;
 pub use document::{BuildDocument, BuildParts, DocumentError, FORMAT};
 pub use failure::{FailureClass, FailureInfo, FailureRecord, FailureType, FailureTypeError};
-pub use gate::{Gate, Until, gate};
+pub use gate::{Gate, Until, gate, reached_at};
 pub use history::{Attempt, AttemptStatus, EventKind, HistoryEvent, attempts};
 pub use ids::{BuildId, BuildNumber, IdError, MAX_BUILD_NUMBER_BYTES};
 pub use inventory::{CatalogItem, CatalogKind, ImageType, Name, NameError, OsVersion, Platform};

@@ -56,7 +56,7 @@ impl Command {
             | Command::Token(_)
             | Command::Webhook(_) => Existing,
             // Run before any store is opened (`run_without_store`, `cli::run`).
-            Command::Demo(_) | Command::Config(_) | Command::Completions(_) | Command::Man(_) | Command::New(_) => Existing,
+            Command::Demo(_) | Command::Concourse(_) | Command::Config(_) | Command::Completions(_) | Command::Man(_) | Command::New(_) | Command::Generate(_) => Existing,
         }
     }
 }

@@ -113,6 +113,7 @@ pub async fn run(a: Args) -> Result<Exit, CliError> {
         grace: Duration::from_secs(2),
         store_location: db_path.display().to_string(),
         through: None,
+        ci_url: None,
     };
 
     heading(&format!("buildstate demo — scratch directory {}", dir.display()))?;

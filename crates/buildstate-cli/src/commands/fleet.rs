@@ -70,6 +70,7 @@ fn options(ctx: &Ctx, filter: MatrixFilter, fresh: bool, actor: String, runner: 
         grace: runner.grace,
         store_location: ctx.step_db.clone(),
         through: None,
+        ci_url: None,
     }
 }
 

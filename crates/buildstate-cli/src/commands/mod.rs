@@ -15,11 +15,15 @@ mod artifact;
 mod build;
 mod catalog;
 mod completions;
+mod concourse;
+mod concourse_ops;
 mod config;
 mod demo;
 mod exec;
 mod failure;
 mod fleet;
+mod generate;
+mod generate_engines;
 mod history;
 mod init;
 mod kept;
@@ -48,6 +52,7 @@ mod wait;
 mod webhook;
 mod workers;
 
+pub use concourse::run as run_concourse;
 pub use demo::run as run_demo;
 pub use run::parse_duration;
 
@@ -82,6 +87,11 @@ pub enum Command {
     Resume(resume::Args),
     /// Block until builds reach a milestone (exit 0), one never will (8) or the timeout passes (124)
     Wait(wait::Args),
+    /// Write a GitLab, GitHub Actions or Concourse pipeline for a pipeline file's matrix
+    Generate(generate::Args),
+    /// The Concourse resource type: check, in DIR, out DIR (JSON on stdin, JSON on stdout)
+    #[command(subcommand)]
+    Concourse(concourse::Args),
     /// Run a pipeline file: create or resume its builds, retry, lease, report (exit 0, 8, 130, 143)
     Run(run::Args),
     /// Run one command as one attempt of one milestone, passing its output and exit code through
@@ -155,6 +165,7 @@ impl Command {
             Command::Completions(a) => completions::completions(a),
             Command::Man(a) => completions::man(a),
             Command::New(a) => new::run(a),
+            Command::Generate(a) => generate::run(a).map(|_| ()),
             Command::Ansible(a) => a.without_store()?,
             _ => return None,
         };
@@ -199,6 +210,7 @@ impl Command {
             // `run`, `demo` and `exec` answer with their own exit codes too.
             Command::Run(a) => return run::run(a, ctx).await,
             Command::Demo(a) => return demo::run(a).await,
+            Command::Concourse(a) => return concourse::run(a).await,
             Command::Exec(a) => return exec::run(a, ctx).await,
             Command::Packer(a) => return packer::run(a, ctx).await,
             Command::Kept(a) => return kept::run(a, ctx).await,
@@ -222,9 +234,11 @@ impl Command {
             Command::Webhook(a) => webhook::run(a, ctx).await,
             Command::Serve(a) => serve::run(a, ctx).await,
             // Dispatched by `run_without_store` before any store is opened.
-            Command::Config(_) | Command::Completions(_) | Command::Man(_) | Command::New(_) => {
-                Err(CliError::internal("this command runs without a store"))
-            }
+            Command::Config(_)
+            | Command::Completions(_)
+            | Command::Man(_)
+            | Command::New(_)
+            | Command::Generate(_) => Err(CliError::internal("this command runs without a store")),
         }
         .map(|()| Exit::Ok)
     }

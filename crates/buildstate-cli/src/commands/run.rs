@@ -161,6 +161,7 @@ pub async fn run(mut a: Args, ctx: &Ctx) -> Result<Exit, CliError> {
         grace: a.runner.grace,
         store_location: ctx.step_db.clone(),
         through: a.through,
+        ci_url: crate::ci_env::from_process_env(),
     };
     let summary = execute(ctx, Arc::new(pipeline), opts).await?;
     print_summary(ctx, &summary)?;

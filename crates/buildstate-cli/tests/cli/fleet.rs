@@ -5,51 +5,12 @@
 //! fleet store) and on SQLite (one machine, many processes).
 
 use std::collections::BTreeMap;
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-use crate::common::{Env, attempts, bare_std_cmd, eventually, step_pipeline};
-
-/// A fresh PostgreSQL database for one test, dropped at the end.
-struct PgDb {
-    admin: String,
-    name: String,
-    url: String,
-}
-
-impl PgDb {
-    fn new() -> PgDb {
-        let admin = std::env::var("BUILDSTATE_TEST_POSTGRES_URL").unwrap_or_else(|_| {
-            panic!("BUILDSTATE_TEST_POSTGRES_URL is not set: run `source scripts/services.sh && start_postgres` first")
-        });
-        let nanos =
-            std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos());
-        let name = format!("fleet_{}_{}", std::process::id(), nanos % 1_000_000_000);
-        psql(&admin, &format!("CREATE DATABASE {name}"));
-        let (base, _) = admin.rsplit_once('/').expect("a database in the URL");
-        PgDb { url: format!("{base}/{name}"), admin, name }
-    }
-}
-
-impl Drop for PgDb {
-    fn drop(&mut self) {
-        let _ = Command::new("psql")
-            .arg(&self.admin)
-            .args(["-qAtc", &format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.name)])
-            .output();
-    }
-}
-
-fn psql(url: &str, sql: &str) {
-    let out = Command::new("psql")
-        .arg(url)
-        .args(["-v", "ON_ERROR_STOP=1", "-qAtc", sql])
-        .output()
-        .expect("run psql");
-    assert!(out.status.success(), "psql {sql}: {}", String::from_utf8_lossy(&out.stderr));
-}
+use crate::common::{Env, PgDb, attempts, bare_std_cmd, eventually, step_pipeline};
 
 const PIPELINE: &str = r#"name: fleet
 matrix:

@@ -2,6 +2,7 @@
 //! One test binary (with modules) because each one re-links everything.
 
 mod common;
+mod concourse;
 
 mod ansible;
 mod artifacts;
@@ -15,6 +16,7 @@ mod exec_lease;
 mod exit_codes;
 mod first_use;
 mod fleet;
+mod generate;
 mod hostile;
 mod hostile_files;
 mod leases;

@@ -58,6 +58,8 @@ pub struct RunOptions {
     /// Stop each build once it is past this milestone, leaving the rest to a later run
     /// (`run --through`: a CI job per milestone). `None`: run to delivery.
     pub through: Option<StateCode>,
+    /// The CI job running this (its page), recorded on the builds this run creates.
+    pub ci_url: Option<String>,
 }
 
 /// What the dispatcher reports while it works (the CLI prints it).

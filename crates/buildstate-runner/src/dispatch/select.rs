@@ -122,7 +122,7 @@ async fn create(
         number: None,
         catalog: pipeline.catalog.clone(),
         created_by: opts.actor.clone(),
-        ci_url: None,
+        ci_url: opts.ci_url.clone(),
         metadata: [(key, value)].into_iter().collect(),
     };
     if !opts.fresh {

@@ -98,6 +98,7 @@ impl Fixture {
             grace: Duration::from_secs(1),
             store_location: self.path("buildstate.db").display().to_string(),
             through: None,
+            ci_url: None,
         }
     }
 

@@ -1,0 +1,190 @@
+//! `generate gitlab|github|concourse PIPELINE`: a CI pipeline for a pipeline file's
+//! matrix, so that the CI engine a team already runs distributes the builds over its
+//! runners while buildstate decides what each job still has to do. One job per matrix
+//! build runs `buildstate run PIPELINE --only CELL` (a re-run job resumes its build
+//! where it failed); `--per-milestone` gives each milestone a job (GitLab) or a step
+//! (GitHub, Concourse) of its own, each `run … --through CODE`.
+//!
+//! Nothing secret is ever written: the store is a CI variable the team sets as a secret,
+//! and a `--store` or `--server` URL that carries a password is refused. The files are
+//! YAML written as text (with comments); every value that comes from the pipeline file
+//! is quoted as a JSON string, which YAML reads as the same string.
+
+use std::path::PathBuf;
+
+use buildstate_core::StateCode;
+use buildstate_runner::pipeline::{MatrixCell, Pipeline};
+
+use super::generate_engines;
+use crate::exit::{CliError, Exit};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Engine {
+    Gitlab,
+    Github,
+    Concourse,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// gitlab (.gitlab-ci.yml), github (a workflow) or concourse (a pipeline)
+    engine: Engine,
+    /// The pipeline file, as the CI jobs reach it from the repository's root
+    pipeline: PathBuf,
+    /// The shared store the jobs use (PostgreSQL, no password in it: the password goes
+    /// in a secret, e.g. PGPASSWORD) [default: the CI variable BUILDSTATE_DB]
+    #[arg(long, value_name = "URL", conflicts_with = "server")]
+    store: Option<String>,
+    /// A `buildstate serve` the jobs go through; its token comes from the CI secret
+    /// BUILDSTATE_TOKEN
+    #[arg(long, value_name = "URL")]
+    server: Option<String>,
+    /// One CI job (GitLab) or step (GitHub, Concourse) per milestone, each visible in the CI UI
+    #[arg(long)]
+    per_milestone: bool,
+    /// How a job calls buildstate (a path, or a wrapper)
+    #[arg(long, value_name = "COMMAND", default_value = "buildstate")]
+    command: String,
+    /// Write here instead of standard output
+    #[arg(long, short = 'o', value_name = "FILE")]
+    output: Option<PathBuf>,
+}
+
+/// Where the jobs find the store.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StoreRef {
+    /// The CI's secret variable `BUILDSTATE_DB`.
+    Variable,
+    /// A store URL without secrets, written into the file.
+    Db(String),
+    /// A server URL; the token is the CI's secret `BUILDSTATE_TOKEN`.
+    Server(String),
+}
+
+/// What every engine's file is made from.
+pub struct Plan {
+    pub pipeline: Pipeline,
+    /// The pipeline file as given (relative to the repository root).
+    pub path: String,
+    pub store: StoreRef,
+    pub per_milestone: bool,
+    pub command: String,
+    /// The command line that wrote the file, for its header.
+    pub invocation: String,
+}
+
+/// One milestone's job or step.
+pub struct Milestone {
+    pub code: StateCode,
+    pub name: String,
+    /// `--through CODE`, except for the last step, which runs the build to delivery.
+    pub through: Option<StateCode>,
+}
+
+impl Plan {
+    pub fn cells(&self) -> &[MatrixCell] {
+        &self.pipeline.matrix
+    }
+
+    /// The milestones that have a step, in order.
+    pub fn milestones(&self) -> Vec<Milestone> {
+        let codes: Vec<StateCode> = self.pipeline.steps.keys().copied().collect();
+        codes
+            .iter()
+            .enumerate()
+            .map(|(i, &code)| Milestone {
+                code,
+                name: self.pipeline.catalog.name_of(code).to_owned(),
+                through: (i + 1 < codes.len()).then_some(code),
+            })
+            .collect()
+    }
+
+    /// The shell line a job runs: `buildstate run PIPELINE --only CELL [--through CODE]`,
+    /// the cell from the job's environment (`PLATFORM`, `OS`, `IMAGE`).
+    pub fn run_line(&self, through: Option<StateCode>) -> String {
+        let through = through.map(|c| format!(" --through {c}")).unwrap_or_default();
+        format!(
+            "{} run {} --only \"platform=$PLATFORM,os=$OS,image=$IMAGE\"{through}",
+            self.command,
+            super::kept::quote(&self.path)
+        )
+    }
+}
+
+/// A string as YAML reads it back unchanged (a JSON string is a YAML double-quoted one).
+pub fn q(s: &str) -> String {
+    serde_json::to_string(s).unwrap_or_else(|_| "\"\"".to_owned())
+}
+
+pub fn run(a: &Args) -> Result<Exit, CliError> {
+    let pipeline = crate::input::pipeline(&a.pipeline)?;
+    if pipeline.steps.is_empty() {
+        return Err(CliError::usage(format!(
+            "pipeline {} has no steps: there is nothing for a CI job to run",
+            pipeline.name
+        )));
+    }
+    let store = match (a.store.clone(), a.server.clone()) {
+        (Some(url), _) => StoreRef::Db(no_secret("--store", url)?),
+        (None, Some(url)) => StoreRef::Server(no_secret("--server", url)?),
+        (None, None) => StoreRef::Variable,
+    };
+    let engine = match a.engine {
+        Engine::Gitlab => "gitlab",
+        Engine::Github => "github",
+        Engine::Concourse => "concourse",
+    };
+    let mut invocation =
+        format!("buildstate generate {engine} {}", super::kept::quote(&a.pipeline.display().to_string()));
+    if a.per_milestone {
+        invocation.push_str(" --per-milestone");
+    }
+    let plan = Plan {
+        pipeline,
+        path: a.pipeline.display().to_string(),
+        store,
+        per_milestone: a.per_milestone,
+        command: a.command.clone(),
+        invocation,
+    };
+    let text = match a.engine {
+        Engine::Gitlab => generate_engines::gitlab(&plan),
+        Engine::Github => generate_engines::github(&plan),
+        Engine::Concourse => generate_engines::concourse(&plan),
+    };
+    match &a.output {
+        Some(path) => std::fs::write(path, &text)
+            .map_err(|e| CliError::usage(format!("cannot write {}: {e}", path.display())))?,
+        None => crate::output::line(text.trim_end())?,
+    }
+    Ok(Exit::Ok)
+}
+
+/// A URL is written into a file in the repository: one that carries a password or a
+/// credential parameter is refused, naming where the secret goes instead.
+fn no_secret(flag: &str, url: String) -> Result<String, CliError> {
+    if crate::config::redact_url(&url) == url {
+        return Ok(url);
+    }
+    Err(CliError::usage(format!(
+        "{flag} {} holds a secret, and the generated file is committed to the repository",
+        crate::config::redact_url(&url)
+    ))
+    .with_hint("give the URL without its password and set the password as a CI secret (PGPASSWORD for PostgreSQL), or leave the flag out and set BUILDSTATE_DB as a secret CI variable"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn urls_with_secrets_are_refused_and_quoting_round_trips() {
+        assert!(no_secret("--store", "postgres://ci@db/bs".into()).is_ok());
+        let e = no_secret("--store", "postgres://ci:s3cret@db/bs".into()).expect_err("refused");
+        assert!(!e.to_string().contains("s3cret"), "{e}");
+        assert!(no_secret("--server", "https://bs.example.com/?token=abc".into()).is_err());
+        assert_eq!(q("a: b # c"), "\"a: b # c\"");
+        assert_eq!(q("it's \"x\""), r#""it's \"x\"""#);
+    }
+}

@@ -71,6 +71,9 @@ pub struct Plan {
     pub command: String,
     /// The command line that wrote the file, for its header.
     pub invocation: String,
+    /// The GitLab job's and the GitHub workflow's name [the pipeline's name]: files of
+    /// several pipelines of one name (`buildstate new`, one per cloud) need their own.
+    pub title: String,
 }
 
 /// One milestone's job or step.
@@ -141,6 +144,7 @@ pub fn run(a: &Args) -> Result<Exit, CliError> {
         invocation.push_str(" --per-milestone");
     }
     let plan = Plan {
+        title: pipeline.name.to_string(),
         pipeline,
         path: a.pipeline.display().to_string(),
         store,
@@ -148,17 +152,22 @@ pub fn run(a: &Args) -> Result<Exit, CliError> {
         command: a.command.clone(),
         invocation,
     };
-    let text = match a.engine {
-        Engine::Gitlab => generate_engines::gitlab(&plan),
-        Engine::Github => generate_engines::github(&plan),
-        Engine::Concourse => generate_engines::concourse(&plan),
-    };
+    let text = render(a.engine, &plan);
     match &a.output {
         Some(path) => std::fs::write(path, &text)
             .map_err(|e| CliError::usage(format!("cannot write {}: {e}", path.display())))?,
         None => crate::output::line(text.trim_end())?,
     }
     Ok(Exit::Ok)
+}
+
+/// The engine's file for `plan`.
+pub fn render(engine: Engine, plan: &Plan) -> String {
+    match engine {
+        Engine::Gitlab => generate_engines::gitlab(plan),
+        Engine::Github => generate_engines::github(plan),
+        Engine::Concourse => generate_engines::concourse(plan),
+    }
 }
 
 /// A URL is written into a file in the repository: one that carries a password or a

@@ -53,7 +53,7 @@ pub fn gitlab(plan: &Plan) -> String {
     }
     if !plan.per_milestone {
         let _ = writeln!(out, "stages:\n  - build\n");
-        let _ = writeln!(out, "{}:", q(plan.pipeline.name.as_str()));
+        let _ = writeln!(out, "{}:", q(&plan.title));
         let _ = writeln!(out, "  stage: build\n  parallel:\n    matrix:");
         for c in plan.cells() {
             let _ = writeln!(
@@ -108,7 +108,7 @@ pub fn github(plan: &Plan) -> String {
         StoreRef::Server(_) => "The server's token: add the repository secret BUILDSTATE_TOKEN.",
     };
     header(plan, &mut out, "A GitHub Actions workflow", secrets);
-    let _ = writeln!(out, "name: {}\n", q(plan.pipeline.name.as_str()));
+    let _ = writeln!(out, "name: {}\n", q(&plan.title));
     out.push_str("on:\n  workflow_dispatch: {}\n\npermissions:\n  contents: read\n\n");
     out.push_str("jobs:\n  build:\n");
     out.push_str("    name: ${{ matrix.platform }}/${{ matrix.os }}/${{ matrix.image }}\n");

@@ -1,7 +1,7 @@
 //! The files of a project `buildstate new` writes, rendered from the templates under
 //! `assets/new/`. Placeholders are `@key@` (neither Jinja's `{{ }}` nor HCL's `${}`).
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use buildstate_core::{Name, StateCatalog};
 
@@ -162,12 +162,65 @@ pub fn render(p: &Project) -> Result<Vec<(PathBuf, String)>, CliError> {
         let text = fill(PLAYBOOK, &[("code", code), ("name", name), ("meaning", meaning)]);
         files.push((format!("ansible/{}", playbook_file(code, name)).into(), text));
     }
+    files.extend(ci_files(p, &files)?);
     files.push(("README.md".into(), readme(p)));
     files.push((".gitignore".into(), GITIGNORE.to_owned()));
     if let Some((path, _)) = files.iter().find(|(_, text)| has_placeholder(text)) {
         return Err(CliError::internal(format!("the template of {} has a placeholder left", path.display())));
     }
     Ok(files)
+}
+
+/// The CI files, written by `buildstate generate` from the real pipeline files just
+/// rendered: `.gitlab-ci.yml` (with one cloud; with several, it includes one file per
+/// cloud under `ci/`), a GitHub workflow and a Concourse pipeline per pipeline file.
+fn ci_files(p: &Project, rendered: &[(PathBuf, String)]) -> Result<Vec<(PathBuf, String)>, CliError> {
+    use super::generate::{self, Engine, Plan, StoreRef};
+    let real = p.real_pipelines();
+    let mut out = Vec::new();
+    let mut includes = Vec::new();
+    for (file, family) in &real {
+        let text =
+            rendered.iter().find(|(f, _)| f == Path::new(file)).map(|(_, t)| t.as_str()).unwrap_or_default();
+        let pipeline = buildstate_runner::pipeline::Pipeline::parse(text, Path::new(file))
+            .map_err(|e| CliError::internal(format!("the rendered {file} does not read back: {e}")))?;
+        let stem = file.trim_end_matches(".yaml");
+        let title =
+            if real.len() == 1 { p.name.to_string() } else { format!("{} {}", p.name, family.word()) };
+        let plan = |engine: &str| Plan {
+            title: title.clone(),
+            pipeline: pipeline.clone(),
+            path: file.clone(),
+            store: StoreRef::Variable,
+            per_milestone: false,
+            command: "buildstate".to_owned(),
+            invocation: format!("buildstate generate {engine} {file}"),
+        };
+        let gitlab = generate::render(Engine::Gitlab, &plan("gitlab"));
+        if real.len() == 1 {
+            out.push((".gitlab-ci.yml".into(), gitlab));
+        } else {
+            let path = format!("ci/gitlab.{}.yml", family.word());
+            includes.push(path.clone());
+            out.push((path.into(), gitlab));
+        }
+        out.push((
+            format!(".github/workflows/{stem}.yml").into(),
+            generate::render(Engine::Github, &plan("github")),
+        ));
+        out.push((
+            format!("ci/concourse.{stem}.yml").into(),
+            generate::render(Engine::Concourse, &plan("concourse")),
+        ));
+    }
+    if !includes.is_empty() {
+        let list: String = includes.iter().map(|i| format!("  - local: {i}\n")).collect();
+        out.push((
+            ".gitlab-ci.yml".into(),
+            format!("# Written by `buildstate new`: one file of jobs per cloud.\ninclude:\n{list}"),
+        ));
+    }
+    Ok(out)
 }
 
 /// The default catalog's milestones Ansible configures: 15 (base-config) … 95 (seal),

@@ -79,9 +79,26 @@ fn a_new_project_dry_run_delivers_every_build_and_resumes_an_injected_failure() 
         "ansible/95-seal.yml",
         "README.md",
         ".gitignore",
+        ".gitlab-ci.yml",
+        "ci/gitlab.aws.yml",
+        "ci/gitlab.azure.yml",
+        ".github/workflows/pipeline.aws.yml",
+        "ci/concourse.pipeline.azure.yml",
     ] {
         assert!(dir.join(file).is_file(), "{file} is missing");
     }
+    // The CI files are `buildstate generate`'s, one job per build of each cloud's file.
+    let gitlab = std::fs::read_to_string(dir.join(".gitlab-ci.yml")).expect(".gitlab-ci.yml");
+    assert!(
+        gitlab.contains("local: ci/gitlab.aws.yml") && gitlab.contains("local: ci/gitlab.azure.yml"),
+        "{gitlab}"
+    );
+    let aws: serde_json::Value =
+        serde_saphyr::from_str(&std::fs::read_to_string(dir.join("ci/gitlab.aws.yml")).expect("read"))
+            .expect("YAML");
+    let job =
+        aws.as_object().and_then(|m| m.values().find(|v| v.get("parallel").is_some())).expect("a matrix job");
+    assert!(job["script"][0].as_str().is_some_and(|s| s.contains("run pipeline.aws.yaml --only")), "{aws}");
     let cfg = std::fs::read_to_string(dir.join("ansible/ansible.cfg")).expect("ansible.cfg");
     assert!(cfg.contains("callbacks_enabled = buildstate"), "{cfg}");
 

@@ -123,7 +123,13 @@ pub fn from_events(
         let cloud = cloud_of(buildstate_runner::packer::builder_type(&e.build));
         // The null builder's `Null` and a post-processor's empty id are no image.
         if cloud != "null" && !e.id.is_empty() {
-            for image in split_artifact_id(&e.id) {
+            let images = split_artifact_id(&e.id).map_err(|e| {
+                CliError::new(
+                    Exit::BadDocument,
+                    format!("Packer announced an artifact that cannot be read: {e}"),
+                )
+            })?;
+            for image in images {
                 let name = names.unique(image_name(&e.build, &cloud, image.region.as_deref()));
                 artifacts.push(image_artifact(name, &image.id, image.region, &cloud)?);
             }
@@ -249,7 +255,10 @@ fn file_artifact(
     if !names.first_file(&path) {
         return Ok(None);
     }
-    let name = crate::input::label(&format!("{packer_build}.file.{file}"))
+    // Named by where the file is, not how the manifest spells it: `sub/../sub/disk.img`
+    // and `sub/disk.img` are one artifact (hostile review: two).
+    let shown = path.strip_prefix(base).map_or_else(|_| file.to_owned(), |p| p.display().to_string());
+    let name = crate::input::label(&format!("{packer_build}.file.{shown}"))
         .map_err(|why| CliError::new(Exit::BadDocument, format!("file `{file}` of {packer_build}: {why}")))?;
     let name = names.unique(name);
     // `path` is absolute, so this is `file:///…`.

@@ -830,3 +830,41 @@ fn builds_at_once_in_one_directory_each_record_their_own_artifacts() {
     );
     assert_eq!(env.json(&["build", "show", &b])["build"]["status"], "failed");
 }
+
+/// From a hostile review: an `artifact_id` with empty or one-sided parts recorded junk
+/// images (`zz:`, `:ami-9`), the same id twice made two, and a file spelt with `..`
+/// was a second artifact of the same file.
+#[test]
+fn a_damaged_artifact_id_is_refused_and_one_file_is_one_artifact() {
+    let env = env();
+    let b = env.build("pk-junk");
+    let manifest = |artifact_id: &str, file: &str| {
+        format!(
+            r#"{{"builds": [{{"name": "u", "builder_type": "amazon-ebs", "build_time": 1, "files": [{{"name": "{file}", "size": 1}}],
+               "artifact_id": "{artifact_id}", "packer_run_uuid": "r1", "custom_data": {{"buildstate_build": "pk-junk"}}}}],
+               "last_run_uuid": "r1"}}"#
+        )
+    };
+    std::fs::create_dir_all(env.path("sub")).expect("a directory");
+    std::fs::write(env.path("sub/disk.img"), "x").expect("a file");
+    for junk in ["us-east-1:ami-1,,:,zz:", ":ami-9", "us-east-1:ami-1,zz:"] {
+        let m = write(&env, "m.json", &manifest(junk, "sub/disk.img"));
+        let r = bs(&env, &["artifact", "ingest-manifest", &b, &m]);
+        assert_eq!(r.code, 7, "{junk}: {r:?}");
+        assert!(r.stderr.contains("artifact_id"), "{r:?}");
+    }
+    assert!(artifacts(&env, &b).is_empty(), "nothing recorded");
+    let m = write(
+        &env,
+        "m.json",
+        &manifest("us-east-1:ami-1,us-east-1:ami-1,us-west-2:ami-2", "sub/../sub/disk.img"),
+    );
+    let r = bs(&env, &["artifact", "ingest-manifest", &b, &m]);
+    assert_eq!(r.code, 0, "{r:?}");
+    let m = write(&env, "m.json", &manifest("us-east-1:ami-1,us-west-2:ami-2", "sub/disk.img"));
+    let r = bs(&env, &["artifact", "ingest-manifest", &b, &m]);
+    assert_eq!(r.code, 0, "{r:?}");
+    let names: Vec<String> =
+        artifacts(&env, &b).iter().map(|a| a["name"].as_str().unwrap_or("").to_owned()).collect();
+    assert_eq!(names.len(), 3, "two regions and one file, however spelt: {names:?}");
+}

@@ -105,16 +105,18 @@ pub fn parse_manifest(bytes: &[u8], all_runs: bool) -> Result<Vec<ManifestBuild>
         .into_iter()
         .filter(|b| all_runs || current.is_none() || b.packer_run_uuid == current)
         .map(entry)
-        .collect();
+        .collect::<Result<_, _>>()?;
     if let (false, Some(uuid), true) = (all_runs, &current, builds.is_empty()) {
         return Err(ManifestError::NoCurrentRun(uuid.clone()));
     }
     Ok(builds)
 }
 
-fn entry(b: RawBuild) -> ManifestBuild {
+fn entry(b: RawBuild) -> Result<ManifestBuild, ManifestError> {
     let images = match b.artifact_id.as_deref() {
-        Some(id) if b.builder_type != "null" => split_artifact_id(id),
+        Some(id) if b.builder_type != "null" => {
+            split_artifact_id(id).map_err(|e| ManifestError::Malformed(format!("build {}: {e}", b.name)))?
+        }
         _ => Vec::new(),
     };
     let buildstate_build =
@@ -123,7 +125,7 @@ fn entry(b: RawBuild) -> ManifestBuild {
             serde_json::Value::Number(n) => Some(n.to_string()),
             _ => None,
         });
-    ManifestBuild {
+    Ok(ManifestBuild {
         cloud: cloud_of(&b.builder_type),
         name: b.name,
         builder_type: b.builder_type,
@@ -137,24 +139,39 @@ fn entry(b: RawBuild) -> ManifestBuild {
             .map(|f| ManifestFile { name: f.name, size: f.size })
             .collect(),
         buildstate_build,
-    }
+    })
 }
 
 /// `us-east-1:ami-1,us-west-2:ami-2` → two regional ids; `my-image` → one without a
 /// region. Only a left part that looks like a region (`[a-z0-9-]` with a `-`) is one:
 /// `sha256:…` (a Docker id) stays whole.
-pub fn split_artifact_id(artifact_id: &str) -> Vec<ImageId> {
-    artifact_id
-        .split(',')
-        .map(str::trim)
-        .filter(|p| !p.is_empty())
-        .map(|part| match part.split_once(':') {
-            Some((region, id)) if looks_like_region(region) && !id.is_empty() => {
+///
+/// A part that is only separators (`,,`, `:`), or has nothing on one side of its `:`
+/// (`zz:`, `:ami-9`), is refused: such a manifest is damaged, and recording `zz:` as an
+/// image would be a wrong record (hostile review). The same id twice is one image.
+pub fn split_artifact_id(artifact_id: &str) -> Result<Vec<ImageId>, String> {
+    let mut out: Vec<ImageId> = Vec::new();
+    for part in artifact_id.split(',').map(str::trim) {
+        if part.is_empty() {
+            if artifact_id.trim().is_empty() {
+                continue;
+            }
+            return Err(format!("artifact_id `{artifact_id}` has an empty part"));
+        }
+        if part.starts_with(':') || part.ends_with(':') {
+            return Err(format!("artifact_id part `{part}` has no region or no id"));
+        }
+        let image = match part.split_once(':') {
+            Some((region, id)) if looks_like_region(region) => {
                 ImageId { region: Some(region.to_owned()), id: id.to_owned() }
             }
             _ => ImageId { region: None, id: part.to_owned() },
-        })
-        .collect()
+        };
+        if !out.contains(&image) {
+            out.push(image);
+        }
+    }
+    Ok(out)
 }
 
 fn looks_like_region(s: &str) -> bool {
@@ -213,9 +230,17 @@ mod tests {
 
     #[test]
     fn ids_and_clouds() {
-        assert_eq!(split_artifact_id("sha256:abc"), vec![ImageId { region: None, id: "sha256:abc".into() }]);
-        assert_eq!(split_artifact_id("my-image"), vec![ImageId { region: None, id: "my-image".into() }]);
-        assert!(split_artifact_id("").is_empty());
+        assert_eq!(
+            split_artifact_id("sha256:abc"),
+            Ok(vec![ImageId { region: None, id: "sha256:abc".into() }])
+        );
+        assert_eq!(split_artifact_id("my-image"), Ok(vec![ImageId { region: None, id: "my-image".into() }]));
+        assert_eq!(split_artifact_id(""), Ok(vec![]));
+        let twice = split_artifact_id("us-east-1:ami-1, us-east-1:ami-1,us-west-2:ami-2").expect("two");
+        assert_eq!(twice.len(), 2, "the same id twice is one image");
+        for damaged in ["us-east-1:ami-1,,us-west-2:ami-2", ":", "zz:", ":ami-9", "us-east-1:ami-1,"] {
+            assert!(split_artifact_id(damaged).is_err(), "{damaged}");
+        }
         for (t, c) in [
             ("amazon-ebs", "aws"),
             ("azure-arm", "azure"),

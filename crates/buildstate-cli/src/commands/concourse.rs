@@ -52,6 +52,10 @@ pub struct Source {
     pub store: Option<String>,
     #[serde(default)]
     pub token: Option<String>,
+    /// The PostgreSQL password of a `store` given without one (from the credential
+    /// manager: a resource's container sees no task params, so no PGPASSWORD).
+    #[serde(default)]
+    pub password: Option<String>,
     /// Only builds of this pipeline (its `pipeline` metadata).
     #[serde(default)]
     pub pipeline: Option<String>,
@@ -168,7 +172,13 @@ async fn open(request: Request, access: Access) -> Result<Resource, CliError> {
             return Err(CliError::usage("source.token is for a server: a store is reached directly")
                 .with_hint("drop `token`, or use `server` instead of `store`"));
         }
-        (None, Some(db)) => crate::open::open(Some(Path::new(db)), access).await?.store,
+        (None, Some(db)) => {
+            let db = match &source.password {
+                Some(pw) => with_password(db, pw)?,
+                None => db.clone(),
+            };
+            crate::open::open(Some(Path::new(&db)), access).await?.store
+        }
     };
     Ok(Resource {
         store,
@@ -180,6 +190,24 @@ async fn open(request: Request, access: Access) -> Result<Resource, CliError> {
         version,
         params: request.params.unwrap_or(Value::Null),
     })
+}
+
+/// `postgres://…` with `password` added as a parameter (percent-encoded), which the
+/// driver reads as the URL's password.
+fn with_password(db: &str, password: &str) -> Result<String, CliError> {
+    let lower = db.to_ascii_lowercase();
+    if !(lower.starts_with("postgres://") || lower.starts_with("postgresql://")) {
+        return Err(CliError::usage("source.password is for a PostgreSQL store (postgres://…)"));
+    }
+    let encoded: String = password
+        .bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => (b as char).to_string(),
+            _ => format!("%{b:02X}"),
+        })
+        .collect();
+    let sep = if db.contains('?') { '&' } else { '?' };
+    Ok(format!("{db}{sep}password={encoded}"))
 }
 
 fn existing_dir(dir: &Path) -> Result<PathBuf, CliError> {
@@ -278,6 +306,11 @@ mod tests {
         );
         assert_eq!(m.actor(), "concourse main/images/bake #7");
         assert_eq!(BuildMeta::default().page(), None);
+        assert_eq!(
+            with_password("postgres://ci@db/bs?sslmode=require", "p@ss w").expect("a URL"),
+            "postgres://ci@db/bs?sslmode=require&password=p%40ss%20w"
+        );
+        assert!(with_password("/srv/b.db", "x").is_err());
         let one_off = BuildMeta {
             id: Some("9".into()),
             url: Some("https://ci".into()),

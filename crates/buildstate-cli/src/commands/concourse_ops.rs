@@ -51,13 +51,19 @@ impl Version {
 /// that still exists that one and every newer one (Concourse's rules).
 pub async fn check(r: &Resource) -> Result<Value, CliError> {
     let mut versions = Vec::new();
-    let builds = candidates(r).await?;
+    let mut builds = candidates(r).await?;
     // A milestone no build has is a typo that would never trigger: said, not waited on.
-    if let Until::Milestone(code) = r.until
-        && let Some(b) = builds.iter().find(|b| !b.catalog.contains(code))
-    {
-        return Err(CliError::usage(format!("milestone {code} is not in the catalog of build {}", b.number))
+    // A build whose own catalog lacks it is passed over (it never makes a version),
+    // rather than breaking the resource for every other build of the cell.
+    if let Until::Milestone(code) = r.until {
+        if let Some(b) = builds.first().filter(|_| builds.iter().all(|b| !b.catalog.contains(code))) {
+            return Err(CliError::usage(format!(
+                "milestone {code} is not in the catalog of build {}",
+                b.number
+            ))
             .with_hint("source.milestone is a code of the builds' catalog, or \"delivered\""));
+        }
+        builds.retain(|b| b.catalog.contains(code));
     }
     for b in builds {
         if gate(&b, r.until, false) != Gate::Reached {
@@ -160,6 +166,16 @@ pub async fn put(r: &Resource, dir: &Path, meta: &BuildMeta) -> Result<Value, Cl
     if action.is_some() != code.is_some() {
         return Err(CliError::usage("params need both `action` and `state` (or neither, with create)"));
     }
+    if action.is_none() && !p.create {
+        return Err(CliError::usage("params ask for nothing: give `action` and `state`, or `create: true`"));
+    }
+    // A param of another action is a mistake, not something to ignore.
+    if action != Some(Action::Fail) && (p.error.is_some() || p.failure_type.is_some() || p.class.is_some()) {
+        return Err(CliError::usage("params `error`, `type` and `class` are for `action: fail`"));
+    }
+    if action != Some(Action::Skip) && p.reason.is_some() {
+        return Err(CliError::usage("params `reason` is for `action: skip`"));
+    }
     let step = p.step.clone().unwrap_or_else(|| match (&action, code) {
         (Some(a), Some(c)) => format!("{}-{c}", a.word()),
         _ => "create".to_owned(),
@@ -182,17 +198,52 @@ pub async fn put(r: &Resource, dir: &Path, meta: &BuildMeta) -> Result<Value, Cl
             return Err(CliError::usage("params name the build one way: `build`, `from` or `create: true`"));
         }
     };
-    let mut at = b.updated_at;
+    // The build must be one this resource stands for: a version of another cell is one
+    // its `check` never gives.
+    for (what, want, have) in
+        [("platform", &r.platform, &b.platform), ("os", &r.os, &b.os), ("image", &r.image, &b.image_type)]
+    {
+        if let Some(want) = want.as_ref().filter(|w| *w != have) {
+            return Err(CliError::usage(format!(
+                "build {} is of {what} {have}, not the source's {want}",
+                b.number
+            ))
+            .with_hint("put to the resource of that build's cell"));
+        }
+    }
+    // A version's time is always one of the build's events (what `in` checks).
+    let mut at = r.store.history(b.id).await?.last().map_or(b.updated_at, |e| e.at);
     if let (Some(action), Some(code)) = (action, code) {
-        let history = r.store.history(b.id).await?;
-        if let Some(done) = history.iter().find(|e| e.actor.contains(&key) && action.recorded_by(e, code)) {
+        let ours = |history: &[HistoryEvent]| {
+            history.iter().find(|e| e.actor.contains(&key) && action.recorded_by(e, code)).map(|e| e.at)
+        };
+        if let Some(done) = ours(&r.store.history(b.id).await?) {
             eprintln!("already recorded by this Concourse build ({key}): nothing written again");
-            at = done.at;
+            at = done;
         } else {
             let cmd = action.command(code, actor.clone(), failure, p.reason.clone().unwrap_or_default());
-            b = r.store.apply(b.id, &cmd, Guard::none()).await?.build;
-            at = r.store.history(b.id).await?.last().map_or(b.updated_at, |e| e.at);
-            eprintln!("{} {code} of build {}: now at {} ({})", action.word(), b.number, b.state, b.status);
+            match r.store.apply(b.id, &cmd, Guard::none()).await {
+                Ok(outcome) => {
+                    b = outcome.build;
+                    at = r.store.history(b.id).await?.last().map_or(b.updated_at, |e| e.at);
+                    eprintln!(
+                        "{} {code} of build {}: now at {} ({})",
+                        action.word(),
+                        b.number,
+                        b.state,
+                        b.status
+                    );
+                }
+                // The same put retried at the same moment got there first: its record
+                // is this one's (hostile review: the others went red).
+                Err(e) => match ours(&r.store.history(b.id).await?) {
+                    Some(done) => {
+                        eprintln!("recorded by a retry of this put ({key}) meanwhile: nothing written again");
+                        at = done;
+                    }
+                    None => return Err(e.into()),
+                },
+            }
         }
     }
     Ok(json!({"version": Version::of(&b, at), "metadata": metadata(&b)}))
@@ -416,6 +467,13 @@ async fn still_there(r: &Resource, v: &Version) -> Result<Build, CliError> {
         Until::Delivered => b.catalog.codes().last(),
     };
     let history = r.store.history(b.id).await?;
+    // Every version this resource gives has the time of one of the build's events.
+    if !history.iter().any(|e| e.at == at) {
+        return Err(gone(format!(
+            "build {} has no event at {}: this resource never gave that version",
+            b.number, v.at
+        )));
+    }
     if let Some(rewind) = history
         .iter()
         .find(|e| e.kind == EventKind::Rewound && e.at > at && code.is_some_and(|c| e.state <= c))

@@ -120,6 +120,11 @@ pub fn q(s: &str) -> String {
     serde_json::to_string(s).unwrap_or_else(|_| "\"\"".to_owned())
 }
 
+/// GitHub Actions runs at most 256 jobs of one matrix; GitLab's `parallel: matrix` at
+/// most 200. A file past them would be refused by the engine, not by us.
+const GITHUB_MATRIX_MAX: usize = 256;
+const GITLAB_MATRIX_MAX: usize = 200;
+
 pub fn run(a: &Args) -> Result<Exit, CliError> {
     let pipeline = crate::input::pipeline(&a.pipeline)?;
     if pipeline.steps.is_empty() {
@@ -127,6 +132,41 @@ pub fn run(a: &Args) -> Result<Exit, CliError> {
             "pipeline {} has no steps: there is nothing for a CI job to run",
             pipeline.name
         )));
+    }
+    if let Some(out) = &a.output
+        && std::fs::canonicalize(out).ok().is_some_and(|o| Some(o) == std::fs::canonicalize(&a.pipeline).ok())
+    {
+        return Err(CliError::usage(format!("-o {} is the pipeline file itself", out.display())).with_hint(
+            "write the CI file elsewhere: .gitlab-ci.yml, .github/workflows/NAME.yml, ci/concourse.yml",
+        ));
+    }
+    if a.command.trim().is_empty() {
+        return Err(CliError::usage(
+            "--command is empty: give how a job calls buildstate (a path, or a wrapper)",
+        ));
+    }
+    let cells = pipeline.matrix.len();
+    let limit = match a.engine {
+        Engine::Github => Some(("GitHub Actions", GITHUB_MATRIX_MAX)),
+        Engine::Gitlab if !a.per_milestone => Some(("GitLab's parallel: matrix", GITLAB_MATRIX_MAX)),
+        _ => None,
+    };
+    if let Some((engine, max)) = limit.filter(|(_, max)| cells > *max) {
+        return Err(CliError::usage(format!(
+            "pipeline {} has {cells} builds; {engine} runs at most {max} jobs of one matrix",
+            pipeline.name
+        ))
+        .with_hint(
+            "split the matrix into pipeline files of fewer builds (by platform, say), one CI file each",
+        ));
+    }
+    if a.pipeline.is_absolute()
+        || a.pipeline.components().any(|c| matches!(c, std::path::Component::ParentDir))
+    {
+        crate::output::warning(format!(
+            "the CI jobs will look for the pipeline file at {}, as given; give it relative to the repository's root",
+            a.pipeline.display()
+        ));
     }
     let store = match (a.store.clone(), a.server.clone()) {
         (Some(url), _) => StoreRef::Db(no_secret("--store", url)?),
@@ -173,14 +213,21 @@ pub fn render(engine: Engine, plan: &Plan) -> String {
 /// A URL is written into a file in the repository: one that carries a password or a
 /// credential parameter is refused, naming where the secret goes instead.
 fn no_secret(flag: &str, url: String) -> Result<String, CliError> {
-    if crate::config::redact_url(&url) == url {
+    let shown = crate::config::redact_url(&url);
+    // A fragment is never a server's business, and a token may hide there.
+    if shown == url && !url.contains('#') {
         return Ok(url);
     }
+    let hint = if flag == "--server" {
+        "give the server's URL alone: its token comes from the CI secret BUILDSTATE_TOKEN"
+    } else {
+        "give the URL without its password and set the password as a CI secret (PGPASSWORD), or leave --store out and set BUILDSTATE_DB as a secret CI variable"
+    };
+    let shown = shown.split('#').next().unwrap_or_default().to_owned();
     Err(CliError::usage(format!(
-        "{flag} {} holds a secret, and the generated file is committed to the repository",
-        crate::config::redact_url(&url)
+        "{flag} {shown}… holds a secret, and the generated file is committed to the repository"
     ))
-    .with_hint("give the URL without its password and set the password as a CI secret (PGPASSWORD for PostgreSQL), or leave the flag out and set BUILDSTATE_DB as a secret CI variable"))
+    .with_hint(hint))
 }
 
 #[cfg(test)]
@@ -193,6 +240,8 @@ mod tests {
         let e = no_secret("--store", "postgres://ci:s3cret@db/bs".into()).expect_err("refused");
         assert!(!e.to_string().contains("s3cret"), "{e}");
         assert!(no_secret("--server", "https://bs.example.com/?token=abc".into()).is_err());
+        let fragment = no_secret("--server", "https://bs.example.com/#bst_abc".into()).expect_err("refused");
+        assert!(!fragment.to_string().contains("bst_abc"), "{fragment}");
         assert_eq!(q("a: b # c"), "\"a: b # c\"");
         assert_eq!(q("it's \"x\""), r#""it's \"x\"""#);
     }

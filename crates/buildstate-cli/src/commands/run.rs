@@ -50,6 +50,14 @@ impl Args {
     /// a missing one is created: a pipeline file that is missing or invalid, an `--only`
     /// that is malformed or selects nothing, a logs directory that cannot be written.
     pub fn preflight(&mut self) -> Result<(), CliError> {
+        if self.build.is_some() && !self.only.is_empty() {
+            return Err(CliError::usage(
+                "--build names the one build to run; --only selects cells of the matrix: give one",
+            )
+            .with_hint(
+                "`--only` to run (and create) the cells' builds, `--build REF` to run one build that exists",
+            ));
+        }
         let pipeline = crate::input::pipeline(&self.pipeline)?;
         let filter = MatrixFilter::parse(&self.only).map_err(|e| CliError::usage(e.to_string()))?;
         if self.build.is_none() {

@@ -61,7 +61,7 @@ enum Subject {
 }
 
 /// One build's standing, as printed.
-#[derive(Debug, Serialize)]
+#[derive(Clone, Debug, Serialize)]
 struct Standing {
     build: String,
     cell: String,
@@ -75,6 +75,7 @@ pub async fn run(a: Args, ctx: &Ctx) -> Result<Exit, CliError> {
     let started = Instant::now();
     let mut last_said: Vec<String> = Vec::new();
     let mut store_down = false;
+    let mut last_round: Option<Vec<Standing>> = None;
     loop {
         let round = match poll(ctx, &subject, a.until).await {
             Ok(r) => {
@@ -111,10 +112,17 @@ pub async fn run(a: Args, ctx: &Ctx) -> Result<Exit, CliError> {
                 output::notice(format!("waiting for {}: {line}", a.until));
             }
             last_said = said;
+            last_round = Some(standings);
         }
         if let Some(limit) = a.timeout
             && started.elapsed() >= limit
         {
+            // `--json` readers learn where each build is, as on any other end.
+            if ctx.json
+                && let Some(standings) = &last_round
+            {
+                report(ctx, standings)?;
+            }
             let pending: Vec<&String> = last_said.iter().filter(|l| !l.ends_with("reached")).collect();
             return Err(CliError::new(
                 Exit::Passthrough(TIMED_OUT),
@@ -144,6 +152,13 @@ fn subject(a: &Args) -> Result<Subject, CliError> {
     let path = Path::new(given);
     if path.is_file() || given.ends_with(".yaml") || given.ends_with(".yml") {
         let p = Pipeline::load(path).map_err(|e| CliError::usage(e.to_string()))?;
+        // Known before any build exists: a code the file's catalog lacks never comes.
+        if let Until::Milestone(code) = a.until
+            && !p.catalog.contains(code)
+        {
+            return Err(CliError::usage(format!("milestone {code} is not in pipeline {}'s catalog", p.name))
+                .with_hint("wait for one of its milestones, or for delivered"));
+        }
         let cells: Vec<MatrixCell> = p.cells(&filter).into_iter().cloned().collect();
         if cells.is_empty() {
             return Err(CliError::usage(format!("--only {} selects no cell of pipeline {}", filter, p.name)));

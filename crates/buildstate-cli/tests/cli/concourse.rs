@@ -342,3 +342,102 @@ fn the_resource_scripts_of_the_image_speak_the_same_protocol() {
     let dockerfile = std::fs::read_to_string(scripts.join("Dockerfile")).expect("the Dockerfile");
     assert!(dockerfile.contains("/opt/resource/"), "the image puts them where Concourse looks");
 }
+
+/// From a hostile review of the resource: retried puts at the same moment, params of
+/// another action or cell, a version never given, a build of another catalog, and a
+/// PostgreSQL store whose password comes from the credential manager.
+#[test]
+fn puts_and_versions_the_review_found_are_handled() {
+    let env = Env::new().with_catalog().with_images(&["hana"]);
+    let b = env.build("cc-rev");
+    let src = source(&env, json!({}));
+    // The same put retried eight times at once: one record, and every one green.
+    let start = json!({"source": src, "params": {"build": b, "action": "start", "state": 0}});
+    let runs: Vec<_> = (0..8)
+        .map(|_| {
+            let mut c = std::process::Command::new(crate::common::bin());
+            c.args(["concourse", "out", env.dir.path().to_str().expect("utf-8")])
+                .env_clear()
+                .envs(metadata("700"))
+                .stdin(std::process::Stdio::piped())
+                .stdout(std::process::Stdio::piped())
+                .stderr(std::process::Stdio::piped());
+            let mut child = c.spawn().expect("start");
+            use std::io::Write;
+            child.stdin.take().expect("stdin").write_all(start.to_string().as_bytes()).expect("write");
+            child
+        })
+        .collect();
+    for child in runs {
+        let out = child.wait_with_output().expect("wait");
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    }
+    assert_eq!(env.history(&b).iter().filter(|e| e["kind"] == "started").count(), 1);
+
+    for (params, says) in [
+        (json!({"build": b}), "params ask for nothing"),
+        (
+            json!({"build": b, "action": "complete", "state": 0, "reason": "x"}),
+            "`reason` is for `action: skip`",
+        ),
+        (json!({"build": b, "action": "complete", "state": 0, "error": "x"}), "are for `action: fail`"),
+    ] {
+        let r = resource(&env, "out", &json!({"source": src, "params": params}), "701");
+        assert_eq!(r.code, 2, "{params}: {r:?}");
+        assert!(r.stderr.contains(says), "{r:?}");
+    }
+    let hana =
+        env.ok(&["build", "create", "--platform", "aws-commercial", "--os", "rhel-9.6", "--image", "hana"]);
+    let other = json!({"source": src, "params": {"build": hana.trim(), "action": "start", "state": 0}});
+    let r = resource(&env, "out", &other, "702");
+    assert_eq!(r.code, 2, "{r:?}");
+    assert!(r.stderr.contains("is of image hana, not the source's base"), "{r:?}");
+
+    // A version whose time is none of the build's events was never given.
+    env.ok(&["state", "complete", &b, "0"]);
+    let check =
+        answer(&resource(&env, "check", &json!({"source": source(&env, json!({"milestone": 0}))}), ""));
+    let mut forged = check[0].clone();
+    forged["at"] = json!("2099-01-01T00:00:00Z");
+    let r = resource(&env, "in", &json!({"source": src, "version": forged}), "703");
+    assert_eq!(r.code, 3, "{r:?}");
+    assert!(r.stderr.contains("never gave that version"), "{r:?}");
+
+    // A build of a catalog without the milestone is passed over, not an error for all.
+    env.write(
+        "short.yml",
+        "- {code: 0, name: initial}\n- {code: 50, name: half}\n- {code: 100, name: done}\n",
+    );
+    env.ok(&[
+        "build",
+        "create",
+        "--platform",
+        "aws-commercial",
+        "--os",
+        "rhel-9.6",
+        "--image",
+        "base",
+        "--catalog",
+        env.path("short.yml").to_str().expect("utf-8"),
+    ]);
+    let r = resource(&env, "check", &json!({"source": source(&env, json!({"milestone": 0}))}), "");
+    assert_eq!(r.code, 0, "{r:?}");
+    let r = resource(&env, "check", &json!({"source": source(&env, json!({"milestone": 5}))}), "");
+    assert_eq!(answer(&r).as_array().map(Vec::len), Some(0), "{r:?}");
+}
+
+/// A password-protected PostgreSQL store: its password is `source.password` (from the
+/// credential manager), since a resource's container sees no task params.
+#[test]
+fn a_postgres_store_takes_its_password_from_the_source() {
+    let db = crate::common::PgDb::new();
+    let env = Env::with_db(&db.url).with_catalog();
+    env.build("cc-pg");
+    let (scheme_user, rest) = db.url.split_once('@').expect("a user in the URL");
+    let (user, password) = scheme_user.rsplit_once(':').expect("a password in the URL");
+    let bare = format!("{user}@{rest}");
+    let request = json!({"source": {"store": bare, "password": password, "milestone": 0}});
+    let r = resource(&env, "check", &request, "");
+    assert_eq!(r.code, 0, "{r:?}");
+    assert!(!r.stderr.contains(password) || password.len() < 4, "no password in the log: {r:?}");
+}

@@ -347,16 +347,66 @@ fn mistakes_are_refused_and_secrets_never_written() {
             2,
             "cannot be used with",
         ),
+        // From a hostile review.
+        (vec!["gitlab", "images.yml", "-o", "./images.yml"], 2, "is the pipeline file itself"),
+        (vec!["github", "images.yml", "--server", "https://bs.example.com/#bst_abc"], 2, "BUILDSTATE_TOKEN"),
+        (vec!["gitlab", "images.yml", "--command", " "], 2, "--command is empty"),
     ] {
         let r = run(&args);
         assert_eq!(r.code, code, "{args:?}: {r:?}");
         assert!(r.stderr.contains(says), "{args:?}: {r:?}");
-        assert!(!r.stderr.contains("s3cret") && !r.stderr.contains("token=abc"), "{r:?}");
+        assert!(
+            !r.stderr.contains("s3cret") && !r.stderr.contains("token=abc") && !r.stderr.contains("bst_abc"),
+            "{r:?}"
+        );
     }
+    assert!(
+        std::fs::read_to_string(env.path("images.yml")).expect("read").starts_with("name: images"),
+        "not overwritten"
+    );
     // --output writes the file, and only it.
     let r = run(&["gitlab", "images.yml", "--store", "postgres://ci@db/bs", "-o", "ci.yml"]);
     assert_eq!(r.code, 0, "{r:?}");
     assert!(r.stdout.is_empty());
     let written = std::fs::read_to_string(env.path("ci.yml")).expect("ci.yml");
     assert!(written.contains("BUILDSTATE_DB: \"postgres://ci@db/bs\""), "{written}");
+}
+
+/// From a hostile review: names the engines cannot take. A pipeline named like a GitLab
+/// keyword, Concourse names of cells that differ only by `.` and `-`, and a matrix past
+/// an engine's limit of jobs.
+#[test]
+fn names_and_sizes_the_engines_cannot_take_are_handled() {
+    let env = Env::new();
+    env.write(
+        "image.yml",
+        "name: image\nmatrix:\n  platform: [aws.gov, aws-gov]\n  os: [rhel-9.6]\n  image: [base]\nstates:\n  10:\n    run: 'true'\n",
+    );
+    let gitlab = yaml(&generate(&env, &["gitlab", "image.yml"]));
+    assert!(gitlab.get("image").is_none() && gitlab["image builds"]["parallel"].is_object(), "{gitlab}");
+    let concourse = yaml(&generate(&env, &["concourse", "image.yml"]));
+    let names: BTreeSet<&str> =
+        concourse["jobs"].as_array().expect("jobs").iter().filter_map(|j| j["name"].as_str()).collect();
+    assert_eq!(names.len(), 2, "two cells, two job names: {names:?}");
+    let platforms: Vec<String> = (0..20).map(|i| format!("p{i}")).collect();
+    let oses: Vec<String> = (0..13).map(|i| format!("o{i}")).collect();
+    env.write(
+        "big.yml",
+        &format!(
+            "name: big\nmatrix:\n  platform: [{}]\n  os: [{}]\n  image: [base]\nstates:\n  10:\n    run: 'true'\n",
+            platforms.join(", "),
+            oses.join(", ")
+        ),
+    );
+    for (engine, says) in [("github", "at most 256 jobs"), ("gitlab", "at most 200 jobs")] {
+        let r: Run = env
+            .cmd()
+            .current_dir(env.dir.path())
+            .args(["generate", engine, "big.yml"])
+            .output()
+            .expect("run")
+            .into();
+        assert_eq!(r.code, 2, "{r:?}");
+        assert!(r.stderr.contains("has 260 builds") && r.stderr.contains(says), "{r:?}");
+    }
 }

@@ -310,4 +310,26 @@ fn through_stops_past_the_milestone_and_the_next_run_goes_on() {
     let r = env.run(&["run", pipeline.to_str().expect("utf-8"), "--through", "12"]);
     assert_eq!(r.code, 2, "{r:?}");
     assert!(r.stderr.contains("--through 12: milestone 12 is not in pipeline thru's catalog"), "{r:?}");
+    // --build and --only both choose what runs: refused, not one of them ignored.
+    let r = env.run(&["run", pipeline.to_str().expect("utf-8"), "--build", "x", "--only", "os=rhel-9.6"]);
+    assert_eq!(r.code, 2, "{r:?}");
+    assert!(r.stderr.contains("give one"), "{r:?}");
+}
+
+/// From a hostile review: the job of an earlier milestone run again (`--through 10`)
+/// re-opened a build that had failed later and needed a person; it leaves it as it is.
+#[test]
+fn through_leaves_a_build_that_failed_later_as_it_is() {
+    let env = Env::new().with_catalog();
+    let yaml = "name: thru2\nmatrix:\n  platform: [aws-commercial]\n  os: [rhel-9.6]\n  image: [base]\nstates:\n  \
+                10:\n    run: echo ten >> ran.log\n  20:\n    run: exit 3\n";
+    let pipeline = env.write("thru2.yml", yaml);
+    let (code, _, r) = env.run_pipeline(&pipeline, &[]);
+    assert_eq!(code, 8, "{r:?}");
+    let (code, summary, r) = env.run_pipeline(&pipeline, &["--through", "10"]);
+    assert_eq!(code, 0, "milestone 10 is done: this job's part is: {r:?}");
+    let row = &summary_builds(&summary)[0].1;
+    assert_eq!((row["state"].as_u64(), row["status"].as_str()), (Some(20), Some("failed")), "{summary}");
+    assert_eq!(row["needs_intervention"], true, "still needs a person: {summary}");
+    assert_eq!(std::fs::read_to_string(env.path("ran.log")).expect("ran.log"), "ten\n");
 }

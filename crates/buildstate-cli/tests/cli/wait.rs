@@ -78,6 +78,12 @@ fn one_build_reached_delivered_timed_out_or_never() {
     assert!(r.stderr.contains("timed out after 1s waiting for delivery: build w-1"), "{r:?}");
     assert!(r.stderr.contains("is at 10, running"), "{r:?}");
     assert!(started.elapsed() < Duration::from_secs(10), "{:?}", started.elapsed());
+    // With --json, where each build is is printed on a timeout too (hostile review).
+    let r =
+        env.run(&["wait", &b, "--until", "delivered", "--timeout", "300ms", "--interval", "100ms", "--json"]);
+    assert_eq!(r.code, 124, "{r:?}");
+    let standings: serde_json::Value = serde_json::from_str(&r.stdout).expect("JSON on stdout");
+    assert_eq!(standings[0]["reached"], false, "{standings}");
 
     // Failed with no runner holding it: nobody will retry it, so 8 at once.
     env.ok(&["state", "start", &b, "10"]);
@@ -98,6 +104,8 @@ fn one_build_reached_delivered_timed_out_or_never() {
 #[test]
 fn mistakes_are_refused_before_any_waiting() {
     let env = Env::new().with_catalog();
+    let gated = env.write("gated.yml", GATED);
+    let gated = gated.to_str().expect("utf-8");
     let b = env.build("w-3");
     for (args, code, says) in [
         (vec!["wait", &b, "--until", "97"], 2, "milestone 97 is not in the catalog of build w-3"),
@@ -115,6 +123,12 @@ fn mistakes_are_refused_before_any_waiting() {
         ),
         (vec!["wait", &b, "--until", "90", "--interval", "1ms"], 2, "outside 100ms"),
         (vec!["wait", &b, "--all", "--pipeline", "p", "--until", "90"], 2, "cannot be used with"),
+        // From a hostile review: known before any build of the file exists.
+        (
+            vec!["wait", "--all", "--pipeline", gated, "--until", "21"],
+            2,
+            "milestone 21 is not in pipeline gated's catalog",
+        ),
     ] {
         let r = env.run(&args);
         assert_eq!(r.code, code, "{args:?}: {r:?}");

@@ -201,6 +201,19 @@ async fn wait_for_holder(
 
 /// Raises the step's stop signal when the run is stopped or the lease is lost (`run`,
 /// `worker` and `exec` alike: a step must not run on beside its build's next runner).
+/// Why a run with `--through` left the build where it is.
+fn past_through(through: StateCode, build: &Build) -> String {
+    match build.status {
+        BuildStatus::Failed => {
+            format!(
+                "past {through}, as far as --through takes it; it failed at {} and is left as it is",
+                build.state
+            )
+        }
+        _ => format!("past {through}, as far as --through takes it; the next run goes on at {}", build.state),
+    }
+}
+
 pub async fn forward_stop(
     mut stop: watch::Receiver<Option<i32>>,
     mut lost: watch::Receiver<bool>,
@@ -254,6 +267,15 @@ async fn run_steps(
             return Ok(Some(format!("interrupted by signal {sig}")));
         }
         let build = store.build(id).await?;
+        // Past `--through` already: nothing of this run's to do, not even re-opening a
+        // failure (hostile review: an earlier milestone's CI job re-run cleared a
+        // failure that needed a person).
+        if let Some(through) = opts.through.filter(|t| build.state > *t) {
+            if !picked_up {
+                pick_up(store.as_ref(), &build, target, out, progress).await?;
+            }
+            return Ok(Some(past_through(through, &build)));
+        }
         if !picked_up {
             picked_up = true;
             pick_up(store.as_ref(), &build, target, out, progress).await?;
@@ -279,11 +301,6 @@ async fn run_steps(
             BuildStatus::Pending | BuildStatus::Running => {}
         }
         let state = build.state;
-        if let Some(through) = opts.through.filter(|t| state > *t) {
-            return Ok(Some(format!(
-                "past {through}, as far as --through takes it; the next run goes on at {state}"
-            )));
-        }
         let name = build.state_name().to_owned();
         // A milestone a tool step covers runs that step again, unless the step already
         // ran to its end in this run without reaching it.

@@ -141,12 +141,17 @@ impl RunSummary {
         self.outcomes.iter().all(BuildOutcome::delivered)
     }
 
-    /// Every build got as far as the run was to take it: delivered, or past `through`.
+    /// Every build got as far as the run was to take it: delivered, or past `through`
+    /// (a failure at a later milestone is a later job's).
     pub fn all_done(&self) -> bool {
         self.outcomes.iter().all(|o| {
             o.delivered()
                 || self.through.is_some_and(|t| {
-                    o.state > t && matches!(o.status, Some(BuildStatus::Pending | BuildStatus::Running))
+                    o.state > t
+                        && matches!(
+                            o.status,
+                            Some(BuildStatus::Pending | BuildStatus::Running | BuildStatus::Failed)
+                        )
                 })
         })
     }

@@ -145,3 +145,21 @@ impl Build {
         Ok(())
     }
 }
+
+/// A build of the default catalog at milestone 0, for the crate's own tests.
+#[cfg(test)]
+pub(crate) fn test_build() -> Build {
+    let name = |s: &str| Name::new(s).expect("valid name");
+    let new = NewBuild {
+        platform: name("gcp"),
+        os: name("rhel-9.6"),
+        image_type: name("base"),
+        number: None,
+        catalog: StateCatalog::default_catalog(),
+        created_by: "t".into(),
+        ci_url: None,
+        metadata: Default::default(),
+    };
+    let number = BuildNumber::new("b-1").expect("valid number");
+    Build::create(BuildId::generate(1, 7), number, new, Timestamp::UNIX_EPOCH).0
+}

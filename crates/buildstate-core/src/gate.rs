@@ -102,22 +102,9 @@ pub fn reached_at(history: &[HistoryEvent], catalog: &StateCatalog, until: Until
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::{BuildId, BuildNumber, Name, NewBuild, StateCatalog};
 
     fn at(state: i64, status: BuildStatus) -> Build {
-        let name = |s: &str| Name::new(s).expect("valid name");
-        let new = NewBuild {
-            platform: name("gcp"),
-            os: name("rhel-9.6"),
-            image_type: name("base"),
-            number: None,
-            catalog: StateCatalog::default_catalog(),
-            created_by: "t".into(),
-            ci_url: None,
-            metadata: Default::default(),
-        };
-        let number = BuildNumber::new("b-1").expect("valid number");
-        let mut b = Build::create(BuildId::generate(1, 7), number, new, jiff::Timestamp::UNIX_EPOCH).0;
+        let mut b = crate::build::test_build();
         b.state = StateCode::new(state).expect("a code");
         b.status = status;
         b

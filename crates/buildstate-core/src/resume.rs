@@ -155,22 +155,9 @@ pub fn resume_plan(b: &Build, last_failure: Option<&FailureRecord>) -> ResumePla
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::{BuildId, BuildNumber, Name, NewBuild, StateCatalog};
 
     fn build() -> Build {
-        let name = |s: &str| Name::new(s).expect("valid name");
-        let new = NewBuild {
-            platform: name("gcp"),
-            os: name("rhel-9.6"),
-            image_type: name("base"),
-            number: None,
-            catalog: StateCatalog::default_catalog(),
-            created_by: "t".into(),
-            ci_url: None,
-            metadata: Default::default(),
-        };
-        let number = BuildNumber::new("b-1").expect("valid number");
-        Build::create(BuildId::generate(1, 7), number, new, jiff::Timestamp::UNIX_EPOCH).0
+        crate::build::test_build()
     }
 
     #[test]

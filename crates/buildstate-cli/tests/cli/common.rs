@@ -746,7 +746,7 @@ pub fn redact_times(text: &str) -> String {
 /// A fresh PostgreSQL database for one test, dropped at the end.
 pub struct PgDb {
     admin: String,
-    name: String,
+    pub name: String,
     pub url: String,
 }
 

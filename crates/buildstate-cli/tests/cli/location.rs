@@ -6,7 +6,7 @@ use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use crate::common::{Env, Run, bare_cmd, bin, expect_error};
+use crate::common::{Env, PgDb, Run, bare_cmd, bin, expect_error};
 
 /// The binary on `db` (`""`: the default store), in `env`'s directory, with a home and
 /// data dir inside it: the default store of these tests is never the real one.
@@ -255,38 +255,6 @@ pub fn catalog_and_build(env: &Env, db: &str, number: &str) {
     ] {
         let r = on(env, db, args);
         assert_eq!(r.code, 0, "{args:?}: {r:?}");
-    }
-}
-
-/// A fresh PostgreSQL database, dropped at the end (as in `fleet.rs`).
-pub struct PgDb {
-    admin: String,
-    pub name: String,
-    pub url: String,
-}
-
-impl PgDb {
-    pub fn new() -> PgDb {
-        let admin = std::env::var("BUILDSTATE_TEST_POSTGRES_URL").unwrap_or_else(|_| {
-            panic!("BUILDSTATE_TEST_POSTGRES_URL is not set: run `source scripts/services.sh && start_postgres` first")
-        });
-        let nanos =
-            std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos());
-        let name = format!("location_{}_{}", std::process::id(), nanos % 1_000_000_000);
-        let out =
-            Command::new("psql").arg(&admin).args(["-qAtc", &format!("CREATE DATABASE {name}")]).output();
-        assert!(out.as_ref().is_ok_and(|o| o.status.success()), "create database {name}: {out:?}");
-        let (base, _) = admin.rsplit_once('/').expect("a database in the URL");
-        PgDb { url: format!("{base}/{name}"), admin, name }
-    }
-}
-
-impl Drop for PgDb {
-    fn drop(&mut self) {
-        let _ = Command::new("psql")
-            .arg(&self.admin)
-            .args(["-qAtc", &format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.name)])
-            .output();
     }
 }
 

@@ -860,7 +860,8 @@ fn postgres_store_dir(env: &Env, log: &std::path::Path) -> String {
 /// key/value form included.
 #[test]
 fn a_postgres_stores_logs_stay_put_whatever_its_tls_options() {
-    use crate::location::{PgDb, catalog_and_build, log_of, on};
+    use crate::common::PgDb;
+    use crate::location::{catalog_and_build, log_of, on};
     let env = Env::new();
     let pg = PgDb::new();
     let ca = std::env::var("BUILDSTATE_TEST_POSTGRES_CA").unwrap_or_else(|_| {
@@ -923,7 +924,8 @@ fn a_postgres_stores_logs_stay_put_whatever_its_tls_options() {
 /// short is refused without being echoed.
 #[test]
 fn a_key_value_connection_string_is_postgres_and_its_password_is_never_shown() {
-    use crate::location::{PgDb, on};
+    use crate::common::PgDb;
+    use crate::location::on;
     const SECRET: &str = "kv-s3cret-42";
     let env = Env::new();
     let pg = PgDb::new();
@@ -976,7 +978,8 @@ fn a_key_value_connection_string_is_postgres_and_its_password_is_never_shown() {
 /// given by --db", which is about files. The hint fits the kind of store.
 #[test]
 fn an_unusable_postgres_store_gets_a_hint_about_its_url() {
-    use crate::location::{PgDb, on};
+    use crate::common::PgDb;
+    use crate::location::on;
     let env = Env::new();
     let pg = PgDb::new();
     let (_, authority) = pg.url.split_once("://").expect("a URL");

@@ -53,14 +53,25 @@ async fn find(
     pipeline: &Pipeline,
     cell: &MatrixCell,
 ) -> Result<Option<Build>, StoreError> {
+    Ok(cell_builds(store, &pipeline.name, cell)
+        .await?
+        .into_iter()
+        .find(|b| b.status != BuildStatus::Cancelled))
+}
+
+/// The builds of `pipeline` for `cell`, newest first.
+async fn cell_builds(
+    store: &dyn Store,
+    pipeline: &Name,
+    cell: &MatrixCell,
+) -> Result<Vec<Build>, StoreError> {
     let filter = BuildFilter {
         platform: Some(cell.platform.clone()),
         os: Some(cell.os.clone()),
         image_type: Some(cell.image_type.clone()),
         ..BuildFilter::default()
     };
-    let builds = store.list_builds(&filter).await?;
-    Ok(builds.into_iter().find(|b| b.status != BuildStatus::Cancelled && belongs(b, &pipeline.name)))
+    Ok(store.list_builds(&filter).await?.into_iter().filter(|b| belongs(b, pipeline)).collect())
 }
 
 /// The build of `pipeline` for `cell` a run would drive (the newest not cancelled), or
@@ -70,14 +81,7 @@ pub async fn build_of_cell(
     pipeline: &Name,
     cell: &MatrixCell,
 ) -> Result<Option<Build>, StoreError> {
-    let filter = BuildFilter {
-        platform: Some(cell.platform.clone()),
-        os: Some(cell.os.clone()),
-        image_type: Some(cell.image_type.clone()),
-        ..BuildFilter::default()
-    };
-    let mine: Vec<Build> =
-        store.list_builds(&filter).await?.into_iter().filter(|b| belongs(b, pipeline)).collect();
+    let mine = cell_builds(store, pipeline, cell).await?;
     let live = mine.iter().find(|b| b.status != BuildStatus::Cancelled).cloned();
     Ok(live.or_else(|| mine.into_iter().next()))
 }

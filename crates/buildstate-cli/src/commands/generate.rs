@@ -168,6 +168,19 @@ pub fn run(a: &Args) -> Result<Exit, CliError> {
             a.pipeline.display()
         ));
     }
+    if let Some(db) = &a.store {
+        let lower = db.to_ascii_lowercase();
+        if !(lower.starts_with("postgres://") || lower.starts_with("postgresql://")) {
+            crate::output::warning(format!(
+                "--store {db} is not PostgreSQL: each CI runner would have a store of its own, and a re-run job on another runner would not find its build"
+            ));
+        }
+    }
+    if let Some(url) = &a.server
+        && url.to_ascii_lowercase().starts_with("http://")
+    {
+        crate::output::warning("--server is http://: the jobs' token would cross the network in the clear");
+    }
     let store = match (a.store.clone(), a.server.clone()) {
         (Some(url), _) => StoreRef::Db(no_secret("--store", url)?),
         (None, Some(url)) => StoreRef::Server(no_secret("--server", url)?),

@@ -364,6 +364,11 @@ fn mistakes_are_refused_and_secrets_never_written() {
         std::fs::read_to_string(env.path("images.yml")).expect("read").starts_with("name: images"),
         "not overwritten"
     );
+    // A store each runner has for itself, or a token in the clear: said (hostile review).
+    let r = run(&["gitlab", "images.yml", "--store", "/tmp/local.db"]);
+    assert!(r.code == 0 && r.stderr.contains("is not PostgreSQL"), "{r:?}");
+    let r = run(&["gitlab", "images.yml", "--server", "http://bs.example.com"]);
+    assert!(r.code == 0 && r.stderr.contains("in the clear"), "{r:?}");
     // --output writes the file, and only it.
     let r = run(&["gitlab", "images.yml", "--store", "postgres://ci@db/bs", "-o", "ci.yml"]);
     assert_eq!(r.code, 0, "{r:?}");

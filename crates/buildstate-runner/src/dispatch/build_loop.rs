@@ -201,6 +201,32 @@ async fn wait_for_holder(
 
 /// Raises the step's stop signal when the run is stopped or the lease is lost (`run`,
 /// `worker` and `exec` alike: a step must not run on beside its build's next runner).
+/// A CI job other than the one that created the build goes on with it (a re-run job,
+/// the next milestone's job): its page is `ci.job` on the build, so that the build links
+/// to the job whose log holds the attempt being made. Not written when nothing is left
+/// to do, nor when the job is the creator (its page is the build's `ci_url`).
+async fn note_ci_job(
+    store: &dyn Store,
+    build: &Build,
+    opts: &RunOptions,
+    guard: Guard,
+) -> Result<(), StoreError> {
+    let Some(url) = opts.ci_url.as_deref() else { return Ok(()) };
+    let finished = matches!(build.status, BuildStatus::Completed | BuildStatus::Cancelled);
+    let known = build.ci_url.as_deref() == Some(url)
+        || build.metadata.iter().any(|(k, v)| k.as_str() == CI_JOB_KEY && v.as_str() == url);
+    if finished || known {
+        return Ok(());
+    }
+    let Ok(key) = buildstate_core::MetaKey::new(CI_JOB_KEY) else { return Ok(()) };
+    let Ok(value) = buildstate_core::MetaValue::new(&key, url) else { return Ok(()) };
+    store.apply(build.id, &Command::SetMeta { key, value: Some(value) }, guard).await?;
+    Ok(())
+}
+
+/// The metadata key of the CI job that last went on with a build.
+pub const CI_JOB_KEY: &str = "ci.job";
+
 /// Why a run with `--through` left the build where it is.
 fn past_through(through: StateCode, build: &Build) -> String {
     match build.status {
@@ -279,6 +305,7 @@ async fn run_steps(
         if !picked_up {
             picked_up = true;
             pick_up(store.as_ref(), &build, target, out, progress).await?;
+            note_ci_job(store.as_ref(), &build, opts, guard).await?;
             if build.status == BuildStatus::Failed {
                 // Running the pipeline again is a person's decision to try again; when the
                 // build needed a person, the override is recorded as forced.

@@ -54,8 +54,9 @@ fn plain(e: &Progress) {
                 message.as_deref().unwrap_or("failed")
             )
         }
-        Progress::Skipped { build, state, name } => {
-            format!("{build}  {state:>3} {name:<18} skipped (not a step of this pipeline)")
+        Progress::Skipped { build, state, name, by_step } => {
+            let why = if *by_step { "passed by the step before it" } else { "not a step of this pipeline" };
+            format!("{build}  {state:>3} {name:<18} skipped ({why})")
         }
         Progress::Done(o) => {
             let number = o.number.as_ref().map_or_else(|| "-".to_owned(), BuildNumber::to_string);
@@ -106,7 +107,7 @@ impl Board {
                 format!("{state:>3} {name:<18} {}", if *ok { "done" } else { "FAILED" }),
                 false,
             ),
-            Progress::Skipped { build, state, name } => {
+            Progress::Skipped { build, state, name, .. } => {
                 (build.clone(), format!("{state:>3} {name:<18} skipped"), false)
             }
             Progress::Done(o) => {

@@ -227,6 +227,38 @@ async fn note_ci_job(
 /// The metadata key of the CI job that last went on with a build.
 pub const CI_JOB_KEY: &str = "ci.job";
 
+/// The milestones a tool step completed or skipped on its own (Packer's provisioners,
+/// Ansible's plays), told as progress once the step ended: the runner only sees the
+/// step, the history has each milestone.
+async fn passed_by_step(
+    store: &dyn Store,
+    before: &Build,
+    progress: &mpsc::UnboundedSender<Progress>,
+) -> Result<(), StoreError> {
+    let history = store.history(before.id).await?;
+    for e in history.iter().filter(|e| e.seq > before.history_len) {
+        let name = before.catalog.name_of(e.state).to_owned();
+        let told = match e.kind {
+            EventKind::Completed => Progress::Ended {
+                build: before.number.clone(),
+                state: e.state,
+                name,
+                attempt: e.attempt.max(1),
+                duration: Duration::from_millis(e.duration_ms.unwrap_or(0)),
+                ok: true,
+                message: None,
+                retry_in: None,
+            },
+            EventKind::Skipped => {
+                Progress::Skipped { build: before.number.clone(), state: e.state, name, by_step: true }
+            }
+            _ => continue,
+        };
+        let _ = progress.send(told);
+    }
+    Ok(())
+}
+
 /// Why a run with `--through` left the build where it is.
 fn past_through(through: StateCode, build: &Build) -> String {
     match build.status {
@@ -381,6 +413,7 @@ async fn run_steps(
         let at = now.state;
         if at != state {
             *tally.milestones.entry(at).or_insert(0) += 1;
+            passed_by_step(store.as_ref(), &build, progress).await?;
         }
         let at_name = now.state_name().to_owned();
         if result.success() {
@@ -530,6 +563,7 @@ async fn record_unlisted(
             build: build.number.clone(),
             state,
             name: build.state_name().to_owned(),
+            by_step: false,
         });
     }
     Ok(())

@@ -87,8 +87,9 @@ pub enum Progress {
         message: Option<String>,
         retry_in: Option<Duration>,
     },
-    /// A milestone the pipeline does not list was recorded as skipped.
-    Skipped { build: BuildNumber, state: StateCode, name: String },
+    /// A milestone was recorded as skipped: one the pipeline does not list, or one a
+    /// tool step passed without a part of its own (`by_step`).
+    Skipped { build: BuildNumber, state: StateCode, name: String, by_step: bool },
     /// The build is finished for this run.
     Done(BuildOutcome),
 }

@@ -94,8 +94,8 @@ pub struct Resource {
 
 pub async fn run(a: Args) -> Result<Exit, CliError> {
     let request = read_request(&mut std::io::stdin().lock())?;
-    let creates = matches!(&a, Args::Out(_));
-    let resource = open(request, if creates { Access::Create } else { Access::Existing }).await?;
+    // Never Access::Create: a mistyped `source.store` must not become an empty store.
+    let resource = open(request, Access::Existing).await?;
     let answer = match a {
         Args::Check => concourse_ops::check(&resource).await?,
         Args::In(d) => concourse_ops::fetch(&resource, &existing_dir(&d.dir)?).await?,
@@ -167,7 +167,14 @@ async fn open(request: Request, access: Access) -> Result<Resource, CliError> {
                 "source names no store: give `store` (a path, file:///dir, postgres://…) or `server` with `token`",
             ));
         }
-        (Some(url), None) => crate::open::open_server(url, source.token.as_deref())?.store,
+        (Some(url), None) => {
+            crate::open::open_server(url, source.token.as_deref())
+                .map_err(|e| {
+                    // The client names the variable a token comes from on the command line.
+                    CliError::new(e.exit, e.to_string().replace("BUILDSTATE_TOKEN", "source.token"))
+                })?
+                .store
+        }
         (None, Some(_)) if source.token.is_some() => {
             return Err(CliError::usage("source.token is for a server: a store is reached directly")
                 .with_hint("drop `token`, or use `server` instead of `store`"));

@@ -50,7 +50,20 @@ impl Version {
 /// `check`: the versions, oldest first; without a version only the newest, with one
 /// that still exists that one and every newer one (Concourse's rules).
 pub async fn check(r: &Resource) -> Result<Value, CliError> {
-    let mut versions = Vec::new();
+    let versions = versions(r).await?;
+    let from = r.version.as_ref().and_then(|given| versions.iter().position(|v| v == given));
+    let answer = match from {
+        Some(i) => versions[i..].to_vec(),
+        None => versions.last().cloned().into_iter().collect(),
+    };
+    eprintln!("{} build(s) reached {}; answering {} version(s)", versions.len(), r.until, answer.len());
+    Ok(serde_json::to_value(answer).unwrap_or(Value::Null))
+}
+
+/// Every version of the resource now, oldest first: its builds past the milestone, each
+/// at the time it got past it. What `check` answers from, what `in` accepts, and what
+/// `out` answers with.
+async fn versions(r: &Resource) -> Result<Vec<Version>, CliError> {
     let mut builds = candidates(r).await?;
     // A milestone no build has is a typo that would never trigger: said, not waited on.
     // A build whose own catalog lacks it is passed over (it never makes a version),
@@ -65,6 +78,7 @@ pub async fn check(r: &Resource) -> Result<Value, CliError> {
         }
         builds.retain(|b| b.catalog.contains(code));
     }
+    let mut versions = Vec::new();
     for b in builds {
         if gate(&b, r.until, false) != Gate::Reached {
             continue;
@@ -75,15 +89,12 @@ pub async fn check(r: &Resource) -> Result<Value, CliError> {
         }
     }
     versions.sort_by(|a, b| (a.0, &a.1.id).cmp(&(b.0, &b.1.id)));
-    let versions: Vec<Version> = versions.into_iter().map(|(_, v)| v).collect();
-    let from = r.version.as_ref().and_then(|given| versions.iter().position(|v| v == given));
-    let answer = match from {
-        Some(i) => versions[i..].to_vec(),
-        None => versions.last().cloned().into_iter().collect(),
-    };
-    eprintln!("{} build(s) reached {}; answering {} version(s)", versions.len(), r.until, answer.len());
-    Ok(serde_json::to_value(answer).unwrap_or(Value::Null))
+    Ok(versions.into_iter().map(|(_, v)| v).collect())
 }
+
+/// The version `out` answers with when its build is not past the milestone and the
+/// resource has no version yet: `at` is this word, and `in` fetches it as it is.
+const NOT_YET: &str = "not-yet";
 
 /// `in DIR`: the version's build as files: `build.json` (the export document, which
 /// `buildstate import` reads), `artifacts.json` (current artifacts, and image ids by
@@ -211,21 +222,17 @@ pub async fn put(r: &Resource, dir: &Path, meta: &BuildMeta) -> Result<Value, Cl
             .with_hint("put to the resource of that build's cell"));
         }
     }
-    // A version's time is always one of the build's events (what `in` checks).
-    let mut at = r.store.history(b.id).await?.last().map_or(b.updated_at, |e| e.at);
     if let (Some(action), Some(code)) = (action, code) {
         let ours = |history: &[HistoryEvent]| {
-            history.iter().find(|e| e.actor.contains(&key) && action.recorded_by(e, code)).map(|e| e.at)
+            history.iter().any(|e| e.actor.contains(&key) && action.recorded_by(e, code))
         };
-        if let Some(done) = ours(&r.store.history(b.id).await?) {
+        if ours(&r.store.history(b.id).await?) {
             eprintln!("already recorded by this Concourse build ({key}): nothing written again");
-            at = done;
         } else {
             let cmd = action.command(code, actor.clone(), failure, p.reason.clone().unwrap_or_default());
             match r.store.apply(b.id, &cmd, Guard::none()).await {
                 Ok(outcome) => {
                     b = outcome.build;
-                    at = r.store.history(b.id).await?.last().map_or(b.updated_at, |e| e.at);
                     eprintln!(
                         "{} {code} of build {}: now at {} ({})",
                         action.word(),
@@ -236,17 +243,34 @@ pub async fn put(r: &Resource, dir: &Path, meta: &BuildMeta) -> Result<Value, Cl
                 }
                 // The same put retried at the same moment got there first: its record
                 // is this one's (hostile review: the others went red).
-                Err(e) => match ours(&r.store.history(b.id).await?) {
-                    Some(done) => {
-                        eprintln!("recorded by a retry of this put ({key}) meanwhile: nothing written again");
-                        at = done;
-                    }
-                    None => return Err(e.into()),
-                },
+                Err(e) if ours(&r.store.history(b.id).await?) => {
+                    eprintln!(
+                        "recorded by a retry of this put ({key}) meanwhile: nothing written again ({e})"
+                    );
+                }
+                Err(e) => return Err(e.into()),
             }
         }
     }
-    Ok(json!({"version": Version::of(&b, at), "metadata": metadata(&b)}))
+    // The put's version is one `check` gives (hostile review: a build only created gave
+    // a "delivered" version, which triggers the jobs that take it): this build's, once
+    // it is past the milestone; else the resource's newest, unchanged.
+    let all = versions(r).await?;
+    let version = match (all.iter().find(|v| v.id == b.id.to_string()), all.last()) {
+        (Some(own), _) => own.clone(),
+        (None, Some(newest)) => {
+            eprintln!(
+                "build {} is not past {} yet: the resource's version stays {}",
+                b.number, r.until, newest.build
+            );
+            newest.clone()
+        }
+        (None, None) => {
+            eprintln!("build {} is not past {} yet, and the resource has no version yet", b.number, r.until);
+            Version { build: b.number.to_string(), id: b.id.to_string(), at: NOT_YET.to_owned() }
+        }
+    };
+    Ok(json!({"version": version, "metadata": metadata(&b)}))
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -448,8 +472,10 @@ async fn candidates(r: &Resource) -> Result<Vec<Build>, CliError> {
         .collect())
 }
 
-/// The version's build, unless it is gone or was rewound to or below the milestone
-/// after the version's time.
+/// The version's build, if the version is one of the resource's now (or the `not yet`
+/// version of one of its builds, as `out` gives it before any build is past the
+/// milestone). Gone: the build was deleted, is not this resource's (another cell or
+/// pipeline), was rewound to the milestone or below, or the version was never given.
 async fn still_there(r: &Resource, v: &Version) -> Result<Build, CliError> {
     let gone = |why: String| {
         CliError::not_found(format!("version {} no longer exists: {why}", v.build))
@@ -461,26 +487,25 @@ async fn still_there(r: &Resource, v: &Version) -> Result<Build, CliError> {
         Err(StoreError::BuildNotFound(_)) => return Err(gone("the build is not in the store".into())),
         Err(e) => return Err(e.into()),
     };
-    let at: jiff::Timestamp = v.at.parse().map_err(|_| gone(format!("`{}` is not a time", v.at)))?;
-    let code = match r.until {
-        Until::Milestone(c) => Some(c),
-        Until::Delivered => b.catalog.codes().last(),
-    };
+    if !candidates(r).await?.iter().any(|c| c.id == b.id) {
+        return Err(gone(format!("build {} is not a build of this resource's source", b.number)));
+    }
+    if v.at == NOT_YET || versions(r).await?.contains(v) {
+        return Ok(b);
+    }
     let history = r.store.history(b.id).await?;
-    // Every version this resource gives has the time of one of the build's events.
-    if !history.iter().any(|e| e.at == at) {
-        return Err(gone(format!(
-            "build {} has no event at {}: this resource never gave that version",
-            b.number, v.at
-        )));
-    }
-    if let Some(rewind) = history
-        .iter()
-        .find(|e| e.kind == EventKind::Rewound && e.at > at && code.is_some_and(|c| e.state <= c))
-    {
-        return Err(gone(format!("build {} was rewound to {} at {}", b.number, rewind.state, rewind.at)));
-    }
-    Ok(b)
+    let why = match history.iter().rev().find(|e| e.kind == EventKind::Rewound) {
+        Some(rewind)
+            if reached_at(&history, &b.catalog, r.until).is_none() || rewind.at.to_string() > v.at =>
+        {
+            format!("build {} was rewound to {} at {}", b.number, rewind.state, rewind.at)
+        }
+        _ => format!(
+            "build {} is not past {} at {}: this resource never gave that version",
+            b.number, r.until, v.at
+        ),
+    };
+    Err(gone(why))
 }
 
 fn metadata(b: &Build) -> Value {

@@ -170,9 +170,13 @@ pub fn run(a: &Args) -> Result<Exit, CliError> {
     }
     if let Some(db) = &a.store {
         let lower = db.to_ascii_lowercase();
-        if !(lower.starts_with("postgres://") || lower.starts_with("postgresql://")) {
+        let postgres = lower.starts_with("postgres://")
+            || lower.starts_with("postgresql://")
+            || buildstate_postgres::conninfo::is_key_value(db);
+        if !postgres {
             crate::output::warning(format!(
-                "--store {db} is not PostgreSQL: each CI runner would have a store of its own, and a re-run job on another runner would not find its build"
+                "--store {} is not PostgreSQL: each CI runner would have a store of its own, and a re-run job on another runner would not find its build",
+                crate::config::redact_url(db)
             ));
         }
     }

@@ -441,3 +441,66 @@ fn a_postgres_store_takes_its_password_from_the_source() {
     assert_eq!(r.code, 0, "{r:?}");
     assert!(!r.stderr.contains(password) || password.len() < 4, "no password in the log: {r:?}");
 }
+
+/// From a second hostile review: `in` fetched builds the source does not stand for or
+/// that never got past its milestone, `out` answered with a version of a build only
+/// created (which would trigger the jobs taking the resource), and an `out` to a
+/// mistyped store created it.
+#[test]
+fn versions_are_only_ever_the_resources_own() {
+    let env = Env::new().with_catalog().with_images(&["hana"]);
+    let src = source(&env, json!({"milestone": 5, "pipeline": "images"}));
+    // Created by a put, at 0: the version answered is no version of the resource's.
+    let made = answer(&resource(&env, "out", &json!({"source": src, "params": {"create": true}}), "800"));
+    assert_eq!(made["version"]["at"], "not-yet", "{made}");
+    assert_eq!(answer(&resource(&env, "check", &json!({"source": src}), "")), json!([]));
+    let b = made["version"]["build"].as_str().expect("a number").to_owned();
+    // The implicit get of it works (it is this resource's build), and says where it is.
+    let got = answer(&resource(&env, "in", &json!({"source": src, "version": made["version"]}), "800"));
+    assert_eq!(got["version"], made["version"]);
+    advance(&env, &b, 5);
+    let versions = answer(&resource(&env, "check", &json!({"source": src}), ""));
+    assert_eq!(versions.as_array().map(Vec::len), Some(1), "{versions}");
+    // A put that leaves another build short of 5 answers the resource's newest, unchanged.
+    let other = answer(&resource(
+        &env,
+        "out",
+        &json!({"source": src, "params": {"create": true, "number": "cc-second"}}),
+        "801",
+    ));
+    assert_eq!(other["version"], versions[0], "{other}");
+
+    // A version of a build the source does not select (another image), or a time at
+    // which the build was not past the milestone, is none of this resource's.
+    let hana = env.ok(&[
+        "build",
+        "create",
+        "--platform",
+        "aws-commercial",
+        "--os",
+        "rhel-9.6",
+        "--image",
+        "hana",
+        "--number",
+        "cc-hana",
+    ]);
+    let hana = hana.trim();
+    advance(&env, hana, 5);
+    let hana_src = source(&env, json!({"milestone": 5, "image": "hana"}));
+    let hana_version = answer(&resource(&env, "check", &json!({"source": hana_src}), ""))[0].clone();
+    let r = resource(&env, "in", &json!({"source": src, "version": hana_version}), "802");
+    assert_eq!(r.code, 3, "{r:?}");
+    assert!(r.stderr.contains("not a build of this resource's source"), "{r:?}");
+    let history = env.history(&b);
+    let created_at = history[0]["at"].clone();
+    let early = json!({"build": b, "id": versions[0]["id"], "at": created_at});
+    let r = resource(&env, "in", &json!({"source": src, "version": early}), "803");
+    assert_eq!(r.code, 3, "{r:?}");
+
+    // A store that is not there is not created by a put.
+    let typo = env.path("typo.db");
+    let bad = json!({"source": {"store": typo, "platform": "aws-commercial", "os": "rhel-9.6", "image": "base"}, "params": {"create": true}});
+    let r = resource(&env, "out", &bad, "804");
+    assert_eq!(r.code, 3, "{r:?}");
+    assert!(!typo.exists(), "no store made at a mistyped path");
+}

@@ -371,6 +371,10 @@ fn mistakes_are_refused_and_secrets_never_written() {
         std::fs::read_to_string(env.path("images.yml")).expect("read").starts_with("name: images"),
         "not overwritten"
     );
+    // A libpq key/value string is PostgreSQL, and its password is never shown.
+    let r = run(&["gitlab", "images.yml", "--store", "host=h user=u password=pw dbname=db"]);
+    assert_eq!(r.code, 2, "{r:?}");
+    assert!(!r.stderr.contains("password=pw") && !r.stderr.contains("not PostgreSQL"), "{r:?}");
     // A store each runner has for itself, or a token in the clear: said (hostile review).
     let r = run(&["gitlab", "images.yml", "--store", "/tmp/local.db"]);
     assert!(r.code == 0 && r.stderr.contains("is not PostgreSQL"), "{r:?}");

@@ -216,21 +216,26 @@ pub fn concourse(plan: &Plan) -> String {
             q(c.image_type.as_str())
         );
     }
-    // The one task, shared by every job through a YAML anchor.
-    out.push_str("\n# The task every job runs; the job gives the cell as params.\n");
-    out.push_str("task-config: &run-task\n  platform: linux\n  image_resource:\n    type: registry-image\n    source:\n      repository: ((buildstate-resource-image))\n");
-    out.push_str("  inputs:\n    - name: repo\n  params:\n");
-    out.push_str(&task_params);
-    out.push_str("    PLATFORM: \"\"\n    OS: \"\"\n    IMAGE: \"\"\n    THROUGH: \"\"\n");
+    // The one task: written out at its first use and anchored there, then aliased (no
+    // key of its own at the top, which Concourse would not know).
+    let mut config = String::from(
+        "          platform: linux\n          image_resource:\n            type: registry-image\n            source:\n              repository: ((buildstate-resource-image))\n",
+    );
+    config.push_str("          inputs:\n            - name: repo\n          params:\n");
+    for line in task_params.lines() {
+        let _ = writeln!(config, "        {line}");
+    }
+    config.push_str("            PLATFORM: \"\"\n            OS: \"\"\n            IMAGE: \"\"\n            THROUGH: \"\"\n");
     let _ = writeln!(
-        out,
-        "  run:\n    path: sh\n    dir: repo\n    args:\n      - -ec\n      - {}",
+        config,
+        "          run:\n            path: sh\n            dir: repo\n            args:\n              - -ec\n              - {}",
         q(&format!(
             "{} run {} --only \"platform=$PLATFORM,os=$OS,image=$IMAGE\" ${{THROUGH:+--through $THROUGH}}",
             plan.command,
             super::kept::quote(&plan.path)
         ))
     );
+    let mut anchored = false;
     out.push_str("\njobs:\n");
     for c in plan.cells() {
         let _ = writeln!(out, "  - name: {}", q(&cell_slug(c)));
@@ -247,7 +252,14 @@ pub fn concourse(plan: &Plan) -> String {
         };
         for (name, through) in steps {
             let _ = writeln!(out, "      - task: {}", q(&name));
-            out.push_str("        config: *run-task\n        params:\n");
+            if anchored {
+                out.push_str("        config: *run-task\n");
+            } else {
+                out.push_str("        config: &run-task\n");
+                out.push_str(&config);
+                anchored = true;
+            }
+            out.push_str("        params:\n");
             let _ = writeln!(
                 out,
                 "          PLATFORM: {}\n          OS: {}\n          IMAGE: {}\n          THROUGH: {}",

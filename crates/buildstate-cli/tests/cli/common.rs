@@ -209,20 +209,18 @@ impl Env {
 
     /// Creates a build with a fixed number.
     pub fn build(&self, number: &str) -> String {
-        let out = self.ok(&[
-            "build",
-            "create",
-            "--platform",
-            "aws-commercial",
-            "--os",
-            "rhel-9.6",
-            "--image",
-            "base",
-            "--number",
-            number,
-        ]);
-        assert_eq!(out.trim(), number);
+        let out = self.build_with("base", &["--number", number]);
+        assert_eq!(out, number);
         number.to_owned()
+    }
+
+    /// Creates a build of aws-commercial/rhel-9.6/`image` with `extra` flags
+    /// (`--number`, `--catalog`, …); returns its number.
+    pub fn build_with(&self, image: &str, extra: &[&str]) -> String {
+        let mut args =
+            vec!["build", "create", "--platform", "aws-commercial", "--os", "rhel-9.6", "--image", image];
+        args.extend_from_slice(extra);
+        self.ok(&args).trim().to_owned()
     }
 
     /// Completes milestones from 0 until the build is at `code`.

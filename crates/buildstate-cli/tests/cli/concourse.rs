@@ -386,9 +386,8 @@ fn puts_and_versions_the_review_found_are_handled() {
         assert_eq!(r.code, 2, "{params}: {r:?}");
         assert!(r.stderr.contains(says), "{r:?}");
     }
-    let hana =
-        env.ok(&["build", "create", "--platform", "aws-commercial", "--os", "rhel-9.6", "--image", "hana"]);
-    let other = json!({"source": src, "params": {"build": hana.trim(), "action": "start", "state": 0}});
+    let hana = env.build_with("hana", &[]);
+    let other = json!({"source": src, "params": {"build": hana, "action": "start", "state": 0}});
     let r = resource(&env, "out", &other, "702");
     assert_eq!(r.code, 2, "{r:?}");
     assert!(r.stderr.contains("is of image hana, not the source's base"), "{r:?}");
@@ -408,18 +407,7 @@ fn puts_and_versions_the_review_found_are_handled() {
         "short.yml",
         "- {code: 0, name: initial}\n- {code: 50, name: half}\n- {code: 100, name: done}\n",
     );
-    env.ok(&[
-        "build",
-        "create",
-        "--platform",
-        "aws-commercial",
-        "--os",
-        "rhel-9.6",
-        "--image",
-        "base",
-        "--catalog",
-        env.path("short.yml").to_str().expect("utf-8"),
-    ]);
+    env.build_with("base", &["--catalog", env.path("short.yml").to_str().expect("utf-8")]);
     let r = resource(&env, "check", &json!({"source": source(&env, json!({"milestone": 0}))}), "");
     assert_eq!(r.code, 0, "{r:?}");
     let r = resource(&env, "check", &json!({"source": source(&env, json!({"milestone": 5}))}), "");
@@ -472,20 +460,8 @@ fn versions_are_only_ever_the_resources_own() {
 
     // A version of a build the source does not select (another image), or a time at
     // which the build was not past the milestone, is none of this resource's.
-    let hana = env.ok(&[
-        "build",
-        "create",
-        "--platform",
-        "aws-commercial",
-        "--os",
-        "rhel-9.6",
-        "--image",
-        "hana",
-        "--number",
-        "cc-hana",
-    ]);
-    let hana = hana.trim();
-    advance(&env, hana, 5);
+    let hana = env.build_with("hana", &["--number", "cc-hana"]);
+    advance(&env, &hana, 5);
     let hana_src = source(&env, json!({"milestone": 5, "image": "hana"}));
     let hana_version = answer(&resource(&env, "check", &json!({"source": hana_src}), ""))[0].clone();
     let r = resource(&env, "in", &json!({"source": src, "version": hana_version}), "802");
